@@ -60,12 +60,13 @@ PHASES = ("infer", "train")
 MACS_FACTOR = {"infer": 1, "train": 3}  # training = forward + backward (input grads + weight grads) ~ 3x forward
 
 DEFAULT_MODELS = [
-    # 32x32, basic blocks: the three schemes on one skeleton + timm's ResNet class built in the same shape
+    # 32x32, basic blocks: the three schemes on one skeleton + timm's ResNetV2 / ResNet classes built in that shape
     "zerosnet20_cifar",
     "lmresnet20_cifar",
     "preresnet20_cifar",
+    "timm-resnetv2_20_cifar",
     "timm-resnet20_cifar",
-    # 224x224, bottleneck blocks, + timm's pre-activation ResNet-50 (an eager-only reference: see --compile-models)
+    # 224x224, bottleneck blocks: timm's pre-activation ResNet-50 (the reference of target 1) and its ResNet-50
     "zerosnet50",
     "lmresnet50",
     "preresnet50",
@@ -75,9 +76,9 @@ DEFAULT_MODELS = [
 # the 224x224 basic-block set (add with --models default,imagenet-basic; resnet18 is added as their reference)
 MODEL_SETS = {
     "default": DEFAULT_MODELS,
-    "imagenet-basic": ["zerosnet18", "lmresnet18", "preresnet18", "resnet18"],
+    "imagenet-basic": ["zerosnet18", "lmresnet18", "preresnet18", "resnetv2_18", "resnet18"],
 }
-QUICK_MODELS = ["zerosnet20_cifar", "lmresnet20_cifar", "preresnet20_cifar", "timm-resnet20_cifar"]
+QUICK_MODELS = ["zerosnet20_cifar", "lmresnet20_cifar", "preresnet20_cifar", "timm-resnetv2_20_cifar"]
 
 # (full, quick) defaults of the options that --quick changes; an explicit option always wins
 PRESETS: dict[str, tuple[Any, Any]] = {
@@ -92,13 +93,15 @@ PRESETS: dict[str, tuple[Any, Any]] = {
     "min_rep_s": (0.5, 0.0),
     "isolate": ("subprocess", "none"),
     "threads": (None, 1),  # None: all cores
+    "mem_steps": (3, 1),
+    "mem_batch": ("32", ""),
 }
 
 # ----------------------------------------------------------------------------------------------------------------
 # models
 # ----------------------------------------------------------------------------------------------------------------
 
-_CIFAR_REF = re.compile(r"^timm-resnet(\d+)_cifar$")
+_CIFAR_REF = re.compile(r"^timm-resnet(v2_)?(\d+)_cifar$")
 
 
 def _cifar_ref_layout(depth: int):
@@ -116,29 +119,60 @@ def _cifar_ref_layout(depth: int):
     return None
 
 
-def timm_cifar_resnet(depth: int, num_classes: int = 10, device=None) -> nn.Module:
-    """timm's own ResNet class (post-activation BasicBlock / Bottleneck, in-place ReLU) in the CIFAR shape of our
-    *_cifar models: a 3x3 stride-1 stem conv + BN-ReLU, no max-pool; 3 stages of widths 16/32/64 (x4 for bottleneck)
-    for depth 6n+2 (basic: 20, 32, 44, 56, 110) and 9n+2 >= 164 (bottleneck: 164), or 4 stages of widths 64..512 for
-    depth 18 and 34 (the usual CIFAR ResNet-18/34).
+def timm_cifar_resnet(depth: int, num_classes: int = 10, device=None, preact: bool = False) -> nn.Module:
+    """timm's own ResNet classes in the CIFAR shape of our *_cifar models: a 3x3 stride-1 stem conv and no max-pool;
+    3 stages of widths 16/32/64 (x4 for bottleneck) for depth 6n+2 (basic: 20, 32, 44, 56, 110) and 9n+2 >= 164
+    (bottleneck: 164), or 4 stages of widths 64..512 for depth 18 and 34 (the usual CIFAR ResNet-18/34).
+
+    ``preact=False``: ``timm-resnet<depth>_cifar``, timm's ``ResNet`` (post-activation BasicBlock / Bottleneck,
+    in-place ReLU, BN-ReLU after the stem). ``preact=True``: ``timm-resnetv2_<depth>_cifar``, timm's ``ResNetV2``
+    (pre-activation PreActBasic / PreActBottleneck with BatchNormAct2d, as timm's resnetv2_18 / resnetv2_50: the
+    block type of our ZeroSNet, LM-ResNet and PreResNet).
     """
-    from timm.models.resnet import ResNet
+    from timm.models.resnet import BasicBlock
 
     layout = _cifar_ref_layout(depth)
+    name = f"timm-resnet{'v2_' if preact else ''}{depth}_cifar"
     if layout is None:
-        raise ValueError(f"timm-resnet{depth}_cifar: depth must be 18, 34, 6n+2 (basic) or 9n+2 >= 164 (bottleneck).")
+        raise ValueError(f"{name}: depth must be 18, 34, 6n+2 (basic) or 9n+2 >= 164 (bottleneck).")
     block, layers, channels = layout
     stem = channels[0] if len(layers) == 4 else 16
-    # a 'deep' stem of width stem/2 makes the stem output (the first stage input) `stem` channels; its three convs are
-    # then replaced by the single 3x3 stride-1 conv of the CIFAR skeleton
-    model = ResNet(
-        block, layers, channels=channels, stem_type="deep", stem_width=stem // 2, num_classes=num_classes, device=device
-    )
-    model.conv1 = nn.Conv2d(3, stem, 3, stride=1, padding=1, bias=False, device=device)
-    model.maxpool = nn.Identity()
-    if len(layers) == 3:
-        model.layer4 = nn.Identity()  # timm's forward always calls layer1..layer4; this skeleton has 3 stages
-    model.pretrained_cfg = dict(input_size=(3, 32, 32), num_classes=num_classes, architecture=f"timm-resnet{depth}")
+    if preact:
+        from timm.layers import BatchNormAct2d, create_conv2d
+        from timm.models.resnetv2 import ResNetV2
+
+        basic = block is BasicBlock
+        model = ResNetV2(
+            list(layers),
+            channels=channels if basic else tuple(4 * c for c in channels),
+            num_classes=num_classes,
+            stem_chs=stem,
+            basic=basic,
+            bottle_ratio=1.0 if basic else 0.25,
+            conv_layer=create_conv2d,
+            norm_layer=BatchNormAct2d,
+            device=device,
+        )
+        model.stem = nn.Sequential(nn.Conv2d(3, stem, 3, stride=1, padding=1, bias=False, device=device))
+    else:
+        from timm.models.resnet import ResNet
+
+        # a 'deep' stem of width stem/2 makes the stem output (the first stage input) `stem` channels; its three
+        # convs are then replaced by the single 3x3 stride-1 conv of the CIFAR skeleton
+        model = ResNet(
+            block,
+            layers,
+            channels=channels,
+            stem_type="deep",
+            stem_width=stem // 2,
+            num_classes=num_classes,
+            device=device,
+        )
+        model.conv1 = nn.Conv2d(3, stem, 3, stride=1, padding=1, bias=False, device=device)
+        model.maxpool = nn.Identity()
+        if len(layers) == 3:
+            model.layer4 = nn.Identity()  # timm's forward always calls layer1..layer4; this skeleton has 3 stages
+    model.pretrained_cfg = dict(input_size=(3, 32, 32), num_classes=num_classes, architecture=name)
     return model
 
 
@@ -154,7 +188,7 @@ def create_bench_model(spec: str, device=None) -> nn.Module:
     name, _ = split_name(spec)
     m = _CIFAR_REF.match(name)
     if m:
-        return timm_cifar_resnet(int(m.group(1)), device=device)
+        return timm_cifar_resnet(int(m.group(2)), device=device, preact=bool(m.group(1)))
     return timm.create_model(name, device=device)
 
 
@@ -162,7 +196,7 @@ def is_known(spec: str) -> bool:
     name, _ = split_name(spec)
     m = _CIFAR_REF.match(name)
     if m:
-        return _cifar_ref_layout(int(m.group(1))) is not None
+        return _cifar_ref_layout(int(m.group(2))) is not None
     return timm.is_model(name)
 
 
@@ -183,6 +217,11 @@ def block_type(model: nn.Module) -> str:
     if any("Basic" in k for k in kinds):
         return "basic"
     return "other"
+
+
+def is_preact(model: nn.Module) -> bool:
+    """Pre-activation blocks (BN-ReLU before each conv: our ZeroSNet / LM-ResNet / PreResNet, timm's ResNetV2)."""
+    return any(type(m).__name__.startswith("PreAct") for m in model.modules())
 
 
 def count_macs(model: nn.Module, input_size: tuple[int, int, int], device="meta") -> float:
@@ -215,12 +254,13 @@ def model_info(spec: str, args: argparse.Namespace) -> dict[str, Any]:
         gmacs = count_macs(model, input_size, "meta" if meta else "cpu")
     except Exception:
         gmacs = count_macs(create_bench_model(spec), input_size, "cpu")
-    m = re.search(r"(\d+)", name)
+    m = re.search(r"(\d+)", name.replace("v2_", "_"))  # resnetv2_50 -> 50, not 2
     return dict(
         model=spec,
         family=family_of(name),
         style=style,
         block=block_type(model),
+        preact=is_preact(model),
         depth=int(m.group(1)) if m else None,
         img_size=size,
         batch=args.batch_size_cifar if style == "cifar" else args.batch_size,
@@ -230,19 +270,27 @@ def model_info(spec: str, args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def reference_for(info: dict[str, Any], args: argparse.Namespace) -> str | None:
-    """The timm ResNet of the same block type and style that this model's efficiency is compared with."""
+def reference_for(info: dict[str, Any], args: argparse.Namespace, activation: str | None = None) -> str | None:
+    """The timm ResNet of the same block type and style that this model's efficiency is compared with (target 1):
+    pre-activation models get timm's ResNetV2 (PreActBasic / PreActBottleneck), post-activation ones timm's ResNet.
+    ``activation='post'`` asks for the post-activation reference whatever the model's blocks are."""
+    pre = info.get("preact", False) if activation is None else activation == "pre"
     if info["style"] == "cifar":
         if info["depth"] is None:
             return None
-        ref = args.ref_cifar.format(depth=info["depth"])
+        ref = (args.ref_preact_cifar if pre else args.ref_cifar).format(depth=info["depth"])
     elif info["block"] == "bottleneck":
-        ref = args.ref_bottleneck
+        ref = args.ref_preact_bottleneck if pre else args.ref_bottleneck
     elif info["block"] == "basic":
-        ref = args.ref_basic
+        ref = args.ref_preact_basic if pre else args.ref_basic
     else:
         return None
     return None if ref == info["model"] or not is_known(ref) else ref
+
+
+def post_reference_for(info: dict[str, Any], args: argparse.Namespace) -> str | None:
+    """For a pre-activation model, the post-activation timm ResNet of the same skeleton (the 'x post' column)."""
+    return reference_for(info, args, "post") if info.get("preact") else None
 
 
 def euler_for(spec: str) -> str | None:
@@ -258,7 +306,7 @@ def euler_for(spec: str) -> str | None:
 def expand_models(patterns: str) -> list[str]:
     """Comma / space separated names or wildcards ('zerosnet*_cifar', 'resnet50', 'resnet18@32', 'timm-resnet*')."""
     out: list[str] = []
-    refs = [f"timm-resnet{d}_cifar" for d in (18, 20, 32, 34, 44, 56, 110, 164)]
+    refs = [f"timm-resnet{v}{d}_cifar" for v in ("", "v2_") for d in (18, 20, 32, 34, 44, 56, 110, 164)]
     pats = [p for p in re.split(r"[,\s]+", patterns.strip()) if p]
     pats = [m for p in pats for m in MODEL_SETS.get(p, [p])]
     for pat in pats:
@@ -555,7 +603,9 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
             optimizer.zero_grad(set_to_none=True)
             optimizer.state.clear()
         model.train(phase == "train")
-        mem = memory_step(steps[phase], sync, device, rss_base, can_reset)
+        runs = [memory_step(steps[phase], sync, device, rss_base, can_reset) for _ in range(cfg.get("mem_steps", 1))]
+        mem = {k: statistics.median(m[k] for m in runs) for k in ("mem_mb", "step_mem_mb", "peak_mb")}
+        mem.update(mem_method=runs[0]["mem_method"], mem_mb_runs=[m["mem_mb"] for m in runs])
         if pinned:
             mem["mem_method"] += ", malloc mmap threshold pinned"
         result["phases"][phase].update(mem)
@@ -674,6 +724,7 @@ def make_rows(infos: dict[str, dict], results: list[dict], args: argparse.Namesp
             q1, med, q3 = quartiles(s)
             batch, macs = info["batch"], info["gmacs"] * MACS_FACTOR[phase]
             mem = {k: statistics.median(d[k] for d in slot["mem"]) for k in ("mem_mb", "step_mem_mb", "peak_mb")}
+            mem["mem_mb_runs"] = [v for d in slot["mem"] for v in d.get("mem_mb_runs", [d["mem_mb"]])]
             for key in ("saved_mb", "tensor_mb"):  # deterministic: the first round's value
                 vals = [d[key] for d in slot["mem"] if d.get(key) is not None]
                 mem[key] = vals[0] if vals else None
@@ -705,9 +756,11 @@ def make_rows(infos: dict[str, dict], results: list[dict], args: argparse.Namesp
 
     for r in rows:
         r["ref"] = reference_for(infos[r["model"]], args)
+        r["post"] = post_reference_for(infos[r["model"]], args)
         r["euler"] = euler_for(r["model"])
         r["baseline"] = args.baseline or None
-        for col, other in (("x_ref", r["ref"]), ("x_euler", r["euler"]), ("x_base", r["baseline"])):
+        pairs = (("x_ref", r["ref"]), ("x_post", r["post"]), ("x_euler", r["euler"]), ("x_base", r["baseline"]))
+        for col, other in pairs:
             got = ratio(r, other)
             r[col], r[col + "_lo"], r[col + "_hi"] = got if got else (None, None, None)
         got = ratio(r, r["baseline"], "img_s")
@@ -729,7 +782,40 @@ def _verdict(ok: bool, lo: float | None, hi: float | None, threshold: float, hig
     return word
 
 
-def run_checks(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+def _memory_checks(model: str, euler: str, mine: dict, theirs: dict, args, label: str = "") -> list[dict[str, Any]]:
+    """Check 2 lines: peak RSS as the issue states it (CPU), then the exact live-tensor bytes (the CPU counterpart of
+    CUDA's max_memory_allocated)."""
+    out = []
+    for key, name in (("mem_mb", "2 memory"), ("tensor_mb", "2 memory (live tensors, exact)")):
+        if not (mine.get(key) and theirs.get(key)):
+            continue
+        q = mine[key] / theirs[key]
+        detail = f"{mine[key]:.0f} MB vs {theirs[key]:.0f} MB"
+        runs_a, runs_b = mine.get(key + "_runs"), theirs.get(key + "_runs")
+        if runs_a and runs_b and len(runs_a) > 1:
+            detail += f"; medians of {len(runs_a)} steps, ratio range {min(runs_a) / max(runs_b):.2f}-"
+            detail += f"{max(runs_a) / min(runs_b):.2f}"
+        out.append(
+            dict(
+                check=name + label,
+                model=model,
+                phase="train",
+                mode="eager",
+                against=euler,
+                measured=q,
+                lo=None,
+                hi=None,
+                target=f"<= {args.mem_tol:.2f}",
+                result="PASS" if q <= args.mem_tol else "MISS",
+                detail=detail,
+            )
+        )
+    return out
+
+
+def run_checks(
+    rows: list[dict[str, Any]], args: argparse.Namespace, mem_extra: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The three targets of the issue, one line per (model, phase, mode) they apply to."""
     index = {(r["model"], r["mode"], r["phase"]): r for r in rows}
     checks = []
@@ -751,32 +837,18 @@ def run_checks(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dic
                     result=_verdict(ok, r["x_ref_lo"], r["x_ref_hi"], 1 - args.eff_tol, True),
                 )
             )
-    # (2) memory: training peak memory of ZeroSNet at most 1.10x that of the PreResNet of the same skeleton
+    # (2) memory: training peak memory of ZeroSNet at most 1.10x that of the PreResNet of the same skeleton, at the
+    # batch of the run and at the extra batches of --mem-batch
     for r in rows:
         if r["family"] == "zerosnet" and r["phase"] == "train" and r["mode"] == "eager" and "mem_mb" in r:
             e = index.get((r["euler"], r["mode"], "train"))
-            if e is None or "mem_mb" not in e or e["mem_mb"] <= 0:
-                continue
-            # peak RSS as the issue states it, then the exact live-tensor bytes (the CPU counterpart of CUDA's)
-            for key, label in (("mem_mb", "2 memory"), ("tensor_mb", "2 memory (live tensors, exact)")):
-                if key != "mem_mb" and not (r.get(key) and e.get(key)):
-                    continue
-                q = r[key] / e[key]
-                checks.append(
-                    dict(
-                        check=label,
-                        model=r["model"],
-                        phase="train",
-                        mode=r["mode"],
-                        against=r["euler"],
-                        measured=q,
-                        lo=None,
-                        hi=None,
-                        target=f"<= {args.mem_tol:.2f}",
-                        result="PASS" if q <= args.mem_tol else "MISS",
-                        detail=f"{r[key]:.0f} MB vs {e[key]:.0f} MB",
-                    )
-                )
+            if e is not None and e.get("mem_mb", 0) > 0:
+                checks += _memory_checks(r["model"], r["euler"], r, e, args, f" @ batch {r['batch']}")
+    by_key = {(m["model"], m["batch"]): m for m in mem_extra or []}
+    for m in mem_extra or []:
+        euler = euler_for(m["model"])
+        if m["model"] == m["pair"] and (euler, m["batch"]) in by_key:
+            checks += _memory_checks(m["model"], euler, m, by_key[(euler, m["batch"])], args, f" @ batch {m['batch']}")
     # (3) torch.compile speed-up of ours at least that of the baseline (timm resnet50)
     for r in rows:
         if r["family"] in CHECKED and r["mode"] == "compile" and r.get("compile_speedup") is not None:
@@ -784,6 +856,10 @@ def run_checks(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dic
             if b is None or b.get("compile_speedup") is None:
                 continue
             q = r["compile_speedup"] / b["compile_speedup"]
+            detail = f"{r['compile_speedup']:.2f}x vs {b['compile_speedup']:.2f}x"
+            ref = index.get((r["ref"], "compile", r["phase"]))
+            if r["ref"] != args.baseline and ref and ref.get("compile_speedup") is not None:
+                detail += f"; {r['ref']} (same block type): {ref['compile_speedup']:.2f}x"
             checks.append(
                 dict(
                     check="3 compile speed-up",
@@ -796,7 +872,7 @@ def run_checks(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dic
                     hi=None,
                     target=">= 1.00",
                     result="PASS" if q >= 1.0 else "MISS",
-                    detail=f"{r['compile_speedup']:.2f}x vs {b['compile_speedup']:.2f}x",
+                    detail=detail,
                 )
             )
     return checks
@@ -890,9 +966,10 @@ def markdown_report(
         ),
         "- img/s: median with the interquartile range [q1-q3] over the repetitions; GMACs: conv/linear multiply-adds "
         "of one image (FlopCounterMode); GMAC/s = GMACs x img/s x (1 inference, 3 training)",
-        f"- x ref / x euler / x base: achieved GMAC/s divided by that of the paired model in the same mode and phase "
-        f"(ref: timm ResNet of the same block type and style; euler: the PreResNet of the same skeleton; base: "
-        f"{args.baseline or '-'}), with the range q1/q3 .. q3/q1 in brackets",
+        f"- x ref / x post / x euler / x base: achieved GMAC/s divided by that of the paired model in the same mode "
+        f"and phase (ref: timm ResNet of the same block type and style - timm's pre-activation ResNetV2 for "
+        f"pre-activation models; post: timm's post-activation ResNet of the same skeleton; euler: the PreResNet of "
+        f"the same skeleton; base: {args.baseline or '-'}), with the range q1/q3 .. q3/q1 in brackets",
         f"- mem MB: peak memory of one step minus the process baseline (torch imported, nothing built) - {mem_method}; "
         f"step MB: the part allocated during the step itself (activations, grads, temporaries); tensor MB (CPU, eager "
         f"modes): exact peak of the bytes of live tensors during a step, weights and optimizer state included (the "
@@ -901,14 +978,15 @@ def markdown_report(
         "",
         "## Models",
         "",
-        "| model | family | style | block | input | batch | params (M) | GMACs | ref | euler |",
-        "|---|---|---|---|---|---:|---:|---:|---|---|",
+        "| model | family | style | block | input | batch | params (M) | GMACs | ref | post | euler |",
+        "|---|---|---|---|---|---:|---:|---:|---|---|---|",
     ]
     for spec, i in infos.items():
+        block = ("pre-act " if i.get("preact") else "") + i["block"]
         out.append(
-            f"| {spec} | {i['family']} | {i['style']} | {i['block']} | {i['img_size']} | {i['batch']} | "
+            f"| {spec} | {i['family']} | {i['style']} | {block} | {i['img_size']} | {i['batch']} | "
             f"{i['params_m']:.2f} | {i['gmacs']:.3f} | {reference_for(i, args) or '-'} | "
-            f"{euler_for(spec) or '-'} |"
+            f"{post_reference_for(i, args) or '-'} | {euler_for(spec) or '-'} |"
         )
     for phase, title in (("infer", "Inference"), ("train", "Training (forward + backward + SGD step)")):
         prows = [r for r in rows if r["phase"] == phase]
@@ -918,15 +996,16 @@ def markdown_report(
             "",
             f"## {title}",
             "",
-            "| model | mode | img/s [q1-q3] | ms/step | GMAC/s | x ref | x euler | x base | compile x | mem MB | "
-            "step MB | tensor MB | saved MB | first call s | status |",
-            "|---|---|---|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+            "| model | mode | img/s [q1-q3] | ms/step | GMAC/s | x ref | x post | x euler | x base | compile x | "
+            "mem MB | step MB | tensor MB | saved MB | first call s | status |",
+            "|---|---|---|---:|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in prows:
             ips = f"{r['img_s']:.1f} [{r['img_s_q1']:.1f}-{r['img_s_q3']:.1f}]" if "img_s" in r else "-"
             out.append(
                 f"| {r['model']} | {r['mode']} | {ips} | {_f(r.get('step_ms'))} | {_f(r.get('gmac_s'))} | "
-                f"{_ratio_cell(r, 'x_ref')} | {_ratio_cell(r, 'x_euler')} | {_ratio_cell(r, 'x_base')} | "
+                f"{_ratio_cell(r, 'x_ref')} | {_ratio_cell(r, 'x_post')} | {_ratio_cell(r, 'x_euler')} | "
+                f"{_ratio_cell(r, 'x_base')} | "
                 f"{_f(r.get('compile_speedup'), '.2f')} | {_f(r.get('mem_mb'), '.0f')} | "
                 f"{_f(r.get('step_mem_mb'), '.0f')} | {_f(r.get('tensor_mb'), '.0f')} | "
                 f"{_f(r.get('saved_mb'), '.0f')} | {_f(r.get('first_s'), '.1f')} | {r['status']} |"
@@ -986,6 +1065,10 @@ CSV_FIELDS = [
     "x_ref",
     "x_ref_lo",
     "x_ref_hi",
+    "post",
+    "x_post",
+    "x_post_lo",
+    "x_post_hi",
     "euler",
     "x_euler",
     "x_euler_lo",
@@ -1087,13 +1170,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--baseline", default=None, help="model every row is also compared with ('' for none; default resnet50)"
     )
-    p.add_argument("--ref-basic", default="resnet18", help="timm reference of 224-style basic-block models")
-    p.add_argument("--ref-bottleneck", default="resnet50", help="timm reference of 224-style bottleneck models")
+    p.add_argument(
+        "--ref-preact-basic",
+        default="resnetv2_18",
+        help="timm reference of 224-style pre-activation basic-block models",
+    )
+    p.add_argument(
+        "--ref-preact-bottleneck",
+        default="resnetv2_50",
+        help="timm reference of 224-style pre-activation bottleneck models",
+    )
+    p.add_argument(
+        "--ref-preact-cifar",
+        default="timm-resnetv2_{depth}_cifar",
+        help="reference of 32x32 pre-activation models; {depth} is the model's depth",
+    )
+    p.add_argument(
+        "--ref-basic", default="resnet18", help="post-activation reference of 224-style basic-block models ('x post')"
+    )
+    p.add_argument(
+        "--ref-bottleneck", default="resnet50", help="post-activation reference of 224-style bottleneck models"
+    )
     p.add_argument(
         "--ref-cifar",
         default="timm-resnet{depth}_cifar",
-        help="reference of 32x32 models; {depth} is the model's depth (e.g. 'resnet18@32' to compare "
-        "with timm's ImageNet resnet18 run at 32x32)",
+        help="post-activation reference of 32x32 models; {depth} is the model's depth (e.g. 'resnet18@32' to "
+        "compare with timm's ImageNet resnet18 run at 32x32)",
     )
     p.add_argument(
         "--no-auto-add",
@@ -1142,6 +1244,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker-timeout", type=float, default=1800, help="seconds before a worker is abandoned")
     p.add_argument("--eff-tol", type=float, default=0.05, help="check 1: GMAC/s ratio must be >= 1 - this")
     p.add_argument("--mem-tol", type=float, default=1.10, help="check 2: memory ratio must be <= this")
+    p.add_argument(
+        "--mem-steps",
+        type=int,
+        default=None,
+        help="memory steps per phase; mem MB is their median (peak RSS varies with the allocator) (default 3)",
+    )
+    p.add_argument(
+        "--mem-batch",
+        default=None,
+        help="comma separated extra batches at which check 2 measures the training memory of the 224-style "
+        "ZeroSNets and their PreResNets ('' for none; default 32)",
+    )
     p.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
     p.add_argument("--tag", default="benchmark", help="file name stem of the outputs")
     p.add_argument("--no-chart", action="store_true")
@@ -1161,6 +1275,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if bad:
         p.error(f"--modes: unknown {bad}; choose from {MODES}")
     args.phases = [ph.strip() for ph in args.phases.split(",") if ph.strip()]
+    try:
+        args.mem_batch = [int(b) for b in str(args.mem_batch).split(",") if b.strip()]
+    except ValueError:
+        p.error(f"--mem-batch: expected comma separated integers, got {args.mem_batch!r}")
+    if args.mem_steps < 1 or any(b < 1 for b in args.mem_batch):
+        p.error("--mem-steps and --mem-batch must be positive")
     if any(ph not in PHASES for ph in args.phases):
         p.error(f"--phases: choose from {PHASES}")
     if args.timer == "cpu" and (args.device != "cpu" or args.threads != 1):
@@ -1181,7 +1301,8 @@ def resolve_models(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         todo = list(specs)
         while todo:
             spec = todo.pop(0)
-            extra = [reference_for(infos[spec], args), euler_for(spec), args.baseline or None]
+            info = infos[spec]
+            extra = [reference_for(info, args), post_reference_for(info, args), euler_for(spec), args.baseline or None]
             for e in extra:
                 if e and e not in infos:
                     if not is_known(e):
@@ -1216,8 +1337,63 @@ def compile_selection(infos: dict[str, dict[str, Any]], args: argparse.Namespace
     wanted = set()
     for spec, info in infos.items():
         if info["family"] in OURS:
-            wanted |= {spec, reference_for(info, args), euler_for(spec), args.baseline or None}
+            wanted |= {spec, reference_for(info, args), post_reference_for(info, args), euler_for(spec)}
+            wanted.add(args.baseline or None)
     return {s for s in wanted if s in infos}
+
+
+def run_job(cfg: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """One measurement, in a fresh interpreter or in this process (``--isolate``)."""
+    if args.isolate == "subprocess":
+        return run_isolated(cfg, args.worker_timeout)
+    try:
+        return measure(cfg)
+    except Exception as e:
+        return dict(model=cfg["model"], mode=cfg["mode"], phases={}, error=f"{type(e).__name__}: {e}"[:400])
+    finally:
+        trim_heap()
+
+
+def memory_at_batches(infos: dict[str, dict[str, Any]], args: argparse.Namespace, log=print) -> list[dict[str, Any]]:
+    """Check 2 at the extra batches of ``--mem-batch``: the training memory of each 224-style ZeroSNet and its
+    PreResNet, eager, one warm-up step and then the memory steps only (no timing). At the small timing batch the
+    weights, gradients and momentum dominate the step; at a training batch the activations do."""
+    out = []
+    for batch in args.mem_batch:
+        for spec, info in infos.items():
+            euler = euler_for(spec)
+            if info["family"] != "zerosnet" or info["style"] != "imagenet" or euler not in infos:
+                continue
+            for model in (spec, euler):
+                cfg = dict(
+                    model=model,
+                    mode="eager",
+                    phases=["train"],
+                    device=args.device,
+                    amp=args.amp,
+                    threads=args.threads,
+                    img_size=infos[model]["img_size"],
+                    batch=batch,
+                    warmup=1,
+                    reps=0,
+                    min_rep_s=0.0,
+                    max_iters=1,
+                    compile_backend=args.compile_backend,
+                    compile_mode=None,
+                    timer="wall",
+                    pin_malloc=args.isolate == "subprocess",
+                    mem_steps=args.mem_steps,
+                )
+                t0 = time.perf_counter()
+                res = run_job(cfg, args)
+                ph = res.get("phases", {}).get("train") or {}
+                if res.get("error") or ph.get("status") != "ok":
+                    log(f"[memory @ batch {batch}] {model}: {res.get('error') or ph.get('status')}")
+                    continue
+                keep = ("mem_mb", "mem_mb_runs", "tensor_mb", "saved_mb", "mem_method")
+                out.append(dict(model=model, pair=spec, batch=batch, **{k: ph.get(k) for k in keep}))
+                log(f"[memory @ batch {batch}] {model}: {ph['mem_mb']:.0f} MB ({time.perf_counter() - t0:.0f} s)")
+    return out
 
 
 def run_benchmark(args: argparse.Namespace, log=print) -> dict[str, Any]:
@@ -1261,6 +1437,7 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict[str, Any]:
             compile_mode=args.compile_mode,
             timer=args.timer,
             pin_malloc=args.isolate == "subprocess",
+            mem_steps=args.mem_steps,
         )
         t0 = time.perf_counter()
         if mode.startswith("compile") and compile_broken:
@@ -1269,14 +1446,8 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict[str, Any]:
                 mode=mode,
                 phases={ph: dict(status=f"compile skipped: {compile_broken}") for ph in args.phases},
             )
-        elif args.isolate == "subprocess":
-            res = run_isolated(cfg, args.worker_timeout)
         else:
-            try:
-                res = measure(cfg)
-            except Exception as e:
-                res = dict(model=spec, mode=mode, phases={}, error=f"{type(e).__name__}: {e}"[:400])
-            trim_heap()
+            res = run_job(cfg, args)
         err = res.get("compile_error")
         if err and re.search(r"C\+\+|Cxx|Cpp|compiler|gcc|g\+\+", err, re.I):
             compile_broken = err  # a broken toolchain fails every model: do not retry it
@@ -1294,10 +1465,11 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict[str, Any]:
         log(f"[{k}/{len(jobs)}] {spec} {mode}: {'; '.join(parts)} ({time.perf_counter() - t0:.0f} s)")
     if hasattr(os, "getloadavg"):
         machine["loadavg_end"] = os.getloadavg()
-    machine["elapsed_s"] = time.perf_counter() - t_all
 
+    mem_extra = memory_at_batches(infos, args, log)
+    machine["elapsed_s"] = time.perf_counter() - t_all
     rows = make_rows(infos, results, args)
-    checks = run_checks(rows, args)
+    checks = run_checks(rows, args, mem_extra)
     report = markdown_report(machine, infos, rows, checks, args)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -1307,7 +1479,15 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict[str, Any]:
     cfg_out = {k: v for k, v in vars(args).items() if k != "worker"}
     paths["json"].write_text(
         json.dumps(
-            dict(machine=machine, config=cfg_out, models=infos, rows=rows, checks=checks, raw=results),
+            dict(
+                machine=machine,
+                config=cfg_out,
+                models=infos,
+                rows=rows,
+                checks=checks,
+                memory_at_batches=mem_extra,
+                raw=results,
+            ),
             indent=1,
             default=str,
         )

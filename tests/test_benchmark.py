@@ -41,28 +41,42 @@ def test_quick_run_writes_table_csv_png_and_ratios(tmp_path):
     )
     out = bench.run_benchmark(args, log=lambda *a: None)
 
-    # the timm reference of the same block type is added and measured in the same run
-    assert list(out["infos"]) == ["timm-resnet20_cifar", "preresnet20_cifar", "zerosnet20_cifar"]
+    # the timm references are added and measured in the same run: timm's pre-activation ResNetV2 (same block type,
+    # target 1) and its post-activation ResNet (the 'x post' column and the quick baseline)
+    assert list(out["infos"]) == [
+        "timm-resnet20_cifar",
+        "timm-resnetv2_20_cifar",
+        "preresnet20_cifar",
+        "zerosnet20_cifar",
+    ]
+    assert out["infos"]["timm-resnetv2_20_cifar"]["preact"] and not out["infos"]["timm-resnet20_cifar"]["preact"]
     for key in ("md", "csv", "json", "png"):
         assert out["paths"][key].is_file() and out["paths"][key].stat().st_size > 0
     assert out["paths"]["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     rows = {(r["model"], r["phase"]): r for r in out["rows"]}
-    assert len(rows) == 6
+    assert len(rows) == 8
     for r in rows.values():
         assert r["status"] == "ok" and r["img_s"] > 0 and r["gmacs"] > 0 and r["params_m"] > 0
         assert r["gmac_s"] == pytest.approx(r["gmacs"] * r["macs_factor"] * r["img_s"])
         assert r["img_s_q1"] <= r["img_s"] <= r["img_s_q3"]
         assert r["mem_mb"] is not None
     z = rows[("zerosnet20_cifar", "train")]
-    ref = rows[("timm-resnet20_cifar", "train")]
-    assert z["ref"] == "timm-resnet20_cifar" and z["euler"] == "preresnet20_cifar"
+    ref, post = rows[("timm-resnetv2_20_cifar", "train")], rows[("timm-resnet20_cifar", "train")]
+    assert z["ref"] == "timm-resnetv2_20_cifar" and z["post"] == "timm-resnet20_cifar"
+    assert z["euler"] == "preresnet20_cifar"
     assert z["x_ref"] == pytest.approx(z["gmac_s"] / ref["gmac_s"])
+    assert z["x_post"] == pytest.approx(z["gmac_s"] / post["gmac_s"])
     assert z["x_euler"] is not None and z["x_base"] is not None
     assert z["x_ref_lo"] <= z["x_ref"] <= z["x_ref_hi"]
 
     checks = out["checks"]
-    assert {c["check"] for c in checks} == {"1 efficiency", "2 memory", "2 memory (live tensors, exact)"}
+    assert {c["check"] for c in checks} == {
+        "1 efficiency",
+        "2 memory @ batch 2",
+        "2 memory (live tensors, exact) @ batch 2",
+    }
+    assert all(c["against"] == "timm-resnetv2_20_cifar" for c in checks if c["check"] == "1 efficiency")
     assert z["saved_mb"] > 0 and rows[("zerosnet20_cifar", "infer")].get("saved_mb") is None
     params_mb = z["params_m"] * 4
     assert rows[("zerosnet20_cifar", "infer")]["tensor_mb"] > params_mb and z["tensor_mb"] > 2 * params_mb
@@ -72,7 +86,7 @@ def test_quick_run_writes_table_csv_png_and_ratios(tmp_path):
     assert "torch " + torch.__version__ in md and "## Target checks" in md and "| zerosnet20_cifar | eager |" in md
     with open(out["paths"]["csv"]) as f:
         csv_rows = list(csv.DictReader(f))
-    assert len(csv_rows) == 6 and float(csv_rows[0]["img_s"]) > 0
+    assert len(csv_rows) == 8 and float(csv_rows[0]["img_s"]) > 0
     assert json.loads(out["paths"]["json"].read_text())["checks"] == checks
 
 
@@ -90,46 +104,34 @@ def _fake_result(model, mode, step_s, mem):
     return dict(model=model, mode=mode, phases={"infer": dict(ph), "train": dict(ph)})
 
 
+def _info(model, family, preact, params_m, gmacs):
+    return dict(
+        model=model,
+        family=family,
+        style="imagenet",
+        block="bottleneck",
+        preact=preact,
+        depth=50,
+        img_size=224,
+        batch=8,
+        params_m=params_m,
+        gmacs=gmacs,
+    )
+
+
 def test_ratios_and_checks_on_synthetic_results():
     args = bench.parse_args(["--models", "zerosnet50", "--modes", "eager,compile"])
     infos = {
-        "resnet50": dict(
-            model="resnet50",
-            family="timm",
-            style="imagenet",
-            block="bottleneck",
-            depth=50,
-            img_size=224,
-            batch=8,
-            params_m=25.6,
-            gmacs=4.0,
-        ),
-        "preresnet50": dict(
-            model="preresnet50",
-            family="preresnet",
-            style="imagenet",
-            block="bottleneck",
-            depth=50,
-            img_size=224,
-            batch=8,
-            params_m=25.5,
-            gmacs=4.0,
-        ),
-        "zerosnet50": dict(
-            model="zerosnet50",
-            family="zerosnet",
-            style="imagenet",
-            block="bottleneck",
-            depth=50,
-            img_size=224,
-            batch=8,
-            params_m=26.0,
-            gmacs=4.2,
-        ),
+        "resnet50": _info("resnet50", "timm", False, 25.6, 4.0),
+        "resnetv2_50": _info("resnetv2_50", "timm", True, 25.5, 4.0),
+        "preresnet50": _info("preresnet50", "preresnet", True, 25.5, 4.0),
+        "zerosnet50": _info("zerosnet50", "zerosnet", True, 26.0, 4.2),
     }
     results = [
         _fake_result("resnet50", "eager", [1.0, 1.0, 1.0], 1000),
         _fake_result("resnet50", "compile", [0.8] * 3, 1000),
+        _fake_result("resnetv2_50", "eager", [1.05] * 3, 1000),
+        _fake_result("resnetv2_50", "compile", [0.84] * 3, 1000),
         _fake_result("preresnet50", "eager", [1.0] * 3, 1000),
         _fake_result("preresnet50", "compile", [0.8] * 3, 1000),
         _fake_result("zerosnet50", "eager", [1.2] * 3, 1150),
@@ -140,20 +142,35 @@ def test_ratios_and_checks_on_synthetic_results():
     z = idx[("zerosnet50", "eager", "train")]
     assert z["img_s"] == pytest.approx(8 / 1.2)
     assert z["gmac_s"] == pytest.approx(4.2 * 3 * 8 / 1.2)
-    assert z["x_ref"] == pytest.approx((4.2 / 1.2) / (4.0 / 1.0))  # 0.875
+    # same block type (pre-activation): timm's ResNetV2; 'x post': timm's post-activation ResNet
+    assert (z["ref"], z["post"]) == ("resnetv2_50", "resnet50")
+    assert z["x_ref"] == pytest.approx((4.2 / 1.2) / (4.0 / 1.05))  # 0.91875
+    assert z["x_post"] == pytest.approx((4.2 / 1.2) / (4.0 / 1.0))  # 0.875
     assert z["x_euler"] == pytest.approx(0.875)
+    assert idx[("resnetv2_50", "eager", "train")]["ref"] is None
+    assert idx[("resnetv2_50", "eager", "train")]["x_post"] == pytest.approx(1 / 1.05)
+    assert idx[("resnet50", "eager", "train")]["post"] is None
     assert idx[("zerosnet50", "compile", "infer")]["compile_speedup"] == pytest.approx(1.2 / 0.84)
     assert idx[("resnet50", "compile", "infer")]["compile_speedup"] == pytest.approx(1.25)
 
-    checks = {(c["check"], c["model"], c["phase"], c["mode"]): c for c in bench.run_checks(rows, args)}
+    mem_extra = [
+        dict(model="zerosnet50", pair="zerosnet50", batch=32, mem_mb=3090.0, mem_mb_runs=[3090.0], tensor_mb=2774.0),
+        dict(model="preresnet50", pair="zerosnet50", batch=32, mem_mb=3000.0, mem_mb_runs=[3000.0], tensor_mb=2682.0),
+    ]
+    checks = {(c["check"], c["model"], c["phase"], c["mode"]): c for c in bench.run_checks(rows, args, mem_extra)}
     eff = checks[("1 efficiency", "zerosnet50", "train", "eager")]
-    assert eff["result"] == "MISS" and eff["measured"] == pytest.approx(0.875)
-    assert checks[("1 efficiency", "zerosnet50", "infer", "compile")]["result"] == "PASS"  # 4.2/0.84 / 5 = 1.0
+    assert eff["result"] == "MISS" and eff["measured"] == pytest.approx(0.91875) and eff["against"] == "resnetv2_50"
+    assert checks[("1 efficiency", "zerosnet50", "infer", "compile")]["result"] == "PASS"  # 4.2/0.84 / (4/0.84) = 1.05
     assert checks[("1 efficiency", "preresnet50", "train", "eager")]["result"] == "PASS"
-    mem = checks[("2 memory", "zerosnet50", "train", "eager")]
+    mem = checks[("2 memory @ batch 8", "zerosnet50", "train", "eager")]
     assert mem["measured"] == pytest.approx(1.15) and mem["result"] == "MISS"
+    mem32 = checks[("2 memory @ batch 32", "zerosnet50", "train", "eager")]
+    assert mem32["measured"] == pytest.approx(1.03) and mem32["result"] == "PASS" and mem32["against"] == "preresnet50"
+    exact32 = checks[("2 memory (live tensors, exact) @ batch 32", "zerosnet50", "train", "eager")]
+    assert exact32["measured"] == pytest.approx(2774 / 2682)
     spd = checks[("3 compile speed-up", "zerosnet50", "train", "compile")]
     assert spd["measured"] == pytest.approx((1.2 / 0.84) / 1.25) and spd["result"] == "PASS"
+    assert "resnetv2_50 (same block type): 1.25x" in spd["detail"]
     assert bench.checks_text(list(checks.values())).count("|") > 10
 
 
@@ -204,18 +221,26 @@ def test_model_expansion_pairing_and_cifar_reference():
 
     args = bench.parse_args(["--quick"])
     info = bench.model_info("zerosnet164_cifar", args)
-    assert (info["style"], info["block"], info["img_size"]) == ("cifar", "bottleneck", 32)
-    assert bench.reference_for(info, args) == "timm-resnet164_cifar"
+    assert (info["style"], info["block"], info["img_size"], info["preact"]) == ("cifar", "bottleneck", 32, True)
+    assert bench.reference_for(info, args) == "timm-resnetv2_164_cifar"
+    assert bench.post_reference_for(info, args) == "timm-resnet164_cifar"
+    full = bench.parse_args([])  # 224x224 (--quick runs everything at 64x64)
+    v2 = bench.model_info("resnetv2_50", full)
+    assert (v2["depth"], v2["preact"], bench.reference_for(v2, full)) == (50, True, None)
+    assert bench.post_reference_for(v2, full) == "resnet50"
+    tau = bench.model_info("tauresnet20_cifar", args)
+    assert not tau["preact"] and bench.reference_for(tau, args) == "timm-resnet20_cifar"
     r18 = bench.model_info("resnet18@32", args)
     assert (r18["style"], r18["block"], r18["img_size"]) == ("cifar", "basic", 32)
 
-    # timm's ResNet class in the CIFAR shape does exactly the conv work of our PreResNet of the same depth
-    ref = bench.timm_cifar_resnet(20)
-    assert ref(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    ours = timm.create_model("preresnet20_cifar", device="meta")
-    assert bench.count_macs(bench.timm_cifar_resnet(20, device="meta"), (3, 32, 32)) == pytest.approx(
-        bench.count_macs(ours, (3, 32, 32))
-    )
+    # timm's ResNet and ResNetV2 classes in the CIFAR shape do exactly the conv work of our PreResNet of that depth
+    for depth in (20, 164):
+        ours = bench.count_macs(timm.create_model(f"preresnet{depth}_cifar", device="meta"), (3, 32, 32))
+        for preact in (False, True):
+            ref = bench.timm_cifar_resnet(depth, preact=preact)
+            assert bench.is_preact(ref) == preact
+            assert ref(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+            assert bench.count_macs(ref, (3, 32, 32), "cpu") == pytest.approx(ours)
 
 
 def test_profile_script_variants_are_equivalent_and_restored(capsys):
