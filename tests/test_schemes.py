@@ -9,7 +9,14 @@ import timm
 import torch
 
 from conftest import family_models, tiny_input, tiny_model
-from timm_zerosnet.schemes import OPT_LAMBDA, LinearMultistepUpdate, ZeroStable, ZeroStableUpdate, zeros_coefficients
+from timm_zerosnet.schemes import (
+    OPT_LAMBDA,
+    LinearMultistepUpdate,
+    ZeroStable,
+    ZeroStableUpdate,
+    _LerpAddFunction,
+    zeros_coefficients,
+)
 
 OPT = (1 / 3, 5 / 9, 1 / 9, 16 / 9)
 
@@ -99,6 +106,46 @@ def test_lmresnet_k_where_used_and_history_reset():
     out, last, llast = t(h, h, h)
     torch.testing.assert_close(last, t.shortcut(h))
     assert llast is last
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("h", [1.0, 0.5])
+def test_lm_update_backward_is_exact(channels_last, h):
+    """The eager LM update's own backward (k's gradient as two dot products) against numerical gradients."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    f, x, last = (torch.randn(2, 3, 4, 5, dtype=torch.float64).contiguous(memory_format=fmt) for _ in range(3))
+    k = torch.tensor(0.3, dtype=torch.float64)
+    inputs = tuple(t.requires_grad_() for t in (f, x, last, k))
+    # f is consumed in place, as in the network: clone it inside the checked function
+    assert torch.autograd.gradcheck(lambda f, x, last, k: _LerpAddFunction.apply(f.clone(), x, last, k, h), inputs)
+
+
+def test_lm_eager_and_traced_paths_agree(monkeypatch):
+    """Eager training takes _LerpAddFunction; FX-traced (like compiled or exported) runs take plain lerp. Both give
+    the same outputs and parameter gradients."""
+    model = timm.create_model("lmresnet20_cifar").double()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    calls = []
+    orig = _LerpAddFunction.forward
+
+    def counting(ctx, *args):
+        calls.append(1)
+        return orig(ctx, *args)
+
+    monkeypatch.setattr(_LerpAddFunction, "forward", staticmethod(counting))
+    results = []
+    for run in (model, torch.fx.symbolic_trace(model)):
+        model.zero_grad()
+        out = run(x)
+        out.square().sum().backward()
+        results.append((out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+        if run is model:
+            assert len(calls) == sum(isinstance(m, LinearMultistepUpdate) for m in model.modules()) > 0
+            calls.clear()
+    assert not calls  # the traced graph holds plain lerp
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for n, g in results[0][1].items():
+        torch.testing.assert_close(g, results[1][1][n], msg=n)
 
 
 @pytest.mark.parametrize("name", [n for n in family_models() if "_tra" in n])

@@ -91,6 +91,47 @@ class EulerUpdate(nn.Module):
         return f"h={self.step_size}"
 
 
+def _flat_like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor | None:
+    """``t`` as a 1-D view in the memory order of ``ref`` (NCHW or channels_last), or None where there is none."""
+    if t.stride() != ref.stride():
+        return None
+    if t.is_contiguous():
+        return t.view(-1)
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1).reshape(-1)  # a view: the permuted tensor is contiguous
+    return None
+
+
+class _LerpAddFunction(torch.autograd.Function):
+    """lerp(x, last, k) + h f with a leaner backward than autograd's for eager training: the gradient of k is
+    sum(g * (last - x)) = <g, last> - <g, x>, two dot products over memory that is alive anyway, where autograd's
+    LerpBackward materialises last - x and its product with g (two full-size temporaries per block), and f's
+    gradient is g itself when h = 1."""
+
+    @staticmethod
+    def forward(ctx, f, x, last, k, h: float):
+        ctx.save_for_backward(x, last, k)
+        ctx.h = h
+        return torch.lerp(x, last, k).add_(f, alpha=h)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, last, k = ctx.saved_tensors
+        need_f, need_x, need_last, need_k, _ = ctx.needs_input_grad
+        g_last = g * k if (need_last or need_x) else None
+        g_x = g - g_last if need_x else None
+        g_f = (g if ctx.h == 1.0 else g * ctx.h) if need_f else None
+        g_k = None
+        if need_k:
+            gf, lf, xf = _flat_like(g, g), _flat_like(last, g), _flat_like(x, g)
+            if gf is None or lf is None or xf is None:  # mixed or strided layouts: the plain formula
+                g_k = (g * (last - x)).sum()
+            else:
+                g_k = torch.dot(gf, lf) - torch.dot(gf, xf)
+            g_k = g_k.to(k.dtype)
+        return g_f, g_x, g_last if need_last else None, g_k, None
+
+
 class LinearMultistepUpdate(nn.Module):
     """LM-ResNet: x_{n+1} = (1 - k) x_n + k x_{n-1} + h F(x_n), one trainable k per block (paper convention).
 
@@ -104,7 +145,22 @@ class LinearMultistepUpdate(nn.Module):
         nn.init.uniform_(self.k, *k_init)
 
     def forward(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor:
-        # lerp saves nothing beyond x and last, which stay alive anyway (k * (last - x) would save last - x)
+        if torch.jit.is_scripting():
+            return torch.lerp(x, last, self.k).add_(f, alpha=self.step_size)
+        return self._forward_python(f, x, last)
+
+    @torch.jit.unused
+    def _forward_python(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        eager_autograd = (
+            torch.is_grad_enabled()
+            and not torch.compiler.is_compiling()
+            and not torch.jit.is_tracing()
+            and not torch.fx._symbolic_trace.is_fx_symbolic_tracing()
+        )
+        if eager_autograd:
+            return _LerpAddFunction.apply(f, x, last, self.k, self.step_size)
+        # lerp saves nothing beyond x and last, which stay alive anyway (k * (last - x) would save last - x);
+        # torch.compile fuses its backward, so compiled, exported and traced models take this path
         return torch.lerp(x, last, self.k).add_(f, alpha=self.step_size)
 
     def coefficients(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
