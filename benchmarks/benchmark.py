@@ -937,6 +937,16 @@ def _ratio_cell(r: dict[str, Any], col: str) -> str:
     return f"{r[col]:.2f} ({r[col + '_lo']:.2f}-{r[col + '_hi']:.2f})"
 
 
+def foreign_load(machine: dict[str, Any]) -> float:
+    """Load from other processes: the 1-minute load average before the run, and at its end minus the benchmark's
+    own worker threads (which the load average counts)."""
+    la, la_end = machine.get("loadavg_start"), machine.get("loadavg_end")
+    if not la or not la_end:
+        return 0.0
+    own = machine.get("threads") or 1
+    return max(la[0], la_end[0] - own, 0.0)
+
+
 def markdown_report(
     machine: dict[str, Any], infos: dict[str, dict], rows: list[dict], checks: list[dict], args: argparse.Namespace
 ) -> str:
@@ -957,11 +967,11 @@ def markdown_report(
         f"{'process CPU time (not wall clock)' if args.timer == 'cpu' else 'wall clock'}",
         *(
             [
-                f"- **WARNING: load average {max(la[0], la_end[0]):.1f} on {machine['cores']} cores during the run: "
-                f"other processes competed for the CPU, the timings (not the GMACs, params or saved MB) are "
+                f"- **WARNING: a load of {foreign_load(machine):.1f} besides this benchmark on {machine['cores']} "
+                f"cores: other processes competed for the CPU, the timings (not the GMACs, params or saved MB) are "
                 f"unreliable**"
             ]
-            if la and la_end and max(la[0], la_end[0]) > 0.5 * machine["cores"]
+            if foreign_load(machine) > 0.5 * machine["cores"]
             else []
         ),
         "- img/s: median with the interquartile range [q1-q3] over the repetitions; GMACs: conv/linear multiply-adds "

@@ -258,3 +258,11 @@ def test_profile_script_variants_are_equivalent_and_restored(capsys):
     assert prof.category("aten::clamp_min") == "activation"
     assert prof.category("aten::add_") == "elementwise add/mul"
     assert prof.category("autograd::engine::evaluate_function: AddBackward0") == "autograd engine / framework"
+
+
+def test_load_warning_discounts_the_benchmarks_own_threads():
+    machine = dict(loadavg_start=(0.2, 0, 0), loadavg_end=(2.1, 0, 0), threads=2, cores=2)
+    assert bench.foreign_load(machine) == pytest.approx(0.2)  # the end load is the workers' own 2 threads
+    assert bench.foreign_load(dict(machine, loadavg_start=(1.5, 0, 0))) == pytest.approx(1.5)
+    assert bench.foreign_load(dict(machine, loadavg_end=(3.9, 0, 0))) == pytest.approx(1.9)
+    assert bench.foreign_load(dict(machine, loadavg_start=None)) == 0.0
