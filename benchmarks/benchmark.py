@@ -793,7 +793,7 @@ def _memory_checks(model: str, euler: str, mine: dict, theirs: dict, args, label
         detail = f"{mine[key]:.0f} MB vs {theirs[key]:.0f} MB"
         runs_a, runs_b = mine.get(key + "_runs"), theirs.get(key + "_runs")
         if runs_a and runs_b and len(runs_a) > 1:
-            detail += f"; medians of {len(runs_a)} steps, ratio range {min(runs_a) / max(runs_b):.2f}-"
+            detail += f"; over {len(runs_a)} memory steps the ratio ranges {min(runs_a) / max(runs_b):.2f}-"
             detail += f"{max(runs_a) / min(runs_b):.2f}"
         out.append(
             dict(
