@@ -16,6 +16,25 @@ from timm_zerosnet.models.tauresnet import TauResNet
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 torch.set_num_threads(1)  # two cores, two xdist workers
 
+
+def reset_accelerate() -> None:
+    """Forget the Accelerator singletons, so that the next training / evaluation run builds its own."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """Each test starts from fresh Accelerator state and gets back the thread count it started with (runs use
+    --threads 1: fast on a busy two-core machine)."""
+    threads = torch.get_num_threads()
+    yield
+    reset_accelerate()
+    torch.set_num_threads(threads)
+
+
 FAMILY_MODULES = ("zerosnet", "lmresnet", "preresnet", "tauresnet")
 
 

@@ -14,13 +14,13 @@ import timm
 import torch
 import torch.nn as nn
 import yaml
-from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.scheduler import create_scheduler_v2
 
 import timm_zerosnet  # noqa: F401  (registers the models)
 import timm_zerosnet.train as train_mod
+from conftest import reset_accelerate
 from timm_zerosnet.train import (
     EXIT_NON_FINITE,
     CheckpointManager,
@@ -38,13 +38,7 @@ from timm_zerosnet.train import (
 MODEL = "zerosnet20_cifar"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    threads = torch.get_num_threads()
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-    torch.set_num_threads(threads)  # runs use --threads 1 (fast on a busy two-core machine); restore for others
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 TINY = f"--model {MODEL} --img-size 16 --train-num-samples 64 --val-num-samples 31 -b 16 --epochs 1 --workers 0"
@@ -64,8 +58,7 @@ def source_run(tmp_path_factory) -> Path:
     """A finished two-epoch run, shared by the fine-tuning and output tests."""
     out, threads = tmp_path_factory.mktemp("source"), torch.get_num_threads()
     run(out, "src", "--epochs", "2", "--model-ema", "--model-ema-decay", "0.5", "--model-kwargs", "tau=0.5")
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    reset_accelerate()
     torch.set_num_threads(threads)
     return out / "src"
 
@@ -271,8 +264,7 @@ def test_mixup_cutmix_and_smoothing_use_soft_targets(tmp_path):
     assert trainer.mixup_fn.label_smoothing == 0.1 and trainer.mixup_fn.num_classes == 10
     summary = trainer.fit()
     assert math.isfinite(summary["metrics"]["final"]["train_loss"])
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    reset_accelerate()
     smooth = Trainer.from_args(parse_args(tiny_argv(tmp_path, "smooth", "--smoothing", "0.1")))
     assert isinstance(smooth.loss_fn, LabelSmoothingCrossEntropy) and smooth.mixup_fn is None
 
@@ -382,8 +374,7 @@ def test_crash_while_saving_keeps_latest_on_the_previous_complete_state(tmp_path
     run(tmp_path, "crash")
     good = CheckpointManager(tmp_path / "crash").latest()
     assert good.name == "state-e0001-b000000"
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    reset_accelerate()
 
     from accelerate import Accelerator
 
@@ -399,8 +390,7 @@ def test_crash_while_saving_keeps_latest_on_the_previous_complete_state(tmp_path
         run(tmp_path, "crash", "--epochs", "2", "--resume", "auto")
     assert CheckpointManager(tmp_path / "crash").latest() == good
     assert (good / "model.safetensors").stat().st_size > 1000
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    reset_accelerate()
 
     monkeypatch.setattr(Accelerator, "save_state", real_save)
     summary = run(tmp_path, "crash", "--epochs", "2", "--resume", "auto")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
 
+from conftest import reset_accelerate
 from timm_zerosnet.train import CheckpointManager
 from timm_zerosnet.validate import build_parser, validate
 
@@ -72,8 +72,7 @@ def test_two_processes_count_each_validation_sample_once(tmp_path):
     assert info["training"]["global_batch_size"] == 32
 
     out = validate(build_parser().parse_args(["--checkpoint", str(run_dir), "--workers", "0", "-b", "50"]))
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    reset_accelerate()
     clean = out["results"]["clean"]
     ddp = logged[-1]
     print(f"two processes: {ddp['val_correct1']}/{ddp['val_samples']}; validate: {clean['correct1']}/{clean['count']}")

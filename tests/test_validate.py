@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from accelerate.state import AcceleratorState, GradientState
+from accelerate.state import AcceleratorState
 from PIL import Image
 from timm.data import create_transform
 
+from conftest import reset_accelerate
 from timm_zerosnet.data import TransformDataset, create_datasets
 from timm_zerosnet.train import parse_args, train
 from timm_zerosnet.validate import PixelNoise, build_parser, create_eval_transform, main, parse_noise, validate
@@ -26,13 +27,7 @@ DATA_CONFIG = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    threads = torch.get_num_threads()
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +37,7 @@ def trained_run(tmp_path_factory) -> Path:
     options += " --threads 1"
     threads = torch.get_num_threads()
     train(parse_args([*options.split(), "--log-interval", "0", "--output", str(out), "--experiment", "run"]))
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    reset_accelerate()
     torch.set_num_threads(threads)
     return out / "run"
 
