@@ -349,3 +349,12 @@ def test_group_matcher_and_layer_decay_groups():
 
 
 # ----------------------------------------------------------------- the expensive parts, one model per architecture
+
+
+def test_pruned_nobn_model_averages_tau_over_the_blocks_it_keeps():
+    model = tiny_model("tauresnet20_nobn_cifar")
+    assert model.tau_grad_scale == pytest.approx(1 / sum(model.net.layers))
+    model.prune_intermediate_layers(indices=[0, 1])  # CIFAR: no stem level, so stages 0 and 1 stay
+    kept = sum(len(stage) for stage in model.stages)
+    assert len(model.stages) == 2 and kept == sum(model.net.layers[:2]) < sum(model.net.layers)
+    assert model.tau_grad_scale == pytest.approx(1 / kept)

@@ -280,10 +280,11 @@ def check_skeleton(net: Any, shortcuts: tuple[str, ...]) -> None:
 
 
 class ResNetHeadMixin:
-    """What every residual network of this package shares: weight init, the classifier head, grad checkpointing.
+    """What every residual network of this package shares: weight init, the classifier head, grad checkpointing,
+    pruning to the intermediate layers.
 
     Expects ``stages`` (modules with a ``grad_checkpointing`` flag), ``global_pool``, ``fc``, ``num_features``,
-    ``num_classes`` and ``drop_rate``.
+    ``num_classes``, ``drop_rate``, ``feature_info`` and ``has_stem_level`` (the stem's output is feature level 0).
     """
 
     def _init_weights(self):
@@ -313,6 +314,27 @@ class ResNetHeadMixin:
         )
         self.global_pool.train(self.training)
         self.fc.train(self.training)
+
+    def prune_intermediate_layers(
+        self,
+        indices: int | list[int] = 1,
+        prune_norm: bool = False,
+        prune_head: bool = True,
+    ) -> list[int]:
+        """Drop the stages (and final norm / head) that the requested intermediates do not need."""
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        keep = max(max_index - int(self.has_stem_level) + 1, 0)
+        prune_end = keep < len(self.stages)
+        self.stages = self.stages[:keep]
+        self._stages_pruned(drop_norm=prune_norm or prune_end)
+        if prune_end:
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+        if prune_head or prune_end:
+            self.reset_classifier(0, "")
+        return take_indices
+
+    def _stages_pruned(self, drop_norm: bool) -> None:
+        """Called by ``prune_intermediate_layers`` once ``stages`` is cut: update what depends on the stages."""
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.global_pool(x)
@@ -378,7 +400,8 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
         self.conv1 = nn.Conv2d(
             in_chans, net.stem_width, *((7, 2, 3) if net.stem == "imagenet" else (3, 1, 1)), bias=False, **dd
         )
-        if net.stem == "imagenet":
+        self.has_stem_level = net.stem == "imagenet"
+        if self.has_stem_level:
             self.bn1 = nn.BatchNorm2d(net.stem_width, **dd)
             self.act1 = nn.ReLU(inplace=True)
             self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
@@ -578,8 +601,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
             raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}.")
         intermediates = []
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
-        has_stem_level = self.bn1 is not None
-        offset = 1 if has_stem_level else 0
+        offset = 1 if self.has_stem_level else 0
 
         x = self.conv1(x)
         if self.bn1 is not None:
@@ -604,25 +626,9 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
             x = self.norm(x)
         return x, intermediates
 
-    def prune_intermediate_layers(
-        self,
-        indices: int | list[int] = 1,
-        prune_norm: bool = False,
-        prune_head: bool = True,
-    ) -> list[int]:
-        """Drop the stages (and norm / head) that the requested intermediates do not need."""
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
-        offset = 1 if self.bn1 is not None else 0
-        keep = max(max_index - offset + 1, 0)
-        prune_end = keep < len(self.stages)
-        self.stages = self.stages[:keep]
-        if prune_norm or prune_end:
+    def _stages_pruned(self, drop_norm: bool) -> None:
+        if drop_norm:
             self.norm = nn.Identity()
-        if prune_end:
-            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
-        if prune_head or prune_end:
-            self.reset_classifier(0, "")
-        return take_indices
 
 
 # ----- checkpoints -----

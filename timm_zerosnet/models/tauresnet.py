@@ -464,26 +464,10 @@ class TauResNet(ResNetHeadMixin, nn.Module):
             return intermediates
         return x, intermediates
 
-    def prune_intermediate_layers(
-        self,
-        indices: int | list[int] = 1,
-        prune_norm: bool = False,
-        prune_head: bool = True,
-    ) -> list[int]:
-        """Drop the stages (and head) that the requested intermediates do not need; tau's gradient is then
-        averaged over the blocks that remain. ``prune_norm`` is accepted for timm's interface (no final norm)."""
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
-        offset = 1 if self.has_stem_level else 0
-        keep = max(max_index - offset + 1, 0)
-        prune_end = keep < len(self.stages)
-        self.stages = self.stages[:keep]
+    def _stages_pruned(self, drop_norm: bool) -> None:
+        """tau's gradient is then averaged over the blocks that remain (there is no final norm to drop)."""
         self._roles = self._roles[: sum(len(s) for s in self.stages)]
         self.tau_grad_scale = 1.0 / max(len(self._roles), 1)
-        if prune_end:
-            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
-        if prune_head or prune_end:
-            self.reset_classifier(0, "")
-        return take_indices
 
 
 # ----- checkpoints -----
