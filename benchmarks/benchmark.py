@@ -1352,6 +1352,31 @@ def compile_selection(infos: dict[str, dict[str, Any]], args: argparse.Namespace
     return {s for s in wanted if s in infos}
 
 
+def job_cfg(args: argparse.Namespace, spec: str, info: dict[str, Any], mode: str, **overrides) -> dict[str, Any]:
+    """What one worker measures: ``spec`` in ``mode`` with the options of the run, unless overridden."""
+    cfg = dict(
+        model=spec,
+        mode=mode,
+        phases=args.phases,
+        device=args.device,
+        amp=args.amp,
+        threads=args.threads,
+        img_size=info["img_size"],
+        batch=info["batch"],
+        warmup=args.warmup,
+        reps=args.reps,
+        min_rep_s=args.min_rep_s,
+        max_iters=args.max_iters,
+        compile_backend=args.compile_backend,
+        compile_mode=args.compile_mode,
+        timer=args.timer,
+        pin_malloc=args.isolate == "subprocess",
+        mem_steps=args.mem_steps,
+    )
+    cfg.update(overrides)
+    return cfg
+
+
 def run_job(cfg: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """One measurement, in a fresh interpreter or in this process (``--isolate``)."""
     if args.isolate == "subprocess":
@@ -1375,25 +1400,8 @@ def memory_at_batches(infos: dict[str, dict[str, Any]], args: argparse.Namespace
             if info["family"] != "zerosnet" or info["style"] != "imagenet" or euler not in infos:
                 continue
             for model in (spec, euler):
-                cfg = dict(
-                    model=model,
-                    mode="eager",
-                    phases=["train"],
-                    device=args.device,
-                    amp=args.amp,
-                    threads=args.threads,
-                    img_size=infos[model]["img_size"],
-                    batch=batch,
-                    warmup=1,
-                    reps=0,
-                    min_rep_s=0.0,
-                    max_iters=1,
-                    compile_backend=args.compile_backend,
-                    compile_mode=None,
-                    timer="wall",
-                    pin_malloc=args.isolate == "subprocess",
-                    mem_steps=args.mem_steps,
-                )
+                memory_only = dict(warmup=1, reps=0, min_rep_s=0.0, max_iters=1, compile_mode=None, timer="wall")
+                cfg = job_cfg(args, model, infos[model], "eager", phases=["train"], batch=batch, **memory_only)
                 t0 = time.perf_counter()
                 res = run_job(cfg, args)
                 ph = res.get("phases", {}).get("train") or {}
@@ -1430,25 +1438,7 @@ def run_benchmark(args: argparse.Namespace, log=print) -> dict[str, Any]:
         prime(args.device)
     for k, (_, mode, spec) in enumerate(jobs, 1):
         info = infos[spec]
-        cfg = dict(
-            model=spec,
-            mode=mode,
-            phases=args.phases,
-            device=args.device,
-            amp=args.amp,
-            threads=args.threads,
-            img_size=info["img_size"],
-            batch=info["batch"],
-            warmup=args.warmup,
-            reps=args.reps,
-            min_rep_s=args.min_rep_s,
-            max_iters=args.max_iters,
-            compile_backend=args.compile_backend,
-            compile_mode=args.compile_mode,
-            timer=args.timer,
-            pin_malloc=args.isolate == "subprocess",
-            mem_steps=args.mem_steps,
-        )
+        cfg = job_cfg(args, spec, info, mode)
         t0 = time.perf_counter()
         if mode.startswith("compile") and compile_broken:
             res = dict(

@@ -266,3 +266,32 @@ def test_load_warning_discounts_the_benchmarks_own_threads():
     assert bench.foreign_load(dict(machine, loadavg_start=(1.5, 0, 0))) == pytest.approx(1.5)
     assert bench.foreign_load(dict(machine, loadavg_end=(3.9, 0, 0))) == pytest.approx(1.9)
     assert bench.foreign_load(dict(machine, loadavg_start=None)) == 0.0
+
+
+def test_memory_at_batches_measures_each_zerosnet_pair_memory_only(monkeypatch):
+    args = bench.parse_args(["--models", "zerosnet50", "--mem-batch", "16,32"])
+    infos = {
+        name: _info(name, fam, True, 25.5, 4.0)
+        for name, fam in (("preresnet50", "preresnet"), ("zerosnet50", "zerosnet"))
+    }
+    cfgs = []
+
+    def fake_run_job(cfg, _args):
+        cfgs.append(cfg)
+        ph = dict(status="ok", step_s=[], mem_mb=float(cfg["batch"]), mem_mb_runs=[1.0], tensor_mb=2.0, saved_mb=3.0)
+        return dict(model=cfg["model"], mode=cfg["mode"], phases={"train": ph})
+
+    monkeypatch.setattr(bench, "run_job", fake_run_job)
+    out = bench.memory_at_batches(infos, args, log=lambda *a: None)
+    assert [(c["model"], c["batch"]) for c in cfgs] == [
+        ("zerosnet50", 16),
+        ("preresnet50", 16),
+        ("zerosnet50", 32),
+        ("preresnet50", 32),
+    ]
+    for c in cfgs:  # eager training, one warm-up step, no timed repetition, the run's memory steps
+        assert (c["mode"], c["phases"], c["warmup"], c["reps"], c["mem_steps"]) == ("eager", ["train"], 1, 0, 3)
+    assert [(m["model"], m["pair"], m["batch"], m["mem_mb"]) for m in out][:2] == [
+        ("zerosnet50", "zerosnet50", 16, 16.0),
+        ("preresnet50", "zerosnet50", 16, 16.0),
+    ]
