@@ -641,11 +641,12 @@ def prime(device: str) -> None:
     trim_heap()
 
 
-def run_isolated(cfg: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
-    """``measure`` in a fresh interpreter (this file with ``--worker``): a per-model peak RSS, no leftovers."""
+def run_isolated(cfg: dict[str, Any], timeout: float | None = None, script: Path | None = None) -> dict[str, Any]:
+    """``measure`` in a fresh interpreter (``script``, default this file, with ``--worker``): a per-model peak RSS,
+    no leftovers. Another benchmark script passes itself and calls ``worker_main`` with its own measurement."""
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(cfg)]
+    cmd = [sys.executable, str(Path(script or __file__).resolve()), "--worker", json.dumps(cfg)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
@@ -662,10 +663,10 @@ def run_isolated(cfg: dict[str, Any], timeout: float | None = None) -> dict[str,
     )
 
 
-def worker_main(payload: str) -> None:
+def worker_main(payload: str, fn: Callable[[dict[str, Any]], dict[str, Any]] = measure) -> None:
     cfg = json.loads(payload)
     try:
-        result = measure(cfg)
+        result = fn(cfg)
     except Exception as e:
         traceback.print_exc()
         result = dict(model=cfg["model"], mode=cfg["mode"], phases={}, error=f"{type(e).__name__}: {e}"[:400])
@@ -775,7 +776,8 @@ def make_rows(infos: dict[str, dict], results: list[dict], args: argparse.Namesp
     return rows
 
 
-def _verdict(ok: bool, lo: float | None, hi: float | None, threshold: float, higher_is_better: bool) -> str:
+def verdict(ok: bool, lo: float | None, hi: float | None, threshold: float) -> str:
+    """PASS / MISS, with '(within noise)' where the threshold lies inside the measured range [lo, hi]."""
     word = "PASS" if ok else "MISS"
     if lo is not None and hi is not None and lo <= threshold <= hi:
         word += " (within noise)"
@@ -834,7 +836,7 @@ def run_checks(
                     lo=r["x_ref_lo"],
                     hi=r["x_ref_hi"],
                     target=f">= {1 - args.eff_tol:.2f}",
-                    result=_verdict(ok, r["x_ref_lo"], r["x_ref_hi"], 1 - args.eff_tol, True),
+                    result=verdict(ok, r["x_ref_lo"], r["x_ref_hi"], 1 - args.eff_tol),
                 )
             )
     # (2) memory: training peak memory of ZeroSNet at most 1.10x that of the PreResNet of the same skeleton, at the
@@ -883,20 +885,27 @@ def run_checks(
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def machine_info(args: argparse.Namespace) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def core_count() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:
-        cores = os.cpu_count()
+        return os.cpu_count() or 1
+
+
+def machine_info(args: argparse.Namespace) -> dict[str, Any]:
+    cpu, cores = cpu_name(), core_count()
     info = dict(
         cpu=cpu,
         cores=cores,
@@ -1296,10 +1305,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.timer == "cpu" and (args.device != "cpu" or args.threads != 1):
         p.error("--timer cpu needs --device cpu --threads 1 (CPU time of several threads counts their waiting too)")
     if args.threads is None and args.device == "cpu":
-        try:
-            args.threads = len(os.sched_getaffinity(0))
-        except AttributeError:
-            args.threads = os.cpu_count()
+        args.threads = core_count()
     return args
 
 

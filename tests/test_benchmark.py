@@ -295,3 +295,58 @@ def test_memory_at_batches_measures_each_zerosnet_pair_memory_only(monkeypatch):
         ("zerosnet50", "zerosnet50", 16, 16.0),
         ("preresnet50", "zerosnet50", 16, 16.0),
     ]
+
+
+pairs = _load("zerosnet_bench_pairs", ROOT / "benchmarks" / "bench_pairs.py")
+
+
+def test_paired_ratio_divides_adjacent_repetitions():
+    # A does 10% more MACs; repetition by repetition it takes 2x / 1.25x / 1x the reference's time
+    r = pairs.paired_ratio([2.0, 2.5, 3.0], [1.0, 2.0, 3.0], gmacs_a=1.1, gmacs_b=1.0)
+    assert r["ratio"] == pytest.approx(1.1 / 1.25)
+    assert (r["lo"], r["hi"]) == (pytest.approx((0.55 + 0.88) / 2), pytest.approx((0.88 + 1.1) / 2))
+    assert (r["a_ms"], r["b_ms"]) == (pytest.approx(2500.0), pytest.approx(2000.0))
+    with pytest.raises(ValueError, match="paired repetitions"):
+        pairs.paired_ratio([1.0, 2.0], [1.0], 1.0, 1.0)
+    assert bench.verdict(False, 0.9, 1.0, 0.95) == "MISS (within noise)"
+    assert bench.verdict(True, 0.96, 1.0, 0.95) == "PASS"
+
+
+def test_quick_pair_run_times_model_and_reference_alternately(tmp_path):
+    args = pairs.parse_args(["--quick", "--out-dir", str(tmp_path), "--reps", "3"])
+    out = pairs.run_pairs(args, log=lambda *a, **k: None)
+    assert [(r["model"], r["ref"], r["phase"], r["mode"]) for r in out["rows"]] == [
+        ("zerosnet20_cifar", "timm-resnetv2_20_cifar", "infer", "eager"),
+        ("zerosnet20_cifar", "timm-resnetv2_20_cifar", "train", "eager"),
+    ]
+    for r in out["rows"]:
+        assert len(r["a_s"]) == len(r["b_s"]) == 3 and min(r["a_s"] + r["b_s"]) > 0
+        expect = pairs.paired_ratio(r["a_s"], r["b_s"], r["macs_ratio"], 1.0)["ratio"]
+        assert r["ratio"] == pytest.approx(expect)
+        assert r["macs_ratio"] > 1.0  # ZeroSNet's transition projections are counted
+        assert r["result"].split()[0] in ("PASS", "MISS")
+    assert json.loads(out["paths"]["json"].read_text())["rows"][0]["model"] == "zerosnet20_cifar"
+    assert "| zerosnet20_cifar | timm-resnetv2_20_cifar | train | eager |" in out["paths"]["md"].read_text()
+
+
+def test_pair_worker_runs_in_a_subprocess_and_bad_selections_say_why():
+    cfg = dict(
+        model="lmresnet20_cifar",
+        ref="timm-resnetv2_20_cifar",
+        mode="eager",
+        phases=["train"],
+        batch=2,
+        img_size=32,
+        threads=1,
+        warmup=1,
+        reps=2,
+        min_rep_s=0.0,
+        max_iters=1,
+    )
+    res = bench.run_isolated(cfg, timeout=600, script=ROOT / "benchmarks" / "bench_pairs.py")
+    assert "error" not in res, res.get("error")
+    assert list(res["phases"]) == ["train"] and len(res["phases"]["train"]["a_s"]) == 2
+    with pytest.raises(SystemExit, match="none of the checked families"):
+        pairs.run_pairs(pairs.parse_args(["--quick", "--models", "resnet18"]))
+    with pytest.raises(SystemExit):
+        pairs.parse_args(["--modes", "compile_cl"])

@@ -1,0 +1,255 @@
+"""Target 1 of the speed issue, measured pair by pair: each of our models and its timm reference in one process,
+timed in alternation.
+
+``benchmark.py`` measures every (model, mode) in its own interpreter, one after the other, so a ratio between two
+models compares two moments of the machine; on a shared 2-core VM that moves a ratio by 10-15% from run to run.
+Here both models of a pair live in the same worker and their repetitions alternate (A B B A A B ...), so drift hits
+both alike; each repetition of A is paired with the adjacent one of B, and the ratio is reported as the median of
+those paired ratios with their quartiles. The ratio is the one of target 1: achieved GMAC/s of the model divided
+by that of its reference (timm's pre-activation ResNetV2 of the same block type and style, chosen as in
+``benchmark.py``), i.e. (GMACs_A / GMACs_B) x (time_B / time_A).
+
+Usage::
+
+    python benchmarks/bench_pairs.py                                  # the six checked models, eager + compile
+    python benchmarks/bench_pairs.py --models zerosnet20_cifar --modes eager --phases train --reps 15
+    python benchmarks/bench_pairs.py --quick                          # smoke configuration, in-process
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchmark as bench  # noqa: E402  (also makes the repository importable and registers our models)
+
+MODES = ("eager", "channels_last", "compile")
+
+
+def measure_pair(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Build model A and its reference B, and time their steps in alternation, phase by phase."""
+    torch.set_num_threads(cfg["threads"])
+    fmt = torch.channels_last if cfg["mode"] == "channels_last" else torch.contiguous_format
+    runs, steps_of = [], []
+    for spec in (cfg["model"], cfg["ref"]):
+        torch.manual_seed(0)
+        model = bench.create_bench_model(spec).to(memory_format=fmt)
+        classes = int(getattr(model, "num_classes", 1000) or 1000)
+        x = torch.randn(cfg["batch"], 3, cfg["img_size"], cfg["img_size"]).contiguous(memory_format=fmt)
+        y = torch.randint(classes, (cfg["batch"],))
+        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+        run = torch.compile(model) if cfg["mode"] == "compile" else model
+        runs.append(model)
+        steps_of.append(_steps(run, opt, x, y))
+    bench.prime("cpu")
+    phases = {}
+    for phase in cfg["phases"]:
+        for model in runs:
+            model.train(phase == "train")
+        steps = [s[phase] for s in steps_of]
+        last = [0.0, 0.0]
+        for i, step in enumerate(steps):  # warm-up; the first step compiles
+            for _ in range(cfg["warmup"]):
+                t0 = time.perf_counter()
+                step()
+                last[i] = time.perf_counter() - t0
+        iters = max(1, min(cfg["max_iters"], math.ceil(cfg["min_rep_s"] / max(min(last), 1e-6))))
+        times: list[list[float]] = [[], []]
+        for r in range(cfg["reps"]):
+            for i in (0, 1) if r % 2 == 0 else (1, 0):
+                t0 = time.perf_counter()
+                for _ in range(iters):
+                    steps[i]()
+                times[i].append((time.perf_counter() - t0) / iters)
+        phases[phase] = dict(a_s=times[0], b_s=times[1], iters=iters)
+    if cfg["mode"] == "compile":
+        torch._dynamo.reset()
+    return dict(model=cfg["model"], ref=cfg["ref"], mode=cfg["mode"], phases=phases)
+
+
+def _steps(run, opt, x, y) -> dict[str, Any]:
+    def infer():
+        with torch.no_grad():
+            run(x)
+
+    def train():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(run(x), y).backward()
+        opt.step()
+
+    return {"infer": infer, "train": train}
+
+
+def paired_ratio(a_s: list[float], b_s: list[float], gmacs_a: float, gmacs_b: float) -> dict[str, float]:
+    """Target 1's ratio, achieved GMAC/s of A over B, for each pair of adjacent repetitions: median and quartiles."""
+    if len(a_s) != len(b_s) or not a_s:
+        raise ValueError(f"paired repetitions expected, got {len(a_s)} and {len(b_s)} times")
+    ratios = [(gmacs_a / ta) / (gmacs_b / tb) for ta, tb in zip(a_s, b_s)]
+    q1, med, q3 = bench.quartiles(ratios)
+    return dict(ratio=med, lo=q1, hi=q3, a_ms=statistics.median(a_s) * 1e3, b_ms=statistics.median(b_s) * 1e3)
+
+
+def pairs_for(args: argparse.Namespace, bargs: argparse.Namespace) -> list[tuple[dict, dict]]:
+    """(info of our model, info of its reference) for every checked model of the selection."""
+    out = []
+    for spec in bench.expand_models(args.models):
+        info = bench.model_info(spec, bargs)
+        if info["family"] not in bench.CHECKED:
+            continue
+        ref = bench.reference_for(info, bargs)
+        if ref is None:
+            raise SystemExit(f"{spec}: no timm reference of the same block type; pick another model")
+        out.append((info, bench.model_info(ref, bargs)))
+    if not out:
+        raise SystemExit(f"--models {args.models!r} selects none of the checked families {bench.CHECKED}")
+    return out
+
+
+def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, machine: dict[str, Any]) -> str:
+    lines = [
+        "# Target 1, paired: achieved GMAC/s of each model over its timm reference, timed in alternation",
+        "",
+        f"- {machine['cpu']}, {machine['threads']} threads; torch {torch.__version__}; load average "
+        f"{machine['load_start']:.2f} at start / {machine['load_end']:.2f} at end",
+        f"- {args.reps} alternated repetitions per model and phase, each >= {args.min_rep_s} s; ratio = median of "
+        "the paired ratios (GMACs_A / GMACs_B) x (time_B / time_A), quartiles in brackets",
+        "",
+        "| model | reference | phase | mode | ms/step | ref ms/step | GMACs / ref | x ref [q1-q3] | target | result |",
+        "|---|---|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['ref']} | - | {r['mode']} | - | - | - | - | - | {r['error']} |")
+            continue
+        lines.append(
+            f"| {r['model']} | {r['ref']} | {r['phase']} | {r['mode']} | {r['a_ms']:.1f} | {r['b_ms']:.1f} | "
+            f"{r['macs_ratio']:.3f} | {r['ratio']:.3f} [{r['lo']:.2f}-{r['hi']:.2f}] | >= {1 - args.eff_tol:.2f} | "
+            f"{r['result']} |"
+        )
+    ok = sum(r.get("result", "").startswith("PASS") for r in rows)
+    lines += ["", f"{ok}/{len(rows)} PASS"]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default=None, help="our models (names or wildcards); default: the checked six")
+    p.add_argument("--modes", default=None, help=f"comma separated, from {','.join(MODES)} (default eager,compile)")
+    p.add_argument("--phases", default="infer,train")
+    p.add_argument("--reps", type=int, default=None, help="alternated repetitions per model and phase (default 9)")
+    p.add_argument("--min-rep-s", type=float, default=None, help="a repetition lasts at least this (default 0.4)")
+    p.add_argument("--max-iters", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--batch-size", "-b", type=int, default=8, help="batch of 224-style models")
+    p.add_argument("--batch-size-cifar", type=int, default=64, help="batch of 32x32 models")
+    p.add_argument("--img-size", type=int, default=None, help="input size of 224-style models (default: theirs)")
+    p.add_argument("--eff-tol", type=float, default=0.05, help="the ratio must be >= 1 - this")
+    p.add_argument("--isolate", choices=("subprocess", "none"), default=None, help="a worker per pair and mode")
+    p.add_argument("--worker-timeout", type=float, default=1800)
+    p.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
+    p.add_argument("--quick", action="store_true", help="smoke configuration: one CIFAR pair, tiny, in-process")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    quick = dict(models="zerosnet20_cifar", modes="eager", reps=2, min_rep_s=0.0, isolate="none", threads=1)
+    full = dict(
+        models=",".join(s for s in bench.DEFAULT_MODELS if bench.family_of(s) in bench.CHECKED),
+        modes="eager,compile",
+        reps=9,
+        min_rep_s=0.4,
+        isolate="subprocess",
+        threads=bench.core_count(),
+    )
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.quick:
+        args.batch_size, args.batch_size_cifar, args.warmup = 2, 2, 1
+    args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
+    args.phase_list = [ph.strip() for ph in args.phases.split(",") if ph.strip()]
+    if bad := [m for m in args.mode_list if m not in MODES]:
+        p.error(f"--modes: unknown {bad}; choose from {MODES}")
+    if bad := [ph for ph in args.phase_list if ph not in bench.PHASES]:
+        p.error(f"--phases: unknown {bad}; choose from {bench.PHASES}")
+    if args.reps < 2 or args.warmup < 1:
+        p.error("--reps must be >= 2 (the ratio pairs repetitions) and --warmup >= 1 (the first step compiles)")
+    return args
+
+
+def run_pairs(args: argparse.Namespace, log=print) -> dict[str, Any]:
+    bargs = bench.parse_args(["--batch-size", str(args.batch_size), "--batch-size-cifar", str(args.batch_size_cifar)])
+    bargs.img_size = args.img_size
+    pairs = pairs_for(args, bargs)
+    machine = dict(cpu=bench.cpu_name(), threads=args.threads, load_start=os.getloadavg()[0])
+    rows = []
+    for info, ref in pairs:
+        for mode in args.mode_list:
+            cfg = dict(
+                model=info["model"],
+                ref=ref["model"],
+                mode=mode,
+                phases=args.phase_list,
+                batch=info["batch"],
+                img_size=info["img_size"],
+                threads=args.threads,
+                warmup=args.warmup,
+                reps=args.reps,
+                min_rep_s=args.min_rep_s,
+                max_iters=args.max_iters,
+            )
+            log(f"[pairs] {info['model']} vs {ref['model']} ({mode})", flush=True)
+            if args.isolate == "subprocess":
+                res = bench.run_isolated(cfg, args.worker_timeout, script=Path(__file__))
+            else:
+                res = measure_pair(cfg)
+            if "error" in res:
+                rows.append(dict(model=info["model"], ref=ref["model"], mode=mode, error=res["error"]))
+                continue
+            for phase, t in res["phases"].items():
+                r = paired_ratio(t["a_s"], t["b_s"], info["gmacs"], ref["gmacs"])
+                ok = r["ratio"] >= 1 - args.eff_tol
+                rows.append(
+                    dict(
+                        model=info["model"],
+                        ref=ref["model"],
+                        phase=phase,
+                        mode=mode,
+                        macs_ratio=info["gmacs"] / ref["gmacs"],
+                        result=bench.verdict(ok, r["lo"], r["hi"], 1 - args.eff_tol),
+                        a_s=t["a_s"],
+                        b_s=t["b_s"],
+                        **r,
+                    )
+                )
+    machine["load_end"] = os.getloadavg()[0]
+    text = markdown(rows, args, machine)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pairs.md").write_text(text)
+    (out / "pairs.json").write_text(json.dumps(dict(machine=machine, rows=rows), indent=1))
+    log(text)
+    return dict(rows=rows, text=text, paths={"md": out / "pairs.md", "json": out / "pairs.json"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker is not None:
+        bench.worker_main(args.worker, measure_pair)
+        return 0
+    run_pairs(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
