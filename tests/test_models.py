@@ -388,3 +388,40 @@ def test_first_release_is_staged_and_says_so(tmp_path):
     assert entry is not None and entry["state"] == "staged" and entry["hub_commit"] is None
     with pytest.raises(ReleaseError, match="staged but has not been pushed yet.*zerosnet-hub install-local"):
         timm.create_model("zerosnet20_cifar.digits", pretrained=True, cache_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("norm_act", [False, True])
+@pytest.mark.parametrize("size,stride", [(8, 2), (7, 2), (10, 3)])
+def test_strided_projection_is_the_strided_conv(channels_last, norm_act, size, stride):
+    """In training, a strided history / shortcut projection runs on NCHW inputs as the stride-1 conv of the
+    subsampled input: outputs and all gradients equal those of the strided conv, odd sizes included."""
+    import copy
+
+    from timm_zerosnet.models.multistep import Projection
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    proj = Projection(4, 6, stride, norm_act=norm_act).double()
+    ref = copy.deepcopy(proj)
+    x = torch.randn(2, 4, size, size, dtype=torch.float64).contiguous(memory_format=fmt)
+    with torch.no_grad():  # inference keeps the strided conv
+        torch.testing.assert_close(
+            proj.eval()(x), F.conv2d(F.relu(ref.eval().norm(x)) if norm_act else x, ref.conv.weight, stride=stride)
+        )
+    proj.train(), ref.train()
+    if not channels_last:  # training on NCHW must not reach the strided conv module
+        proj.conv.forward = lambda x: pytest.fail("NCHW input went through the strided conv")
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = proj(xa)
+    h = F.relu(ref.norm(xb)) if norm_act else xb
+    expect = F.conv2d(h, ref.conv.weight, stride=stride)
+    assert out.shape == expect.shape == (2, 6, -(-size // stride), -(-size // stride))
+    torch.testing.assert_close(out, expect)
+    g = torch.randn_like(expect)
+    out.backward(g)
+    expect.backward(g)
+    torch.testing.assert_close(xa.grad, xb.grad)
+    torch.testing.assert_close(proj.conv.weight.grad, ref.conv.weight.grad)
+    if norm_act:
+        torch.testing.assert_close(proj.norm.weight.grad, ref.norm.weight.grad)
+        torch.testing.assert_close(proj.norm.running_mean, ref.norm.running_mean)
