@@ -22,6 +22,10 @@ of one step is read for each. The variants:
 - ``inplace``: every ``F.relu`` of ``multistep.py`` in place (they all act on a fresh BatchNorm output, as in timm's
   own blocks), and the Euler and fixed ZeroSNet combinations accumulated into the fresh branch output ``f``.
 - ``both``.
+- ``strided``: the strided 1x1 projections as plain strided convs, as before the package ran them on the subsampled
+  input in NCHW training (``multistep.Projection``).
+
+``--variants current,strided`` times a subset (``current`` always runs: it is the reference of the ratios).
 """
 
 from __future__ import annotations
@@ -242,6 +246,15 @@ def _euler_forward(self, f, x, last, llast):
     return f.add_(x)
 
 
+def _proj_forward(self, x):
+    """strided: a strided projection as the plain strided conv, whatever the layout and grad mode."""
+    if "strided" not in _ACTIVE:
+        return _ORIG["proj"](self, x)
+    if self.norm is not None:
+        x = F.relu(self.norm(x), inplace=True)
+    return self.conv(x)
+
+
 class _InplaceReluF:
     """torch.nn.functional with an in-place relu: every F.relu in multistep.py acts on a fresh BatchNorm output,
     which nothing else reads (BN's backward saves its input, not its output), as in timm's own blocks."""
@@ -254,35 +267,50 @@ class _InplaceReluF:
         return F.relu(x, inplace=True)
 
 
-_ORIG = dict(zs=ZeroStableUpdate.forward, lm=LinearMultistepUpdate.forward, euler=EulerUpdate.forward)
-VARIANTS = ("current", "update", "inplace", "both")
+_ORIG = dict(
+    zs=ZeroStableUpdate.forward,
+    lm=LinearMultistepUpdate.forward,
+    euler=EulerUpdate.forward,
+    proj=multistep.Projection.forward,
+)
+VARIANTS = ("current", "update", "inplace", "both", "strided")
 
 
 @contextmanager
 def variant(name: str):
     """Switch on the changes of one variant: 'update' (LM-ResNet lerp, ZeroSNet Tra addcmul_), 'inplace' (in-place
-    ReLUs, Euler / fixed ZeroSNet combination into f in place), 'both'."""
-    active = {"current": set(), "update": {"update"}, "inplace": {"inplace"}, "both": {"update", "inplace"}}[name]
-    saved = (set(_ACTIVE), multistep.F, ZeroStableUpdate.forward, LinearMultistepUpdate.forward, EulerUpdate.forward)
+    ReLUs, Euler / fixed ZeroSNet combination into f in place), 'both', 'strided' (strided projection convs)."""
+    active = {"both": {"update", "inplace"}, "current": set()}.get(name, {name})
+    Proj = multistep.Projection
+    saved = (
+        set(_ACTIVE),
+        multistep.F,
+        ZeroStableUpdate.forward,
+        LinearMultistepUpdate.forward,
+        EulerUpdate.forward,
+        Proj.forward,
+    )
     try:
         _ACTIVE.clear()
         _ACTIVE.update(active)
         ZeroStableUpdate.forward, LinearMultistepUpdate.forward = _zs_forward, _lm_forward
-        EulerUpdate.forward = _euler_forward
+        EulerUpdate.forward, Proj.forward = _euler_forward, _proj_forward
         if "inplace" in active:
             multistep.F = _InplaceReluF()
         yield
     finally:
         _ACTIVE.clear()
         _ACTIVE.update(saved[0])
-        multistep.F, ZeroStableUpdate.forward, LinearMultistepUpdate.forward, EulerUpdate.forward = saved[1:]
+        multistep.F, ZeroStableUpdate.forward, LinearMultistepUpdate.forward, EulerUpdate.forward, Proj.forward = saved[
+            1:
+        ]
 
 
-def check_equivalent(name: str, args: argparse.Namespace) -> None:
+def check_equivalent(name: str, variants: tuple[str, ...] | list[str] = VARIANTS) -> None:
     """Every variant gives the same output and parameter gradients as the current code (in float64, so that the
     comparison is not blurred by float32 summation order)."""
     ref = None
-    for v in VARIANTS:
+    for v in variants:
         with variant(v):
             torch.manual_seed(0)
             model = timm.create_model(name).double().train()
@@ -346,10 +374,10 @@ def _mem_worker(payload: str) -> None:
 
 
 def ablate(name: str, args: argparse.Namespace) -> None:
-    check_equivalent(name, args)
+    check_equivalent(name, args.variant_list)
     timer = time.process_time if args.timer == "cpu" else time.perf_counter
     steps = {}
-    for v in VARIANTS:
+    for v in args.variant_list:
         with variant(v):
             model, _, step = build(name, args)
         steps[v] = (model, step)
@@ -365,7 +393,7 @@ def ablate(name: str, args: argparse.Namespace) -> None:
                 step()
                 times[v].append(timer() - t0)
     del steps
-    mems = {v: _variant_memory(name, v, args) for v in VARIANTS}
+    mems = {v: _variant_memory(name, v, args) for v in args.variant_list}
     base_t = statistics.median(times["current"])
     base_m, base_s = mems["current"]["peak_mb"], mems["current"]["saved_mb"]
     print(
@@ -378,7 +406,7 @@ def ablate(name: str, args: argparse.Namespace) -> None:
         "saved activations MB (exact) | x current |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for v in VARIANTS:
+    for v in args.variant_list:
         t, m = times[v], mems[v]
         print(
             f"| {v} | {statistics.median(t) * 1e3:.1f} | {min(t) * 1e3:.1f} | {max(t) * 1e3:.1f} | "
@@ -416,8 +444,15 @@ def main(argv: list[str] | None = None) -> int:
         default="wall",
         help="--ablate: wall-clock or process CPU time (with --threads 1: robust on a busy machine)",
     )
+    p.add_argument(
+        "--variants", default=",".join(VARIANTS), help="--ablate: comma separated, from " + ", ".join(VARIANTS)
+    )
     p.add_argument("--mem-worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if bad := [v for v in chosen if v not in VARIANTS]:
+        p.error(f"--variants: unknown {bad}; choose from {VARIANTS}")
+    args.variant_list = ["current"] + [v for v in chosen if v != "current"]
     if args.mem_worker:
         _mem_worker(args.mem_worker)
         return 0
