@@ -281,29 +281,22 @@ def variant(name: str):
     """Switch on the changes of one variant: 'update' (LM-ResNet lerp, ZeroSNet Tra addcmul_), 'inplace' (in-place
     ReLUs, Euler / fixed ZeroSNet combination into f in place), 'both', 'strided' (strided projection convs)."""
     active = {"both": {"update", "inplace"}, "current": set()}.get(name, {name})
-    Proj = multistep.Projection
-    saved = (
-        set(_ACTIVE),
-        multistep.F,
-        ZeroStableUpdate.forward,
-        LinearMultistepUpdate.forward,
-        EulerUpdate.forward,
-        Proj.forward,
-    )
+    patched = [(multistep, "F"), (multistep.Projection, "forward")]
+    patched += [(cls, "forward") for cls in (ZeroStableUpdate, LinearMultistepUpdate, EulerUpdate)]
+    saved_active, saved = set(_ACTIVE), [getattr(obj, attr) for obj, attr in patched]
     try:
         _ACTIVE.clear()
         _ACTIVE.update(active)
         ZeroStableUpdate.forward, LinearMultistepUpdate.forward = _zs_forward, _lm_forward
-        EulerUpdate.forward, Proj.forward = _euler_forward, _proj_forward
+        EulerUpdate.forward, multistep.Projection.forward = _euler_forward, _proj_forward
         if "inplace" in active:
             multistep.F = _InplaceReluF()
         yield
     finally:
         _ACTIVE.clear()
-        _ACTIVE.update(saved[0])
-        multistep.F, ZeroStableUpdate.forward, LinearMultistepUpdate.forward, EulerUpdate.forward, Proj.forward = saved[
-            1:
-        ]
+        _ACTIVE.update(saved_active)
+        for (obj, attr), value in zip(patched, saved):
+            setattr(obj, attr, value)
 
 
 def check_equivalent(name: str, variants: tuple[str, ...] | list[str] = VARIANTS) -> None:

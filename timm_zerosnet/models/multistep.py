@@ -134,7 +134,7 @@ class Projection(nn.Module):
     A strided 1x1 conv reads only every ``stride``-th pixel. When autograd records an NCHW tensor, it runs as the
     stride-1 conv of the subsampled input: the same result, but oneDNN's strided NCHW training kernels reorder the
     whole input, forward and backward. On an AVX-512 Xeon the subsampled form trains zerosnet50 and preresnet50 about
-    4% faster, with 6-17% less peak memory growth per step (``benchmarks/profile_multistep.py --ablate --variants
+    4% faster, with 6-15% less peak memory growth per step (``benchmarks/profile_multistep.py --ablate --variants
     strided``); on an AVX2 EPYC it gained about 1%. Inference (its strided kernel is fine, the subsampled copy is not
     free) and channels-last tensors keep the strided conv.
     """
