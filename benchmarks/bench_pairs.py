@@ -150,10 +150,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=None, help="alternated repetitions per model and phase (default 9)")
     p.add_argument("--min-rep-s", type=float, default=None, help="a repetition lasts at least this (default 0.4)")
     p.add_argument("--max-iters", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=None, help="warm-up steps per model and phase (default 2)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    p.add_argument("--batch-size", "-b", type=int, default=8, help="batch of 224-style models")
-    p.add_argument("--batch-size-cifar", type=int, default=64, help="batch of 32x32 models")
+    p.add_argument("--batch-size", "-b", type=int, default=None, help="batch of 224-style models (default 8)")
+    p.add_argument("--batch-size-cifar", type=int, default=None, help="batch of 32x32 models (default 64)")
     p.add_argument("--img-size", type=int, default=None, help="input size of 224-style models (default: theirs)")
     p.add_argument("--eff-tol", type=float, default=0.05, help="the ratio must be >= 1 - this")
     p.add_argument("--isolate", choices=("subprocess", "none"), default=None, help="a worker per pair and mode")
@@ -163,6 +163,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     quick = dict(models="zerosnet20_cifar", modes="eager", reps=2, min_rep_s=0.0, isolate="none", threads=1)
+    quick.update(batch_size=2, batch_size_cifar=2, warmup=1)
     full = dict(
         models=",".join(s for s in bench.DEFAULT_MODELS if bench.family_of(s) in bench.CHECKED),
         modes="eager,compile",
@@ -170,12 +171,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         min_rep_s=0.4,
         isolate="subprocess",
         threads=bench.core_count(),
+        batch_size=8,
+        batch_size_cifar=64,
+        warmup=2,
     )
-    for key, value in (quick if args.quick else full).items():
+    for key, value in (quick if args.quick else full).items():  # an explicit option wins over both
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.quick:
-        args.batch_size, args.batch_size_cifar, args.warmup = 2, 2, 1
     args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
     args.phase_list = [ph.strip() for ph in args.phases.split(",") if ph.strip()]
     if bad := [m for m in args.mode_list if m not in MODES]:
