@@ -425,3 +425,19 @@ def test_strided_projection_is_the_strided_conv(channels_last, norm_act, size, s
     if norm_act:
         torch.testing.assert_close(proj.norm.weight.grad, ref.norm.weight.grad)
         torch.testing.assert_close(proj.norm.running_mean, ref.norm.running_mean)
+
+
+def test_compiled_projection_keeps_the_strided_conv(monkeypatch):
+    """Under torch.compile the strided conv is the faster form: the graph must record it, not the subsampling."""
+    from timm_zerosnet.models.multistep import Projection
+
+    proj = Projection(4, 6, 2)
+    calls = []
+    conv_forward = proj.conv.forward
+    proj.conv.forward = lambda x: calls.append(x.shape) or conv_forward(x)
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    proj(x)
+    assert calls == []  # eager NCHW training subsamples
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    out = proj(x)
+    assert calls == [x.shape] and out.shape == (2, 6, 4, 4)

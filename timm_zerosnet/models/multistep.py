@@ -131,12 +131,13 @@ def imagenet_net(layers: tuple[int, ...], block: str = "basic", **kwargs: Any) -
 class Projection(nn.Module):
     """1x1 conv that brings a state to a block's output shape, optionally pre-activated by its own BN-ReLU.
 
-    A strided 1x1 conv reads only every ``stride``-th pixel. When autograd records an NCHW tensor, it runs as the
-    stride-1 conv of the subsampled input: the same result, but oneDNN's strided NCHW training kernels reorder the
+    A strided 1x1 conv reads only every ``stride``-th pixel. When eager autograd records an NCHW tensor, it runs as
+    the stride-1 conv of the subsampled input: the same result, but oneDNN's strided NCHW training kernels reorder the
     whole input, forward and backward. On an AVX-512 Xeon the subsampled form trains zerosnet50 and preresnet50 about
     4% faster, with 6-15% less peak memory growth per step (``benchmarks/profile_multistep.py --ablate --variants
-    strided``); on an AVX2 EPYC it gained about 1%. Inference (its strided kernel is fine, the subsampled copy is not
-    free) and channels-last tensors keep the strided conv.
+    strided``); on an AVX2 EPYC it gained about 1%. The strided conv stays where it is the better one: inference (its
+    kernel is fine, the subsampled copy is not free), channels-last tensors, and torch.compile (compiled
+    preresnet20_cifar trained 17% slower with the subsampled form).
     """
 
     def __init__(self, in_chs: int, out_chs: int, stride: int, norm_act: bool = False, device=None, dtype=None):
@@ -160,8 +161,10 @@ class Projection(nn.Module):
 
     @torch.jit.unused
     def _nchw_python(self, x: torch.Tensor) -> bool:
-        # an FX trace cannot branch on its input's layout: it records the strided conv
-        return not torch.fx._symbolic_trace.is_fx_symbolic_tracing() and x.is_contiguous()
+        # compiled graphs keep the strided conv; an FX trace cannot branch on its input's layout and records it too
+        if torch.compiler.is_compiling() or torch.fx._symbolic_trace.is_fx_symbolic_tracing():
+            return False
+        return x.is_contiguous()
 
 
 class PreActBlock(nn.Module):
