@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -29,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark as bench  # noqa: E402  (also makes the repository importable and registers our models)
@@ -51,7 +49,7 @@ def measure_pair(cfg: dict[str, Any]) -> dict[str, Any]:
         opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
         run = torch.compile(model) if cfg["mode"] == "compile" else model
         runs.append(model)
-        steps_of.append(_steps(run, opt, x, y))
+        steps_of.append(bench.make_steps(run, opt, x, y))
     bench.prime("cpu")
     phases = {}
     for phase in cfg["phases"]:
@@ -64,7 +62,7 @@ def measure_pair(cfg: dict[str, Any]) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 step()
                 last[i] = time.perf_counter() - t0
-        iters = max(1, min(cfg["max_iters"], math.ceil(cfg["min_rep_s"] / max(min(last), 1e-6))))
+        iters = bench.steps_per_rep(cfg["min_rep_s"], min(last), cfg["max_iters"])
         times: list[list[float]] = [[], []]
         for r in range(cfg["reps"]):
             for i in (0, 1) if r % 2 == 0 else (1, 0):
@@ -76,19 +74,6 @@ def measure_pair(cfg: dict[str, Any]) -> dict[str, Any]:
     if cfg["mode"] == "compile":
         torch._dynamo.reset()
     return dict(model=cfg["model"], ref=cfg["ref"], mode=cfg["mode"], phases=phases)
-
-
-def _steps(run, opt, x, y) -> dict[str, Any]:
-    def infer():
-        with torch.no_grad():
-            run(x)
-
-    def train():
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(run(x), y).backward()
-        opt.step()
-
-    return {"infer": infer, "train": train}
 
 
 def paired_ratio(a_s: list[float], b_s: list[float], gmacs_a: float, gmacs_b: float) -> dict[str, float]:

@@ -392,6 +392,39 @@ def peak_rss_mb() -> float:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def steps_per_rep(min_rep_s: float, step_s: float, max_iters: int) -> int:
+    """Steps in one timed repetition, so that it lasts at least ``min_rep_s`` given a step of ``step_s`` seconds (one
+    step when ``min_rep_s`` is 0, at most ``max_iters``)."""
+    if min_rep_s <= 0:
+        return 1
+    return int(min(max(math.ceil(min_rep_s / max(step_s, 1e-6)), 1), max_iters))
+
+
+def make_steps(run: Callable, optimizer, x: torch.Tensor, target: torch.Tensor, amp=None) -> dict[str, Callable]:
+    """The two phases as step functions: 'infer' (forward under no_grad) and 'train' (zero_grad, cross-entropy,
+    backward, optimizer step); ``amp`` is an autocast context or None."""
+
+    def infer_step():
+        with torch.no_grad():
+            if amp is None:
+                run(x)
+            else:
+                with amp:
+                    run(x)
+
+    def train_step():
+        optimizer.zero_grad(set_to_none=True)
+        if amp is None:
+            loss = F.cross_entropy(run(x), target)
+        else:
+            with amp:
+                loss = F.cross_entropy(run(x), target)
+        loss.backward()
+        optimizer.step()
+
+    return {"infer": infer_step, "train": train_step}
+
+
 def time_steps(
     step: Callable[[], None],
     sync: Callable[[], None],
@@ -414,7 +447,7 @@ def time_steps(
         step()
         sync()
         last = timer() - t0
-    iters = 1 if min_rep_s <= 0 else int(min(max(math.ceil(min_rep_s / max(last, 1e-6)), 1), max_iters))
+    iters = steps_per_rep(min_rep_s, last, max_iters)
     samples = []
     for _ in range(reps):
         t0 = timer()
@@ -560,25 +593,7 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
         rss_model_mb=rss_mb() if device.type == "cpu" else 0.0,
     )
 
-    def infer_step():
-        with torch.no_grad():
-            if amp is None:
-                run(x)
-            else:
-                with amp:
-                    run(x)
-
-    def train_step():
-        optimizer.zero_grad(set_to_none=True)
-        if amp is None:
-            loss = F.cross_entropy(run(x), target)
-        else:
-            with amp:
-                loss = F.cross_entropy(run(x), target)
-        loss.backward()
-        optimizer.step()
-
-    steps = {"infer": infer_step, "train": train_step}
+    steps = make_steps(run, optimizer, x, target, amp)
     timer = time.process_time if cfg.get("timer") == "cpu" else time.perf_counter
     for phase in cfg["phases"]:  # first all the timing ...
         model.train(phase == "train")
