@@ -91,6 +91,17 @@ class EulerUpdate(nn.Module):
         return f"h={self.step_size}"
 
 
+def eager_autograd() -> bool:
+    """Whether autograd records eager Python code: not under torch.compile, a JIT trace or an FX trace, which record
+    a graph of plain ops. Layers use it to pick an implementation that only pays off op by op in eager training."""
+    return (
+        torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
+        and not torch.fx._symbolic_trace.is_fx_symbolic_tracing()
+    )
+
+
 def _flat_like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor | None:
     """``t`` as a 1-D view in the memory order of ``ref`` (NCHW or channels_last), or None where there is none."""
     if t.stride() != ref.stride():
@@ -151,13 +162,7 @@ class LinearMultistepUpdate(nn.Module):
 
     @torch.jit.unused
     def _forward_python(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        eager_autograd = (
-            torch.is_grad_enabled()
-            and not torch.compiler.is_compiling()
-            and not torch.jit.is_tracing()
-            and not torch.fx._symbolic_trace.is_fx_symbolic_tracing()
-        )
-        if eager_autograd:
+        if eager_autograd():
             return _LerpAddFunction.apply(f, x, last, self.k, self.step_size)
         # lerp saves nothing beyond x and last, which stay alive anyway (k * (last - x) would save last - x);
         # torch.compile fuses its backward, so compiled, exported and traced models take this path

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..layers.diffstride import DOWNSAMPLE_LAYERS, DiffStride, create_downsample
 from ..release import release_weights_overlay
-from ..schemes import ROLE_MULTISTEP, ROLE_RESET, EulerUpdate, Scheme
+from ..schemes import ROLE_MULTISTEP, ROLE_RESET, EulerUpdate, Scheme, eager_autograd
 
 __all__ = [
     "NetCfg",
@@ -136,8 +136,8 @@ class Projection(nn.Module):
     whole input, forward and backward. On an AVX-512 Xeon the subsampled form trains zerosnet50 and preresnet50 about
     4% faster, with 6-15% less peak memory growth per step (``benchmarks/profile_multistep.py --ablate --variants
     strided``); on an AVX2 EPYC it gained about 1%. The strided conv stays where it is the better one: inference (its
-    kernel is fine, the subsampled copy is not free), channels-last tensors, and torch.compile (compiled
-    preresnet20_cifar trained 17% slower with the subsampled form).
+    kernel is fine, the subsampled copy is not free), channels-last tensors and torch.compile (compiled
+    preresnet20_cifar trained 17% slower with the subsampled form); JIT and FX traces record it too.
     """
 
     def __init__(self, in_chs: int, out_chs: int, stride: int, norm_act: bool = False, device=None, dtype=None):
@@ -145,26 +145,24 @@ class Projection(nn.Module):
         dd = dict(device=device, dtype=dtype)
         self.norm = nn.BatchNorm2d(in_chs, **dd) if norm_act else None
         self.conv = nn.Conv2d(in_chs, out_chs, 1, stride=stride, bias=False, **dd)
-        self.stride = int(stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm is not None:
             x = F.relu(self.norm(x), inplace=True)
-        if self.stride > 1 and torch.is_grad_enabled() and self._nchw(x):
-            return F.conv2d(x[:, :, :: self.stride, :: self.stride], self.conv.weight, self.conv.bias)
+        sh, sw = self.conv.stride
+        if (sh > 1 or sw > 1) and self._subsample(x):
+            return F.conv2d(x[:, :, ::sh, ::sw], self.conv.weight, self.conv.bias)
         return self.conv(x)
 
-    def _nchw(self, x: torch.Tensor) -> bool:
+    def _subsample(self, x: torch.Tensor) -> bool:
         if torch.jit.is_scripting():
-            return x.is_contiguous()
-        return self._nchw_python(x)
+            return torch.is_grad_enabled() and x.is_contiguous()
+        return self._subsample_python(x)
 
     @torch.jit.unused
-    def _nchw_python(self, x: torch.Tensor) -> bool:
-        # compiled graphs keep the strided conv; an FX trace cannot branch on its input's layout and records it too
-        if torch.compiler.is_compiling() or torch.fx._symbolic_trace.is_fx_symbolic_tracing():
-            return False
-        return x.is_contiguous()
+    def _subsample_python(self, x: torch.Tensor) -> bool:
+        # compiled and traced graphs keep the strided conv (an FX trace cannot branch on its input's layout anyway)
+        return eager_autograd() and x.is_contiguous()
 
 
 class PreActBlock(nn.Module):
