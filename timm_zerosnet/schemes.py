@@ -117,7 +117,7 @@ class _LerpAddFunction(torch.autograd.Function):
     """lerp(x, last, k) + h f with a leaner backward than autograd's for eager training: the gradient of k is
     sum(g * (last - x)) = <g, last> - <g, x>, two dot products over memory that is alive anyway, where autograd's
     LerpBackward materialises last - x and its product with g (two full-size temporaries per block), and f's
-    gradient is g itself when h = 1."""
+    gradient is g itself when h = 1. x's and last's gradients are one scaling of g each."""
 
     @staticmethod
     def forward(ctx, f, x, last, k, h: float):
@@ -129,8 +129,8 @@ class _LerpAddFunction(torch.autograd.Function):
     def backward(ctx, g):
         x, last, k = ctx.saved_tensors
         need_f, need_x, need_last, need_k, _ = ctx.needs_input_grad
-        g_last = g * k if (need_last or need_x) else None
-        g_x = g - g_last if need_x else None
+        g_last = g * k if need_last else None
+        g_x = g * (1.0 - k) if need_x else None  # one pass: g - g_last would read two tensors
         g_f = (g if ctx.h == 1.0 else g * ctx.h) if need_f else None
         g_k = None
         if need_k:
