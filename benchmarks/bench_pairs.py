@@ -5,7 +5,14 @@ timed in alternation.
 models compares two moments of the machine; on a shared 2-core VM that moves a ratio by 10-15% from run to run.
 Here both models of a pair live in the same worker and their repetitions alternate (A B B A A B ...), so drift hits
 both alike; each repetition of A is paired with the adjacent one of B, and the ratio is reported as the median of
-those paired ratios with their quartiles. The ratio is the one of target 1: achieved GMAC/s of the model divided
+those paired ratios with their quartiles.
+
+One process still favours one of its two models in a way that alternation cannot cancel: glibc's heap ends up laid
+out differently for each, and a training step that finds its memory returned to the OS pays page faults again (tens
+of ms per step on this VM, up to 50 MB re-faulted per step, and a different amount for each model and process). So
+every pair runs in ``--workers`` processes, building the model first in half of them and the reference first in the
+other half; the paired ratios of all workers are pooled, the per-worker medians are listed, and so are the minor
+page faults per step of each model. The ratio is the one of target 1: achieved GMAC/s of the model divided
 by that of its reference (timm's pre-activation ResNetV2 of the same block type and style, chosen as in
 ``benchmark.py``), i.e. (GMACs_A / GMACs_B) x (time_B / time_A).
 
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -39,8 +47,10 @@ def measure_pair(cfg: dict[str, Any]) -> dict[str, Any]:
     """Build model A and its reference B, and time their steps in alternation, phase by phase."""
     torch.set_num_threads(cfg["threads"])
     fmt = torch.channels_last if cfg["mode"] == "channels_last" else torch.contiguous_format
-    runs, steps_of = [], []
-    for spec in (cfg["model"], cfg["ref"]):
+    runs: list[Any] = [None, None]
+    steps_of: list[Any] = [None, None]
+    for i in (1, 0) if cfg.get("ref_first") else (0, 1):  # which one is built first: see the module docstring
+        spec = (cfg["model"], cfg["ref"])[i]
         torch.manual_seed(0)
         model = bench.create_bench_model(spec).to(memory_format=fmt)
         classes = int(getattr(model, "num_classes", 1000) or 1000)
@@ -48,8 +58,8 @@ def measure_pair(cfg: dict[str, Any]) -> dict[str, Any]:
         y = torch.randint(classes, (cfg["batch"],))
         opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
         run = torch.compile(model) if cfg["mode"] == "compile" else model
-        runs.append(model)
-        steps_of.append(bench.make_steps(run, opt, x, y))
+        runs[i] = model
+        steps_of[i] = bench.make_steps(run, opt, x, y)
     bench.prime("cpu")
     phases = {}
     for phase in cfg["phases"]:
@@ -64,13 +74,16 @@ def measure_pair(cfg: dict[str, Any]) -> dict[str, Any]:
                 last[i] = time.perf_counter() - t0
         iters = bench.steps_per_rep(cfg["min_rep_s"], min(last), cfg["max_iters"])
         times: list[list[float]] = [[], []]
+        faults: list[list[float]] = [[], []]
         for r in range(cfg["reps"]):
             for i in (0, 1) if r % 2 == 0 else (1, 0):
+                f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 t0 = time.perf_counter()
                 for _ in range(iters):
                     steps[i]()
                 times[i].append((time.perf_counter() - t0) / iters)
-        phases[phase] = dict(a_s=times[0], b_s=times[1], iters=iters)
+                faults[i].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / iters)
+        phases[phase] = dict(a_s=times[0], b_s=times[1], a_faults=faults[0], b_faults=faults[1], iters=iters)
     if cfg["mode"] == "compile":
         torch._dynamo.reset()
     return dict(model=cfg["model"], ref=cfg["ref"], mode=cfg["mode"], phases=phases)
@@ -83,6 +96,21 @@ def paired_ratio(a_s: list[float], b_s: list[float], gmacs_a: float, gmacs_b: fl
     ratios = [(gmacs_a / ta) / (gmacs_b / tb) for ta, tb in zip(a_s, b_s)]
     q1, med, q3 = bench.quartiles(ratios)
     return dict(ratio=med, lo=q1, hi=q3, a_ms=statistics.median(a_s) * 1e3, b_ms=statistics.median(b_s) * 1e3)
+
+
+def pool_workers(results: list[dict[str, Any]], gmacs_a: float, gmacs_b: float) -> dict[str, dict[str, Any]]:
+    """Phase by phase, the repetitions of all workers of one pair (each list stays paired: A's i-th repetition with
+    B's i-th), the median ratio of each worker, and the median minor page faults per step of A and B."""
+    pooled: dict[str, dict[str, Any]] = {}
+    for res in results:
+        for phase, t in res["phases"].items():
+            p = pooled.setdefault(phase, dict(a_s=[], b_s=[], a_faults=[], b_faults=[], worker_ratios=[]))
+            for key in ("a_s", "b_s", "a_faults", "b_faults"):
+                p[key] += t[key]
+            p["worker_ratios"].append(paired_ratio(t["a_s"], t["b_s"], gmacs_a, gmacs_b)["ratio"])
+    for p in pooled.values():
+        p["a_faults"], p["b_faults"] = statistics.median(p["a_faults"]), statistics.median(p["b_faults"])
+    return pooled
 
 
 def pairs_for(args: argparse.Namespace, bargs: argparse.Namespace) -> list[tuple[dict, dict]]:
@@ -107,20 +135,24 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, machine: dict
         "",
         f"- {machine['cpu']}, {machine['threads']} threads; torch {torch.__version__}; load average "
         f"{machine['load_start']:.2f} at start / {machine['load_end']:.2f} at end",
-        f"- {args.reps} alternated repetitions per model and phase, each >= {args.min_rep_s} s; ratio = median of "
-        "the paired ratios (GMACs_A / GMACs_B) x (time_B / time_A), quartiles in brackets",
+        f"- {args.workers} worker processes per pair (half of them build the reference first), {args.reps} alternated "
+        f"repetitions per model and phase in each, each >= {args.min_rep_s} s; ratio = median of the paired ratios "
+        "(GMACs_A / GMACs_B) x (time_B / time_A) of all workers, quartiles in brackets, then each worker's median; "
+        "faults = minor page faults per step (4 KiB each) of the model / of the reference",
         "",
-        "| model | reference | phase | mode | ms/step | ref ms/step | GMACs / ref | x ref [q1-q3] | target | result |",
-        "|---|---|---|---|---:|---:|---:|---|---|---|",
+        "| model | reference | phase | mode | ms/step | ref ms/step | GMACs / ref | x ref [q1-q3] | per worker "
+        "| faults | target | result |",
+        "|---|---|---|---|---:|---:|---:|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['ref']} | - | {r['mode']} | - | - | - | - | - | {r['error']} |")
+            lines.append(f"| {r['model']} | {r['ref']} | - | {r['mode']} | - | - | - | - | - | - | - | {r['error']} |")
             continue
+        per_worker = " / ".join(f"{w:.2f}" for w in r["worker_ratios"])
         lines.append(
             f"| {r['model']} | {r['ref']} | {r['phase']} | {r['mode']} | {r['a_ms']:.1f} | {r['b_ms']:.1f} | "
-            f"{r['macs_ratio']:.3f} | {r['ratio']:.3f} [{r['lo']:.2f}-{r['hi']:.2f}] | >= {1 - args.eff_tol:.2f} | "
-            f"{r['result']} |"
+            f"{r['macs_ratio']:.3f} | {r['ratio']:.3f} [{r['lo']:.2f}-{r['hi']:.2f}] | {per_worker} | "
+            f"{r['a_faults']:.0f} / {r['b_faults']:.0f} | >= {1 - args.eff_tol:.2f} | {r['result']} |"
         )
     ok = sum(r.get("result", "").startswith("PASS") for r in rows)
     lines += ["", f"{ok}/{len(rows)} PASS"]
@@ -132,7 +164,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", default=None, help="our models (names or wildcards); default: the checked six")
     p.add_argument("--modes", default=None, help=f"comma separated, from {','.join(MODES)} (default eager,compile)")
     p.add_argument("--phases", default="infer,train")
-    p.add_argument("--reps", type=int, default=None, help="alternated repetitions per model and phase (default 9)")
+    p.add_argument("--reps", type=int, default=None, help="alternated repetitions per worker and phase (default 7)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes per pair and mode (default 2)")
     p.add_argument("--min-rep-s", type=float, default=None, help="a repetition lasts at least this (default 0.4)")
     p.add_argument("--max-iters", type=int, default=50)
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps per model and phase (default 2)")
@@ -147,12 +180,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke configuration: one CIFAR pair, tiny, in-process")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    quick = dict(models="zerosnet20_cifar", modes="eager", reps=2, min_rep_s=0.0, isolate="none", threads=1)
+    quick = dict(models="zerosnet20_cifar", modes="eager", reps=2, workers=1, min_rep_s=0.0, isolate="none", threads=1)
     quick.update(batch_size=2, batch_size_cifar=2, warmup=1)
     full = dict(
         models=",".join(s for s in bench.DEFAULT_MODELS if bench.family_of(s) in bench.CHECKED),
         modes="eager,compile",
-        reps=9,
+        reps=7,
+        workers=2,
         min_rep_s=0.4,
         isolate="subprocess",
         threads=bench.core_count(),
@@ -169,8 +203,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--modes: unknown {bad}; choose from {MODES}")
     if bad := [ph for ph in args.phase_list if ph not in bench.PHASES]:
         p.error(f"--phases: unknown {bad}; choose from {bench.PHASES}")
-    if args.reps < 2 or args.warmup < 1:
-        p.error("--reps must be >= 2 (the ratio pairs repetitions) and --warmup >= 1 (the first step compiles)")
+    if args.reps < 2 or args.warmup < 1 or args.workers < 1:
+        p.error(
+            "--reps must be >= 2 (the ratio pairs repetitions), --warmup >= 1 (the first step compiles) and "
+            "--workers >= 1"
+        )
     return args
 
 
@@ -195,15 +232,18 @@ def run_pairs(args: argparse.Namespace, log=print) -> dict[str, Any]:
                 min_rep_s=args.min_rep_s,
                 max_iters=args.max_iters,
             )
-            log(f"[pairs] {info['model']} vs {ref['model']} ({mode})", flush=True)
-            if args.isolate == "subprocess":
-                res = bench.run_isolated(cfg, args.worker_timeout, script=Path(__file__))
-            else:
-                res = measure_pair(cfg)
-            if "error" in res:
-                rows.append(dict(model=info["model"], ref=ref["model"], mode=mode, error=res["error"]))
+            results = []
+            for w in range(args.workers):  # odd workers build the reference first
+                log(f"[pairs] {info['model']} vs {ref['model']} ({mode}), worker {w + 1}/{args.workers}", flush=True)
+                cfg["ref_first"] = w % 2 == 1
+                if args.isolate == "subprocess":
+                    results.append(bench.run_isolated(cfg, args.worker_timeout, script=Path(__file__)))
+                else:
+                    results.append(measure_pair(cfg))
+            if errors := [res["error"] for res in results if "error" in res]:
+                rows.append(dict(model=info["model"], ref=ref["model"], mode=mode, error=errors[0]))
                 continue
-            for phase, t in res["phases"].items():
+            for phase, t in pool_workers(results, info["gmacs"], ref["gmacs"]).items():
                 r = paired_ratio(t["a_s"], t["b_s"], info["gmacs"], ref["gmacs"])
                 ok = r["ratio"] >= 1 - args.eff_tol
                 rows.append(
@@ -214,8 +254,7 @@ def run_pairs(args: argparse.Namespace, log=print) -> dict[str, Any]:
                         mode=mode,
                         macs_ratio=info["gmacs"] / ref["gmacs"],
                         result=bench.verdict(ok, r["lo"], r["hi"], 1 - args.eff_tol),
-                        a_s=t["a_s"],
-                        b_s=t["b_s"],
+                        **t,
                         **r,
                     )
                 )

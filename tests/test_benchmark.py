@@ -322,15 +322,30 @@ def test_paired_ratio_divides_adjacent_repetitions():
     assert bench.verdict(True, 0.96, 1.0, 0.95) == "PASS"
 
 
-def test_quick_pair_run_times_model_and_reference_alternately(tmp_path):
-    args = pairs.parse_args(["--quick", "--out-dir", str(tmp_path), "--reps", "3"])
+def test_pool_workers_keeps_repetitions_paired_and_lists_each_worker():
+    w1 = dict(phases=dict(train=dict(a_s=[2.0, 2.0], b_s=[1.0, 1.0], a_faults=[10, 30], b_faults=[0, 0])))
+    w2 = dict(phases=dict(train=dict(a_s=[1.0, 3.0], b_s=[1.0, 3.0], a_faults=[20, 40], b_faults=[5, 5])))
+    pooled = pairs.pool_workers([w1, w2], gmacs_a=1.0, gmacs_b=1.0)["train"]
+    assert (pooled["a_s"], pooled["b_s"]) == ([2.0, 2.0, 1.0, 3.0], [1.0, 1.0, 1.0, 3.0])
+    assert pooled["worker_ratios"] == [0.5, 1.0]
+    assert (pooled["a_faults"], pooled["b_faults"]) == (25.0, 2.5)
+
+
+def test_quick_pair_run_times_model_and_reference_alternately(tmp_path, monkeypatch):
+    built = []
+    real_create = pairs.bench.create_bench_model
+    monkeypatch.setattr(pairs.bench, "create_bench_model", lambda spec: built.append(spec) or real_create(spec))
+    args = pairs.parse_args(["--quick", "--out-dir", str(tmp_path), "--reps", "3", "--workers", "2"])
     out = pairs.run_pairs(args, log=lambda *a, **k: None)
+    # the second worker builds the reference first (the calls before are the MAC counts)
+    assert built[-4:] == ["zerosnet20_cifar", "timm-resnetv2_20_cifar", "timm-resnetv2_20_cifar", "zerosnet20_cifar"]
     assert [(r["model"], r["ref"], r["phase"], r["mode"]) for r in out["rows"]] == [
         ("zerosnet20_cifar", "timm-resnetv2_20_cifar", "infer", "eager"),
         ("zerosnet20_cifar", "timm-resnetv2_20_cifar", "train", "eager"),
     ]
     for r in out["rows"]:
-        assert len(r["a_s"]) == len(r["b_s"]) == 3 and min(r["a_s"] + r["b_s"]) > 0
+        assert len(r["a_s"]) == len(r["b_s"]) == 6 and min(r["a_s"] + r["b_s"]) > 0
+        assert len(r["worker_ratios"]) == 2 and r["a_faults"] >= 0 and r["b_faults"] >= 0
         expect = pairs.paired_ratio(r["a_s"], r["b_s"], r["macs_ratio"], 1.0)["ratio"]
         assert r["ratio"] == pytest.approx(expect)
         assert r["macs_ratio"] > 1.0  # ZeroSNet's transition projections are counted
@@ -360,3 +375,5 @@ def test_pair_worker_runs_in_a_subprocess_and_bad_selections_say_why():
         pairs.run_pairs(pairs.parse_args(["--quick", "--models", "resnet18"]))
     with pytest.raises(SystemExit):
         pairs.parse_args(["--modes", "compile_cl"])
+    with pytest.raises(SystemExit):
+        pairs.parse_args(["--workers", "0"])
