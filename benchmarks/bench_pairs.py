@@ -134,7 +134,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, machine: dict
         "# Target 1, paired: achieved GMAC/s of each model over its timm reference, timed in alternation",
         "",
         f"- {machine['cpu']}, {machine['threads']} threads; torch {torch.__version__}; load average "
-        f"{machine['load_start']:.2f} at start / {machine['load_end']:.2f} at end",
+        f"{machine['load_start']:.2f} at start / {machine['load_end']:.2f} at end; CPU allocator: {machine['malloc']}",
         f"- {args.workers} worker processes per pair (half of them build the reference first), {args.reps} alternated "
         f"repetitions per model and phase in each, each >= {args.min_rep_s} s; ratio = median of the paired ratios "
         "(GMACs_A / GMACs_B) x (time_B / time_A) of all workers, quartiles in brackets, then each worker's median; "
@@ -215,7 +215,9 @@ def run_pairs(args: argparse.Namespace, log=print) -> dict[str, Any]:
     bargs = bench.parse_args(["--batch-size", str(args.batch_size), "--batch-size-cifar", str(args.batch_size_cifar)])
     bargs.img_size = args.img_size
     pairs = pairs_for(args, bargs)
-    machine = dict(cpu=bench.cpu_name(), threads=args.threads, load_start=os.getloadavg()[0])
+    machine = dict(
+        cpu=bench.cpu_name(), threads=args.threads, malloc=bench.malloc_settings(), load_start=os.getloadavg()[0]
+    )
     rows = []
     for info, ref in pairs:
         for mode in args.mode_list:

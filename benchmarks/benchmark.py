@@ -919,6 +919,16 @@ def core_count() -> int:
         return os.cpu_count() or 1
 
 
+MALLOC_ENV = ("LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_ARENA_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+
+
+def malloc_settings() -> str:
+    """The environment that changes how CPU memory is allocated (and so how many page faults a step pays), as
+    the workers inherit it; "glibc defaults" when none is set."""
+    found = [f"{k}={os.environ[k]}" for k in MALLOC_ENV if os.environ.get(k)]
+    return ", ".join(found) if found else "glibc defaults"
+
+
 def machine_info(args: argparse.Namespace) -> dict[str, Any]:
     cpu, cores = cpu_name(), core_count()
     info = dict(
@@ -931,6 +941,7 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
         device=args.device,
         device_name=torch.cuda.get_device_name(0) if args.device.startswith("cuda") else cpu,
         loadavg_start=os.getloadavg() if hasattr(os, "getloadavg") else None,
+        malloc=malloc_settings(),
         date=time.strftime("%Y-%m-%d %H:%M:%S"),
     )
     try:
@@ -981,7 +992,7 @@ def markdown_report(
         "# timm-zerosnet benchmark",
         "",
         f"- machine: {machine['cpu']}, {machine['cores']} cores, {machine['threads']} threads; device "
-        f"{machine['device']} ({machine['device_name']})",
+        f"{machine['device']} ({machine['device_name']}); CPU allocator: {machine.get('malloc', '-')}",
         f"- torch {machine['torch']}, timm {machine['timm']}, python {machine['python']}, commit "
         f"{machine.get('commit') or '-'}, {machine['date']}"
         + (f", load average {la[0]:.2f} at start / {la_end[0]:.2f} at end" if la and la_end else ""),

@@ -322,6 +322,17 @@ def test_paired_ratio_divides_adjacent_repetitions():
     assert bench.verdict(True, 0.96, 1.0, 0.95) == "PASS"
 
 
+def test_malloc_settings_name_what_the_workers_inherit(monkeypatch):
+    for key in bench.MALLOC_ENV:
+        monkeypatch.delenv(key, raising=False)
+    assert bench.malloc_settings() == "glibc defaults"
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1073741824")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=33554432")
+    assert bench.malloc_settings() == (
+        "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432, MALLOC_TRIM_THRESHOLD_=1073741824"
+    )
+
+
 def test_pool_workers_keeps_repetitions_paired_and_lists_each_worker():
     w1 = dict(phases=dict(train=dict(a_s=[2.0, 2.0], b_s=[1.0, 1.0], a_faults=[10, 30], b_faults=[0, 0])))
     w2 = dict(phases=dict(train=dict(a_s=[1.0, 3.0], b_s=[1.0, 3.0], a_faults=[20, 40], b_faults=[5, 5])))
@@ -351,7 +362,9 @@ def test_quick_pair_run_times_model_and_reference_alternately(tmp_path, monkeypa
         assert r["macs_ratio"] > 1.0  # ZeroSNet's transition projections are counted
         assert r["result"].split()[0] in ("PASS", "MISS")
     assert json.loads(out["paths"]["json"].read_text())["rows"][0]["model"] == "zerosnet20_cifar"
-    assert "| zerosnet20_cifar | timm-resnetv2_20_cifar | train | eager |" in out["paths"]["md"].read_text()
+    text = out["paths"]["md"].read_text()
+    assert "| zerosnet20_cifar | timm-resnetv2_20_cifar | train | eager |" in text
+    assert f"CPU allocator: {bench.malloc_settings()}" in text
 
 
 def test_pair_worker_runs_in_a_subprocess_and_bad_selections_say_why():
