@@ -354,8 +354,10 @@ def test_non_finite_loss_stops_with_epoch_step_and_checkpoint(tmp_path, monkeypa
         return loss
 
     monkeypatch.setattr(train_mod, "build_loss_fns", poisoned)
-    code = main(tiny_argv(tmp_path, "nan", "--epochs", "2"))
-    err = capsys.readouterr().err
+    # --no-keep-heap: main() would otherwise change the allocator of the whole pytest process (see test_cpu_heap)
+    code = main(tiny_argv(tmp_path, "nan", "--epochs", "2", "--no-keep-heap"))
+    out, err = capsys.readouterr()
+    assert "CPU heap kept" not in out
     good = tmp_path / "nan" / "checkpoints" / "state-e0001-b000000"
     assert code == EXIT_NON_FINITE
     assert "epoch 2/2, step 2/4" in err and str(good) in err and "nan" in err

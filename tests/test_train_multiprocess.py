@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import reset_accelerate
+from timm_zerosnet.cpu_heap import ALLOCATOR_ENV
 from timm_zerosnet.train import CheckpointManager
 from timm_zerosnet.validate import build_parser, validate
 
@@ -37,6 +38,8 @@ def _env(tmp_path: Path) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     env.pop("ACCELERATE_MIXED_PRECISION", None)
+    for key in ALLOCATOR_ENV:  # glibc's defaults, which zerosnet-train then changes (cpu_heap.keep_heap)
+        env.pop(key, None)
     return env
 
 
@@ -103,6 +106,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
         train + _train_argv(tmp_path, "ref", *extra), env=env, capture_output=True, text=True, timeout=600
     )
     assert reference.returncode == 0, reference.stderr[-3000:]
+    assert "CPU heap kept" in reference.stdout  # the entry point keeps freed memory on CPU
 
     victim = subprocess.Popen(
         train + _train_argv(tmp_path, "killed", *extra),

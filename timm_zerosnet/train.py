@@ -53,6 +53,7 @@ from timm.utils import AverageMeter, ModelEmaV3, accuracy
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
+from .cpu_heap import keep_heap
 from .data import EpochShuffleSampler, TransformDataset, create_datasets, dataset_name
 
 __all__ = [
@@ -256,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="override accelerate's setting (normally from `accelerate launch --mixed_precision`)",
     )
     g.add_argument("--cpu", action="store_true", help="run on CPU even when an accelerator is available")
+    g.add_argument(
+        "--no-keep-heap",
+        dest="keep_heap",
+        action="store_false",
+        help="on CPU, let glibc return freed memory to the OS every step (default: keep it; see cpu_heap.py)",
+    )
     return p
 
 
@@ -1216,9 +1223,21 @@ def train(args: argparse.Namespace) -> dict:
     return trainer.fit()
 
 
+def _runs_on_cpu(args: argparse.Namespace) -> bool:
+    accelerators = (torch.cuda.is_available(), torch.backends.mps.is_available())
+    return args.cpu or not any(accelerators)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``zerosnet-train``: returns 0, or EXIT_NON_FINITE when the loss became NaN/inf."""
+    """``zerosnet-train``: returns 0, or EXIT_NON_FINITE when the loss became NaN/inf.
+
+    The entry point owns its process, so on CPU it keeps freed memory in the heap (``cpu_heap.keep_heap``);
+    ``train()`` and ``Trainer`` leave the allocator of their caller alone."""
     args = parse_args(argv)
+    if args.keep_heap and _runs_on_cpu(args):
+        note = keep_heap()
+        if PartialState().is_main_process:
+            print(note, flush=True)
     try:
         train(args)
     except NonFiniteLossError as e:

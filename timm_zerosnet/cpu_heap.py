@@ -1,0 +1,52 @@
+"""Keep freed CPU memory in the process during training, instead of handing it back to the OS every step.
+
+With glibc's default settings, a block above the mmap threshold (128 KiB, raised dynamically up to 32 MiB) is a
+fresh mapping that is unmapped when freed, and freed memory at the top of the heap is returned to the OS. A training
+step frees most of its activations at the end of backward and allocates them again in the next forward, so every
+step pays those pages again as page faults. On a 2-core Xeon VM that is 70,000-110,000 faults (about 300-430 MB)
+per preresnet50 or lmresnet50 training step at batch 8 and 9,000-17,000 per lmresnet20_cifar step at batch 64; a
+multistep network, which holds more memory at its peak, usually re-faults more than timm's ResNetV2. With the heap
+kept, they fall to a few hundred or none, peak RSS stays the same, and a preresnet50 step took 4% less time.
+
+``keep_heap()`` tells glibc to serve every block from the heap and to keep what is freed there, which is what
+jemalloc or tcmalloc do for PyTorch (the allocators PyTorch's CPU performance guide recommends). It changes the
+whole process, so the training entry point calls it on CPU runs (``--no-keep-heap`` turns it off), and nothing
+calls it at import. A process whose allocator is already chosen through the environment (``LD_PRELOAD``,
+``GLIBC_TUNABLES`` or ``MALLOC_*`` variables) is left as it is.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+__all__ = ["keep_heap", "ALLOCATOR_ENV"]
+
+ALLOCATOR_ENV = ("LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_")
+
+_M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
+_M_MMAP_MAX = -4
+_DEFAULT_MMAP_MAX = 65536
+_INT_MAX = 2**31 - 1  # mallopt takes a C int
+
+
+def keep_heap() -> str:
+    """Serve every allocation from the heap and never trim it (glibc only). Returns what was done, for the log."""
+    chosen = [k for k in ALLOCATOR_ENV if os.environ.get(k)]
+    if chosen:
+        return f"CPU allocator left as configured by {', '.join(chosen)}"
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return f"CPU allocator left as it is: no glibc mallopt in {name or 'this C library'}"
+    # mallopt returns 1 on success. Both settings or neither: a heap that is kept but still maps large blocks
+    # would re-fault exactly the biggest tensors
+    if mallopt(_M_MMAP_MAX, 0) != 1:
+        return "CPU allocator left as it is: glibc refused M_MMAP_MAX"
+    if mallopt(_M_TRIM_THRESHOLD, _INT_MAX) != 1:
+        mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+        return "CPU allocator left as it is: glibc refused M_TRIM_THRESHOLD"
+    return "CPU heap kept: glibc serves every block from the heap and does not trim it (--no-keep-heap: off)"
