@@ -21,6 +21,7 @@ Usage::
     python benchmarks/bench_pairs.py                                  # the six checked models, eager + compile
     python benchmarks/bench_pairs.py --models zerosnet20_cifar --modes eager --phases train --reps 15
     python benchmarks/bench_pairs.py --quick                          # smoke configuration, in-process
+    python benchmarks/bench_pairs.py --keep-heap --out-dir benchmarks/results/kept_heap   # as zerosnet-train runs
 """
 
 from __future__ import annotations
@@ -40,11 +41,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark as bench  # noqa: E402  (also makes the repository importable and registers our models)
 
+from timm_zerosnet.cpu_heap import keep_heap  # noqa: E402
+
 MODES = ("eager", "channels_last", "compile")
 
 
 def measure_pair(cfg: dict[str, Any]) -> dict[str, Any]:
     """Build model A and its reference B, and time their steps in alternation, phase by phase."""
+    if cfg.get("keep_heap"):
+        note = keep_heap()
+        if not note.startswith("CPU heap kept"):
+            raise RuntimeError(f"--keep-heap: {note}")
     torch.set_num_threads(cfg["threads"])
     fmt = torch.channels_last if cfg["mode"] == "channels_last" else torch.contiguous_format
     runs: list[Any] = [None, None]
@@ -173,6 +180,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", "-b", type=int, default=None, help="batch of 224-style models (default 8)")
     p.add_argument("--batch-size-cifar", type=int, default=None, help="batch of 32x32 models (default 64)")
     p.add_argument("--img-size", type=int, default=None, help="input size of 224-style models (default: theirs)")
+    p.add_argument(
+        "--keep-heap",
+        action="store_true",
+        help="workers keep freed memory in the heap, as zerosnet-train does on CPU (timm_zerosnet/cpu_heap.py)",
+    )
     p.add_argument("--eff-tol", type=float, default=0.05, help="the ratio must be >= 1 - this")
     p.add_argument("--isolate", choices=("subprocess", "none"), default=None, help="a worker per pair and mode")
     p.add_argument("--worker-timeout", type=float, default=1800)
@@ -216,7 +228,10 @@ def run_pairs(args: argparse.Namespace, log=print) -> dict[str, Any]:
     bargs.img_size = args.img_size
     pairs = pairs_for(args, bargs)
     machine = dict(
-        cpu=bench.cpu_name(), threads=args.threads, malloc=bench.malloc_settings(), load_start=os.getloadavg()[0]
+        cpu=bench.cpu_name(),
+        threads=args.threads,
+        malloc="heap kept (cpu_heap.keep_heap)" if args.keep_heap else bench.malloc_settings(),
+        load_start=os.getloadavg()[0],
     )
     rows = []
     for info, ref in pairs:
@@ -233,6 +248,7 @@ def run_pairs(args: argparse.Namespace, log=print) -> dict[str, Any]:
                 reps=args.reps,
                 min_rep_s=args.min_rep_s,
                 max_iters=args.max_iters,
+                keep_heap=args.keep_heap,
             )
             results = []
             for w in range(args.workers):  # odd workers build the reference first

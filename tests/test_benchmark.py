@@ -380,10 +380,16 @@ def test_pair_worker_runs_in_a_subprocess_and_bad_selections_say_why():
         reps=2,
         min_rep_s=0.0,
         max_iters=1,
+        keep_heap=True,  # a worker may change its own allocator (never this process's)
     )
     res = bench.run_isolated(cfg, timeout=600, script=ROOT / "benchmarks" / "bench_pairs.py")
     assert "error" not in res, res.get("error")
     assert list(res["phases"]) == ["train"] and len(res["phases"]["train"]["a_s"]) == 2
+    # with the allocator configured from outside, --keep-heap refuses instead of measuring something else
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+        res = bench.run_isolated(cfg, timeout=600, script=ROOT / "benchmarks" / "bench_pairs.py")
+    assert "--keep-heap: CPU allocator left as configured by MALLOC_TRIM_THRESHOLD_" in res["error"]
     with pytest.raises(SystemExit, match="none of the checked families"):
         pairs.run_pairs(pairs.parse_args(["--quick", "--models", "resnet18"]))
     with pytest.raises(SystemExit):
