@@ -396,3 +396,29 @@ def test_pair_worker_runs_in_a_subprocess_and_bad_selections_say_why():
         pairs.parse_args(["--modes", "compile_cl"])
     with pytest.raises(SystemExit):
         pairs.parse_args(["--workers", "0"])
+
+
+keep = _load("zerosnet_bench_keep_heap", ROOT / "benchmarks" / "bench_keep_heap.py")
+
+
+def test_keep_heap_summary_pairs_the_rounds():
+    run = lambda mode, s, f, rss: dict(mode=mode, step_s=s, faults=f, peak_rss_mb=rss)  # noqa: E731
+    runs = [run("default", 2.0, 100, 10), run("kept", 1.0, 0, 12), run("kept", 3.0, 2, 14), run("default", 3.0, 50, 10)]
+    s = keep.summarize(runs)
+    assert s["time_ratio"] == pytest.approx((0.5 + 1.0) / 2)
+    assert (s["default_ms"], s["kept_ms"]) == (pytest.approx(2500.0), pytest.approx(2000.0))
+    assert (s["default_faults"], s["kept_faults"], s["kept_rss_mb"]) == (75, 1, 13)
+    with pytest.raises(ValueError, match="one default and one kept"):
+        keep.summarize(runs[:3])
+
+
+def test_keep_heap_quick_run_measures_both_settings_in_workers(monkeypatch):
+    for key in bench.MALLOC_ENV + keep.ALLOCATOR_ENV:
+        monkeypatch.delenv(key, raising=False)
+    out = keep.run(keep.parse_args(["--quick"]), log=lambda *a, **k: None)
+    s = out["lmresnet20_cifar"]
+    assert s["default_ms"] > 0 and s["kept_ms"] > 0 and s["time_ratio"] > 0
+    assert s["default_rss_mb"] > 0 and s["kept_rss_mb"] > 0
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    with pytest.raises(SystemExit, match="unset MALLOC_TRIM_THRESHOLD_"):
+        keep.run(keep.parse_args(["--quick"]))

@@ -67,6 +67,7 @@ def test_two_processes_count_each_validation_sample_once(tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "2 process(es)" in proc.stdout
+    assert proc.stdout.count("CPU heap kept") == 1  # both processes keep their heap; rank 0 says so
     run_dir = tmp_path / "ddp"
     logged = json.loads((run_dir / "metrics.json").read_text())
     info = json.loads((run_dir / "run.json").read_text())

@@ -1236,7 +1236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.keep_heap and _runs_on_cpu(args):
         note = keep_heap()
-        if PartialState().is_main_process:
+        # RANK (set by accelerate launch / torchrun), not PartialState: the Accelerator must be the first to build it
+        if os.environ.get("RANK", "0") == "0":
             print(note, flush=True)
     try:
         train(args)

@@ -1,0 +1,156 @@
+"""What ``cpu_heap.keep_heap()`` (called by ``zerosnet-train`` on CPU) changes in a training step: page faults, step
+time and peak RSS, with glibc's defaults and with the heap kept.
+
+The allocator setting is process-wide, so each measurement is its own worker process; the two settings alternate
+worker by worker (default, kept, kept, default, ...) for ``--rounds`` rounds, and the time ratio is the median of
+the per-round ratios. Each worker builds one model, warms it up and times ``--steps`` training steps (SGD,
+cross-entropy, random data), counting minor page faults over them.
+
+Usage::
+
+    python benchmarks/bench_keep_heap.py                                  # preresnet50, lmresnet50 (batch 8)
+    python benchmarks/bench_keep_heap.py --models lmresnet20_cifar,zerosnet20_cifar --rounds 4
+    python benchmarks/bench_keep_heap.py --quick                          # smoke configuration
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchmark as bench  # noqa: E402  (also makes the repository importable and registers our models)
+
+from timm_zerosnet.cpu_heap import ALLOCATOR_ENV, keep_heap  # noqa: E402
+
+SETTINGS = ("default", "kept")
+
+
+def measure_steps(cfg: dict[str, Any]) -> dict[str, Any]:
+    """One worker: the allocator setting first, then one model's training steps."""
+    note = keep_heap() if cfg["setting"] == "kept" else "glibc defaults"
+    if cfg["setting"] == "kept" and not note.startswith("CPU heap kept"):
+        raise RuntimeError(note)
+    torch.set_num_threads(cfg["threads"])
+    torch.manual_seed(0)
+    model = bench.create_bench_model(cfg["model"]).train()
+    classes = int(getattr(model, "num_classes", 1000) or 1000)
+    x = torch.randn(cfg["batch"], 3, cfg["img_size"], cfg["img_size"])
+    y = torch.randint(classes, (cfg["batch"],))
+    step = bench.make_steps(model, torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9), x, y)["train"]
+    for _ in range(cfg["warmup"]):
+        step()
+    times = []
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(cfg["steps"]):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / cfg["steps"]
+    return dict(
+        model=cfg["model"],
+        mode=cfg["setting"],
+        step_s=statistics.median(times),
+        faults=faults,
+        peak_rss_mb=bench.peak_rss_mb(),
+        note=note,
+    )
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Runs of one model, in rounds of (default, kept) in either order: medians and the per-round time ratio."""
+    by = {s: [r for r in runs if r["mode"] == s] for s in SETTINGS}
+    if len(by["default"]) != len(by["kept"]) or not by["kept"]:
+        raise ValueError(
+            f"one default and one kept run per round expected, got {len(by['default'])} and {len(by['kept'])}"
+        )
+    out: dict[str, float] = {}
+    for s, rs in by.items():
+        out[f"{s}_ms"] = statistics.median(r["step_s"] for r in rs) * 1e3
+        out[f"{s}_faults"] = statistics.median(r["faults"] for r in rs)
+        out[f"{s}_rss_mb"] = statistics.median(r["peak_rss_mb"] for r in rs)
+    out["time_ratio"] = statistics.median(k["step_s"] / d["step_s"] for d, k in zip(by["default"], by["kept"]))
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="preresnet50,lmresnet50")
+    p.add_argument("--rounds", type=int, default=3, help="(default, kept) worker pairs per model")
+    p.add_argument("--steps", type=int, default=5, help="timed training steps per worker")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--batch-size", "-b", type=int, default=8, help="batch of 224-style models")
+    p.add_argument("--batch-size-cifar", type=int, default=64, help="batch of 32x32 models")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--quick", action="store_true", help="smoke configuration: one tiny CIFAR model, 1 round")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.models, args.rounds, args.steps, args.warmup, args.batch_size_cifar = "lmresnet20_cifar", 1, 1, 1, 2
+    if args.rounds < 1 or args.steps < 1 or args.warmup < 1:
+        p.error("--rounds, --steps and --warmup must be >= 1")
+    args.threads = args.threads or bench.core_count()
+    return args
+
+
+def run(args: argparse.Namespace, log=print) -> dict[str, dict[str, float]]:
+    if chosen := [k for k in ALLOCATOR_ENV if os.environ.get(k)]:
+        raise SystemExit(f"unset {', '.join(chosen)}: this benchmark compares glibc's defaults with the kept heap")
+    results = {}
+    lines = [
+        f"{bench.cpu_name()}, {args.threads} threads, torch {torch.__version__}; {args.rounds} rounds x "
+        f"{args.steps} training steps per worker",
+        "",
+        "| model | batch | ms/step default | ms/step kept | kept / default [per-round median] | faults/step default "
+        "| faults/step kept | peak RSS MB default | peak RSS MB kept |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for spec in [m.strip() for m in args.models.split(",") if m.strip()]:
+        cifar = spec.endswith("_cifar")
+        batch, size = (args.batch_size_cifar, 32) if cifar else (args.batch_size, 224)
+        runs = []
+        for r in range(args.rounds):
+            for setting in SETTINGS if r % 2 == 0 else SETTINGS[::-1]:
+                cfg = dict(
+                    model=spec,
+                    mode=setting,
+                    setting=setting,
+                    batch=batch,
+                    img_size=size,
+                    threads=args.threads,
+                    warmup=args.warmup,
+                    steps=args.steps,
+                )
+                log(f"[keep-heap] {spec} round {r + 1}/{args.rounds}: {setting}", flush=True)
+                res = bench.run_isolated(cfg, script=Path(__file__))
+                if "error" in res:
+                    raise SystemExit(f"{spec} ({setting}): {res['error']}")
+                runs.append(res)
+        s = results[spec] = summarize(runs)
+        lines.append(
+            f"| {spec} | {batch} | {s['default_ms']:.1f} | {s['kept_ms']:.1f} | {s['time_ratio']:.3f} | "
+            f"{s['default_faults']:.0f} | {s['kept_faults']:.0f} | {s['default_rss_mb']:.0f} | {s['kept_rss_mb']:.0f} |"
+        )
+    log("\n".join(lines))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker is not None:
+        bench.worker_main(args.worker, measure_steps)
+        return 0
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
