@@ -90,6 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", "-b", type=int, default=8, help="batch of 224-style models")
     p.add_argument("--batch-size-cifar", type=int, default=64, help="batch of 32x32 models")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "keep_heap.md"))
     p.add_argument("--quick", action="store_true", help="smoke configuration: one tiny CIFAR model, 1 round")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -106,6 +107,8 @@ def run(args: argparse.Namespace, log=print) -> dict[str, dict[str, float]]:
         raise SystemExit(f"unset {', '.join(chosen)}: this benchmark compares glibc's defaults with the kept heap")
     results = {}
     lines = [
+        "# Training steps with glibc's default allocator settings and with the heap kept (cpu_heap.keep_heap)",
+        "",
         f"{bench.cpu_name()}, {args.threads} threads, torch {torch.__version__}; {args.rounds} rounds x "
         f"{args.steps} training steps per worker",
         "",
@@ -139,7 +142,10 @@ def run(args: argparse.Namespace, log=print) -> dict[str, dict[str, float]]:
             f"| {spec} | {batch} | {s['default_ms']:.1f} | {s['kept_ms']:.1f} | {s['time_ratio']:.3f} | "
             f"{s['default_faults']:.0f} | {s['kept_faults']:.0f} | {s['default_rss_mb']:.0f} | {s['kept_rss_mb']:.0f} |"
         )
-    log("\n".join(lines))
+    text = "\n".join(lines) + "\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    log(text)
     return results
 
 

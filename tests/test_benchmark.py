@@ -412,13 +412,14 @@ def test_keep_heap_summary_pairs_the_rounds():
         keep.summarize(runs[:3])
 
 
-def test_keep_heap_quick_run_measures_both_settings_in_workers(monkeypatch):
+def test_keep_heap_quick_run_measures_both_settings_in_workers(monkeypatch, tmp_path):
     for key in bench.MALLOC_ENV + keep.ALLOCATOR_ENV:
         monkeypatch.delenv(key, raising=False)
-    out = keep.run(keep.parse_args(["--quick"]), log=lambda *a, **k: None)
+    out = keep.run(keep.parse_args(["--quick", "--out", str(tmp_path / "k.md")]), log=lambda *a, **k: None)
+    assert "| lmresnet20_cifar | 2 |" in (tmp_path / "k.md").read_text()
     s = out["lmresnet20_cifar"]
     assert s["default_ms"] > 0 and s["kept_ms"] > 0 and s["time_ratio"] > 0
     assert s["default_rss_mb"] > 0 and s["kept_rss_mb"] > 0
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
     with pytest.raises(SystemExit, match="unset MALLOC_TRIM_THRESHOLD_"):
-        keep.run(keep.parse_args(["--quick"]))
+        keep.run(keep.parse_args(["--quick", "--out", str(tmp_path / "k.md")]))

@@ -3,10 +3,11 @@
 With glibc's default settings, a block above the mmap threshold (128 KiB, raised dynamically up to 32 MiB) is a
 fresh mapping that is unmapped when freed, and freed memory at the top of the heap is returned to the OS. A training
 step frees most of its activations at the end of backward and allocates them again in the next forward, so every
-step pays those pages again as page faults. On a 2-core Xeon VM that is 70,000-110,000 faults (about 300-430 MB)
-per preresnet50 or lmresnet50 training step at batch 8 and 9,000-17,000 per lmresnet20_cifar step at batch 64; a
-multistep network, which holds more memory at its peak, usually re-faults more than timm's ResNetV2. With the heap
-kept, they fall to a few hundred or none, peak RSS stays the same, and a preresnet50 step took 4% less time.
+step pays those pages again as page faults. Measured with ``benchmarks/bench_keep_heap.py`` on a 2-core Xeon VM:
+85,000-119,000 faults per training step of preresnet50, lmresnet50 or zerosnet50 at batch 8, and 6,000-8,300 per
+lmresnet20_cifar or zerosnet20_cifar step at batch 64. With the heap kept, 0-2,200 remain and peak RSS moves by
+less than 3%. The steps took 0.97x (preresnet50), 0.90x (lmresnet50) and 0.79-0.80x (the CIFAR models) of the
+time. zerosnet50 took 1.05x, inside this VM's noise.
 
 ``keep_heap()`` tells glibc to serve every block from the heap and to keep what is freed there, which is what
 jemalloc or tcmalloc do for PyTorch (the allocators PyTorch's CPU performance guide recommends). It changes the
