@@ -40,12 +40,8 @@ def measure_steps(cfg: dict[str, Any]) -> dict[str, Any]:
     if cfg["setting"] == "kept" and not note.startswith("CPU heap kept"):
         raise RuntimeError(note)
     torch.set_num_threads(cfg["threads"])
-    torch.manual_seed(0)
-    model = bench.create_bench_model(cfg["model"]).train()
-    classes = int(getattr(model, "num_classes", 1000) or 1000)
-    x = torch.randn(cfg["batch"], 3, cfg["img_size"], cfg["img_size"])
-    y = torch.randint(classes, (cfg["batch"],))
-    step = bench.make_steps(model, torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9), x, y)["train"]
+    model, x, y, opt = bench.setup_model(cfg["model"], cfg["batch"], cfg["img_size"])
+    step = bench.make_steps(model.train(), opt, x, y)["train"]
     for _ in range(cfg["warmup"]):
         step()
     times = []

@@ -58,12 +58,7 @@ def measure_pair(cfg: dict[str, Any]) -> dict[str, Any]:
     steps_of: list[Any] = [None, None]
     for i in (1, 0) if cfg.get("ref_first") else (0, 1):  # which one is built first: see the module docstring
         spec = (cfg["model"], cfg["ref"])[i]
-        torch.manual_seed(0)
-        model = bench.create_bench_model(spec).to(memory_format=fmt)
-        classes = int(getattr(model, "num_classes", 1000) or 1000)
-        x = torch.randn(cfg["batch"], 3, cfg["img_size"], cfg["img_size"]).contiguous(memory_format=fmt)
-        y = torch.randint(classes, (cfg["batch"],))
-        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+        model, x, y, opt = bench.setup_model(spec, cfg["batch"], cfg["img_size"], fmt=fmt)
         run = torch.compile(model) if cfg["mode"] == "compile" else model
         runs[i] = model
         steps_of[i] = bench.make_steps(run, opt, x, y)

@@ -392,6 +392,19 @@ def peak_rss_mb() -> float:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def setup_model(
+    spec: str, batch: int, img_size: int, device: Any = "cpu", fmt: torch.memory_format = torch.contiguous_format
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.optim.Optimizer]:
+    """What every benchmark here times: the model of ``spec`` (seed 0), one random batch and its labels in the
+    memory format ``fmt``, and SGD with momentum."""
+    torch.manual_seed(0)
+    model = create_bench_model(spec).to(device=device, memory_format=fmt)
+    num_classes = int(getattr(model, "num_classes", 1000) or 1000)
+    x = torch.randn(batch, 3, img_size, img_size, device=device).contiguous(memory_format=fmt)
+    target = torch.randint(num_classes, (batch,), device=device)
+    return model, x, target, torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+
+
 def steps_per_rep(min_rep_s: float, step_s: float, max_iters: int) -> int:
     """Steps in one timed repetition, so that it lasts at least ``min_rep_s`` given a step of ``step_s`` seconds (one
     step when ``min_rep_s`` is 0, at most ``max_iters``)."""
@@ -572,13 +585,7 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
     trim_heap()
     can_reset = reset_peak_rss()
     rss_base = rss_mb() if device.type == "cpu" else 0.0
-    torch.manual_seed(0)
-    model = create_bench_model(cfg["model"]).to(device=device, memory_format=fmt)
-    num_classes = int(getattr(model, "num_classes", 1000) or 1000)
-    size, batch = cfg["img_size"], cfg["batch"]
-    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=fmt)
-    target = torch.randint(num_classes, (batch,), device=device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    model, x, target, optimizer = setup_model(cfg["model"], cfg["batch"], cfg["img_size"], device, fmt)
     run = model
     if compiled:
         kwargs = {"backend": cfg["compile_backend"]}
