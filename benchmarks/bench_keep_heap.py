@@ -16,8 +16,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import resource
 import statistics
 import sys
 import time
@@ -29,28 +27,26 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark as bench  # noqa: E402  (also makes the repository importable and registers our models)
 
-from timm_zerosnet.cpu_heap import ALLOCATOR_ENV, keep_heap  # noqa: E402
+from timm_zerosnet.cpu_heap import allocator_env, require_kept_heap  # noqa: E402
 
 SETTINGS = ("default", "kept")
 
 
 def measure_steps(cfg: dict[str, Any]) -> dict[str, Any]:
     """One worker: the allocator setting first, then one model's training steps."""
-    note = keep_heap() if cfg["setting"] == "kept" else "glibc defaults"
-    if cfg["setting"] == "kept" and not note.startswith("CPU heap kept"):
-        raise RuntimeError(note)
+    note = require_kept_heap("kept setting") if cfg["setting"] == "kept" else "glibc defaults"
     torch.set_num_threads(cfg["threads"])
     model, x, y, opt = bench.setup_model(cfg["model"], cfg["batch"], cfg["img_size"])
     step = bench.make_steps(model.train(), opt, x, y)["train"]
     for _ in range(cfg["warmup"]):
         step()
     times = []
-    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    f0 = bench.minor_faults()
     for _ in range(cfg["steps"]):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / cfg["steps"]
+    faults = (bench.minor_faults() - f0) / cfg["steps"]
     return dict(
         model=cfg["model"],
         mode=cfg["setting"],
@@ -99,7 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, log=print) -> dict[str, dict[str, float]]:
-    if chosen := [k for k in ALLOCATOR_ENV if os.environ.get(k)]:
+    if chosen := allocator_env():
         raise SystemExit(f"unset {', '.join(chosen)}: this benchmark compares glibc's defaults with the kept heap")
     results = {}
     lines = [

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -41,7 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark as bench  # noqa: E402  (also makes the repository importable and registers our models)
 
-from timm_zerosnet.cpu_heap import keep_heap  # noqa: E402
+from timm_zerosnet.cpu_heap import require_kept_heap  # noqa: E402
 
 MODES = ("eager", "channels_last", "compile")
 
@@ -49,9 +48,7 @@ MODES = ("eager", "channels_last", "compile")
 def measure_pair(cfg: dict[str, Any]) -> dict[str, Any]:
     """Build model A and its reference B, and time their steps in alternation, phase by phase."""
     if cfg.get("keep_heap"):
-        note = keep_heap()
-        if not note.startswith("CPU heap kept"):
-            raise RuntimeError(f"--keep-heap: {note}")
+        require_kept_heap("--keep-heap")
     torch.set_num_threads(cfg["threads"])
     fmt = torch.channels_last if cfg["mode"] == "channels_last" else torch.contiguous_format
     runs: list[Any] = [None, None]
@@ -79,12 +76,12 @@ def measure_pair(cfg: dict[str, Any]) -> dict[str, Any]:
         faults: list[list[float]] = [[], []]
         for r in range(cfg["reps"]):
             for i in (0, 1) if r % 2 == 0 else (1, 0):
-                f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                f0 = bench.minor_faults()
                 t0 = time.perf_counter()
                 for _ in range(iters):
                     steps[i]()
                 times[i].append((time.perf_counter() - t0) / iters)
-                faults[i].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / iters)
+                faults[i].append((bench.minor_faults() - f0) / iters)
         phases[phase] = dict(a_s=times[0], b_s=times[1], a_faults=faults[0], b_faults=faults[1], iters=iters)
     if cfg["mode"] == "compile":
         torch._dynamo.reset()

@@ -51,6 +51,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import timm_zerosnet  # noqa: E402,F401  (registers our models with timm)
+from timm_zerosnet.cpu_heap import ALLOCATOR_ENV  # noqa: E402
 
 _RESULT_MARK = "@@BENCH_RESULT@@ "
 OURS = ("zerosnet", "lmresnet", "preresnet", "tauresnet")  # families of this package
@@ -367,6 +368,13 @@ def pin_malloc(threshold: int = 128 * 1024) -> bool:
         return bool(ctypes.CDLL("libc.so.6").mallopt(-3, threshold))  # -3: M_MMAP_THRESHOLD
     except (OSError, AttributeError):
         return False
+
+
+def minor_faults() -> int:
+    """Minor page faults of this process so far (a page the OS had to map in, e.g. memory the heap gave back)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def rss_mb() -> float:
@@ -926,7 +934,8 @@ def core_count() -> int:
         return os.cpu_count() or 1
 
 
-MALLOC_ENV = ("LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_ARENA_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+# what keep_heap() defers to, and the arena count, which changes the faults without deciding whether memory is kept
+MALLOC_ENV = (*ALLOCATOR_ENV, "MALLOC_ARENA_MAX_")
 
 
 def malloc_settings() -> str:

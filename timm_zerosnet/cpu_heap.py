@@ -22,7 +22,7 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["keep_heap", "ALLOCATOR_ENV"]
+__all__ = ["keep_heap", "require_kept_heap", "allocator_env", "ALLOCATOR_ENV"]
 
 ALLOCATOR_ENV = ("LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_")
 
@@ -30,12 +30,17 @@ _M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
 _M_MMAP_MAX = -4
 _DEFAULT_MMAP_MAX = 65536
 _INT_MAX = 2**31 - 1  # mallopt takes a C int
+_KEPT = "CPU heap kept"
+
+
+def allocator_env() -> list[str]:
+    """The variables of ``ALLOCATOR_ENV`` that this process's environment sets."""
+    return [k for k in ALLOCATOR_ENV if os.environ.get(k)]
 
 
 def keep_heap() -> str:
     """Serve every allocation from the heap and never trim it (glibc only). Returns what was done, for the log."""
-    chosen = [k for k in ALLOCATOR_ENV if os.environ.get(k)]
-    if chosen:
+    if chosen := allocator_env():
         return f"CPU allocator left as configured by {', '.join(chosen)}"
     name = ctypes.util.find_library("c")
     try:
@@ -50,4 +55,13 @@ def keep_heap() -> str:
     if mallopt(_M_TRIM_THRESHOLD, _INT_MAX) != 1:
         mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
         return "CPU allocator left as it is: glibc refused M_TRIM_THRESHOLD"
-    return "CPU heap kept: glibc serves every block from the heap and does not trim it (--no-keep-heap: off)"
+    return f"{_KEPT}: glibc serves every block from the heap and does not trim it (--no-keep-heap: off)"
+
+
+def require_kept_heap(why: str) -> str:
+    """``keep_heap()`` for a process that must not run otherwise (a benchmark worker measuring the kept heap):
+    raises RuntimeError, prefixed with ``why``, where the heap could not be kept."""
+    note = keep_heap()
+    if not note.startswith(_KEPT):
+        raise RuntimeError(f"{why}: {note}")
+    return note
