@@ -423,3 +423,16 @@ def test_keep_heap_quick_run_measures_both_settings_in_workers(monkeypatch, tmp_
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
     with pytest.raises(SystemExit, match="unset MALLOC_TRIM_THRESHOLD_"):
         keep.run(keep.parse_args(["--quick", "--out", str(tmp_path / "k.md")]))
+
+
+def test_projection_benchmark_checks_the_forms_and_prints_ratios(capsys, monkeypatch):
+    proj = _load("zerosnet_bench_projection", ROOT / "benchmarks" / "bench_projection.py")
+    proj.main(["--reps", "1", "--inner", "1", "--shapes", "1", "--threads", "1"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64, 16 -> 32")]
+    assert [row.split("|")[2].strip() for row in rows] == ["infer", "train"]
+    assert all(float(row.split("|")[-2]) > 0 for row in rows)
+    # a form that computed something else is caught before anything is timed
+    right = lambda x, w, s=2: torch.conv2d(x, w, stride=s)  # noqa: E731
+    monkeypatch.setattr(proj, "forms", lambda s: {"a": right, "b": lambda x, w: right(x, w * 1.01)})
+    with pytest.raises(AssertionError):
+        proj.check_agree(proj.SHAPES[0])

@@ -392,30 +392,39 @@ def test_first_release_is_staged_and_says_so(tmp_path):
 
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("norm_act", [False, True])
-@pytest.mark.parametrize("size,stride", [(8, 2), (7, 2), (10, 3)])
+@pytest.mark.parametrize("size,stride", [(8, 2), (7, 2), (10, 3), (16, 2), (17, 2), (25, 3)])
 def test_strided_projection_is_the_strided_conv(channels_last, norm_act, size, stride):
-    """In training, a strided history / shortcut projection runs on NCHW inputs as the stride-1 conv of the
-    subsampled input: outputs and all gradients equal those of the strided conv, odd sizes included."""
+    """A strided history / shortcut projection of an NCHW tensor runs as the matrix product of the subsampled input
+    where the output has at least 8x8 pixels (inference and training), and in training otherwise as the stride-1
+    conv of the subsampled input: outputs and all gradients equal those of the strided conv, odd sizes included."""
     import copy
 
-    from timm_zerosnet.models.multistep import Projection
+    from timm_zerosnet.models.multistep import _MIN_MATMUL_PIXELS, Projection
 
     fmt = torch.channels_last if channels_last else torch.contiguous_format
+    out_size = -(-size // stride)
+    matmul = not channels_last and out_size * out_size >= _MIN_MATMUL_PIXELS
     proj = Projection(4, 6, stride, norm_act=norm_act).double()
     ref = copy.deepcopy(proj)
+    conv_calls = []
+    conv_forward = proj.conv.forward
+    proj.conv.forward = lambda x: conv_calls.append(1) or conv_forward(x)
     x = torch.randn(2, 4, size, size, dtype=torch.float64).contiguous(memory_format=fmt)
-    with torch.no_grad():  # inference keeps the strided conv
+    with torch.no_grad():
         torch.testing.assert_close(
             proj.eval()(x), F.conv2d(F.relu(ref.eval().norm(x)) if norm_act else x, ref.conv.weight, stride=stride)
         )
+    assert len(conv_calls) == (0 if matmul else 1)  # small outputs and channels-last keep the strided conv
     proj.train(), ref.train()
-    if not channels_last:  # training on NCHW must not reach the strided conv module
-        proj.conv.forward = lambda x: pytest.fail("NCHW input went through the strided conv")
+    conv_calls.clear()
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
     out = proj(xa)
+    assert len(conv_calls) == (1 if channels_last else 0)  # training on NCHW never reaches the strided conv
+    if matmul:
+        assert type(out.grad_fn).__name__ == "_SubsampledConv1x1Backward"
     h = F.relu(ref.norm(xb)) if norm_act else xb
     expect = F.conv2d(h, ref.conv.weight, stride=stride)
-    assert out.shape == expect.shape == (2, 6, -(-size // stride), -(-size // stride))
+    assert out.shape == expect.shape == (2, 6, out_size, out_size)
     torch.testing.assert_close(out, expect)
     g = torch.randn_like(expect)
     out.backward(g)
@@ -427,6 +436,30 @@ def test_strided_projection_is_the_strided_conv(channels_last, norm_act, size, s
         torch.testing.assert_close(proj.norm.running_mean, ref.norm.running_mean)
 
 
+def test_subsampled_projection_backward_is_exact():
+    """The matrix-product projection's own backward against numerical gradients (odd size, unequal strides)."""
+    from timm_zerosnet.models.multistep import _SubsampledConv1x1
+
+    x = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 3, 1, 1, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w: _SubsampledConv1x1.apply(x, w, 2, 3), (x, w))
+    out = _SubsampledConv1x1.apply(x, w, 2, 3)
+    torch.testing.assert_close(out, F.conv2d(x, w, stride=(2, 3)))
+
+
+def test_projection_under_autocast_keeps_the_conv():
+    """bf16 autocast casts convs, not our matrix product: under autocast the conv runs, in bf16."""
+    from timm_zerosnet.models.multistep import Projection
+
+    proj = Projection(4, 6, 2)
+    x = torch.randn(2, 4, 16, 16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = proj(x)
+    assert out.dtype == torch.bfloat16 and type(out.grad_fn).__name__ != "_SubsampledConv1x1Backward"
+    out.float().sum().backward()
+    assert x.grad.shape == x.shape
+
+
 def test_compiled_projection_keeps_the_strided_conv(monkeypatch):
     """Under torch.compile the strided conv is the faster form: the graph must record it, not the subsampling."""
     from timm_zerosnet.models.multistep import Projection
@@ -435,9 +468,9 @@ def test_compiled_projection_keeps_the_strided_conv(monkeypatch):
     calls = []
     conv_forward = proj.conv.forward
     proj.conv.forward = lambda x: calls.append(x.shape) or conv_forward(x)
-    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    x = torch.randn(2, 4, 16, 16, requires_grad=True)
     proj(x)
     assert calls == []  # eager NCHW training subsamples
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     out = proj(x)
-    assert calls == [x.shape] and out.shape == (2, 6, 4, 4)
+    assert calls == [x.shape] and out.shape == (2, 6, 8, 8)

@@ -91,15 +91,19 @@ class EulerUpdate(nn.Module):
         return f"h={self.step_size}"
 
 
-def eager_autograd() -> bool:
-    """Whether autograd records eager Python code: not under torch.compile, a JIT trace or an FX trace, which record
-    a graph of plain ops. Layers use it to pick an implementation that only pays off op by op in eager training."""
+def eager() -> bool:
+    """Whether Python code runs op by op: not under torch.compile, a JIT trace or an FX trace, which record a graph
+    of plain ops. Layers use it to pick an implementation that only pays off op by op."""
     return (
-        torch.is_grad_enabled()
-        and not torch.compiler.is_compiling()
+        not torch.compiler.is_compiling()
         and not torch.jit.is_tracing()
         and not torch.fx._symbolic_trace.is_fx_symbolic_tracing()
     )
+
+
+def eager_autograd() -> bool:
+    """Whether autograd records eager Python code (``eager()`` with gradients enabled): eager training."""
+    return torch.is_grad_enabled() and eager()
 
 
 def _flat_like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor | None:

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..layers.diffstride import DOWNSAMPLE_LAYERS, DiffStride, create_downsample
 from ..release import release_weights_overlay
-from ..schemes import ROLE_MULTISTEP, ROLE_RESET, EulerUpdate, Scheme, eager_autograd
+from ..schemes import ROLE_MULTISTEP, ROLE_RESET, EulerUpdate, Scheme, eager
 
 __all__ = [
     "NetCfg",
@@ -128,16 +128,56 @@ def imagenet_net(layers: tuple[int, ...], block: str = "basic", **kwargs: Any) -
     )
 
 
+# below this many output pixels per image, one matrix product per image is too thin: oneDNN's conv, which multiplies
+# the whole batch at once, is faster (1024 -> 2048 channels at 7x7: 0.87x in inference)
+_MIN_MATMUL_PIXELS = 64
+
+
+class _SubsampledConv1x1(torch.autograd.Function):
+    """A strided 1x1 conv of an NCHW CPU tensor as one matrix product of the subsampled input:
+    out[b] = W @ x[b, :, ::sh, ::sw], with a backward that writes x's sparse gradient with one zero-fill and one
+    strided copy (autograd's two slice backwards allocate and fill twice). It saves x itself, which is alive anyway,
+    and subsamples it again in backward, so it keeps no extra activation for backward."""
+
+    @staticmethod
+    def forward(ctx, x, weight, sh: int, sw: int):
+        ctx.save_for_backward(x, weight)
+        ctx.strides = (sh, sw)
+        xs = x[:, :, ::sh, ::sw]
+        b, c, h, w = xs.shape
+        # detached: matmul takes a slower broadcast path when an operand requires grad, even where none is recorded
+        out = torch.matmul(weight.detach().reshape(weight.shape[0], c), xs.detach().reshape(b, c, h * w))
+        return out.view(b, weight.shape[0], h, w)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        sh, sw = ctx.strides
+        xs = x[:, :, ::sh, ::sw]
+        b, c, h, w = xs.shape
+        o = weight.shape[0]
+        g3 = g.reshape(b, o, h * w)
+        g_x = g_w = None
+        if ctx.needs_input_grad[0]:
+            g_x = x.new_zeros(x.shape)
+            g_x[:, :, ::sh, ::sw] = torch.matmul(weight.reshape(o, c).t(), g3).view(b, c, h, w)
+        if ctx.needs_input_grad[1]:
+            g_w = torch.bmm(g3, xs.reshape(b, c, h * w).transpose(1, 2)).sum(0).view_as(weight)
+        return g_x, g_w, None, None
+
+
 class Projection(nn.Module):
     """1x1 conv that brings a state to a block's output shape, optionally pre-activated by its own BN-ReLU.
 
-    A strided 1x1 conv reads only every ``stride``-th pixel. When eager autograd records an NCHW tensor, it runs as
-    the stride-1 conv of the subsampled input: the same result, but oneDNN's strided NCHW training kernels reorder the
-    whole input, forward and backward. On an AVX-512 Xeon the subsampled form trains zerosnet50 and preresnet50 about
-    4% faster, with 6-15% less peak memory growth per step (``benchmarks/profile_multistep.py --ablate --variants
-    strided``); on an AVX2 EPYC it gained about 1%. The strided conv stays where it is the better one: inference (its
-    kernel is fine, the subsampled copy is not free), channels-last tensors and torch.compile (compiled
-    preresnet20_cifar trained 17% slower with the subsampled form); JIT and FX traces record it too.
+    A strided 1x1 conv reads only every ``stride``-th pixel, and oneDNN's strided NCHW kernels pay for the whole
+    input. In eager mode on CPU (float32/64, NCHW, no autocast) it runs as ``_SubsampledConv1x1``, one matrix
+    product of the subsampled input per image, where the output has at least 8x8 pixels. On an AVX-512 Xeon
+    (``benchmarks/bench_projection.py``, time of the strided conv / this form) that is 1.7-2.2x in inference and
+    1.4-1.75x in training at the CIFAR shapes, 1.1-1.2x / 1.2-1.75x at ResNet-50's 28x28 and 14x14 outputs; at 7x7
+    (0.87x) the conv stays. Elsewhere in eager training (CUDA, autocast, small outputs) the conv runs on the
+    subsampled input, which saves oneDNN's reorder of the whole input. The strided conv stays where it is the
+    better one: channels-last tensors and torch.compile (compiled preresnet20_cifar trained 17% slower with the
+    subsampled form); JIT and FX traces record it too.
     """
 
     def __init__(self, in_chs: int, out_chs: int, stride: int, norm_act: bool = False, device=None, dtype=None):
@@ -150,19 +190,30 @@ class Projection(nn.Module):
         if self.norm is not None:
             x = F.relu(self.norm(x), inplace=True)
         sh, sw = self.conv.stride
-        if (sh > 1 or sw > 1) and self._subsample(x):
-            return F.conv2d(x[:, :, ::sh, ::sw], self.conv.weight, self.conv.bias)
+        if sh > 1 or sw > 1:
+            if torch.jit.is_scripting():
+                if torch.is_grad_enabled() and x.is_contiguous():
+                    return F.conv2d(x[:, :, ::sh, ::sw], self.conv.weight, self.conv.bias)
+            else:
+                return self._strided_python(x, sh, sw)
         return self.conv(x)
 
-    def _subsample(self, x: torch.Tensor) -> bool:
-        if torch.jit.is_scripting():
-            return torch.is_grad_enabled() and x.is_contiguous()
-        return self._subsample_python(x)
-
     @torch.jit.unused
-    def _subsample_python(self, x: torch.Tensor) -> bool:
+    def _strided_python(self, x: torch.Tensor, sh: int, sw: int) -> torch.Tensor:
         # compiled and traced graphs keep the strided conv (an FX trace cannot branch on its input's layout anyway)
-        return eager_autograd() and x.is_contiguous()
+        if not eager() or not x.is_contiguous():
+            return self.conv(x)
+        if (
+            x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.float64)
+            and self.conv.bias is None
+            and not torch.is_autocast_enabled("cpu")
+            and -(-x.shape[-2] // sh) * -(-x.shape[-1] // sw) >= _MIN_MATMUL_PIXELS
+        ):
+            return _SubsampledConv1x1.apply(x, self.conv.weight, sh, sw)
+        if torch.is_grad_enabled():
+            return F.conv2d(x[:, :, ::sh, ::sw], self.conv.weight, self.conv.bias)
+        return self.conv(x)
 
 
 class PreActBlock(nn.Module):

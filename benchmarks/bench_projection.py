@@ -1,0 +1,116 @@
+"""The strided 1x1 projection of ``multistep.Projection``: the package's eager CPU form (``_SubsampledConv1x1``, one
+matrix product of the subsampled input) against the strided conv and against the stride-1 conv of the subsampled
+input, at the shapes of the registered networks' projections.
+
+For each shape the three forms run in alternation (A B C A B C ...), so that machine drift hits them alike, in
+inference (``no_grad``) and in training (forward + backward of x and W). It prints the median time of each and the
+ratio strided conv / package (> 1: the package's form is faster), first checking that all three agree.
+
+Usage::
+
+    python benchmarks/bench_projection.py                  # CIFAR shapes (batch 64) and ImageNet shapes (batch 8)
+    python benchmarks/bench_projection.py --reps 31 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from timm_zerosnet.cpu_heap import keep_heap
+from timm_zerosnet.models.multistep import _SubsampledConv1x1
+
+# (batch, in channels, out channels, input size, stride): the strided projections of ResNet-20 / ResNet-50 shapes
+SHAPES = (
+    (64, 16, 32, 32, 2),
+    (64, 32, 64, 16, 2),
+    (8, 256, 512, 56, 2),
+    (8, 512, 1024, 28, 2),
+    (8, 1024, 2048, 14, 2),
+)
+FORMS = ("strided conv", "subsampled conv", "package")
+
+
+def forms(stride: int):
+    return {
+        "strided conv": lambda x, w: F.conv2d(x, w, stride=stride),
+        "subsampled conv": lambda x, w: F.conv2d(x[:, :, ::stride, ::stride], w),
+        "package": lambda x, w: _SubsampledConv1x1.apply(x, w, stride, stride),
+    }
+
+
+def check_agree(shape: tuple[int, ...]) -> None:
+    """The three forms give the same output and gradients (float64), or this raises."""
+    b, c, o, size, stride = shape
+    x = torch.randn(2, c, size, size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(o, c, 1, 1, dtype=torch.float64, requires_grad=True)
+    g = None
+    results = []
+    for fn in forms(stride).values():
+        out = fn(x, w)
+        g = torch.randn_like(out) if g is None else g
+        results.append((out, *torch.autograd.grad(out, (x, w), g)))
+    for other in results[1:]:
+        for a, r in zip(other, results[0]):
+            torch.testing.assert_close(a, r)
+
+
+def time_shape(shape: tuple[int, ...], reps: int, inner: int) -> dict[str, dict[str, float]]:
+    b, c, o, size, stride = shape
+    x = torch.randn(b, c, size, size, requires_grad=True)
+    w = torch.randn(o, c, 1, 1, requires_grad=True)
+    fns = forms(stride)
+
+    def infer(fn):
+        with torch.no_grad():
+            fn(x, w)
+
+    def train(fn):
+        out = fn(x, w)
+        torch.autograd.grad(out, (x, w), torch.ones_like(out))
+
+    medians: dict[str, dict[str, float]] = {}
+    for phase, run in (("infer", infer), ("train", train)):
+        times: dict[str, list[float]] = {name: [] for name in fns}
+        for fn in fns.values():
+            run(fn)  # warm-up
+        for _ in range(reps):
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                for _ in range(inner):
+                    run(fn)
+                times[name].append((time.perf_counter() - t0) / inner * 1e3)
+        medians[phase] = {name: statistics.median(ts) for name, ts in times.items()}
+    return medians
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reps", type=int, default=15, help="alternated repetitions per form and phase")
+    p.add_argument("--inner", type=int, default=5, help="calls per repetition")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--shapes", type=int, default=len(SHAPES), help="the first N shapes only")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"CPU allocator: {keep_heap()}; {args.threads} threads, torch {torch.__version__}")
+    print(
+        "| batch, in -> out channels, size, stride | phase | "
+        + " | ".join(f"{n} ms" for n in FORMS)
+        + " | strided / package |"
+    )
+    print("|---|---|" + "---:|" * (len(FORMS) + 1))
+    for shape in SHAPES[: args.shapes]:
+        check_agree(shape)
+        for phase, med in time_shape(shape, args.reps, args.inner).items():
+            b, c, o, size, stride = shape
+            cells = " | ".join(f"{med[n]:.3f}" for n in FORMS)
+            ratio = med["strided conv"] / med["package"]
+            print(f"| {b}, {c} -> {o}, {size}, {stride} | {phase} | {cells} | {ratio:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
