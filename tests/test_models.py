@@ -443,6 +443,7 @@ def test_subsampled_projection_backward_is_exact():
     x = torch.randn(2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
     w = torch.randn(5, 3, 1, 1, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, w: _SubsampledConv1x1.apply(x, w, 2, 3), (x, w))
+    assert torch.autograd.gradgradcheck(lambda x, w: _SubsampledConv1x1.apply(x, w, 2, 3), (x, w))  # e.g. R1 penalty
     out = _SubsampledConv1x1.apply(x, w, 2, 3)
     torch.testing.assert_close(out, F.conv2d(x, w, stride=(2, 3)))
 

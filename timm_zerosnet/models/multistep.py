@@ -134,7 +134,7 @@ _MIN_MATMUL_PIXELS = 64
 
 
 class _SubsampledConv1x1(torch.autograd.Function):
-    """A strided 1x1 conv of an NCHW CPU tensor as one matrix product of the subsampled input:
+    """A strided 1x1 conv of an NCHW CPU tensor as one batched matrix product of the subsampled input:
     out[b] = W @ x[b, :, ::sh, ::sw], with a backward that writes x's sparse gradient with one zero-fill and one
     strided copy (autograd's two slice backwards allocate and fill twice). It saves x itself, which is alive anyway,
     and subsamples it again in backward, so it keeps no extra activation for backward."""
@@ -145,13 +145,16 @@ class _SubsampledConv1x1(torch.autograd.Function):
         ctx.strides = (sh, sw)
         xs = x[:, :, ::sh, ::sw]
         b, c, h, w = xs.shape
-        # detached: matmul takes a slower broadcast path when an operand requires grad, even where none is recorded
-        out = torch.matmul(weight.detach().reshape(weight.shape[0], c), xs.detach().reshape(b, c, h * w))
-        return out.view(b, weight.shape[0], h, w)
+        o = weight.shape[0]
+        # bmm of the broadcast weight: torch.matmul would fold or transpose its operands, with copies
+        out = torch.bmm(weight.detach().reshape(o, c).expand(b, o, c), xs.reshape(b, c, h * w))
+        return out.view(b, o, h, w)
 
     @staticmethod
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
+        if not torch.is_grad_enabled():  # no double backward recorded: plain tensors take the fastest paths
+            x, weight = x.detach(), weight.detach()
         sh, sw = ctx.strides
         xs = x[:, :, ::sh, ::sw]
         b, c, h, w = xs.shape
@@ -159,8 +162,8 @@ class _SubsampledConv1x1(torch.autograd.Function):
         g3 = g.reshape(b, o, h * w)
         g_x = g_w = None
         if ctx.needs_input_grad[0]:
-            g_x = x.new_zeros(x.shape)
-            g_x[:, :, ::sh, ::sw] = torch.matmul(weight.reshape(o, c).t(), g3).view(b, c, h, w)
+            g_x = g.new_zeros(x.shape)
+            g_x[:, :, ::sh, ::sw] = torch.bmm(weight.reshape(o, c).t().expand(b, c, o), g3).view(b, c, h, w)
         if ctx.needs_input_grad[1]:
             g_w = torch.bmm(g3, xs.reshape(b, c, h * w).transpose(1, 2)).sum(0).view_as(weight)
         return g_x, g_w, None, None
