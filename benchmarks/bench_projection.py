@@ -4,7 +4,8 @@ input, at the shapes of the registered networks' projections.
 
 For each shape the three forms run in alternation (A B C A B C ...), so that machine drift hits them alike, in
 inference (``no_grad``) and in training (forward + backward of x and W). It prints the median time of each and the
-ratio strided conv / package (> 1: the package's form is faster), first checking that all three agree.
+ratio strided conv / package (> 1: the package's form is faster), first checking that all three agree, and which
+form ``Projection`` picks at that shape.
 
 Usage::
 
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from timm_zerosnet.cpu_heap import keep_heap
-from timm_zerosnet.models.multistep import _SubsampledConv1x1
+from timm_zerosnet.models.multistep import _MIN_MATMUL_PIXELS, _SubsampledConv1x1
 
 # (batch, in channels, out channels, input size, stride): the strided projections of ResNet-20 / ResNet-50 shapes
 SHAPES = (
@@ -100,16 +101,17 @@ def main(argv: list[str] | None = None) -> None:
     print(
         "| batch, in -> out channels, size, stride | phase | "
         + " | ".join(f"{n} ms" for n in FORMS)
-        + " | strided / package |"
+        + " | strided / package | Projection runs |"
     )
-    print("|---|---|" + "---:|" * (len(FORMS) + 1))
+    print("|---|---|" + "---:|" * (len(FORMS) + 1) + "---|")
     for shape in SHAPES[: args.shapes]:
         check_agree(shape)
         for phase, med in time_shape(shape, args.reps, args.inner).items():
             b, c, o, size, stride = shape
             cells = " | ".join(f"{med[n]:.3f}" for n in FORMS)
             ratio = med["strided conv"] / med["package"]
-            print(f"| {b}, {c} -> {o}, {size}, {stride} | {phase} | {cells} | {ratio:.2f} |")
+            uses = "package" if (-(-size // stride)) ** 2 >= _MIN_MATMUL_PIXELS else "conv (output < 8x8)"
+            print(f"| {b}, {c} -> {o}, {size}, {stride} | {phase} | {cells} | {ratio:.2f} | {uses} |")
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ def imagenet_net(layers: tuple[int, ...], block: str = "basic", **kwargs: Any) -
 
 
 # below this many output pixels per image, one matrix product per image is too thin: oneDNN's conv, which multiplies
-# the whole batch at once, is faster (1024 -> 2048 channels at 7x7: 0.87x in inference)
+# the whole batch at once, is faster (1024 -> 2048 channels at 7x7: 0.84-0.87x in inference)
 _MIN_MATMUL_PIXELS = 64
 
 
@@ -175,11 +175,11 @@ class Projection(nn.Module):
     A strided 1x1 conv reads only every ``stride``-th pixel, and oneDNN's strided NCHW kernels pay for the whole
     input. In eager mode on CPU (float32/64, NCHW, no autocast) it runs as ``_SubsampledConv1x1``, one matrix
     product of the subsampled input per image, where the output has at least 8x8 pixels. On an AVX-512 Xeon
-    (``benchmarks/bench_projection.py``, time of the strided conv / this form) that is 1.7-2.2x in inference and
-    1.4-1.75x in training at the CIFAR shapes, 1.1-1.2x / 1.2-1.75x at ResNet-50's 28x28 and 14x14 outputs; at 7x7
-    (0.87x) the conv stays. Elsewhere in eager training (CUDA, autocast, small outputs) the conv runs on the
-    subsampled input, which saves oneDNN's reorder of the whole input. The strided conv stays where it is the
-    better one: channels-last tensors and torch.compile (compiled preresnet20_cifar trained 17% slower with the
+    (``benchmarks/bench_projection.py``, time of the strided conv / this form) that is 1.8-2.0x in inference and
+    1.8-2.2x in training at the CIFAR shapes, 1.1-1.3x / 1.2-1.9x at ResNet-50's 28x28 and 14x14 outputs; at 7x7
+    (0.84-0.87x / 0.94-0.96x) the conv stays. Elsewhere in eager training (CUDA, autocast, small outputs) the conv
+    runs on the subsampled input, which saves oneDNN's reorder of the whole input. The strided conv stays where it is
+    the better one: channels-last tensors and torch.compile (compiled preresnet20_cifar trained 17% slower with the
     subsampled form); JIT and FX traces record it too.
     """
 
