@@ -44,6 +44,12 @@ def forms(stride: int):
     }
 
 
+def form_used(shape: tuple[int, ...]) -> str:
+    """The form ``Projection`` runs at this shape in eager CPU inference and training."""
+    b, c, o, size, stride = shape
+    return "package" if (-(-size // stride)) ** 2 >= _MIN_MATMUL_PIXELS else "conv (output < 8x8)"
+
+
 def check_agree(shape: tuple[int, ...]) -> None:
     """The three forms give the same output and gradients (float64), or this raises."""
     b, c, o, size, stride = shape
@@ -110,8 +116,7 @@ def main(argv: list[str] | None = None) -> None:
             b, c, o, size, stride = shape
             cells = " | ".join(f"{med[n]:.3f}" for n in FORMS)
             ratio = med["strided conv"] / med["package"]
-            uses = "package" if (-(-size // stride)) ** 2 >= _MIN_MATMUL_PIXELS else "conv (output < 8x8)"
-            print(f"| {b}, {c} -> {o}, {size}, {stride} | {phase} | {cells} | {ratio:.2f} | {uses} |")
+            print(f"| {b}, {c} -> {o}, {size}, {stride} | {phase} | {cells} | {ratio:.2f} | {form_used(shape)} |")
 
 
 if __name__ == "__main__":

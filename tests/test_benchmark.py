@@ -428,9 +428,13 @@ def test_keep_heap_quick_run_measures_both_settings_in_workers(monkeypatch, tmp_
 def test_projection_benchmark_checks_the_forms_and_prints_ratios(capsys, monkeypatch):
     proj = _load("zerosnet_bench_projection", ROOT / "benchmarks" / "bench_projection.py")
     proj.main(["--reps", "1", "--inner", "1", "--shapes", "1", "--threads", "1"])
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64, 16 -> 32")]
-    assert [row.split("|")[2].strip() for row in rows] == ["infer", "train"]
-    assert all(float(row.split("|")[-2]) > 0 for row in rows)
+    lines = capsys.readouterr().out.splitlines()
+    header = [c.strip() for c in next(line for line in lines if line.startswith("| batch")).split("|")]
+    rows = [[c.strip() for c in line.split("|")] for line in lines if line.startswith("| 64, 16 -> 32")]
+    assert [row[header.index("phase")] for row in rows] == ["infer", "train"]
+    assert all(float(row[header.index("strided / package")]) > 0 for row in rows)
+    assert {row[header.index("Projection runs")] for row in rows} == {"package"}  # 16x16 outputs
+    assert proj.form_used(proj.SHAPES[-1]) == "conv (output < 8x8)"  # 1024 -> 2048 channels, 7x7 outputs
     # a form that computed something else is caught before anything is timed
     right = lambda x, w, s=2: torch.conv2d(x, w, stride=s)  # noqa: E731
     monkeypatch.setattr(proj, "forms", lambda s: {"a": right, "b": lambda x, w: right(x, w * 1.01)})
