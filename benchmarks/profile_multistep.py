@@ -23,7 +23,7 @@ of one step is read for each. The variants:
   own blocks), and the Euler and fixed ZeroSNet combinations accumulated into the fresh branch output ``f``.
 - ``both``.
 - ``strided``: the strided 1x1 projections as plain strided convs, as before the package ran them on the subsampled
-  input in NCHW training (``multistep.Projection``).
+  input (a matrix product on CPU, ``multistep.Projection``).
 
 ``--variants current,strided`` times a subset (``current`` always runs: it is the reference of the ratios).
 """
