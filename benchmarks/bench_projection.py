@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from timm_zerosnet.cpu_heap import keep_heap
-from timm_zerosnet.models.multistep import _MIN_MATMUL_PIXELS, _SubsampledConv1x1
+from timm_zerosnet.models.multistep import _SubsampledConv1x1, matmul_projection_pays
 
 # (batch, in channels, out channels, input size, stride): the strided projections of ResNet-20 / ResNet-50 shapes
 SHAPES = (
@@ -47,7 +47,7 @@ def forms(stride: int):
 def form_used(shape: tuple[int, ...]) -> str:
     """The form ``Projection`` runs at this shape in eager CPU inference and training."""
     b, c, o, size, stride = shape
-    return "package" if (-(-size // stride)) ** 2 >= _MIN_MATMUL_PIXELS else "conv (output < 8x8)"
+    return "package" if matmul_projection_pays(size, size, stride, stride) else "conv (output < 8x8)"
 
 
 def check_agree(shape: tuple[int, ...]) -> None:

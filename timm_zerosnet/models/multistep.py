@@ -133,6 +133,12 @@ def imagenet_net(layers: tuple[int, ...], block: str = "basic", **kwargs: Any) -
 _MIN_MATMUL_PIXELS = 64
 
 
+def matmul_projection_pays(height: int, width: int, sh: int, sw: int) -> bool:
+    """Whether a strided 1x1 projection of an input of ``height`` x ``width`` runs as ``_SubsampledConv1x1`` on CPU:
+    its output must have at least ``_MIN_MATMUL_PIXELS`` pixels per image."""
+    return -(-height // sh) * -(-width // sw) >= _MIN_MATMUL_PIXELS
+
+
 class _SubsampledConv1x1(torch.autograd.Function):
     """A strided 1x1 conv of an NCHW CPU tensor as one batched matrix product of the subsampled input:
     out[b] = W @ x[b, :, ::sh, ::sw], with a backward that writes x's sparse gradient with one zero-fill and one
@@ -211,7 +217,7 @@ class Projection(nn.Module):
             and x.dtype in (torch.float32, torch.float64)
             and self.conv.bias is None
             and not torch.is_autocast_enabled("cpu")
-            and -(-x.shape[-2] // sh) * -(-x.shape[-1] // sw) >= _MIN_MATMUL_PIXELS
+            and matmul_projection_pays(x.shape[-2], x.shape[-1], sh, sw)
         ):
             return _SubsampledConv1x1.apply(x, self.conv.weight, sh, sw)
         if torch.is_grad_enabled():
