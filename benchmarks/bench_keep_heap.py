@@ -34,7 +34,7 @@ SETTINGS = ("default", "kept")
 
 def measure_steps(cfg: dict[str, Any]) -> dict[str, Any]:
     """One worker: the allocator setting first, then one model's training steps."""
-    note = require_kept_heap("kept setting") if cfg["setting"] == "kept" else "glibc defaults"
+    note = require_kept_heap("kept setting") if cfg["mode"] == "kept" else "glibc defaults"
     torch.set_num_threads(cfg["threads"])
     model, x, y, opt = bench.setup_model(cfg["model"], cfg["batch"], cfg["img_size"])
     step = bench.make_steps(model.train(), opt, x, y)["train"]
@@ -49,7 +49,7 @@ def measure_steps(cfg: dict[str, Any]) -> dict[str, Any]:
     faults = (bench.minor_faults() - f0) / cfg["steps"]
     return dict(
         model=cfg["model"],
-        mode=cfg["setting"],
+        mode=cfg["mode"],
         step_s=statistics.median(times),
         faults=faults,
         peak_rss_mb=bench.peak_rss_mb(),
@@ -116,8 +116,7 @@ def run(args: argparse.Namespace, log=print) -> dict[str, dict[str, float]]:
             for setting in SETTINGS if r % 2 == 0 else SETTINGS[::-1]:
                 cfg = dict(
                     model=spec,
-                    mode=setting,
-                    setting=setting,
+                    mode=setting,  # the allocator setting; run_isolated names its errors by model and mode
                     batch=batch,
                     img_size=size,
                     threads=args.threads,
