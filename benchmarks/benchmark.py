@@ -590,6 +590,9 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if cfg["amp"] else None
 
+    # "start": a memory-only worker fixes glibc's policy before anything is allocated, so that every step of the
+    # process, the first one included, frees its large blocks to the OS and the peak RSS carries no heap history
+    pinned_early = cfg.get("pin_malloc") == "start" and device.type == "cpu" and pin_malloc()
     trim_heap()
     can_reset = reset_peak_rss()
     rss_base = rss_mb() if device.type == "cpu" else 0.0
@@ -625,7 +628,7 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
             result["compile_error"] = reason
     # ... then the memory: one more step per phase, training first (its optimizer state exists after the timing),
     # inference after the optimizer state and gradients are dropped again
-    pinned = cfg.get("pin_malloc", False) and device.type == "cpu" and pin_malloc()
+    pinned = not pinned_early and cfg.get("pin_malloc", False) and device.type == "cpu" and pin_malloc()
     for phase in sorted(cfg["phases"], key=lambda ph: ph != "train"):
         if result["phases"][phase]["status"] != "ok":
             continue
@@ -636,8 +639,10 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
         runs = [memory_step(steps[phase], sync, device, rss_base, can_reset) for _ in range(cfg.get("mem_steps", 1))]
         mem = {k: statistics.median(m[k] for m in runs) for k in ("mem_mb", "step_mem_mb", "peak_mb")}
         mem.update(mem_method=runs[0]["mem_method"], mem_mb_runs=[m["mem_mb"] for m in runs])
-        if pinned:
-            mem["mem_method"] += ", malloc mmap threshold pinned"
+        if pinned_early:
+            mem["mem_method"] += ", own process, malloc mmap threshold pinned before the model was built"
+        elif pinned:
+            mem["mem_method"] += ", malloc mmap threshold pinned after the timed steps"
         result["phases"][phase].update(mem)
         if not compiled and device.type == "cpu":  # exact figures (the CUDA allocator peak is exact already)
             state = [v for st in optimizer.state.values() for v in st.values() if isinstance(v, torch.Tensor)]
@@ -871,16 +876,20 @@ def run_checks(
             )
     # (2) memory: training peak memory of ZeroSNet at most 1.10x that of the PreResNet of the same skeleton, at the
     # batch of the run and at the extra batches of --mem-batch
-    for r in rows:
+    by_key = {(m["model"], m["batch"]): m for m in mem_extra or []}
+    for r in rows:  # the timed workers' own memory step, where no memory-only worker measured that batch
         if r["family"] == "zerosnet" and r["phase"] == "train" and r["mode"] == "eager" and "mem_mb" in r:
             e = index.get((r["euler"], r["mode"], "train"))
-            if e is not None and e.get("mem_mb", 0) > 0:
-                checks += _memory_checks(r["model"], r["euler"], r, e, args, f" @ batch {r['batch']}")
-    by_key = {(m["model"], m["batch"]): m for m in mem_extra or []}
+            if e is not None and e.get("mem_mb", 0) > 0 and (r["model"], r["batch"]) not in by_key:
+                checks += _memory_checks(
+                    r["model"], r["euler"], r, e, args, f" @ batch {r['batch']} (after the timed steps)"
+                )
     for m in mem_extra or []:
         euler = euler_for(m["model"])
         if m["model"] == m["pair"] and (euler, m["batch"]) in by_key:
-            checks += _memory_checks(m["model"], euler, m, by_key[(euler, m["batch"])], args, f" @ batch {m['batch']}")
+            pinned = "pinned before the model" in (m.get("mem_method") or "")
+            label = f" @ batch {m['batch']}" + (" (memory-only process)" if pinned else "")
+            checks += _memory_checks(m["model"], euler, m, by_key[(euler, m["batch"])], args, label)
     # (3) torch.compile speed-up of ours at least that of the baseline (timm resnet50)
     for r in rows:
         if r["family"] in CHECKED and r["mode"] == "compile" and r.get("compile_speedup") is not None:
@@ -1036,6 +1045,9 @@ def markdown_report(
         f"modes): exact peak of the bytes of live tensors during a step, weights and optimizer state included (the "
         f"CPU counterpart of cuda max_memory_allocated); saved MB (training, eager modes): exact bytes of the "
         f"activations one forward saves for backward",
+        "- check 2 (memory) at a batch marked 'memory-only process': peak RSS of a training step in a worker that "
+        "times nothing and fixes glibc's mmap threshold before it builds the model, so that every large block goes "
+        "back to the OS when freed and the peak does not depend on the heap that earlier steps left",
         "",
         "## Models",
         "",
@@ -1315,7 +1327,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--mem-batch",
         default=None,
         help="comma separated extra batches at which check 2 measures the training memory of the 224-style "
-        "ZeroSNets and their PreResNets ('' for none; default 32)",
+        "ZeroSNets and their PreResNets, in memory-only workers like the one at the batch of the run ('' for none; "
+        "default 32)",
     )
     p.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
     p.add_argument("--tag", default="benchmark", help="file name stem of the outputs")
@@ -1437,28 +1450,43 @@ def run_job(cfg: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         trim_heap()
 
 
+def memory_jobs(infos: dict[str, dict[str, Any]], args: argparse.Namespace) -> list[tuple[str, int]]:
+    """(ZeroSNet, batch) pairs that check 2 measures in memory-only workers. With per-process isolation: every
+    ZeroSNet whose PreResNet is in the run, at the batch of the run (a worker of its own, as the timed workers'
+    RSS carries the heap those steps left); and the 224-style ones at the extra batches of ``--mem-batch``."""
+    jobs = []
+    for spec, info in infos.items():
+        if info["family"] != "zerosnet" or euler_for(spec) not in infos:
+            continue
+        batches = [info["batch"]] if args.isolate == "subprocess" else []
+        if info["style"] == "imagenet":
+            batches += [b for b in args.mem_batch if b not in batches]
+        jobs += [(spec, b) for b in batches]
+    return sorted(jobs, key=lambda job: (job[1] != infos[job[0]]["batch"], job[1]))
+
+
 def memory_at_batches(infos: dict[str, dict[str, Any]], args: argparse.Namespace, log=print) -> list[dict[str, Any]]:
-    """Check 2 at the extra batches of ``--mem-batch``: the training memory of each 224-style ZeroSNet and its
-    PreResNet, eager, one warm-up step and then the memory steps only (no timing). At the small timing batch the
-    weights, gradients and momentum dominate the step; at a training batch the activations do."""
+    """Check 2 in memory-only workers (``memory_jobs``): the training memory of each ZeroSNet and its PreResNet,
+    eager, one warm-up step and then the memory steps only (no timing). With per-process isolation the worker pins
+    glibc's mmap threshold before it builds the model, so that its peak RSS follows the memory the step uses, not
+    the heap layout of earlier steps. At the small timing batch the weights, gradients and momentum dominate the
+    step; at a training batch the activations do."""
     out = []
-    for batch in args.mem_batch:
-        for spec, info in infos.items():
-            euler = euler_for(spec)
-            if info["family"] != "zerosnet" or info["style"] != "imagenet" or euler not in infos:
+    for spec, batch in memory_jobs(infos, args):
+        for model in (spec, euler_for(spec)):
+            memory_only = dict(warmup=1, reps=0, min_rep_s=0.0, max_iters=1, compile_mode=None, timer="wall")
+            if args.isolate == "subprocess":
+                memory_only["pin_malloc"] = "start"
+            cfg = job_cfg(args, model, infos[model], "eager", phases=["train"], batch=batch, **memory_only)
+            t0 = time.perf_counter()
+            res = run_job(cfg, args)
+            ph = res.get("phases", {}).get("train") or {}
+            if res.get("error") or ph.get("status") != "ok":
+                log(f"[memory @ batch {batch}] {model}: {res.get('error') or ph.get('status')}")
                 continue
-            for model in (spec, euler):
-                memory_only = dict(warmup=1, reps=0, min_rep_s=0.0, max_iters=1, compile_mode=None, timer="wall")
-                cfg = job_cfg(args, model, infos[model], "eager", phases=["train"], batch=batch, **memory_only)
-                t0 = time.perf_counter()
-                res = run_job(cfg, args)
-                ph = res.get("phases", {}).get("train") or {}
-                if res.get("error") or ph.get("status") != "ok":
-                    log(f"[memory @ batch {batch}] {model}: {res.get('error') or ph.get('status')}")
-                    continue
-                keep = ("mem_mb", "mem_mb_runs", "tensor_mb", "saved_mb", "mem_method")
-                out.append(dict(model=model, pair=spec, batch=batch, **{k: ph.get(k) for k in keep}))
-                log(f"[memory @ batch {batch}] {model}: {ph['mem_mb']:.0f} MB ({time.perf_counter() - t0:.0f} s)")
+            keep = ("mem_mb", "mem_mb_runs", "tensor_mb", "saved_mb", "mem_method")
+            out.append(dict(model=model, pair=spec, batch=batch, **{k: ph.get(k) for k in keep}))
+            log(f"[memory @ batch {batch}] {model}: {ph['mem_mb']:.0f} MB ({time.perf_counter() - t0:.0f} s)")
     return out
 
 

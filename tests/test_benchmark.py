@@ -73,8 +73,8 @@ def test_quick_run_writes_table_csv_png_and_ratios(tmp_path):
     checks = out["checks"]
     assert {c["check"] for c in checks} == {
         "1 efficiency",
-        "2 memory @ batch 2",
-        "2 memory (live tensors, exact) @ batch 2",
+        "2 memory @ batch 2 (after the timed steps)",  # in-process (--quick): no memory-only workers
+        "2 memory (live tensors, exact) @ batch 2 (after the timed steps)",
     }
     assert all(c["against"] == "timm-resnetv2_20_cifar" for c in checks if c["check"] == "1 efficiency")
     assert z["saved_mb"] > 0 and rows[("zerosnet20_cifar", "infer")].get("saved_mb") is None
@@ -162,7 +162,7 @@ def test_ratios_and_checks_on_synthetic_results():
     assert eff["result"] == "MISS" and eff["measured"] == pytest.approx(0.91875) and eff["against"] == "resnetv2_50"
     assert checks[("1 efficiency", "zerosnet50", "infer", "compile")]["result"] == "PASS"  # 4.2/0.84 / (4/0.84) = 1.05
     assert checks[("1 efficiency", "preresnet50", "train", "eager")]["result"] == "PASS"
-    mem = checks[("2 memory @ batch 8", "zerosnet50", "train", "eager")]
+    mem = checks[("2 memory @ batch 8 (after the timed steps)", "zerosnet50", "train", "eager")]
     assert mem["measured"] == pytest.approx(1.15) and mem["result"] == "MISS"
     mem32 = checks[("2 memory @ batch 32", "zerosnet50", "train", "eager")]
     assert mem32["measured"] == pytest.approx(1.03) and mem32["result"] == "PASS" and mem32["against"] == "preresnet50"
@@ -172,6 +172,17 @@ def test_ratios_and_checks_on_synthetic_results():
     assert spd["measured"] == pytest.approx((1.2 / 0.84) / 1.25) and spd["result"] == "PASS"
     assert "resnetv2_50 (same block type): 1.25x" in spd["detail"]
     assert bench.checks_text(list(checks.values())).count("|") > 10
+
+    # a memory-only process measured the batch of the run as well: its lines replace the timed workers' ones
+    pinned = "VmHWM reset before the step, own process, malloc mmap threshold pinned before the model was built"
+    mem_extra += [
+        dict(model="zerosnet50", pair="zerosnet50", batch=8, mem_mb=1070.0, mem_mb_runs=[1070.0], mem_method=pinned),
+        dict(model="preresnet50", pair="zerosnet50", batch=8, mem_mb=1000.0, mem_mb_runs=[1000.0], mem_method=pinned),
+    ]
+    names = [c["check"] for c in bench.run_checks(rows, args, mem_extra) if c["check"].startswith("2 memory @")]
+    assert names == ["2 memory @ batch 32", "2 memory @ batch 8 (memory-only process)"]
+    mem8 = next(c for c in bench.run_checks(rows, args, mem_extra) if c["check"].endswith("(memory-only process)"))
+    assert mem8["measured"] == pytest.approx(1.07) and mem8["result"] == "PASS"
 
 
 def test_worker_subprocess_and_compile_failure_is_recorded(monkeypatch):
@@ -293,7 +304,9 @@ def test_memory_at_batches_measures_each_zerosnet_pair_memory_only(monkeypatch):
 
     monkeypatch.setattr(bench, "run_job", fake_run_job)
     out = bench.memory_at_batches(infos, args, log=lambda *a: None)
-    assert [(c["model"], c["batch"]) for c in cfgs] == [
+    assert [(c["model"], c["batch"]) for c in cfgs] == [  # the batch of the run (8) first, then --mem-batch
+        ("zerosnet50", 8),
+        ("preresnet50", 8),
         ("zerosnet50", 16),
         ("preresnet50", 16),
         ("zerosnet50", 32),
@@ -301,10 +314,37 @@ def test_memory_at_batches_measures_each_zerosnet_pair_memory_only(monkeypatch):
     ]
     for c in cfgs:  # eager training, one warm-up step, no timed repetition, the run's memory steps
         assert (c["mode"], c["phases"], c["warmup"], c["reps"], c["mem_steps"]) == ("eager", ["train"], 1, 0, 3)
-    assert [(m["model"], m["pair"], m["batch"], m["mem_mb"]) for m in out][:2] == [
-        ("zerosnet50", "zerosnet50", 16, 16.0),
-        ("preresnet50", "zerosnet50", 16, 16.0),
+        assert c["pin_malloc"] == "start"  # glibc's policy fixed before the worker builds the model
+    # in-process (no isolation) only the extra batches, and nothing pins this process's allocator
+    cfgs.clear()
+    bench.memory_at_batches(infos, bench.parse_args(["--isolate", "none", "--mem-batch", "16"]), log=lambda *a: None)
+    assert [(c["model"], c["batch"], c["pin_malloc"]) for c in cfgs] == [
+        ("zerosnet50", 16, False),
+        ("preresnet50", 16, False),
     ]
+    assert [(m["model"], m["pair"], m["batch"], m["mem_mb"]) for m in out][:2] == [
+        ("zerosnet50", "zerosnet50", 8, 8.0),
+        ("preresnet50", "zerosnet50", 8, 8.0),
+    ]
+
+
+def test_memory_only_worker_pins_malloc_before_it_builds_the_model(monkeypatch):
+    events = []
+    build = bench.setup_model
+    monkeypatch.setattr(bench, "pin_malloc", lambda: events.append("pin") or True)
+    monkeypatch.setattr(bench, "setup_model", lambda *a, **k: events.append("build") or build(*a, **k))
+    args = bench.parse_args(["--quick"])
+    info = dict(img_size=32, batch=2)
+    for pin, order, method in (
+        ("start", ["pin", "build"], "own process, malloc mmap threshold pinned before the model was built"),
+        (True, ["build", "pin"], "malloc mmap threshold pinned after the timed steps"),
+        (False, ["build"], "VmHWM reset before the step"),
+    ):
+        events.clear()
+        cfg = bench.job_cfg(args, "preresnet20_cifar", info, "eager", phases=["train"], reps=0, pin_malloc=pin)
+        ph = bench.measure(cfg)["phases"]["train"]
+        assert events == order
+        assert ph["mem_method"].endswith(method) and ph["mem_mb"] > 0 and ph["tensor_mb"] > 0
 
 
 pairs = _load("zerosnet_bench_pairs", ROOT / "benchmarks" / "bench_pairs.py")
