@@ -341,6 +341,9 @@ def _proc_status_kb(field: str) -> int | None:
     return None
 
 
+PINNED_EARLY = "own process, malloc mmap threshold pinned before the model was built"  # see measure()
+
+
 def reset_peak_rss() -> bool:
     """Reset this process's VmHWM to its current RSS (Linux >= 4.0). False where that is not possible."""
     try:
@@ -640,7 +643,7 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
         mem = {k: statistics.median(m[k] for m in runs) for k in ("mem_mb", "step_mem_mb", "peak_mb")}
         mem.update(mem_method=runs[0]["mem_method"], mem_mb_runs=[m["mem_mb"] for m in runs])
         if pinned_early:
-            mem["mem_method"] += ", own process, malloc mmap threshold pinned before the model was built"
+            mem["mem_method"] += ", " + PINNED_EARLY
         elif pinned:
             mem["mem_method"] += ", malloc mmap threshold pinned after the timed steps"
         result["phases"][phase].update(mem)
@@ -887,7 +890,7 @@ def run_checks(
     for m in mem_extra or []:
         euler = euler_for(m["model"])
         if m["model"] == m["pair"] and (euler, m["batch"]) in by_key:
-            pinned = "pinned before the model" in (m.get("mem_method") or "")
+            pinned = (m.get("mem_method") or "").endswith(PINNED_EARLY)
             label = f" @ batch {m['batch']}" + (" (memory-only process)" if pinned else "")
             checks += _memory_checks(m["model"], euler, m, by_key[(euler, m["batch"])], args, label)
     # (3) torch.compile speed-up of ours at least that of the baseline (timm resnet50)
