@@ -24,6 +24,12 @@ of one step is read for each. The variants:
 - ``both``.
 - ``strided``: the strided 1x1 projections as plain strided convs, as before the package ran them on the subsampled
   input (a matrix product on CPU, ``multistep.Projection``).
+- ``no_history`` and ``euler_update`` are not implementations but cost bounds (``COST_VARIANTS``; they change the
+  network, so nothing checks them for equivalence): the multistep updates without their history terms, and every
+  update as x + f. Their time against ``current`` is the most that any faster combination kernel could save::
+
+    python benchmarks/profile_multistep.py --ablate --models zerosnet20_cifar,lmresnet20_cifar --batch 64 \
+        --variants no_history,euler_update --reps 21
 
 ``--variants current,strided`` times a subset (``current`` always runs: it is the reference of the ratios).
 """
@@ -206,7 +212,12 @@ _ACTIVE: set[str] = set()  # the changes switched on by ``variant``
 
 def _lm_forward(self, f, x, last, llast):
     """update: LM-ResNet's x + k (last - x) + h f as lerp(x, last, k) + h f: 2 kernels instead of 4, and k's
-    gradient reads the saved x and last (alive anyway) instead of a saved (last - x) per block."""
+    gradient reads the saved x and last (alive anyway) instead of a saved (last - x) per block.
+    no_history: (1 - k) x + h f. euler_update: x + f (both change the network: see COST_VARIANTS)."""
+    if "euler_update" in _ACTIVE:
+        return f.add_(x)
+    if "no_history" in _ACTIVE:
+        return torch.mul(x, 1.0 - self.k).add_(f, alpha=self.step_size)
     if "update" not in _ACTIVE:
         return _ORIG["lm"](self, f, x, last, llast)
     out = torch.lerp(x, last, self.k)
@@ -216,7 +227,14 @@ def _lm_forward(self, f, x, last, llast):
 def _zs_forward(self, f, x, last, llast):
     """update: ZeroSNet Tra's trainable combination as one multiply and three in-place addcmul_ (4 kernels and 1
     new tensor instead of 7 and 7). inplace: the fixed (Opt) combination accumulated into the fresh branch output f
-    (no new tensor)."""
+    (no new tensor). no_history: h b0 f + a0 x. euler_update: x + f (both change the network: see COST_VARIANTS)."""
+    if "euler_update" in _ACTIVE:
+        return f.add_(x)
+    if "no_history" in _ACTIVE:
+        if self.lam is None:
+            return f.mul_(self.hb0).add_(x, alpha=self.a0)
+        inv = 1.0 / self.safe_lam()
+        return torch.mul(x, 0.75 + 0.75 * inv).add_(f * ((1.5 - 0.5 * inv) * self.step_size))
     if self.lam is not None:
         if "update" not in _ACTIVE:
             return _ORIG["zs"](self, f, x, last, llast)
@@ -274,12 +292,19 @@ _ORIG = dict(
     proj=multistep.Projection.forward,
 )
 VARIANTS = ("current", "update", "inplace", "both", "strided")
+# Not implementations but bounds: each drops part of the scheme, so the network computes something else (and
+# check_equivalent skips them). no_history: the multistep updates without their x_{n-1}, x_{n-2} terms (the history
+# projections still run in the forward, their outputs unused). euler_update: every multistep update is x + f. Their
+# time against 'current' is what those terms cost: no faster kernel for the combination can save more.
+COST_VARIANTS = ("no_history", "euler_update")
 
 
 @contextmanager
 def variant(name: str):
     """Switch on the changes of one variant: 'update' (LM-ResNet lerp, ZeroSNet Tra addcmul_), 'inplace' (in-place
     ReLUs, Euler / fixed ZeroSNet combination into f in place), 'both', 'strided' (strided projection convs)."""
+    if name not in VARIANTS + COST_VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; choose from {VARIANTS + COST_VARIANTS}")
     active = {"both": {"update", "inplace"}, "current": set()}.get(name, {name})
     patched = [(multistep, "F"), (multistep.Projection, "forward")]
     patched += [(cls, "forward") for cls in (ZeroStableUpdate, LinearMultistepUpdate, EulerUpdate)]
@@ -367,7 +392,7 @@ def _mem_worker(payload: str) -> None:
 
 
 def ablate(name: str, args: argparse.Namespace) -> None:
-    check_equivalent(name, args.variant_list)
+    check_equivalent(name, [v for v in args.variant_list if v not in COST_VARIANTS])
     timer = time.process_time if args.timer == "cpu" else time.perf_counter
     steps = {}
     for v in args.variant_list:
@@ -401,8 +426,9 @@ def ablate(name: str, args: argparse.Namespace) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for v in args.variant_list:
         t, m = times[v], mems[v]
+        label = f"{v} (changes the network: a cost bound)" if v in COST_VARIANTS else v
         print(
-            f"| {v} | {statistics.median(t) * 1e3:.1f} | {min(t) * 1e3:.1f} | {max(t) * 1e3:.1f} | "
+            f"| {label} | {statistics.median(t) * 1e3:.1f} | {min(t) * 1e3:.1f} | {max(t) * 1e3:.1f} | "
             f"{statistics.median(t) / base_t:.3f} | {m['peak_mb']:.0f} | {m['peak_mb'] / max(base_m, 1e-9):.3f} | "
             f"{m['saved_mb']:.1f} | {m['saved_mb'] / max(base_s, 1e-9):.3f} |"
         )
@@ -438,13 +464,16 @@ def main(argv: list[str] | None = None) -> int:
         help="--ablate: wall-clock or process CPU time (with --threads 1: robust on a busy machine)",
     )
     p.add_argument(
-        "--variants", default=",".join(VARIANTS), help="--ablate: comma separated, from " + ", ".join(VARIANTS)
+        "--variants",
+        default=",".join(VARIANTS),
+        help="--ablate: comma separated, from " + ", ".join(VARIANTS + COST_VARIANTS) + " (the last two change the "
+        "network: they bound what the scheme's combination costs)",
     )
     p.add_argument("--mem-worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
-    if bad := [v for v in chosen if v not in VARIANTS]:
-        p.error(f"--variants: unknown {bad}; choose from {VARIANTS}")
+    if bad := [v for v in chosen if v not in VARIANTS + COST_VARIANTS]:
+        p.error(f"--variants: unknown {bad}; choose from {VARIANTS + COST_VARIANTS}")
     args.variant_list = ["current"] + [v for v in chosen if v != "current"]
     if args.mem_worker:
         _mem_worker(args.mem_worker)

@@ -281,6 +281,35 @@ def test_profile_script_variants_are_equivalent_and_restored(capsys):
     assert prof.category("autograd::engine::evaluate_function: AddBackward0") == "autograd engine / framework"
 
 
+def test_profile_script_cost_variants_drop_the_history_terms(monkeypatch, capsys):
+    prof = _load("zerosnet_profile_multistep", ROOT / "benchmarks" / "profile_multistep.py")
+    from timm_zerosnet.models import multistep
+    from timm_zerosnet.schemes import ZeroStableUpdate
+
+    x, last, llast = (torch.randn(2, 4, 3, 3, dtype=torch.float64) for _ in range(3))
+    before = (ZeroStableUpdate.forward, multistep.Projection.forward)
+    for upd in (ZeroStableUpdate(coefficients=(0.25, 0.5, 0.25, 2.0)), ZeroStableUpdate(lam_init=-1.8).double()):
+        (a0, a1, a2), (b0, *_) = upd.coefficients()
+        f = torch.randn_like(x)
+        with prof.variant("no_history"):  # h b0 f + a0 x: the history terms are gone, nothing else changes
+            assert torch.allclose(upd(f.clone(), x, last, llast), b0 * f + a0 * x)
+        with prof.variant("euler_update"):
+            assert torch.equal(upd(f.clone(), x, last, llast), f + x)
+        assert torch.allclose(upd(f.clone(), x, last, llast), b0 * f + a0 * x + a1 * last + a2 * llast)
+    assert (ZeroStableUpdate.forward, multistep.Projection.forward) == before
+    with pytest.raises(ValueError, match="unknown variant 'fused'"):
+        with prof.variant("fused"):
+            pass
+    # the ablation never checks them for equivalence (they change the network), and its table labels them
+    checked = []
+    monkeypatch.setattr(prof, "check_equivalent", lambda name, variants: checked.append(list(variants)))
+    monkeypatch.setattr(prof, "_variant_memory", lambda name, v, args: dict(peak_mb=1.0, saved_mb=1.0))
+    argv = ["--ablate", "--models", "zerosnet20_cifar", "--batch", "2", "--reps", "1", "--warmup", "1"]
+    assert prof.main([*argv, "--variants", "no_history,strided"]) == 0
+    assert checked == [["current", "strided"]]
+    assert "| no_history (changes the network: a cost bound) |" in capsys.readouterr().out
+
+
 def test_load_warning_discounts_the_benchmarks_own_threads():
     machine = dict(loadavg_start=(0.2, 0, 0), loadavg_end=(2.1, 0, 0), threads=2, cores=2)
     assert bench.foreign_load(machine) == pytest.approx(0.2)  # the end load is the workers' own 2 threads
