@@ -310,6 +310,21 @@ def test_profile_script_cost_variants_drop_the_history_terms(monkeypatch, capsys
     assert "| no_history (changes the network: a cost bound) |" in capsys.readouterr().out
 
 
+def test_profile_script_memory_worker_with_glibc_defaults_or_pinned(monkeypatch, capsys):
+    prof = _load("zerosnet_profile_multistep", ROOT / "benchmarks" / "profile_multistep.py")
+    pins = []
+    monkeypatch.setattr(prof, "pin_malloc", lambda: pins.append(1) or True)
+    cfg = dict(name="preresnet20_cifar", variant="no_history", batch=2, img_size=32, phase="train", warmup=1)
+    cfg.update(channels_last=False, threads=None, mem_steps=1)
+    for malloc, n_pins in (("glibc", 0), ("pinned", 1)):  # glibc: the allocator is left as the process has it
+        pins.clear()
+        prof._mem_worker(json.dumps(dict(cfg, malloc=malloc)))
+        got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert len(pins) == n_pins and got["peak_mb"] > 0 and got["saved_mb"] > 0
+    with pytest.raises(SystemExit):  # argparse: invalid choice
+        prof.main(["--ablate", "--malloc", "jemalloc"])
+
+
 def test_load_warning_discounts_the_benchmarks_own_threads():
     machine = dict(loadavg_start=(0.2, 0, 0), loadavg_end=(2.1, 0, 0), threads=2, cores=2)
     assert bench.foreign_load(machine) == pytest.approx(0.2)  # the end load is the workers' own 2 threads
