@@ -238,16 +238,12 @@ def _zs_forward(self, f, x, last, llast):
     if "no_history" in _ACTIVE:
         if self.lam is None:
             return f.mul_(self.hb0).add_(x, alpha=self.a0)
-        inv = 1.0 / self.safe_lam()
-        return torch.mul(x, 0.75 + 0.75 * inv).add_(f * ((1.5 - 0.5 * inv) * self.step_size))
+        hb0, a0, _, _ = self.trainable_coefficients()
+        return torch.mul(x, a0).add_(f * hb0)
     if self.lam is not None:
         if "update" not in _ACTIVE:
             return _ORIG["zs"](self, f, x, last, llast)
-        lam = self.safe_lam()
-        inv = 1.0 / lam
-        hb0 = (1.5 - 0.5 * inv) * self.step_size
-        a0 = 0.75 + 0.75 * inv
-        a2 = 0.25 + 0.25 * inv
+        hb0, a0, inv, a2 = self.trainable_coefficients()
         return torch.mul(x, a0).addcmul_(last, inv, value=-1.0).addcmul_(llast, a2).addcmul_(f, hb0)
     if "inplace" not in _ACTIVE:
         return _ORIG["zs"](self, f, x, last, llast)

@@ -220,13 +220,18 @@ class ZeroStableUpdate(nn.Module):
         guarded = torch.where(lam.detach() < 0, -mag, mag)
         return lam + (guarded - lam.detach())
 
+    def trainable_coefficients(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(h b0, a0, 1 / lambda, a2) of the trainable block as differentiable tensors of ``safe_lam()``;
+        a1 = -1 / lambda."""
+        inv = 1.0 / self.safe_lam()
+        hb0 = (1.5 - 0.5 * inv) * self.step_size  # (3 lam - 1) / (2 lam)
+        a0 = 0.75 + 0.75 * inv  # (3 lam + 3) / (4 lam)
+        a2 = 0.25 + 0.25 * inv  # (lam + 1) / (4 lam)
+        return hb0, a0, inv, a2
+
     def forward(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor:
         if self.lam is not None:
-            lam = self.safe_lam()
-            inv = 1.0 / lam
-            hb0 = (1.5 - 0.5 * inv) * self.step_size  # (3 lam - 1) / (2 lam)
-            a0 = 0.75 + 0.75 * inv  # (3 lam + 3) / (4 lam)
-            a2 = 0.25 + 0.25 * inv  # (lam + 1) / (4 lam)
+            hb0, a0, inv, a2 = self.trainable_coefficients()
             return hb0 * f + a0 * x - inv * last + a2 * llast
         # constant coefficients: accumulated in place into the fresh branch output, nothing saved for backward
         return f.mul_(self.hb0).add_(x, alpha=self.a0).add_(last, alpha=self.a1).add_(llast, alpha=self.a2)
