@@ -595,7 +595,8 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
 
     # "start": a memory-only worker fixes glibc's policy before anything is allocated, so that every step of the
     # process, the first one included, frees its large blocks to the OS and the peak RSS carries no heap history
-    pinned_early = cfg.get("pin_malloc") == "start" and device.type == "cpu" and pin_malloc()
+    pin = cfg.get("pin_malloc", False) if device.type == "cpu" else False  # "start", True (after timing) or False
+    pinned_early = pin == "start" and pin_malloc()
     trim_heap()
     can_reset = reset_peak_rss()
     rss_base = rss_mb() if device.type == "cpu" else 0.0
@@ -631,7 +632,7 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
             result["compile_error"] = reason
     # ... then the memory: one more step per phase, training first (its optimizer state exists after the timing),
     # inference after the optimizer state and gradients are dropped again
-    pinned = not pinned_early and cfg.get("pin_malloc", False) and device.type == "cpu" and pin_malloc()
+    pinned = pin is True and pin_malloc()
     for phase in sorted(cfg["phases"], key=lambda ph: ph != "train"):
         if result["phases"][phase]["status"] != "ok":
             continue
