@@ -485,7 +485,9 @@ def time_steps(
 def memory_step(
     step: Callable[[], None], sync: Callable[[], None], device: torch.device, rss_base: float, can_reset: bool
 ) -> dict[str, Any]:
-    """Peak memory of one more (untimed) step. CUDA: allocator peak. CPU: process peak RSS (VmHWM, reset first)."""
+    """Peak memory of one more (untimed) step, less ``rss_base`` (the memory in use before the model was built).
+    CUDA: allocator peak (``rss_base`` is then the allocated CUDA memory, which earlier in-process models may have
+    left). CPU: process peak RSS (VmHWM, reset first)."""
     trim_heap()
     if device.type == "cuda":
         sync()
@@ -494,7 +496,8 @@ def memory_step(
         step()
         sync()
         peak = torch.cuda.max_memory_allocated(device) / 2**20
-        return dict(mem_mb=peak, step_mem_mb=peak - before, peak_mb=peak, mem_method="cuda max_memory_allocated")
+        method = "cuda max_memory_allocated, less what was allocated before the model was built"
+        return dict(mem_mb=peak - rss_base, step_mem_mb=peak - before, peak_mb=peak, mem_method=method)
     before = rss_mb()
     if can_reset:
         reset_peak_rss()
@@ -599,7 +602,10 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
     pinned_early = pin == "start" and pin_malloc()
     trim_heap()
     can_reset = reset_peak_rss()
-    rss_base = rss_mb() if device.type == "cpu" else 0.0
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+    rss_base = rss_mb() if device.type == "cpu" else torch.cuda.memory_allocated(device) / 2**20
     model, x, target, optimizer = setup_model(cfg["model"], cfg["batch"], cfg["img_size"], device, fmt)
     run = model
     if compiled:

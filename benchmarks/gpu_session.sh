@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Everything a lent GPU should check and measure, in one call of at most ~9.5 minutes:
+#   1. the environment (GPU, driver, torch, timm, accelerate);
+#   2. device_check.py without compile: every family on CUDA against the CPU in float64, channels_last,
+#      gradient checkpointing, bf16 and fp16 autocast (fp16 with a GradScaler), features_only / forward_intermediates;
+#   3. training through `accelerate launch` on scikit-learn's digits: bf16 + channels_last + EMA, then fp16;
+#      then zerosnet-validate of the bf16 run on the GPU with input noise;
+#   4. benchmark.py with bf16 autocast: eager and channels_last, the default models;
+#   5. device_check.py's torch.compile checks (fullgraph, against eager);
+#   6. benchmark.py: eager against torch.compile for timm's resnet50 and zerosnet50 (target 3 on the GPU).
+# Each stage gets what is left of the deadline (DEADLINE_S, default 560 s) or its own cap, whichever is less, so
+# the later stages are cut first. Results go to $OUT: session.log and results.tgz (remade after every stage).
+# Usage, from the repository root: OUT=/tmp/gpu bash benchmarks/gpu_session.sh
+# On the lent machine a missing package travels as wheels in .whl/ (see benchmarks/README.md).
+set -u
+OUT=${OUT:-/tmp/gpu_session}
+PY=${PY:-python3}
+DEVICE=${DEVICE:-cuda}  # cpu: a slow rehearsal of the plumbing
+DEADLINE_S=${DEADLINE_S:-560}
+WORK=/tmp/gpu_session_work
+mkdir -p "$OUT" "$WORK"
+LOG=$OUT/session.log
+START=$SECONDS
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+if compgen -G ".whl/*.whl" >/dev/null; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        || { echo "installing .whl/ failed" | tee -a "$LOG"; exit 1; }
+    export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+
+# run CAP CMD...: CMD with a time limit of min(CAP, what is left of the deadline); its output goes to the log
+run() {
+    local cap=$1
+    shift
+    local left=$((DEADLINE_S - (SECONDS - START)))
+    local limit=$((cap < left ? cap : left))
+    if ((limit < 10)); then
+        echo "--- skipped (deadline): $*" | tee -a "$LOG"
+        return 124
+    fi
+    echo "--- $(date +%T) [limit ${limit} s] $*" | tee -a "$LOG"
+    timeout "$limit" "$@" >>"$LOG" 2>&1
+    local rc=$?
+    echo "--- exit $rc after $((SECONDS - START)) s" | tee -a "$LOG"
+    tar czf "$OUT/results.tgz" -C "$WORK" . 2>/dev/null
+    return $rc
+}
+
+echo "=== 1 environment" | tee -a "$LOG"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv >>"$LOG" 2>&1
+run 60 $PY -c "import torch, timm, accelerate, timm_zerosnet; print('torch', torch.__version__, 'cuda', \
+torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), 'timm', timm.__version__, 'accelerate', \
+accelerate.__version__, 'gpu', torch.cuda.get_device_name(0), 'cores', __import__('os').cpu_count())"
+
+echo "=== 2 device checks (no compile)" | tee -a "$LOG"
+run 120 $PY benchmarks/device_check.py --device $DEVICE --no-compile --out "$WORK/device_check.json"
+
+echo "=== 3 training through accelerate launch, digits" | tee -a "$LOG"
+LAUNCH="-m accelerate.commands.launch --num_processes 1 --num_machines 1 --dynamo_backend no"
+TRAIN="-m timm_zerosnet.train -c digits_demo --epochs 3 --threads 4 --output $WORK/runs"
+run 75 $PY $LAUNCH --mixed_precision bf16 $TRAIN --experiment bf16 --channels-last --model-ema
+run 60 $PY $LAUNCH --mixed_precision fp16 $TRAIN --experiment fp16
+run 45 $PY -m timm_zerosnet.validate --checkpoint "$WORK/runs/bf16" --mixed-precision bf16 --noise randn:0.1,rand:0.1 \
+    --workers 0 --results-file "$WORK/validate_bf16.json"
+rm -rf "$WORK"/runs/*/checkpoints "$WORK"/runs/*/*.safetensors  # keep the logs and metrics, not the weights
+
+echo "=== 4 benchmark: eager and channels_last, bf16 autocast" | tee -a "$LOG"
+BENCH="benchmarks/benchmark.py --device $DEVICE --amp --batch-size 128 --batch-size-cifar 512 --isolate none"
+BENCH="$BENCH --reps 3 --min-rep-s 0.2 --mem-batch 256"
+run 170 $PY $BENCH --modes eager,channels_last --out-dir "$WORK/bench" --tag gpu
+
+echo "=== 5 torch.compile checks" | tee -a "$LOG"
+CMODELS=zerosnet20_tra_cifar,lmresnet20_cifar,zerosnet18_diffstride_cifar  # DiffStride last: slowest
+run 100 $PY benchmarks/device_check.py --device $DEVICE --models $CMODELS \
+    --compile-models $CMODELS --out "$WORK/device_check_compile.json"
+
+echo "=== 6 benchmark: torch.compile speed-up" | tee -a "$LOG"
+run 300 $PY $BENCH --modes eager,compile --models resnet50,zerosnet50 --no-auto-add --baseline resnet50 \
+    --mem-batch '' --out-dir "$WORK/bench" --tag gpu_compile --no-chart
+
+echo "=== done after $((SECONDS - START)) s" | tee -a "$LOG"
+tar czf "$OUT/results.tgz" -C "$WORK" .

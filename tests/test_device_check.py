@@ -1,0 +1,105 @@
+"""benchmarks/device_check.py, the correctness checks a lent GPU runs, exercised here on the CPU: they pass on the
+package, and they catch a device model that computes something else."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("zerosnet_device_check", ROOT / "benchmarks" / "device_check.py")
+dc = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(dc)
+
+
+def _by_check(path: Path) -> dict[str, dict]:
+    return {r["check"]: r for r in json.loads(path.read_text())["results"]}
+
+
+def test_checks_pass_on_the_package_and_write_json(tmp_path):
+    out = tmp_path / "dc.json"
+    logs = []
+    argv = ["--device", "cpu", "--models", "zerosnet20_tra_cifar", "--no-compile", "--out", str(out)]
+    rc = dc.main(argv, logs.append)
+    assert rc == 0, "\n".join(logs)
+    checks = _by_check(out)
+    expected = {"fp32 logits", "fp32 grads", "channels_last logits", "channels_last grads", "grad_ckpt grads"}
+    assert expected | {"features_only", "features = intermediates", "forward_intermediates"} == set(checks)
+    for name in expected - {"grad_ckpt grads"}:  # a real comparison: float32 is not bit-equal to float64
+        assert 0 < checks[name]["err"] < dc.LIMITS[name] / 10, checks[name]
+    assert json.loads(out.read_text())["environment"]["device"] == "cpu"
+    assert "| zerosnet20_tra_cifar | fp32 grads |" in logs[-2] and logs[-1] == "8 of 8 checks passed"
+
+
+def test_a_device_model_that_differs_fails_the_checks(tmp_path, monkeypatch):
+    make = dc.make_model
+
+    def other_weights_on_float32(name, device, dtype=torch.float32, seed=0):
+        return make(name, device, dtype, seed + (dtype == torch.float32))  # the float64 reference keeps seed 0
+
+    monkeypatch.setattr(dc, "make_model", other_weights_on_float32)
+    out = tmp_path / "dc.json"
+    rc = dc.main(["--device", "cpu", "--models", "preresnet20_cifar", "--no-compile", "--out", str(out)], print)
+    checks = _by_check(out)
+    assert rc == 1
+    assert not checks["fp32 logits"]["ok"] and not checks["fp32 grads"]["ok"]
+    assert checks["channels_last grads"]["ok"]  # compared with the device's own NCHW run, same weights
+
+
+def test_amp_checks_and_fp16_scaler_steps_on_cpu(tmp_path):
+    out = tmp_path / "dc.json"
+    dc.main(
+        ["--device", "cpu", "--models", "tauresnet20_nobn_cifar", "--no-compile", "--cpu-amp", "--fp16-steps", "2",
+         "--out", str(out)],
+        print,
+    )  # fmt: skip
+    checks = _by_check(out)
+    for key in ("bf16 logits", "bf16 grads", "fp16 logits", "fp16 grads", "fp16 GradScaler steps"):
+        assert checks[key]["ok"], checks[key]
+    assert 1e-4 < checks["bf16 logits"]["err"] < dc.LIMITS["bf16 logits"]  # rounding, not bit-equal
+    assert "final scale" in checks["fp16 GradScaler steps"]["note"]
+
+
+def test_rel_err_fails_on_nan_and_shape_mismatch():
+    a = torch.ones(3)
+    assert dc.rel_err(a, a) == 0.0
+    assert math.isnan(dc.rel_err(torch.tensor([1.0, float("nan"), 1.0]), a))
+    results = []
+    dc._record(results, "m", "c", math.nan, 1e-4)
+    assert results[0]["ok"] is False
+    with pytest.raises(ValueError, match="shapes differ"):
+        dc.rel_err(torch.ones(2), a)
+
+
+def test_compile_failure_is_a_failed_check_with_its_reason(monkeypatch):
+    def broken_compile(model, **kwargs):
+        raise RuntimeError("graph break in forward\nmore")
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    args = dc.parse_args(["--device", "cpu", "--models", "preresnet20_cifar"])
+    results = []
+    m = dc.make_model("preresnet20_cifar", "cpu")
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([0, 1])
+    dc.compile_check("preresnet20_cifar", m, x, t, None, None, torch.device("cpu"), args, results, None)
+    assert results == [
+        dict(
+            model="preresnet20_cifar",
+            check="compile",
+            err=None,
+            limit=None,
+            ok=False,
+            note="RuntimeError: graph break in forward",
+        )
+    ]
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(SystemExit):
+        dc.parse_args(["--models", "resnet50"])
+    with pytest.raises(SystemExit):
+        dc.parse_args(["--batch", "1"])
