@@ -524,3 +524,22 @@ def test_projection_benchmark_checks_the_forms_and_prints_ratios(capsys, monkeyp
     monkeypatch.setattr(proj, "forms", lambda s: {"a": right, "b": lambda x, w: right(x, w * 1.01)})
     with pytest.raises(AssertionError):
         proj.check_agree(proj.SHAPES[0])
+
+
+def test_cuda_memory_step_subtracts_what_was_allocated_before_the_model(monkeypatch):
+    """On CUDA, mem MB is the allocator peak of the step less the memory in use before the model was built (what
+    earlier in-process models left); the step's own growth is peak less what was allocated just before it."""
+    allocated = {"now": 700 * 2**20, "peak": 0}
+    calls = []
+
+    def step():
+        calls.append("step")
+        allocated["peak"] = allocated["now"] + 300 * 2**20
+
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append("reset"))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: allocated["now"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: allocated["peak"])
+    res = bench.memory_step(step, lambda: None, torch.device("cuda"), rss_base=200.0, can_reset=False)
+    assert calls == ["reset", "step"]
+    assert res["peak_mb"] == 1000 and res["mem_mb"] == 800 and res["step_mem_mb"] == 300
+    assert res["mem_method"].startswith("cuda max_memory_allocated, less")
