@@ -103,3 +103,36 @@ def test_bad_arguments_are_refused():
         dc.parse_args(["--models", "resnet50"])
     with pytest.raises(SystemExit):
         dc.parse_args(["--batch", "1"])
+
+
+def test_compile_check_runs_fullgraph_and_matches_eager(tmp_path):
+    out = tmp_path / "dc.json"
+    argv = ["--device", "cpu", "--models", "zerosnet20_tra_cifar", "--compile-models", "zerosnet20_tra_cifar"]
+    rc = dc.main([*argv, "--compile-backend", "aot_eager", "--out", str(out)], print)
+    checks = _by_check(out)
+    assert rc == 0
+    for key in ("compile logits", "compile grads"):
+        assert checks[key]["ok"] and "aot_eager, fullgraph=True" in checks[key]["note"], checks[key]
+
+
+def test_learned_strides_are_compiled_with_graph_breaks_allowed(monkeypatch):
+    seen = {}
+
+    def fake_compile(model, backend, fullgraph):
+        seen["fullgraph"] = fullgraph
+        return model  # eager stands in for the compiled model: the comparison then must find no difference
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    args = dc.parse_args(["--device", "cpu", "--models", "zerosnet18_diffstride_cifar"])
+    m = dc.make_model("zerosnet18_diffstride_cifar", "cpu")
+    assert dc.has_diffstride(m) and not dc.has_diffstride(dc.make_model("zerosnet20_cifar", "cpu"))
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([0, 1])
+    out, grad = dc.step(m, x, t)
+    results = []
+
+    def record32(check, a, b, note):
+        dc._record(results, "m", check, dc.rel_err(a, b), dc.LIMITS[check], note)
+
+    dc.compile_check("zerosnet18_diffstride_cifar", m, x, t, out, grad, torch.device("cpu"), args, results, record32)
+    assert seen == {"fullgraph": False}
+    assert [r["check"] for r in results] == ["compile logits", "compile grads"] and all(r["ok"] for r in results)
