@@ -11,11 +11,17 @@
 # Each stage gets what is left of the deadline (DEADLINE_S, default 560 s) or its own cap, whichever is less, so
 # the later stages are cut first. Results go to $OUT: session.log and results.tgz (remade after every stage).
 # Usage, from the repository root: OUT=/tmp/gpu bash benchmarks/gpu_session.sh
+# Rehearsal on a CPU: DEVICE=cpu BATCH=2 CIFAR_BATCH=8 EPOCHS=1 DEADLINE_S=3000 bash benchmarks/gpu_session.sh
 # On the lent machine a missing package travels as wheels in .whl/ (see benchmarks/README.md).
 set -u
 OUT=${OUT:-/tmp/gpu_session}
 PY=${PY:-python3}
-DEVICE=${DEVICE:-cuda}  # cpu: a slow rehearsal of the plumbing
+DEVICE=${DEVICE:-cuda}  # cpu: a rehearsal of the plumbing (with small BATCH, CIFAR_BATCH, EPOCHS)
+BATCH=${BATCH:-128}           # benchmark batch at 224x224
+CIFAR_BATCH=${CIFAR_BATCH:-512}  # benchmark batch at 32x32
+EPOCHS=${EPOCHS:-3}           # digits training epochs
+MEM_BATCH=${MEM_BATCH:-256}   # extra batch of check 2 (memory) at 224x224
+STAGES=${STAGES:-123456}      # which stages to run, e.g. STAGES=56 for the compile stages alone
 DEADLINE_S=${DEADLINE_S:-560}
 WORK=/tmp/gpu_session_work
 mkdir -p "$OUT" "$WORK"
@@ -28,6 +34,12 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+
+# stage N TITLE: true (and a header in the log) if stage N is selected
+stage() {
+    [[ $STAGES == *$1* ]] || return 1
+    echo "=== $1 $2" | tee -a "$LOG"
+}
 
 # run CAP CMD...: CMD with a time limit of min(CAP, what is left of the deadline); its output goes to the log
 run() {
@@ -47,37 +59,39 @@ run() {
     return $rc
 }
 
-echo "=== 1 environment" | tee -a "$LOG"
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv >>"$LOG" 2>&1
-run 60 $PY -c "import torch, timm, accelerate, timm_zerosnet; print('torch', torch.__version__, 'cuda', \
+if stage 1 environment; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv >>"$LOG" 2>&1
+    run 60 $PY -c "import os, torch, timm, accelerate, timm_zerosnet; print('torch', torch.__version__, 'cuda', \
 torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), 'timm', timm.__version__, 'accelerate', \
-accelerate.__version__, 'gpu', torch.cuda.get_device_name(0), 'cores', __import__('os').cpu_count())"
+accelerate.__version__, 'gpu', torch.cuda.is_available() and torch.cuda.get_device_name(0), 'cores', os.cpu_count())"
+fi
 
-echo "=== 2 device checks (no compile)" | tee -a "$LOG"
-run 120 $PY benchmarks/device_check.py --device $DEVICE --no-compile --out "$WORK/device_check.json"
+stage 2 "device checks (no compile)" &&
+    run 120 $PY benchmarks/device_check.py --device $DEVICE --no-compile --out "$WORK/device_check.json"
 
-echo "=== 3 training through accelerate launch, digits" | tee -a "$LOG"
-LAUNCH="-m accelerate.commands.launch --num_processes 1 --num_machines 1 --dynamo_backend no"
-TRAIN="-m timm_zerosnet.train -c digits_demo --epochs 3 --threads 4 --output $WORK/runs"
-run 75 $PY $LAUNCH --mixed_precision bf16 $TRAIN --experiment bf16 --channels-last --model-ema
-run 60 $PY $LAUNCH --mixed_precision fp16 $TRAIN --experiment fp16
-run 45 $PY -m timm_zerosnet.validate --checkpoint "$WORK/runs/bf16" --mixed-precision bf16 --noise randn:0.1,rand:0.1 \
-    --workers 0 --results-file "$WORK/validate_bf16.json"
-rm -rf "$WORK"/runs/*/checkpoints "$WORK"/runs/*/*.safetensors  # keep the logs and metrics, not the weights
+if stage 3 "training through accelerate launch, digits"; then
+    LAUNCH="-m accelerate.commands.launch --num_processes 1 --num_machines 1 --dynamo_backend no"
+    TRAIN="-m timm_zerosnet.train -c digits_demo --epochs $EPOCHS --threads 4 --output $WORK/runs"
+    run 75 $PY $LAUNCH --mixed_precision bf16 $TRAIN --experiment bf16 --channels-last --model-ema
+    run 60 $PY $LAUNCH --mixed_precision fp16 $TRAIN --experiment fp16
+    run 45 $PY -m timm_zerosnet.validate --checkpoint "$WORK/runs/bf16" --mixed-precision bf16 \
+        --noise randn:0.1,rand:0.1 --workers 0 --results-file "$WORK/validate_bf16.json"
+    rm -rf "$WORK"/runs/*/checkpoints "$WORK"/runs/*/*.safetensors # keep the logs and metrics, not the weights
+fi
 
-echo "=== 4 benchmark: eager and channels_last, bf16 autocast" | tee -a "$LOG"
-BENCH="benchmarks/benchmark.py --device $DEVICE --amp --batch-size 128 --batch-size-cifar 512 --isolate none"
-BENCH="$BENCH --reps 3 --min-rep-s 0.2 --mem-batch 256"
-run 170 $PY $BENCH --modes eager,channels_last --out-dir "$WORK/bench" --tag gpu
+BENCH="benchmarks/benchmark.py --device $DEVICE --amp --batch-size $BATCH --batch-size-cifar $CIFAR_BATCH --isolate none"
+BENCH="$BENCH --reps 3 --min-rep-s 0.2"
+stage 4 "benchmark: eager and channels_last, bf16 autocast" &&
+    run 170 $PY $BENCH --modes eager,channels_last --mem-batch "$MEM_BATCH" --out-dir "$WORK/bench" --tag gpu
 
-echo "=== 5 torch.compile checks" | tee -a "$LOG"
-CMODELS=zerosnet20_tra_cifar,lmresnet20_cifar,zerosnet18_diffstride_cifar  # DiffStride last: slowest
-run 100 $PY benchmarks/device_check.py --device $DEVICE --models $CMODELS \
-    --compile-models $CMODELS --out "$WORK/device_check_compile.json"
+CMODELS=zerosnet20_tra_cifar,lmresnet20_cifar,zerosnet18_diffstride_cifar # DiffStride last: slowest
+stage 5 "torch.compile checks" &&
+    run 100 $PY benchmarks/device_check.py --device $DEVICE --models $CMODELS --compile-models $CMODELS \
+        --out "$WORK/device_check_compile.json"
 
-echo "=== 6 benchmark: torch.compile speed-up" | tee -a "$LOG"
-run 300 $PY $BENCH --modes eager,compile --models resnet50,zerosnet50 --no-auto-add --baseline resnet50 \
-    --mem-batch '' --out-dir "$WORK/bench" --tag gpu_compile --no-chart
+stage 6 "benchmark: torch.compile speed-up" &&
+    run 300 $PY $BENCH --modes eager,compile --models resnet50,zerosnet50 --no-auto-add --baseline resnet50 \
+        --mem-batch '' --out-dir "$WORK/bench" --tag gpu_compile --no-chart
 
 echo "=== done after $((SECONDS - START)) s" | tee -a "$LOG"
 tar czf "$OUT/results.tgz" -C "$WORK" .
