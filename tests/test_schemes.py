@@ -119,6 +119,25 @@ def test_lm_update_backward_is_exact(channels_last, h):
     assert torch.autograd.gradcheck(lambda f, x, last, k: _LerpAddFunction.apply(f, x, last, k, h), inputs)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_lm_update_k_gradient_of_reduced_precision_is_a_float32_sum(dtype, channels_last):
+    """Under autocast the stream is bf16 / fp16 and k float32. k's gradient, a sum of 131072 products, is summed
+    in float32 and stays float32: a bf16 / fp16 dot (the CPU's is also a slow scalar loop) rounds the sum itself
+    to 8 / 11 bits. The products here are all positive, so the float32 sum is within 1e-5 of the exact one."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    torch.manual_seed(0)
+    f, x = (torch.randn(8, 16, 32, 32).to(dtype).contiguous(memory_format=fmt) for _ in range(2))
+    last = (x.float() + torch.rand_like(x, dtype=torch.float32)).to(dtype).contiguous(memory_format=fmt)
+    g = torch.rand(8, 16, 32, 32).to(dtype).contiguous(memory_format=fmt)
+    k = torch.tensor(-0.05, requires_grad=True)
+    out = _LerpAddFunction.apply(f, x, last, k, 1.0)
+    out.backward(g)
+    exact = (g.double() * (last.double() - x.double())).sum()
+    assert k.grad.dtype == torch.float32 and out.dtype == dtype
+    assert abs(k.grad.double() - exact) / exact < 1e-5, (k.grad, exact)
+
+
 def test_lm_eager_and_traced_paths_agree(monkeypatch):
     """Eager training takes _LerpAddFunction; FX-traced (like compiled or exported) runs take plain lerp. Both give
     the same outputs and parameter gradients."""

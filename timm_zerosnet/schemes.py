@@ -140,9 +140,14 @@ class _LerpAddFunction(torch.autograd.Function):
         if need_k:
             gf, lf, xf = _flat_like(g, g), _flat_like(last, g), _flat_like(x, g)
             if gf is None or lf is None or xf is None:  # mixed or strided layouts: the plain formula
-                g_k = (g * (last - x)).sum()
-            else:
+                g_k = (g * (last - x)).sum(dtype=torch.promote_types(g.dtype, torch.float32))
+            elif gf.dtype in (torch.float32, torch.float64):
                 g_k = torch.dot(gf, lf) - torch.dot(gf, xf)
+            else:
+                # autocast's bf16 / fp16: one float32 dot with last - x. A bf16 / fp16 torch.dot returns its sum
+                # rounded to 8 / 11 bits (on any device), and on the CPU it is a scalar loop: 18.6 ms instead of
+                # 0.09 ms for 131072 values, half of an LM-ResNet-20 training step under autocast
+                g_k = torch.dot(gf.float(), lf.float().sub_(xf))
             g_k = g_k.to(k.dtype)
         return g_f, g_x, g_last if need_last else None, g_k, None
 
