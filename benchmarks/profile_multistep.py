@@ -18,7 +18,9 @@ of one step is read for each. The variants:
 
 - ``update``: LM-ResNet's ``x + k * (last - x) + f`` as ``torch.lerp(x, last, k).add_(f)`` (2 kernels instead of 4,
   and no saved ``last - x`` per block for k's gradient); ZeroSNet Tra's trainable combination as one multiply and
-  three in-place ``addcmul_`` (4 kernels instead of 7).
+  three in-place ``addcmul_`` (4 kernels instead of 7). The package's eager training now runs both forwards through
+  its own autograd Functions (``schemes._LerpAddFunction``, ``schemes._ZeroStableTraFunction``), whose coefficient
+  gradients are dot products; ``update`` keeps autograd's backward, so it times that backward against theirs.
 - ``inplace``: every ``F.relu`` of ``multistep.py`` in place (they all act on a fresh BatchNorm output, as in timm's
   own blocks), and the Euler and fixed ZeroSNet combinations accumulated into the fresh branch output ``f``.
 - ``both``.

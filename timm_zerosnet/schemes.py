@@ -152,6 +152,48 @@ class _LerpAddFunction(torch.autograd.Function):
         return g_f, g_x, g_last if need_last else None, g_k, None
 
 
+def _inner_products(g: torch.Tensor, tensors: tuple[torch.Tensor | None, ...]) -> list[torch.Tensor | None]:
+    """<g, t> for each t (None stays None), summed in at least float32: dot products over memory that is alive
+    anyway where the layouts allow, else sum(g * t)."""
+    acc = torch.promote_types(g.dtype, torch.float32)
+    gf = _flat_like(g, g)
+    gf = gf.to(acc) if gf is not None else None  # one conversion of g for all the dots (none in float32)
+    out = []
+    for t in tensors:
+        tf = _flat_like(t, g) if t is not None and gf is not None else None
+        if t is None:
+            out.append(None)
+        elif tf is None:
+            out.append((g * t).sum(dtype=acc))
+        else:
+            out.append(torch.dot(gf, tf.to(acc)))
+    return out
+
+
+class _ZeroStableTraFunction(torch.autograd.Function):
+    """h b0 f + a0 x - (1 / lambda) last + a2 llast with tensor coefficients (ZeroSNet Tra), for eager training.
+    Forward: one new tensor and four kernels (autograd's products and sums make seven of each). Backward: each
+    coefficient's gradient is a dot product with g over memory that is alive anyway (autograd makes a full-size
+    product per coefficient, then sums it), accumulated in float32 under autocast."""
+
+    @staticmethod
+    def forward(ctx, f, x, last, llast, hb0, a0, inv, a2):
+        ctx.save_for_backward(f, x, last, llast, hb0, a0, inv, a2)
+        return torch.mul(x, a0).addcmul_(last, inv, value=-1.0).addcmul_(llast, a2).addcmul_(f, hb0)
+
+    @staticmethod
+    def backward(ctx, g):
+        f, x, last, llast, hb0, a0, inv, a2 = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        grads = [g * c if n else None for c, n in zip((hb0, a0, -inv, a2), need[:4])]
+        tensors = tuple(t if n else None for t, n in zip((f, x, last, llast), need[4:]))
+        coef = _inner_products(g, tensors)
+        if coef[2] is not None:
+            coef[2] = -coef[2]
+        coef = [c.to(ref.dtype) if c is not None else None for c, ref in zip(coef, (hb0, a0, inv, a2))]
+        return (*grads, *coef)
+
+
 class LinearMultistepUpdate(nn.Module):
     """LM-ResNet: x_{n+1} = (1 - k) x_n + k x_{n-1} + h F(x_n), one trainable k per block (paper convention).
 
@@ -237,6 +279,9 @@ class ZeroStableUpdate(nn.Module):
     def forward(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor:
         if self.lam is not None:
             hb0, a0, inv, a2 = self.trainable_coefficients()
+            if eager_autograd():
+                return _ZeroStableTraFunction.apply(f, x, last, llast, hb0, a0, inv, a2)
+            # compiled, exported and traced graphs: plain ops, which their compilers fuse
             return hb0 * f + a0 * x - inv * last + a2 * llast
         # constant coefficients: accumulated in place into the fresh branch output, nothing saved for backward
         return f.mul_(self.hb0).add_(x, alpha=self.a0).add_(last, alpha=self.a1).add_(llast, alpha=self.a2)
