@@ -279,12 +279,18 @@ class ZeroStableUpdate(nn.Module):
     def forward(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor:
         if self.lam is not None:
             hb0, a0, inv, a2 = self.trainable_coefficients()
-            if eager_autograd():
-                return _ZeroStableTraFunction.apply(f, x, last, llast, hb0, a0, inv, a2)
-            # compiled, exported and traced graphs: plain ops, which their compilers fuse
-            return hb0 * f + a0 * x - inv * last + a2 * llast
+            if torch.jit.is_scripting():
+                return hb0 * f + a0 * x - inv * last + a2 * llast
+            return self._trainable_python(f, x, last, llast, hb0, a0, inv, a2)
         # constant coefficients: accumulated in place into the fresh branch output, nothing saved for backward
         return f.mul_(self.hb0).add_(x, alpha=self.a0).add_(last, alpha=self.a1).add_(llast, alpha=self.a2)
+
+    @torch.jit.unused
+    def _trainable_python(self, f, x, last, llast, hb0, a0, inv, a2) -> torch.Tensor:
+        if eager_autograd():
+            return _ZeroStableTraFunction.apply(f, x, last, llast, hb0, a0, inv, a2)
+        # compiled, exported and traced graphs: plain ops, which their compilers fuse
+        return hb0 * f + a0 * x - inv * last + a2 * llast
 
     def coefficients(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         if self.lam is not None:
