@@ -268,7 +268,7 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = ["| model | check | error | limit | ok | note |", "|---|---|---:|---:|---|---|"]
     for r in results:
         err = "-" if r["err"] is None else f"{r['err']:.2e}"
-        lim = "-" if r["limit"] is None else f"{r['limit']:.0e}"
+        lim = "-" if r["limit"] is None else f"{r['limit']:.2g}"
         lines.append(f"| {r['model']} | {r['check']} | {err} | {lim} | {'yes' if r['ok'] else 'NO'} | {r['note']} |")
     return "\n".join(lines)
 
