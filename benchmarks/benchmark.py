@@ -603,7 +603,7 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
     trim_heap()
     can_reset = reset_peak_rss()
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        sync()
         torch.cuda.empty_cache()
     rss_base = rss_mb() if device.type == "cpu" else torch.cuda.memory_allocated(device) / 2**20
     model, x, target, optimizer = setup_model(cfg["model"], cfg["batch"], cfg["img_size"], device, fmt)

@@ -130,6 +130,17 @@ def _record(results: list, model: str, check: str, err: float | None, limit: flo
     results.append(dict(model=model, check=check, err=err, limit=limit, ok=bool(ok), note=note))
 
 
+def _compare(results: list, model: str, check: str, a: torch.Tensor, b: torch.Tensor, note: str) -> None:
+    """Record ||a - b|| / ||b|| against the check's limit in ``LIMITS``."""
+    _record(results, model, check, rel_err(a, b), LIMITS[check], note)
+
+
+def _reason(e: Exception) -> str:
+    """An exception's type and the first line of its message, for the table."""
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0][:160] if lines else ''}"
+
+
 def check_model(name: str, size: int, device: torch.device, args: argparse.Namespace, results: list) -> None:
     g = torch.Generator().manual_seed(1)
     x64 = torch.randn(args.batch, 3, size, size, generator=g, dtype=torch.float64)
@@ -138,37 +149,33 @@ def check_model(name: str, size: int, device: torch.device, args: argparse.Names
     ref = make_model(name, "cpu", torch.float64)
     ref_out, ref_grad = step(ref, x64, target)
 
-    def record32(check: str, a: torch.Tensor, b: torch.Tensor, note: str) -> None:
-        _record(results, name, check, rel_err(a, b), LIMITS[check], note)
-
     x, t = x64.float().to(device), target.to(device)
     m = make_model(name, device)
     out, grad = step(m, x, t)
-    record32("fp32 logits", out, ref_out, "device fp32 vs CPU fp64")
-    record32("fp32 grads", grad, ref_grad, "device fp32 vs CPU fp64")
+    _compare(results, name, "fp32 logits", out, ref_out, "device fp32 vs CPU fp64")
+    _compare(results, name, "fp32 grads", grad, ref_grad, "device fp32 vs CPU fp64")
 
     m_cl = make_model(name, device).to(memory_format=torch.channels_last)
     out_cl, grad_cl = step(m_cl, x.contiguous(memory_format=torch.channels_last), t)
-    record32("channels_last logits", out_cl, out, "vs NCHW")
-    record32("channels_last grads", grad_cl, grad, "vs NCHW")
+    _compare(results, name, "channels_last logits", out_cl, out, "vs NCHW")
+    _compare(results, name, "channels_last grads", grad_cl, grad, "vs NCHW")
 
     m_ck = make_model(name, device)
     m_ck.set_grad_checkpointing(True)
     out_ck, grad_ck = step(m_ck, x, t)
-    record32("grad_ckpt grads", grad_ck, grad, "vs no checkpointing")
+    _compare(results, name, "grad_ckpt grads", grad_ck, grad, "vs no checkpointing")
 
     if device.type == "cuda" or args.cpu_amp:
         for dtype, key in ((torch.bfloat16, "bf16"), (torch.float16, "fp16")):
             m_amp = make_model(name, device)
             out_a, grad_a = step(m_amp, x, t, amp=dtype)
             for what, a, b in (("logits", out_a, ref_out), ("grads", grad_a, ref_grad)):
-                check = f"{key} {what}"
-                _record(results, name, check, rel_err(a, b), LIMITS[check], "autocast vs CPU fp64")
+                _compare(results, name, f"{key} {what}", a, b, "autocast vs CPU fp64")
         _record(results, name, "fp16 GradScaler steps", *fp16_training(name, x, t, device, args.fp16_steps))
 
     api_check(name, size, device, results)
     if name in args.compile_list:
-        compile_check(name, m, x, t, out, grad, device, args, results, record32)
+        compile_check(name, m, x, t, out, grad, device, args, results)
 
 
 def fp16_training(name: str, x, t, device, steps: int) -> tuple[float, float, str]:
@@ -223,7 +230,7 @@ def api_check(name: str, size: int, device, results: list) -> None:
     _record(results, name, "forward_intermediates", err, LIMITS["api"], f"{len(inter)} maps; head(last) vs forward")
 
 
-def compile_check(name, eager_model, x, t, out, grad, device, args, results, record32) -> None:
+def compile_check(name, eager_model, x, t, out, grad, device, args, results) -> None:
     """torch.compile of the same weights against eager, forward and backward. ``fullgraph=True`` unless
     ``--allow-graph-breaks`` or the model has learned strides (their output size is a Python int read from the
     strides' values, a graph break by design)."""
@@ -236,14 +243,13 @@ def compile_check(name, eager_model, x, t, out, grad, device, args, results, rec
         cm = torch.compile(m, backend=args.compile_backend, fullgraph=fullgraph)
         out_c, grad_c = step(cm, x, t)
     except Exception as e:  # a graph break under fullgraph, or a backend error: a failed check, with the reason
-        msg = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
-        _record(results, name, "compile", None, None, msg)
+        _record(results, name, "compile", None, None, _reason(e))
         return
     secs = time.perf_counter() - t0
-    # load_state_dict copied the running stats after the eager step; the training-mode forward does not read them
+    # the eager step ran with BatchNorm in eval mode, so the running stats load_state_dict copied are the initial ones
     note = f"{args.compile_backend}, fullgraph={fullgraph}, first step {secs:.0f} s"
-    record32("compile logits", out_c, out, note)
-    record32("compile grads", grad_c, grad, note)
+    _compare(results, name, "compile logits", out_c, out, note)
+    _compare(results, name, "compile grads", grad_c, grad, note)
 
 
 def environment(device: torch.device) -> dict[str, Any]:
@@ -316,7 +322,7 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> i
             check_model(name, args.sizes[name], device, args, results)
         except Exception as e:  # one model's crash is that model's failed check; the others still run
             traceback.print_exc()
-            _record(results, name, "crashed", None, None, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}")
+            _record(results, name, "crashed", None, None, _reason(e))
         failed = sum(not r["ok"] for r in results if r["model"] == name)
         log(f"{name}: {time.perf_counter() - t0:.1f} s, {failed} failed")
         if args.out:  # after every model, so that a run stopped at its time limit keeps what it measured

@@ -161,12 +161,10 @@ def _inner_products(g: torch.Tensor, tensors: tuple[torch.Tensor | None, ...]) -
     out = []
     for t in tensors:
         tf = _flat_like(t, g) if t is not None and gf is not None else None
-        if t is None:
-            out.append(None)
-        elif tf is None:
-            out.append((g * t).sum(dtype=acc))
-        else:
+        if tf is not None:
             out.append(torch.dot(gf, tf.to(acc)))
+        else:
+            out.append(None if t is None else (g * t).sum(dtype=acc))
     return out
 
 
