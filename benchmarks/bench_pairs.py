@@ -32,6 +32,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,35 @@ import benchmark as bench  # noqa: E402  (also makes the repository importable a
 from timm_zerosnet.cpu_heap import require_kept_heap  # noqa: E402
 
 MODES = ("eager", "channels_last", "compile")
+
+
+def time_alternated(
+    steps: list[Callable[[], None]], warmup: int, reps: int, min_rep_s: float, max_iters: int
+) -> dict[str, list]:
+    """Warm every step up (the first call compiles), then time them in turn, ``reps`` times, each repetition
+    starting one step later in the list (A B, B A, ... for two), so that drift of the machine hits all alike. Each
+    step runs enough times per repetition to last ``min_rep_s``. Returns, per step, the seconds per call of each
+    repetition (``s``), the minor page faults per call of each repetition (``faults``) and the calls per repetition
+    (``iters``)."""
+    last = [0.0] * len(steps)
+    for i, step in enumerate(steps):
+        for _ in range(warmup):
+            t0 = time.perf_counter()
+            step()
+            last[i] = time.perf_counter() - t0
+    iters = [bench.steps_per_rep(min_rep_s, t, max_iters) for t in last]
+    times: list[list[float]] = [[] for _ in steps]
+    faults: list[list[float]] = [[] for _ in steps]
+    for r in range(reps):
+        for j in range(len(steps)):
+            i = (r + j) % len(steps)
+            f0 = bench.minor_faults()
+            t0 = time.perf_counter()
+            for _ in range(iters[i]):
+                steps[i]()
+            times[i].append((time.perf_counter() - t0) / iters[i])
+            faults[i].append((bench.minor_faults() - f0) / iters[i])
+    return dict(s=times, faults=faults, iters=iters)
 
 
 def measure_pair(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -64,25 +94,11 @@ def measure_pair(cfg: dict[str, Any]) -> dict[str, Any]:
     for phase in cfg["phases"]:
         for model in runs:
             model.train(phase == "train")
-        steps = [s[phase] for s in steps_of]
-        last = [0.0, 0.0]
-        for i, step in enumerate(steps):  # warm-up; the first step compiles
-            for _ in range(cfg["warmup"]):
-                t0 = time.perf_counter()
-                step()
-                last[i] = time.perf_counter() - t0
-        iters = bench.steps_per_rep(cfg["min_rep_s"], min(last), cfg["max_iters"])
-        times: list[list[float]] = [[], []]
-        faults: list[list[float]] = [[], []]
-        for r in range(cfg["reps"]):
-            for i in (0, 1) if r % 2 == 0 else (1, 0):
-                f0 = bench.minor_faults()
-                t0 = time.perf_counter()
-                for _ in range(iters):
-                    steps[i]()
-                times[i].append((time.perf_counter() - t0) / iters)
-                faults[i].append((bench.minor_faults() - f0) / iters)
-        phases[phase] = dict(a_s=times[0], b_s=times[1], a_faults=faults[0], b_faults=faults[1], iters=iters)
+        t = time_alternated(
+            [s[phase] for s in steps_of], cfg["warmup"], cfg["reps"], cfg["min_rep_s"], cfg["max_iters"]
+        )
+        phases[phase] = dict(a_s=t["s"][0], b_s=t["s"][1], a_faults=t["faults"][0], b_faults=t["faults"][1])
+        phases[phase]["iters"] = t["iters"]
     if cfg["mode"] == "compile":
         torch._dynamo.reset()
     return dict(model=cfg["model"], ref=cfg["ref"], mode=cfg["mode"], phases=phases)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -480,6 +481,86 @@ def test_pair_worker_runs_in_a_subprocess_and_bad_selections_say_why():
         pairs.parse_args(["--modes", "compile_cl"])
     with pytest.raises(SystemExit):
         pairs.parse_args(["--workers", "0"])
+
+
+def test_time_alternated_rotates_the_order_and_sizes_repetitions_per_step():
+    calls = []
+    steps = [lambda i=i: calls.append(i) for i in range(3)]
+    t = pairs.time_alternated(steps, warmup=1, reps=3, min_rep_s=0.0, max_iters=5)
+    assert calls == [0, 1, 2] + [0, 1, 2] + [1, 2, 0] + [2, 0, 1]  # warm-up, then one rotation per repetition
+    assert t["iters"] == [1, 1, 1] and [len(s) for s in t["s"]] == [3, 3, 3] and len(t["faults"][2]) == 3
+    # each step gets its own number of calls per repetition: a slow one few, a fast one up to max_iters
+    t = pairs.time_alternated([lambda: time.sleep(0.02), lambda: None], 1, 2, min_rep_s=0.05, max_iters=5)
+    assert t["iters"][0] in (2, 3) and t["iters"][1] == 5
+    assert min(t["s"][0]) >= 0.02 > max(t["s"][1])
+
+
+speedup = _load("zerosnet_bench_speedup", ROOT / "benchmarks" / "bench_speedup.py")
+
+
+def test_speedup_ratio_divides_speed_ups_repetition_by_repetition():
+    mine = dict(eager_s=[2.0, 3.0, 4.0], compiled_s=[1.0, 1.0, 1.0])  # speed-ups 2, 3, 4
+    theirs = dict(eager_s=[2.0, 2.0, 2.0], compiled_s=[2.0, 1.0, 1.0])  # 1, 2, 2
+    r = speedup.speedup_ratio(mine, theirs)
+    assert r["ratio"] == pytest.approx(2.0)  # median of 2, 1.5, 2
+    assert (r["lo"], r["hi"]) == (pytest.approx(1.75), pytest.approx(2.0))
+    assert (r["speedup"], r["other_speedup"]) == (pytest.approx(3.0), pytest.approx(2.0))
+    with pytest.raises(ValueError, match="same number"):
+        speedup.speedup_ratio(mine, dict(eager_s=[1.0], compiled_s=[1.0]))
+
+
+def test_speedup_pool_keeps_repetitions_paired_and_lists_each_worker():
+    def net(e, c):
+        return dict(eager_s=e, compiled_s=c)
+
+    w1 = dict(phases=dict(train=[net([2.0], [1.0]), net([1.0], [1.0])]))  # ours 2x, baseline 1x
+    w2 = dict(phases=dict(train=[net([3.0], [1.0]), net([4.0], [2.0])]))  # ours 3x, baseline 2x
+    pooled = speedup.pool([w1, w2])["train"]
+    assert (pooled[0]["eager_s"], pooled[1]["compiled_s"]) == ([2.0, 3.0], [1.0, 2.0])
+    assert pooled[0]["worker_ratios"] == [2.0, 1.5]
+
+
+def test_quick_speedup_run_alternates_eager_and_compiled_steps(tmp_path, monkeypatch):
+    built = []
+    real_create = speedup.bench.create_bench_model
+    monkeypatch.setattr(speedup.bench, "create_bench_model", lambda spec: built.append(spec) or real_create(spec))
+    compiled = []
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: compiled.append(kw) or real_compile(m, **kw))
+    # the 'eager' backend: dynamo traces, nothing is code-generated (seconds instead of minutes)
+    args = speedup.parse_args(
+        ["--quick", "--backend", "eager", "--reps", "3", "--workers", "2", "--out-dir", str(tmp_path)]
+    )
+    out = speedup.run_speedups(args, log=lambda *a, **k: None)
+    names = ["zerosnet20_cifar", "timm-resnet20_cifar", "timm-resnetv2_20_cifar"]
+    assert built[-6:] == names + names[1:] + names[:1]  # the second worker builds the other nets first
+    assert compiled == [dict(backend="eager")] * 6
+    assert [(r["model"], r["baseline"], r["ref"], r["phase"]) for r in out["rows"]] == [
+        (*names, "infer"),
+        (*names, "train"),
+    ]
+    for r in out["rows"]:
+        assert all(len(n["eager_s"]) == len(n["compiled_s"]) == 6 for n in r["nets"])
+        assert r["ratio"] == pytest.approx(speedup.speedup_ratio(r["nets"][0], r["nets"][1])["ratio"])
+        assert r["x_ref"] == pytest.approx(speedup.speedup_ratio(r["nets"][0], r["nets"][2])["ratio"])
+        assert len(r["worker_ratios"]) == 2 and r["result"].split()[0] in ("PASS", "MISS")
+    assert json.loads(out["paths"]["json"].read_text())["rows"][1]["phase"] == "train"
+    assert "| zerosnet20_cifar | train |" in out["paths"]["md"].read_text()
+
+
+def test_speedup_worker_runs_in_a_subprocess_and_bad_selections_say_why():
+    nets = [dict(spec=s, batch=2, img_size=32) for s in ("lmresnet20_cifar", "timm-resnet20_cifar")]
+    cfg = dict(nets=nets, phases=["train"], threads=1, warmup=1, reps=2, min_rep_s=0.0, max_iters=1, backend="eager")
+    cfg.update(model="lmresnet20_cifar", mode="compile")
+    res = bench.run_isolated(cfg, timeout=600, script=ROOT / "benchmarks" / "bench_speedup.py")
+    assert "error" not in res, res.get("error")
+    assert [len(n["compiled_s"]) for n in res["phases"]["train"]] == [2, 2]
+    with pytest.raises(SystemExit, match="none of the checked families"):
+        speedup.run_speedups(speedup.parse_args(["--quick", "--models", "resnet18"]))
+    with pytest.raises(SystemExit, match="--baseline 'resnet_nope'"):
+        speedup.run_speedups(speedup.parse_args(["--quick", "--baseline", "resnet_nope"]))
+    with pytest.raises(SystemExit):
+        speedup.parse_args(["--phases", "eval"])
 
 
 keep = _load("zerosnet_bench_keep_heap", ROOT / "benchmarks" / "bench_keep_heap.py")
