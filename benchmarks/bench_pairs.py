@@ -202,21 +202,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     quick = dict(models="zerosnet20_cifar", modes="eager", reps=2, workers=1, min_rep_s=0.0, isolate="none", threads=1)
     quick.update(batch_size=2, batch_size_cifar=2, warmup=1)
-    full = dict(
-        models=",".join(s for s in bench.DEFAULT_MODELS if bench.family_of(s) in bench.CHECKED),
-        modes="eager,compile",
-        reps=7,
-        workers=2,
-        min_rep_s=0.4,
-        isolate="subprocess",
-        threads=bench.core_count(),
-        batch_size=8,
-        batch_size_cifar=64,
-        warmup=2,
-    )
-    for key, value in (quick if args.quick else full).items():  # an explicit option wins over both
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_defaults(args, quick if args.quick else full_defaults() | dict(modes="eager,compile"))
     args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
     args.phase_list = [ph.strip() for ph in args.phases.split(",") if ph.strip()]
     if bad := [m for m in args.mode_list if m not in MODES]:
@@ -231,16 +217,71 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_pairs(args: argparse.Namespace, log=print) -> dict[str, Any]:
-    bargs = bench.parse_args(["--batch-size", str(args.batch_size), "--batch-size-cifar", str(args.batch_size_cifar)])
-    bargs.img_size = args.img_size
-    pairs = pairs_for(args, bargs)
-    machine = dict(
+def full_defaults() -> dict[str, Any]:
+    """The settings of a full run that this script and ``bench_speedup.py`` share (an explicit option wins)."""
+    return dict(
+        models=",".join(s for s in bench.DEFAULT_MODELS if bench.family_of(s) in bench.CHECKED),
+        reps=7,
+        workers=2,
+        min_rep_s=0.4,
+        isolate="subprocess",
+        threads=bench.core_count(),
+        batch_size=8,
+        batch_size_cifar=64,
+        warmup=2,
+    )
+
+
+def fill_defaults(args: argparse.Namespace, defaults: dict[str, Any]) -> None:
+    for key, value in defaults.items():  # an explicit option wins over --quick and the full run
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def machine_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The header facts of a run: CPU, threads, the allocator the workers run with, the load at the start."""
+    return dict(
         cpu=bench.cpu_name(),
         threads=args.threads,
         malloc="heap kept (cpu_heap.keep_heap)" if args.keep_heap else bench.malloc_settings(),
         load_start=os.getloadavg()[0],
     )
+
+
+def run_workers(
+    cfg: dict[str, Any], args: argparse.Namespace, measure: Callable, script: Path, label: str, log=print
+) -> list[dict[str, Any]]:
+    """``measure(cfg)`` in ``args.workers`` workers (subprocesses of ``script``, or in-process with
+    ``--isolate none``); the odd ones get ``ref_first`` and build the other nets before the model."""
+    results = []
+    for w in range(args.workers):
+        log(f"{label}, worker {w + 1}/{args.workers}", flush=True)
+        cfg["ref_first"] = w % 2 == 1
+        if args.isolate == "subprocess":
+            results.append(bench.run_isolated(cfg, args.worker_timeout, script=script))
+        else:
+            results.append(measure(cfg))
+    return results
+
+
+def write_outputs(
+    rows: list[dict[str, Any]], machine: dict[str, Any], text: str, out_dir: str, stem: str, log=print
+) -> dict[str, Any]:
+    """``<stem>.md`` (``text``) and ``<stem>.json`` (machine and rows, raw times included) in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"md": out / f"{stem}.md", "json": out / f"{stem}.json"}
+    paths["md"].write_text(text)
+    paths["json"].write_text(json.dumps(dict(machine=machine, rows=rows), indent=1))
+    log(text)
+    return dict(rows=rows, text=text, paths=paths)
+
+
+def run_pairs(args: argparse.Namespace, log=print) -> dict[str, Any]:
+    bargs = bench.parse_args(["--batch-size", str(args.batch_size), "--batch-size-cifar", str(args.batch_size_cifar)])
+    bargs.img_size = args.img_size
+    pairs = pairs_for(args, bargs)
+    machine = machine_of(args)
     rows = []
     for info, ref in pairs:
         for mode in args.mode_list:
@@ -258,14 +299,8 @@ def run_pairs(args: argparse.Namespace, log=print) -> dict[str, Any]:
                 max_iters=args.max_iters,
                 keep_heap=args.keep_heap,
             )
-            results = []
-            for w in range(args.workers):  # odd workers build the reference first
-                log(f"[pairs] {info['model']} vs {ref['model']} ({mode}), worker {w + 1}/{args.workers}", flush=True)
-                cfg["ref_first"] = w % 2 == 1
-                if args.isolate == "subprocess":
-                    results.append(bench.run_isolated(cfg, args.worker_timeout, script=Path(__file__)))
-                else:
-                    results.append(measure_pair(cfg))
+            label = f"[pairs] {info['model']} vs {ref['model']} ({mode})"
+            results = run_workers(cfg, args, measure_pair, Path(__file__), label, log)
             if errors := [res["error"] for res in results if "error" in res]:
                 rows.append(dict(model=info["model"], ref=ref["model"], mode=mode, error=errors[0]))
                 continue
@@ -285,13 +320,7 @@ def run_pairs(args: argparse.Namespace, log=print) -> dict[str, Any]:
                     )
                 )
     machine["load_end"] = os.getloadavg()[0]
-    text = markdown(rows, args, machine)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pairs.md").write_text(text)
-    (out / "pairs.json").write_text(json.dumps(dict(machine=machine, rows=rows), indent=1))
-    log(text)
-    return dict(rows=rows, text=text, paths={"md": out / "pairs.md", "json": out / "pairs.json"})
+    return write_outputs(rows, machine, markdown(rows, args, machine), args.out_dir, "pairs", log)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,7 +31,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark as bench  # noqa: E402  (also makes the repository importable and registers our models)
-from bench_pairs import time_alternated  # noqa: E402
+from bench_pairs import (  # noqa: E402
+    fill_defaults,
+    full_defaults,
+    machine_of,
+    run_workers,
+    time_alternated,
+    write_outputs,
+)
 
 from timm_zerosnet.cpu_heap import require_kept_heap  # noqa: E402
 
@@ -48,7 +54,7 @@ def measure_speedups(cfg: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(cfg["threads"])
     nets = cfg["nets"]
     order = list(range(len(nets)))
-    if cfg.get("others_first"):  # which one is built first: see the module docstring
+    if cfg.get("ref_first"):  # which one is built first: see the module docstring
         order = order[1:] + order[:1]
     modules: list[Any] = [None] * len(nets)
     steps: list[Any] = [None] * len(nets)
@@ -180,21 +186,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     quick = dict(models="zerosnet20_cifar", baseline="timm-resnet20_cifar", reps=2, workers=1, min_rep_s=0.0)
     quick.update(isolate="none", threads=1, batch_size=2, batch_size_cifar=2, warmup=1)
-    full = dict(
-        models=",".join(s for s in bench.DEFAULT_MODELS if bench.family_of(s) in bench.CHECKED),
-        baseline="resnet50",
-        reps=7,
-        workers=2,
-        min_rep_s=0.4,
-        isolate="subprocess",
-        threads=bench.core_count(),
-        batch_size=8,
-        batch_size_cifar=64,
-        warmup=2,
-    )
-    for key, value in (quick if args.quick else full).items():  # an explicit option wins over both
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_defaults(args, quick if args.quick else full_defaults() | dict(baseline="resnet50"))
     args.phase_list = [ph.strip() for ph in args.phases.split(",") if ph.strip()]
     if bad := [ph for ph in args.phase_list if ph not in bench.PHASES]:
         p.error(f"--phases: unknown {bad}; choose from {bench.PHASES}")
@@ -209,12 +201,7 @@ def run_speedups(args: argparse.Namespace, log=print) -> dict[str, Any]:
     if not bench.is_known(args.baseline):
         raise SystemExit(f"--baseline {args.baseline!r} is neither a timm model nor one of the benchmark's own")
     selection = nets_for(args, bargs)
-    machine = dict(
-        cpu=bench.cpu_name(),
-        threads=args.threads,
-        malloc="heap kept (cpu_heap.keep_heap)" if args.keep_heap else bench.malloc_settings(),
-        load_start=os.getloadavg()[0],
-    )
+    machine = machine_of(args)
     rows = []
     for nets in selection:
         cfg = dict(
@@ -231,14 +218,8 @@ def run_speedups(args: argparse.Namespace, log=print) -> dict[str, Any]:
             mode="compile",
         )
         names = dict(model=nets[0]["spec"], baseline=nets[1]["spec"], ref=nets[2]["spec"] if len(nets) > 2 else None)
-        results = []
-        for w in range(args.workers):
-            log(f"[speedup] {' / '.join(n['spec'] for n in nets)}, worker {w + 1}/{args.workers}", flush=True)
-            cfg["others_first"] = w % 2 == 1
-            if args.isolate == "subprocess":
-                results.append(bench.run_isolated(cfg, args.worker_timeout, script=Path(__file__)))
-            else:
-                results.append(measure_speedups(cfg))
+        label = f"[speedup] {' / '.join(n['spec'] for n in nets)}"
+        results = run_workers(cfg, args, measure_speedups, Path(__file__), label, log)
         if errors := [res["error"] for res in results if "error" in res]:
             rows.append(dict(**names, error=errors[0]))
             continue
@@ -254,13 +235,7 @@ def run_speedups(args: argparse.Namespace, log=print) -> dict[str, Any]:
             row["nets"] = slots
             rows.append(row)
     machine["load_end"] = os.getloadavg()[0]
-    text = markdown(rows, args, machine)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "speedup.md").write_text(text)
-    (out / "speedup.json").write_text(json.dumps(dict(machine=machine, rows=rows), indent=1))
-    log(text)
-    return dict(rows=rows, text=text, paths={"md": out / "speedup.md", "json": out / "speedup.json"})
+    return write_outputs(rows, machine, markdown(rows, args, machine), args.out_dir, "speedup", log)
 
 
 def main(argv: list[str] | None = None) -> int:
