@@ -546,6 +546,11 @@ def test_quick_speedup_run_alternates_eager_and_compiled_steps(tmp_path, monkeyp
         assert len(r["worker_ratios"]) == 2 and r["result"].split()[0] in ("PASS", "MISS")
     assert json.loads(out["paths"]["json"].read_text())["rows"][1]["phase"] == "train"
     assert "| zerosnet20_cifar | train |" in out["paths"]["md"].read_text()
+    # a failed worker becomes a row that says why, not a ratio
+    monkeypatch.setattr(speedup, "measure_speedups", lambda cfg: dict(error="worker exited with 1: boom"))
+    out = speedup.run_speedups(args, log=lambda *a, **k: None)
+    assert out["rows"] == [dict(model=names[0], baseline=names[1], ref=names[2], error="worker exited with 1: boom")]
+    assert "| zerosnet20_cifar | - |" in out["text"] and "boom" in out["text"]
 
 
 def test_speedup_worker_runs_in_a_subprocess_and_bad_selections_say_why():
@@ -555,6 +560,12 @@ def test_speedup_worker_runs_in_a_subprocess_and_bad_selections_say_why():
     res = bench.run_isolated(cfg, timeout=600, script=ROOT / "benchmarks" / "bench_speedup.py")
     assert "error" not in res, res.get("error")
     assert [len(n["compiled_s"]) for n in res["phases"]["train"]] == [2, 2]
+    with pytest.MonkeyPatch.context() as mp:  # --keep-heap refuses where the allocator is set from outside
+        mp.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+        res = bench.run_isolated(
+            dict(cfg, keep_heap=True), timeout=600, script=ROOT / "benchmarks" / "bench_speedup.py"
+        )
+    assert "--keep-heap: CPU allocator left as configured by MALLOC_TRIM_THRESHOLD_" in res["error"]
     with pytest.raises(SystemExit, match="none of the checked families"):
         speedup.run_speedups(speedup.parse_args(["--quick", "--models", "resnet18"]))
     with pytest.raises(SystemExit, match="--baseline 'resnet_nope'"):
