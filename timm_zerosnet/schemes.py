@@ -117,6 +117,28 @@ def _flat_like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
+def _lerp_add(f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, k: torch.Tensor, h: float) -> torch.Tensor:
+    """LM-ResNet's update as plain ops, (1 - k) x + k last + h f: lerp saves nothing beyond x and last, which stay
+    alive anyway (k * (last - x) would save last - x). Used by TorchScript, torch.compile, exports and traces
+    (whose compilers fuse the backward) and by ``_LerpAddFunction``'s forward."""
+    return torch.lerp(x, last, k).add_(f, alpha=h)
+
+
+def _zero_stable_plain(
+    f: torch.Tensor,
+    x: torch.Tensor,
+    last: torch.Tensor,
+    llast: torch.Tensor,
+    hb0: torch.Tensor,
+    a0: torch.Tensor,
+    inv: torch.Tensor,
+    a2: torch.Tensor,
+) -> torch.Tensor:
+    """ZeroSNet Tra's update as plain ops, for TorchScript, torch.compile, exports and traces (their compilers fuse
+    it); eager training runs ``_ZeroStableTraFunction``."""
+    return hb0 * f + a0 * x - inv * last + a2 * llast
+
+
 class _LerpAddFunction(torch.autograd.Function):
     """lerp(x, last, k) + h f with a leaner backward than autograd's for eager training: the gradient of k is
     sum(g * (last - x)) = <g, last> - <g, x>, two dot products over memory that is alive anyway, where autograd's
@@ -127,7 +149,7 @@ class _LerpAddFunction(torch.autograd.Function):
     def forward(ctx, f, x, last, k, h: float):
         ctx.save_for_backward(x, last, k)
         ctx.h = h
-        return torch.lerp(x, last, k).add_(f, alpha=h)
+        return _lerp_add(f, x, last, k, h)
 
     @staticmethod
     def backward(ctx, g):
@@ -206,16 +228,14 @@ class LinearMultistepUpdate(nn.Module):
 
     def forward(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():
-            return torch.lerp(x, last, self.k).add_(f, alpha=self.step_size)
+            return _lerp_add(f, x, last, self.k, self.step_size)
         return self._forward_python(f, x, last)
 
     @torch.jit.unused
     def _forward_python(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         if eager_autograd():
             return _LerpAddFunction.apply(f, x, last, self.k, self.step_size)
-        # lerp saves nothing beyond x and last, which stay alive anyway (k * (last - x) would save last - x);
-        # torch.compile fuses its backward, so compiled, exported and traced models take this path
-        return torch.lerp(x, last, self.k).add_(f, alpha=self.step_size)
+        return _lerp_add(f, x, last, self.k, self.step_size)
 
     def coefficients(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         k = float(self.k.detach())
@@ -278,7 +298,7 @@ class ZeroStableUpdate(nn.Module):
         if self.lam is not None:
             hb0, a0, inv, a2 = self.trainable_coefficients()
             if torch.jit.is_scripting():
-                return hb0 * f + a0 * x - inv * last + a2 * llast
+                return _zero_stable_plain(f, x, last, llast, hb0, a0, inv, a2)
             return self._trainable_python(f, x, last, llast, hb0, a0, inv, a2)
         # constant coefficients: accumulated in place into the fresh branch output, nothing saved for backward
         return f.mul_(self.hb0).add_(x, alpha=self.a0).add_(last, alpha=self.a1).add_(llast, alpha=self.a2)
@@ -287,8 +307,7 @@ class ZeroStableUpdate(nn.Module):
     def _trainable_python(self, f, x, last, llast, hb0, a0, inv, a2) -> torch.Tensor:
         if eager_autograd():
             return _ZeroStableTraFunction.apply(f, x, last, llast, hb0, a0, inv, a2)
-        # compiled, exported and traced graphs: plain ops, which their compilers fuse
-        return hb0 * f + a0 * x - inv * last + a2 * llast
+        return _zero_stable_plain(f, x, last, llast, hb0, a0, inv, a2)
 
     def coefficients(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         if self.lam is not None:
