@@ -18,13 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from timm_zerosnet.release import repo_id_problem
+
 from . import HubError
 from .export import read_export
 from .manifest import read_manifest
 
 __all__ = ["install_local", "InstallResult", "local_revision", "blob_etag"]
 
-_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".msgpack", ".h5")
 _LFS_MIN_SIZE = 10 * 1024 * 1024  # the Hub stores larger files in LFS whatever their name
@@ -90,8 +91,8 @@ def install_local(
     from huggingface_hub import constants
     from huggingface_hub.file_download import repo_folder_name
 
-    if not _REPO_RE.match(repo_id):
-        raise HubError(f"--repo-id {repo_id!r} must be 'org/name'.")
+    if repo_id_problem(repo_id):
+        raise HubError(f"--repo-id: {repo_id_problem(repo_id)}.")
     ex = read_export(folder)
     recorded = ex.release.get("repo_id")
     if recorded and recorded != repo_id:

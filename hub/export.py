@@ -28,6 +28,7 @@ from timm_zerosnet.release import (
     check_golden,
     is_our_model,
     load_weights,
+    repo_id_problem,
     sha256_file,
     write_golden,
 )
@@ -54,7 +55,6 @@ _WEIGHT_FILES = {"final": "model.safetensors", "ema": "model_ema.safetensors", "
 _PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".pkl", ".pickle", ".ckpt", ".tar")
 _DATA_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode")
 _TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
-_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 # ----- reading a training run -----
@@ -358,8 +358,8 @@ def export(
     out = Path(out).expanduser().absolute()
     if out.exists() and not overwrite:
         raise HubError(f"{out} exists; pass --overwrite to replace it.")
-    if repo_id is not None and (not _REPO_RE.match(repo_id) or repo_id.startswith("timm/")):
-        raise HubError(f"--repo-id {repo_id!r} must be 'org/name' (and not in timm/).")
+    if repo_id is not None and repo_id_problem(repo_id):
+        raise HubError(f"--repo-id: {repo_id_problem(repo_id)}.")
     info = read_run(source, weights=weights, model=model)
     if info.status not in (None, "finished"):
         log(f"warning: the run is {info.status!r}, not finished")

@@ -7,21 +7,18 @@ client and never written or printed. Network and Hub failures become one ``HubUn
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from timm_zerosnet.release import manifest_path
+from timm_zerosnet.release import manifest_path, repo_id_problem
 
 from . import HubError, HubUnreachable
 from .export import read_export, verify_export
 from .manifest import check_writable, manifest_entry, read_manifest, record_published
 
 __all__ = ["push", "PushResult", "upload_plan", "format_plan", "hub_endpoint"]
-
-_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass
@@ -100,8 +97,8 @@ def push(
         api: a ``huggingface_hub.HfApi`` (default: one for HF_ENDPOINT with the user's token).
         log: receives the report lines.
     """
-    if not _REPO_RE.match(repo_id) or repo_id.startswith("timm/"):
-        raise HubError(f"--repo-id {repo_id!r} must be 'org/name' (and not in timm/).")
+    if repo_id_problem(repo_id):
+        raise HubError(f"--repo-id: {repo_id_problem(repo_id)}.")
     ex = read_export(folder)
     # what the manifest will say: refuse now rather than after an upload
     try:

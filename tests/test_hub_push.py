@@ -123,8 +123,10 @@ def test_push_of_an_unstaged_folder_verifies_it_and_adds_the_entry(folder, manif
 def test_push_refuses_before_uploading(folder, manifest, fake_hub, tmp_path):
     with pytest.raises(HubError, match=f"was exported for {REPO}"):
         push(folder, "other/name", manifest=manifest)
-    with pytest.raises(HubError, match="must be 'org/name'"):
+    with pytest.raises(HubError, match="in timm's own organisation"):
         push(folder, "timm/zerosnet20_cifar.c10", manifest=manifest)
+    with pytest.raises(HubError, match="not a valid Hub repo id"):  # refused here, not reported as a network error
+        push(folder, "org/a--b", manifest=manifest)
     stage(folder, manifest)
     data = json.loads(manifest.read_text())
     data["releases"][0].update(state="published", hub_commit=COMMIT, sha256="f" * 64)

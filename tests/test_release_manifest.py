@@ -22,6 +22,7 @@ from timm_zerosnet.release import (
     load_manifest,
     manifest_path,
     released_cfgs,
+    repo_id_problem,
     use_manifest,
     validate_manifest,
     verify_sha256,
@@ -134,8 +135,10 @@ def test_use_manifest_registers_the_tags_and_restores_the_registry():
         (dict(state="released"), "state must be one of"),
         (dict(sha256="abc"), "sha256 must be 64 lowercase hex"),
         (dict(state="published"), "a published release needs its 40-hex hub_commit"),
-        (dict(repo_id="timm/zerosnet20_cifar.c10"), "must be 'org/name' outside timm/"),
+        (dict(repo_id="timm/zerosnet20_cifar.c10"), "in timm's own organisation"),
+        (dict(repo_id="TIMM/zerosnet20_cifar.c10"), "in timm's own organisation"),
         (dict(repo_id="noslash"), "must be 'org/name'"),
+        (dict(repo_id="org/a--b"), "not a valid Hub repo id"),
         (dict(tag="untrained"), "not be 'untrained'"),
         (dict(tag="C10.x"), r"tag must match \[a-z0-9_\]\+"),
         (dict(data_config=None), "missing data_config"),
@@ -200,3 +203,25 @@ def test_stage_refuses_weights_that_need_model_arguments(tmp_path):
     assert json.loads((folder / "config.json").read_text())["model_args"]["lam"] == -1.5
     with pytest.raises(HubError, match=r"trained with model arguments \{'lam': -1.5\}.*'hf-hub:"):
         stage(folder, tmp_path / "releases.json")
+
+
+@pytest.mark.parametrize(
+    "repo_id, problem",
+    [
+        ("testorg/zerosnet20_cifar.c10", None),
+        ("Org-1/name_2.v3", None),
+        ("org/a--b", "not a valid Hub repo id"),
+        ("org/a..b", "not a valid Hub repo id"),
+        ("org/name.", "not a valid Hub repo id"),
+        ("org/name-", "not a valid Hub repo id"),
+        ("org/" + "a" * 97, "not a valid Hub repo id"),
+        ("a/b/c", "must be 'org/name'"),
+        ("name", "must be 'org/name'"),
+        (None, "must be 'org/name'"),
+        ("timm/x", "in timm's own organisation"),
+        ("Timm/x", "in timm's own organisation"),
+    ],
+)
+def test_repo_id_problem_follows_the_hub_rules(repo_id, problem):
+    found = repo_id_problem(repo_id)
+    assert found is None if problem is None else problem in found

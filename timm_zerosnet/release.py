@@ -32,6 +32,7 @@ import torch
 
 __all__ = [
     "ReleaseError",
+    "repo_id_problem",
     "MANIFEST_FORMAT",
     "WEIGHTS_NAME",
     "GOLDEN_NAME",
@@ -73,6 +74,23 @@ class ReleaseError(RuntimeError):
     """A release that cannot be used: missing, not pushed, corrupt, or not matching the manifest."""
 
 
+def repo_id_problem(repo_id: Any) -> str | None:
+    """What is wrong with ``repo_id`` as the Hub model repo of a release, or None: it must be 'org/name' as the Hub
+    accepts it (``huggingface_hub``'s own check: no '--' or '..', no '.' or '-' at either end, at most 96
+    characters) and outside timm's organisation (any case), whose repos belong to timm's own weights."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(repo_id, str) or not _REPO_RE.match(repo_id):
+        return f"repo id {repo_id!r} must be 'org/name'"
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        return f"repo id {repo_id!r} is not a valid Hub repo id ({e})"
+    if repo_id.split("/", 1)[0].lower() == "timm":
+        return f"repo id {repo_id!r} is in timm's own organisation; publish under yours"
+    return None
+
+
 # ----- the manifest -----
 
 
@@ -103,8 +121,9 @@ def validate_manifest(manifest: Mapping[str, Any], source: str = "the release ma
         name = f"{entry['model']}.{entry['tag']}"
         if not _TAG_RE.match(str(entry["tag"])) or entry["tag"] == "untrained":
             raise ReleaseError(f"{where} ({name}): tag must match [a-z0-9_]+ and not be 'untrained'.")
-        if not _REPO_RE.match(str(entry["repo_id"])) or entry["repo_id"].startswith("timm/"):
-            raise ReleaseError(f"{where} ({name}): repo_id {entry['repo_id']!r} must be 'org/name' outside timm/.")
+        problem = repo_id_problem(entry["repo_id"])
+        if problem:
+            raise ReleaseError(f"{where} ({name}): {problem}.")
         if entry["state"] not in STATES:
             raise ReleaseError(f"{where} ({name}): state must be one of {STATES}, got {entry['state']!r}.")
         if not _SHA256_RE.match(str(entry["sha256"])):
