@@ -95,14 +95,21 @@ def _metrics_for(info: Mapping[str, Any], weights: str | None, history: list[dic
     recorded = info.get("metrics") or {}
     row = recorded.get("best") if weights == "best" else recorded.get("final")
     if not row and history:
-        row = max(history, key=lambda r: r.get("top1") or 0) if weights == "best" else history[-1]
+        row = history[-1]
+        if weights == "best":  # the higher top-1 of the model and of its EMA: training saved that one as best
+            scores = [(r[p + "top1"], p, r) for r in history for p in ("", "ema_") if r.get(p + "top1") is not None]
+            if scores:
+                _, p, best = max(scores, key=lambda t: t[0])
+                row = dict(best, source="ema" if p else "model")
     if not row:
         return {}
-    prefix, loss_key = ("ema_", "ema_val_loss") if weights == "ema" else ("", "val_loss")
+    # best.safetensors holds the EMA's weights when the EMA scored best (run.json: metrics.best.source == 'ema')
+    from_ema = weights == "ema" or (weights == "best" and row.get("source") == "ema")
+    prefix, loss_key = ("ema_", "ema_val_loss") if from_ema else ("", "val_loss")
     out = dict(top1=row.get(f"{prefix}top1"), top5=row.get(f"{prefix}top5"), loss=row.get(loss_key))
     out = {k: float(v) for k, v in out.items() if v is not None}
     out.update({k: v for k, v in dict(epoch=row.get("epoch"), samples=row.get("val_samples")).items() if v is not None})
-    return dict(out, weights=weights)
+    return dict(out, weights="best (EMA)" if from_ema and weights == "best" else weights)
 
 
 def read_run(source: str | Path, weights: str = "final", model: str | None = None) -> RunInfo:

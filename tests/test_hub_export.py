@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -244,6 +245,29 @@ def test_ema_weights_come_with_their_own_metrics(run_dir, tmp_path):
     assert check_golden(load_run_model(run_dir, "model_ema.safetensors"), out / "golden.safetensors").exact
     with pytest.raises(HubError, match=r"no best weights .* --weights"):
         export(run_dir, tmp_path / "best", weights="best")
+
+
+def test_best_weights_from_the_ema_come_with_the_ema_metrics(tmp_path):
+    """Training saves the EMA as best.safetensors when the EMA scored best (metrics.best.source == 'ema'): the card
+    must show the EMA's numbers for them, read from run.json and, without its metrics, from metrics.json."""
+    run = make_run(tmp_path / "run")
+    info = json.loads((run / "run.json").read_text())
+    shutil.copy(run / "model_ema.safetensors", run / "best.safetensors")
+    history = json.loads((run / "metrics.json").read_text())
+    info["weights"]["best"] = "best.safetensors"
+    info["metrics"]["best"] = dict(history[1], source="ema")
+    (run / "run.json").write_text(json.dumps(info))
+    metrics = read_run(run, weights="best").metrics
+    assert metrics["top1"] == history[1]["ema_top1"] == 81.0 and metrics["loss"] == history[1]["ema_val_loss"]
+    assert metrics["weights"] == "best (EMA)" and metrics["epoch"] == 2
+    info["metrics"]["best"] = dict(history[1], source="model")
+    (run / "run.json").write_text(json.dumps(info))
+    assert read_run(run, weights="best").metrics["top1"] == history[1]["top1"] == 80.0
+    del info["metrics"]  # metrics.json only: the best top-1 of either, here the EMA's last epoch
+    (run / "run.json").write_text(json.dumps(info))
+    metrics = read_run(run, weights="best").metrics
+    assert metrics["top1"] == 91.0 and metrics["epoch"] == 3 and metrics["weights"] == "best (EMA)"
+    assert read_run(run, weights="final").metrics["top1"] == 90.0
 
 
 def test_read_run_is_tolerant_of_a_minimal_run_json(tmp_path):
