@@ -40,7 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dataset", default=None, help="dataset name or Hub dataset id (default: from run.json)")
     e.add_argument("--weights", default="final", choices=("final", "ema", "best"), help="which weights of a run dir")
     e.add_argument("--license", default="apache-2.0")
-    e.add_argument("--overwrite", action="store_true", help="replace an existing destination atomically")
+    e.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier export at --out atomically (never the source, a folder holding it, or a folder "
+        "that export did not write)",
+    )
     e.add_argument("--stage", action="store_true", help="then verify it and stage it in the manifest")
     e.add_argument("--manifest", default=None, help=manifest_help)
 

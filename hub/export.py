@@ -314,6 +314,29 @@ def _files(folder: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _check_replaceable(out: Path, source: Path) -> None:
+    """``--overwrite`` replaces an earlier export (or an empty folder) only: never the source, a folder that holds
+    it, or a folder that export did not write."""
+    dst, src = out.resolve(), source.expanduser().resolve()
+    if dst == src or dst in src.parents:
+        raise HubError(
+            f"--out {out} {'is' if dst == src else 'holds'} the source {source}: replacing it would delete the "
+            f"source. Choose another --out."
+        )
+    if not dst.is_dir():
+        raise HubError(f"{out} exists and is not a folder; not replacing it: remove it or choose another --out.")
+    release = dst / RELEASE_NAME
+    try:
+        ours = json.loads(release.read_text(encoding="utf-8")).get("format") == RELEASE_FORMAT
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours and any(dst.iterdir()):
+        raise HubError(
+            f"{out} is not a folder written by export (no {RELEASE_NAME} of format {RELEASE_FORMAT}); --overwrite "
+            f"replaces only an earlier export. Remove it yourself or choose another --out."
+        )
+
+
 def _replace_dir(tmp: Path, out: Path, overwrite: bool) -> None:
     """Move a finished folder into place; an existing one is replaced only with ``overwrite``."""
     if not out.exists():
@@ -355,7 +378,8 @@ def export(
         dataset: dataset name or Hub dataset id, when the run did not record it (or to name an ImageFolder).
         weights: 'final', 'ema' or 'best' weights of a run directory.
         license: the weights' license (Hub metadata and pretrained cfg).
-        overwrite: replace an existing destination (atomically).
+        overwrite: replace an existing destination (atomically), if it is an earlier export (or empty) and does not
+            hold the source.
         log: receives progress lines.
     """
     import timm
@@ -365,6 +389,8 @@ def export(
     out = Path(out).expanduser().absolute()
     if out.exists() and not overwrite:
         raise HubError(f"{out} exists; pass --overwrite to replace it.")
+    if out.exists():
+        _check_replaceable(out, Path(source))
     if repo_id is not None and repo_id_problem(repo_id):
         raise HubError(f"--repo-id: {repo_id_problem(repo_id)}.")
     info = read_run(source, weights=weights, model=model)

@@ -283,16 +283,37 @@ def test_read_run_is_tolerant_of_a_minimal_run_json(tmp_path):
 # ----- atomic writes -----
 
 
-def test_existing_destination_needs_overwrite_which_replaces_it(run_dir, tmp_path):
+def test_existing_destination_needs_overwrite_which_replaces_only_an_earlier_export(run_dir, tmp_path):
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "keep.txt").write_text("mine")
     with pytest.raises(HubError, match="exists; pass --overwrite"):
         export(run_dir, dest)
-    assert (dest / "keep.txt").read_text() == "mine"
-    export(run_dir, dest, overwrite=True)
-    assert {p.name for p in dest.iterdir()} == EXPORT_FILES
+    with pytest.raises(HubError, match="not a folder written by export .* Remove it yourself"):
+        export(run_dir, dest, overwrite=True)
+    assert [p.name for p in dest.iterdir()] == ["keep.txt"] and (dest / "keep.txt").read_text() == "mine"
+    (dest / "keep.txt").unlink()
+    export(run_dir, dest, overwrite=True)  # an empty folder
+    first = (dest / "release.json").read_text()
+    export(run_dir, dest, overwrite=True, tag="again")  # an earlier export
+    assert {p.name for p in dest.iterdir()} == EXPORT_FILES and (dest / "release.json").read_text() != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dest", "runs"]  # no temp or backup folder left
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(HubError, match="exists and is not a folder"):
+        export(run_dir, tmp_path / "file", overwrite=True)
+
+
+def test_overwrite_never_replaces_the_source_or_a_folder_holding_it(run_dir, tmp_path):
+    """The run exported from, or its parent, given as --out with --overwrite: refused, the run left whole."""
+    before = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    for out, word in ((run_dir, "is"), (run_dir.parent, "holds"), (tmp_path, "holds")):
+        with pytest.raises(HubError, match=f"--out .* {word} the source .* Choose another --out"):
+            export(run_dir, out, overwrite=True)
+    with pytest.raises(HubError, match="is the source"):
+        export(run_dir / "model.safetensors", run_dir / "model.safetensors", overwrite=True)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == before
+    export(run_dir, run_dir / "export")  # a new folder inside the run is fine
+    assert (run_dir / "export" / "model.safetensors").is_file() and (run_dir / "run.json").is_file()
 
 
 def test_a_failure_leaves_nothing_half_written(run_dir, tmp_path, monkeypatch):
