@@ -277,7 +277,8 @@ def build_model(info: RunInfo) -> Any:
         }
     )
     try:
-        model = timm.create_model(info.model, **kwargs)
+        # the family's weightless cfg: a released tag's cfg (the default one, if any) describes other weights
+        model = timm.create_model(f"{info.model}.untrained", **kwargs)
     except TypeError as e:
         raise HubError(f"{info.model}: cannot be built with {kwargs} ({e}).") from None
     load_into(model, state_dict, info.weights_path, info.model)
@@ -296,12 +297,29 @@ class ExportResult:
     golden_exact: bool
 
 
-def _data_config(model: Any, recorded: Mapping[str, Any] | None) -> dict[str, Any]:
+def _data_config(model: Any, recorded: Mapping[str, Any] | None, log: Callable[[str], None]) -> dict[str, Any]:
+    """The run's data config over the architecture's defaults, with one mean and std per input channel."""
     cfg = {k: model.pretrained_cfg.get(k) for k in _DATA_KEYS if model.pretrained_cfg.get(k) is not None}
-    cfg.update({k: v for k, v in (recorded or {}).items() if k in _DATA_KEYS and v is not None})
-    cfg["input_size"] = (model.in_chans, *tuple(cfg["input_size"])[1:])
+    given = {k: v for k, v in (recorded or {}).items() if k in _DATA_KEYS and v is not None}
+    missing = [k for k in ("input_size", "mean", "std") if k not in given]
+    if missing:
+        log(f"warning: the run recorded no {', '.join(missing)}: config.json gets the architecture's defaults")
+    cfg.update(given)
+    in_chans = model.in_chans
+    cfg["input_size"] = (in_chans, *tuple(cfg["input_size"])[1:])
     for key in ("mean", "std"):
-        cfg[key] = tuple(cfg[key])
+        values = tuple(float(v) for v in cfg[key])
+        if len(values) == 1:
+            values = values * in_chans
+        elif len(values) != in_chans and in_chans == 1 and key not in given:
+            values = (sum(values) / len(values),)
+            log(f"warning: {key} of the {len(cfg[key])}-channel defaults averaged for the 1-channel model: {values}")
+        if len(values) != in_chans:
+            raise HubError(
+                f"{key} {values} has {len(values)} values for a {in_chans}-channel model; record the run's "
+                f"data_config (one {key} per channel) in its run.json."
+            )
+        cfg[key] = values
     return cfg
 
 
@@ -406,7 +424,7 @@ def export(
     if not _TAG_RE.match(tag) or tag == "untrained":
         raise HubError(f"--tag {tag!r} must match [a-z0-9_]+ and not be 'untrained'.")
     net = build_model(info)
-    data_config = _data_config(net, info.data_config)
+    data_config = _data_config(net, info.data_config, log)
     if info.label_names and len(info.label_names) != net.num_classes:
         raise HubError(
             f"{info.weights_path}: run.json lists {len(info.label_names)} label names for {net.num_classes} classes."

@@ -12,6 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
+import PIL.Image
 import pytest
 import safetensors.torch
 import timm
@@ -236,6 +237,30 @@ def test_card_cites_the_family_paper(tmp_path, family, arxiv, key):
     assert f"https://arxiv.org/abs/{arxiv}" in readme and f"@inproceedings{{{key}" in readme
     assert "No evaluation results were recorded" in readme  # a bare file: no run.json, no metrics
     assert f"timm.create_model('{family}.c10', pretrained=True)" in readme  # no repo id: the registry name
+
+
+def test_one_mean_and_std_per_input_channel(tmp_path):
+    """A 1-channel checkpoint without run.json: the 3-channel defaults are averaged (and said so); a recorded data
+    config with the wrong number of values is refused, naming the fix."""
+    weights = tmp_path / "gray.safetensors"
+    safetensors.torch.save_file(timm.create_model(MODEL, num_classes=10, in_chans=1).state_dict(), str(weights))
+    logs = []
+    out = export(weights, tmp_path / "gray", model=MODEL, tag="gray", log=logs.append).path
+    cfg = json.loads((out / "config.json").read_text())["pretrained_cfg"]
+    assert cfg["input_size"] == [1, 32, 32]
+    assert cfg["mean"] == [pytest.approx((0.4914 + 0.4822 + 0.4465) / 3)] and len(cfg["std"]) == 1
+    assert any("averaged for the 1-channel model" in line for line in logs)
+    data_config = timm.data.resolve_data_config({}, pretrained_cfg=cfg)
+    transform = timm.data.create_transform(**data_config)  # what a user of the weights runs: it must work
+    assert transform(PIL.Image.new("L", (40, 40))).shape == (1, 32, 32)
+
+    run = make_run(tmp_path / "run")
+    info = json.loads((run / "run.json").read_text())
+    info["data_config"]["std"] = [0.2, 0.2]
+    (run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(HubError, match=r"std .* has 2 values for a 3-channel model; record the run's data_config"):
+        export(run, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_ema_weights_come_with_their_own_metrics(run_dir, tmp_path):

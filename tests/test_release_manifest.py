@@ -6,6 +6,7 @@ import copy
 import json
 
 import pytest
+import safetensors.torch
 import timm
 from test_hub_export import MODEL, REPO, make_run
 from timm.models import generate_default_cfgs
@@ -225,3 +226,19 @@ def test_stage_refuses_weights_that_need_model_arguments(tmp_path):
 def test_repo_id_problem_follows_the_hub_rules(repo_id, problem):
     found = repo_id_problem(repo_id)
     assert found is None if problem is None else problem in found
+
+
+def test_export_does_not_inherit_the_cfg_of_a_released_default_tag(tmp_path):
+    """A release registered as the model's default tag: an export of other weights gets the family's own cfg, not
+    that release's description, notes, Hub origin or data config."""
+    other = dict(tag="other", data_config=dict(ENTRY["data_config"], mean=[0.1, 0.2, 0.3]), metrics=dict(top1=12.5))
+    with use_manifest(manifest_with(other)):
+        assert "top-1 12.50%" in timm.models.get_pretrained_cfg(MODEL).description  # the default tag
+        weights = tmp_path / "w.safetensors"
+        safetensors.torch.save_file(timm.create_model(MODEL, num_classes=10).state_dict(), str(weights))
+        logs = []
+        out = export(weights, tmp_path / "out", model=MODEL, tag="c10", dataset="cifar10", log=logs.append).path
+    cfg = json.loads((out / "config.json").read_text())["pretrained_cfg"]
+    assert not {"description", "notes", "origin_url", "hf_hub_id"} & cfg.keys()
+    assert cfg["tag"] == "c10" and cfg["mean"] == [0.4914, 0.4822, 0.4465]  # the family's default, said in the log
+    assert any("recorded no input_size, mean, std" in line for line in logs)
