@@ -38,7 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tag", default=None, help="pretrained tag (default from the dataset: c10, c100, in1k, digits)")
     e.add_argument("--repo-id", default=None, help="Hub repo 'org/name' the card's snippets load")
     e.add_argument("--dataset", default=None, help="dataset name or Hub dataset id (default: from run.json)")
-    e.add_argument("--weights", default="final", choices=("final", "ema", "best"), help="which weights of a run dir")
+    e.add_argument(
+        "--weights",
+        default=None,
+        choices=("final", "ema", "best"),
+        help="which weights of a run dir (default final), or final / ema of a checkpoint file holding state_dict and "
+        "state_dict_ema",
+    )
     e.add_argument("--license", default="apache-2.0")
     e.add_argument(
         "--overwrite",

@@ -52,6 +52,7 @@ __all__ = [
 RELEASE_NAME = "release.json"
 RELEASE_FORMAT = "timm_zerosnet.export/1"
 _WEIGHT_FILES = {"final": "model.safetensors", "ema": "model_ema.safetensors", "best": "best.safetensors"}
+_CHECKPOINT_KEYS = {"final": "state_dict", "ema": "state_dict_ema"}  # of a timm train checkpoint
 _PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".pkl", ".pickle", ".ckpt", ".tar")
 _DATA_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode")
 _TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
@@ -79,6 +80,7 @@ class RunInfo:
     training: dict[str, Any] = field(default_factory=dict)
     run_name: str | None = None
     status: str | None = None
+    state_key: str | None = None  # the entry of a checkpoint dict to export ('state_dict' / 'state_dict_ema')
 
 
 def _read_json(path: Path) -> Any:
@@ -112,7 +114,7 @@ def _metrics_for(info: Mapping[str, Any], weights: str | None, history: list[dic
     return dict(out, weights="best (EMA)" if from_ema and weights == "best" else weights)
 
 
-def read_run(source: str | Path, weights: str = "final", model: str | None = None) -> RunInfo:
+def read_run(source: str | Path, weights: str | None = None, model: str | None = None) -> RunInfo:
     """Read a run directory or a checkpoint file (with the run.json next to it, if any).
 
     This is the one place that knows the layout written by ``zerosnet-train``: ``run.json`` (model, model_kwargs,
@@ -121,15 +123,19 @@ def read_run(source: str | Path, weights: str = "final", model: str | None = Non
 
     Args:
         source: a run directory, or a weights file (.safetensors; .bin / .pth are read with weights_only=True).
-        weights: which weights of a run directory: 'final', 'ema' or 'best'.
+        weights: which weights: of a run directory 'final' (the default), 'ema' or 'best'; of a checkpoint file
+            that holds both ``state_dict`` and ``state_dict_ema`` (timm's train checkpoints) 'final' or 'ema'
+            (default: ``state_dict``). A file the run recorded as other weights than asked for is refused.
         model: the architecture; required when there is no run.json, must agree with it otherwise.
     """
     source = Path(source).expanduser()
-    if weights not in _WEIGHT_FILES:
+    if weights is not None and weights not in _WEIGHT_FILES:
         raise HubError(f"weights must be one of {sorted(_WEIGHT_FILES)}, got {weights!r}.")
+    state_key = None
     if source.is_dir():
         run_json = source / "run.json"
         info = _read_json(run_json) if run_json.is_file() else {}
+        weights = weights or "final"
         name = (info.get("weights") or {}).get(weights) or _WEIGHT_FILES[weights]
         weights_path, choice, run_dir = source / name, weights, source
         if not weights_path.is_file():
@@ -145,6 +151,18 @@ def read_run(source: str | Path, weights: str = "final", model: str | None = Non
         recorded = {**_WEIGHT_FILES, **{k: v for k, v in (info.get("weights") or {}).items() if v}}
         choice = next((k for k, v in recorded.items() if v == source.name), None) if info else None
         weights_path = source
+        if weights is not None and choice is not None and weights != choice:
+            raise HubError(
+                f"{source} is the run's {choice} weights, not its {weights} weights: pass the run directory "
+                f"{run_dir} with --weights {weights}, or drop --weights."
+            )
+        if weights is not None and choice is None:
+            if weights == "best":
+                raise HubError(
+                    f"--weights best picks a run directory's best.safetensors; {source} is not one. Pass the run "
+                    f"directory, or export the file as it is (no --weights)."
+                )
+            state_key = _CHECKPOINT_KEYS[weights]
     else:
         raise HubError(f"{source}: no such run directory or checkpoint file.")
 
@@ -183,6 +201,7 @@ def read_run(source: str | Path, weights: str = "final", model: str | None = Non
     return RunInfo(
         weights_path=weights_path,
         weights=choice,
+        state_key=state_key,
         model=model,
         model_kwargs=dict(info.get("model_kwargs") or {}),
         num_classes=info.get("num_classes"),
@@ -202,10 +221,22 @@ def read_run(source: str | Path, weights: str = "final", model: str | None = Non
 # ----- building the model -----
 
 
-def _unwrap(state_dict: Mapping[str, Any]) -> Mapping[str, Any]:
-    for key in ("state_dict", "model", "state_dict_ema", "net"):
-        if isinstance(state_dict.get(key), Mapping):
-            return state_dict[key]
+def _unwrap(state_dict: Any, path: Path, key: str | None = None) -> Mapping[str, Any]:
+    """The state dict inside a loaded file: ``key`` when asked for, else the first of a checkpoint's usual entries
+    ('state_dict' first, as timm's own loader), else the file itself."""
+    if not isinstance(state_dict, Mapping):
+        raise HubError(f"{path}: holds a {type(state_dict).__name__}, not a state dict.")
+    if key is not None:
+        if not isinstance(state_dict.get(key), Mapping):
+            entries = sorted(k for k, v in state_dict.items() if isinstance(v, Mapping))
+            raise HubError(
+                f"{path}: no {key!r} entry to export (entries holding dicts: {', '.join(entries) or 'none'}); "
+                f"drop --weights to export the file as it is."
+            )
+        return state_dict[key]
+    for k in ("state_dict", "model", "state_dict_ema", "net"):
+        if isinstance(state_dict.get(k), Mapping):
+            return state_dict[k]
     return state_dict
 
 
@@ -259,7 +290,7 @@ def build_model(info: RunInfo) -> Any:
         state_dict = load_weights(info.weights_path)
     except ReleaseError as e:
         raise HubError(str(e)) from None
-    flat = _unwrap(state_dict)
+    flat = _unwrap(state_dict, info.weights_path, info.state_key)
     num_classes = info.num_classes
     if num_classes is None:
         shape = _shape_of(flat, ("fc.weight", "linear.weight"))
@@ -281,7 +312,7 @@ def build_model(info: RunInfo) -> Any:
         model = timm.create_model(f"{info.model}.untrained", **kwargs)
     except TypeError as e:
         raise HubError(f"{info.model}: cannot be built with {kwargs} ({e}).") from None
-    load_into(model, state_dict, info.weights_path, info.model)
+    load_into(model, flat, info.weights_path, info.model)
     return model.eval()
 
 
@@ -380,7 +411,7 @@ def export(
     tag: str | None = None,
     repo_id: str | None = None,
     dataset: str | None = None,
-    weights: str = "final",
+    weights: str | None = None,
     license: str = "apache-2.0",
     overwrite: bool = False,
     log: Callable[[str], None] = lambda msg: None,
@@ -394,7 +425,8 @@ def export(
         tag: pretrained tag (default from the dataset: c10, c100, in1k, digits).
         repo_id: the Hub repo 'org/name' the folder is meant for (the card's snippets load it).
         dataset: dataset name or Hub dataset id, when the run did not record it (or to name an ImageFolder).
-        weights: 'final', 'ema' or 'best' weights of a run directory.
+        weights: 'final' (default), 'ema' or 'best' weights of a run directory; 'final' / 'ema' of a checkpoint
+            file holding state_dict and state_dict_ema (see ``read_run``).
         license: the weights' license (Hub metadata and pretrained cfg).
         overwrite: replace an existing destination (atomically), if it is an earlier export (or empty) and does not
             hold the source.

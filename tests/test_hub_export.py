@@ -422,6 +422,50 @@ def test_pickle_checkpoints_are_read_with_weights_only_and_a_warning(tmp_path):
         load_weights(tmp_path / "evil.bin")
 
 
+def test_weights_choice_for_a_file(run_dir, tmp_path):
+    """A timm train checkpoint holds state_dict and state_dict_ema: --weights picks one (state_dict by default);
+    --weights that contradicts what the run recorded for a file, or asks a file for 'best', is refused."""
+    model, ema = trained_like_model(seed=3), trained_like_model(seed=4)
+    ckpt = tmp_path / "train.pth.tar"
+    torch.save({"epoch": 3, "state_dict": model.state_dict(), "state_dict_ema": ema.state_dict()}, ckpt)
+    with pytest.warns(UserWarning, match="pickle file"):
+        default = export(ckpt, tmp_path / "default", model=MODEL, tag="c10").path
+        chosen = export(ckpt, tmp_path / "ema", model=MODEL, tag="c10", weights="ema").path
+        final = export(ckpt, tmp_path / "final", model=MODEL, tag="c10", weights="final").path
+    assert check_golden(model, default / "golden.safetensors").exact
+    assert check_golden(model, final / "golden.safetensors").exact
+    assert check_golden(ema, chosen / "golden.safetensors").exact
+    assert not check_golden(model, chosen / "golden.safetensors").exact
+    with pytest.raises(HubError, match="--weights best picks a run directory's best.safetensors"):
+        export(ckpt, tmp_path / "best", model=MODEL, tag="c10", weights="best")
+    torch.save(model.state_dict(), tmp_path / "plain.pth")
+    with pytest.warns(UserWarning), pytest.raises(HubError, match=r"no 'state_dict_ema' entry .* drop --weights"):
+        export(tmp_path / "plain.pth", tmp_path / "plain", model=MODEL, tag="c10", weights="ema")
+    with pytest.raises(HubError, match=r"is the run's final weights, not its ema weights: pass the run directory"):
+        export(run_dir / "model.safetensors", tmp_path / "x", weights="ema")
+    assert export(run_dir / "model_ema.safetensors", tmp_path / "y", weights="ema").path.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "default",
+        "ema",
+        "final",
+        "plain.pth",
+        "runs",
+        "train.pth.tar",
+        "y",
+    ]
+
+
+def test_a_file_that_holds_no_state_dict_is_a_clear_cli_error(tmp_path, capsys):
+    torch.save([1, 2, 3], tmp_path / "list.pth")
+    with pytest.warns(UserWarning):
+        code = main(
+            ["export", str(tmp_path / "list.pth"), "--model", MODEL, "--tag", "x", "--out", str(tmp_path / "o")]
+        )
+    err = capsys.readouterr().err
+    assert code != 0 and "list.pth: holds a list, not a state dict" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_export_folder_checks(exported):
     config = json.loads((exported / "config.json").read_text())
     (exported / "config.json").write_text(json.dumps(dict(config, architecture="resnet18")))
