@@ -553,7 +553,14 @@ def read_export(folder: str | Path) -> ExportedFolder:
             f"{config_path}: architecture {architecture!r} is not a timm_zerosnet model; this tool "
             f"publishes only timm_zerosnet weights."
         )
-    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+    entries = sorted(folder.rglob("*"))  # everything a push would upload, subfolders included
+    links = [p.relative_to(folder).as_posix() for p in entries if p.is_symlink()]
+    if links:
+        raise HubError(
+            f"{folder}: holds symbolic links ({', '.join(links)}); a push would upload what they point to: "
+            f"replace them by the files themselves or remove them."
+        )
+    pickles = [p.relative_to(folder).as_posix() for p in entries if p.suffix in _PICKLE_SUFFIXES]
     if pickles:
         raise HubError(
             f"{folder}: holds pickle files ({', '.join(pickles)}); only .safetensors weights are "

@@ -476,6 +476,18 @@ def test_export_folder_checks(exported):
     with pytest.raises(HubError, match=r"holds pickle files \(pytorch_model\.bin\)"):
         read_export(exported)
     (exported / "pytorch_model.bin").unlink()
+    (exported / "extra").mkdir()
+    torch.save({}, exported / "extra" / "optimizer.bin")
+    with pytest.raises(HubError, match=r"holds pickle files \(extra/optimizer\.bin\)"):
+        read_export(exported)
+    shutil.rmtree(exported / "extra")
+    outside = exported.parent / "outside.txt"
+    outside.write_text("not for the Hub")
+    (exported / "notes.txt").symlink_to(outside)
+    with pytest.raises(HubError, match=r"holds symbolic links \(notes\.txt\); a push would upload what they point"):
+        read_export(exported)
+    (exported / "notes.txt").unlink()
+    read_export(exported)
     other = trained_like_model(seed=9)
     safetensors.torch.save_file(other.state_dict(), str(exported / "model.safetensors"))
     with pytest.raises(HubError, match=r"differs from the one recorded at export"):
