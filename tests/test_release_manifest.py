@@ -8,7 +8,7 @@ import json
 import pytest
 import safetensors.torch
 import timm
-from test_hub_export import MODEL, REPO, make_run
+from test_hub_export import CIFAR10_LABELS, MODEL, REPO, make_run
 from timm.models import generate_default_cfgs
 
 from hub import HubError
@@ -143,6 +143,7 @@ def test_use_manifest_registers_the_tags_and_restores_the_registry():
         (dict(tag="untrained"), "not be 'untrained'"),
         (dict(tag="C10.x"), r"tag must match \[a-z0-9_\]\+"),
         (dict(data_config=None), "missing data_config"),
+        (dict(label_names=["a", "b"]), "label_names must be a list of num_classes strings"),
         (dict(data_config=dict(input_size=[32, 32])), r"data_config needs input_size \(C, H, W\)"),
     ],
 )
@@ -182,6 +183,9 @@ def test_stage_records_a_verified_export(tmp_path, capsys):
     assert entry["sha256"] == entry["files"]["model.safetensors"]["sha256"] and entry["num_classes"] == 10
     assert entry["data_config"]["input_size"] == [3, 32, 32] and entry["metrics"]["top1"] == 90.0
     assert entry["dataset"] == "uoft-cs/cifar10" and entry["recipe"] == "zerosnet_cifar10"
+    assert entry["label_names"] == CIFAR10_LABELS
+    with use_manifest(manifest):  # the registry tag carries them as the hf-hub: route does (config.json)
+        assert timm.models.get_pretrained_cfg(f"{MODEL}.c10").label_names == tuple(CIFAR10_LABELS)
     assert stage(folder, manifest)["sha256"] == entry["sha256"]  # staging again: same single entry
     assert len(load_manifest(manifest)["releases"]) == 1
 

@@ -133,6 +133,13 @@ def validate_manifest(manifest: Mapping[str, Any], source: str = "the release ma
         data = entry["data_config"]
         if not isinstance(data, Mapping) or len(data.get("input_size") or ()) != 3:
             raise ReleaseError(f"{where} ({name}): data_config needs input_size (C, H, W).")
+        labels = entry.get("label_names")
+        if labels is not None and (
+            not isinstance(labels, list)
+            or not all(isinstance(v, str) for v in labels)
+            or len(labels) != entry["num_classes"]
+        ):
+            raise ReleaseError(f"{where} ({name}): label_names must be a list of num_classes strings.")
         if name in seen:
             raise ReleaseError(f"{where}: {name} is listed twice.")
         seen.add(name)
@@ -219,7 +226,7 @@ def released_cfgs(
         model_name: a registered architecture name (no tag).
         manifest: default: the active manifest.
         base: the family's own cfg for the model (paper ids, first_conv, classifier, pool_size); the release adds its
-            Hub id, data config, class count, license and a description with its metrics.
+            Hub id, data config, class count, label names, license and a description with its metrics.
     """
     base = _cfg_dict(base)
     out = {}
@@ -245,6 +252,8 @@ def released_cfgs(
         for key in ("interpolation", "crop_pct", "crop_mode"):
             if data.get(key) is not None:
                 cfg[key] = data[key]
+        if entry.get("label_names"):
+            cfg["label_names"] = tuple(entry["label_names"])
         if entry["state"] == "published":
             cfg["origin_url"] = f"https://huggingface.co/{entry['repo_id']}"
         out[entry["tag"]] = cfg
