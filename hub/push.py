@@ -107,6 +107,11 @@ def push(
         if "model arguments" not in str(e):
             raise
         entry = None  # pushable, but not a registry tag
+        if not ex.release.get("repo_id"):
+            raise HubError(
+                f"{ex.path}: its card loads {ex.name!r}, a registry tag, which weights with model arguments never "
+                f"become; export again with --repo-id {repo_id} so that the card loads 'hf-hub:{repo_id}'."
+            ) from None
         log(f"note: {e}")
     data = read_manifest(manifest)
     old = next((e for e in data["releases"] if (e["model"], e["tag"]) == (ex.architecture, ex.tag)), None)

@@ -190,3 +190,20 @@ def test_no_network_from_the_command_line(folder, manifest, tmp_path):
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert f"cannot reach the Hugging Face Hub at http://127.0.0.1:{port}" in proc.stderr
     assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_weights_with_model_arguments_push_only_with_a_card_that_loads_their_repo(tmp_path, manifest, fake_hub):
+    """Such weights never become a registry tag: a card written without --repo-id would load one, so the push is
+    refused before anything is uploaded; exported for the repo, they upload and the manifest stays as it was."""
+    run = make_run(tmp_path / "run")
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps(dict(info, model_kwargs={"lam": -1.5})))
+    bare = export(run, tmp_path / "bare").path
+    assert "timm.create_model('zerosnet20_cifar.c10', pretrained=True)" in (bare / "README.md").read_text()
+    with pytest.raises(HubError, match=rf"its card loads 'zerosnet20_cifar.c10', a registry tag.*--repo-id {REPO}"):
+        push(bare, REPO, manifest=manifest)
+    assert not fake_hub
+    good = export(run, tmp_path / "good", repo_id=REPO).path
+    result = push(good, REPO, manifest=manifest)
+    assert result.commit == COMMIT and result.manifest_entry is None
+    assert json.loads(manifest.read_text()) == empty_manifest()
