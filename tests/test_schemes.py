@@ -44,6 +44,22 @@ def test_lambda_zero_and_bad_coefficients_are_rejected():
         timm.create_model("zerosnet20_tra_cifar", coefficients=OPT, device="meta")
 
 
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "zerosnet20_tra_cifar", "lmresnet20_cifar", "preresnet20_cifar"])
+@pytest.mark.parametrize("tau", [float("nan"), float("inf"), 0, -0.5, "big"])  # (timm drops None kwargs)
+def test_step_size_must_be_finite_and_positive(name, tau):
+    with pytest.raises(ValueError, match=r"tau \(the step size h of the \w+ scheme\) must be a finite number > 0"):
+        timm.create_model(name, tau=tau, device="meta")
+
+
+def test_lm_k_init_must_be_a_low_high_pair():
+    for bad in [(0.0,), 0.5, (0.1, -0.1), (0.0, float("nan")), ("a", 0.0)]:
+        with pytest.raises(ValueError, match=r"k_init is the \(low, high\) range .* got"):
+            timm.create_model("lmresnet20_cifar", k_init=bad, device="meta")
+    model = timm.create_model("lmresnet20_cifar", k_init=[-0.3, -0.2])
+    ks = torch.stack([m.k for m in model.modules() if isinstance(m, LinearMultistepUpdate)])
+    assert len(ks) and bool(((ks >= -0.3) & (ks <= -0.2)).all())
+
+
 def test_non_zero_stable_coefficients_build_and_warn_once():
     with pytest.warns(UserWarning, match=r"not zero stable.*modulus 1\.839") as record:
         model = timm.create_model("zerosnet20_cifar", coefficients=(1, 1, 1, 1))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -58,6 +58,14 @@ class Scheme:
 
     step_size: float = 1.0
 
+    def __post_init__(self):
+        h = _finite(self.step_size)
+        if h is None or h <= 0:
+            raise ValueError(
+                f"tau (the step size h of the {self.name} scheme) must be a finite number > 0, got {self.step_size!r}."
+            )
+        object.__setattr__(self, "step_size", h)
+
     def role(self, index: int, is_transition: bool) -> str:
         """The role of global block ``index``; ``is_transition`` is True when the block changes the shape."""
         if index < self.steps - 1:
@@ -69,6 +77,15 @@ class Scheme:
     def make_update(self, device=None, dtype=None) -> nn.Module:
         """The module that combines F(x_n) with the history in a multistep block."""
         raise NotImplementedError
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 class EulerUpdate(nn.Module):
@@ -349,6 +366,17 @@ class LinearMultistep(Scheme):
 
     k_init: tuple[float, float] = (-0.1, 0.0)
 
+    def __post_init__(self):
+        super().__post_init__()
+        pair = self.k_init if isinstance(self.k_init, (tuple, list)) else ()
+        bounds = [_finite(v) for v in pair]
+        if len(bounds) != 2 or None in bounds or bounds[0] > bounds[1]:
+            raise ValueError(
+                f"k_init is the (low, high) range of k's uniform initialisation: two finite numbers, low <= high "
+                f"(paper: (-0.1, 0.0)), got {self.k_init!r}."
+            )
+        object.__setattr__(self, "k_init", tuple(bounds))
+
     def make_update(self, device=None, dtype=None) -> nn.Module:
         return LinearMultistepUpdate(self.step_size, self.k_init, device=device, dtype=dtype)
 
@@ -375,6 +403,7 @@ class ZeroStable(Scheme):
     lam_eps: float = 1.0 / 3.0
 
     def __post_init__(self):
+        super().__post_init__()
         if self.trainable and self.coefficients is not None:
             raise ValueError(
                 "ZeroSNet: trainable=True learns lambda, so explicit coefficients cannot be used with it; "

@@ -36,7 +36,7 @@ def _create_lmresnet(
     tau: float = 1.0,
     **kwargs: Any,
 ) -> MultistepResNet:
-    scheme = LinearMultistep(k_init=tuple(k_init), step_size=tau)
+    scheme = LinearMultistep(k_init=k_init, step_size=tau)
     return create_multistep(variant, pretrained, net, scheme, **kwargs)
 
 
