@@ -475,3 +475,29 @@ def test_compiled_projection_keeps_the_strided_conv(monkeypatch):
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     out = proj(x)
     assert calls == [x.shape] and out.shape == (2, 6, 8, 8)
+
+
+@pytest.mark.parametrize("name", ["preresnet20_cifar", "lmresnet20_cifar", "zerosnet20_tra_cifar", "zerosnet20_cifar"])
+def test_torch_func_transforms_and_forward_mode_ad(name):
+    """torch.func.grad / vmap and forward-mode AD take the plain-op paths (the package's own autograd Functions,
+    which eager training uses for the strided projections and the LM / Tra updates, implement neither): gradients
+    equal autograd's, vmap equals the batched call, and jvp equals a central difference."""
+    import torch.autograd.forward_ad as fwAD
+    from torch.func import functional_call, grad, vmap
+
+    torch.manual_seed(0)
+    model = timm.create_model(name).double().eval()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    grads = grad(lambda p: functional_call(model, p, (x,)).sum())(params)
+    model(x).sum().backward()
+    for k, p in model.named_parameters():
+        torch.testing.assert_close(grads[k], p.grad, rtol=1e-9, atol=1e-12)
+    with torch.no_grad():
+        torch.testing.assert_close(vmap(lambda xi: model(xi[None])[0])(x), model(x), rtol=1e-12, atol=1e-12)
+        t = torch.randn_like(x)
+        with fwAD.dual_level():
+            tangent = fwAD.unpack_dual(model(fwAD.make_dual(x, t))).tangent
+        eps = 1e-6
+        central = (model(x + eps * t) - model(x - eps * t)) / (2 * eps)
+    torch.testing.assert_close(tangent, central, rtol=1e-6, atol=1e-7)

@@ -110,11 +110,15 @@ class EulerUpdate(nn.Module):
 
 def eager() -> bool:
     """Whether Python code runs op by op: not under torch.compile, a JIT trace or an FX trace, which record a graph
-    of plain ops. Layers use it to pick an implementation that only pays off op by op."""
+    of plain ops, nor under a ``torch.func`` transform (grad, vmap, jacrev, ...) or a forward-mode AD level, which
+    the package's own autograd Functions do not implement. Layers use it to pick an implementation that only pays
+    off op by op; the plain-op one serves everything else."""
     return (
         not torch.compiler.is_compiling()
         and not torch.jit.is_tracing()
         and not torch.fx._symbolic_trace.is_fx_symbolic_tracing()
+        and torch._C._functorch.peek_interpreter_stack() is None
+        and torch.autograd.forward_ad._current_level < 0
     )
 
 
