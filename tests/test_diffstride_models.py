@@ -107,6 +107,8 @@ def test_export_tooling_with_learnable_strides():
     torch.testing.assert_close(torch.fx.symbolic_trace(model)(x), model(x))
     with pytest.raises(Exception, match="freeze_diffstride"):
         torch.export.export(model, (x,))
+    with pytest.raises(RuntimeError, match="torch.jit.trace cannot record.*freeze_diffstride"):
+        torch.jit.trace(model, x, check_trace=False)  # it would bake in the sizes and clip outside autograd
     features = timm.create_model("preresnet18_diffstride_cifar", features_only=True)
     assert [f.shape[-1] for f in features(x)] == [32, 24, 20, 18]
     assert features.feature_info.reduction() == [1, 2, 4, 8]  # nominal, documented
@@ -115,6 +117,20 @@ def test_export_tooling_with_learnable_strides():
     freeze_diffstride(model, x)
     exported = torch.export.export(model, (x,))
     torch.testing.assert_close(exported.module()(x), model(x))
+    torch.testing.assert_close(torch.jit.trace(model, x)(x), model(x))
+
+
+def test_learnable_strides_follow_dtype_and_the_stem_group():
+    """Every parameter is built in the requested dtype, and the stem's stride belongs to the stem's parameter group
+    (layer-wise lr decay scales it like the stem, not like the head)."""
+    from timm.models import group_parameters
+
+    model = timm.create_model("zerosnet18_diffstride_cifar", dtype=torch.float64)
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    groups = group_parameters(model, model.group_matcher())
+    first = next(iter(groups.values()))
+    assert {"conv1.weight", "stem_pool.strides"} <= set(first)
+    assert not any("stem_pool" in n for names in list(groups.values())[1:] for n in names)
 
 
 def conv_gmacs(model, size=32):

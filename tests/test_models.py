@@ -373,6 +373,13 @@ def test_checkpoint_with_another_head_names_num_classes(tmp_path):
         pretrained_cfg_overlay=dict(file=str(path), num_classes=100),
     )
     torch.testing.assert_close(kept.fc.weight, full.fc.weight)
+    ten = tmp_path / "c10.pth"
+    torch.save(timm.create_model("zerosnet20_cifar", num_classes=10).state_dict(), ten)
+    # same classes, wider pooled features: the advice is about global_pool, not num_classes
+    with pytest.raises(ValueError, match=r"takes 64 features but the model's takes 128.*global_pool='catavgmax'"):
+        timm.create_model(
+            "zerosnet20_cifar", pretrained=True, global_pool="catavgmax", pretrained_cfg_overlay=dict(file=str(ten))
+        )
     new_head = timm.create_model(
         "zerosnet20_cifar", pretrained=True, num_classes=7, pretrained_cfg_overlay=dict(file=str(path))
     )

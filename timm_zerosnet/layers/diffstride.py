@@ -201,11 +201,12 @@ def _diffstride_forward(
     """DiffStride forward (DIFFSTRIDE.md steps 1-7); clips `strides` in place unless a frozen plan is given."""
     height, width = _check_spatial_size(x, "DiffStride")
     if frozen_plan is None:
-        if torch.compiler.is_exporting():
+        if torch.compiler.is_exporting() or torch.jit.is_tracing():
             raise RuntimeError(
-                "DiffStride's output size depends on the value of its strides, which torch.export/ONNX cannot "
-                "trace; call timm_zerosnet.layers.diffstride.freeze_diffstride(model, example_input) (or "
-                "layer.freeze((H, W))) before exporting to fix the output size."
+                "DiffStride's output size depends on the value of its strides, which torch.export, ONNX and "
+                "torch.jit.trace cannot record (a trace would bake in today's sizes and clip the strides outside "
+                "autograd); call timm_zerosnet.layers.diffstride.freeze_diffstride(model, example_input) (or "
+                "layer.freeze((H, W))) before exporting or tracing to fix the output size."
             )
         _clip_strides_(strides, height, width, smoothness, lower_limit, upper_limit)
     elif frozen_plan[:2] != (height, width):
@@ -266,6 +267,7 @@ class DiffStride(nn.Module):
         lower_limit: float = 1.0,
         upper_limit: float | None = None,
         device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         stride_h, stride_w = _stride_pair(strides, "DiffStride")
@@ -291,7 +293,7 @@ class DiffStride(nn.Module):
                 ">= lower_limit or None for no limit."
             )
         init = [stride_h] if shared_stride else [stride_h, stride_w]
-        self.strides = nn.Parameter(torch.tensor(init, dtype=torch.float32, device=device))
+        self.strides = nn.Parameter(torch.tensor(init, dtype=dtype or torch.float32, device=device))
         self.smoothness = float(smoothness)
         self.cropping = cropping
         self.shared_stride = shared_stride

@@ -494,7 +494,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
             self.feature_info = []
             reduction = 1
         # the DiffStride authors' network also learns a stride right after the stem
-        self.stem_pool = DiffStride(net.stem_stride, device=device) if net.downsample == "diffstride" else None
+        self.stem_pool = DiffStride(net.stem_stride, **dd) if net.downsample == "diffstride" else None
 
         self.stages = nn.ModuleList(self._make_stages(net, scheme, reduction, drop_path_rate, dd))
         self.num_features = self.head_hidden_size = net.widths[-1] * net.expansion
@@ -562,8 +562,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
                         history = _HISTORY_SHIFT
                 pool = None
                 if pooled:
-                    extra = dict(device=dd["device"]) if net.downsample == "diffstride" else {}
-                    pool = create_downsample(net.downsample, stride, **extra)
+                    pool = create_downsample(net.downsample, stride, **(dd if net.downsample == "diffstride" else {}))
                 blocks.append(
                     block_cls(
                         x_geo[0],
@@ -601,7 +600,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict:
         return dict(
-            stem=r"^conv1|^bn1",
+            stem=r"^conv1|^bn1|^stem_pool",
             blocks=[(r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)", None), (r"^norm", (99999,))],
         )
 
@@ -832,6 +831,14 @@ def check_shapes(state_dict: dict, ours: dict, model: nn.Module) -> None:
         if key.startswith(classifier + "."):
             if head_dropped:
                 continue
+            if value.dim() == 2 and value.shape[0] == ours[key].shape[0]:
+                pool = getattr(getattr(model, "global_pool", None), "pool_type", None)
+                raise ValueError(
+                    f"the checkpoint's classifier '{key}' takes {value.shape[1]} features but the model's takes "
+                    f"{ours[key].shape[1]}: the model pools its features differently (global_pool={pool!r}). Build "
+                    f"it with the global_pool the checkpoint was trained with (timm's default is 'avg'), or pass a "
+                    f"num_classes other than {cfg.get('num_classes')} for a new head."
+                )
             raise ValueError(
                 f"the checkpoint's classifier '{key}' has shape {tuple(value.shape)} but the model's has "
                 f"{tuple(ours[key].shape)}: the checkpoint has {value.shape[0]} classes. To keep its head pass "
