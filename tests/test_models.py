@@ -508,3 +508,48 @@ def test_torch_func_transforms_and_forward_mode_ad(name):
         eps = 1e-6
         central = (model(x + eps * t) - model(x - eps * t)) / (2 * eps)
     torch.testing.assert_close(tangent, central, rtol=1e-6, atol=1e-7)
+
+
+def _params(name: str, **kwargs) -> int:
+    return sum(p.numel() for p in timm.create_model(name, device="meta", **kwargs).parameters())
+
+
+def test_cifar100_heads_add_the_spec_parameter_counts():
+    """ARCHITECTURES.md 1.4: 64*90+90 = 5,850 (basic) and 256*90+90 = 23,130 (bottleneck) more than 10 classes."""
+    for name, extra in (("zerosnet20_cifar", 5_850), ("zerosnet164_cifar", 23_130)):
+        assert _params(name, num_classes=100) - _params(name, num_classes=10) == extra
+
+
+def test_zerosnet50_costs_the_spec_share_more_than_preresnet50():
+    """ARCHITECTURES.md 1.3: the wide history projections give ZeroSNet-50 about 21.5% more parameters and about
+    15% more multiply-adds than a pre-act ResNet-50 (at 224 x 224)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    assert _params("zerosnet50") / _params("preresnet50") == pytest.approx(1.215, abs=0.005)
+    flops = []
+    for name in ("zerosnet50", "preresnet50"):
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            timm.create_model(name).eval()(torch.randn(1, 3, 224, 224))
+        flops.append(counter.get_total_flops())
+    assert flops[0] / flops[1] == pytest.approx(1.15, abs=0.005)
+
+
+@pytest.mark.parametrize("name", ["zerosnet56_cifar", "lmresnet56_cifar", "zerosnet18", "preresnet18"])
+def test_initialisation_follows_the_spec(name):
+    """ARCHITECTURES.md 1.2 / 1.3: convs N(0, sqrt(2 / (k * k * out))) (Kaiming fan-out), BN weight 1 and bias 0
+    (no zero-init of any BN), Linear at PyTorch's default U(-1/sqrt(in), 1/sqrt(in))."""
+    torch.manual_seed(0)
+    model = timm.create_model(name)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    big = max(convs, key=lambda m: m.weight.numel())  # >= 36,864 values: the std is known to better than 2%
+    out, _, kh, kw = big.weight.shape
+    assert big.weight.std().item() == pytest.approx((2.0 / (kh * kw * out)) ** 0.5, rel=0.02)
+    assert abs(big.weight.mean().item()) < 0.02 * big.weight.std().item()
+    for m in convs:  # every conv, small ones too: the same law (looser, fewer values)
+        o, _, h, w = m.weight.shape
+        assert m.weight.std().item() == pytest.approx((2.0 / (h * w * o)) ** 0.5, rel=0.25)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(bool((m.weight == 1).all()) and bool((m.bias == 0).all()) for m in bns)
+    bound = model.fc.in_features**-0.5
+    assert model.fc.weight.abs().max().item() <= bound and model.fc.weight.abs().max().item() > 0.9 * bound
+    assert model.fc.bias.abs().max().item() <= bound
