@@ -188,6 +188,15 @@ def test_connectivity_nb201_all(capsys):
         (["stability", "--model", "plain"], "model Linear has no multistep scheme"),
         (["stability", "--model", "nosuch"], "cannot build model 'nosuch'"),
         (["stability", "--model", "fake_zerosnet", "--checkpoint", "/nonexistent.pth"], "does not exist"),
+        (["stability", "--lam", "1e400"], "argument --lam: '1e400' is too large for a float"),
+        (["stability", "--lam", "1e309"], "argument --lam: '1e309' is too large for a float"),
+        (["stability", "--lam", "1e-400"], "lambda = 1e-400 is too close to 0"),
+        (["stability", "--lm-k", "1e309"], "argument --lm-k: '1e309' is too large for a float"),
+        (["stability", "--coefficients", "1e400", "0", "0", "1"], "'1e400' is too large for a float"),
+        (["stability", "--scan", "0", "1e400"], "argument --scan: '1e400' is too large for a float"),
+        (["stability", "--tol", "nan", "--coefficients", "1", "1", "1", "1"], "'nan' is not a valid tolerance"),
+        (["stability", "--tol", "-1", "--lam", "2"], "argument --tol: tol = '-1' is not a valid tolerance"),
+        (["stability", "--tol", "1", "--lam", "2"], "0 <= tol < 1"),
         (["connectivity"], "give one of --nb201"),
         (["connectivity", "--nb201", "|foo~0|"], "unknown NAS-Bench-201 op 'foo'"),
         (["connectivity", "--nb201", "garbage"], "malformed NAS-Bench-201 arch string"),
@@ -199,8 +208,43 @@ def test_connectivity_nb201_all(capsys):
     ],
 )
 def test_invalid_input_prints_one_line_and_exits_2(capsys, fake_models, argv, message):
+    assert_one_line_error(capsys, argv, message)
+
+
+def _truncated_checkpoint(path):
+    torch.save(FakeZeroSNet().state_dict(), path)
+    path.write_bytes(path.read_bytes()[:100])
+
+
+@pytest.mark.parametrize(
+    ("name", "write"),
+    [
+        ("garbage.safetensors", lambda path: path.write_text("garbage")),
+        ("garbage.pth", lambda path: path.write_text("garbage")),
+        ("empty.pth", lambda path: path.write_bytes(b"")),
+        ("empty.safetensors", lambda path: path.write_bytes(b"")),
+        ("truncated.pth", _truncated_checkpoint),
+    ],
+)
+def test_unreadable_checkpoint_prints_one_line_and_exits_2(capsys, fake_models, tmp_path, name, write):
+    path = tmp_path / name
+    write(path)
+    argv = ["stability", "--model", "fake_zerosnet", "--checkpoint", str(path)]
+    assert_one_line_error(capsys, argv, f"checkpoint '{path}' cannot be read: the file is corrupt, truncated")
+
+
+def test_checkpoint_of_another_model_prints_one_line_and_exits_2(capsys, fake_models, tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save(nn.Linear(2, 2).state_dict(), path)
+    argv = ["stability", "--model", "fake_zerosnet", "--checkpoint", str(path)]
+    assert_one_line_error(capsys, argv, f"checkpoint '{path}' does not fit model 'fake_zerosnet'")
+    argv = ["stability", "--model", "fake_zerosnet", "--checkpoint", str(tmp_path)]
+    assert_one_line_error(capsys, argv, "is a directory; pass the path of a state dict file")
+
+
+def assert_one_line_error(capsys, argv, message):
     code, out, err = run(capsys, *argv)
-    assert code == 2
+    assert code == 2, err
     assert out == ""
     lines = err.splitlines()
     assert len(lines) == 1, err

@@ -256,6 +256,80 @@ def test_empty_and_invalid_schemes_raise():
         analyze_scheme(["x"])
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        pytest.param(
+            lambda: analyze_scheme([10**400]), r"a\[0\] = 1e\+400 is not a finite float", id="analyze_scheme-a"
+        ),
+        pytest.param(
+            lambda: analyze_scheme([1], [Q(-(10**400), 3)]),
+            r"b\[0\] = -3\.33333e\+399 is not a finite float",
+            id="analyze_scheme-b",
+        ),
+        pytest.param(
+            lambda: is_zero_stable([1, 10**309]), r"a\[1\] = 1e\+309 is not a finite float", id="is_zero_stable"
+        ),
+        pytest.param(
+            lambda: zeros_coefficients(10**400), r"lambda = 1e\+400 is not a finite float", id="zeros_coefficients"
+        ),
+        pytest.param(lambda: lm_scheme(Q(10**309)), r"k = 1e\+309 is not a finite float", id="lm_scheme"),
+        pytest.param(
+            lambda: zero_stable_region("zeros", 0, 10**400),
+            r"hi = 1e\+400 is not a finite float",
+            id="zero_stable_region",
+        ),
+    ],
+)
+def test_numbers_beyond_the_float_range_raise_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("lam", [Q(1, 10**400), Q(-1, 10**309), 1e-310])
+def test_zeros_lambda_too_close_to_zero_for_a_float_is_rejected(lam):
+    # 1e-400 is 0 as a float and -1/lambda overflows for the others: the message must say lambda, not a[1].
+    with pytest.raises(ValueError, match="lambda = .* is too close to 0: the coefficient -1/lambda"):
+        zeros_coefficients(lam)
+    assert zeros_coefficients(Q(1, 10**300))[1] == -(10**300)  # tiny but usable
+
+
+@pytest.mark.parametrize("tol", [float("nan"), -1.0, 1.0, float("inf"), None])
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda tol: is_zero_stable((1, 1, 1), tol=tol), id="is_zero_stable"),
+        pytest.param(lambda tol: analyze_scheme((1, 1, 1), tol=tol), id="analyze_scheme"),
+        pytest.param(lambda tol: largest_spurious_modulus((1, 1, 1), tol=tol), id="largest_spurious_modulus"),
+        pytest.param(lambda tol: zero_stable_region("zeros", -3, 3, 7, tol=tol), id="zero_stable_region"),
+        pytest.param(lambda tol: model_scheme_report(FakeMultistepNet(), tol=tol), id="model_scheme_report"),
+        pytest.param(lambda tol: consistency_order((1,), (1,), tol=tol), id="consistency_order"),
+    ],
+)
+def test_invalid_tolerance_is_rejected(call, tol):
+    # NaN used to make every |z| > 1 + tol comparison false, so (1, 1, 1) with its root 1.839 passed as stable.
+    with pytest.raises(ValueError, match=r"tol = .* is not a valid tolerance: .* 0 <= tol < 1"):
+        call(tol)
+
+
+def test_invalid_order_tolerance_is_rejected():
+    with pytest.raises(ValueError, match=r"order_tol = nan is not a valid tolerance"):
+        analyze_scheme((1,), (1,), order_tol=float("nan"))
+    assert is_zero_stable(euler_scheme().a, tol=0.0)  # 0 is a valid (strict) tolerance
+
+
+def test_exact_scheme_stays_exact_when_a_is_shorter_than_b():
+    ab2 = (Q(3, 2), Q(-1, 2))  # Adams-Bashforth 2: a = (1,), padded with a zero to the length of b
+    report = analyze_scheme((1,), ab2)
+    assert report.exact and report.consistency_order == 2
+    assert report == analyze_scheme((1, 0), ab2)
+    # Off by 1e-12: exact arithmetic sees the first-order condition fail, a float tolerance of 1e-9 would not.
+    nearly_ab2 = (Q(3, 2) + Q(1, 10**12), Q(-1, 2))
+    assert consistency_order((1,), nearly_ab2) == 0
+    assert analyze_scheme((1,), nearly_ab2).consistency_order == 0
+    assert consistency_order((1, 0), (Q(1) + Q(1, 10**12),)) == 0  # b shorter than a stays exact too
+
+
 def test_report_is_json_serialisable_and_b_optional():
     report = analyze_scheme(*zeros_scheme(-1.8))
     payload = json.loads(json.dumps(report.to_dict()))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from fractions import Fraction
@@ -43,9 +44,24 @@ class _Parser(argparse.ArgumentParser):
 def _number(text: str) -> Fraction:
     """Parse a number exactly ('-1.8' -> -9/5, '1/3'), so rational inputs get exact consistency checks."""
     try:
-        return Fraction(text.strip())
+        value = Fraction(text.strip())
     except (ValueError, ZeroDivisionError):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number (use e.g. -1.8 or -9/5)") from None
+    try:
+        float(value)
+    except OverflowError:  # the roots are computed in floating point
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too large for a float (magnitude at most {sys.float_info.max:.6g}); give a smaller number"
+        ) from None
+    return value
+
+
+def _tolerance(text: str) -> float:
+    """Parse --tol: a float in [0, 1) (NaN would make every root count as inside the unit circle)."""
+    try:
+        return stab._check_tol(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="family of --scan: zeros (lambda) or lm (k)",
     )
     st.add_argument("--num", type=int, default=601, help="grid points of --scan")
-    st.add_argument("--tol", type=float, default=stab.DEFAULT_TOL, help="unit-circle tolerance of the root condition")
+    st.add_argument(
+        "--tol", type=_tolerance, default=stab.DEFAULT_TOL, help="unit-circle tolerance of the root condition"
+    )
     st.add_argument("--plot", metavar="PNG", help="write the roots (or, with --scan, the modulus curve) to a PNG")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=_run_stability)
@@ -204,16 +222,7 @@ def _run_model(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         raise ValueError(f"cannot build model {args.model!r}: {exc}") from None
     if args.checkpoint:
-        from timm.models import load_checkpoint
-
-        try:
-            load_checkpoint(model, args.checkpoint)
-        except FileNotFoundError:
-            raise ValueError(
-                f"checkpoint {args.checkpoint!r} does not exist; pass the path of a state dict file"
-            ) from None
-        except RuntimeError as exc:
-            raise ValueError(f"checkpoint {args.checkpoint!r} does not fit model {args.model!r}: {exc}") from None
+        _load_checkpoint(model, args.checkpoint, args.model)
     report = stab.model_scheme_report(model, tol=args.tol)
     if args.plot:
         from .plots import plot_roots
@@ -238,6 +247,32 @@ def _run_model(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"plot: {args.plot}")
     return 0
+
+
+def _load_checkpoint(model: Any, path: str, name: str) -> None:
+    """Load a state dict file into ``model``; unreadable files and mismatched weights become one-line errors."""
+    from timm.models import load_state_dict
+
+    if not os.path.isfile(path):
+        problem = "is a directory" if os.path.isdir(path) else "does not exist"
+        raise ValueError(f"checkpoint {path!r} {problem}; pass the path of a state dict file")
+    try:
+        state_dict = load_state_dict(path)
+    except OSError:
+        raise  # permission denied and the like: main() prints the OS message
+    # torch.load, pickle and safetensors signal a damaged file with unrelated types (EOFError, UnpicklingError,
+    # RuntimeError, SafetensorError, ...), so everything here means "this file is not a readable checkpoint".
+    except Exception as exc:
+        first_line = next(iter(str(exc).splitlines()), "")
+        detail = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+        raise ValueError(
+            f"checkpoint {path!r} cannot be read: the file is corrupt, truncated or not a checkpoint ({detail}); "
+            "pass a state dict saved with torch.save or safetensors"
+        ) from None
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint {path!r} does not fit model {name!r}: {exc}") from None
 
 
 def _format_report(report: stab.SchemeReport) -> str:

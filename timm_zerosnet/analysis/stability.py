@@ -23,8 +23,10 @@ This module deliberately imports neither torch nor matplotlib so that model code
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -92,7 +94,7 @@ def zeros_coefficients(lam: Number) -> tuple[Number, Number, Number, Number]:
         ``(a0, a1, a2, b0)`` = ``((3 lam + 3) / (4 lam), -1 / lam, (lam + 1) / (4 lam), (3 lam - 1) / (2 lam))``.
 
     Raises:
-        ValueError: If ``lam`` is zero or not finite.
+        ValueError: If ``lam`` is zero, not finite, or so close to 0 that ``-1 / lam`` does not fit in a float.
     """
     lam = _as_number(lam, "lambda")
     if lam == 0:
@@ -100,9 +102,15 @@ def zeros_coefficients(lam: Number) -> tuple[Number, Number, Number, Number]:
             "lambda = 0 is not a valid ZeroSNet parameter: every coefficient divides by lambda; "
             "pick a non-zero value (lambda <= -1 or lambda > 1/3 is zero stable, -9/5 is the 'optimal' one)."
         )
-    if isinstance(lam, int):
-        lam = Fraction(lam)
-    return (3 * lam + 3) / (4 * lam), -1 / lam, (lam + 1) / (4 * lam), (3 * lam - 1) / (2 * lam)
+    coefficients = (3 * lam + 3) / (4 * lam), -1 / lam, (lam + 1) / (4 * lam), (3 * lam - 1) / (2 * lam)
+    # The roots are computed in floating point, so a lambda that is 0 as a float (1e-400) or nearly so cannot be used.
+    if not all(_fits_float(c) for c in coefficients):
+        raise ValueError(
+            f"lambda = {_brief(lam)} is too close to 0: the coefficient -1/lambda = {_brief(-1 / lam)} does not fit "
+            f"in a float; use |lambda| >= {1 / sys.float_info.max:.2g} "
+            "(lambda <= -1 or lambda > 1/3 is zero stable, -9/5 is the 'optimal' one)."
+        )
+    return coefficients
 
 
 def zeros_scheme(lam: Number) -> Scheme:
@@ -186,7 +194,11 @@ def split_roots(roots: Sequence[complex], tol: float = DEFAULT_TOL) -> tuple[com
     Returns:
         ``(principal, spurious)``: the principal root or ``None``, and the spurious roots sorted by descending
         modulus.
+
+    Raises:
+        ValueError: If ``tol`` is not a finite number in [0, 1).
     """
+    tol = _check_tol(tol)
     roots = np.asarray(roots, dtype=complex)
     spurious = roots
     principal = None
@@ -218,7 +230,11 @@ def is_zero_stable(a: Sequence[Number], tol: float = DEFAULT_TOL) -> bool:
 
     Returns:
         Whether the scheme is zero stable.
+
+    Raises:
+        ValueError: If ``a`` is empty or holds a non-finite value, or ``tol`` is not in [0, 1).
     """
+    tol = _check_tol(tol)
     return _root_condition(a, polynomial_roots(a), tol)[0]
 
 
@@ -240,7 +256,11 @@ def consistency_order(a: Sequence[Number], b: Sequence[Number], tol: float = DEF
 
     Returns:
         p >= 0, or -1 when even ``sum_j a_j = 1`` fails.
+
+    Raises:
+        ValueError: If ``a`` is empty, a coefficient is not a finite real number, or ``tol`` is not in [0, 1).
     """
+    tol = _check_tol(tol)
     a_vals, b_vals = _pad(_as_numbers(a, "a"), _as_numbers(b, "b"))
     if not a_vals:
         raise ValueError("empty scheme: the state coefficients a are empty; give at least one (Euler is a = (1,)).")
@@ -353,8 +373,10 @@ def analyze_scheme(
         A :class:`SchemeReport`.
 
     Raises:
-        ValueError: If ``a`` is empty or a coefficient is not a finite real number.
+        ValueError: If ``a`` is empty, a coefficient is not a finite real number (or too large for a float), or
+            ``tol`` / ``order_tol`` is not in [0, 1).
     """
+    tol, order_tol = _check_tol(tol), _check_tol(order_tol, "order_tol")
     a_vals = _as_numbers(a, "a")
     b_vals = None if b is None else _as_numbers(b, "b")
     if not a_vals:
@@ -476,8 +498,10 @@ def zero_stable_region(family: str, lo: Number, hi: Number, num: int = 601, *, t
         A :class:`RegionScan`.
 
     Raises:
-        ValueError: For an unknown family, ``num < 2`` or ``hi <= lo``.
+        ValueError: For an unknown family, ``num < 2``, ``hi <= lo``, a bound too large for a float, or ``tol``
+            not in [0, 1).
     """
+    tol = _check_tol(tol)
     if family not in KNOWN_REGIONS:
         raise ValueError(f"unknown scheme family {family!r}; use 'zeros' (ZeroSNet lambda) or 'lm' (LM-ResNet k).")
     lo_q, hi_q = Fraction(_as_number(lo, "lo")), Fraction(_as_number(hi, "hi"))
@@ -583,8 +607,9 @@ def model_scheme_report(model: Any, *, tol: float = DEFAULT_TOL) -> ModelSchemeR
         A :class:`ModelSchemeReport`.
 
     Raises:
-        ValueError: If the model has no multistep scheme or an entry misses a key.
+        ValueError: If the model has no multistep scheme, an entry misses a key, or ``tol`` is not in [0, 1).
     """
+    tol = _check_tol(tol)
     name = _model_name(model)
     get_coefficients = getattr(model, "block_coefficients", None)
     if not callable(get_coefficients):
@@ -625,14 +650,57 @@ def _as_number(value: Any, what: str) -> Number:
     if isinstance(value, bool):
         raise ValueError(f"{what} must be a real number, got the boolean {value!r}.")
     if isinstance(value, numbers.Rational):
-        return Fraction(int(value.numerator), int(value.denominator))
+        number = Fraction(int(value.numerator), int(value.denominator))
+        if not _fits_float(number):
+            raise ValueError(_too_large(what, number))
+        return number
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{what} must be a real number, got {value!r}.") from None
+    except OverflowError:
+        raise ValueError(_too_large(what, value)) from None
     if not math.isfinite(number):
         raise ValueError(f"{what} must be finite, got {value!r}.")
     return number
+
+
+def _too_large(what: str, value: Any) -> str:
+    return (
+        f"{what} = {_brief(value)} is not a finite float: the roots are computed in floating point, so its "
+        f"magnitude must be at most {sys.float_info.max:.6g}; give a smaller value."
+    )
+
+
+def _fits_float(value: Number) -> bool:
+    """Whether ``float(value)`` is finite (an exact ``Fraction(10**400)`` overflows)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _brief(value: Any) -> str:
+    """A number for an error message, 6 significant digits, also beyond the float range (``Fraction(10**400)``)."""
+    if isinstance(value, numbers.Rational):
+        context = decimal.Context(prec=6, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+        quotient = context.divide(decimal.Decimal(int(value.numerator)), decimal.Decimal(int(value.denominator)))
+        return format(quotient.normalize(context), "g")
+    return repr(value)
+
+
+def _check_tol(tol: Any, what: str = "tol") -> float:
+    """A tolerance as a float in [0, 1): NaN would make every comparison false and pass unstable roots."""
+    try:
+        value = float(tol)
+    except (TypeError, ValueError, OverflowError):
+        value = math.nan
+    if not 0 <= value < 1:
+        raise ValueError(
+            f"{what} = {tol!r} is not a valid tolerance: it must be a finite number with 0 <= {what} < 1 "
+            f"(the default is {DEFAULT_TOL:g})."
+        )
+    return value
 
 
 def _as_numbers(values: Any, what: str) -> list[Number]:
@@ -646,7 +714,8 @@ def _as_numbers(values: Any, what: str) -> list[Number]:
 
 def _pad(a: list[Number], b: list[Number]) -> tuple[list[Number], list[Number]]:
     k = max(len(a), len(b))
-    return a + [0] * (k - len(a)), b + [0] * (k - len(b))
+    # Fraction zeros keep an all-rational scheme exact (an int 0 would switch the checks to float tolerances).
+    return a + [Fraction(0)] * (k - len(a)), b + [Fraction(0)] * (k - len(b))
 
 
 def _clean(z: complex) -> complex:
