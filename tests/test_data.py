@@ -183,6 +183,27 @@ def test_missing_torch_dataset_suggests_download(monkeypatch, tmp_path):
         create_datasets({"dataset": "torch/cifar10", "data_dir": str(tmp_path)})
 
 
+@pytest.mark.parametrize("name", [None, "folder", "torch/cifar10"])
+def test_missing_data_dir_is_named(tmp_path, name):
+    missing = tmp_path / "no" / "such" / "dir"
+    with pytest.raises(FileNotFoundError, match=f"data dir '{missing}' does not exist; pass --data-dir"):
+        create_datasets({"dataset": name, "data_dir": str(missing)})
+
+
+def test_failed_download_says_so_in_one_line(monkeypatch, tmp_path):
+    from urllib.error import URLError
+
+    import torchvision.datasets
+
+    def offline(self, *args, **kwargs):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", offline)
+    with pytest.raises(RuntimeError, match="Downloading 'torch/cifar10' into .* failed .*name resolution") as e:
+        create_datasets({"dataset": "torch/cifar10", "data_dir": str(tmp_path), "dataset_download": True})
+    assert "cifar-10-batches-py" in str(e.value) and e.value.__suppress_context__ and "\n" not in str(e.value)
+
+
 def test_hfds_goes_through_timm_create_dataset(monkeypatch):
     calls = []
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from accelerate.state import AcceleratorState
 from PIL import Image
+from safetensors.torch import load_file, save_file
 from timm.data import create_transform
 
 from conftest import reset_accelerate
@@ -127,3 +128,23 @@ def test_bare_weights_file_needs_the_model_name(trained_run, tmp_path):
     options = "--model zerosnet20_cifar --num-classes 10 --img-size 16 --num-samples 45 --workers 0".split()
     out = validate(build_parser().parse_args(["--checkpoint", str(lone), *options]))
     assert out["results"]["clean"]["count"] == 45
+
+
+def test_missing_data_dir_is_named(trained_run, tmp_path):
+    argv = ["--checkpoint", str(trained_run), "--dataset", "folder", "--data-dir", str(tmp_path / "missing")]
+    with pytest.raises(FileNotFoundError, match="data dir .*missing' does not exist; pass --data-dir"):
+        validate(build_parser().parse_args([*argv, "--workers", "0"]))
+
+
+def test_more_dataset_classes_than_model_outputs_is_a_clear_error(trained_run, tmp_path):
+    three = tmp_path / "three"
+    three.mkdir()
+    info = json.loads((trained_run / "run.json").read_text())
+    info["num_classes"], info["label_names"] = 3, ["0", "1", "2"]
+    (three / "run.json").write_text(json.dumps(info))
+    weights = load_file(trained_run / "model.safetensors")
+    weights["fc.weight"], weights["fc.bias"] = weights["fc.weight"][:3].clone(), weights["fc.bias"][:3].clone()
+    save_file(weights, three / "model.safetensors")
+    argv = ["--checkpoint", str(three), "--dataset", "digits", "--workers", "0"]
+    with pytest.raises(ValueError, match=r"the dataset has 10 classes \(0, 1, 2, 3, 4, ...\) but the model predicts 3"):
+        validate(build_parser().parse_args(argv))

@@ -13,9 +13,11 @@ resumed run be bit-identical to an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
+from urllib.error import URLError
 
 import numpy as np
 import torch
@@ -242,6 +244,23 @@ def dataset_name(args: Any) -> str:
     return "" if name.lower() in ("folder", "imagefolder", "image_folder") else name
 
 
+def _check_data_dir(name: str, data_dir: str, download: bool) -> None:
+    """A data dir that must exist and does not: say so (timm's folder reader asserts without a message)."""
+    if os.path.exists(data_dir):
+        return
+    prefix = name.partition("/")[0].lower() if "/" in name else ""
+    if not prefix:  # ImageFolder (or an image .tar)
+        raise FileNotFoundError(
+            f"data dir {data_dir!r} does not exist; pass --data-dir a folder with train/ and val/ (or validation/) "
+            "sub-folders of class folders, or --dataset digits for the embedded data"
+        )
+    if prefix == "torch" and not download:
+        raise FileNotFoundError(
+            f"data dir {data_dir!r} does not exist; pass --data-dir the folder that holds {name!r}, or add "
+            "--dataset-download to download it there"
+        )
+
+
 def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetSplits:
     """Create the untransformed train/validation datasets a config asks for.
 
@@ -277,6 +296,9 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
             )
         if data_dir is None and not name:
             raise ValueError("An ImageFolder dataset needs --data-dir (a folder with train/ and val/ sub-folders).")
+        if data_dir is not None:
+            data_dir = os.path.expanduser(str(data_dir))
+            _check_data_dir(name, data_dir, download)
         common = dict(
             root=data_dir,
             class_map=_get(args, "class_map", None) or None,
@@ -289,6 +311,16 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
                 continue
             try:
                 splits[key] = create_dataset(name, split=split, is_training=is_training, **common)
+            except (URLError, ConnectionError, TimeoutError) as e:
+                if not download:
+                    raise
+                reason = getattr(e, "reason", None) or e
+                # from None: the urllib traceback says nothing the message does not
+                raise RuntimeError(
+                    f"Downloading {name!r} into {data_dir!r} failed ({reason}); connect to the network and retry, or "
+                    "put the dataset's files under --data-dir yourself (as torchvision stores them, e.g. "
+                    "cifar-10-batches-py/ for torch/cifar10) and run without --dataset-download"
+                ) from None
             except RuntimeError as e:
                 if "download" in str(e).lower() and not download:
                     raise RuntimeError(

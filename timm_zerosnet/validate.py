@@ -217,6 +217,15 @@ def validate(args: argparse.Namespace) -> dict:
     data_config = _match_channels(data_config, in_chans)
 
     splits = create_datasets(_data_args(args, info, in_chans), train=False)
+    num_classes = accelerator.unwrap_model(model).num_classes
+    if len(splits.label_names) > num_classes:
+        trained = (info or {}).get("label_names")
+        trained_on = f" (it was trained on {', '.join(map(str, trained[:5]))}, ...)" if trained else ""
+        raise ValueError(
+            f"the dataset has {len(splits.label_names)} classes ({', '.join(splits.label_names[:5])}, ...) but the "
+            f"model predicts {num_classes}{trained_on}; evaluate it on data with those classes (--dataset / "
+            "--data-dir / --class-map), or pass the checkpoint trained for this dataset"
+        )
     if info is not None and info.get("label_names") and list(info["label_names"]) != splits.label_names:
         accelerator.print(
             f"warning: the dataset's classes {splits.label_names[:5]}... differ from the checkpoint's "
