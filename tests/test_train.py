@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import timm
 import torch
 import torch.nn as nn
 import yaml
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.scheduler import create_scheduler_v2
 
@@ -80,6 +81,39 @@ def test_config_rejects_unknown_keys(tmp_path):
     cfg.write_text("learning_rate: 0.1\n")
     with pytest.raises(ValueError, match="learning_rate"):
         parse_args(["-c", str(cfg)])
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("eval_metric: top2", "eval_metric: must be one of top1, top5, loss, got 'top2'"),
+        ("clip_mode: nrm", "clip_mode: must be one of norm, value"),
+        ('model_ema: "false"', "model_ema: must be true or false"),
+        ("epochs: 1.5", "epochs: must be an integer, got 1.5"),
+        ("lr: abc", "lr: must be a number"),
+        ("input_size: 32", "input_size: takes 3 values"),
+        ("mean: {r: 0.5}", "mean: must be a number"),
+        ("model_kwargs: 3", "model_kwargs: must be a mapping"),
+        ("epochs: null", "epochs: cannot be null"),
+        ("model: a\nmodel: b", "'model' is given more than once"),
+        ("weight_decay: 0.1\nweight-decay: 0.2", "'weight_decay' is given twice"),
+    ],
+)
+def test_config_values_are_checked_like_the_command_line(tmp_path, text, problem):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text + "\n")
+    with pytest.raises(ValueError, match="bad.yaml") as e:
+        parse_args(["-c", str(cfg)])
+    assert problem in str(e.value)
+
+
+def test_config_values_are_converted_like_the_command_line(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    text = 'epochs: "3"\nlr: 1e-4\ndecay_milestones: 2\nmean: 0.5\nmodel_kwargs: "lam=-1.5"\ntorchcompile: true\n'
+    cfg.write_text(text)
+    args = parse_args(["-c", str(cfg)])
+    assert (args.epochs, args.lr, args.decay_milestones, args.mean) == (3, 1e-4, [2], [0.5])
+    assert args.model_kwargs == {"lam": -1.5} and args.torchcompile == "inductor"
 
 
 def test_model_kwargs_values_are_literals():
@@ -229,6 +263,30 @@ def test_fresh_run_refuses_to_overwrite_a_state(source_run):
         run(source_run.parent, source_run.name)
 
 
+def _files(run_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def test_fresh_run_refuses_a_finished_run_without_checkpoints(source_run, tmp_path):
+    shutil.copytree(source_run, tmp_path / "nockpt", ignore=shutil.ignore_patterns("checkpoints"))
+    before = _files(tmp_path / "nockpt")
+    for extra in ([], ["--resume", "auto"]):
+        with pytest.raises(FileExistsError, match=r"already holds a run \(run\.json, model\.safetensors") as e:
+            run(tmp_path, "nockpt", *extra)
+        assert "no complete training state" in str(e.value) and "--pretrained-path" in str(e.value)
+        assert _files(tmp_path / "nockpt") == before
+
+
+def test_resume_from_another_runs_state_refuses_a_directory_holding_a_run(source_run, tmp_path):
+    shutil.copytree(source_run, tmp_path / "victim")
+    before = _files(tmp_path / "victim")
+    other = source_run / "checkpoints" / "state-e0001-b000000"
+    with pytest.raises(FileExistsError, match="is a state of another run") as e:
+        run(tmp_path, "victim", "--resume", str(other), "--epochs", "2")
+    assert str(source_run) in str(e.value) and "--resume auto" in str(e.value)
+    assert _files(tmp_path / "victim") == before
+
+
 def test_resume_auto_after_finish_does_not_train_again(source_run):
     before = load_file(source_run / "model.safetensors")
     extra = "--epochs 2 --resume auto --model-ema --model-ema-decay 0.5 --model-kwargs tau=0.5".split()
@@ -236,6 +294,47 @@ def test_resume_auto_after_finish_does_not_train_again(source_run):
     assert summary["epochs"]["completed"] == 2
     after = load_file(source_run / "model.safetensors")
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_resume_refuses_settings_the_state_cannot_honour(source_run, tmp_path):
+    shutil.copytree(source_run, tmp_path / "res")
+    state = tmp_path / "res" / "checkpoints" / "state-e0001-b000000"
+    before = _files(tmp_path / "res")
+    same = "--epochs 2 --model-ema --model-ema-decay 0.5 --model-kwargs tau=0.5".split()  # the source's settings
+    changed = "--epochs 4 --lr 0.1 --seed 1 --model-kwargs tau=0.6".split()
+    with pytest.raises(ValueError, match="Cannot resume") as e:
+        run(tmp_path, "res", *same, *changed, "--resume", str(state))
+    message = str(e.value)
+    for part in (
+        "--epochs 4 (the state: --epochs 2)",
+        "--lr 0.1 (the state: --lr 0.05)",
+        "--seed 1 (the state: --seed 42)",
+        "--model-kwargs tau=0.6 (the state: --model-kwargs tau=0.5)",
+        f"-c {tmp_path / 'res' / 'args.yaml'} --resume {state}",
+        f"--pretrained-path {tmp_path / 'res'}",
+    ):
+        assert part in message
+    assert _files(tmp_path / "res") == before
+    reset_accelerate()
+    # the way out the message gives: the run's own settings, from its args.yaml; it ends where the source ended
+    argv = ["-c", str(tmp_path / "res" / "args.yaml"), "--output", str(tmp_path), "--experiment", "res"]
+    summary = train(parse_args([*argv, "--resume", str(state)]))
+    assert summary["epochs"] == {"completed": 2, "planned": 2} and summary["training"]["lr"] == 0.05
+    want, got = load_file(source_run / "model.safetensors"), load_file(tmp_path / "res" / "model.safetensors")
+    assert all(torch.equal(want[k], got[k]) for k in want)
+
+
+def test_resume_of_a_state_without_settings_still_checks_the_processes(source_run, tmp_path, capsys):
+    shutil.copytree(source_run, tmp_path / "old")
+    state = CheckpointManager(tmp_path / "old").latest()
+    progress = torch.load(state / "custom_checkpoint_1.pkl", weights_only=True)
+    del progress["settings"]  # as an older version saved it
+    torch.save(progress, state / "custom_checkpoint_1.pkl")
+    shutil.copy(state / "random_states_0.pkl", state / "random_states_1.pkl")  # as two processes saved it
+    same = "--epochs 2 --model-ema --model-ema-decay 0.5 --model-kwargs tau=0.5".split()
+    with pytest.raises(ValueError, match=r"number of processes 1 \(the state: number of processes 2\)"):
+        run(tmp_path, "old", *same, "--resume", "auto")
+    assert "saved without its settings" in capsys.readouterr().out
 
 
 def test_gradient_accumulation_counts_updates_and_steps_schedule_per_update(tmp_path, monkeypatch):
@@ -272,6 +371,38 @@ def test_mixup_cutmix_and_smoothing_use_soft_targets(tmp_path):
 def test_model_kwargs_reach_the_model(tmp_path):
     with pytest.raises(TypeError, match="no_such_option"):
         Trainer.from_args(parse_args(tiny_argv(tmp_path, "kw", "--model-kwargs", "no_such_option=1")))
+
+
+@pytest.mark.parametrize(
+    "extra, problem",
+    [
+        ("--epochs 0", "--epochs must be at least 1, got 0"),
+        ("--grad-accum-steps 0", "--grad-accum-steps must be at least 1, got 0"),
+        ("-b 0", "--batch-size must be at least 1"),
+        ("--train-num-samples 0", "--train-num-samples must be at least 1"),
+        ("--workers -1", "--workers must be at least 0"),
+        ("--mean 0.1 0.2", "--mean has 2 values but the model takes 3 channel(s)"),
+        ("--in-chans 1 --std 0.1 0.2 0.3", "--std has 3 values but the model takes 1 channel(s)"),
+        ("--in-chans 1 --input-img-mode RGB", "--input-img-mode RGB gives 3-channel images but the model takes 1"),
+        ("--input-img-mode XYZ", "'XYZ' is not a PIL image mode"),
+        ("--in-chans 2", "no default image mode has 2 channels"),
+        ("--in-chans 1 --input-size 3 16 16", "--in-chans 1 but --input-size 3 16 16 has 3 channels"),
+        ("--input-size 3 32 32", "--img-size 16 and --input-size 3 32 32 disagree"),
+    ],
+)
+def test_impossible_options_are_refused_before_anything_is_built(tmp_path, monkeypatch, extra, problem):
+    monkeypatch.setattr(train_mod, "create_datasets", None)  # never reached
+    with pytest.raises(ValueError) as e:
+        Trainer.from_args(parse_args(tiny_argv(tmp_path, "bad", *extra.split())))
+    assert problem in str(e.value)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_input_size_sets_the_channels_of_model_and_data(tmp_path):
+    trainer = Trainer.from_args(parse_args(tiny_argv(tmp_path, "grey", "--input-size", "1", "16", "16")))
+    assert trainer.in_chans == 1 and trainer.unwrapped_model.conv1.weight.shape[1] == 1
+    assert trainer.data_config["input_size"] == (1, 16, 16) and trainer.train_dataset[0][0].shape == (1, 16, 16)
+    assert trainer.args.input_img_mode == "L" and len(trainer.data_config["mean"]) == 1
 
 
 def test_mixup_needs_even_batch(tmp_path):
@@ -311,6 +442,37 @@ def test_finetune_new_head_and_one_input_channel(tmp_path, source_run):
     assert summary["label_names"] == ["digit0", "digit1", "digit2"] and summary["in_chans"] == 1
     assert summary["data_config"]["input_size"] == [1, 16, 16] and len(summary["data_config"]["mean"]) == 1
     assert summary["model_kwargs"] == {"tau": 0.5}  # inherited from the source run
+
+
+def test_finetune_from_a_grey_run_keeps_its_channels_for_model_and_data(tmp_path, source_run):
+    grey = tmp_path / "grey"
+    shutil.copytree(source_run, grey, ignore=shutil.ignore_patterns("checkpoints"))
+    info = json.loads((grey / "run.json").read_text())
+    info["in_chans"], info["data_config"]["input_size"] = 1, [1, 16, 16]
+    (grey / "run.json").write_text(json.dumps(info))
+    weights = load_file(grey / "model.safetensors")
+    weights["conv1.weight"] = weights["conv1.weight"].sum(1, keepdim=True)
+    save_file(weights, grey / "model.safetensors")
+    data = _digit_folder(tmp_path / "data")  # grey PNGs: the loader would make RGB of them for a 3-channel model
+    extra = ["--data-dir", str(data), "--pretrained-path", str(grey), "--freeze-backbone", "--epochs", "1"]
+    summary = run(tmp_path, "ft", *extra)
+    assert summary["in_chans"] == 1 and summary["data_config"]["input_size"] == [1, 16, 16]
+    assert load_file(tmp_path / "ft" / "model.safetensors")["conv1.weight"].shape[1] == 1
+
+
+def test_finetune_a_bare_weights_file_reads_its_classes_and_channels(tmp_path, source_run):
+    src = load_file(source_run / "model.safetensors")
+    bare = dict(src, **{"fc.weight": src["fc.weight"][:3].clone(), "fc.bias": src["fc.bias"][:3].clone()})
+    bare["conv1.weight"] = src["conv1.weight"].sum(1, keepdim=True)  # a grey three-class model, no run.json
+    save_file(bare, tmp_path / "bare3.safetensors")
+    extra = ["--pretrained-path", str(tmp_path / "bare3.safetensors"), "--model-kwargs", "tau=0.5"]
+    trainer = Trainer.from_args(parse_args(tiny_argv(tmp_path, "ft10", *extra)))
+    model = trainer.unwrapped_model
+    assert trainer.num_classes == 10 and model.fc.weight.shape[0] == 10  # a new head for the digits' 10 classes
+    assert trainer.in_chans == 1 and model.conv1.weight.shape[1] == 1 and trainer.args.input_img_mode == "L"
+    assert torch.equal(model.conv1.weight, bare["conv1.weight"])
+    backbone = [k for k in src if not k.startswith(("fc.", "conv1."))]
+    assert all(torch.equal(model.state_dict()[k], src[k]) for k in backbone)
 
 
 def test_finetune_checks_the_architecture(tmp_path, source_run):
@@ -373,24 +535,23 @@ def test_non_finite_loss_error_before_any_checkpoint():
 
 
 def test_crash_while_saving_keeps_latest_on_the_previous_complete_state(tmp_path, monkeypatch):
-    run(tmp_path, "crash")
-    good = CheckpointManager(tmp_path / "crash").latest()
-    assert good.name == "state-e0001-b000000"
-    reset_accelerate()
-
     from accelerate import Accelerator
 
-    real_save = Accelerator.save_state
+    real_save, calls = Accelerator.save_state, []
 
-    def dies_half_way(self, output_dir=None, **kwargs):
+    def dies_half_way_the_second_time(self, output_dir=None, **kwargs):
+        calls.append(output_dir)
+        if len(calls) == 1:
+            return real_save(self, output_dir, **kwargs)
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "model.safetensors").write_bytes(b"partial")
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(Accelerator, "save_state", dies_half_way)
+    monkeypatch.setattr(Accelerator, "save_state", dies_half_way_the_second_time)
     with pytest.raises(OSError, match="simulated"):
-        run(tmp_path, "crash", "--epochs", "2", "--resume", "auto")
-    assert CheckpointManager(tmp_path / "crash").latest() == good
+        run(tmp_path, "crash", "--epochs", "2")
+    good = CheckpointManager(tmp_path / "crash").latest()
+    assert good.name == "state-e0001-b000000" and len(calls) == 2
     assert (good / "model.safetensors").stat().st_size > 1000
     reset_accelerate()
 
@@ -399,6 +560,29 @@ def test_crash_while_saving_keeps_latest_on_the_previous_complete_state(tmp_path
     assert summary["epochs"]["completed"] == 2 and len(summary["metrics"]["final"]) > 0
     assert CheckpointManager(tmp_path / "crash").latest().name == "state-e0002-b000000"
     assert not list((tmp_path / "crash" / "checkpoints").glob(".tmp-*"))
+
+
+def test_failed_atomic_writes_leave_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "best.safetensors"
+    save_file({"w": torch.zeros(2)}, target)
+    old = target.read_bytes()
+
+    def disk_full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise OSError(28, "No space left on device (simulated)")
+
+    monkeypatch.setattr(train_mod, "save_file", disk_full)
+    with pytest.raises(OSError, match="simulated"):
+        train_mod._atomic_save_safetensors({"w": torch.ones(2)}, target)
+    assert target.read_bytes() == old and sorted(p.name for p in tmp_path.iterdir()) == ["best.safetensors"]
+
+    def fsync_fails(fd):
+        raise OSError(5, "I/O error (simulated)")
+
+    monkeypatch.setattr(train_mod.os, "fsync", fsync_fails)
+    with pytest.raises(OSError, match="simulated"):
+        train_mod._atomic_write_text(tmp_path / "run.json", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.safetensors"]
 
 
 def test_resume_accepts_a_run_dir_a_state_dir_or_the_pointer_folder(source_run):

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from conftest import reset_accelerate
 from timm_zerosnet.cpu_heap import ALLOCATOR_ENV
-from timm_zerosnet.train import CheckpointManager
+from timm_zerosnet.train import CheckpointManager, parse_args, train
 from timm_zerosnet.validate import build_parser, validate
 
 pytestmark = pytest.mark.slow
@@ -94,6 +94,30 @@ def test_two_processes_count_each_validation_sample_once(tmp_path):
         "args.yaml best.safetensors checkpoints curves.png logs metrics.csv metrics.json model.safetensors run.json"
     )
     assert sorted(p.name for p in run_dir.iterdir()) == expected.split()
+
+
+def test_two_processes_keep_one_ema_and_their_state_needs_two_processes(tmp_path):
+    """Each process normalises its own shard, so its BatchNorm statistics differ: the EMA must still be one model,
+    the one that is evaluated (on both shards), logged and saved. A two-process state refuses a one-process resume."""
+    launch = "-m accelerate.commands.launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no"
+    launch += f" --dynamo_backend no --main_process_port {_free_port()} -m timm_zerosnet.train --cpu"
+    extra = "--epochs 2 --val-num-samples 33 --model-ema --model-ema-decay 0.9".split()
+    cmd = [sys.executable, *launch.split(), *_train_argv(tmp_path, "ema", *extra)]
+    proc = subprocess.run(cmd, env=dict(_env(tmp_path), CUDA_VISIBLE_DEVICES=""), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_dir = tmp_path / "ema"
+    logged = json.loads((run_dir / "metrics.json").read_text())[-1]
+
+    argv = ["--checkpoint", str(run_dir), "--weights", "ema", "--workers", "0", "-b", "11"]
+    ema = validate(build_parser().parse_args(argv))["results"]["clean"]
+    reset_accelerate()
+    assert ema["count"] == logged["val_samples"] == 33
+    assert ema["top1"] == logged["ema_top1"] and ema["top5"] == logged["ema_top5"]
+    assert ema["loss"] == pytest.approx(logged["ema_val_loss"], rel=1e-6)
+
+    with pytest.raises(ValueError, match=r"number of processes 1 \(the state: number of processes 2\)"):
+        train(parse_args(_train_argv(tmp_path, "ema", *extra, "--resume", "auto", "--threads", "1")))
+    reset_accelerate()
 
 
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):

@@ -42,7 +42,9 @@ import torch
 import torch.nn as nn
 import yaml
 from accelerate import Accelerator, PartialState
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import ProjectConfiguration, broadcast, set_seed
+from PIL import Image
+from safetensors import safe_open
 from safetensors.torch import save_file
 from timm.data import Mixup, create_transform, resolve_data_config
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
@@ -286,20 +288,105 @@ def find_recipe(name_or_path: str) -> Path:
     )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(key_node, deep=deep) for key_node, _ in node.value]
+        for key in keys:
+            if keys.count(key) > 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"setting {key!r} is given more than once", node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _config_value(action: argparse.Action, value: Any, where: str) -> Any:
+    """A config file value checked and converted as the command line would do it (type, choices, nargs).
+
+    A list option also takes a single value (``decay_milestones: 80`` is ``--decay-milestones 80``); a quoted number
+    is read as a number, as on the command line; ``null`` is only allowed where the option's default is null.
+    """
+    flag = action.option_strings[-1]
+
+    def bad(problem: str) -> ValueError:
+        return ValueError(f"{where}: {problem} (it is the value of {flag})")
+
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        if not isinstance(value, bool):
+            raise bad(f"must be true or false (unquoted), got {value!r}")
+        return value
+    if isinstance(action, _KeyValueAction):
+        if isinstance(value, dict):
+            return {str(k): v for k, v in value.items()}
+        items = [value] if isinstance(value, str) else value
+        if isinstance(items, list) and all(isinstance(item, str) and "=" in item for item in items):
+            pairs = [item.partition("=") for item in items]
+            if all(key.strip() for key, _, _ in pairs):
+                return {key.strip(): _literal(text) for key, _, text in pairs}
+        raise bad(f"must be a mapping (e.g. {{lam: -1.5}}) or a list of key=value strings, got {value!r}")
+    if value is None:
+        if action.default is None:
+            return None
+        raise bad(f"cannot be null (its default is {action.default!r})")
+
+    def convert(v: Any) -> Any:
+        if action.type is int:
+            text = v.strip() if isinstance(v, str) else None
+            if isinstance(v, bool) or not (isinstance(v, int) or (text and text.lstrip("+-").isdigit())):
+                raise bad(f"must be an integer, got {v!r}")
+            v = int(v)
+        elif action.type is float:
+            try:
+                if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+                    raise ValueError
+                v = float(v)
+            except ValueError:
+                raise bad(f"must be a number, got {v!r}") from None
+        elif action.type is None:
+            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+                raise bad(f"must be a string, got {v!r}")
+            v = str(v)
+        else:
+            raise bad(f"has no config-file support for type {action.type!r}")
+        if action.choices is not None and v not in action.choices:
+            raise bad(f"must be one of {', '.join(map(str, action.choices))}, got {v!r}")
+        return v
+
+    if action.nargs in (None, "?"):
+        if isinstance(value, (list, dict)):
+            raise bad(f"takes a single value, got {value!r}")
+        if action.nargs == "?" and value is True:  # `torchcompile: true` is the bare flag
+            return action.const
+        return convert(value)
+    values = value if isinstance(value, list) else [value]
+    if isinstance(action.nargs, int) and len(values) != action.nargs:
+        raise bad(f"takes {action.nargs} values, got {value!r}")
+    if action.nargs == "+" and not values:
+        raise bad("takes one or more values, got an empty list")
+    return [convert(v) for v in values]
+
+
 def load_config(name_or_path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
-    """Read a YAML config; keys are argument names (``weight_decay`` or ``weight-decay``)."""
+    """Read a YAML config; keys are argument names (``weight_decay`` or ``weight-decay``), values are checked and
+    converted like command-line values (types, choices, number of values)."""
     path = find_recipe(name_or_path)
     with open(path) as f:
-        cfg = yaml.safe_load(f) or {}
+        try:
+            cfg = yaml.load(f, Loader=_UniqueKeyLoader) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path} is not a valid config file: {e}") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"{path}: a config file must be a mapping of argument names to values")
-    dests = {a.dest for a in parser._actions}
-    out = {}
+    actions = {a.dest: a for a in parser._actions if not isinstance(a, argparse._HelpAction)}
+    out: dict[str, Any] = {}
     for key, value in cfg.items():
         dest = str(key).replace("-", "_")
-        if dest not in dests:
+        if dest not in actions:
             raise ValueError(f"{path}: unknown setting {key!r} (not an argument of zerosnet-train)")
-        out[dest] = value
+        if dest in out:
+            raise ValueError(f"{path}: setting {dest!r} is given twice (as {key!r} and with the other spelling)")
+        out[dest] = _config_value(actions[dest], value, f"{path}: {key}")
     return out
 
 
@@ -315,6 +402,81 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.config:
         args.config = str(find_recipe(args.config))
     return args
+
+
+_AT_LEAST_ONE = (
+    "epochs batch_size validation_batch_size grad_accum_steps lr_base_size checkpoint_every checkpoint_hist "
+    "train_num_samples val_num_samples num_classes in_chans img_size threads recount"
+).split()
+_AT_LEAST_ZERO = (
+    "workers save_state_every_n_steps log_interval warmup_epochs cooldown_epochs patience_epochs crop_padding "
+    "mixup_off_epoch"
+).split()
+_IMG_MODE_OF_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse option values and combinations that cannot work, before anything is built (a clear message instead of
+    an assertion or a shape error during the first step)."""
+    for name in _AT_LEAST_ONE + _AT_LEAST_ZERO:
+        value, low = getattr(args, name, None), 1 if name in _AT_LEAST_ONE else 0
+        if value is not None and value < low:
+            flag = "--" + name.replace("_", "-")
+            unset = " (leave it out for the default)" if name in ("num_classes", "in_chans", "threads") else ""
+            raise ValueError(f"{flag} must be at least {low}, got {value}{unset}")
+    if args.input_size is not None:
+        if min(args.input_size) < 1:
+            raise ValueError(f"--input-size takes channels, height and width, each at least 1; got {args.input_size}")
+        if args.img_size is not None and tuple(args.input_size[1:]) != (args.img_size, args.img_size):
+            raise ValueError(
+                f"--img-size {args.img_size} and --input-size {' '.join(map(str, args.input_size))} disagree; "
+                "give only one of them"
+            )
+
+
+def resolve_in_chans(args: argparse.Namespace) -> int:
+    """The input channels of model and data alike: ``--in-chans``, else the first of ``--input-size``, else those of
+    the ``--pretrained-path`` source (its run.json or first conv), else 3. Also fills in (and checks)
+    ``--input-img-mode``."""
+    from_size = args.input_size[0] if args.input_size is not None else None
+    if args.in_chans is not None and from_size is not None and args.in_chans != from_size:
+        raise ValueError(
+            f"--in-chans {args.in_chans} but --input-size {' '.join(map(str, args.input_size))} has {from_size} "
+            "channels; give one channel count (or make them agree)"
+        )
+    in_chans = args.in_chans or from_size
+    if in_chans is None and args.pretrained_path:
+        source_input_size = _pretrained_source(args)[3]
+        in_chans = source_input_size[0] if source_input_size else None
+    in_chans = int(in_chans or 3)
+    if args.input_img_mode is None:
+        if in_chans not in _IMG_MODE_OF_CHANNELS:
+            raise ValueError(
+                f"--in-chans {in_chans}: no default image mode has {in_chans} channels; pass --input-img-mode "
+                f"(a PIL mode with {in_chans} bands) or use 1 (L), 3 (RGB) or 4 (RGBA) channels"
+            )
+        args.input_img_mode = _IMG_MODE_OF_CHANNELS[in_chans]
+    else:
+        try:
+            bands = Image.getmodebands(args.input_img_mode)
+        except (KeyError, ValueError):
+            raise ValueError(
+                f"--input-img-mode {args.input_img_mode!r} is not a PIL image mode (L, RGB, ...)"
+            ) from None
+        if bands != in_chans:
+            raise ValueError(
+                f"--input-img-mode {args.input_img_mode} gives {bands}-channel images but the model takes {in_chans} "
+                f"channel(s); leave --input-img-mode out ({_IMG_MODE_OF_CHANNELS.get(in_chans, '?')} is used for "
+                f"{in_chans}) or pass --in-chans {bands}"
+            )
+    for key in ("mean", "std"):
+        values = getattr(args, key)
+        if values is not None and len(values) not in (1, in_chans):
+            raise ValueError(
+                f"--{key} has {len(values)} values but the model takes {in_chans} channel(s); give one value per "
+                f"channel ({in_chans}) or a single value for all of them"
+            )
+    return in_chans
 
 
 def _jsonable(value: Any) -> Any:
@@ -358,17 +520,56 @@ def resolve_weights(path: str | Path, which: str = "final") -> tuple[Path, dict 
     return path, info
 
 
+def _weights_file_shapes(weights: Path, model_name: str) -> tuple[int | None, int | None]:
+    """(classes, input channels) of a bare .safetensors file, read from its classifier and first conv (the keys the
+    model's pretrained cfg names); None for what the file does not tell."""
+    if weights.suffix != ".safetensors":
+        return None, None
+    try:
+        cfg = timm.models.get_pretrained_cfg(model_name)
+    except RuntimeError:
+        return None, None
+    if cfg is None:
+        return None, None
+    with safe_open(str(weights), framework="pt") as f:
+        keys = set(f.keys())
+
+        def shape(key: Any) -> list[int] | None:
+            name = f"{key}.weight" if isinstance(key, str) else None
+            return list(f.get_slice(name).get_shape()) if name in keys else None
+
+        head, stem = shape(cfg.classifier), shape(cfg.first_conv)
+    num_classes = head[0] if head is not None and len(head) == 2 else None
+    in_chans = stem[1] if stem is not None and len(stem) == 4 else None
+    return num_classes, in_chans
+
+
+def _pretrained_source(args: argparse.Namespace) -> tuple[Path, dict | None, int | None, tuple | None]:
+    """The ``--pretrained-path`` weights, their run.json, and the source's classes and input size (from run.json, else
+    from the file's classifier and first conv)."""
+    weights, info = resolve_weights(args.pretrained_path)
+    if info is not None:
+        return weights, info, info["num_classes"], tuple(info["data_config"]["input_size"])
+    num_classes, in_chans = _weights_file_shapes(weights, args.model)
+    input_size = None
+    if in_chans is not None:
+        default = timm.models.get_pretrained_cfg(args.model).input_size
+        input_size = (in_chans, *default[1:])
+    return weights, None, num_classes, input_size
+
+
 def create_model_from_args(
     args: argparse.Namespace, num_classes: int | None = None, in_chans: int | None = None
 ) -> nn.Module:
     """timm.create_model with the run's options; ``--pretrained-path`` adapts the head and stem of a checkpoint.
 
     A ``--pretrained-path`` inside a run directory (run.json) must name the same architecture; its family options
-    (``model_kwargs``) are used unless ``--model-kwargs`` is given.
+    (``model_kwargs``) are used unless ``--model-kwargs`` is given. For a bare .safetensors file the classes and
+    input channels are read from its classifier and first conv.
     """
     overlay = None
     if args.pretrained_path:
-        weights, info = resolve_weights(args.pretrained_path)
+        weights, info, source_classes, source_input_size = _pretrained_source(args)
         overlay = {"file": str(weights)}
         if info is not None:
             if info["model"] != args.model:
@@ -376,11 +577,13 @@ def create_model_from_args(
                     f"{weights} holds a {info['model']!r} (see its run.json) but --model is {args.model!r}; "
                     f"pass --model {info['model']}"
                 )
-            # Source head size and channels, so timm drops the classifier / adapts the stem only when they differ.
-            overlay["num_classes"] = info["num_classes"]
-            overlay["input_size"] = tuple(info["data_config"]["input_size"])
             if not args.model_kwargs:  # the family options the source was trained with
                 args.model_kwargs = dict(info.get("model_kwargs") or {})
+        # Source head size and channels, so timm drops the classifier / adapts the stem only when they differ.
+        if source_classes is not None:
+            overlay["num_classes"] = source_classes
+        if source_input_size is not None:
+            overlay["input_size"] = source_input_size
     return timm.create_model(
         args.model,
         pretrained=bool(args.pretrained or args.pretrained_path),
@@ -581,6 +784,7 @@ class TrainState:
     best_epoch: int | None = None
     best_source: str | None = None
     history: list[dict] = field(default_factory=list)
+    settings: dict | None = None  # Trainer.settings() of the run that saved it: what a resume must not change
 
     def state_dict(self) -> dict:
         return asdict(self)
@@ -592,17 +796,24 @@ class TrainState:
 
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only still there when writing failed: no half-written file left behind
 
 
 def _atomic_save_safetensors(state_dict: dict[str, torch.Tensor], path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in state_dict.items()}, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, path)
+    try:
+        tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only still there when saving failed (e.g. a full disk)
 
 
 class CheckpointManager:
@@ -683,10 +894,95 @@ class CheckpointManager:
 # --------------------------------------------------------------------------------------------------------------------
 
 
+RUN_FILES = ("run.json", "model.safetensors", "model_ema.safetensors", "best.safetensors", "metrics.json")
+"""Files that only a run writes: a directory holding any of them (or a training state) holds a run."""
+
+
+def existing_run(run_dir: str | Path) -> list[str]:
+    """What in ``run_dir`` belongs to a run already there: its outputs (RUN_FILES) and ``checkpoints/`` states."""
+    run_dir = Path(run_dir)
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    states = run_dir / "checkpoints"
+    if states.is_dir() and any(
+        p.name == CheckpointManager.POINTER or p.name.startswith("state-") for p in states.iterdir()
+    ):
+        found.append("checkpoints/")
+    return found
+
+
+def check_run_dir(run_dir: Path, resume_from: Path | None, resume: str | None) -> None:
+    """Refuse to start a run over another one: a fresh run needs a run directory without a run in it, a resumed one
+    its own directory or one without a run (continuing another run's state there)."""
+    held = existing_run(run_dir)
+    if not held:
+        return
+    what = f"{run_dir} already holds a run ({', '.join(held)})"
+    if resume_from is None:
+        if not resume and CheckpointManager(run_dir).latest() is not None:
+            how = "pass --resume auto to continue it, choose another --experiment / --output, or remove it"
+        else:
+            how = (
+                "it has no complete training state to continue; choose another --experiment / --output, "
+                f"fine-tune from its weights with --pretrained-path {run_dir}, or remove it"
+            )
+        prefix = f"--resume {resume} found no training state, but " if resume else ""
+        raise FileExistsError(f"{prefix}{what}; {how}")
+    if resume_from.resolve().parent != (run_dir / "checkpoints").resolve():
+        raise FileExistsError(
+            f"--resume {resume} is a state of another run ({resume_from.parent.parent}), but {what}, which resuming "
+            f"would overwrite; to continue that run in a new directory pass an --experiment / --output that holds no "
+            f"run yet, or pass --resume auto to continue {run_dir}'s own run"
+        )
+
+
 def _run_dir(args: argparse.Namespace) -> Path:
     if not args.experiment:
         args.experiment = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{args.model}"
     return Path(args.output).expanduser() / args.experiment
+
+
+RESUME_SETTINGS = (
+    # the model (its weights are restored)
+    "model model_kwargs num_classes freeze_backbone "
+    # optimizer and schedule: their states (momentum buffers, param-group lr/weight decay, the scheduler's length
+    # and milestones) are restored, so new values would be silently ignored
+    "opt momentum weight_decay opt_eps opt_betas opt_kwargs layer_decay lr epochs sched sched_on_updates min_lr "
+    "warmup_lr warmup_epochs warmup_prefix cooldown_epochs decay_milestones decay_epochs decay_rate patience_epochs "
+    "eval_metric model_ema model_ema_decay model_ema_warmup "
+    # the data order and the batches the schedule counts
+    "seed batch_size grad_accum_steps train_num_samples"
+).split()
+_TRAIN_STATE_INDEX = 1  # TrainState is the second object registered for checkpointing (after the scheduler)
+_DERIVED_SETTINGS = {
+    "in_chans": "input channels",
+    "num_processes": "number of processes",
+    "updates_per_epoch": "updates per epoch",
+    "train_samples": "training images",
+}
+
+
+def _saved_settings(state_dir: Path) -> tuple[dict, bool]:
+    """The settings recorded with a training state, and whether it recorded them all (older states record none:
+    their number of processes is still known, from the RNG state accelerate saves per process)."""
+    state = torch.load(state_dir / f"custom_checkpoint_{_TRAIN_STATE_INDEX}.pkl", map_location="cpu", weights_only=True)
+    settings = state.get("settings") if isinstance(state, dict) else None
+    if settings is not None:
+        return settings, True
+    processes = len(list(state_dir.glob("random_states_*.pkl")))
+    return ({"num_processes": processes} if processes else {}), False
+
+
+def _describe_setting(name: str, value: Any) -> str:
+    if name in _DERIVED_SETTINGS:
+        return f"{_DERIVED_SETTINGS[name]} {value}"
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else f"no {flag}"
+    if isinstance(value, dict):
+        return f"{flag} {' '.join(f'{k}={v}' for k, v in value.items())}" if value else f"no {flag}"
+    if isinstance(value, list):
+        return f"{flag} {' '.join(map(str, value))}"
+    return f"{flag} {value}"
 
 
 @dataclass
@@ -717,6 +1013,9 @@ class Trainer:
     @classmethod
     def from_args(cls, args: argparse.Namespace, accelerator: Accelerator | None = None) -> Trainer:
         """Build datasets, model, optimizer, scheduler and loaders; prepare them with accelerate."""
+        check_args(args)
+        # model and data pipeline take the same channels (the model is never left to pick them from a checkpoint)
+        args.in_chans = in_chans = resolve_in_chans(args)
         run_dir = _run_dir(args)
         if accelerator is None:
             log_with = [t.strip() for t in args.log_with.split(",")] if args.log_with else None
@@ -732,9 +1031,6 @@ class Trainer:
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        in_chans = args.in_chans or 3
-        if args.input_img_mode is None:
-            args.input_img_mode = "RGB" if in_chans == 3 else "L"
         with accelerator.main_process_first():  # one process downloads (--dataset-download), the others then read
             splits = create_datasets(args)
         num_classes = args.num_classes or len(splits.label_names)
@@ -822,7 +1118,7 @@ class Trainer:
             accelerator.register_for_checkpointing(model_ema)
         set_seed(args.seed + accelerator.process_index)  # dropout / mixup streams differ per process
 
-        return cls(
+        trainer = cls(
             args=args,
             accelerator=accelerator,
             model=model,
@@ -844,6 +1140,8 @@ class Trainer:
             updates_per_epoch=updates_per_epoch,
             frozen_norms=frozen_norms,
         )
+        state.settings = trainer.settings()
+        return trainer
 
     # ---------------------------------------------------------------------------------------------------------- run
 
@@ -854,8 +1152,44 @@ class Trainer:
     def log(self, message: str) -> None:
         self.accelerator.print(message)
 
+    def settings(self) -> dict:
+        """What a training state can only be resumed with (RESUME_SETTINGS and what follows from them), as JSON."""
+        out = {name: _jsonable(getattr(self.args, name)) for name in RESUME_SETTINGS}
+        out.update(
+            in_chans=self.in_chans,
+            num_processes=self.accelerator.num_processes,
+            updates_per_epoch=self.updates_per_epoch,
+            train_samples=len(self.train_dataset),
+        )
+        return out
+
+    def check_resume_settings(self, path: Path) -> None:
+        """Refuse to resume a state with settings it cannot honour (the restored optimizer, schedule, EMA and data
+        order follow the state's, and run.json would report the new ones)."""
+        (saved, complete), current = _saved_settings(path), self.settings()
+        if not complete:
+            self.log(
+                f"warning: {path} was saved without its settings (an older version); only the number of processes "
+                "is checked: resume it with the settings it was trained with"
+            )
+        changed = [name for name in current if name in saved and saved[name] != current[name]]
+        if not changed:
+            return
+        diffs = "; ".join(
+            f"{_describe_setting(n, current[n])} (the state: {_describe_setting(n, saved[n])})" for n in changed
+        )
+        args_yaml = path.parent.parent / "args.yaml"
+        again = f" (`-c {args_yaml} --resume {path}` repeats them)" if args_yaml.is_file() else ""
+        raise ValueError(
+            f"Cannot resume {path} with changed settings, which the restored state would not honour: {diffs}. "
+            f"Resume with the settings it was saved with{again}, or start a new run from its weights with "
+            f"--pretrained-path {path.parent.parent} (and another --experiment)"
+        )
+
     def resume(self, path: str | Path) -> None:
         """Load an accelerate state (model, optimizer, scheduler, EMA, progress, RNG states of every process)."""
+        path = Path(path)
+        self.check_resume_settings(path)
         self.accelerator.load_state(str(path))
         self.log(
             f"Resumed from {path}: epoch {self.state.epoch + 1}, batch {self.state.step_in_epoch}, "
@@ -867,6 +1201,26 @@ class Trainer:
         return self.checkpoints.save(
             self.accelerator, CheckpointManager.state_name(self.state.epoch, self.state.step_in_epoch)
         )
+
+    def sync_ema_buffers(self) -> None:
+        """Give every process rank 0's EMA buffers (a collective call).
+
+        The parameters are the same everywhere (DDP), but each process's BatchNorm statistics come from its own
+        shard, so each EMA copy would average different buffers: the evaluated EMA (each process on its shard) would
+        not be the saved one (rank 0's). Rank 0's is also what a resumed run loads on every process, so syncing
+        after every update keeps a resumed run bit-identical to an uninterrupted one.
+        """
+        if self.accelerator.num_processes == 1:
+            return
+        by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+        for buffer in self.model_ema.module.buffers():
+            by_dtype.setdefault(buffer.dtype, []).append(buffer)
+        for buffers in by_dtype.values():  # one broadcast per dtype, not one per buffer
+            flat = broadcast(torch.cat([b.reshape(-1) for b in buffers]), from_process=0)
+            offset = 0
+            for b in buffers:
+                b.copy_(flat[offset : offset + b.numel()].view_as(b))
+                offset += b.numel()
 
     def current_lr(self) -> float:
         return max(group["lr"] for group in self.optimizer.param_groups)
@@ -920,6 +1274,7 @@ class Trainer:
                 state.num_updates += 1
                 if self.model_ema is not None:
                     self.model_ema.update(self.unwrapped_model, step=state.num_updates)
+                    self.sync_ema_buffers()
                 self.scheduler.step_update(
                     num_updates=state.num_updates, metric=state.epoch_loss_sum / state.epoch_samples
                 )
@@ -1200,8 +1555,11 @@ def plot_curves(history: list[dict], path: Path) -> None:
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -1211,15 +1569,12 @@ def plot_curves(history: list[dict], path: Path) -> None:
 
 def train(args: argparse.Namespace) -> dict:
     """Run (or resume) a training run described by parsed arguments; returns the run summary."""
+    run_dir = _run_dir(args)
+    resume_from = CheckpointManager(run_dir).resolve(args.resume)
+    check_run_dir(run_dir, resume_from, args.resume)
     trainer = Trainer.from_args(args)
-    resume_from = trainer.checkpoints.resolve(args.resume)
     if resume_from is not None:
         trainer.resume(resume_from)
-    elif trainer.checkpoints.latest() is not None:
-        raise FileExistsError(
-            f"{trainer.run_dir} already holds a training state; pass --resume auto to continue it, or choose "
-            "another --experiment / --output"
-        )
     return trainer.fit()
 
 
