@@ -133,10 +133,42 @@ def test_packaged_recipes_resolve_by_name_and_parse():
         args = parse_args(["-c", name])
         assert args.config.endswith(f"{name}.yaml")
     c10 = parse_args(["-c", "zerosnet_cifar10", "--epochs", "3"])
-    assert (c10.lr, c10.sched, c10.decay_milestones, c10.epochs) == (0.1, "multistep", [80, 120], 3)
+    assert (c10.lr, c10.sched, c10.decay_milestones, c10.epochs) == (0.1, "multistep", [81, 121], 3)
     assert (c10.crop_padding, c10.weight_decay, c10.dataset) == (4, 1e-4, "torch/cifar10")
     with pytest.raises(FileNotFoundError, match="recipes"):
         parse_args(["-c", "no_such_recipe"])
+
+
+@pytest.mark.parametrize(
+    "name, epochs, drops",
+    [
+        ("zerosnet_cifar10", 160, (80, 120)),  # RECIPES.md: /10 at 1/2 and 3/4
+        ("zerosnet_cifar100", 300, (150, 225)),
+        ("lmresnet_cifar", 160, (80, 120)),  # /10 at 80, 120
+        ("tauresnet_cifar", 200, (100, 150)),  # /10 at 100, 150
+        ("tauresnet_imagenet", 200, (60, 120)),  # /10 at 60, 120
+        ("diffstride_cifar", 400, (200, 300)),  # the recipe's choice: 1/2 and 3/4 of the run
+    ],
+)
+def test_multistep_recipes_divide_the_lr_after_the_spec_epochs(name, epochs, drops):
+    """ "/10 at epoch E" of the papers: E epochs (0 .. E-1) at the higher lr, then /10, as the scheduler that
+    zerosnet-train builds from the recipe steps it (timm counts milestones one epoch earlier than torch's)."""
+    from timm.scheduler import create_scheduler_v2
+    from timm.scheduler.scheduler_factory import scheduler_kwargs
+
+    args = parse_args(["-c", name])
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=args.lr or args.lr_base)
+    scheduler, num_epochs = create_scheduler_v2(optimizer, **scheduler_kwargs(args), updates_per_epoch=10)
+    assert num_epochs == epochs
+
+    def lr_at(epoch: int) -> float:
+        scheduler.step(epoch)
+        return optimizer.param_groups[0]["lr"]
+
+    peak = lr_at(max(args.warmup_epochs, 1))
+    for k, drop in enumerate(drops):
+        assert lr_at(drop - 1) == pytest.approx(peak * args.decay_rate**k)
+        assert lr_at(drop) == pytest.approx(peak * args.decay_rate ** (k + 1))
 
 
 @pytest.mark.parametrize("name", [n for n in list_recipes()])
