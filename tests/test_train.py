@@ -212,6 +212,29 @@ def test_layer_decay_uses_group_matcher():
     assert len({g["lr_scale"] for g in opt.param_groups}) > 2
 
 
+def test_decay_lambda_decays_zerosnet_tra_lambdas_with_the_weights():
+    """RECIPES.md, ZeroSNet ImageNet: weight decay on "conv/linear weights and lambda; not BN" (--decay-lambda, set
+    by the ImageNet recipes); without it lambda is never decayed."""
+    args = parse_args(["-c", "zerosnet_imagenet18", "--model", "zerosnet18_tra", "--lr", "0.1"])
+    assert args.decay_lambda and args.weight_decay == 4e-5
+    model = timm.create_model("zerosnet18_tra", num_classes=10)
+    named = dict(model.named_parameters())
+    lams = [n for n in named if n.endswith(".lam")]
+    assert len(lams) == 6
+    opt = create_optimizer_from_args(model, args)
+    for name in [*lams, "conv1.weight", "fc.weight", "stages.1.0.conv1.weight"]:
+        assert _group_of(opt, named[name])["weight_decay"] == 4e-5, name
+    for name in ["bn1.weight", "fc.bias", "stages.1.0.bn1.bias"]:
+        assert _group_of(opt, named[name])["weight_decay"] == 0.0, name
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(named)
+    plain = create_optimizer_from_args(model, parse_args(["--lr", "0.1", "--weight-decay", "4e-5"]))
+    assert all(_group_of(plain, named[n])["weight_decay"] == 0.0 for n in lams)
+    with pytest.raises(ValueError, match="--decay-lambda .* cannot be combined with --layer-decay"):
+        create_optimizer_from_args(model, parse_args(["--lr", "0.1", "--decay-lambda", "--layer-decay", "0.5"]))
+    with pytest.raises(ValueError, match="cannot be combined with the parameter groups _HookNet defines"):
+        create_optimizer_from_args(_HookNet(), parse_args(["--lr", "0.1", "--decay-lambda"]))
+
+
 class _HookNet(nn.Module):
     """A model with its own parameter groups: tau-ResNet style scalars at lr/10, no decay on a stride."""
 

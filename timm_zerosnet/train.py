@@ -188,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--clip-grad", type=float, default=None)
     g.add_argument("--clip-mode", default="norm", choices=("norm", "value"))
     g.add_argument("--layer-decay", type=float, default=None)
+    g.add_argument(
+        "--decay-lambda",
+        action="store_true",
+        help="weight-decay ZeroSNet Tra's lambdas with the conv / linear weights (the ZeroSNet ImageNet recipe)",
+    )
     g.add_argument("--opt-kwargs", nargs="*", default={}, action=_KeyValueAction)
 
     g = p.add_argument_group("Learning rate schedule")
@@ -633,6 +638,18 @@ def _model_param_groups(model: nn.Module, hook: Callable, args: argparse.Namespa
     return split
 
 
+def _lambda_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """``--decay-lambda``: conv / linear weights and ZeroSNet Tra's lambdas decayed, everything else (norms, biases,
+    the other scheme scalars, ``no_weight_decay()``) not."""
+    lams = {name for name, _ in model.named_parameters() if name.endswith(".lam")}
+    skip = set(getattr(model, "no_weight_decay", lambda: ())()) - lams
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (decay if name in lams or (param.ndim > 1 and name not in skip) else no_decay).append(param)
+    return [dict(params=no_decay, weight_decay=0.0), dict(params=decay, weight_decay=weight_decay)]
+
+
 def create_optimizer_from_args(model: nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
     """timm's create_optimizer_v2; a model's ``optimizer_param_groups(weight_decay, lr)`` hook wins when present.
 
@@ -640,6 +657,8 @@ def create_optimizer_from_args(model: nn.Module, args: argparse.Namespace) -> to
     scales it like the base lr) or an ``lr_scale`` (multiplied in by timm's schedulers), e.g. tau-ResNet's biases
     and tau at lr/10 and DiffStride's strides without weight decay. Without the hook timm builds the groups:
     no weight decay for 1-d parameters and ``model.no_weight_decay()``, layer decay through ``group_matcher()``.
+    ``--decay-lambda`` decays ZeroSNet Tra's lambdas too (RECIPES.md, ZeroSNet ImageNet: "conv/linear weights and
+    lambda; not BN").
     """
     kwargs: dict[str, Any] = dict(opt=args.opt, lr=args.lr, weight_decay=args.weight_decay, momentum=args.momentum)
     if args.opt_eps is not None:
@@ -648,6 +667,14 @@ def create_optimizer_from_args(model: nn.Module, args: argparse.Namespace) -> to
         kwargs["betas"] = tuple(args.opt_betas)
     kwargs.update(args.opt_kwargs or {})
     hook = getattr(model, "optimizer_param_groups", None)
+    if getattr(args, "decay_lambda", False):
+        if callable(hook) or args.layer_decay:
+            raise ValueError(
+                f"--decay-lambda builds the parameter groups of a ZeroSNet model; it cannot be combined with "
+                f"{'--layer-decay' if args.layer_decay else f'the parameter groups {type(model).__name__} defines'}"
+            )
+        groups = _lambda_decay_groups(model, args.weight_decay)
+        return create_optimizer_v2(model, param_group_fn=lambda _: groups, **kwargs)
     if callable(hook):
         groups = _model_param_groups(model, hook, args)
         return create_optimizer_v2(model, param_group_fn=lambda _: groups, **kwargs)
@@ -946,7 +973,8 @@ RESUME_SETTINGS = (
     "model model_kwargs num_classes freeze_backbone "
     # optimizer and schedule: their states (momentum buffers, param-group lr/weight decay, the scheduler's length
     # and milestones) are restored, so new values would be silently ignored
-    "opt momentum weight_decay opt_eps opt_betas opt_kwargs layer_decay lr epochs sched sched_on_updates min_lr "
+    "opt momentum weight_decay decay_lambda opt_eps opt_betas opt_kwargs layer_decay lr epochs sched sched_on_updates "
+    "min_lr "
     "warmup_lr warmup_epochs warmup_prefix cooldown_epochs decay_milestones decay_epochs decay_rate patience_epochs "
     "eval_metric model_ema model_ema_decay model_ema_warmup "
     # the data order and the batches the schedule counts
@@ -1097,6 +1125,10 @@ class Trainer:
         if args.channels_last:
             model = model.to(memory_format=torch.channels_last)
         optimizer = create_optimizer_from_args(model, args)
+        if args.decay_lambda and not any(name.endswith(".lam") for name, _ in model.named_parameters()):
+            accelerator.print(
+                f"note: {args.model} has no trainable lambda (the _tra models do): --decay-lambda does nothing"
+            )
 
         model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
         updates_per_epoch = math.ceil(len(train_loader) / args.grad_accum_steps)
