@@ -132,7 +132,21 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
     if weights is not None and weights not in _WEIGHT_FILES:
         raise HubError(f"weights must be one of {sorted(_WEIGHT_FILES)}, got {weights!r}.")
     state_key = None
-    if source.is_dir():
+    state_of = source.parent.parent if source.is_dir() and source.parent.name == "checkpoints" else None
+    if state_of is not None and not (source / "run.json").is_file() and (state_of / "run.json").is_file():
+        # a training state (<run>/checkpoints/state-*): the run's run.json says what the model is; its metrics
+        # and weights files are those of the run's end, not of this state
+        if weights not in (None, "final"):
+            raise HubError(
+                f"{source} is a training state: it holds the model's weights as {WEIGHTS_NAME} only; drop --weights "
+                f"{weights}, or export the run directory {state_of} with --weights {weights}."
+            )
+        ignored = ("metrics", "weights", "epochs")
+        info = {k: v for k, v in _read_json(state_of / "run.json").items() if k not in ignored}
+        weights_path, choice, run_dir = source / WEIGHTS_NAME, None, state_of
+        if not weights_path.is_file():
+            raise HubError(f"{source}: a training state without {WEIGHTS_NAME}; is it complete?")
+    elif source.is_dir():
         run_json = source / "run.json"
         info = _read_json(run_json) if run_json.is_file() else {}
         weights = weights or "final"

@@ -455,6 +455,26 @@ def test_weights_choice_for_a_file(run_dir, tmp_path):
     ]
 
 
+def test_a_training_state_exports_with_its_runs_model_labels_and_data_config(run_dir, tmp_path):
+    """<run>/checkpoints/state-*: run.json two levels up says what the model is (no --model needed, label names and
+    data config kept); the run's metrics are those of its end, so the card has none for the state's weights."""
+    state = run_dir / "checkpoints" / "state-e0002-b000000"
+    state.mkdir(parents=True)
+    model = trained_like_model(seed=7)
+    safetensors.torch.save_file(model.state_dict(), str(state / "model.safetensors"))
+    (state / "optimizer.bin").write_bytes(b"not read")
+    logs = []
+    out = export(state, tmp_path / "state", log=logs.append).path
+    config = json.loads((out / "config.json").read_text())
+    assert config["label_names"] == CIFAR10_LABELS and config["pretrained_cfg"]["std"] == [0.2023, 0.1994, 0.2010]
+    release = json.loads((out / "release.json").read_text())
+    assert release["metrics"] == {} and release["run"] == run_dir.name and "epochs" not in release["training"]
+    assert any("not one of the run's recorded weights" in line for line in logs)
+    assert check_golden(model, out / "golden.safetensors").exact
+    with pytest.raises(HubError, match="is a training state: it holds the model's weights as model.safetensors"):
+        export(state, tmp_path / "ema", weights="ema")
+
+
 def test_a_file_that_holds_no_state_dict_is_a_clear_cli_error(tmp_path, capsys):
     torch.save([1, 2, 3], tmp_path / "list.pth")
     with pytest.warns(UserWarning):
