@@ -31,7 +31,7 @@ def _fwd_bwd(layer: nn.Module, x: torch.Tensor) -> tuple[float, tuple[int, int]]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--channels", type=int, default=256)
     parser.add_argument("--size", type=int, default=32)

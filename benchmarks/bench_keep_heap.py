@@ -74,20 +74,27 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="preresnet50,lmresnet50")
-    p.add_argument("--rounds", type=int, default=3, help="(default, kept) worker pairs per model")
-    p.add_argument("--steps", type=int, default=5, help="timed training steps per worker")
-    p.add_argument("--warmup", type=int, default=2)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default=None, help="comma separated (default preresnet50,lmresnet50)")
+    p.add_argument("--rounds", type=int, default=None, help="(default, kept) worker pairs per model (default 3)")
+    p.add_argument("--steps", type=int, default=None, help="timed training steps per worker (default 5)")
+    p.add_argument("--warmup", type=int, default=None, help="(default 2)")
     p.add_argument("--batch-size", "-b", type=int, default=8, help="batch of 224-style models")
-    p.add_argument("--batch-size-cifar", type=int, default=64, help="batch of 32x32 models")
+    p.add_argument("--batch-size-cifar", type=int, default=None, help="batch of 32x32 models (default 64)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "keep_heap.md"))
-    p.add_argument("--quick", action="store_true", help="smoke configuration: one tiny CIFAR model, 1 round")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke configuration: lmresnet20_cifar at batch 2, 1 round of 1 step (options given explicitly win)",
+    )
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.quick:
-        args.models, args.rounds, args.steps, args.warmup, args.batch_size_cifar = "lmresnet20_cifar", 1, 1, 1, 2
+    presets = dict(models=("preresnet50,lmresnet50", "lmresnet20_cifar"), rounds=(3, 1), steps=(5, 1), warmup=(2, 1))
+    presets["batch_size_cifar"] = (64, 2)
+    for key, (full, quick) in presets.items():
+        if getattr(args, key) is None:
+            setattr(args, key, quick if args.quick else full)
     if args.rounds < 1 or args.steps < 1 or args.warmup < 1:
         p.error("--rounds, --steps and --warmup must be >= 1")
     args.threads = args.threads or bench.core_count()

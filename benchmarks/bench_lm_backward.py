@@ -53,7 +53,7 @@ def time_ms(step, inner: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="lmresnet20_cifar,lmresnet50")
     p.add_argument("--reps", type=int, default=7, help="alternated repetitions per implementation")
     p.add_argument("--inner", type=int, default=3, help="timed steps per repetition")

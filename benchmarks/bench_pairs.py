@@ -175,7 +175,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, machine: dict
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=None, help="our models (names or wildcards); default: the checked six")
     p.add_argument("--modes", default=None, help=f"comma separated, from {','.join(MODES)} (default eager,compile)")
     p.add_argument("--phases", default="infer,train")
@@ -209,6 +209,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--modes: unknown {bad}; choose from {MODES}")
     if bad := [ph for ph in args.phase_list if ph not in bench.PHASES]:
         p.error(f"--phases: unknown {bad}; choose from {bench.PHASES}")
+    if not args.phase_list or not getattr(args, "mode_list", [None]):
+        p.error("--phases (and --modes) need at least one entry")
     if args.reps < 2 or args.warmup < 1 or args.workers < 1:
         p.error(
             "--reps must be >= 2 (the ratio pairs repetitions), --warmup >= 1 (the first step compiles) and "

@@ -96,7 +96,7 @@ def time_shape(shape: tuple[int, ...], reps: int, inner: int) -> dict[str, dict[
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--reps", type=int, default=15, help="alternated repetitions per form and phase")
     p.add_argument("--inner", type=int, default=5, help="calls per repetition")
     p.add_argument("--threads", type=int, default=2)

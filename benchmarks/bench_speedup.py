@@ -160,7 +160,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, machine: dict
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=None, help="our models (names or wildcards); default: the checked six")
     p.add_argument(
         "--baseline", default=None, help="the model whose speed-up ours must reach (target 3; default resnet50)"
@@ -190,6 +190,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.phase_list = [ph.strip() for ph in args.phases.split(",") if ph.strip()]
     if bad := [ph for ph in args.phase_list if ph not in bench.PHASES]:
         p.error(f"--phases: unknown {bad}; choose from {bench.PHASES}")
+    if not args.phase_list or not getattr(args, "mode_list", [None]):
+        p.error("--phases (and --modes) need at least one entry")
     if args.reps < 2 or args.warmup < 1 or args.workers < 1:
         p.error("--reps must be >= 2, --warmup >= 1 (the first step compiles) and --workers >= 1")
     return args

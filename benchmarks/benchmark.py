@@ -247,9 +247,11 @@ def model_info(spec: str, args: argparse.Namespace) -> dict[str, Any]:
         model = create_bench_model(spec)
         meta = False
     default_size = int(model.pretrained_cfg["input_size"][-1])
+    # the style (batch size, reference network) is the architecture's, whatever size --img-size (or --quick) runs
+    # a 224-style model at; an explicit @SIZE <= 64 ('resnet18@32') asks for a CIFAR-style measurement
+    style = "cifar" if default_size <= 64 or (size is not None and size <= 64) else "imagenet"
     if size is None:
         size = default_size if (default_size <= 64 or args.img_size is None) else args.img_size
-    style = "cifar" if size <= 64 else "imagenet"
     input_size = (3, size, size)
     try:
         gmacs = count_macs(model, input_size, "meta" if meta else "cpu")
@@ -581,12 +583,18 @@ def tensor_peak_mb(step: Callable[[], None], keep: list[torch.Tensor]) -> float:
     return tracker.peak / 2**20
 
 
+def cuda_device(device: torch.device) -> torch.device:
+    """``cuda`` as ``cuda:0``: torch.cuda.set_device refuses a device without an index."""
+    return device if device.index is not None else torch.device("cuda", 0)
+
+
 def measure(cfg: dict[str, Any]) -> dict[str, Any]:
     """Build one model, time inference and training in one mode, and measure the peak memory of each phase."""
     device = torch.device(cfg["device"])
     if cfg.get("threads"):
         torch.set_num_threads(cfg["threads"])
     if device.type == "cuda":
+        device = cuda_device(device)
         torch.backends.cudnn.benchmark = True
         torch.cuda.set_device(device)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
@@ -1230,10 +1238,15 @@ def write_chart(path: Path, rows: list[dict[str, Any]], machine: dict[str, Any])
 # ----------------------------------------------------------------------------------------------------------------
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except the None of options whose default comes from PRESETS (their help says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_HelpFormatter)
     p.add_argument(
         "--models",
         default=None,
@@ -1289,7 +1302,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size-cifar", type=int, default=None, help="batch of 32x32 models (default 64)")
     p.add_argument("--img-size", type=int, default=None, help="input size of 224-style models (default: theirs)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps per phase, the first compiles (default 2)")
-    p.add_argument("--reps", type=int, default=None, help="timed repetitions per phase (default 5)")
+    p.add_argument("--reps", type=int, default=None, help="timed repetitions per phase (default 3, --quick 2)")
     p.add_argument(
         "--min-rep-s",
         type=float,
@@ -1371,6 +1384,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--timer cpu needs --device cpu --threads 1 (CPU time of several threads counts their waiting too)")
     if args.threads is None and args.device == "cpu":
         args.threads = core_count()
+    if not args.mode_list or not args.phases:
+        p.error("--modes and --phases need at least one entry each")
+    low = [
+        f"--{k.replace('_', '-')} {getattr(args, k)}"
+        for k in ("reps", "rounds", "max_iters", "batch_size", "batch_size_cifar")
+        if getattr(args, k) < 1
+    ]
+    if low or args.warmup < 0 or args.min_rep_s < 0:
+        p.error(
+            f"{', '.join(low) or '--warmup / --min-rep-s'}: counts must be at least 1 (warm-up and time at least 0)"
+        )
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: torch sees no CUDA device here; run on a GPU machine or pass --device cpu")
+    if args.baseline and not is_known(args.baseline):
+        p.error(f"--baseline {args.baseline!r} is not a known model (timm's, ours or timm-resnet<depth>_cifar)")
     return args
 
 
@@ -1502,6 +1530,14 @@ def memory_at_batches(infos: dict[str, dict[str, Any]], args: argparse.Namespace
 
 def run_benchmark(args: argparse.Namespace, log=print) -> dict[str, Any]:
     """Measure every (model, mode), then compute the rows, the checks and write the outputs. Returns them all."""
+    out_dir = Path(args.out_dir)
+    try:  # before the sweep, not after it: an unwritable --out-dir would lose the whole run
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".{args.tag}.probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise SystemExit(f"--out-dir {out_dir}: cannot write there ({e.strerror or e}); pass another folder") from None
     machine = machine_info(args)
     infos = resolve_models(args)
     compiled = compile_selection(infos, args)

@@ -184,19 +184,22 @@ def fp16_training(name: str, x, t, device, steps: int) -> tuple[float, float, st
     model = make_model(name, device, train=True)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     scaler = torch.amp.GradScaler(device.type)
-    losses = []
+    losses, taken = [], 0
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.float16):
             loss = F.cross_entropy(model(x).float(), t)
         scaler.scale(loss).backward()
+        before = float(scaler.get_scale())
         scaler.step(opt)
         scaler.update()
+        taken += float(scaler.get_scale()) >= before  # a skipped step (inf / NaN gradients) halves the scale
         losses.append(float(loss.detach()))
     finite = all(math.isfinite(v) for v in losses) and all(torch.isfinite(p).all() for p in model.parameters())
     scale = float(scaler.get_scale())
-    ok = finite and math.isfinite(scale) and scale >= 1.0
-    return (0.0 if ok else 1.0), 0.5, f"losses {losses[0]:.3f} -> {losses[-1]:.3f}, final scale {scale:g}"
+    ok = finite and math.isfinite(scale) and scale >= 1.0 and taken > 0
+    note = f"losses {losses[0]:.3f} -> {losses[-1]:.3f}, {taken}/{steps} steps taken, final scale {scale:g}"
+    return (0.0 if ok else 1.0), 0.5, note
 
 
 def api_check(name: str, size: int, device, results: list) -> None:
@@ -280,9 +283,9 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--models", default=",".join(m for m, _ in MODELS), help="comma separated, from the list above")
+    p.add_argument("--models", default=",".join(m for m, _ in MODELS), help="comma separated (default: %(default)s)")
     p.add_argument("--compile-models", default=",".join(COMPILE_MODELS), help="comma separated; '' for none")
     p.add_argument("--no-compile", action="store_true", help="same as --compile-models ''")
     p.add_argument("--compile-backend", default="inductor")

@@ -11,7 +11,7 @@
 # Each stage gets what is left of the deadline (DEADLINE_S, default 560 s) or its own cap, whichever is less, so
 # the later stages are cut first. Results go to $OUT: session.log and results.tgz (remade after every stage).
 # Usage, from the repository root: OUT=/tmp/gpu bash benchmarks/gpu_session.sh
-# Rehearsal on a CPU: DEVICE=cpu BATCH=2 CIFAR_BATCH=8 EPOCHS=1 DEADLINE_S=3000 bash benchmarks/gpu_session.sh
+# Rehearsal on a CPU: DEVICE=cpu BATCH=2 CIFAR_BATCH=8 MEM_BATCH=4 EPOCHS=1 DEADLINE_S=3000 bash benchmarks/gpu_session.sh
 # On the lent machine a missing package travels as wheels in .whl/ (see benchmarks/README.md).
 set -u
 OUT=${OUT:-/tmp/gpu_session}

@@ -454,7 +454,7 @@ def ablate(name: str, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--models",
         default=None,
@@ -503,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad := [v for v in chosen if v not in VARIANTS + COST_VARIANTS]:
         p.error(f"--variants: unknown {bad}; choose from {VARIANTS + COST_VARIANTS}")
     args.variant_list = ["current"] + [v for v in chosen if v != "current"]
+    if min(args.reps, args.steps, args.mem_steps, args.batch) < 1 or args.warmup < 0:
+        p.error("--reps, --steps, --mem-steps and --batch must be at least 1 (--warmup at least 0)")
     if args.mem_worker:
         _mem_worker(args.mem_worker)
         return 0

@@ -635,3 +635,51 @@ def test_cuda_memory_step_subtracts_what_was_allocated_before_the_model(monkeypa
     assert calls == ["reset", "step"]
     assert res["peak_mb"] == 1000 and res["mem_mb"] == 800 and res["step_mem_mb"] == 300
     assert res["mem_method"].startswith("cuda max_memory_allocated, less")
+
+
+def test_cuda_device_gets_the_index_set_device_needs():
+    assert bench.cuda_device(torch.device("cuda")) == torch.device("cuda", 0)
+    assert bench.cuda_device(torch.device("cuda", 1)) == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match="specified index"):  # why: every GPU measurement failed on this
+        torch.cuda.set_device(torch.device("cuda"))
+
+
+def test_quick_keeps_224_style_models_in_their_style():
+    """--quick runs everything at 64 x 64; a 224-style model keeps its batch and its reference of the same block
+    type (it was taken for a CIFAR net and paired with a 3-stage CIFAR ResNet); an explicit @32 asks for CIFAR."""
+    args = bench.parse_args(["--quick", "--models", "zerosnet50"])
+    info = bench.model_info("zerosnet50", args)
+    assert (info["style"], info["img_size"], info["batch"], info["block"]) == ("imagenet", 64, 2, "bottleneck")
+    assert bench.reference_for(info, args) == "resnetv2_50"
+    assert bench.model_info("resnetv2_50", args)["img_size"] == 64
+    assert bench.model_info("resnet18@32", args)["style"] == "cifar"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--reps", "0"], "--reps 0: counts must be at least 1"),
+        (["--rounds", "0"], "--rounds 0: counts must be at least 1"),
+        (["--batch-size-cifar", "0"], "--batch-size-cifar 0"),
+        (["--phases", ","], "--modes and --phases need at least one entry each"),
+        (["--device", "cuda"], "torch sees no CUDA device here"),
+        (["--no-auto-add", "--baseline", "nosuchnet"], "'nosuchnet' is not a known model"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_runs(extra, message, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--quick", "--models", "zerosnet20_cifar", *extra])
+    assert message in capsys.readouterr().err
+
+
+def test_an_unwritable_out_dir_is_refused_before_the_sweep(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+
+    def never(*args, **kwargs):
+        raise AssertionError("measured before checking --out-dir")
+
+    monkeypatch.setattr(bench, "machine_info", never)
+    args = bench.parse_args(["--quick", "--models", "zerosnet20_cifar", "--out-dir", str(blocker / "sub")])
+    with pytest.raises(SystemExit, match="cannot write there"):
+        bench.run_benchmark(args, log=lambda *a: None)

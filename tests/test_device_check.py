@@ -62,7 +62,24 @@ def test_amp_checks_and_fp16_scaler_steps_on_cpu(tmp_path):
     for key in ("bf16 logits", "bf16 grads", "fp16 logits", "fp16 grads", "fp16 GradScaler steps"):
         assert checks[key]["ok"], checks[key]
     assert 1e-4 < checks["bf16 logits"]["err"] < dc.LIMITS["bf16 logits"]  # rounding, not bit-equal
-    assert "final scale" in checks["fp16 GradScaler steps"]["note"]
+    assert "2/2 steps taken, final scale" in checks["fp16 GradScaler steps"]["note"]
+
+
+def test_fp16_check_fails_when_the_scaler_skips_every_step(monkeypatch):
+    """Every gradient inf: the GradScaler skips each step and halves its scale; parameters stay finite, so only the
+    count of steps taken can tell (the check passed such a run before)."""
+    make = dc.make_model
+
+    def poisoned(name, device, train=False):
+        model = make(name, device, train=train)
+        for p in model.parameters():
+            p.register_hook(lambda g: torch.full_like(g, float("inf")))
+        return model
+
+    monkeypatch.setattr(dc, "make_model", poisoned)
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([0, 1])
+    err, limit, note = dc.fp16_training("preresnet20_cifar", x, t, torch.device("cpu"), 3)
+    assert err > limit and "0/3 steps taken" in note
 
 
 def test_rel_err_fails_on_nan_and_shape_mismatch():
