@@ -95,6 +95,11 @@ def test_parse_noise():
     assert parse_noise("randn") == [("randn", 0.1)] and parse_noise(None) == []
     with pytest.raises(ValueError, match="Unknown noise"):
         parse_noise("salt:0.1")
+    for bad in ("randn:nan", "const:inf", "rand:-inf"):
+        with pytest.raises(ValueError, match="the strength c must be a finite number"):
+            parse_noise(bad)
+    with pytest.raises(ValueError, match=r"lists randn:0.1 twice \(results are keyed by it\)"):
+        parse_noise("randn:0.1,rand:0.1,randn:0.1000001")
 
 
 def test_validate_a_run_directory_matches_the_training_metrics(trained_run, tmp_path):
@@ -109,6 +114,32 @@ def test_validate_a_run_directory_matches_the_training_metrics(trained_run, tmp_
     assert clean["loss"] == pytest.approx(logged["val_loss"], rel=1e-5)
     assert set(out["results"]) == {"clean", "randn:0.1", "const:0.1"}
     assert out["model"] == "zerosnet20_cifar" and out["data_config"]["input_size"] == [3, 16, 16]
+    assert out["weights"] == "final" and out["weights_file"] == str(trained_run / "model.safetensors")
+
+
+def test_results_record_the_weights_actually_evaluated(trained_run, tmp_path):
+    """A file of the run is recorded under the run's own name for it, whatever --weights says (which applies to run
+    directories; it was recorded as given); the results file is written atomically."""
+    results_file = tmp_path / "final.json"
+    weights = str(trained_run / "model.safetensors")
+    argv = ["--checkpoint", weights, "--weights", "best", "--workers", "0", "--results-file", str(results_file)]
+    out = validate(build_parser().parse_args(argv))
+    assert out["weights"] == "final" and json.loads(results_file.read_text())["weights_file"] == weights
+    assert [p.name for p in tmp_path.iterdir()] == ["final.json"]
+
+
+def test_a_run_with_another_image_mode_is_evaluated_in_that_mode(tmp_path):
+    """run.json records the run's --input-img-mode (here YCbCr): evaluating in RGB gave other numbers."""
+    options = "--img-size 16 --train-num-samples 32 --val-num-samples 20 -b 16 --epochs 1 --workers 0 --threads 1"
+    threads = torch.get_num_threads()
+    argv = [*options.split(), "--input-img-mode", "YCbCr", "--log-interval", "0", "--output", str(tmp_path)]
+    train(parse_args([*argv, "--experiment", "ycbcr"]))
+    reset_accelerate()
+    torch.set_num_threads(threads)
+    out = validate(build_parser().parse_args(["--checkpoint", str(tmp_path / "ycbcr"), "--workers", "0"]))
+    logged = json.loads((tmp_path / "ycbcr" / "metrics.json").read_text())[-1]
+    clean = out["results"]["clean"]
+    assert clean["correct1"] == logged["val_correct1"] and clean["loss"] == pytest.approx(logged["val_loss"], rel=1e-5)
 
 
 def test_validate_noise_results_are_reproducible(trained_run):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,7 +34,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from .data import TransformDataset, create_datasets
-from .train import _literal, _match_channels, evaluate, resolve_weights
+from .train import _IMG_MODE_OF_CHANNELS, _atomic_write_text, _literal, _match_channels, evaluate, resolve_weights
 
 __all__ = ["PixelNoise", "build_parser", "create_eval_transform", "load_model", "main", "parse_noise", "validate"]
 
@@ -51,6 +52,8 @@ class PixelNoise:
     def __init__(self, kind: str, scale: float):
         if kind not in NOISE_KINDS:
             raise ValueError(f"Unknown noise {kind!r}; use one of {', '.join(NOISE_KINDS)}")
+        if not math.isfinite(float(scale)):
+            raise ValueError(f"noise {kind}:{scale}: the strength c must be a finite number (e.g. {kind}:0.1)")
         self.kind, self.scale = kind, float(scale)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,6 +88,10 @@ def parse_noise(spec: str | None) -> list[tuple[str, float]]:
             continue
         kind, _, scale = item.partition(":")
         noise = PixelNoise(kind.strip(), float(scale) if scale else 0.1)
+        if any(f"{k}:{c:g}" == f"{noise.kind}:{noise.scale:g}" for k, c in out):
+            raise ValueError(
+                f"--noise lists {noise.kind}:{noise.scale:g} twice (results are keyed by it); give each condition once"
+            )
         out.append((noise.kind, noise.scale))
     return out
 
@@ -180,6 +187,19 @@ def load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None]:
     return model, info
 
 
+def _weights_choice(args: argparse.Namespace, info: dict | None) -> str | None:
+    """Which of a run's weights were evaluated: --weights for a run directory; for a file, the run's name for it
+    (run.json), else None (a bare file; --weights does not apply to one)."""
+    if not args.checkpoint:
+        return None
+    path = Path(args.checkpoint).expanduser()
+    if path.is_dir():
+        return args.weights
+    names = {"final": "model.safetensors", "ema": "model_ema.safetensors", "best": "best.safetensors"}
+    names.update({k: v for k, v in ((info or {}).get("weights") or {}).items() if v})
+    return next((k for k, v in names.items() if v == path.name), None) if info is not None else None
+
+
 def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> dict:
     ds = (info or {}).get("dataset") or {}
     return {
@@ -188,7 +208,8 @@ def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> di
         "val_split": args.split or ds.get("val_split"),
         "dataset_download": args.dataset_download,
         "class_map": args.class_map or ds.get("class_map"),
-        "input_img_mode": "RGB" if in_chans == 3 else "L",
+        # the run's own image mode (YCbCr, RGBA, ...), else the one zerosnet-train picks for the channel count
+        "input_img_mode": ds.get("input_img_mode") or _IMG_MODE_OF_CHANNELS.get(in_chans, "L"),
         "val_num_samples": args.num_samples if args.num_samples is not None else ds.get("val_num_samples"),
     }
 
@@ -254,7 +275,8 @@ def validate(args: argparse.Namespace) -> dict:
     unwrapped = accelerator.unwrap_model(model)
     out = {
         "checkpoint": str(args.checkpoint) if args.checkpoint else None,
-        "weights": args.weights if args.checkpoint else None,
+        "weights": _weights_choice(args, info),
+        "weights_file": str(resolve_weights(args.checkpoint, args.weights)[0]) if args.checkpoint else None,
         "model": args.model or (info or {}).get("model") or unwrapped.pretrained_cfg.get("architecture"),
         "num_classes": unwrapped.num_classes,
         "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
@@ -264,7 +286,7 @@ def validate(args: argparse.Namespace) -> dict:
     if args.results_file and accelerator.is_main_process:
         path = Path(args.results_file)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(out, indent=2))
+        _atomic_write_text(path, json.dumps(out, indent=2))
     return out
 
 
