@@ -68,8 +68,11 @@ def run_one(
         str(args.img_size),
         "--output",
         str(out),
+        # one directory per setting, continued (or, when finished, reused) by a rerun with the same --out
         "--experiment",
-        f"{tag}-seed{seed}",
+        f"{tag}-e{args.epochs}-s{args.img_size}-seed{seed}",
+        "--resume",
+        "auto",
     ]
     for key, value in kwargs.items():
         argv += ["--model-kwargs", f"{key}={value!r}".replace(" ", "")]

@@ -1,0 +1,32 @@
+"""examples/: the zero-stability study can be run again into the same folder (it reuses its finished runs)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import reset_accelerate
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("zerosnet_study", ROOT / "examples" / "zero_stability_study.py")
+study = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(study)
+
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
+
+
+def test_zero_stability_study_reruns_into_the_same_folder(tmp_path):
+    """A second run with the same --out continues / reuses each run (it stopped with 'already holds a run')."""
+    args = argparse.Namespace(epochs=1, img_size=8)
+    threads = torch.get_num_threads()
+    first = study.run_one("preresnet20_cifar", {}, 0, args, tmp_path, "euler")
+    reset_accelerate()
+    second = study.run_one("preresnet20_cifar", {}, 0, args, tmp_path, "euler")
+    reset_accelerate()
+    torch.set_num_threads(threads)
+    assert first == second and first[1] == "ok"
+    assert [p.name for p in tmp_path.iterdir()] == ["euler-e1-s8-seed0"]
