@@ -150,6 +150,13 @@ def test_validate_noise_results_are_reproducible(trained_run):
     assert first["correct1"] == second["correct1"] and first["loss"] == pytest.approx(second["loss"], rel=1e-5)
 
 
+def test_model_kwargs_are_parsed_like_zerosnet_train(capsys):
+    assert build_parser().parse_args(["--model-kwargs", "lam=-1.5", "tau=0.5"]).model_kwargs == dict(lam=-1.5, tau=0.5)
+    with pytest.raises(SystemExit):  # it became lam=None
+        build_parser().parse_args(["--model-kwargs", "lam"])
+    assert "--model-kwargs expects key=value pairs, got 'lam'" in capsys.readouterr().err
+
+
 def test_bare_weights_file_needs_the_model_name(trained_run, tmp_path):
     lone = tmp_path / "weights.safetensors"
     lone.write_bytes((trained_run / "model.safetensors").read_bytes())

@@ -34,7 +34,14 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from .data import TransformDataset, create_datasets
-from .train import _IMG_MODE_OF_CHANNELS, _atomic_write_text, _literal, _match_channels, evaluate, resolve_weights
+from .train import (
+    _IMG_MODE_OF_CHANNELS,
+    _atomic_write_text,
+    _KeyValueAction,
+    _match_channels,
+    evaluate,
+    resolve_weights,
+)
 
 __all__ = ["PixelNoise", "build_parser", "create_eval_transform", "load_model", "main", "parse_noise", "validate"]
 
@@ -121,7 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="final", choices=("final", "ema", "best"), help="which weights of a run dir")
     p.add_argument("--model", default=None, help="model name (default: from run.json)")
     p.add_argument("--pretrained", action="store_true", help="evaluate the model's own pretrained weights")
-    p.add_argument("--model-kwargs", nargs="*", default=None, help="k=v family options (default: from run.json)")
+    p.add_argument(
+        "--model-kwargs",
+        nargs="*",
+        default=None,
+        action=_KeyValueAction,
+        help="k=v family options (default: from run.json)",
+    )
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--in-chans", type=int, default=None)
     p.add_argument("--data-dir", default=None)
@@ -157,9 +170,7 @@ def load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None]:
     if info is not None:
         model_kwargs = dict(info.get("model_kwargs") or {})
     if args.model_kwargs is not None:
-        for item in args.model_kwargs:
-            key, _, value = item.partition("=")
-            model_kwargs[key] = _literal(value)
+        model_kwargs.update(args.model_kwargs)
     name = args.model or (info or {}).get("model")
     if name is None:
         raise ValueError("Pass --model (the checkpoint has no run.json to read the architecture from)")
