@@ -114,6 +114,12 @@ def test_config_values_are_converted_like_the_command_line(tmp_path):
     args = parse_args(["-c", str(cfg)])
     assert (args.epochs, args.lr, args.decay_milestones, args.mean) == (3, 1e-4, [2], [0.5])
     assert args.model_kwargs == {"lam": -1.5} and args.torchcompile == "inductor"
+    cfg.write_text("model_kwargs: null\nclass_map: null\ninterpolation: null\n")  # null leaves an option unset
+    args = parse_args(["-c", str(cfg)])
+    assert (args.model_kwargs, args.class_map, args.interpolation) == ({}, "", "")
+    cfg.write_text("mixed_precision: no\n")
+    with pytest.raises(ValueError, match="got False: YAML reads unquoted no / yes / off / on as booleans, quote it"):
+        parse_args(["-c", str(cfg)])
 
 
 def test_model_kwargs_values_are_literals():
@@ -332,6 +338,30 @@ def test_fresh_run_refuses_a_finished_run_without_checkpoints(source_run, tmp_pa
         assert _files(tmp_path / "nockpt") == before
 
 
+def test_a_run_that_stopped_before_its_first_state_starts_again_with_resume_auto(source_run, tmp_path):
+    """No training state and no final weights (it diverged or was killed in its first epochs): refused without
+    --resume, started again with --resume auto (as before the run-directory guard)."""
+    keep = shutil.ignore_patterns("checkpoints", "model.safetensors", "model_ema.safetensors")
+    shutil.copytree(source_run, tmp_path / "early", ignore=keep)
+    with pytest.raises(FileExistsError, match="stopped before saving a training state .* --resume auto to start it"):
+        run(tmp_path, "early")
+    reset_accelerate()
+    summary = run(tmp_path, "early", "--resume", "auto")
+    assert summary["epochs"]["completed"] == 1 and (tmp_path / "early" / "model.safetensors").is_file()
+
+
+def test_args_yaml_keeps_the_epochs_given_so_it_resumes_its_own_run(tmp_path):
+    """With a warm-up prefix the scheduler runs --epochs + prefix epochs; args.yaml (and the resume settings) keep
+    --epochs as given, so `-c <run>/args.yaml --resume auto` is the same run (it added the prefix again)."""
+    summary = run(tmp_path, "prefix", "--epochs", "1", "--warmup-epochs", "1", "--warmup-prefix")
+    assert summary["epochs"] == {"completed": 2, "planned": 2}
+    assert yaml.safe_load((tmp_path / "prefix" / "args.yaml").read_text())["epochs"] == 1
+    reset_accelerate()
+    argv = ["-c", str(tmp_path / "prefix" / "args.yaml"), "--output", str(tmp_path), "--experiment", "prefix"]
+    again = train(parse_args([*argv, "--resume", "auto"]))
+    assert again["epochs"] == {"completed": 2, "planned": 2}
+
+
 def test_resume_from_another_runs_state_refuses_a_directory_holding_a_run(source_run, tmp_path):
     shutil.copytree(source_run, tmp_path / "victim")
     before = _files(tmp_path / "victim")
@@ -366,7 +396,7 @@ def test_resume_refuses_settings_the_state_cannot_honour(source_run, tmp_path):
         "--seed 1 (the state: --seed 42)",
         "--model-kwargs tau=0.6 (the state: --model-kwargs tau=0.5)",
         f"-c {tmp_path / 'res' / 'args.yaml'} --resume {state}",
-        f"--pretrained-path {tmp_path / 'res'}",
+        f"--pretrained-path {state / 'model.safetensors'}",
     ):
         assert part in message
     assert _files(tmp_path / "res") == before

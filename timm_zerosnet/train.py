@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import csv
 import importlib.resources
 import inspect
@@ -99,8 +100,9 @@ class NonFiniteLossError(RuntimeError):
         self.loss, self.epoch, self.batch, self.update, self.checkpoint = loss, epoch, batch, update, checkpoint
         where = f"epoch {epoch + 1}/{num_epochs}, step {batch + 1}/{num_batches} of that epoch (after {update} updates)"
         last = (
-            f"Last good checkpoint: {checkpoint} (resume with --resume {checkpoint} after lowering --lr or "
-            "enabling --clip-grad)."
+            f"Last good checkpoint: {checkpoint}: resume it with --resume {checkpoint} and --clip-grad (a resume "
+            f"keeps the state's --lr and schedule), or start a new run from its weights with --pretrained-path "
+            f"{checkpoint / 'model.safetensors'} and a lower --lr."
             if checkpoint
             else "No checkpoint was saved before it (nothing to resume from; lower --lr or enable --clip-grad)."
         )
@@ -321,6 +323,8 @@ def _config_value(action: argparse.Action, value: Any, where: str) -> Any:
         if not isinstance(value, bool):
             raise bad(f"must be true or false (unquoted), got {value!r}")
         return value
+    if value is None and action.default in (None, "", {}, []):  # null: the option left unset
+        return copy.copy(action.default)
     if isinstance(action, _KeyValueAction):
         if isinstance(value, dict):
             return {str(k): v for k, v in value.items()}
@@ -349,7 +353,9 @@ def _config_value(action: argparse.Action, value: Any, where: str) -> Any:
             except ValueError:
                 raise bad(f"must be a number, got {v!r}") from None
         elif action.type is None:
-            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            if isinstance(v, bool):
+                raise bad(f"must be a string, got {v!r}: YAML reads unquoted no / yes / off / on as booleans, quote it")
+            if not isinstance(v, (str, int, float)):
                 raise bad(f"must be a string, got {v!r}")
             v = str(v)
         else:
@@ -937,16 +943,29 @@ def existing_run(run_dir: str | Path) -> list[str]:
     return found
 
 
-def check_run_dir(run_dir: Path, resume_from: Path | None, resume: str | None) -> None:
+def check_run_dir(run_dir: Path, resume_from: Path | None, resume: str | None) -> str | None:
     """Refuse to start a run over another one: a fresh run needs a run directory without a run in it, a resumed one
-    its own directory or one without a run (continuing another run's state there)."""
+    its own directory or one without a run (continuing another run's state there). ``--resume auto`` starts a run
+    again that never saved a training state or final weights (it failed or was stopped in its first epochs); the
+    returned note says so."""
     held = existing_run(run_dir)
     if not held:
-        return
+        return None
     what = f"{run_dir} already holds a run ({', '.join(held)})"
     if resume_from is None:
-        if not resume and CheckpointManager(run_dir).latest() is not None:
+        has_state = CheckpointManager(run_dir).latest() is not None
+        unfinished = not has_state and not (run_dir / "model.safetensors").exists()
+        if unfinished and resume == "auto":
+            return (
+                f"{run_dir} holds no training state and no final weights (a run that stopped early): starting it again"
+            )
+        if not resume and has_state:
             how = "pass --resume auto to continue it, choose another --experiment / --output, or remove it"
+        elif unfinished:
+            how = (
+                "it stopped before saving a training state or final weights: pass --resume auto to start it again, "
+                "choose another --experiment / --output, or remove it"
+            )
         else:
             how = (
                 "it has no complete training state to continue; choose another --experiment / --output, "
@@ -960,6 +979,7 @@ def check_run_dir(run_dir: Path, resume_from: Path | None, resume: str | None) -
             f"would overwrite; to continue that run in a new directory pass an --experiment / --output that holds no "
             f"run yet, or pass --resume auto to continue {run_dir}'s own run"
         )
+    return None
 
 
 def _run_dir(args: argparse.Namespace) -> Path:
@@ -1037,6 +1057,7 @@ class Trainer:
     state: TrainState
     updates_per_epoch: int
     frozen_norms: list[nn.Module]
+    total_epochs: int  # the scheduler's: --epochs plus a warm-up prefix and cool-down (--epochs stays as given)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, accelerator: Accelerator | None = None) -> Trainer:
@@ -1136,7 +1157,6 @@ class Trainer:
         scheduler, num_epochs = create_scheduler_v2(
             optimizer, **scheduler_kwargs(args), updates_per_epoch=updates_per_epoch
         )
-        args.epochs = num_epochs
         model_ema = None
         if args.model_ema:
             # outside prepare, fed the unwrapped model; identical on every process
@@ -1171,6 +1191,7 @@ class Trainer:
             state=state,
             updates_per_epoch=updates_per_epoch,
             frozen_norms=frozen_norms,
+            total_epochs=num_epochs,
         )
         state.settings = trainer.settings()
         return trainer
@@ -1215,7 +1236,7 @@ class Trainer:
         raise ValueError(
             f"Cannot resume {path} with changed settings, which the restored state would not honour: {diffs}. "
             f"Resume with the settings it was saved with{again}, or start a new run from its weights with "
-            f"--pretrained-path {path.parent.parent} (and another --experiment)"
+            f"--pretrained-path {path / 'model.safetensors'} (and another --experiment)"
         )
 
     def resume(self, path: str | Path) -> None:
@@ -1287,7 +1308,13 @@ class Trainer:
                 if not torch.isfinite(losses).all():
                     bad = losses[~torch.isfinite(losses)][0].item()
                     raise NonFiniteLossError(
-                        bad, epoch, args.epochs, batch_idx, num_batches, state.num_updates, self.checkpoints.latest()
+                        bad,
+                        epoch,
+                        self.total_epochs,
+                        batch_idx,
+                        num_batches,
+                        state.num_updates,
+                        self.checkpoints.latest(),
                     )
                 acc.backward(loss)
                 if acc.sync_gradients and args.clip_grad:
@@ -1317,7 +1344,7 @@ class Trainer:
                     self.save_state()
             if args.log_interval and (batch_idx % args.log_interval == 0 or batch_idx + 1 == num_batches):
                 self.log(
-                    f"Train: {epoch + 1}/{args.epochs} [{batch_idx + 1:>4d}/{num_batches}] "
+                    f"Train: {epoch + 1}/{self.total_epochs} [{batch_idx + 1:>4d}/{num_batches}] "
                     f"loss {losses.mean().item():.4f} ({state.epoch_loss_sum / state.epoch_samples:.4f}) "
                     f"lr {self.current_lr():.3e}"
                 )
@@ -1361,12 +1388,12 @@ class Trainer:
             acc.init_trackers(args.experiment, config=_tracker_config(args))
         self.log(
             f"Training {args.model} on {dataset_name(args) or args.data_dir} ({self.num_classes} classes) for "
-            f"{args.epochs} epochs: {acc.num_processes} process(es) on {acc.device}, "
+            f"{self.total_epochs} epochs: {acc.num_processes} process(es) on {acc.device}, "
             f"mixed precision {acc.mixed_precision}, global batch "
             f"{args.batch_size * acc.num_processes * args.grad_accum_steps}, lr {args.lr:g}; run dir {self.run_dir}"
         )
         try:
-            for epoch in range(state.epoch, args.epochs):
+            for epoch in range(state.epoch, self.total_epochs):
                 train_metrics = self.train_one_epoch(epoch)
                 lr = self.current_lr()
                 eval_tic = time.perf_counter()
@@ -1407,12 +1434,12 @@ class Trainer:
                         _atomic_save_safetensors(best_model.state_dict(), self.run_dir / "best.safetensors")
                     self.write_metrics()
                     self.write_run_json(status="running")
-                if (epoch + 1) % max(args.checkpoint_every, 1) == 0 or epoch + 1 == args.epochs:
+                if (epoch + 1) % max(args.checkpoint_every, 1) == 0 or epoch + 1 == self.total_epochs:
                     self.save_state()
                 if args.log_with:
                     acc.log({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
                 self.log(
-                    f"Epoch {epoch + 1}/{args.epochs}: train loss {row['train_loss']:.4f}, val loss "
+                    f"Epoch {epoch + 1}/{self.total_epochs}: train loss {row['train_loss']:.4f}, val loss "
                     f"{row['val_loss']:.4f}, top1 {row['top1']:.2f}% ({val['correct1']}/{val['count']}), top5 "
                     f"{row['top5']:.2f}%, lr {lr:.3e}, {row['images_per_s']:.0f} img/s"
                     + (f", EMA top1 {row['ema_top1']:.2f}%" if "ema_top1" in row else "")
@@ -1500,7 +1527,7 @@ class Trainer:
                 "final": state.history[-1] if state.history else None,
                 "best": dict(best_row, source=state.best_source) if best_row else None,
             },
-            "epochs": {"completed": state.epoch, "planned": args.epochs},
+            "epochs": {"completed": state.epoch, "planned": self.total_epochs},
             "training": {
                 "recipe": args.config,
                 "num_processes": self.accelerator.num_processes,
@@ -1603,8 +1630,10 @@ def train(args: argparse.Namespace) -> dict:
     """Run (or resume) a training run described by parsed arguments; returns the run summary."""
     run_dir = _run_dir(args)
     resume_from = CheckpointManager(run_dir).resolve(args.resume)
-    check_run_dir(run_dir, resume_from, args.resume)
+    note = check_run_dir(run_dir, resume_from, args.resume)
     trainer = Trainer.from_args(args)
+    if note:
+        trainer.log(f"note: {note}")
     if resume_from is not None:
         trainer.resume(resume_from)
     return trainer.fit()
