@@ -117,9 +117,15 @@ def eager() -> bool:
         not torch.compiler.is_compiling()
         and not torch.jit.is_tracing()
         and not torch.fx._symbolic_trace.is_fx_symbolic_tracing()
-        and torch._C._functorch.peek_interpreter_stack() is None
-        and torch.autograd.forward_ad._current_level < 0
+        and _PEEK_FUNCTORCH() is None
+        and getattr(_forward_ad, "_current_level", -1) < 0
     )
+
+
+# torch's own state of torch.func transforms and forward-AD levels (private, read only; where a torch lacks them,
+# eager() behaves as it did before it read them)
+_PEEK_FUNCTORCH = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", lambda: None)
+_forward_ad = torch.autograd.forward_ad
 
 
 def eager_autograd() -> bool:
