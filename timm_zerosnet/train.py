@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import copy
 import csv
 import importlib.resources
@@ -32,7 +33,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -312,7 +313,8 @@ def _config_value(action: argparse.Action, value: Any, where: str) -> Any:
     """A config file value checked and converted as the command line would do it (type, choices, nargs).
 
     A list option also takes a single value (``decay_milestones: 80`` is ``--decay-milestones 80``); a quoted number
-    is read as a number, as on the command line; ``null`` is only allowed where the option's default is null.
+    is read as a number, as on the command line; ``null`` leaves an option unset where its default is null, empty or
+    {}, and is refused elsewhere.
     """
     flag = action.option_strings[-1]
 
@@ -516,15 +518,18 @@ def _run_info(path: Path) -> dict | None:
     return None
 
 
+WEIGHT_FILES = {"final": "model.safetensors", "ema": "model_ema.safetensors", "best": "best.safetensors"}
+"""A run directory's weights files by name (run.json's ``weights`` records them)."""
+
+
 def resolve_weights(path: str | Path, which: str = "final") -> tuple[Path, dict | None]:
     """A weights file and its run.json (if any) from a file or a run directory ('final', 'ema' or 'best')."""
     path = Path(path).expanduser()
     info = _run_info(path)
     if path.is_dir():
-        names = {"final": "model.safetensors", "ema": "model_ema.safetensors", "best": "best.safetensors"}
-        if which not in names:
-            raise ValueError(f"weights must be one of {sorted(names)}, got {which!r}")
-        name = ((info or {}).get("weights") or {}).get(which) or names[which]
+        if which not in WEIGHT_FILES:
+            raise ValueError(f"weights must be one of {sorted(WEIGHT_FILES)}, got {which!r}")
+        name = ((info or {}).get("weights") or {}).get(which) or WEIGHT_FILES[which]
         path = path / name
     if not path.is_file():
         raise FileNotFoundError(f"No weights at {path}")
@@ -827,26 +832,29 @@ class TrainState:
             setattr(self, key, value)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+@contextlib.contextmanager
+def _atomic_target(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file next to ``path`` to write; renamed onto ``path`` when the block succeeds, removed when it
+    fails (a full disk, an error): no half-written file is ever left behind."""
+    tmp = path.with_name(f".{path.name}{suffix}")
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)  # only still there when writing failed: no half-written file left behind
+        tmp.unlink(missing_ok=True)  # only still there when writing failed
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    with _atomic_target(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _atomic_save_safetensors(state_dict: dict[str, torch.Tensor], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with _atomic_target(path) as tmp:
         tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
         save_file(tensors, str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # only still there when saving failed (e.g. a full disk)
 
 
 class CheckpointManager:
@@ -1613,12 +1621,8 @@ def plot_curves(history: list[dict], path: Path) -> None:
         ax.legend(fontsize="small")
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    try:
+    with _atomic_target(path, ".tmp.png") as tmp:
         fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------------------------------

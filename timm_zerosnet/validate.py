@@ -36,6 +36,7 @@ from torchvision import transforms
 from .data import TransformDataset, create_datasets
 from .train import (
     _IMG_MODE_OF_CHANNELS,
+    WEIGHT_FILES,
     _atomic_write_text,
     _KeyValueAction,
     _match_channels,
@@ -198,17 +199,15 @@ def load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None]:
     return model, info
 
 
-def _weights_choice(args: argparse.Namespace, info: dict | None) -> str | None:
+def _weights_choice(args: argparse.Namespace, weights: Path | None, info: dict | None) -> str | None:
     """Which of a run's weights were evaluated: --weights for a run directory; for a file, the run's name for it
     (run.json), else None (a bare file; --weights does not apply to one)."""
-    if not args.checkpoint:
+    if weights is None:
         return None
-    path = Path(args.checkpoint).expanduser()
-    if path.is_dir():
+    if Path(args.checkpoint).expanduser().is_dir():
         return args.weights
-    names = {"final": "model.safetensors", "ema": "model_ema.safetensors", "best": "best.safetensors"}
-    names.update({k: v for k, v in ((info or {}).get("weights") or {}).items() if v})
-    return next((k for k, v in names.items() if v == path.name), None) if info is not None else None
+    names = {**WEIGHT_FILES, **{k: v for k, v in ((info or {}).get("weights") or {}).items() if v}}
+    return next((k for k, v in names.items() if v == weights.name), None) if info is not None else None
 
 
 def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> dict:
@@ -231,6 +230,7 @@ def validate(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
     model, info = load_model(args)
+    weights = resolve_weights(args.checkpoint, args.weights)[0] if args.checkpoint else None
     in_chans = getattr(model, "in_chans", None) or (info or {}).get("in_chans") or 3
     overrides = {
         k: getattr(args, k)
@@ -286,8 +286,8 @@ def validate(args: argparse.Namespace) -> dict:
     unwrapped = accelerator.unwrap_model(model)
     out = {
         "checkpoint": str(args.checkpoint) if args.checkpoint else None,
-        "weights": _weights_choice(args, info),
-        "weights_file": str(resolve_weights(args.checkpoint, args.weights)[0]) if args.checkpoint else None,
+        "weights": _weights_choice(args, weights, info),
+        "weights_file": str(weights) if weights is not None else None,
         "model": args.model or (info or {}).get("model") or unwrapped.pretrained_cfg.get("architecture"),
         "num_classes": unwrapped.num_classes,
         "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
