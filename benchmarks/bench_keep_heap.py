@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark as bench  # noqa: E402  (also makes the repository importable and registers our models)
+from bench_pairs import fill_defaults  # noqa: E402
 
 from timm_zerosnet.cpu_heap import allocator_env, require_kept_heap  # noqa: E402
 
@@ -90,11 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    presets = dict(models=("preresnet50,lmresnet50", "lmresnet20_cifar"), rounds=(3, 1), steps=(5, 1), warmup=(2, 1))
-    presets["batch_size_cifar"] = (64, 2)
-    for key, (full, quick) in presets.items():
-        if getattr(args, key) is None:
-            setattr(args, key, quick if args.quick else full)
+    full = dict(models="preresnet50,lmresnet50", rounds=3, steps=5, warmup=2, batch_size_cifar=64)
+    quick = dict(models="lmresnet20_cifar", rounds=1, steps=1, warmup=1, batch_size_cifar=2)
+    fill_defaults(args, quick if args.quick else full)
     if args.rounds < 1 or args.steps < 1 or args.warmup < 1:
         p.error("--rounds, --steps and --warmup must be >= 1")
     args.threads = args.threads or bench.core_count()
