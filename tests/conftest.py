@@ -71,7 +71,7 @@ REPRESENTATIVES = [
 ]
 
 
-_MODEL_ARGS = ("num_classes", "in_chans", "global_pool", "drop_rate", "drop_path_rate")
+_MODEL_ARGS = ("num_classes", "in_chans", "global_pool", "drop_rate", "drop_path_rate", "output_stride")
 
 
 def tiny_model(name: str, **kwargs) -> MultistepResNet | TauResNet:

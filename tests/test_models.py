@@ -397,6 +397,71 @@ def test_first_release_is_staged_and_says_so(tmp_path):
         timm.create_model("zerosnet20_cifar.digits", pretrained=True, cache_dir=str(tmp_path))
 
 
+def _randomise_norms(model) -> None:
+    """BatchNorm statistics and affine parameters away from their identity init, so eval mode is a real map."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            for t, lo, hi in ((m.running_mean, -0.2, 0.2), (m.running_var, 0.5, 1.5), (m.weight, 0.5, 1.5)):
+                t.data.copy_(torch.rand(t.shape, generator=g, dtype=t.dtype) * (hi - lo) + lo)
+            m.bias.data.copy_(torch.rand(m.bias.shape, generator=g, dtype=m.bias.dtype) * 0.4 - 0.2)
+
+
+@pytest.mark.parametrize("name", REPRESENTATIVES + ["preresnet18_cifar"])
+def test_output_stride_dilates_with_the_strided_weights(name):
+    """output_stride (timm's option for dense prediction): once the reduction reaches it, a stage dilates its 3x3
+    convs instead of striding. The parameters are those of the strided network, and in eval mode each strided
+    feature map is every k-th pixel of the dilated one (k = strided reduction / dilated reduction), exactly."""
+    kwargs = dict(downsample="subsample") if name == "preresnet18_cifar" else {}  # subsampling after the conv
+    strided = tiny_model(name, **kwargs).double().eval()
+    _randomise_norms(strided)
+    stem = 4 if strided.net.stem == "imagenet" else 1
+    x = tiny_input(strided).double()
+    reductions = [f["reduction"] for f in strided.feature_info]
+    ref = strided.forward_intermediates(x, intermediates_only=True)
+    for output_stride in (reductions[-1] // 2, stem):
+        dilated = tiny_model(name, output_stride=output_stride, **kwargs).double().eval()
+        dilated.load_state_dict(strided.state_dict())  # strict: the same parameters and buffers
+        assert [f["reduction"] for f in dilated.feature_info] == [min(r, output_stride) for r in reductions]
+        with torch.no_grad():
+            feats = dilated.forward_intermediates(x, intermediates_only=True)
+            out = dilated(x)
+        assert len(feats) == len(ref)
+        for r, a, b in zip(reductions, ref, feats):
+            k = r // min(r, output_stride)
+            assert b.shape[-1] == a.shape[-1] * k
+            torch.testing.assert_close(b[..., ::k, ::k], a, rtol=1e-9, atol=1e-9)
+        assert out.shape == (2, 7) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["zerosnet50", "lmresnet18", "tauresnet50_nobn", "zerosnet20_cifar"])
+def test_output_stride_through_timm_features_only(name):
+    """timm passes output_stride to the model; features_only reports the dilated reductions."""
+    stem = 1 if name.endswith("_cifar") else 4
+    model = timm.create_model(name, features_only=True, output_stride=stem * 4, device="meta")
+    expected = [2, 4, 8, 16, 16] if stem == 4 else [1, 2, 4]
+    expected = [min(r, stem * 4) for r in expected]
+    assert model.feature_info.reduction() == expected
+    # the strided network's output stride (or any larger one) changes nothing
+    default = timm.create_model(name, device="meta")
+    for same in (default.feature_info[-1]["reduction"], 64):
+        assert timm.create_model(name, output_stride=same, device="meta").feature_info == default.feature_info
+
+
+@pytest.mark.parametrize("name", ["zerosnet18", "preresnet20_cifar", "tauresnet50"])
+@pytest.mark.parametrize("output_stride", [12, 0, -8, 8.0, True, "16"])
+def test_output_stride_not_reached_is_refused(name, output_stride):
+    if name.endswith("_cifar") and output_stride in (12, 8.0, "16"):
+        output_stride = 3  # 12 or 16 are >= a CIFAR network's final reduction (4): valid, no dilation
+    with pytest.raises(ValueError, match=r"output_stride=.*reaches the reductions .*pass one of them"):
+        timm.create_model(name, output_stride=output_stride, device="meta")
+
+
+def test_output_stride_with_learned_strides_is_refused():
+    with pytest.raises(ValueError, match="cannot be used with downsample='diffstride'"):
+        timm.create_model("zerosnet18_diffstride_cifar", output_stride=8)
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("norm_act", [False, True])
 @pytest.mark.parametrize("size,stride", [(8, 2), (7, 2), (10, 3), (16, 2), (17, 2), (25, 3)])

@@ -13,6 +13,7 @@ simply never read the extra slots. Each history slot whose shape differs from a 
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass, replace
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = [
     "unwrap_state_dict",
     "check_shapes",
     "check_skeleton",
+    "stage_dilations",
 ]
 
 _HISTORY_NONE, _HISTORY_SHIFT, _HISTORY_SHIFT_RAW, _HISTORY_RESET = 0, 1, 2, 3
@@ -290,15 +292,26 @@ class PreActBlock(nn.Module):
 
 
 class PreActBasic(PreActBlock):
-    """BN-ReLU-conv3x3(stride)-BN-ReLU-conv3x3."""
+    """BN-ReLU-conv3x3(stride)-BN-ReLU-conv3x3; ``first_dilation`` / ``dilation`` dilate the two convs."""
 
-    def __init__(self, in_chs: int, width: int, stride: int, device=None, dtype=None, **kwargs: Any):
+    def __init__(
+        self,
+        in_chs: int,
+        width: int,
+        stride: int,
+        dilation: int = 1,
+        first_dilation: int = 1,
+        device=None,
+        dtype=None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         dd = dict(device=device, dtype=dtype)
+        d1, d2 = first_dilation, dilation
         self.bn1 = nn.BatchNorm2d(in_chs, **dd)
-        self.conv1 = nn.Conv2d(in_chs, width, 3, stride=stride, padding=1, bias=False, **dd)
+        self.conv1 = nn.Conv2d(in_chs, width, 3, stride=stride, padding=d1, dilation=d1, bias=False, **dd)
         self.bn2 = nn.BatchNorm2d(width, **dd)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False, **dd)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=d2, dilation=d2, bias=False, **dd)
 
     def residual(self, pre: torch.Tensor) -> torch.Tensor:
         out = self.conv1(pre)
@@ -308,15 +321,27 @@ class PreActBasic(PreActBlock):
 
 
 class PreActBottleneck(PreActBlock):
-    """BN-ReLU-conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1 (expansion 4)."""
+    """BN-ReLU-conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1 (expansion 4). Its one 3x3 conv takes
+    ``first_dilation`` (timm's convention: in a dilated stage, the stage's dilation from the second block on)."""
 
-    def __init__(self, in_chs: int, width: int, stride: int, device=None, dtype=None, **kwargs: Any):
+    def __init__(
+        self,
+        in_chs: int,
+        width: int,
+        stride: int,
+        dilation: int = 1,
+        first_dilation: int = 1,
+        device=None,
+        dtype=None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         dd = dict(device=device, dtype=dtype)
+        d = first_dilation  # the bottleneck's only 3x3 conv
         self.bn1 = nn.BatchNorm2d(in_chs, **dd)
         self.conv1 = nn.Conv2d(in_chs, width, 1, bias=False, **dd)
         self.bn2 = nn.BatchNorm2d(width, **dd)
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False, **dd)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=d, dilation=d, bias=False, **dd)
         self.bn3 = nn.BatchNorm2d(width, **dd)
         self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False, **dd)
 
@@ -359,6 +384,42 @@ def check_skeleton(net: Any, shortcuts: tuple[str, ...]) -> None:
         raise ValueError(f"shortcut must be {names}, got {net.shortcut!r}.")
     if len(net.layers) != len(net.widths) or min(net.layers) < 1:
         raise ValueError(f"layers {net.layers} must give at least one block for each of the widths {net.widths}.")
+
+
+def stage_dilations(
+    stem_reduction: int, strides: tuple[float, ...], output_stride: int | None, what: str = "this network"
+) -> list[tuple[int, int, int]]:
+    """Per stage (stride, first dilation, dilation) for ``output_stride``, timm's convention: once the reduction has
+    reached ``output_stride``, a stage keeps the resolution and dilates its 3x3 convs by what its stride would have
+    been; the first conv of such a stage still has the previous stage's dilation. None keeps every stride.
+
+    Raises:
+        ValueError: ``output_stride`` is not a reduction the network reaches (nor at least its final reduction).
+    """
+    if output_stride is None:
+        return [(s, 1, 1) for s in strides]
+    reachable = [stem_reduction]
+    for s in strides:
+        reachable.append(reachable[-1] * s)
+    if (
+        isinstance(output_stride, bool)
+        or not isinstance(output_stride, numbers.Integral)
+        or (output_stride not in reachable and output_stride < reachable[-1])
+    ):
+        levels = ", ".join(str(r) for r in dict.fromkeys(reachable))
+        raise ValueError(
+            f"output_stride={output_stride!r}: {what} reaches the reductions {levels}; pass one of them (the stages "
+            f"after it are dilated instead of strided) or one >= {reachable[-1]} (no dilation), or leave it unset."
+        )
+    out, reduction, dilation, output_stride = [], stem_reduction, 1, int(output_stride)
+    for s in strides:
+        first = dilation
+        if reduction >= output_stride:
+            dilation *= int(s)
+            s = 1
+        reduction *= s
+        out.append((int(s), first, dilation))
+    return out
 
 
 class ResNetHeadMixin:
@@ -439,6 +500,8 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
         global_pool: pooling type ('avg', 'max', ...; '' for none).
         drop_rate: dropout before the classifier.
         drop_path_rate: stochastic depth, linearly increasing over blocks (LM-ResNet's linear death rate).
+        output_stride: the largest reduction of the features, e.g. 8 or 16 for dense prediction: the later stages
+            dilate their 3x3 convs instead of striding (same parameters, so pretrained weights load). None: strided.
         device: device of every parameter.
         dtype: dtype of every parameter.
     """
@@ -452,6 +515,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
         global_pool: str = "avg",
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
+        output_stride: int | None = None,
         device=None,
         dtype=None,
     ):
@@ -470,6 +534,12 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
             raise ValueError(
                 f"fractional strides {net.strides} need downsample='diffstride'; strided convs, spectral pooling "
                 f"and subsampling take whole strides."
+            )
+        if output_stride is not None and net.downsample == "diffstride":
+            raise ValueError(
+                f"output_stride={output_stride!r} cannot be used with downsample='diffstride': DiffStride learns its "
+                f"strides, so there is no fixed reduction to stop at. Leave output_stride unset, or use "
+                f"downsample='conv' / 'spectral' / 'subsample'."
             )
         self.net = net
         self.scheme = scheme
@@ -496,33 +566,51 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
         # the DiffStride authors' network also learns a stride right after the stem
         self.stem_pool = DiffStride(net.stem_stride, **dd) if net.downsample == "diffstride" else None
 
-        self.stages = nn.ModuleList(self._make_stages(net, scheme, reduction, drop_path_rate, dd))
+        dilations = stage_dilations(
+            reduction,
+            net.stage_strides,
+            output_stride,
+            f"this network ({net.stem} stem, stage strides {net.stage_strides})",
+        )
+        self.stages = nn.ModuleList(self._make_stages(net, scheme, reduction, dilations, drop_path_rate, dd))
         self.num_features = self.head_hidden_size = net.widths[-1] * net.expansion
         self.norm = BatchNormAct2d(self.num_features, **dd) if net.final_norm else nn.Identity()
         self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
         self._init_weights()
 
-    def _make_stages(self, net: NetCfg, scheme: Scheme, reduction: int, drop_path_rate: float, dd: dict):
+    def _make_stages(
+        self, net: NetCfg, scheme: Scheme, reduction: int, dilations: list, drop_path_rate: float, dd: dict
+    ):
         """Build the blocks, tracking the geometry of each history slot to size its projections.
 
-        A geometry is (channels, nominal reduction, downsampling layers passed); a learnable stride makes the
-        spatial size unpredictable, so a slot may only be read behind the same downsampling layers as x_n.
+        A geometry is (channels, nominal reduction, downsampling layers passed, reduction); a learnable stride makes
+        the spatial size unpredictable, so a slot may only be read behind the same downsampling layers as x_n. The
+        nominal reduction ignores ``output_stride``: roles and projections are those of the strided network (the
+        same parameters); the last entry, the real reduction, sets the projections' strides.
         """
         block_cls = PreActBottleneck if net.block == "bottleneck" else PreActBasic
         total = sum(net.layers)
         dprs = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
-        x_geo = (net.stem_width, reduction, 0 if self.stem_pool is None else 1)
+        x_geo = (net.stem_width, reduction, 0 if self.stem_pool is None else 1, reduction)
         last_geo = llast_geo = x_geo  # no history yet: start-up steps never read these slots
         self._roles: list[str] = []
         stages = []
         index = 0
-        for stage_idx, (depth, width, stage_stride) in enumerate(zip(net.layers, net.widths, net.stage_strides)):
+        stage_cfgs = zip(net.layers, net.widths, net.stage_strides, dilations)
+        for stage_idx, (depth, width, nominal_stride, (stage_stride, first_dilation, dilation)) in enumerate(
+            stage_cfgs
+        ):
             blocks = []
             for j in range(depth):
                 stride = stage_stride if j == 0 else 1
                 pooled = j == 0 and net.downsample != "conv" and (net.downsample == "diffstride" or stride != 1)
-                out_geo = (width * net.expansion, x_geo[1] * stride, x_geo[2] + int(pooled))
-                role = scheme.role(index, x_geo != out_geo)
+                out_geo = (
+                    width * net.expansion,
+                    x_geo[1] * (nominal_stride if j == 0 else 1),
+                    x_geo[2] + int(pooled),
+                    x_geo[3] * stride,
+                )
+                role = scheme.role(index, x_geo[:3] != out_geo[:3])
                 self._roles.append(role)
 
                 def project(geo, norm_act=False, slot="x_n", block=index, pooled=pooled, out_geo=out_geo, x_geo=x_geo):
@@ -535,9 +623,9 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
                         return (
                             Projection(geo[0], out_geo[0], 1, norm_act=norm_act, **dd) if geo[0] != out_geo[0] else None
                         )
-                    if geo == out_geo:
+                    if geo[:3] == out_geo[:3]:
                         return None
-                    return Projection(geo[0], out_geo[0], int(out_geo[1] // geo[1]), norm_act=norm_act, **dd)
+                    return Projection(geo[0], out_geo[0], int(out_geo[3] // geo[3]), norm_act=norm_act, **dd)
 
                 if role == ROLE_MULTISTEP:
                     # every slot the scheme reads gets its own bare 1x1 projection (ZeroSNet's P_x, P_l, P_ll)
@@ -568,6 +656,8 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
                         x_geo[0],
                         width,
                         1 if pooled else int(stride),
+                        dilation=dilation,
+                        first_dilation=first_dilation if j == 0 else dilation,
                         update=update,
                         shortcut=shortcut,
                         shortcut_on_preact=net.shortcut == "preact",
@@ -590,7 +680,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
                 x_geo = out_geo
                 index += 1
             stages.append(MultistepStage(*blocks))
-            red = x_geo[1]
+            red = x_geo[3]
             red = int(red) if float(red).is_integer() else red
             self.feature_info.append(dict(num_chs=x_geo[0], reduction=red, module=f"stages.{stage_idx}"))
         return stages

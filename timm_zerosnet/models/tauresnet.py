@@ -49,6 +49,7 @@ from .multistep import (
     cifar_cfg,
     imagenet_cfg,
     require_released_weights,
+    stage_dilations,
     unwrap_state_dict,
 )
 
@@ -159,14 +160,25 @@ class TauBlock(nn.Module):
 
 
 class PostActBasic(TauBlock):
-    """conv3x3(stride)-BN-ReLU-conv3x3-BN."""
+    """conv3x3(stride)-BN-ReLU-conv3x3-BN; ``first_dilation`` / ``dilation`` dilate the two convs."""
 
-    def __init__(self, in_chs: int, width: int, stride: int, device=None, dtype=None, **kwargs: Any):
+    def __init__(
+        self,
+        in_chs: int,
+        width: int,
+        stride: int,
+        dilation: int = 1,
+        first_dilation: int = 1,
+        device=None,
+        dtype=None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         dd = dict(device=device, dtype=dtype)
-        self.conv1 = nn.Conv2d(in_chs, width, 3, stride=stride, padding=1, bias=False, **dd)
+        d1, d2 = first_dilation, dilation
+        self.conv1 = nn.Conv2d(in_chs, width, 3, stride=stride, padding=d1, dilation=d1, bias=False, **dd)
         self.bn1 = nn.BatchNorm2d(width, **dd)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False, **dd)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=d2, dilation=d2, bias=False, **dd)
         self.bn2 = nn.BatchNorm2d(width, **dd)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,14 +186,26 @@ class PostActBasic(TauBlock):
 
 
 class PostActBottleneck(TauBlock):
-    """conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1-BN (expansion 4), as timm's / torchvision's ResNet-50."""
+    """conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1-BN (expansion 4), as timm's / torchvision's ResNet-50. Its
+    one 3x3 conv takes ``first_dilation`` (in a dilated stage, the stage's dilation from the second block on)."""
 
-    def __init__(self, in_chs: int, width: int, stride: int, device=None, dtype=None, **kwargs: Any):
+    def __init__(
+        self,
+        in_chs: int,
+        width: int,
+        stride: int,
+        dilation: int = 1,
+        first_dilation: int = 1,
+        device=None,
+        dtype=None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         dd = dict(device=device, dtype=dtype)
+        d = first_dilation
         self.conv1 = nn.Conv2d(in_chs, width, 1, bias=False, **dd)
         self.bn1 = nn.BatchNorm2d(width, **dd)
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False, **dd)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=d, dilation=d, bias=False, **dd)
         self.bn2 = nn.BatchNorm2d(width, **dd)
         self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False, **dd)
         self.bn3 = nn.BatchNorm2d(width * 4, **dd)
@@ -195,11 +219,22 @@ class PostActBottleneck(TauBlock):
 class FixupBasic(TauBlock):
     """No BN: conv2(relu(conv1(x + b1a) + b1b) + b2a) + b2b, four scalar biases initialised at 0."""
 
-    def __init__(self, in_chs: int, width: int, stride: int, device=None, dtype=None, **kwargs: Any):
+    def __init__(
+        self,
+        in_chs: int,
+        width: int,
+        stride: int,
+        dilation: int = 1,
+        first_dilation: int = 1,
+        device=None,
+        dtype=None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         dd = dict(device=device, dtype=dtype)
-        self.conv1 = nn.Conv2d(in_chs, width, 3, stride=stride, padding=1, bias=False, **dd)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False, **dd)
+        d1, d2 = first_dilation, dilation
+        self.conv1 = nn.Conv2d(in_chs, width, 3, stride=stride, padding=d1, dilation=d1, bias=False, **dd)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=d2, dilation=d2, bias=False, **dd)
         self.bias1a, self.bias1b, self.bias2a, self.bias2b = (_scalar(**dd) for _ in range(4))
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
@@ -208,13 +243,25 @@ class FixupBasic(TauBlock):
 
 
 class FixupBottleneck(TauBlock):
-    """No BN: the bottleneck with a scalar bias before and after each of its three convs (six, initialised at 0)."""
+    """No BN: the bottleneck with a scalar bias before and after each of its three convs (six, initialised at 0).
+    Its one 3x3 conv takes ``first_dilation``."""
 
-    def __init__(self, in_chs: int, width: int, stride: int, device=None, dtype=None, **kwargs: Any):
+    def __init__(
+        self,
+        in_chs: int,
+        width: int,
+        stride: int,
+        dilation: int = 1,
+        first_dilation: int = 1,
+        device=None,
+        dtype=None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         dd = dict(device=device, dtype=dtype)
+        d = first_dilation
         self.conv1 = nn.Conv2d(in_chs, width, 1, bias=False, **dd)
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False, **dd)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=d, dilation=d, bias=False, **dd)
         self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False, **dd)
         self.bias1a, self.bias1b, self.bias2a, self.bias2b, self.bias3a, self.bias3b = (_scalar(**dd) for _ in range(6))
 
@@ -252,6 +299,8 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         global_pool: pooling type ('avg', 'max', ...; '' for none).
         drop_rate: dropout before the classifier.
         drop_path_rate: stochastic depth on tau * F, linearly increasing over blocks.
+        output_stride: the largest reduction of the features (e.g. 8 or 16): the later stages dilate their 3x3 convs
+            instead of striding, with the same parameters. None: strided.
         device: device of every parameter.
         dtype: dtype of every parameter.
     """
@@ -265,6 +314,7 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         global_pool: str = "avg",
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
+        output_stride: int | None = None,
         device=None,
         dtype=None,
     ):
@@ -305,12 +355,19 @@ class TauResNet(ResNetHeadMixin, nn.Module):
             self.maxpool = nn.Identity()
             self.feature_info = []
 
-        self.stages = nn.ModuleList(self._make_stages(net, 4 if self.has_stem_level else 1, drop_path_rate, dd))
+        reduction = 4 if self.has_stem_level else 1
+        strides = (1,) + (2,) * (len(net.layers) - 1)
+        dilations = stage_dilations(
+            reduction, strides, output_stride, f"this network ({net.stem} stem, stage strides {tuple(strides)})"
+        )
+        self.stages = nn.ModuleList(self._make_stages(net, reduction, dilations, drop_path_rate, dd))
         self.num_features = self.head_hidden_size = net.widths[-1] * net.expansion
         self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
         self._init_weights()
 
-    def _make_stages(self, net: TauNetCfg, reduction: int, drop_path_rate: float, dd: dict) -> list[TauStage]:
+    def _make_stages(
+        self, net: TauNetCfg, reduction: int, dilations: list, drop_path_rate: float, dd: dict
+    ) -> list[TauStage]:
         if net.norm:
             block_cls = PostActBottleneck if net.block == "bottleneck" else PostActBasic
         else:
@@ -321,16 +378,30 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         self._roles: list[str] = []
         stages = []
         index = 0
-        for stage_idx, (depth, width) in enumerate(zip(net.layers, net.widths)):
+        for stage_idx, (depth, width, (stage_stride, first_dilation, dilation)) in enumerate(
+            zip(net.layers, net.widths, dilations)
+        ):
             blocks = []
             for j in range(depth):
-                stride = 2 if stage_idx > 0 and j == 0 else 1
+                stride = stage_stride if j == 0 else 1
                 out_chs = width * net.expansion
-                changes_shape = stride != 1 or in_chs != out_chs
+                # a dilated stage's first block still changes the shape of the strided network: same shortcut
+                changes_shape = (stage_idx > 0 and j == 0) or in_chs != out_chs
                 self._roles.append(self.scheme.role(index, changes_shape))
                 shortcut = shortcut_cls(in_chs, out_chs, stride, norm=net.norm, **dd) if changes_shape else None
                 drop_path = drop_path_rate * index / max(total - 1, 1)
-                blocks.append(block_cls(in_chs, width, stride, shortcut=shortcut, drop_path=drop_path, **dd))
+                blocks.append(
+                    block_cls(
+                        in_chs,
+                        width,
+                        stride,
+                        dilation=dilation,
+                        first_dilation=first_dilation if j == 0 else dilation,
+                        shortcut=shortcut,
+                        drop_path=drop_path,
+                        **dd,
+                    )
+                )
                 in_chs = out_chs
                 reduction *= stride
                 index += 1
