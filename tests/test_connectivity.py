@@ -294,7 +294,7 @@ def test_paper_dag_kernel_eigenvalues_rank_like_convergence_speed():
         (dag2.ntk, 22),
         (dag3.ntk, 36),
     ]:
-        assert 0.5 * reference < value < 2 * reference
+        assert value == pytest.approx(reference, rel=0.1)  # "about": three seeds of a random init
     # Normalised by the mean diagonal, #2 and #3 swap.
     assert dag2.nngp_normalized > dag3.nngp_normalized
     assert dag2.ntk_normalized > dag3.ntk_normalized

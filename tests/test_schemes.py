@@ -257,10 +257,12 @@ def test_scheme_parameters_are_not_weight_decayed(name):
 def test_tra_init_values():
     cifar = timm.create_model("zerosnet20_tra_cifar")
     imagenet = timm.create_model("zerosnet18_tra")
-    assert all(v == 1.0 for k, v in cifar.scheme_state().items() if k.endswith(".lam"))
-    assert all(r["param"]["lam"] == pytest.approx(-1.8) for r in imagenet.block_coefficients() if "lam" in r["param"])
+    lams = [v for k, v in cifar.scheme_state().items() if k.endswith(".lam")]
+    assert lams == [1.0] * 7  # one per multistep block: 9 blocks, 2 start-up steps
+    lams = [r["param"]["lam"] for r in imagenet.block_coefficients() if "lam" in r["param"]]
+    assert lams == pytest.approx([-1.8] * 6)
     custom = timm.create_model("zerosnet20_tra_cifar", lam=-1.5)
-    assert all(v == -1.5 for k, v in custom.scheme_state().items() if k.endswith(".lam"))
+    assert [v for k, v in custom.scheme_state().items() if k.endswith(".lam")] == [-1.5] * 7
 
 
 @pytest.mark.parametrize("name", ["zerosnet20_cifar", "lmresnet20_cifar", "preresnet20_cifar"])
