@@ -79,6 +79,24 @@ def test_param_count_equals_spec(name):
     assert n_params(timm.create_model(name, device="meta")) == SPEC_PARAMS[name]
 
 
+# ARCHITECTURES.md 1.3 (and 4 for tau-ResNet): blocks per stage of the ImageNet depths
+IMAGENET_LAYERS = {
+    "18": (2, 2, 2, 2),
+    "34": (3, 4, 6, 3),
+    "50": (3, 4, 6, 3),
+    "101": (3, 4, 23, 3),
+    "152": (3, 8, 36, 3),
+}
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if re.fullmatch(r"[a-z]+(\d+)(_tra|_nobn)?", n)])
+def test_imagenet_layer_lists_follow_the_spec(name):
+    model = timm.create_model(name, device="meta")
+    depth = re.search(r"\d+", name).group()
+    assert model.net.layers == IMAGENET_LAYERS[depth]
+    assert model.net.block == ("basic" if depth in ("18", "34") else "bottleneck")
+
+
 @pytest.mark.parametrize("name", [n for n in MODELS if "_tra" in n])
 def test_tra_adds_one_lambda_per_multistep_block(name):
     tra = timm.create_model(name, device="meta")
