@@ -47,6 +47,7 @@ __all__ = [
     "check_shapes",
     "check_skeleton",
     "stage_dilations",
+    "conv3x3",
 ]
 
 _HISTORY_NONE, _HISTORY_SHIFT, _HISTORY_SHIFT_RAW, _HISTORY_RESET = 0, 1, 2, 3
@@ -227,6 +228,13 @@ class Projection(nn.Module):
         return self.conv(x)
 
 
+def conv3x3(in_chs: int, out_chs: int, stride: int = 1, dilation: int = 1, device=None, dtype=None) -> nn.Conv2d:
+    """A bias-free 3x3 conv padded to keep the size (divided by the stride) at any dilation."""
+    return nn.Conv2d(
+        in_chs, out_chs, 3, stride=stride, padding=dilation, dilation=dilation, bias=False, device=device, dtype=dtype
+    )
+
+
 class PreActBlock(nn.Module):
     """A pre-activation residual block that hands (x_{n+1}, x_n, x_{n-1}) to the next one.
 
@@ -292,26 +300,15 @@ class PreActBlock(nn.Module):
 
 
 class PreActBasic(PreActBlock):
-    """BN-ReLU-conv3x3(stride)-BN-ReLU-conv3x3; ``first_dilation`` / ``dilation`` dilate the two convs."""
+    """BN-ReLU-conv3x3(stride)-BN-ReLU-conv3x3; ``dilation`` gives the two convs' dilations."""
 
-    def __init__(
-        self,
-        in_chs: int,
-        width: int,
-        stride: int,
-        dilation: int = 1,
-        first_dilation: int = 1,
-        device=None,
-        dtype=None,
-        **kwargs: Any,
-    ):
+    def __init__(self, in_chs: int, width: int, stride: int, dilation=(1, 1), device=None, dtype=None, **kwargs: Any):
         super().__init__(**kwargs)
         dd = dict(device=device, dtype=dtype)
-        d1, d2 = first_dilation, dilation
         self.bn1 = nn.BatchNorm2d(in_chs, **dd)
-        self.conv1 = nn.Conv2d(in_chs, width, 3, stride=stride, padding=d1, dilation=d1, bias=False, **dd)
+        self.conv1 = conv3x3(in_chs, width, stride, dilation[0], **dd)
         self.bn2 = nn.BatchNorm2d(width, **dd)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=d2, dilation=d2, bias=False, **dd)
+        self.conv2 = conv3x3(width, width, 1, dilation[1], **dd)
 
     def residual(self, pre: torch.Tensor) -> torch.Tensor:
         out = self.conv1(pre)
@@ -321,27 +318,16 @@ class PreActBasic(PreActBlock):
 
 
 class PreActBottleneck(PreActBlock):
-    """BN-ReLU-conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1 (expansion 4). Its one 3x3 conv takes
-    ``first_dilation`` (timm's convention: in a dilated stage, the stage's dilation from the second block on)."""
+    """BN-ReLU-conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1 (expansion 4). Its one 3x3 conv takes the
+    first of the two ``dilation`` values."""
 
-    def __init__(
-        self,
-        in_chs: int,
-        width: int,
-        stride: int,
-        dilation: int = 1,
-        first_dilation: int = 1,
-        device=None,
-        dtype=None,
-        **kwargs: Any,
-    ):
+    def __init__(self, in_chs: int, width: int, stride: int, dilation=(1, 1), device=None, dtype=None, **kwargs: Any):
         super().__init__(**kwargs)
         dd = dict(device=device, dtype=dtype)
-        d = first_dilation  # the bottleneck's only 3x3 conv
         self.bn1 = nn.BatchNorm2d(in_chs, **dd)
         self.conv1 = nn.Conv2d(in_chs, width, 1, bias=False, **dd)
         self.bn2 = nn.BatchNorm2d(width, **dd)
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=d, dilation=d, bias=False, **dd)
+        self.conv2 = conv3x3(width, width, stride, dilation[0], **dd)
         self.bn3 = nn.BatchNorm2d(width, **dd)
         self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False, **dd)
 
@@ -656,8 +642,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
                         x_geo[0],
                         width,
                         1 if pooled else int(stride),
-                        dilation=dilation,
-                        first_dilation=first_dilation if j == 0 else dilation,
+                        dilation=(first_dilation if j == 0 else dilation, dilation),
                         update=update,
                         shortcut=shortcut,
                         shortcut_on_preact=net.shortcut == "preact",

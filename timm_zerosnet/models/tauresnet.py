@@ -47,6 +47,7 @@ from .multistep import (
     check_shapes,
     check_skeleton,
     cifar_cfg,
+    conv3x3,
     imagenet_cfg,
     require_released_weights,
     stage_dilations,
@@ -160,25 +161,14 @@ class TauBlock(nn.Module):
 
 
 class PostActBasic(TauBlock):
-    """conv3x3(stride)-BN-ReLU-conv3x3-BN; ``first_dilation`` / ``dilation`` dilate the two convs."""
+    """conv3x3(stride)-BN-ReLU-conv3x3-BN; ``dilation`` gives the two convs' dilations."""
 
-    def __init__(
-        self,
-        in_chs: int,
-        width: int,
-        stride: int,
-        dilation: int = 1,
-        first_dilation: int = 1,
-        device=None,
-        dtype=None,
-        **kwargs: Any,
-    ):
+    def __init__(self, in_chs: int, width: int, stride: int, dilation=(1, 1), device=None, dtype=None, **kwargs: Any):
         super().__init__(**kwargs)
         dd = dict(device=device, dtype=dtype)
-        d1, d2 = first_dilation, dilation
-        self.conv1 = nn.Conv2d(in_chs, width, 3, stride=stride, padding=d1, dilation=d1, bias=False, **dd)
+        self.conv1 = conv3x3(in_chs, width, stride, dilation[0], **dd)
         self.bn1 = nn.BatchNorm2d(width, **dd)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=d2, dilation=d2, bias=False, **dd)
+        self.conv2 = conv3x3(width, width, 1, dilation[1], **dd)
         self.bn2 = nn.BatchNorm2d(width, **dd)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
@@ -187,25 +177,14 @@ class PostActBasic(TauBlock):
 
 class PostActBottleneck(TauBlock):
     """conv1x1-BN-ReLU-conv3x3(stride)-BN-ReLU-conv1x1-BN (expansion 4), as timm's / torchvision's ResNet-50. Its
-    one 3x3 conv takes ``first_dilation`` (in a dilated stage, the stage's dilation from the second block on)."""
+    one 3x3 conv takes the first of the two ``dilation`` values."""
 
-    def __init__(
-        self,
-        in_chs: int,
-        width: int,
-        stride: int,
-        dilation: int = 1,
-        first_dilation: int = 1,
-        device=None,
-        dtype=None,
-        **kwargs: Any,
-    ):
+    def __init__(self, in_chs: int, width: int, stride: int, dilation=(1, 1), device=None, dtype=None, **kwargs: Any):
         super().__init__(**kwargs)
         dd = dict(device=device, dtype=dtype)
-        d = first_dilation
         self.conv1 = nn.Conv2d(in_chs, width, 1, bias=False, **dd)
         self.bn1 = nn.BatchNorm2d(width, **dd)
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=d, dilation=d, bias=False, **dd)
+        self.conv2 = conv3x3(width, width, stride, dilation[0], **dd)
         self.bn2 = nn.BatchNorm2d(width, **dd)
         self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False, **dd)
         self.bn3 = nn.BatchNorm2d(width * 4, **dd)
@@ -219,22 +198,11 @@ class PostActBottleneck(TauBlock):
 class FixupBasic(TauBlock):
     """No BN: conv2(relu(conv1(x + b1a) + b1b) + b2a) + b2b, four scalar biases initialised at 0."""
 
-    def __init__(
-        self,
-        in_chs: int,
-        width: int,
-        stride: int,
-        dilation: int = 1,
-        first_dilation: int = 1,
-        device=None,
-        dtype=None,
-        **kwargs: Any,
-    ):
+    def __init__(self, in_chs: int, width: int, stride: int, dilation=(1, 1), device=None, dtype=None, **kwargs: Any):
         super().__init__(**kwargs)
         dd = dict(device=device, dtype=dtype)
-        d1, d2 = first_dilation, dilation
-        self.conv1 = nn.Conv2d(in_chs, width, 3, stride=stride, padding=d1, dilation=d1, bias=False, **dd)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=d2, dilation=d2, bias=False, **dd)
+        self.conv1 = conv3x3(in_chs, width, stride, dilation[0], **dd)
+        self.conv2 = conv3x3(width, width, 1, dilation[1], **dd)
         self.bias1a, self.bias1b, self.bias2a, self.bias2b = (_scalar(**dd) for _ in range(4))
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
@@ -244,24 +212,13 @@ class FixupBasic(TauBlock):
 
 class FixupBottleneck(TauBlock):
     """No BN: the bottleneck with a scalar bias before and after each of its three convs (six, initialised at 0).
-    Its one 3x3 conv takes ``first_dilation``."""
+    Its one 3x3 conv takes the first of the two ``dilation`` values."""
 
-    def __init__(
-        self,
-        in_chs: int,
-        width: int,
-        stride: int,
-        dilation: int = 1,
-        first_dilation: int = 1,
-        device=None,
-        dtype=None,
-        **kwargs: Any,
-    ):
+    def __init__(self, in_chs: int, width: int, stride: int, dilation=(1, 1), device=None, dtype=None, **kwargs: Any):
         super().__init__(**kwargs)
         dd = dict(device=device, dtype=dtype)
-        d = first_dilation
         self.conv1 = nn.Conv2d(in_chs, width, 1, bias=False, **dd)
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=d, dilation=d, bias=False, **dd)
+        self.conv2 = conv3x3(width, width, stride, dilation[0], **dd)
         self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False, **dd)
         self.bias1a, self.bias1b, self.bias2a, self.bias2b, self.bias3a, self.bias3b = (_scalar(**dd) for _ in range(6))
 
@@ -395,8 +352,7 @@ class TauResNet(ResNetHeadMixin, nn.Module):
                         in_chs,
                         width,
                         stride,
-                        dilation=dilation,
-                        first_dilation=first_dilation if j == 0 else dilation,
+                        dilation=(first_dilation if j == 0 else dilation, dilation),
                         shortcut=shortcut,
                         drop_path=drop_path,
                         **dd,
