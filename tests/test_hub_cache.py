@@ -121,23 +121,14 @@ def test_card_snippets_run_offline(release, tmp_path, monkeypatch, capsys):
     snippets = re.findall(r"```python\n(.*?)```", readme, re.S)
     monkeypatch.chdir(tmp_path)
     Image.new("RGB", (40, 36), (120, 30, 200)).save("image.png")
-    embeddings_fail = None
     for code in snippets:
         scope: dict = {}
-        try:
-            exec(compile(code, "README.md", "exec"), scope)
-        except ValueError as e:
-            if "num_classes=0" in code and "unexpected key 'fc." in str(e):
-                embeddings_fail = e  # see the xfail below
-                continue
-            raise
+        exec(compile(code, "README.md", "exec"), scope)
         if "check_golden" in code:
             assert "exact=True" in capsys.readouterr().out
             continue
         outputs = scope["output"] if isinstance(scope["output"], list) else [scope["output"]]
         assert all(o.shape[0] == 1 for o in outputs)
-    if embeddings_fail is not None:
-        pytest.xfail("checkpoint_filter_fn rejects the classifier weights when num_classes=0 (multistep.py)")
 
 
 def test_staged_tag_not_in_cache_says_not_pushed(release, tmp_path):

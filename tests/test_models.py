@@ -406,6 +406,77 @@ def test_checkpoint_with_another_head_names_num_classes(tmp_path):
     torch.testing.assert_close(new_head.conv1.weight, full.conv1.weight)
 
 
+def _backbone_equal(model, source) -> None:
+    ours = model.state_dict()
+    for key, value in source.state_dict().items():
+        if not key.startswith("fc."):
+            torch.testing.assert_close(ours[key], value, rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "tauresnet20_cifar"])
+def test_checkpoints_whose_head_timm_discards_load(name, tmp_path):
+    """timm loads a features_only model as num_classes=0 and drops the classifier whenever num_classes differs from
+    the cfg's, so a headless (backbone) checkpoint or one with another head must load there, as into timm's resnet."""
+    source = timm.create_model(name, num_classes=0).eval()
+    backbone = tmp_path / "backbone.pth"
+    torch.save(source.state_dict(), backbone)
+    c100 = tmp_path / "c100.pth"
+    torch.save(timm.create_model(name, num_classes=100).state_dict(), c100)
+    x = torch.randn(2, 3, 32, 32)
+    for path in (backbone, c100):
+        overlay = dict(file=str(path))
+        new_head = timm.create_model(name, pretrained=True, num_classes=5, pretrained_cfg_overlay=overlay)
+        _backbone_equal(
+            new_head, timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay)
+        )
+        feats = timm.create_model(name, pretrained=True, features_only=True, pretrained_cfg_overlay=overlay).eval()
+        if path == backbone:
+            _backbone_equal(new_head, source)
+            expected = source.forward_intermediates(x, intermediates_only=True)
+            for a, b in zip(feats(x), expected):
+                torch.testing.assert_close(a, b)
+    # the default head kept: a checkpoint without one is refused, unless the user loads non-strict
+    with pytest.raises(ValueError, match=r"first missing key 'fc.weight'.*pretrained_strict=False"):
+        timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(backbone)))
+    loose = timm.create_model(
+        name, pretrained=True, pretrained_strict=False, pretrained_cfg_overlay=dict(file=str(backbone))
+    )
+    _backbone_equal(loose, source)
+
+
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "tauresnet20_cifar"])
+def test_non_strict_load_takes_the_keys_that_fit(name, tmp_path, caplog):
+    source = timm.create_model(name)
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith("conv1.")}
+    state["aux_head.weight"] = torch.zeros(3)
+    path = tmp_path / "partial.pth"
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"first unexpected key 'aux_head.weight'"):
+        timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    with caplog.at_level("WARNING"):
+        model = timm.create_model(
+            name, pretrained=True, pretrained_strict=False, pretrained_cfg_overlay=dict(file=str(path))
+        )
+    assert "aux_head.weight" in caplog.text
+    torch.testing.assert_close(model.fc.weight, source.fc.weight)
+    assert not torch.equal(model.conv1.weight, source.conv1.weight)  # missing: left as built
+    # a shape that does not fit is an error even non-strict (as torch's load_state_dict)
+    state = dict(source.state_dict(), **{"stages.0.0.conv1.weight": torch.zeros(16, 16, 1, 1)})
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"'stages.0.0.conv1.weight' has shape \(16, 16, 1, 1\)"):
+        timm.create_model(name, pretrained=True, pretrained_strict=False, pretrained_cfg_overlay=dict(file=str(path)))
+
+
+def test_new_head_does_not_loosen_the_backbone_check(tmp_path):
+    """timm itself loads non-strict once it drops a head; here another family's weights stay refused."""
+    path = tmp_path / "lm.pth"
+    torch.save(timm.create_model("lmresnet20_cifar").state_dict(), path)
+    with pytest.raises(ValueError, match=r"does not fit zerosnet20_cifar"):
+        timm.create_model(
+            "zerosnet20_cifar", pretrained=True, num_classes=5, pretrained_cfg_overlay=dict(file=str(path))
+        )
+
+
 def test_first_release_is_staged_and_says_so(tmp_path):
     """The digits demo weights are staged in releases.json: without the exported folder in the cache the error says
     so, instead of a 404 from deep inside huggingface_hub."""

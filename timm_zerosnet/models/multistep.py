@@ -13,9 +13,12 @@ simply never read the extra slots. Each history slot whose shape differs from a 
 
 from __future__ import annotations
 
+import logging
 import numbers
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import torch
@@ -45,10 +48,16 @@ __all__ = [
     "require_released_weights",
     "unwrap_state_dict",
     "check_shapes",
+    "check_fit",
+    "timm_drops_head",
+    "discarded_head",
+    "pretrained_filter",
     "check_skeleton",
     "stage_dilations",
     "conv3x3",
 ]
+
+_logger = logging.getLogger(__name__)
 
 _HISTORY_NONE, _HISTORY_SHIFT, _HISTORY_SHIFT_RAW, _HISTORY_RESET = 0, 1, 2, 3
 
@@ -852,54 +861,94 @@ def _authors_key(key: str, layers: tuple[int, ...]) -> tuple[str | None, str]:
     return key, "tensor"
 
 
-def checkpoint_filter_fn(state_dict: dict, model: MultistepResNet) -> dict:
+def checkpoint_filter_fn(
+    state_dict: dict, model: MultistepResNet, features_only: bool = False, strict: bool = True
+) -> dict:
     """Load our own checkpoints unchanged and the authors' checkpoints (ZeroSNet, LM-ResNet, pre-act baselines).
 
     The authors' files wrap the weights as {'state_dict': ...} with DataParallel 'module.' prefixes, use other
     names, store LM-ResNet's k as 1 - k, and hold modules their forward never uses (an unused stem BN on CIFAR,
     the bottleneck-only shortcut in basic nets, spare transition shortcuts, lambda / k of Euler blocks). Those are
-    dropped; anything else that does not fit raises an error naming the first missing or unexpected key.
+    dropped. A classifier that timm discards (see ``timm_drops_head``) may be missing or of any size. Anything else
+    that does not fit raises an error naming the first missing or unexpected key, unless ``strict`` is False
+    (timm's ``pretrained_strict``): then the keys that fit are loaded and timm reports the rest.
+
+    Args:
+        features_only: the model is built for ``features_only`` (timm loads it without a head).
+        strict: refuse a checkpoint with missing or unexpected keys.
     """
     state_dict = unwrap_state_dict(state_dict)
     ours = model.state_dict()
     layers = tuple(len(s) for s in model.stages)
+    drop_head = timm_drops_head(model, features_only)
     out = {}
     unexpected = []
     for key, value in state_dict.items():
         new_key, kind = _authors_key(key, layers) if key not in ours else (key, "tensor")
-        if new_key is None:
+        if new_key is None or discarded_head(new_key, value, ours, model, drop_head):
             continue
         if new_key not in ours:
-            if _is_dead_in_authors_code(key, new_key, ours):
-                continue
-            if model.num_classes == 0 and new_key.startswith("fc."):  # no head built: the checkpoint's is not needed
-                continue
-            unexpected.append(key)
+            if not _is_dead_in_authors_code(key, new_key, ours):
+                unexpected.append(key)
             continue
         if kind in ("scalar", "one_minus") and isinstance(value, torch.Tensor):
             value = value.reshape(ours[new_key].shape)
             if kind == "one_minus":
                 value = 1.0 - value
         out[new_key] = value
-    missing = [k for k in ours if k not in out]
-    if unexpected or missing:
+    check_fit(out, ours, unexpected, model, drop_head, strict, "family, depth, CIFAR or ImageNet variant, Opt or Tra")
+    return out
+
+
+def timm_drops_head(model: nn.Module, features_only: bool = False) -> bool:
+    """Whether timm discards the checkpoint's classifier when it loads pretrained weights into ``model``: it loads a
+    ``features_only`` model as num_classes=0, and drops the head (loading non-strict) when that differs from the
+    pretrained cfg's num_classes. A model built without a head (num_classes=0) has none to fill either."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    loaded = 0 if features_only else model.num_classes
+    return model.num_classes == 0 or loaded != cfg.get("num_classes", loaded)
+
+
+def _is_classifier(key: str, model: nn.Module) -> bool:
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return key.startswith(cfg.get("classifier", "fc") + ".")
+
+
+def discarded_head(key: str, value: Any, ours: dict, model: nn.Module, drop_head: bool) -> bool:
+    """A classifier tensor that timm discards and that would not fit the model's head (one that fits is kept for
+    callers that load the filtered dict themselves; timm drops it anyway)."""
+    if not (drop_head and _is_classifier(key, model)):
+        return False
+    return key not in ours or not isinstance(value, torch.Tensor) or value.shape != ours[key].shape
+
+
+def check_fit(
+    out: dict, ours: dict, unexpected: list, model: nn.Module, drop_head: bool, strict: bool, variants: str
+) -> None:
+    """The checks both checkpoint filters end with: under ``strict``, no missing (a discarded head excepted) or
+    unexpected key; always, every tensor of the model's shape (``check_shapes``). Non-strict, the unexpected keys
+    are logged and ignored, as timm's non-strict load does (timm logs the missing ones)."""
+    missing = [k for k in ours if k not in out and not (drop_head and _is_classifier(k, model))]
+    if strict and (unexpected or missing):
         arch = getattr(getattr(model, "pretrained_cfg", None), "get", lambda *_: None)("architecture")
         what = f"first unexpected key '{unexpected[0]}'" if unexpected else f"first missing key '{missing[0]}'"
         raise ValueError(
             f"the checkpoint does not fit {arch or type(model).__name__}: {what} ({len(missing)} missing, "
             f"{len(unexpected)} unexpected in all). Check that the checkpoint was trained for this exact model "
-            f"(family, depth, CIFAR or ImageNet variant, Opt or Tra)."
+            f"({variants}), or pass pretrained_strict=False to load the keys that fit and leave the rest as built."
         )
-    check_shapes(out, ours, model)
-    return out
+    if unexpected and not strict:
+        _logger.warning(f"Unexpected keys ({', '.join(unexpected)}) ignored while loading pretrained weights.")
+    check_shapes(out, ours, model, drop_head)
 
 
-def check_shapes(state_dict: dict, ours: dict, model: nn.Module) -> None:
-    """Name the first tensor whose shape does not fit, except where timm adapts it (first conv, dropped head)."""
+def check_shapes(state_dict: dict, ours: dict, model: nn.Module, drop_head: bool | None = None) -> None:
+    """Name the first tensor whose shape does not fit, except where timm adapts it (first conv, dropped head).
+    ``drop_head``: whether timm discards the classifier (default: ``timm_drops_head(model)``)."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
     first_conv = f"{cfg.get('first_conv', 'conv1')}.weight"
     classifier = cfg.get("classifier", "fc")
-    head_dropped = model.num_classes != cfg.get("num_classes", model.num_classes)
+    head_dropped = timm_drops_head(model) if drop_head is None else drop_head
     for key, value in state_dict.items():
         if not isinstance(value, torch.Tensor) or value.shape == ours[key].shape or key == first_conv:
             continue
@@ -917,8 +966,8 @@ def check_shapes(state_dict: dict, ours: dict, model: nn.Module) -> None:
             raise ValueError(
                 f"the checkpoint's classifier '{key}' has shape {tuple(value.shape)} but the model's has "
                 f"{tuple(ours[key].shape)}: the checkpoint has {value.shape[0]} classes. To keep its head pass "
-                f"num_classes={value.shape[0]} and num_classes={value.shape[0]} in pretrained_cfg_overlay; for a new "
-                f"head pass any num_classes other than {cfg.get('num_classes')}."
+                f"num_classes={value.shape[0]} and pretrained_cfg_overlay=dict(num_classes={value.shape[0]}, ...); "
+                f"for a new head pass any num_classes other than {cfg.get('num_classes')}."
             )
         raise ValueError(
             f"the checkpoint's '{key}' has shape {tuple(value.shape)} but the model expects {tuple(ours[key].shape)}; "
@@ -967,6 +1016,14 @@ def require_released_weights(variant: str, kwargs: dict) -> None:
     )
 
 
+def pretrained_filter(filter_fn: Callable, kwargs: dict) -> Callable:
+    """``filter_fn`` told what timm's builder does with the head and strictness for these ``create_model`` kwargs
+    (timm calls a filter with only the state dict and the model)."""
+    return partial(
+        filter_fn, features_only=bool(kwargs.get("features_only", False)), strict=kwargs.get("pretrained_strict", True)
+    )
+
+
 def create_multistep(
     variant: str,
     pretrained: bool,
@@ -998,7 +1055,7 @@ def create_multistep(
         pretrained,
         net=net,
         scheme=scheme,
-        pretrained_filter_fn=checkpoint_filter_fn,
+        pretrained_filter_fn=pretrained_filter(checkpoint_filter_fn, kwargs),
         feature_cfg=feature_cfg,
         **kwargs,
     )

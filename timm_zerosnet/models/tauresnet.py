@@ -44,13 +44,16 @@ from ..release import with_released
 from ..schemes import Euler
 from .multistep import (
     ResNetHeadMixin,
-    check_shapes,
+    check_fit,
     check_skeleton,
     cifar_cfg,
     conv3x3,
+    discarded_head,
     imagenet_cfg,
+    pretrained_filter,
     require_released_weights,
     stage_dilations,
+    timm_drops_head,
     unwrap_state_dict,
 )
 
@@ -502,41 +505,35 @@ class TauResNet(ResNetHeadMixin, nn.Module):
 _FIXUP_SCALAR = re.compile(r"(^tau|\.bias\d[ab])$")
 
 
-def checkpoint_filter_fn(state_dict: dict, model: TauResNet) -> dict:
+def checkpoint_filter_fn(state_dict: dict, model: TauResNet, features_only: bool = False, strict: bool = True) -> dict:
     """Load our own checkpoints unchanged, and ResNets saved by timm / torchvision or by the tau-ResNet authors.
 
     Their names (``layerN.i``, ``downsample.0`` conv / ``downsample.1`` BN) map to ours (``stages.{N-1}.i``,
     ``shortcut.conv`` / ``shortcut.norm``); the authors' (1,)-shaped scalars become 0-d, and the per-block aliases
-    ``layerN.i.tau`` of their shared tau are dropped. Anything else that does not fit raises an error naming the
-    first missing or unexpected key, or the first tensor of the wrong shape (the first conv and a dropped head
-    excepted: timm adapts those).
+    ``layerN.i.tau`` of their shared tau are dropped. A classifier that timm discards may be missing or of any size.
+    Anything else that does not fit raises an error naming the first missing or unexpected key (unless ``strict`` is
+    False, timm's ``pretrained_strict``), or the first tensor of the wrong shape (the first conv excepted: timm
+    adapts it). ``features_only``: the model is built for ``features_only`` (timm loads it without a head).
     """
     state_dict = unwrap_state_dict(state_dict)
     ours = model.state_dict()
+    drop_head = timm_drops_head(model, features_only)
     out = {}
     unexpected = []
     for key, value in state_dict.items():
         if key not in ours:
             key = re.sub(r"^layer(\d+)\.", lambda m: f"stages.{int(m.group(1)) - 1}.", key)
             key = key.replace(".downsample.0.", ".shortcut.conv.").replace(".downsample.1.", ".shortcut.norm.")
+        if discarded_head(key, value, ours, model, drop_head):
+            continue
         if key not in ours:
-            dropped_head = model.num_classes == 0 and key.startswith("fc.")  # no head built: not needed
-            if not (dropped_head or re.match(r"^stages\.\d+\.\d+\.tau$", key)):
+            if not re.match(r"^stages\.\d+\.\d+\.tau$", key):
                 unexpected.append(key)
             continue
         if _FIXUP_SCALAR.search(key) and isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.reshape(())
         out[key] = value
-    missing = [k for k in ours if k not in out]
-    if unexpected or missing:
-        arch = getattr(model, "pretrained_cfg", {}).get("architecture")
-        what = f"first unexpected key '{unexpected[0]}'" if unexpected else f"first missing key '{missing[0]}'"
-        raise ValueError(
-            f"the checkpoint does not fit {arch or type(model).__name__}: {what} ({len(missing)} missing, "
-            f"{len(unexpected)} unexpected in all). Check the depth, the CIFAR or ImageNet skeleton and the BN or "
-            f"nobn variant the checkpoint was trained for."
-        )
-    check_shapes(out, ours, model)
+    check_fit(out, ours, unexpected, model, drop_head, strict, "depth, CIFAR or ImageNet skeleton, BN or nobn")
     return out
 
 
@@ -552,7 +549,7 @@ def _create_tauresnet(variant: str, pretrained: bool = False, *, net: TauNetCfg,
         variant,
         pretrained,
         net=net,
-        pretrained_filter_fn=checkpoint_filter_fn,
+        pretrained_filter_fn=pretrained_filter(checkpoint_filter_fn, kwargs),
         feature_cfg=dict(feature_cls="getter", out_indices=tuple(range(levels))),
         **kwargs,
     )
