@@ -225,6 +225,35 @@ def test_reset_classifier_and_pooling(name):
     assert pooled(x).shape == (1, pooled.num_features)
 
 
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "lmresnet18", "tauresnet20_cifar", "tauresnet50"])
+def test_head_hidden_size_is_the_width_of_the_pooled_features(name):
+    """As timm's ResNet: a concatenating pool doubles the pre-logits width, at build and after reset_classifier,
+    so a new head sized from head_hidden_size fits."""
+    model = tiny_model(name, global_pool="catavgmax").eval()
+    x = tiny_input(model)
+    for reset in (None, (0, "catavgmax"), (3, "avg"), (0, "avgmax")):
+        if reset is not None:
+            model.reset_classifier(*reset)
+        pooled = model.forward_head(model.forward_features(x), pre_logits=True)
+        assert pooled.shape == (2, model.head_hidden_size)
+        assert model.head_hidden_size == model.num_features * (2 if model.global_pool.pool_type == "catavgmax" else 1)
+        assert torch.nn.Linear(model.head_hidden_size, 3)(pooled).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", [n for n in REPRESENTATIVES if not n.endswith("_cifar")] + ["zerosnet18:diffstride"])
+def test_prune_to_the_stem_level_ends_at_the_stem_feature(name):
+    """prune_intermediate_layers(indices=[0]) of an ImageNet stem: forward_features is feature 0 (before the
+    max-pool, and before a learnable stem stride), as in timm's ResNet."""
+    name, _, downsample = name.partition(":")
+    model = tiny_model(name, **(dict(downsample=downsample) if downsample else {})).eval()
+    x = tiny_input(model)
+    with torch.no_grad():
+        stem_feature = model.forward_intermediates(x, indices=[0], intermediates_only=True)[0]
+        model.prune_intermediate_layers(indices=[0])
+        torch.testing.assert_close(model.forward_features(x), stem_feature)
+    assert stem_feature.shape[-1] == x.shape[-1] // model.feature_info[0]["reduction"]
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_bf16_forward(name):
     model = tiny_model(name).eval()

@@ -421,8 +421,9 @@ class ResNetHeadMixin:
     """What every residual network of this package shares: weight init, the classifier head, grad checkpointing,
     pruning to the intermediate layers.
 
-    Expects ``stages`` (modules with a ``grad_checkpointing`` flag), ``global_pool``, ``fc``, ``num_features``,
-    ``num_classes``, ``drop_rate``, ``feature_info`` and ``has_stem_level`` (the stem's output is feature level 0).
+    Expects ``stages`` (modules with a ``grad_checkpointing`` flag), ``num_features``, ``num_classes``,
+    ``drop_rate``, ``feature_info`` and ``has_stem_level`` (the stem's output is feature level 0, then ``maxpool``);
+    ``_make_head`` builds ``global_pool`` and ``fc``.
     """
 
     def _init_weights(self):
@@ -443,13 +444,19 @@ class ResNetHeadMixin:
     def get_classifier(self) -> nn.Module:
         return self.fc
 
+    def _make_head(self, num_classes: int, pool_type: str, device=None, dtype=None) -> None:
+        """The pool and classifier; ``head_hidden_size`` is the width of the pooled features (twice
+        ``num_features`` for a concatenating pool such as 'catavgmax'), as in timm's ResNet."""
+        self.global_pool, self.fc = create_classifier(
+            self.num_features, num_classes, pool_type=pool_type, device=device, dtype=dtype
+        )
+        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
+
     def reset_classifier(self, num_classes: int, global_pool: str | None = None):
         self.num_classes = num_classes
         ref = next(self.parameters())
         pool_type = global_pool if global_pool is not None else self.global_pool.pool_type
-        self.global_pool, self.fc = create_classifier(
-            self.num_features, num_classes, pool_type=pool_type, device=ref.device, dtype=ref.dtype
-        )
+        self._make_head(num_classes, pool_type, device=ref.device, dtype=ref.dtype)
         self.global_pool.train(self.training)
         self.fc.train(self.training)
 
@@ -465,6 +472,11 @@ class ResNetHeadMixin:
         prune_end = keep < len(self.stages)
         self.stages = self.stages[:keep]
         self._stages_pruned(drop_norm=prune_norm or prune_end)
+        if self.has_stem_level and max_index == 0:
+            # forward_features then ends at the stem's feature level (before the max-pool), as timm's ResNet
+            self.maxpool = nn.Identity()
+            if getattr(self, "stem_pool", None) is not None:
+                self.stem_pool = None
         if prune_end:
             self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
         if prune_head or prune_end:
@@ -570,7 +582,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
         self.stages = nn.ModuleList(self._make_stages(net, scheme, reduction, dilations, drop_path_rate, dd))
         self.num_features = self.head_hidden_size = net.widths[-1] * net.expansion
         self.norm = BatchNormAct2d(self.num_features, **dd) if net.final_norm else nn.Identity()
-        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
+        self._make_head(num_classes, global_pool, **dd)
         self._init_weights()
 
     def _make_stages(

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, create_classifier
+from timm.layers import DropPath
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
@@ -322,7 +322,7 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         )
         self.stages = nn.ModuleList(self._make_stages(net, reduction, dilations, drop_path_rate, dd))
         self.num_features = self.head_hidden_size = net.widths[-1] * net.expansion
-        self.global_pool, self.fc = create_classifier(self.num_features, num_classes, pool_type=global_pool, **dd)
+        self._make_head(num_classes, global_pool, **dd)
         self._init_weights()
 
     def _make_stages(
