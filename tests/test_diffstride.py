@@ -227,6 +227,10 @@ def test_baseline_argument_errors():
         FixedSpectralPooling(0.5)
     with pytest.raises(ValueError, match="at least 2x2"):
         DiffStride(2.0)(torch.zeros(1, 1, 1, 8))
+    with pytest.raises(ValueError, match="at least 2x2"):
+        FixedSpectralPooling(2)(torch.zeros(1, 1, 1, 8))
+    with pytest.raises(ValueError, match="expects an NCHW input"):
+        FixedSpectralPooling(2)(torch.zeros(3))
     with pytest.raises(ValueError, match="choose one of"):
         create_downsample("maxpool", 2)
 
@@ -302,6 +306,33 @@ def test_torchscript_fails_with_clear_message():
         warnings.simplefilter("ignore")
         with pytest.raises(RuntimeError, match="does not support TorchScript"):
             torch.jit.script(_net())
+
+
+@pytest.mark.parametrize("strides", [2, (1.5, 3)])
+def test_fixed_spectral_pooling_scripts_traces_compiles_and_exports(strides):
+    """The static baseline meets the whole model contract and gives the eager result bit for bit."""
+    torch._dynamo.reset()
+    layer = FixedSpectralPooling(strides)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.script is deprecated
+        scripted = torch.jit.script(layer)
+    traced = torch.fx.symbolic_trace(layer)
+    assert any(n.op == "call_function" and "spectral_pool" in n.name for n in traced.graph.nodes)
+    compiled = torch.compile(layer, backend="eager", fullgraph=True)
+    x = _randn(2, 3, 15, 17)
+    expected = layer(x)
+    assert expected.shape[-2:] == layer.output_size((15, 17))
+    exported = torch.export.export(layer, (x,)).module()
+    for run in (scripted, traced, compiled, exported):
+        torch.testing.assert_close(run(x), expected, rtol=0, atol=0)
+    # the sizes follow the input at run time, not the one seen when scripting / tracing
+    for run in (scripted, traced):
+        torch.testing.assert_close(run(_randn(1, 2, 8, 12)), layer(_randn(1, 2, 8, 12)), rtol=0, atol=0)
+    for run in (scripted, traced):
+        with pytest.raises(Exception, match="at least 2x2"):
+            run(torch.zeros(1, 1, 1, 8))
+        with pytest.raises(Exception, match="expects an NCHW input"):
+            run(torch.zeros(3))
 
 
 def test_fx_symbolic_trace_keeps_learning_strides():

@@ -3,6 +3,8 @@ learnable strides, and what a data-dependent output size means for export toolin
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import timm
 import torch
@@ -118,6 +120,41 @@ def test_export_tooling_with_learnable_strides():
     exported = torch.export.export(model, (x,))
     torch.testing.assert_close(exported.module()(x), model(x))
     torch.testing.assert_close(torch.jit.trace(model, x)(x), model(x))
+
+
+def _spectral_model(**kwargs):
+    torch.manual_seed(0)
+    return timm.create_model("preresnet18_spectral_cifar", **kwargs).eval()
+
+
+def test_spectral_model_torchscript_matches_eager():
+    """Fixed spectral pooling has a static output size, so the model contract's TorchScript holds (TIMM.md)."""
+    model = _spectral_model()
+    x = torch.randn(2, 3, 32, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.script is deprecated
+        scripted = torch.jit.script(model)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), model(x))
+
+
+def test_spectral_model_fx_trace_matches_eager():
+    model = _spectral_model()
+    x = torch.randn(2, 3, 32, 32)
+    traced = torch.fx.symbolic_trace(model)
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x), model(x))
+
+
+def test_spectral_model_fx_features_match_getter():
+    x = torch.randn(2, 3, 32, 32)
+    fx_features = _spectral_model(features_only=True, feature_cls="fx")
+    getter_features = _spectral_model(features_only=True)
+    with torch.no_grad():
+        got, expected = fx_features(x), getter_features(x)
+    assert [f.shape[-1] for f in got] == [32, 16, 8, 4]
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b)
 
 
 def test_learnable_strides_follow_dtype_and_the_stem_group():

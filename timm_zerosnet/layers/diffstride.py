@@ -78,6 +78,8 @@ def _stride_pair(strides: StrideArg, layer: str) -> tuple[float, float]:
 def _check_spatial_size(x: torch.Tensor, layer: str) -> tuple[int, int]:
     """Return (H, W) of an NCHW input, or raise if the map is too small to be pooled in the Fourier domain."""
     if x.dim() < 2:
+        if torch.jit.is_scripting():  # TorchScript has no tuple(x.shape); it prints the shape as a list
+            raise ValueError(f"{layer} expects an NCHW input, got a tensor of shape {x.shape}.")
         raise ValueError(f"{layer} expects an NCHW input, got a tensor of shape {tuple(x.shape)}.")
     height, width = x.shape[-2], x.shape[-1]
     if height < 2 or width < 2:
@@ -373,12 +375,48 @@ class DiffStride(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _spectral_pool_size(height: int, width: int, stride_h: float, stride_w: float) -> tuple[int, int]:
+    """Fixed spectral pooling's output size: ``H // S_h`` made even and ``W // S_w``, both at least 2."""
+    out_h = int(height // stride_h)
+    out_h -= out_h % 2
+    out_w = int(width // stride_w)
+    return max(out_h, 2), max(out_w, 2)
+
+
+def _spectral_crop(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+    """Keep the rfft2 rows [0, out_h/2) and [H - out_h/2, H) and columns [0, out_w/2 + 1); invert to (out_h, out_w)."""
+    spectrum = torch.fft.rfft2(x)
+    kept = _take_rows(spectrum[..., : out_w // 2 + 1], -2, out_h // 2, out_h // 2)
+    return torch.fft.irfft2(kept, s=(out_h, out_w))
+
+
+def _fixed_spectral_pool(x: torch.Tensor, stride_h: float, stride_w: float) -> torch.Tensor:
+    """FixedSpectralPooling forward: the output size is Python arithmetic on the input's shape."""
+    height, width = _check_spatial_size(x, "FixedSpectralPooling")
+    out_h, out_w = _spectral_pool_size(height, width, stride_h, stride_w)
+    compute_dtype = _fft_dtype(x)
+    if torch.jit.is_scripting():
+        # TorchScript compiles only this branch (it has no contextlib); autocast keeps these float32 FFTs in float32
+        # anyway (the FFT ops are on its fp32 lists), so the result is the eager one
+        out = _spectral_crop(x.to(compute_dtype), out_h, out_w)
+    else:
+        with _autocast_off(x.device.type):
+            out = _spectral_crop(x.to(compute_dtype), out_h, out_w)
+    return out.to(x.dtype)
+
+
+# FX symbolic tracing records this as one call (the sizes are computed from the input's shape at run time), so
+# networks with fixed spectral pooling can be traced (torchvision / timm FX feature extraction included).
+torch.fx.wrap("_fixed_spectral_pool")
+
+
 class FixedSpectralPooling(nn.Module):
     """Spectral pooling with fixed strides (Rippel et al., 2015), the static baseline of DiffStride.
 
     Output size: ``sh = H // S_h`` made even, ``sw = W // S_w``, both at least 2. The rfft2 rows
     ``[0, sh/2)`` and ``[H - sh/2, H)`` and columns ``[0, sw/2 + 1)`` are kept and inverted with output size
-    ``(sh, sw)``. FFTs run in float32 (float64 for float64 inputs) with autocast disabled.
+    ``(sh, sw)``. FFTs run in float32 (float64 for float64 inputs) with autocast disabled. TorchScript-able and
+    FX-traceable (the forward is one ``torch.fx.wrap``-ed call).
 
     Args:
         strides: One stride or (height, width); fractional values allowed, must be >= 1.
@@ -392,19 +430,10 @@ class FixedSpectralPooling(nn.Module):
 
     def output_size(self, input_hw: tuple[int, int]) -> tuple[int, int]:
         """Spatial size produced for an input of size `input_hw`."""
-        out_h = int(input_hw[0] // self.strides[0])
-        out_h -= out_h % 2
-        out_w = int(input_hw[1] // self.strides[1])
-        return max(out_h, 2), max(out_w, 2)
+        return _spectral_pool_size(input_hw[0], input_hw[1], self.strides[0], self.strides[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = _check_spatial_size(x, "FixedSpectralPooling")
-        out_h, out_w = self.output_size((height, width))
-        with _autocast_off(x.device.type):
-            spectrum = torch.fft.rfft2(x.to(_fft_dtype(x)))
-            kept = _take_rows(spectrum[..., : out_w // 2 + 1], -2, out_h // 2, out_h // 2)
-            out = torch.fft.irfft2(kept, s=(out_h, out_w))
-        return out.to(x.dtype)
+        return _fixed_spectral_pool(x, self.strides[0], self.strides[1])
 
     def extra_repr(self) -> str:
         return f"strides={self.strides}"
