@@ -254,6 +254,22 @@ def test_prune_to_the_stem_level_ends_at_the_stem_feature(name):
     assert stem_feature.shape[-1] == x.shape[-1] // model.feature_info[0]["reduction"]
 
 
+@pytest.mark.parametrize("name", ["preresnet20_cifar", "zerosnet20_cifar", "lmresnet20_cifar", "zerosnet50"])
+def test_hooks_see_the_branch_output_unchanged(name):
+    """The update must not write into the output of the branch's last conv: a forward hook (Grad-CAM, probing,
+    feature distillation) keeps that tensor, and may put it into a loss."""
+    model = tiny_model(name).train()
+    block = model.stages[1][1]  # a multistep block (not a start-up step) in every family
+    last_conv = block.conv3 if hasattr(block, "conv3") else block.conv2
+    seen = []
+    last_conv.register_forward_hook(lambda module, args, out: seen.append((args[0], out)))
+    logits = model(tiny_input(model))
+    ((inp, out),) = seen
+    torch.testing.assert_close(out, last_conv(inp), rtol=0, atol=0)
+    (logits.sum() + out.square().mean()).backward()  # an in-place write would fail here (version counter)
+    assert last_conv.weight.grad is not None
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_bf16_forward(name):
     model = tiny_model(name).eval()

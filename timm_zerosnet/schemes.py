@@ -89,17 +89,15 @@ def _finite(value: Any) -> float | None:
 
 
 class EulerUpdate(nn.Module):
-    """x_{n+1} = x_n + h F(x_n). Like every update here, it may overwrite ``f`` (the branch's fresh output)."""
+    """x_{n+1} = x_n + h F(x_n). Like every update here, it writes a new tensor and leaves ``f`` (the output of the
+    branch's last conv) as it is: a forward hook or an FX feature extractor may keep or differentiate it."""
 
     def __init__(self, step_size: float = 1.0):
         super().__init__()
         self.step_size = float(step_size)
 
     def forward(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor:
-        # f is the branch's fresh output, saved by nothing: accumulate into it
-        if self.step_size != 1.0:
-            f = f.mul_(self.step_size)
-        return f.add_(x)
+        return torch.add(x, f, alpha=self.step_size) if self.step_size != 1.0 else x + f
 
     def coefficients(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return (1.0,), (1.0,)
@@ -327,8 +325,8 @@ class ZeroStableUpdate(nn.Module):
             if torch.jit.is_scripting():
                 return _zero_stable_plain(f, x, last, llast, hb0, a0, inv, a2)
             return self._trainable_python(f, x, last, llast, hb0, a0, inv, a2)
-        # constant coefficients: accumulated in place into the fresh branch output, nothing saved for backward
-        return f.mul_(self.hb0).add_(x, alpha=self.a0).add_(last, alpha=self.a1).add_(llast, alpha=self.a2)
+        # constant coefficients: one new tensor, the other terms accumulated into it, nothing saved for backward
+        return torch.mul(x, self.a0).add_(f, alpha=self.hb0).add_(last, alpha=self.a1).add_(llast, alpha=self.a2)
 
     @torch.jit.unused
     def _trainable_python(self, f, x, last, llast, hb0, a0, inv, a2) -> torch.Tensor:
