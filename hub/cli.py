@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights",
         default=None,
         choices=("final", "ema", "best"),
-        help="which weights of a run dir (default final), or final / ema of a checkpoint file holding state_dict and "
-        "state_dict_ema",
+        help="which weights of a run dir (default final), or final / ema of a checkpoint file holding the model's "
+        "and the EMA's weights (state_dict / model and state_dict_ema / model_ema; required there)",
     )
     e.add_argument("--license", default="apache-2.0")
     e.add_argument(

@@ -52,7 +52,8 @@ __all__ = [
 RELEASE_NAME = "release.json"
 RELEASE_FORMAT = "timm_zerosnet.export/1"
 _WEIGHT_FILES = {"final": "model.safetensors", "ema": "model_ema.safetensors", "best": "best.safetensors"}
-_CHECKPOINT_KEYS = {"final": "state_dict", "ema": "state_dict_ema"}  # of a timm train checkpoint
+# the entries of a checkpoint dict (timm's train checkpoints, others' 'model' / 'model_ema') that hold these weights
+_CHECKPOINT_KEYS = {"final": ("state_dict", "model"), "ema": ("state_dict_ema", "model_ema")}
 _PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".pkl", ".pickle", ".ckpt", ".tar")
 _DATA_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode")
 _TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
@@ -80,7 +81,7 @@ class RunInfo:
     training: dict[str, Any] = field(default_factory=dict)
     run_name: str | None = None
     status: str | None = None
-    state_key: str | None = None  # the entry of a checkpoint dict to export ('state_dict' / 'state_dict_ema')
+    state_key: tuple[str, ...] | None = None  # the entries of a checkpoint dict that may hold the weights to export
 
 
 def _read_json(path: Path) -> Any:
@@ -125,7 +126,8 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
         source: a run directory, or a weights file (.safetensors; .bin / .pth are read with weights_only=True).
         weights: which weights: of a run directory 'final' (the default), 'ema' or 'best'; of a checkpoint file
             that holds both ``state_dict`` and ``state_dict_ema`` (timm's train checkpoints) 'final' or 'ema'
-            (default: ``state_dict``). A file the run recorded as other weights than asked for is refused.
+            (required there: without it such a file is refused). A file the run recorded as other weights than asked
+            for is refused.
         model: the architecture; required when there is no run.json, must agree with it otherwise.
     """
     source = Path(source).expanduser()
@@ -235,28 +237,43 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
 # ----- building the model -----
 
 
-def _unwrap(state_dict: Any, path: Path, key: str | None = None) -> Mapping[str, Any]:
-    """The state dict inside a loaded file: ``key`` when asked for, else the first of a checkpoint's usual entries
-    ('state_dict' first, as timm's own loader), else the file itself."""
+def _unwrap(state_dict: Any, path: Path, keys: tuple[str, ...] | None = None) -> Mapping[str, Any]:
+    """The state dict inside a loaded file: the first of ``keys`` it holds when asked for, else the one of a
+    checkpoint's usual entries it holds, else the file itself. A checkpoint with both the model's and the EMA's
+    weights is refused without ``keys``: timm's loader would take the EMA, a plain reading the model's, and a
+    release must say which it is."""
     if not isinstance(state_dict, Mapping):
         raise HubError(f"{path}: holds a {type(state_dict).__name__}, not a state dict.")
-    if key is not None:
-        if not isinstance(state_dict.get(key), Mapping):
+    if keys is not None:
+        found = next((k for k in keys if isinstance(state_dict.get(k), Mapping)), None)
+        if found is None:
             entries = sorted(k for k, v in state_dict.items() if isinstance(v, Mapping))
             raise HubError(
-                f"{path}: no {key!r} entry to export (entries holding dicts: {', '.join(entries) or 'none'}); "
-                f"drop --weights to export the file as it is."
+                f"{path}: no {' or '.join(repr(k) for k in keys)} entry to export (entries holding dicts: "
+                f"{', '.join(entries) or 'none'}); drop --weights to export the file as it is."
             )
-        return state_dict[key]
-    for k in ("state_dict", "model", "state_dict_ema", "net"):
-        if isinstance(state_dict.get(k), Mapping):
-            return state_dict[k]
-    return state_dict
+        return state_dict[found]
+    entries = [
+        k
+        for k in ("state_dict", "model", "state_dict_ema", "model_ema", "net")
+        if isinstance(state_dict.get(k), Mapping)
+    ]
+    if len(entries) > 1:
+        raise HubError(
+            f"{path}: holds several sets of weights ({', '.join(entries)}); pass --weights final (the model's) or "
+            f"--weights ema (the EMA's, what timm's loader takes from this file)."
+        )
+    return state_dict[entries[0]] if entries else state_dict
 
 
-def _shape_of(state_dict: Mapping[str, Any], suffixes: tuple[str, ...]) -> tuple[int, ...] | None:
-    for k, v in state_dict.items():
-        if k.endswith(suffixes) and hasattr(v, "shape"):
+def _shape_of(state_dict: Mapping[str, Any], names: tuple[str, ...]) -> tuple[int, ...] | None:
+    """The shape of the top-level tensor called one of ``names`` (the stem conv, the classifier), DataParallel
+    prefixes aside. Not the first key that merely ends so: safetensors sorts its keys, and the authors' CIFAR layout
+    puts 'blocks.0.conv1.weight' before the stem's 'conv1.weight'."""
+    from timm_zerosnet.models.multistep import unwrap_state_dict
+
+    for k, v in unwrap_state_dict(dict(state_dict)).items():
+        if k in names and hasattr(v, "shape"):
             return tuple(v.shape)
     return None
 

@@ -423,36 +423,59 @@ def test_pickle_checkpoints_are_read_with_weights_only_and_a_warning(tmp_path):
 
 
 def test_weights_choice_for_a_file(run_dir, tmp_path):
-    """A timm train checkpoint holds state_dict and state_dict_ema: --weights picks one (state_dict by default);
+    """A timm train checkpoint holds state_dict and state_dict_ema: --weights picks one, and without it the file is
+    refused (timm's loader takes the EMA, a plain reading the model's); 'model' / 'model_ema' entries alike.
     --weights that contradicts what the run recorded for a file, or asks a file for 'best', is refused."""
     model, ema = trained_like_model(seed=3), trained_like_model(seed=4)
     ckpt = tmp_path / "train.pth.tar"
     torch.save({"epoch": 3, "state_dict": model.state_dict(), "state_dict_ema": ema.state_dict()}, ckpt)
+    other = tmp_path / "other.pth"
+    torch.save({"model": model.state_dict(), "model_ema": ema.state_dict()}, other)
     with pytest.warns(UserWarning, match="pickle file"):
-        default = export(ckpt, tmp_path / "default", model=MODEL, tag="c10").path
+        for path in (ckpt, other):
+            with pytest.raises(
+                HubError, match=r"holds several sets of weights .*pass --weights final .* --weights ema"
+            ):
+                export(path, tmp_path / "default", model=MODEL, tag="c10")
         chosen = export(ckpt, tmp_path / "ema", model=MODEL, tag="c10", weights="ema").path
         final = export(ckpt, tmp_path / "final", model=MODEL, tag="c10", weights="final").path
-    assert check_golden(model, default / "golden.safetensors").exact
+        other_ema = export(other, tmp_path / "other_ema", model=MODEL, tag="c10", weights="ema").path
     assert check_golden(model, final / "golden.safetensors").exact
     assert check_golden(ema, chosen / "golden.safetensors").exact
+    assert check_golden(ema, other_ema / "golden.safetensors").exact
     assert not check_golden(model, chosen / "golden.safetensors").exact
     with pytest.raises(HubError, match="--weights best picks a run directory's best.safetensors"):
         export(ckpt, tmp_path / "best", model=MODEL, tag="c10", weights="best")
     torch.save(model.state_dict(), tmp_path / "plain.pth")
-    with pytest.warns(UserWarning), pytest.raises(HubError, match=r"no 'state_dict_ema' entry .* drop --weights"):
+    with pytest.warns(UserWarning), pytest.raises(HubError, match=r"no 'state_dict_ema' or 'model_ema' entry .* drop"):
         export(tmp_path / "plain.pth", tmp_path / "plain", model=MODEL, tag="c10", weights="ema")
     with pytest.raises(HubError, match=r"is the run's final weights, not its ema weights: pass the run directory"):
         export(run_dir / "model.safetensors", tmp_path / "x", weights="ema")
     assert export(run_dir / "model_ema.safetensors", tmp_path / "y", weights="ema").path.is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "default",
         "ema",
         "final",
+        "other.pth",
+        "other_ema",
         "plain.pth",
         "runs",
         "train.pth.tar",
         "y",
     ]
+
+
+def test_authors_cifar_weights_in_safetensors_export(tmp_path):
+    """The channel and class counts come from the stem conv and the classifier themselves: safetensors sorts its keys,
+    so in the authors' CIFAR layout 'blocks.0.conv1.weight' (16 channels) comes before the stem's 'conv1.weight'."""
+    from test_authors_checkpoints import CASE_BY_NAME, synthetic_authors_state_dict
+
+    state = synthetic_authors_state_dict(CASE_BY_NAME["zerosnet20_cifar_opt"])
+    path = tmp_path / "authors.safetensors"
+    safetensors.torch.save_file({f"module.{k}": v.contiguous() for k, v in state.items()}, str(path))
+    assert next(iter(safetensors.torch.load_file(str(path)))).startswith("module.blocks.")  # the sorted order
+    out = export(path, tmp_path / "out", model=MODEL, tag="c10").path
+    config = json.loads((out / "config.json").read_text())
+    assert config["num_classes"] == 10 and config["pretrained_cfg"]["input_size"][0] == 3
 
 
 def test_a_training_state_exports_with_its_runs_model_labels_and_data_config(run_dir, tmp_path):

@@ -512,6 +512,23 @@ def test_non_strict_load_takes_the_keys_that_fit(name, tmp_path, caplog):
         timm.create_model(name, pretrained=True, pretrained_strict=False, pretrained_cfg_overlay=dict(file=str(path)))
 
 
+def test_state_dict_overlay_loads_what_a_file_loads(tmp_path):
+    """timm's file loader takes a checkpoint's EMA first and strips DDP / torch.compile prefixes; a checkpoint dict
+    given as pretrained_cfg_overlay=dict(state_dict=...) loads the same weights."""
+    model, ema = timm.create_model("zerosnet20_cifar"), timm.create_model("zerosnet20_cifar")
+    ckpt = {"epoch": 3, "state_dict": model.state_dict(), "state_dict_ema": ema.state_dict()}
+    path = tmp_path / "train.pth"
+    torch.save(ckpt, path)
+    by_file = timm.create_model("zerosnet20_cifar", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    by_dict = timm.create_model("zerosnet20_cifar", pretrained=True, pretrained_cfg_overlay=dict(state_dict=ckpt))
+    for loaded in (by_file, by_dict):
+        _backbone_equal(loaded, ema)
+    for prefix in ("_orig_mod.", "_orig_mod.module.", "module._orig_mod."):
+        wrapped = {f"{prefix}{k}": v for k, v in model.state_dict().items()}
+        loaded = timm.create_model("zerosnet20_cifar", pretrained=True, pretrained_cfg_overlay=dict(state_dict=wrapped))
+        _backbone_equal(loaded, model)
+
+
 def test_new_head_does_not_loosen_the_backbone_check(tmp_path):
     """timm itself loads non-strict once it drops a head; here another family's weights stay refused."""
     path = tmp_path / "lm.pth"

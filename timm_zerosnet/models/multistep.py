@@ -810,11 +810,14 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
 
 # ----- checkpoints -----
 
-_AUTHOR_PREFIXES = ("module.", "model.")
+_AUTHOR_PREFIXES = ("_orig_mod.", "module.", "_orig_mod.", "model.")  # either wrapping order, as timm's cleaning
 
 
 def unwrap_state_dict(state_dict: dict) -> dict:
-    for key in ("state_dict", "model", "state_dict_ema", "net"):
+    """The weights inside a checkpoint dict, chosen as timm's ``load_state_dict`` chooses them from a file (the EMA
+    first), so ``pretrained_cfg_overlay=dict(state_dict=...)`` and ``dict(file=...)`` load the same; DataParallel,
+    torch.compile and the authors' wrapper prefixes removed."""
+    for key in ("state_dict_ema", "model_ema", "state_dict", "model", "net"):
         if key in state_dict and isinstance(state_dict[key], dict):
             state_dict = state_dict[key]
             break
