@@ -279,7 +279,8 @@ def _shape_of(state_dict: Mapping[str, Any], names: tuple[str, ...]) -> tuple[in
 
 
 def _checkpoint_filter(model: Any, architecture: str) -> Callable[[dict, Any], dict]:
-    """The family's own checkpoint filter (it also reads the authors' checkpoints), else no filtering."""
+    """The family's own checkpoint filter (it also reads the authors' checkpoints), else no filtering; called with
+    ``exact=True``: the export loads strictly into the model as built."""
     import sys
 
     from timm.models import model_entrypoint
@@ -288,7 +289,7 @@ def _checkpoint_filter(model: Any, architecture: str) -> Callable[[dict, Any], d
         fn = getattr(sys.modules.get(name), "checkpoint_filter_fn", None)
         if fn is not None:
             return fn
-    return lambda state_dict, model: dict(state_dict)
+    return lambda state_dict, model, **_: dict(state_dict)
 
 
 def load_into(model: Any, state_dict: Mapping[str, Any], path: Path, architecture: str) -> None:
@@ -297,7 +298,7 @@ def load_into(model: Any, state_dict: Mapping[str, Any], path: Path, architectur
         raise HubError(f"{path}: holds a {type(state_dict).__name__}, not a state dict.")
     what = f"{architecture}(num_classes={model.num_classes}, in_chans={model.in_chans})"
     try:
-        state_dict = _checkpoint_filter(model, architecture)(dict(state_dict), model)
+        state_dict = _checkpoint_filter(model, architecture)(dict(state_dict), model, exact=True)
     except ValueError as e:
         raise HubError(f"{path}: the state dict does not fit {what}: {e}") from None
     ours = model.state_dict()

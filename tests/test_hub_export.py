@@ -391,6 +391,16 @@ def test_state_dict_that_does_not_fit_names_the_file_and_key(tmp_path):
         export(run, tmp_path / "out")
     with pytest.raises(HubError, match="holds a 'zerosnet32_cifar'.*--model is 'zerosnet20_cifar'"):
         export(run, tmp_path / "out", model=MODEL)
+    # a run.json that asks for more classes than the file's head has (the family's cfg has 10): not timm's
+    # drop-the-head load, an error naming the head
+    ten = make_run(tmp_path / "ten", num_classes=10, label_names=None)
+    info = json.loads((ten / "run.json").read_text())
+    (ten / "run.json").write_text(json.dumps(dict(info, num_classes=100)))
+    with pytest.raises(
+        HubError,
+        match=r"does not fit zerosnet20_cifar\(num_classes=100.*'fc\.(weight|bias)'.*the checkpoint has 10 classes",
+    ):
+        export(ten, tmp_path / "out3")
     bare = tmp_path / "bare.safetensors"
     bare.write_bytes((run / "model.safetensors").read_bytes())
     with pytest.raises(HubError, match="'resnet18' is not a timm_zerosnet model"):

@@ -560,12 +560,20 @@ def _randomise_norms(model) -> None:
             m.bias.data.copy_(torch.rand(m.bias.shape, generator=g, dtype=m.bias.dtype) * 0.4 - 0.2)
 
 
-@pytest.mark.parametrize("name", REPRESENTATIVES + ["preresnet18_cifar"])
-def test_output_stride_dilates_with_the_strided_weights(name):
+# subsampling after the conv (the strided conv's values), also where a pooled stage keeps its channel count
+_SUBSAMPLED = dict(downsample="subsample", strides=(2, 2, 2))
+
+
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [(n, {}) for n in REPRESENTATIVES]
+    + [("preresnet18_cifar", dict(downsample="subsample"))]
+    + [(n, _SUBSAMPLED) for n in ("preresnet20_cifar", "lmresnet20_cifar", "zerosnet20_cifar")],
+)
+def test_output_stride_dilates_with_the_strided_weights(name, kwargs):
     """output_stride (timm's option for dense prediction): once the reduction reaches it, a stage dilates its 3x3
     convs instead of striding. The parameters are those of the strided network, and in eval mode each strided
     feature map is every k-th pixel of the dilated one (k = strided reduction / dilated reduction), exactly."""
-    kwargs = dict(downsample="subsample") if name == "preresnet18_cifar" else {}  # subsampling after the conv
     strided = tiny_model(name, **kwargs).double().eval()
     _randomise_norms(strided)
     stem = 4 if strided.net.stem == "imagenet" else 1
@@ -585,6 +593,21 @@ def test_output_stride_dilates_with_the_strided_weights(name):
             assert b.shape[-1] == a.shape[-1] * k
             torch.testing.assert_close(b[..., ::k, ::k], a, rtol=1e-9, atol=1e-9)
         assert out.shape == (2, 7) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["preresnet20_cifar", "zerosnet20_cifar", "lmresnet20_cifar"])
+def test_output_stride_with_spectral_pooling_keeps_the_parameters(name):
+    """Spectral pooling is no subsampling, so the dilated map is another map; but the parameters stay those of the
+    strided network, including a pooled stage that keeps its channel count (no projection there)."""
+    strided = tiny_model(name, downsample="spectral", strides=(2, 2, 2))
+    for output_stride in (1, 2, 4):
+        dilated = tiny_model(name, downsample="spectral", strides=(2, 2, 2), output_stride=output_stride)
+        dilated.load_state_dict(strided.state_dict())
+        x = tiny_input(dilated)
+        assert dilated(x).shape == (2, 7)
+        assert [f.shape[-1] for f in dilated.forward_intermediates(x, intermediates_only=True)] == [
+            32 // min(r, output_stride) for r in (2, 4, 8)
+        ]
 
 
 @pytest.mark.parametrize("name", ["zerosnet50", "lmresnet18", "tauresnet50_nobn", "zerosnet20_cifar"])

@@ -11,6 +11,7 @@ import torch
 from conftest import family_models, tiny_input, tiny_model
 from timm_zerosnet.schemes import (
     OPT_LAMBDA,
+    EulerUpdate,
     LinearMultistepUpdate,
     ZeroStable,
     ZeroStableUpdate,
@@ -302,3 +303,22 @@ def test_analysis_reads_the_live_scheme_of_a_model(tmp_path):
     assert analyze(["stability", "--model", "zerosnet20_tra_cifar", "--checkpoint", str(path), "--json"]) == 0
     lm = model_scheme_report(timm.create_model("lmresnet20_cifar"))
     assert lm.zero_stable  # k in [-0.1, 0] at init: spurious root -k inside the unit disc
+
+
+@pytest.mark.parametrize("update", [EulerUpdate(), EulerUpdate(0.5), ZeroStable().make_update()], ids=repr)
+def test_fixed_updates_keep_the_branchs_layout_and_rounding(update):
+    """A new tensor (f itself is left as it is, for hooks), in f's memory layout when a pooled x_n comes as NCHW
+    into a channels_last network, and rounded as f * (h b0) + a0 x + a1 x_{n-1} + a2 x_{n-2}, the order in which
+    released weights' golden outputs were computed."""
+    g = torch.Generator().manual_seed(0)
+    f, x, last, llast = (torch.randn(2, 8, 5, 5, generator=g) for _ in range(4))
+    f = f.contiguous(memory_format=torch.channels_last)
+    f_before = f.clone()
+    out = update(f, x, last, llast)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(f, f_before, rtol=0, atol=0)
+    (a0, *history), (b0, *_) = update.coefficients()
+    expected = (f * (b0 * update.step_size)).add_(x, alpha=a0)
+    for coefficient, state in zip(history, (last, llast)):
+        expected.add_(state, alpha=coefficient)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)

@@ -97,7 +97,9 @@ class EulerUpdate(nn.Module):
         self.step_size = float(step_size)
 
     def forward(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor:
-        return torch.add(x, f, alpha=self.step_size) if self.step_size != 1.0 else x + f
+        # f first: the sum takes f's memory layout (channels_last), whatever a pooled x_n has, and f * h + x rounds
+        # as the weights' golden outputs were computed
+        return torch.mul(f, self.step_size).add_(x) if self.step_size != 1.0 else f + x
 
     def coefficients(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return (1.0,), (1.0,)
@@ -325,8 +327,9 @@ class ZeroStableUpdate(nn.Module):
             if torch.jit.is_scripting():
                 return _zero_stable_plain(f, x, last, llast, hb0, a0, inv, a2)
             return self._trainable_python(f, x, last, llast, hb0, a0, inv, a2)
-        # constant coefficients: one new tensor, the other terms accumulated into it, nothing saved for backward
-        return torch.mul(x, self.a0).add_(f, alpha=self.hb0).add_(last, alpha=self.a1).add_(llast, alpha=self.a2)
+        # constant coefficients: one new tensor, the other terms accumulated into it, nothing saved for backward;
+        # f first, as in EulerUpdate (layout, and the rounding golden outputs were computed with)
+        return torch.mul(f, self.hb0).add_(x, alpha=self.a0).add_(last, alpha=self.a1).add_(llast, alpha=self.a2)
 
     @torch.jit.unused
     def _trainable_python(self, f, x, last, llast, hb0, a0, inv, a2) -> torch.Tensor:

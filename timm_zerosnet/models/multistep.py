@@ -611,6 +611,9 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
             for j in range(depth):
                 stride = stage_stride if j == 0 else 1
                 pooled = j == 0 and net.downsample != "conv" and (net.downsample == "diffstride" or stride != 1)
+                # pooled in the strided network (a dilated stage does not pool): the history and the projections
+                # follow the strided network, so that both have the same parameters
+                pooled_when_strided = pooled or (j == 0 and net.downsample != "conv" and nominal_stride != 1)
                 out_geo = (
                     width * net.expansion,
                     x_geo[1] * (nominal_stride if j == 0 else 1),
@@ -620,7 +623,15 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
                 role = scheme.role(index, x_geo[:3] != out_geo[:3])
                 self._roles.append(role)
 
-                def project(geo, norm_act=False, slot="x_n", block=index, pooled=pooled, out_geo=out_geo, x_geo=x_geo):
+                def project(
+                    geo,
+                    norm_act=False,
+                    slot="x_n",
+                    block=index,
+                    pooled=pooled_when_strided,
+                    out_geo=out_geo,
+                    x_geo=x_geo,
+                ):
                     if geo[2] != x_geo[2]:
                         raise ValueError(
                             f"block {block} reads history slot {slot} from behind a different downsampling layer "
@@ -651,7 +662,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
                         history = _HISTORY_NONE
                     elif role == ROLE_RESET:
                         history = _HISTORY_RESET
-                    elif index == 0 and net.startup_history_raw and not pooled:
+                    elif index == 0 and net.startup_history_raw and not pooled_when_strided:
                         history = _HISTORY_SHIFT_RAW
                     else:
                         history = _HISTORY_SHIFT
@@ -681,7 +692,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
                 if history == _HISTORY_RESET:
                     last_geo = llast_geo = out_geo
                 else:
-                    llast_geo = out_geo if reads >= 2 and (proj_last is not None or pooled) else last_geo
+                    llast_geo = out_geo if reads >= 2 and (proj_last is not None or pooled_when_strided) else last_geo
                     last_geo = x_slot_geo
                 x_geo = out_geo
                 index += 1
@@ -877,7 +888,7 @@ def _authors_key(key: str, layers: tuple[int, ...]) -> tuple[str | None, str]:
 
 
 def checkpoint_filter_fn(
-    state_dict: dict, model: MultistepResNet, features_only: bool = False, strict: bool = True
+    state_dict: dict, model: MultistepResNet, features_only: bool = False, strict: bool = True, exact: bool = False
 ) -> dict:
     """Load our own checkpoints unchanged and the authors' checkpoints (ZeroSNet, LM-ResNet, pre-act baselines).
 
@@ -891,11 +902,13 @@ def checkpoint_filter_fn(
     Args:
         features_only: the model is built for ``features_only`` (timm loads it without a head).
         strict: refuse a checkpoint with missing or unexpected keys.
+        exact: the caller loads the result strictly into the model as built (not through timm), so its head, if it
+            has one, must be filled by the checkpoint's.
     """
     state_dict = unwrap_state_dict(state_dict)
     ours = model.state_dict()
     layers = tuple(len(s) for s in model.stages)
-    drop_head = timm_drops_head(model, features_only)
+    drop_head = timm_drops_head(model, features_only, exact)
     out = {}
     unexpected = []
     for key, value in state_dict.items():
@@ -915,13 +928,16 @@ def checkpoint_filter_fn(
     return out
 
 
-def timm_drops_head(model: nn.Module, features_only: bool = False) -> bool:
+def timm_drops_head(model: nn.Module, features_only: bool = False, exact: bool = False) -> bool:
     """Whether timm discards the checkpoint's classifier when it loads pretrained weights into ``model``: it loads a
     ``features_only`` model as num_classes=0, and drops the head (loading non-strict) when that differs from the
-    pretrained cfg's num_classes. A model built without a head (num_classes=0) has none to fill either."""
+    pretrained cfg's num_classes. A model built without a head (num_classes=0) has none to fill either; ``exact``
+    (a strict load outside timm) keeps every other head."""
+    if model.num_classes == 0 or exact:
+        return model.num_classes == 0
     cfg = getattr(model, "pretrained_cfg", None) or {}
     loaded = 0 if features_only else model.num_classes
-    return model.num_classes == 0 or loaded != cfg.get("num_classes", loaded)
+    return loaded != cfg.get("num_classes", loaded)
 
 
 def _is_classifier(key: str, model: nn.Module) -> bool:

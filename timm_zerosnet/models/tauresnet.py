@@ -505,7 +505,9 @@ class TauResNet(ResNetHeadMixin, nn.Module):
 _FIXUP_SCALAR = re.compile(r"(^tau|\.bias\d[ab])$")
 
 
-def checkpoint_filter_fn(state_dict: dict, model: TauResNet, features_only: bool = False, strict: bool = True) -> dict:
+def checkpoint_filter_fn(
+    state_dict: dict, model: TauResNet, features_only: bool = False, strict: bool = True, exact: bool = False
+) -> dict:
     """Load our own checkpoints unchanged, and ResNets saved by timm / torchvision or by the tau-ResNet authors.
 
     Their names (``layerN.i``, ``downsample.0`` conv / ``downsample.1`` BN) map to ours (``stages.{N-1}.i``,
@@ -513,11 +515,12 @@ def checkpoint_filter_fn(state_dict: dict, model: TauResNet, features_only: bool
     ``layerN.i.tau`` of their shared tau are dropped. A classifier that timm discards may be missing or of any size.
     Anything else that does not fit raises an error naming the first missing or unexpected key (unless ``strict`` is
     False, timm's ``pretrained_strict``), or the first tensor of the wrong shape (the first conv excepted: timm
-    adapts it). ``features_only``: the model is built for ``features_only`` (timm loads it without a head).
+    adapts it). ``features_only``: the model is built for ``features_only`` (timm loads it without a head);
+    ``exact``: the caller loads the result strictly into the model as built, so its head must be filled.
     """
     state_dict = unwrap_state_dict(state_dict)
     ours = model.state_dict()
-    drop_head = timm_drops_head(model, features_only)
+    drop_head = timm_drops_head(model, features_only, exact)
     out = {}
     unexpected = []
     for key, value in state_dict.items():
