@@ -30,3 +30,19 @@ def test_zero_stability_study_reruns_into_the_same_folder(tmp_path):
     torch.set_num_threads(threads)
     assert first == second and first[1] == "ok"
     assert [p.name for p in tmp_path.iterdir()] == ["euler-e1-s8-seed0"]
+
+
+def test_readme_quick_start_runs_and_says_what_it_does():
+    """The README's first snippet, as a user pastes it: it runs, the custom coefficients warn, and the dense backbone
+    stops at the reduction it names."""
+    import re
+
+    snippet = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)[0]
+    scope: dict = {}
+    with pytest.warns(UserWarning, match="not zero stable"):
+        exec(compile(snippet, "README.md", "exec"), scope)
+    assert scope["model"].num_classes == 10
+    assert scope["backbone"].feature_info.reduction() == [2, 4, 8, 16, 32]
+    assert scope["dense"].feature_info.reduction() == [2, 4, 8, 16, 16]
+    features = scope["dense"](torch.randn(1, 3, 64, 64))
+    assert features[-1].shape == (1, 2048, 4, 4)
