@@ -32,6 +32,7 @@ from timm_zerosnet.release import (
     sha256_file,
     write_golden,
 )
+from timm_zerosnet.run_layout import WEIGHT_FILES, weights_file_name, weights_kind
 
 from . import HubError
 from .card import dataset_info, model_card, model_stats
@@ -51,7 +52,6 @@ __all__ = [
 
 RELEASE_NAME = "release.json"
 RELEASE_FORMAT = "timm_zerosnet.export/1"
-_WEIGHT_FILES = {"final": "model.safetensors", "ema": "model_ema.safetensors", "best": "best.safetensors"}
 # the entries of a checkpoint dict (timm's train checkpoints, others' 'model' / 'model_ema') that hold these weights
 _CHECKPOINT_KEYS = {"final": ("state_dict", "model"), "ema": ("state_dict_ema", "model_ema")}
 _PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".pkl", ".pickle", ".ckpt", ".tar")
@@ -118,9 +118,10 @@ def _metrics_for(info: Mapping[str, Any], weights: str | None, history: list[dic
 def read_run(source: str | Path, weights: str | None = None, model: str | None = None) -> RunInfo:
     """Read a run directory or a checkpoint file (with the run.json next to it, if any).
 
-    This is the one place that knows the layout written by ``zerosnet-train``: ``run.json`` (model, model_kwargs,
-    num_classes, in_chans, global_pool, label_names, data_config, dataset {name, val_split}, weights {final, ema,
-    best}, metrics {final, best}, training {...}, epochs {...}) and ``metrics.json``. Every field is optional.
+    This is the one place of the hub tool that knows the layout written by ``zerosnet-train``: ``run.json`` (model,
+    model_kwargs, num_classes, in_chans, global_pool, label_names, data_config, dataset {name, val_split}, weights
+    {final, ema, best}, metrics {final, best}, training {...}, epochs {...}) and ``metrics.json``. Every field is
+    optional. The weights files are named by ``timm_zerosnet.run_layout``, which train and validate read too.
 
     Args:
         source: a run directory, or a weights file (.safetensors; .bin / .pth are read with weights_only=True).
@@ -131,8 +132,8 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
         model: the architecture; required when there is no run.json, must agree with it otherwise.
     """
     source = Path(source).expanduser()
-    if weights is not None and weights not in _WEIGHT_FILES:
-        raise HubError(f"weights must be one of {sorted(_WEIGHT_FILES)}, got {weights!r}.")
+    if weights is not None and weights not in WEIGHT_FILES:
+        raise HubError(f"weights must be one of {sorted(WEIGHT_FILES)}, got {weights!r}.")
     state_key = None
     state_of = source.parent.parent if source.is_dir() and source.parent.name == "checkpoints" else None
     if state_of is not None and not (source / "run.json").is_file() and (state_of / "run.json").is_file():
@@ -152,7 +153,7 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
         run_json = source / "run.json"
         info = _read_json(run_json) if run_json.is_file() else {}
         weights = weights or "final"
-        name = (info.get("weights") or {}).get(weights) or _WEIGHT_FILES[weights]
+        name = weights_file_name(info, weights)
         weights_path, choice, run_dir = source / name, weights, source
         if not weights_path.is_file():
             have = sorted(p.name for p in source.iterdir() if p.suffix in (".safetensors", *_PICKLE_SUFFIXES))
@@ -164,8 +165,7 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
         run_dir = source.parent
         run_json = run_dir / "run.json"
         info = _read_json(run_json) if run_json.is_file() else {}
-        recorded = {**_WEIGHT_FILES, **{k: v for k, v in (info.get("weights") or {}).items() if v}}
-        choice = next((k for k, v in recorded.items() if v == source.name), None) if info else None
+        choice = weights_kind(source.name, info or None)
         weights_path = source
         if weights is not None and choice is not None and weights != choice:
             raise HubError(

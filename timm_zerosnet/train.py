@@ -59,6 +59,7 @@ from torchvision import transforms
 
 from .cpu_heap import keep_heap
 from .data import EpochShuffleSampler, TransformDataset, create_datasets, dataset_name
+from .run_layout import WEIGHT_FILES, weights_file_name
 
 __all__ = [
     "EXIT_NON_FINITE",
@@ -518,10 +519,6 @@ def _run_info(path: Path) -> dict | None:
     return None
 
 
-WEIGHT_FILES = {"final": "model.safetensors", "ema": "model_ema.safetensors", "best": "best.safetensors"}
-"""A run directory's weights files by name (run.json's ``weights`` records them)."""
-
-
 def resolve_weights(path: str | Path, which: str = "final") -> tuple[Path, dict | None]:
     """A weights file and its run.json (if any) from a file or a run directory ('final', 'ema' or 'best')."""
     path = Path(path).expanduser()
@@ -529,8 +526,7 @@ def resolve_weights(path: str | Path, which: str = "final") -> tuple[Path, dict 
     if path.is_dir():
         if which not in WEIGHT_FILES:
             raise ValueError(f"weights must be one of {sorted(WEIGHT_FILES)}, got {which!r}")
-        name = ((info or {}).get("weights") or {}).get(which) or WEIGHT_FILES[which]
-        path = path / name
+        path = path / weights_file_name(info, which)
     if not path.is_file():
         raise FileNotFoundError(f"No weights at {path}")
     return path, info

@@ -34,9 +34,9 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from .data import TransformDataset, create_datasets
+from .run_layout import weights_kind
 from .train import (
     _IMG_MODE_OF_CHANNELS,
-    WEIGHT_FILES,
     _atomic_write_text,
     _KeyValueAction,
     _match_channels,
@@ -206,8 +206,7 @@ def _weights_choice(args: argparse.Namespace, weights: Path | None, info: dict |
         return None
     if Path(args.checkpoint).expanduser().is_dir():
         return args.weights
-    names = {**WEIGHT_FILES, **{k: v for k, v in ((info or {}).get("weights") or {}).items() if v}}
-    return next((k for k, v in names.items() if v == weights.name), None) if info is not None else None
+    return weights_kind(weights.name, info)
 
 
 def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> dict:
