@@ -973,18 +973,16 @@ def check_fit(
     check_shapes(out, ours, model, drop_head)
 
 
-def check_shapes(state_dict: dict, ours: dict, model: nn.Module, drop_head: bool | None = None) -> None:
-    """Name the first tensor whose shape does not fit, except where timm adapts it (first conv, dropped head).
-    ``drop_head``: whether timm discards the classifier (default: ``timm_drops_head(model)``)."""
+def check_shapes(state_dict: dict, ours: dict, model: nn.Module, drop_head: bool) -> None:
+    """Name the first tensor whose shape does not fit, except where timm adapts it (first conv, a head it drops:
+    ``drop_head``, see ``timm_drops_head``)."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
     first_conv = f"{cfg.get('first_conv', 'conv1')}.weight"
-    classifier = cfg.get("classifier", "fc")
-    head_dropped = timm_drops_head(model) if drop_head is None else drop_head
     for key, value in state_dict.items():
         if not isinstance(value, torch.Tensor) or value.shape == ours[key].shape or key == first_conv:
             continue
-        if key.startswith(classifier + "."):
-            if head_dropped:
+        if _is_classifier(key, model):
+            if drop_head:
                 continue
             if value.dim() == 2 and value.shape[0] == ours[key].shape[0]:
                 pool = getattr(getattr(model, "global_pool", None), "pool_type", None)
