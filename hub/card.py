@@ -58,16 +58,36 @@ def dataset_info(name: str | None) -> DatasetInfo | None:
 # ----- numbers -----
 
 
-def model_stats(architecture: str, model_args: Mapping[str, Any], input_size: tuple[int, int, int]) -> dict[str, Any]:
+def model_stats(
+    architecture: str, model_args: Mapping[str, Any], input_size: tuple[int, int, int], model: Any = None
+) -> dict[str, Any]:
     """Parameters, GMACs and activations (outputs of conv and linear layers, in M) of one image at ``input_size``.
 
-    Counted on the meta device: nothing is computed, so this is fast for any depth.
+    Counted on the meta device, where nothing is computed, so this is fast for any depth. A network whose shapes
+    depend on its weights (learnable strides) cannot run there: it is counted on a copy of ``model``, the exported
+    network itself, so the figures are those of its learned strides.
     """
+    import copy
+
     import timm
+    import torch
+
+    meta = timm.create_model(architecture, device="meta", **dict(model_args)).eval()
+    try:
+        stats = _count(meta, torch.empty((1, *input_size), device="meta"))
+    except (NotImplementedError, RuntimeError):
+        if model is None:
+            raise
+        real = copy.deepcopy(model).eval()
+        param = next(real.parameters())
+        stats = _count(real, torch.zeros((1, *input_size), device=param.device, dtype=param.dtype))
+    return stats
+
+
+def _count(model: Any, x: Any) -> dict[str, Any]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = timm.create_model(architecture, device="meta", **dict(model_args)).eval()
     activations = 0
 
     def count(_module, _inputs, output):
@@ -76,11 +96,12 @@ def model_stats(architecture: str, model_args: Mapping[str, Any], input_size: tu
 
     layers = (torch.nn.Conv2d, torch.nn.Linear)
     hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, layers)]
-    x = torch.empty((1, *input_size), device="meta")
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x)
-    for h in hooks:
-        h.remove()
+    try:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
     return dict(
         params=sum(p.numel() for p in model.parameters()),
         gmacs=counter.get_total_flops() / 2 / 1e9,
@@ -195,13 +216,16 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return "-" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
 
 
-def _metadata(architecture: str, tag: str, family: str, release: Mapping[str, Any], license: str) -> str:
+def _metadata(
+    architecture: str, tag: str, family: str, release: Mapping[str, Any], license: str, headless: bool
+) -> str:
     ds = dataset_info(release.get("dataset"))
     metrics = release.get("metrics") or {}
+    task = "image-feature-extraction" if headless else "image-classification"
     meta: dict[str, Any] = {
-        "tags": ["image-classification", "timm", "timm_zerosnet", family],
+        "tags": [task, "timm", "timm_zerosnet", family],
         "library_name": "timm",
-        "pipeline_tag": "image-classification",
+        "pipeline_tag": task,
         "license": license,
     }
     if ds is not None:
@@ -231,7 +255,9 @@ def _metadata(architecture: str, tag: str, family: str, release: Mapping[str, An
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
 
-def _usage(model_id: str, in_chans: int, stats: Mapping[str, Any], input_size: tuple[int, int, int]) -> str:
+def _usage(
+    model_id: str, in_chans: int, stats: Mapping[str, Any], input_size: tuple[int, int, int], headless: bool
+) -> str:
     mode = "RGB" if in_chans == 3 else "L"
     h, w = input_size[1:]
     shapes = "\n".join(
@@ -250,7 +276,7 @@ img = Image.open('image.png').convert('{mode}')
     transforms = """data_config = timm.data.resolve_model_data_config(model)
 transforms = timm.data.create_transform(**data_config, is_training=False)
 """
-    return f"""### Image Classification
+    classification = f"""### Image Classification
 ```python
 {head}
 model = timm.create_model('{model_id}', pretrained=True)
@@ -265,7 +291,11 @@ labels = model.pretrained_cfg.get('label_names') or [str(i) for i in range(model
 print([(labels[i], float(p)) for p, i in zip(top_probabilities[0], top_class_indices[0])])
 ```
 
-### Feature Map Extraction
+"""
+    if headless:  # no classifier was trained: the backbone's uses only (a new head: num_classes=N, then train it)
+        classification = ""
+    remove = "  # remove the classifier" if not headless else "  # a backbone: it has no classifier"
+    return f"""{classification}### Feature Map Extraction
 ```python
 {head}
 model = timm.create_model('{model_id}', pretrained=True, features_only=True)
@@ -281,7 +311,7 @@ for o in output:
 ### Image Embeddings
 ```python
 {head}
-model = timm.create_model('{model_id}', pretrained=True, num_classes=0)  # remove the classifier
+model = timm.create_model('{model_id}', pretrained=True, num_classes=0){remove}
 model = model.eval()
 
 {transforms}
@@ -323,17 +353,20 @@ def model_card(
     model_id = f"hf-hub:{repo_id}" if repo_id else name
     papers = _arxiv_ids(cfg.get("paper_ids"))
 
-    lines = [_metadata(architecture, tag, family, release, license), f"# Model card for {name}", ""]
+    headless = config.get("num_classes") == 0
+    lines = [_metadata(architecture, tag, family, release, license, headless), f"# Model card for {name}", ""]
     trained_on = ds.name if ds else release.get("dataset") or "an unnamed dataset"
+    kind = "feature backbone without a classifier" if headless else "image classification model"
     lines.append(
-        f"A {_FAMILY_NAMES.get(family, family)} image classification model ({architecture}, see the papers below) "
+        f"A {_FAMILY_NAMES.get(family, family)} {kind} ({architecture}, see the papers below) "
         f"trained on {trained_on} with timm-zerosnet, a plugin that registers ODE-inspired residual networks with "
         f"timm. `import timm_zerosnet` before `timm.create_model`: timm has no plugin discovery."
     )
     lines += [
         "",
         "## Model Details",
-        "- **Model Type:** Image classification / feature backbone",
+        "- **Model Type:** "
+        + ("Feature backbone (num_classes=0)" if headless else "Image classification / feature backbone"),
         "- **Model Stats:**",
         f"  - Params (M): {stats['params'] / 1e6:.2f}",
         f"  - GMACs: {stats['gmacs']:.3f}",
@@ -359,7 +392,7 @@ def model_card(
     if code:
         lines.append(f"- **Original:** {code[0]}")
     lines.append(f"- **Weights:** `model.safetensors`, sha256 `{release.get('sha256', '-')}`")
-    lines += ["", "## Model Usage", _usage(model_id, in_chans, stats, input_size)]
+    lines += ["", "## Model Usage", _usage(model_id, in_chans, stats, input_size, headless)]
     lines += [
         "### Checking the weights",
         "`golden.safetensors` holds a seeded input batch and the logits and pooled features these weights give "

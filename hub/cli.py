@@ -111,7 +111,7 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "verify":
         from .export import verify_export
 
-        r = verify_export(args.folder)
+        r = verify_export(args.folder, allow_links=True)
         out(
             f"{r.folder.name}: weights load strictly; golden outputs reproduced bit for bit (also through timm's "
             f"local-dir: loader); sha256 {r.folder.sha256}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import uuid
 import warnings
@@ -30,6 +29,7 @@ from timm_zerosnet.release import (
     load_weights,
     repo_id_problem,
     sha256_file,
+    tag_problem,
     write_golden,
 )
 from timm_zerosnet.run_layout import WEIGHT_FILES, weights_file_name, weights_kind
@@ -48,15 +48,17 @@ __all__ = [
     "verify_export",
     "VerifyResult",
     "RELEASE_NAME",
+    "EXPORT_NAMES",
 ]
 
 RELEASE_NAME = "release.json"
 RELEASE_FORMAT = "timm_zerosnet.export/1"
 # the entries of a checkpoint dict (timm's train checkpoints, others' 'model' / 'model_ema') that hold these weights
+# everything export writes into its folder (config.json and the weights by timm's save_for_hf)
+EXPORT_NAMES = (WEIGHTS_NAME, "config.json", GOLDEN_NAME, RELEASE_NAME, "README.md")
 _CHECKPOINT_KEYS = {"final": ("state_dict", "model"), "ema": ("state_dict_ema", "model_ema")}
 _PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".pkl", ".pickle", ".ckpt", ".tar")
 _DATA_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode")
-_TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 
 # ----- reading a training run -----
@@ -323,14 +325,15 @@ def build_model(info: RunInfo) -> Any:
     except ReleaseError as e:
         raise HubError(str(e)) from None
     flat = _unwrap(state_dict, info.weights_path, info.state_key)
+    stem = _shape_of(flat, ("conv1.weight",))
     num_classes = info.num_classes
     if num_classes is None:
         shape = _shape_of(flat, ("fc.weight", "linear.weight"))
-        num_classes = shape[0] if shape else None
+        # a stem and no classifier: a headless backbone (timm's num_classes=0), published as such
+        num_classes = shape[0] if shape else (0 if stem else None)
     in_chans = info.in_chans
     if in_chans is None:
-        shape = _shape_of(flat, ("conv1.weight",))
-        in_chans = shape[1] if shape else None
+        in_chans = stem[1] if stem else None
     kwargs = dict(info.model_kwargs)
     kwargs.update(
         {
@@ -416,6 +419,12 @@ def _check_replaceable(out: Path, source: Path) -> None:
             f"{out} is not a folder written by export (no {RELEASE_NAME} of format {RELEASE_FORMAT}); --overwrite "
             f"replaces only an earlier export. Remove it yourself or choose another --out."
         )
+    foreign = sorted(p.name for p in dst.iterdir() if p.name not in EXPORT_NAMES)
+    if foreign:
+        raise HubError(
+            f"{out} holds files that export did not write ({', '.join(foreign)}), which --overwrite would delete: "
+            f"move them away, or choose another --out."
+        )
 
 
 def _replace_dir(tmp: Path, out: Path, overwrite: bool) -> None:
@@ -485,8 +494,8 @@ def export(
     tag = tag or (ds.tag if ds else None)
     if not tag:
         raise HubError(f"no tag: the dataset {dataset!r} has no default tag; pass --tag (e.g. --tag c10).")
-    if not _TAG_RE.match(tag) or tag == "untrained":
-        raise HubError(f"--tag {tag!r} must match [a-z0-9_]+ and not be 'untrained'.")
+    if tag_problem(tag):
+        raise HubError(f"--{tag_problem(tag)}.")
     net = build_model(info)
     data_config = _data_config(net, info.data_config, log)
     if info.label_names and len(info.label_names) != net.num_classes:
@@ -522,6 +531,7 @@ def export(
             run=info.run_name,
             weights=info.weights,
             sha256=sha256_file(tmp / WEIGHTS_NAME),
+            config_sha256=sha256_file(tmp / "config.json"),
             golden=dict(
                 sha256=sha256_file(tmp / GOLDEN_NAME),
                 seed=0,
@@ -533,7 +543,7 @@ def export(
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         (tmp / RELEASE_NAME).write_text(json.dumps(release, indent=2) + "\n", encoding="utf-8")
-        stats = model_stats(info.model, config.get("model_args") or {}, tuple(data_config["input_size"]))
+        stats = model_stats(info.model, config.get("model_args") or {}, tuple(data_config["input_size"]), net)
         (tmp / "README.md").write_text(model_card(config, release, stats, repo_id=repo_id), encoding="utf-8")
         golden = check_golden(net, tmp / GOLDEN_NAME)
         files = _files(tmp)
@@ -566,8 +576,11 @@ class ExportedFolder:
         return self.files[WEIGHTS_NAME]["sha256"]
 
 
-def read_export(folder: str | Path) -> ExportedFolder:
-    """Check an export folder without building the model: files, formats, architecture, tag, hashes."""
+def read_export(folder: str | Path, allow_links: bool = False) -> ExportedFolder:
+    """Check an export folder without building the model: files, formats, architecture, tag, hashes.
+
+    ``allow_links`` reads symbolic links as the files they point to (a snapshot of the Hugging Face cache); a folder
+    to push never has them."""
     import safetensors
 
     folder = Path(folder).expanduser()
@@ -587,7 +600,7 @@ def read_export(folder: str | Path) -> ExportedFolder:
         )
     entries = sorted(folder.rglob("*"))  # everything a push would upload, subfolders included
     links = [p.relative_to(folder).as_posix() for p in entries if p.is_symlink()]
-    if links:
+    if links and not allow_links:
         raise HubError(
             f"{folder}: holds symbolic links ({', '.join(links)}); a push would upload what they point to: "
             f"replace them by the files themselves or remove them."
@@ -618,11 +631,12 @@ def read_export(folder: str | Path) -> ExportedFolder:
                 f"config.json for {architecture}.{tag}; export again."
             )
     files = _files(folder)
-    if release.get("sha256") and release["sha256"] != files[WEIGHTS_NAME]["sha256"]:
-        raise HubError(
-            f"{weights_path}: sha256 {files[WEIGHTS_NAME]['sha256']} differs from the one recorded at "
-            f"export ({release['sha256']}); the file changed after export: export again."
-        )
+    for path, key in ((weights_path, "sha256"), (config_path, "config_sha256")):
+        if release.get(key) and release[key] != files[path.name]["sha256"]:
+            raise HubError(
+                f"{path}: sha256 {files[path.name]['sha256']} differs from the one recorded at export "
+                f"({release[key]}); the file changed after export: export again."
+            )
     return ExportedFolder(folder, config, release, architecture, tag, files)
 
 
@@ -634,12 +648,13 @@ class VerifyResult:
     timm_local_dir_exact: bool
 
 
-def verify_export(folder: str | Path) -> VerifyResult:
+def verify_export(folder: str | Path, allow_links: bool = False) -> VerifyResult:
     """Round trip: rebuild the model from config.json, load the weights strictly, reproduce the golden outputs bit for
-    bit, and do the same through timm's own ``local-dir:`` loader. Raises HubError on the first failure."""
+    bit, and do the same through timm's own ``local-dir:`` loader. Raises HubError on the first failure.
+    ``allow_links``: as ``read_export``'s (``zerosnet-hub verify`` of a cache snapshot)."""
     import timm
 
-    ex = read_export(folder)
+    ex = read_export(folder, allow_links)
     if not (ex.path / GOLDEN_NAME).is_file():
         raise HubError(f"{ex.path}: no {GOLDEN_NAME}: export again.")
     try:

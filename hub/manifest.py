@@ -18,13 +18,22 @@ from timm_zerosnet.release import (
     empty_manifest,
     load_manifest,
     manifest_path,
+    tag_problem,
     validate_manifest,
 )
 
 from . import HubError
 from .export import ExportedFolder, read_export, verify_export
 
-__all__ = ["read_manifest", "write_manifest", "check_writable", "manifest_entry", "stage", "record_published"]
+__all__ = [
+    "read_manifest",
+    "write_manifest",
+    "check_writable",
+    "check_recordable",
+    "manifest_entry",
+    "stage",
+    "record_published",
+]
 
 _DATA_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode")
 _ARCH_ARGS = ("num_classes", "in_chans")  # what a registry tag may set: its cfg carries them
@@ -47,10 +56,12 @@ def read_manifest(path: str | Path | None = None) -> dict[str, Any]:
 def check_writable(path: str | Path | None = None) -> Path:
     """The manifest path, if it can be written (checked before anything irreversible, such as a push)."""
     path = Path(path) if path is not None else manifest_path()
-    target = path if path.exists() else path.parent
-    if not os.access(target, os.W_OK):
+    # the atomic write creates a temporary file beside the manifest, so its folder must be writable too
+    targets = (path.parent, path) if path.exists() else (path.parent,)
+    if not all(os.access(t, os.W_OK) for t in targets):
         raise HubError(
-            f"{path} is not writable: run from a checkout of timm-zerosnet (pip install -e .) or pass --manifest PATH."
+            f"{path} is not writable (the file and its folder must be): run from a checkout of timm-zerosnet "
+            f"(pip install -e .) or pass --manifest PATH."
         )
     return path
 
@@ -83,6 +94,11 @@ def manifest_entry(ex: ExportedFolder, repo_id: str | None = None) -> dict[str, 
     repo_id = repo_id or recorded
     if not repo_id:
         raise HubError(f"{ex.path}: no Hub repo recorded at export; pass --repo-id ORG/NAME.")
+    if tag_problem(ex.tag):
+        raise HubError(
+            f"{ex.path}: its pretrained {tag_problem(ex.tag)} to be a release; export it with "
+            f"`zerosnet-hub export --tag NAME`."
+        )
     extra = {k: v for k, v in (ex.config.get("model_args") or {}).items() if k not in _ARCH_ARGS}
     if extra.get("global_pool", "avg") == "avg":
         extra.pop("global_pool", None)
@@ -158,6 +174,28 @@ def stage(
     return entry
 
 
+def _with_published(
+    data: dict[str, Any], ex: ExportedFolder, repo_id: str, commit: str, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Mark the export's entry of ``data`` 'published' at ``commit`` (added if it was never staged); validated."""
+    entry = next((e for e in data["releases"] if (e["model"], e["tag"]) == (ex.architecture, ex.tag)), None)
+    if entry is None or entry["state"] == "staged":
+        entry = dict(manifest_entry(ex, repo_id), staged=(entry or {}).get("staged") or _now())
+    entry.update(state="published", hub_commit=commit, repo_id=repo_id, published=_now())
+    _upsert(data, entry, log)
+    try:
+        validate_manifest(data, "the manifest with this release")
+    except ReleaseError as e:
+        raise HubError(str(e)) from None
+    return entry
+
+
+def check_recordable(ex: ExportedFolder, repo_id: str, manifest: str | Path | None = None) -> None:
+    """Raise HubError now if ``record_published`` would refuse the folder after its upload (nothing is written)."""
+    check_writable(manifest)
+    _with_published(read_manifest(manifest), ex, repo_id, "0" * 40, lambda msg: None)
+
+
 def record_published(
     folder: str | Path,
     repo_id: str,
@@ -167,13 +205,8 @@ def record_published(
 ) -> dict[str, Any]:
     """Mark an export's entry 'published' at a Hub commit (adding the entry if the folder was never staged)."""
     path = check_writable(manifest)
-    ex = read_export(folder)
     data = read_manifest(path)
-    entry = next((e for e in data["releases"] if (e["model"], e["tag"]) == (ex.architecture, ex.tag)), None)
-    if entry is None or entry["state"] == "staged":
-        entry = dict(manifest_entry(ex, repo_id), staged=(entry or {}).get("staged") or _now())
-    entry.update(state="published", hub_commit=commit, repo_id=repo_id, published=_now())
-    _upsert(data, entry, log)
+    entry = _with_published(data, read_export(folder), repo_id, commit, log)
     write_manifest(data, path)
     log(f"recorded {entry['model']}.{entry['tag']} as published at {repo_id}@{commit[:12]} in {path}")
     return entry

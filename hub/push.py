@@ -16,7 +16,7 @@ from timm_zerosnet.release import manifest_path, repo_id_problem
 
 from . import HubError, HubUnreachable
 from .export import read_export, verify_export
-from .manifest import check_writable, manifest_entry, read_manifest, record_published
+from .manifest import check_recordable, manifest_entry, read_manifest, record_published
 
 __all__ = ["push", "PushResult", "upload_plan", "format_plan", "hub_endpoint"]
 
@@ -113,8 +113,10 @@ def push(
                 f"become; export again with --repo-id {repo_id} so that the card loads 'hf-hub:{repo_id}'."
             ) from None
         log(f"note: {e}")
-    data = read_manifest(manifest)
-    old = next((e for e in data["releases"] if (e["model"], e["tag"]) == (ex.architecture, ex.tag)), None)
+    old = None
+    if entry is not None:  # a registry tag: what the manifest already says of it
+        data = read_manifest(manifest)
+        old = next((e for e in data["releases"] if (e["model"], e["tag"]) == (ex.architecture, ex.tag)), None)
     if old is not None and old["sha256"] != ex.sha256:
         raise HubError(
             f"{ex.path}: its weights (sha256 {ex.sha256[:12]}...) are not the {old['state']} "
@@ -128,6 +130,16 @@ def push(
     if old is not None and old["repo_id"] != repo_id:
         raise HubError(f"{ex.name} is {old['state']} for {old['repo_id']}, not {repo_id}.")
     files = ex.files
+    staged = (old.get("files") or {}) if old is not None and old["state"] == "staged" else {}
+    if staged:
+        changed = sorted(n for n in set(files) | set(staged) if files.get(n) != staged.get(n))
+        if changed:
+            raise HubError(
+                f"{ex.path}: {', '.join(changed)} changed since {ex.name} was staged; verify and stage the folder "
+                f"again (`zerosnet-hub stage {ex.path}`), or export it again."
+            )
+    if entry is not None:
+        check_recordable(ex, repo_id, manifest)  # refuse now what the manifest would refuse after the upload
     if dry_run:
         log("dry run: would upload to " + "\n".join(format_plan(repo_id, revision, private, files)))
         if entry is not None:
@@ -135,10 +147,7 @@ def push(
         log("nothing was uploaded and nothing was written.")
         return PushResult(repo_id, revision, None, None, files, None)
 
-    if entry is not None:
-        check_writable(manifest)
-    if old is None:
-        verify_export(folder)  # not staged: do the round trip now
+    verify_export(folder)  # the round trip, also for a staged folder: what is uploaded is what reproduces
     if api is None:
         from huggingface_hub import HfApi, get_token
 

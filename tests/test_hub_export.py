@@ -21,7 +21,7 @@ import yaml
 
 from hub import HubError
 from hub.cli import main
-from hub.export import export, read_export, read_run, verify_export
+from hub.export import EXPORT_NAMES, export, read_export, read_run, verify_export
 from timm_zerosnet.release import ReleaseError, check_golden, load_weights
 
 MODEL = "zerosnet20_cifar"
@@ -153,7 +153,7 @@ def front_matter(readme: str) -> dict:
 
 
 def test_export_writes_only_safetensors_and_timm_config(exported, run_dir):
-    assert {p.name for p in exported.iterdir()} == EXPORT_FILES
+    assert {p.name for p in exported.iterdir()} == EXPORT_FILES == set(EXPORT_NAMES)
     config = json.loads((exported / "config.json").read_text())
     assert config["architecture"] == MODEL
     assert config["num_classes"] == 10 and config["num_features"] == 64 and config["global_pool"] == "avg"
@@ -323,6 +323,12 @@ def test_existing_destination_needs_overwrite_which_replaces_only_an_earlier_exp
     export(run_dir, dest, overwrite=True, tag="again")  # an earlier export
     assert {p.name for p in dest.iterdir()} == EXPORT_FILES and (dest / "release.json").read_text() != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dest", "runs"]  # no temp or backup folder left
+    (dest / ".git").mkdir()  # e.g. a clone of the Hub repo holding an earlier export, with notes of its own
+    (dest / "NOTES.md").write_text("mine")
+    with pytest.raises(HubError, match=r"holds files that export did not write \(\.git, NOTES\.md\)"):
+        export(run_dir, dest, overwrite=True)
+    assert (dest / "NOTES.md").read_text() == "mine" and (dest / ".git").is_dir()
+    assert (dest / "release.json").read_text() != first  # the earlier export is untouched too
     (tmp_path / "file").write_text("x")
     with pytest.raises(HubError, match="exists and is not a folder"):
         export(run_dir, tmp_path / "file", overwrite=True)
@@ -520,11 +526,12 @@ def test_a_file_that_holds_no_state_dict_is_a_clear_cli_error(tmp_path, capsys):
 
 
 def test_export_folder_checks(exported):
-    config = json.loads((exported / "config.json").read_text())
+    config_bytes = (exported / "config.json").read_bytes()
+    config = json.loads(config_bytes)
     (exported / "config.json").write_text(json.dumps(dict(config, architecture="resnet18")))
     with pytest.raises(HubError, match=r"config\.json: architecture 'resnet18' is not a timm_zerosnet model"):
         read_export(exported)
-    (exported / "config.json").write_text(json.dumps(config))
+    (exported / "config.json").write_bytes(config_bytes)
     torch.save({}, exported / "pytorch_model.bin")
     with pytest.raises(HubError, match=r"holds pickle files \(pytorch_model\.bin\)"):
         read_export(exported)
@@ -541,10 +548,50 @@ def test_export_folder_checks(exported):
         read_export(exported)
     (exported / "notes.txt").unlink()
     read_export(exported)
+    (exported / "config.json").write_text(json.dumps(dict(config, label_names=list("abcdefghij"))))
+    with pytest.raises(HubError, match=r"config\.json: sha256 .* differs from the one recorded at export"):
+        read_export(exported)  # nothing else would notice new label names, mean or std
+    (exported / "config.json").write_bytes(config_bytes)
     other = trained_like_model(seed=9)
     safetensors.torch.save_file(other.state_dict(), str(exported / "model.safetensors"))
     with pytest.raises(HubError, match=r"differs from the one recorded at export"):
         verify_export(exported)
+
+
+def test_verify_reads_a_cache_snapshot_of_symbolic_links(exported, tmp_path, capsys):
+    """A snapshot of the Hugging Face cache links to its blobs: verify reads them (a push never takes links)."""
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    for path in exported.iterdir():
+        (snapshot / path.name).symlink_to(path)
+    assert verify_export(snapshot, allow_links=True).golden_exact
+    assert main(["verify", str(snapshot)]) == 0
+    assert "bit for bit" in capsys.readouterr().out
+    with pytest.raises(HubError, match="holds symbolic links"):
+        verify_export(snapshot)
+
+
+def test_learned_strides_are_counted_on_the_exported_network(tmp_path):
+    """A DiffStride network cannot run on the meta device (its shapes follow its strides): the card counts the
+    exported network, at the strides it learned."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = timm.create_model("preresnet18_diffstride_cifar", num_classes=10)
+    with torch.no_grad():
+        for m in model.modules():
+            if hasattr(m, "strides"):
+                m.strides.fill_(2.5)
+    safetensors.torch.save_file(model.state_dict(), str(tmp_path / "w.safetensors"))
+    out = export(tmp_path / "w.safetensors", tmp_path / "ds", model="preresnet18_diffstride_cifar", tag="c10").path
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 32, 32))
+    gmacs = counter.get_total_flops() / 2e9
+    assert f"  - GMACs: {gmacs:.3f}" in (out / "README.md").read_text()
+    fresh = timm.create_model("preresnet18_diffstride_cifar", num_classes=10).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        fresh(torch.zeros(1, 3, 32, 32))
+    assert abs(counter.get_total_flops() / 2e9 - gmacs) > 0.1  # the strides at init would give another count
+    assert verify_export(out).golden_exact
 
 
 def test_verify_round_trip_and_cli(run_dir, tmp_path, capsys):
@@ -557,3 +604,29 @@ def test_verify_round_trip_and_cli(run_dir, tmp_path, capsys):
     assert main(["export", str(run_dir), "--out", str(tmp_path / "cli")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "exists; pass --overwrite" in err and "Traceback" not in err
+
+
+def test_a_headless_backbone_exports_as_one(tmp_path, monkeypatch):
+    """A checkpoint with a stem and no classifier is a backbone (timm's num_classes=0): exported as such, with a
+    card that offers no classification snippet, and whose snippets run against the folder."""
+    from PIL import Image
+
+    model = timm.create_model(MODEL, num_classes=0)
+    safetensors.torch.save_file(model.state_dict(), str(tmp_path / "backbone.safetensors"))
+    out = export(tmp_path / "backbone.safetensors", tmp_path / "bb", model=MODEL, tag="c10", repo_id=REPO).path
+    config = json.loads((out / "config.json").read_text())
+    assert config["num_classes"] == 0 and config["model_args"]["num_classes"] == 0
+    assert verify_export(out).golden_exact
+    readme = (out / "README.md").read_text()
+    assert front_matter(readme)["pipeline_tag"] == "image-feature-extraction"
+    assert "Image Classification" not in readme and "softmax" not in readme
+    snippets = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(snippets) == 3
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (40, 36), (120, 30, 200)).save("image.png")
+    for code in snippets[:2]:
+        scope: dict = {}
+        exec(compile(code.replace(f"hf-hub:{REPO}", f"local-dir:{out}"), "README.md", "exec"), scope)
+        outputs = scope["output"] if isinstance(scope["output"], list) else [scope["output"]]
+        assert all(o.shape[0] == 1 for o in outputs)
+    assert scope["output"].shape == (1, 64)

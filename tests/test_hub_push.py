@@ -207,3 +207,73 @@ def test_weights_with_model_arguments_push_only_with_a_card_that_loads_their_rep
     result = push(good, REPO, manifest=manifest)
     assert result.commit == COMMIT and result.manifest_entry is None
     assert json.loads(manifest.read_text()) == empty_manifest()
+
+
+def test_a_staged_folder_changed_afterwards_is_refused_before_uploading(folder, manifest, fake_hub):
+    """stage records every file's hash: a card, golden file or config edited (or removed) after staging is not
+    what was verified, so push refuses it instead of uploading it and recording the edit."""
+    stage(folder, manifest)
+    staged = manifest.read_bytes()
+    readme = folder / "README.md"
+    readme.write_text(readme.read_text() + "\nedited after staging\n")
+    with pytest.raises(HubError, match=r"README\.md changed since zerosnet20_cifar\.c10 was staged; verify and stage"):
+        push(folder, REPO, manifest=manifest)
+    with pytest.raises(HubError, match=r"README\.md changed since"):
+        push(folder, REPO, manifest=manifest, dry_run=True)
+    (folder / "golden.safetensors").unlink()
+    with pytest.raises(HubError, match=r"README\.md, golden\.safetensors changed since"):
+        push(folder, REPO, manifest=manifest)
+    assert not fake_hub and manifest.read_bytes() == staged
+
+
+def test_push_verifies_a_staged_folder_again(folder, manifest, fake_hub, monkeypatch):
+    """The round trip runs at every push, staged or not: a folder that no longer reproduces is never uploaded."""
+    import hub.push
+
+    stage(folder, manifest)
+    calls = []
+    monkeypatch.setattr(hub.push, "verify_export", lambda f: calls.append(f) or (_ for _ in ()).throw(HubError("x")))
+    with pytest.raises(HubError):
+        push(folder, REPO, manifest=manifest)
+    assert calls == [folder] and not fake_hub
+
+
+def test_weights_with_model_arguments_are_not_compared_with_the_registry_tag(tmp_path, manifest, fake_hub):
+    """They never become a registry tag, so a staged tag of the same name and other weights does not stop them."""
+    stage(export(make_run(tmp_path / "plain"), tmp_path / "plain_export", repo_id=REPO).path, manifest)
+    staged = manifest.read_bytes()
+    run = make_run(tmp_path / "run", seed=3)
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps(dict(info, model_kwargs={"lam": -1.5})))
+    other = export(run, tmp_path / "lam", repo_id="testorg/zerosnet20_cifar.lam").path
+    result = push(other, "testorg/zerosnet20_cifar.lam", manifest=manifest)
+    assert result.commit == COMMIT and result.manifest_entry is None and manifest.read_bytes() == staged
+
+
+def test_a_manifest_whose_folder_is_not_writable_is_refused_before_uploading(folder, tmp_path, fake_hub, monkeypatch):
+    """The manifest is rewritten through a temporary file beside it: a writable file in a read-only folder would
+    fail after the upload, leaving the commit unrecorded."""
+    import hub.manifest
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    manifest = locked / "releases.json"
+    manifest.write_text(json.dumps(empty_manifest()))
+    real_access = os.access
+    monkeypatch.setattr(hub.manifest.os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    with pytest.raises(HubError, match="is not writable \\(the file and its folder must be\\)"):
+        push(folder, REPO, manifest=manifest)
+    assert not fake_hub
+
+
+def test_a_folder_the_manifest_would_refuse_is_refused_before_uploading(folder, manifest, fake_hub):
+    """timm's own save_for_hf writes the tag 'untrained', which no release may carry: refused before the upload,
+    not after it when the commit is to be recorded."""
+    config = json.loads((folder / "config.json").read_text())
+    config["pretrained_cfg"]["tag"] = "untrained"
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "release.json").unlink()
+    for dry_run in (True, False):
+        with pytest.raises(HubError, match=r"pretrained tag 'untrained' must match .* export it with"):
+            push(folder, REPO, manifest=manifest, dry_run=dry_run)
+    assert not fake_hub and json.loads(manifest.read_text()) == empty_manifest()

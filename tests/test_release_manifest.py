@@ -141,7 +141,7 @@ def test_use_manifest_registers_the_tags_and_restores_the_registry():
         (dict(repo_id="noslash"), "must be 'org/name'"),
         (dict(repo_id="org/a--b"), "not a valid Hub repo id"),
         (dict(tag="untrained"), "not be 'untrained'"),
-        (dict(tag="C10.x"), r"tag must match \[a-z0-9_\]\+"),
+        (dict(tag="C10.x"), r"tag 'C10.x' must match \[a-z0-9_\]\+"),
         (dict(data_config=None), "missing data_config"),
         (dict(label_names=["a", "b"]), "label_names must be a list of num_classes strings"),
         (dict(data_config=dict(input_size=[32, 32])), r"data_config needs input_size \(C, H, W\)"),

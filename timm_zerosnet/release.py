@@ -74,6 +74,13 @@ class ReleaseError(RuntimeError):
     """A release that cannot be used: missing, not pushed, corrupt, or not matching the manifest."""
 
 
+def tag_problem(tag: Any) -> str | None:
+    """What is wrong with ``tag`` as the pretrained tag of a release, or None."""
+    if not isinstance(tag, str) or not _TAG_RE.match(tag) or tag == "untrained":
+        return f"tag {tag!r} must match [a-z0-9_]+ and not be 'untrained'"
+    return None
+
+
 def repo_id_problem(repo_id: Any) -> str | None:
     """What is wrong with ``repo_id`` as the Hub model repo of a release, or None: it must be 'org/name' as the Hub
     accepts it (``huggingface_hub``'s own check: no '--' or '..', no '.' or '-' at either end, at most 96
@@ -119,8 +126,8 @@ def validate_manifest(manifest: Mapping[str, Any], source: str = "the release ma
         if missing:
             raise ReleaseError(f"{where}: missing {', '.join(missing)}.")
         name = f"{entry['model']}.{entry['tag']}"
-        if not _TAG_RE.match(str(entry["tag"])) or entry["tag"] == "untrained":
-            raise ReleaseError(f"{where} ({name}): tag must match [a-z0-9_]+ and not be 'untrained'.")
+        if tag_problem(entry["tag"]):
+            raise ReleaseError(f"{where} ({name}): {tag_problem(entry['tag'])}.")
         problem = repo_id_problem(entry["repo_id"])
         if problem:
             raise ReleaseError(f"{where} ({name}): {problem}.")
