@@ -117,6 +117,54 @@ def test_clipping_between_two_uses_in_one_graph():
     torch.testing.assert_close(layer.strides.detach(), torch.tensor([2.0, 2.0]))
 
 
+def test_eval_forward_clips_a_copy_and_leaves_the_strides_alone():
+    # Size bound on the height (1.0 -> 32/28 at 32x32, 1.5 at 12x12), upper limit on the width (4.0 -> 3.0).
+    layer = DiffStride((1.0, 4.0), upper_limit=3.0).eval()
+    initial = layer.strides.detach().clone()
+    x = _randn(2, 3, 32, 32)
+    with torch.no_grad():
+        a = layer(x)
+        for hw in ((12, 12), (7, 9), (64, 48)):
+            layer(_randn(1, 3, *hw, seed=1))
+        b = layer(x)
+    assert torch.equal(layer.strides.detach(), initial)  # bit-identical
+    assert a.shape[-2:] == (32, 20) == layer.output_size((32, 32))
+    torch.testing.assert_close(b, a, rtol=0, atol=0)
+    # The straight-through copy passes the gradient to the parameter, still without changing it.
+    (layer(x) ** 2).sum().backward()
+    eval_grad = layer.strides.grad.clone()
+    assert torch.equal(layer.strides.detach(), initial) and (eval_grad < 0).all()
+    # Training mode still projects the parameter in place, to the very values eval used (same output, gradient).
+    layer.train().zero_grad()
+    out = layer(x)
+    torch.testing.assert_close(layer.strides.detach(), torch.tensor([32 / 28, 3.0]), rtol=0, atol=0)
+    torch.testing.assert_close(out, a, rtol=0, atol=0)
+    (out**2).sum().backward()
+    torch.testing.assert_close(layer.strides.grad, eval_grad)
+
+
+def test_eval_forward_under_compile_and_fx_leaves_the_strides_alone():
+    torch._dynamo.reset()
+    net = _net().eval()
+    with torch.no_grad():
+        net[1].strides.fill_(1.0)
+    initial = net[1].strides.detach().clone()
+    x = _randn(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = net(x)
+        traced = torch.fx.symbolic_trace(net)
+        compiled = torch.compile(net, backend="eager")
+        for run in (traced, compiled):
+            run(_randn(1, 3, 12, 12))
+            torch.testing.assert_close(run(x), expected, rtol=0, atol=0)
+    assert torch.equal(net[1].strides.detach(), initial)
+    torch._dynamo.reset()
+    lowpass = DiffStride((1.0, 4.0), cropping=False, upper_limit=3.0).eval()
+    y = _randn(1, 2, 16, 16)
+    torch.testing.assert_close(torch.compile(lowpass, backend="eager", fullgraph=True)(y), lowpass(y))
+    assert lowpass.strides.tolist() == [1.0, 4.0]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Gradients
 # ----------------------------------------------------------------------------------------------------------------
@@ -192,6 +240,18 @@ def test_without_cropping_size_is_kept_and_high_frequencies_zeroed():
     assert (layer.strides.grad < 0).all()
 
 
+@pytest.mark.parametrize("hw", [(7, 7), (8, 8), (15, 16), (16, 15), (9, 5)])
+def test_without_cropping_odd_and_even_sizes_are_kept(hw):
+    x = _randn(1, 2, *hw)
+    layer = DiffStride(2.0, cropping=False)
+    assert layer(x).shape[-2:] == hw == layer.output_size(hw)
+    assert layer.freeze(hw) == hw and layer(x).shape[-2:] == hw
+    # R = 0 and stride 1: the hard window keeps every coefficient, so the layer is the identity (odd widths too).
+    torch.testing.assert_close(DiffStride(1.0, smoothness=0.0, cropping=False)(x), x, atol=1e-5, rtol=0)
+    # With cropping the default irfft2 length stays: 7x7 at stride 1 -> 7x6.
+    assert DiffStride(1.0)(_randn(1, 1, 7, 7)).shape[-2:] == (7, 6) == DiffStride(1.0).output_size((7, 7))
+
+
 def test_shared_instance_on_residual_and_shortcut():
     pool = DiffStride(2.0)
     conv = nn.Conv2d(3, 3, 3, padding=1)
@@ -213,11 +273,25 @@ def test_shared_instance_on_residual_and_shortcut():
         ({"strides": (2.0, 3.0), "shared_stride": True}, "shared_stride"),
         ({"strides": (2.0, 2.0, 2.0)}, r"\(height, width\) pair"),
         ({"strides": 2.0, "lower_limit": 2.0, "upper_limit": 1.5}, "upper_limit"),
+        ({"strides": 2.0, "smoothness": math.inf}, r"smoothness R must be finite and >= 0, got inf.*R = 4\.0"),
+        ({"strides": 2.0, "smoothness": math.nan}, r"smoothness R must be finite and >= 0, got nan.*R = 4\.0"),
+        ({"strides": (2.0, math.inf)}, "strides must be finite"),
+        ({"strides": math.nan}, "strides must be finite"),
+        ({"strides": 2.0, "lower_limit": math.inf}, "lower_limit must be finite"),
+        ({"strides": 2.0, "lower_limit": math.nan}, "lower_limit must be finite"),
+        ({"strides": 2.0, "upper_limit": math.nan}, "upper_limit is nan"),
     ],
 )
 def test_diffstride_argument_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DiffStride(**kwargs)
+
+
+def test_infinite_upper_limit_means_no_limit():
+    layer = DiffStride(40.0, upper_limit=math.inf)
+    assert layer.upper_limit is None and "upper_limit" not in repr(layer)
+    layer(_randn(1, 1, 32, 32))
+    assert layer.strides.tolist() == [40.0, 40.0]
 
 
 def test_baseline_argument_errors():
@@ -280,6 +354,55 @@ def test_stride_regularizer_value_and_gradient():
     expected_first = [-(1 + a2) / (2.0**2 * 3.0), -(1 + a2) / (2.0 * 3.0**2)]
     assert first.strides.grad.tolist() == pytest.approx(expected_first)
     assert second.strides.grad.tolist() == pytest.approx([a1 * -2 / 1.5**3])
+
+
+def _regularizer_from_parameters(model: nn.Module) -> torch.Tensor:
+    """J computed straight from the parameters (what stride_regularizer did before it used a copy)."""
+    total, area = 0.0, 1.0
+    for m in model.modules():
+        if isinstance(m, DiffStride):
+            area = area / (m.strides[0] * m.strides[-1])
+            total = total + area
+    return total
+
+
+def _regularized_net() -> nn.Sequential:
+    # The first layer starts at 1.0 and is clipped to 32/28 by the forward (an in-place write), as in the networks.
+    torch.manual_seed(0)
+    return nn.Sequential(DiffStride(1.0), nn.Conv2d(3, 3, 3, padding=1), DiffStride(2.0, shared_stride=True))
+
+
+@pytest.mark.parametrize("order", ["forward-first", "regularizer-first"])
+def test_stride_regularizer_on_either_side_of_the_forward(order):
+    net, x = _regularized_net(), _randn(2, 3, 32, 32)
+    if order == "regularizer-first":
+        penalty = stride_regularizer(net)
+        assert penalty.item() == pytest.approx(1 + 1 / 4)  # the strides as they were when it was called
+        out = net(x)
+    else:
+        out = net(x)
+        penalty = stride_regularizer(net)
+        assert penalty.item() == pytest.approx((28 / 32) ** 2 * (1 + 1 / 4))  # the clipped strides
+    (out.pow(2).sum() + 0.1 * penalty).backward()
+    grads = [net[0].strides.grad, net[2].strides.grad]
+    assert all(g is not None and torch.isfinite(g).all() and (g != 0).all() for g in grads)
+    if order == "forward-first":
+        # Same gradient as J built from the parameters themselves.
+        reference, y = _regularized_net(), x.clone()
+        (reference(y).pow(2).sum() + 0.1 * _regularizer_from_parameters(reference)).backward()
+        torch.testing.assert_close(net[0].strides.grad, reference[0].strides.grad, rtol=0, atol=0)
+        torch.testing.assert_close(net[2].strides.grad, reference[2].strides.grad, rtol=0, atol=0)
+
+
+def test_stride_regularizer_before_the_forward_of_a_shared_layer():
+    pool = DiffStride(1.0)
+    conv = nn.Conv2d(3, 3, 3, padding=1)
+    model = nn.ModuleList([conv, pool])
+    x = _randn(2, 3, 16, 16)
+    penalty = stride_regularizer(model)
+    (pool(conv(x)) + pool(x)).pow(2).sum().add(penalty).backward()
+    assert torch.isfinite(pool.strides.grad).all() and (pool.strides.grad != 0).all()
+    assert torch.equal(pool.strides.detach(), torch.tensor([16 / 12, 16 / 12]))
 
 
 def test_stride_regularizer_without_diffstride_is_zero_tensor():

@@ -26,7 +26,9 @@ for the usual tooling:
   deprecated in the PyTorch versions this package supports); use ``torch.compile`` or ``torch.export``.
 - FX symbolic tracing: works. The data-dependent part is a ``torch.fx.wrap``-ed function, so tracing a network
   that contains DiffStride records one ``call_function`` node per layer and the traced module keeps learning
-  strides (sizes are still decided at run time). The layer is also registered as a timm no-trace leaf.
+  strides (sizes are still decided at run time). Like any ``self.training`` branch, the layer's mode (in-place
+  stride clip in training, clipped copy in eval) is recorded as a constant: trace in the mode you will run. The
+  layer is also registered as a timm no-trace leaf (timm's FX tools call it as a module, mode included).
 - ``torch.export`` / ONNX: need a static graph. Call :func:`freeze_diffstride` (or :meth:`DiffStride.freeze`)
   first: it fixes the crop sizes for one input size and drops the host read (and the in-place stride clip).
   Exporting an unfrozen layer raises a ``RuntimeError`` telling you to freeze it (``strict=True`` export wraps it
@@ -114,6 +116,28 @@ def _min_stride(size: int, smoothness: float) -> float:
     return size / (size - smoothness)
 
 
+def _clipped_strides(
+    strides: torch.Tensor,
+    height: int,
+    width: int,
+    smoothness: float,
+    lower_limit: float,
+    upper_limit: float | None,
+) -> torch.Tensor:
+    """Clipped copy of the strides (DIFFSTRIDE.md step 1), without gradient: S >= H / (H - R), then the limits.
+
+    The one place the clip is computed: the in-place projection of training (:func:`_clip_strides_`), the
+    straight-through copy of inference and :meth:`DiffStride._plan` all use it.
+    """
+    bound_h, bound_w = _min_stride(height, smoothness), _min_stride(width, smoothness)
+    with torch.no_grad():
+        if strides.numel() == 1:
+            clipped = strides.clamp(min=max(bound_h, bound_w))
+        else:
+            clipped = torch.stack([strides[0].clamp(min=bound_h), strides[1].clamp(min=bound_w)])
+        return clipped.clamp(min=lower_limit, max=upper_limit)
+
+
 def _clip_strides_(
     strides: torch.Tensor,
     height: int,
@@ -122,16 +146,11 @@ def _clip_strides_(
     lower_limit: float,
     upper_limit: float | None,
 ) -> None:
-    """Clip strides in place, without gradient: first S >= H / (H - R), then into [lower_limit, upper_limit]."""
-    bound_h, bound_w = _min_stride(height, smoothness), _min_stride(width, smoothness)
+    """Clip strides in place, without gradient (the projection done by a training forward and by freeze)."""
+    clipped = _clipped_strides(strides, height, width, smoothness, lower_limit, upper_limit)
     with torch.no_grad():
-        if strides.numel() == 1:
-            clipped = strides.clamp(min=max(bound_h, bound_w))
-        else:
-            clipped = torch.stack([strides[0].clamp(min=bound_h), strides[1].clamp(min=bound_w)])
-        clipped = clipped.clamp(min=lower_limit, max=upper_limit)
         # write only when something changed: an in-place write bumps the parameter's version, which would break
-        # the backward of anything computed from the strides earlier in the step (e.g. the stride regulariser)
+        # the backward of anything that saved the parameter itself earlier in the step
         if torch.compiler.is_compiling() or strides.is_meta or not torch.equal(clipped, strides):
             strides.copy_(clipped)
 
@@ -199,8 +218,14 @@ def _diffstride_forward(
     lower_limit: float,
     upper_limit: float | None,
     frozen_plan: tuple[int, int, int, int, int] | None,
+    training: bool,
 ) -> torch.Tensor:
-    """DiffStride forward (DIFFSTRIDE.md steps 1-7); clips `strides` in place unless a frozen plan is given."""
+    """DiffStride forward (DIFFSTRIDE.md steps 1-7).
+
+    Unless a frozen plan is given, the strides are clipped every forward: in place when `training` (the
+    projection of the reference code), otherwise on a copy that passes the gradient straight through to the
+    parameter, so that inference never rewrites the learned strides.
+    """
     height, width = _check_spatial_size(x, "DiffStride")
     if frozen_plan is None:
         if torch.compiler.is_exporting() or torch.jit.is_tracing():
@@ -210,7 +235,13 @@ def _diffstride_forward(
                 "autograd); call timm_zerosnet.layers.diffstride.freeze_diffstride(model, example_input) (or "
                 "layer.freeze((H, W))) before exporting or tracing to fix the output size."
             )
-        _clip_strides_(strides, height, width, smoothness, lower_limit, upper_limit)
+        if training:
+            _clip_strides_(strides, height, width, smoothness, lower_limit, upper_limit)
+        else:
+            clipped = _clipped_strides(strides, height, width, smoothness, lower_limit, upper_limit)
+            # straight-through: the value is exactly `clipped` (s - s is exactly 0, unlike s + (c - s)), the
+            # gradient goes to the parameter unchanged, and the parameter is left as it is
+            strides = clipped + (strides - strides.detach())
     elif frozen_plan[:2] != (height, width):
         raise ValueError(
             f"DiffStride was frozen for {frozen_plan[0]}x{frozen_plan[1]} inputs but got {height}x{width}; "
@@ -227,7 +258,10 @@ def _diffstride_forward(
             spectrum = _take_rows(spectrum[..., :cols], -2, front, back)
             mask_h, mask_w = _take_rows(mask_h, 0, front, back), mask_w[:cols]
         window = (mask_h[:, None] * mask_w[None, :]).to(compute_dtype)
-        out = torch.fft.irfft2(spectrum * window)
+        spectrum = spectrum * window
+        # Cropped: the default output length [rows, 2 * (cols - 1)] of the reference (odd widths lose a column).
+        # Not cropped: the size is kept (step 6), odd widths included.
+        out = torch.fft.irfft2(spectrum) if cropping else torch.fft.irfft2(spectrum, s=(height, width))
     return out.to(x.dtype)
 
 
@@ -239,21 +273,27 @@ torch.fx.wrap("_diffstride_forward")
 class DiffStride(nn.Module):
     """Spectral pooling with learnable, real-valued strides (DiffStride, Riad et al., ICLR 2022).
 
-    The forward follows the authors' TensorFlow ``LearnableSpectralPooling``: the strides are clipped in place
-    (no gradient) to ``S >= size / (size - R)`` and then to ``[lower_limit, upper_limit]``; the rfft2 of the
+    The forward follows the authors' TensorFlow ``LearnableSpectralPooling``: the strides are clipped (no
+    gradient) to ``S >= size / (size - R)`` and then to ``[lower_limit, upper_limit]``; the rfft2 of the
     input is multiplied by the outer product of two ramp masks and cropped to where the mask is non-zero; the
-    output is the irfft2 with its default length, so odd widths lose a column. The FFTs run in float32 (float64
-    for float64 inputs) with autocast disabled, and the result is cast back to the input dtype.
+    output is the irfft2 with its default length, so with cropping odd widths lose a column. The FFTs run in
+    float32 (float64 for float64 inputs) with autocast disabled, and the result is cast back to the input dtype.
+
+    In training mode the clip is an in-place projection of the ``strides`` parameter, as in the reference code.
+    In eval mode (``not self.training``) the forward uses a clipped copy whose gradient goes straight through to
+    the parameter, so inference (at any input size) never changes the learned strides. A frozen layer (see
+    :meth:`freeze`) does not clip in its forward at all.
 
     Args:
-        strides: Initial stride, one value or (height, width). Must be >= 1.
-        smoothness: Width R of the ramp of the mask, in frequency bins. R = 0 gives a hard crop that passes no
-            gradient to the strides.
+        strides: Initial stride, one value or (height, width). Must be finite and >= 1.
+        smoothness: Width R of the ramp of the mask, in frequency bins; finite and >= 0. R = 0 gives a hard crop
+            that passes no gradient to the strides.
         cropping: Crop the spectrum to the support of the mask (the downsampling). If False, masked coefficients
             are only zeroed and the size is kept (a learnable low-pass filter).
         shared_stride: Learn one stride for both axes (parameter of shape (1,) instead of (2,)).
-        lower_limit: Smallest stride allowed during training.
-        upper_limit: Largest stride allowed during training; None for no limit.
+        lower_limit: Smallest stride allowed; finite and > 0.
+        upper_limit: Largest stride allowed, >= lower_limit; None (or ``float("inf")``, stored as None) for no
+            limit.
 
     Attributes:
         strides: The learnable strides, an ``nn.Parameter`` of shape (2,) (or (1,) when shared). Exclude it from
@@ -273,22 +313,36 @@ class DiffStride(nn.Module):
     ) -> None:
         super().__init__()
         stride_h, stride_w = _stride_pair(strides, "DiffStride")
+        if not (math.isfinite(stride_h) and math.isfinite(stride_w)):
+            raise ValueError(
+                f"DiffStride strides must be finite, got ({stride_h}, {stride_w}); to cut a map down to 2x2 pass a "
+                "large finite stride such as the input size."
+            )
         if not (stride_h >= 1 and stride_w >= 1):
             raise ValueError(
                 f"DiffStride strides must be >= 1, got ({stride_h}, {stride_w}); a stride below 1 would "
                 "upsample. Pass strides=1.0 for a layer that starts without downsampling."
             )
-        if not smoothness >= 0:
+        smoothness = float(smoothness)
+        if not (math.isfinite(smoothness) and smoothness >= 0):
             raise ValueError(
-                f"DiffStride smoothness R must be >= 0, got {smoothness}; the paper and default use R = 4.0."
+                f"DiffStride smoothness R must be finite and >= 0, got {smoothness}; the paper and default use "
+                "R = 4.0 (R = 0 is a hard crop)."
             )
         if shared_stride and stride_h != stride_w:
             raise ValueError(
                 f"shared_stride=True learns one stride for both axes but got different initial values "
                 f"({stride_h}, {stride_w}); pass equal values or set shared_stride=False."
             )
-        if not lower_limit > 0:
-            raise ValueError(f"DiffStride lower_limit must be > 0, got {lower_limit}; the default is 1.0.")
+        lower_limit = float(lower_limit)
+        if not (math.isfinite(lower_limit) and lower_limit > 0):
+            raise ValueError(f"DiffStride lower_limit must be finite and > 0, got {lower_limit}; the default is 1.0.")
+        if upper_limit is not None:
+            upper_limit = float(upper_limit)
+            if math.isnan(upper_limit):
+                raise ValueError("DiffStride upper_limit is nan; pass a number >= lower_limit or None for no limit.")
+            if upper_limit == math.inf:
+                upper_limit = None  # no limit
         if upper_limit is not None and upper_limit < lower_limit:
             raise ValueError(
                 f"DiffStride upper_limit={upper_limit} is below lower_limit={lower_limit}; pass an upper_limit "
@@ -296,23 +350,29 @@ class DiffStride(nn.Module):
             )
         init = [stride_h] if shared_stride else [stride_h, stride_w]
         self.strides = nn.Parameter(torch.tensor(init, dtype=dtype or torch.float32, device=device))
-        self.smoothness = float(smoothness)
+        self.smoothness = smoothness
         self.cropping = cropping
         self.shared_stride = shared_stride
-        self.lower_limit = float(lower_limit)
-        self.upper_limit = None if upper_limit is None else float(upper_limit)
+        self.lower_limit = lower_limit
+        self.upper_limit = upper_limit
         self._frozen_plan: tuple[int, int, int, int, int] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _diffstride_forward(
-            x, self.strides, self.smoothness, self.cropping, self.lower_limit, self.upper_limit, self._frozen_plan
+            x,
+            self.strides,
+            self.smoothness,
+            self.cropping,
+            self.lower_limit,
+            self.upper_limit,
+            self._frozen_plan,
+            self.training,
         )
 
     def _plan(self, input_hw: tuple[int, int]) -> tuple[int, int, int]:
         """Crop plan (front rows, back rows, columns) for an input size with the strides clipped as in forward."""
         height, width = input_hw
-        strides = self.strides.detach().clone()
-        _clip_strides_(strides, height, width, self.smoothness, self.lower_limit, self.upper_limit)
+        strides = _clipped_strides(self.strides, height, width, self.smoothness, self.lower_limit, self.upper_limit)
         mask_h, mask_w = _ramp_masks(strides, height, width, self.smoothness)
         if not self.cropping:
             return height, 0, width // 2 + 1
@@ -321,6 +381,8 @@ class DiffStride(nn.Module):
     def output_size(self, input_hw: tuple[int, int]) -> tuple[int, int]:
         """Spatial size this layer produces for an input of size `input_hw` with its current strides."""
         height, width = int(input_hw[0]), int(input_hw[1])
+        if not self.cropping:
+            return height, width
         if self._frozen_plan is not None and self._frozen_plan[:2] == (height, width):
             front, back, cols = self._frozen_plan[2:]
         else:
@@ -502,6 +564,11 @@ def stride_regularizer(model: nn.Module) -> torch.Tensor:
     for compute and memory (the paper adds ``lambda * J`` to the loss). Layers are taken in module registration
     order, which is the forward order in a sequential network; a layer shared by two paths counts once.
 
+    J uses the strides as they are when it is called. In the usual order (loss computed after the forward) those
+    are the strides the training forward has just clipped; called before the forward it uses the unclipped
+    values, and the gradient still reaches the parameters. Either order can be backpropagated: J is computed from
+    a copy of each ``strides`` parameter, so the in-place clip of a later forward does not invalidate its graph.
+
     Args:
         model: Any module.
 
@@ -511,7 +578,9 @@ def stride_regularizer(model: nn.Module) -> torch.Tensor:
     total, area = None, None
     for module in model.modules():
         if isinstance(module, DiffStride):
-            s = module.strides
+            # a clone: CloneBackward saves nothing, so autograd keeps no reference to the parameter, which a
+            # training forward may clip in place before J is backpropagated
+            s = module.strides.clone()
             layer_area = 1.0 / (s[0] * s[-1])
             area = layer_area if area is None else area * layer_area
             total = area if total is None else total + area
