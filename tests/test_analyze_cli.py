@@ -166,8 +166,112 @@ def test_connectivity_nb201_all(capsys):
     code, out, _ = run(capsys, "connectivity", "--nb201-all")
     assert code == 0
     assert "8,226" in out and "7,399 (47.35%)" in out and "elapsed" in out
-    payload = run_json(capsys, "connectivity", "--nb201-all", "--depth-range", "0", "3", "--width-range", "0", "99")
+    payload = run_json(capsys, "connectivity", "--nb201-all", "--depth-range", "1e-9", "3", "--width-range", "0", "99")
     assert payload["removed"] == payload["by_reason"]["no_depth"] == 1983
+
+
+def test_connectivity_ranges_that_include_zero_keep_cells_of_depth_zero(capsys):
+    # ANALYSIS.md section 2: keep a cell iff lo <= d <= hi and lo <= m <= hi; a cell of d = 0 is no exception
+    argv = ["connectivity", "--dag", "1", "--depth-range", "0", "3", "--width-range", "0", "5"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "effective depth d = 0" in out
+    assert "filter 0 <= d <= 3, 0 <= m <= 5: kept" in out
+    payload = run_json(capsys, *argv)
+    assert (payload["depth"], payload["width"], payload["kept"], payload["reason"]) == (0.0, 0.0, True, None)
+    all_cells = run_json(capsys, "connectivity", "--nb201-all", "--depth-range", "0", "3", "--width-range", "0", "99")
+    assert all_cells["removed"] == 0
+    code, out, _ = run(capsys, "connectivity", "--dag", "1")  # the paper's ranges still remove it
+    assert code == 0 and "removed (d = 0 or every route broken)" in out
+
+
+# --------------------------------------------------------------------------------------------- model arguments
+
+
+def _trained_checkpoint(tmp_path, name, **model_kwargs):
+    """The weights of ``timm.create_model(name, **model_kwargs)`` as zerosnet-train would save them."""
+    path = tmp_path / f"{name}.pth"
+    torch.save(timm.create_model(name, **model_kwargs).state_dict(), path)
+    return path
+
+
+def test_model_kwargs_give_the_scheme_constants_a_checkpoint_does_not_store(capsys, tmp_path):
+    path = _trained_checkpoint(tmp_path, "zerosnet20_cifar", lam=-1.2)
+    argv = ["stability", "--model", "zerosnet20_cifar", "--checkpoint", str(path), "--model-kwargs", "lam=-1.2"]
+    payload = run_json(capsys, *argv)
+    multistep = [b for b in payload["blocks"] if len(b["a"]) == 3]
+    assert len(multistep) == 7
+    a0, a1, a2, b0 = zeros_coefficients(-1.2)
+    for block in multistep:
+        assert block["a"] == pytest.approx([a0, a1, a2]) and block["b"] == pytest.approx([b0, 0.0, 0.0])
+        assert block["max_spurious_modulus"] == pytest.approx(0.824, abs=1e-3)  # ANALYSIS.md: lambda = -1.2
+    assert "--model-kwargs lam=-1.2" in payload["note"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    (note,) = [line for line in out.splitlines() if line.startswith("note: ")]
+    assert "come from the model arguments (--model-kwargs lam=-1.2), not from the checkpoint" in note
+    # without --model-kwargs the analysis is of the default scheme, and the note says where it comes from
+    code, out, err = run(capsys, "stability", "--model", "zerosnet20_cifar", "--checkpoint", str(path))
+    assert code == 0, err
+    assert "(lam = -1.8)" in out and "come from the model arguments (the model's defaults)" in out
+    assert "pass them with --model-kwargs" in out
+
+
+def test_model_kwargs_set_the_fixed_tau_of_a_bn_tau_resnet(capsys, tmp_path):
+    path = _trained_checkpoint(tmp_path, "tauresnet20_cifar", tau=1.0)
+    argv = ["stability", "--model", "tauresnet20_cifar", "--checkpoint", str(path)]
+    default = run_json(capsys, *argv)
+    assert [b["param"]["step_size"] for b in default["blocks"]] == pytest.approx([1 / 3] * 9)  # 1/sqrt(9 blocks)
+    payload = run_json(capsys, *argv, "--model-kwargs", "tau=1")
+    assert {b["param"]["step_size"] for b in payload["blocks"]} == {1.0}
+    assert (
+        "the step size tau = 1 (fixed with BN) comes from the model arguments (--model-kwargs tau=1)"
+        in (payload["note"])
+    )
+    # without a checkpoint there is nothing to warn about
+    assert "note" not in run_json(capsys, "stability", "--model", "tauresnet20_cifar", "--model-kwargs", "tau=1")
+
+
+@pytest.mark.parametrize(
+    ("case_name", "param"),
+    [("zerosnet20_cifar_tra", "lam"), ("lmresnet20_cifar", "k")],
+)
+def test_authors_checkpoint_loads_through_the_family_filter(capsys, tmp_path, case_name, param):
+    from test_authors_checkpoints import CASE_BY_NAME, save_authors_checkpoint, synthetic_authors_state_dict
+
+    case = CASE_BY_NAME[case_name]
+    sd = synthetic_authors_state_dict(case)
+    path = save_authors_checkpoint(sd, tmp_path / "authors.pth")  # {'state_dict': {'module.' + authors' key}}
+    # what timm's own pretrained path loads from this file
+    reference = timm.create_model(case.model, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    expected = {row["block"]: row["param"][param] for row in reference.block_coefficients() if param in row["param"]}
+    assert len(expected) >= 6
+    built = {row["block"]: row["param"].get(param) for row in timm.create_model(case.model).block_coefficients()}
+    assert all(built[block] != pytest.approx(value) for block, value in expected.items())  # trained values
+    payload = run_json(capsys, "stability", "--model", case.model, "--checkpoint", str(path))
+    got = {b["block"]: b["param"][param] for b in payload["blocks"] if param in b["param"]}
+    assert got == pytest.approx(expected)
+
+
+# --------------------------------------------------------------------------------------------- negative numbers
+
+
+@pytest.mark.parametrize(
+    ("argv", "key", "expected"),
+    [
+        (["stability", "--lam", "-1e-3"], "param", {"lam": -0.001}),
+        (["stability", "--lam", "-9/5"], "max_spurious_modulus", pytest.approx(1 / 3, abs=1e-12)),
+        (["stability", "--lam", "-.5e1"], "param", {"lam": -5.0}),
+        (["stability", "--lm-k", "-1/2"], "param", {"k": -0.5}),
+        (["stability", "--coefficients", "1", "-1/3", "1", "1"], "a", pytest.approx([1, -1 / 3, 1])),
+        (["stability", "--coefficients", "-1e0", "1", "1", "-2/1"], "a", pytest.approx([-1, 1, 1])),
+        (["stability", "--scan", "-1e3", "1", "--num", "3"], "values", [-1000.0, -499.5, 1.0]),
+        (["stability", "--scan", "-3/2", "-1/2", "--num", "3"], "values", [-1.5, -1.0, -0.5]),
+        (["connectivity", "--dag", "2_21_112", "--depth-range", "-1e-3", "3"], "kept", True),
+    ],
+)
+def test_negative_fractions_and_exponents_are_values(capsys, argv, key, expected):
+    assert run_json(capsys, *argv)[key] == expected
 
 
 # --------------------------------------------------------------------------------------------- invalid input
@@ -251,6 +355,54 @@ def assert_one_line_error(capsys, argv, message):
     assert lines[0].startswith("zerosnet-analyze: error: ")
     assert message in lines[0]
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["stability", "--lm-k", "0.5", "--family", "zeros", "--num", "3"],
+            "--family and --num only go with --scan LO HI, not with --lm-k: drop --family and --num",
+        ),
+        (["stability", "--lam", "-9/5", "--family", "lm"], "--family only goes with --scan LO HI, not with --lam"),
+        (["stability", "--euler", "--num", "5"], "--num only goes with --scan LO HI, not with --euler"),
+        (
+            ["stability", "--model", "fake_zerosnet", "--num", "7"],
+            "--num only goes with --scan LO HI, not with --model",
+        ),
+        (["stability", "--model", "tauresnet20_cifar", "--num", "0"], "'0' is not a valid number of grid points"),
+        (["stability", "--scan", "-3", "3", "--num", "0"], "--num takes an integer >= 2"),
+        (["stability", "--scan", "-3", "3", "--num", "-5"], "argument --num: '-5' is not a valid number of grid"),
+        (["stability", "--scan", "-3", "3", "--num", "1"], "--num takes an integer >= 2"),
+        (["stability", "--lam", "2", "--model-kwargs", "lam=1"], "--model-kwargs only goes with --model"),
+        (["stability", "--model", "zerosnet20_cifar", "--model-kwargs", "lam"], "expects key=value pairs"),
+        (
+            ["stability", "--model", "zerosnet20_cifar", "--model-kwargs", "nosuch=1"],
+            "cannot build model 'zerosnet20_cifar' with --model-kwargs nosuch=1",
+        ),
+        (["stability", "--lam", "-1e400"], "argument --lam: '-1e400' is too large for a float"),
+        (["stability", "--lam", "-1/0"], "argument --lam: '-1/0' is not a finite number"),
+    ],
+)
+def test_options_that_do_not_apply_or_invalid_values_are_errors(capsys, argv, message):
+    assert_one_line_error(capsys, argv, message)
+
+
+@pytest.mark.parametrize(
+    ("arch", "groups"),
+    [
+        ("|nor_conv_3x3~0|", 1),
+        ("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|", 2),
+        (RESNET_CELL + "+|none~0|none~1|none~2|none~3|", 4),
+    ],
+)
+def test_nb201_needs_exactly_three_groups(capsys, arch, groups):
+    assert_one_line_error(
+        capsys,
+        ["connectivity", "--nb201", arch],
+        f"not a NAS-Bench-201 cell: the arch string has {groups} '+'-separated group(s) but a NAS-Bench-201 cell has "
+        "exactly 3",
+    )
 
 
 def test_help_exits_zero(capsys):

@@ -74,7 +74,7 @@ def test_nb201_fast_enumeration_agrees_with_parsing_every_arch_string():
 
 
 def test_nb201_filter_ranges_are_arguments():
-    loose = enumerate_nb201(depth_range=(0.0, 3.0), width_range=(0.0, 100.0))
+    loose = enumerate_nb201(depth_range=(1e-9, 3.0), width_range=(0.0, 100.0))
     assert loose.removed == loose.by_reason["no_depth"] == 1_983
     assert keep_cell(1.0, 2.875)
     assert not keep_cell(1.0, 2.875, width_range=(0.99, 2.5))
@@ -82,6 +82,19 @@ def test_nb201_filter_ranges_are_arguments():
     assert rejection_reason(3.0, 1 / 3) == "too_deep"
     with pytest.raises(ValueError, match="lo <= hi"):
         keep_cell(1.0, 1.0, depth_range=(2.0, 1.0))
+
+
+def test_ranges_that_include_zero_keep_cells_of_depth_zero():
+    # ANALYSIS.md section 2: keep a cell iff lo <= d <= hi and lo <= m <= hi, d = 0 included
+    assert keep_cell(0, 0, (0, 3), (0, 5))
+    assert rejection_reason(0.0, 0.0, (0.0, 3.0), (0.0, 5.0)) is None
+    assert rejection_reason(0.0, 0.0, (0.0, 3.0), (0.5, 5.0)) == "too_narrow"
+    assert rejection_reason(0.0, 0.0) == "no_depth"  # below the paper's ranges it is still removed, as d = 0
+    assert rejection_reason(0.5, 1.0, (0.6, 3.0)) == "too_shallow"
+    everything = enumerate_nb201(depth_range=(0.0, 3.0), width_range=(0.0, 100.0))
+    assert everything.kept == everything.total == 15_625
+    broken = parse_nb201("|none~0|+|none~0|skip_connect~1|+|none~0|nor_conv_3x3~1|none~2|").connectivity()
+    assert keep_cell(broken.depth, broken.width, (0, 3), (0, 5))
 
 
 def test_resnet_like_and_all_conv_cells():
@@ -210,6 +223,22 @@ def test_darts_op_kinds_and_concat():
 )
 def test_nb201_invalid(arch, message):
     with pytest.raises(ValueError, match=message.replace("|", r"\|").replace(".", r"\.").replace("(", r"\(")):
+        parse_nb201(arch)
+
+
+@pytest.mark.parametrize(
+    ("arch", "groups"),
+    [
+        ("|nor_conv_3x3~0|", 1),
+        ("|nor_conv_3x3~0|+|none~0|skip_connect~1|", 2),
+        (RESNET_CELL + "+|none~0|none~1|none~2|none~3|", 4),
+        (RESNET_CELL + "+|none~0|none~1|none~2|none~3|+|none~0|none~1|none~2|none~3|none~4|", 5),
+    ],
+)
+def test_nb201_needs_exactly_three_groups(arch, groups):
+    with pytest.raises(
+        ValueError, match=rf"has {groups} '\+'-separated group\(s\) but a NAS-Bench-201 cell has exactly 3"
+    ):
         parse_nb201(arch)
 
 

@@ -5,7 +5,9 @@ Examples::
     zerosnet-analyze stability --lam -1.8
     zerosnet-analyze stability --coefficients 1 1 1 1 --plot roots.png
     zerosnet-analyze stability --scan -3 3 --family zeros --plot region.png
+    zerosnet-analyze stability --lam -9/5
     zerosnet-analyze stability --model zerosnet20_cifar --checkpoint model.safetensors --json
+    zerosnet-analyze stability --model zerosnet20_cifar --model-kwargs lam=-1.2 --checkpoint model.safetensors
     ARCH='|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|'
     zerosnet-analyze connectivity --nb201 "$ARCH"
     zerosnet-analyze connectivity --dag 2_21_112
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from fractions import Fraction
@@ -41,10 +44,23 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
+# A negative number as a command-line value: -2, -1.8, -.5, -1e-3, -9/5, -1/3e2. argparse would take such a token
+# for an option (it only knows plain decimals like -1.8), so main() marks it with a leading space, which the value
+# parsers strip.
+_NEGATIVE_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?(/[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)?")
+_VALUE_MARK = " "
+
+
+def _mark_negative_numbers(argv: Sequence[str]) -> list[str]:
+    """Mark the tokens that are negative numbers so argparse reads them as values, not as unknown options."""
+    return [_VALUE_MARK + arg if _NEGATIVE_NUMBER.fullmatch(arg) else arg for arg in argv]
+
+
 def _number(text: str) -> Fraction:
     """Parse a number exactly ('-1.8' -> -9/5, '1/3'), so rational inputs get exact consistency checks."""
+    text = text.strip()
     try:
-        value = Fraction(text.strip())
+        value = Fraction(text)
     except (ValueError, ZeroDivisionError):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number (use e.g. -1.8 or -9/5)") from None
     try:
@@ -59,9 +75,42 @@ def _number(text: str) -> Fraction:
 def _tolerance(text: str) -> float:
     """Parse --tol: a float in [0, 1) (NaN would make every root count as inside the unit circle)."""
     try:
-        return stab._check_tol(text)
+        return stab._check_tol(text.strip())
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _float(text: str) -> float:
+    """Parse a float (--depth-range / --width-range)."""
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number (use e.g. 0.99 or 2.51)") from None
+
+
+def _grid_points(text: str) -> int:
+    """Parse --num: the number of grid points of --scan, an integer >= 2 (the scan includes both ends)."""
+    text = text.strip()
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid number of grid points: --num takes an integer >= 2 (both ends of --scan are "
+            "grid points; the default is 601)"
+        )
+    return value
+
+
+class _ModelKwargs(argparse.Action):
+    """--model-kwargs k=v ...: read exactly as zerosnet-train reads its --model-kwargs (the same action, imported
+    when the option is used, so that the other subcommands do not load the training stack)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ..train import _KeyValueAction
+
+        _KeyValueAction(self.option_strings, self.dest)(parser, namespace, values, option_string)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("stability", help="roots and zero stability of a multistep scheme")
     what = st.add_mutually_exclusive_group()
-    what.add_argument("--lam", type=_number, help="ZeroSNet lambda (write --lam=-9/5 for a negative fraction)")
+    what.add_argument("--lam", type=_number, help="ZeroSNet lambda, e.g. -1.8 or -9/5")
     what.add_argument(
         "--coefficients",
         type=_number,
@@ -87,14 +136,27 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--euler", action="store_true", help="forward Euler (ResNet / tau-ResNet)")
     what.add_argument("--model", help="timm model name; its per-block schemes are analysed")
     what.add_argument("--scan", type=_number, nargs=2, metavar=("LO", "HI"), help="scan a one-parameter family")
-    st.add_argument("--checkpoint", help="state dict to load into --model (.pth, .pt or .safetensors)")
+    st.add_argument(
+        "--checkpoint",
+        help="state dict to load into --model (.pth, .pt or .safetensors; the authors' checkpoints too, read through "
+        "the family's checkpoint filter as timm's pretrained loading reads them)",
+    )
+    st.add_argument(
+        "--model-kwargs",
+        nargs="*",
+        default={},
+        action=_ModelKwargs,
+        metavar="K=V",
+        help="arguments of --model, as for zerosnet-train (e.g. lam=-1.2, coefficients=(1,1,1,1), tau=1): scheme "
+        "constants such as a fixed lambda or tau are not stored in a checkpoint, so pass those it was trained with",
+    )
     st.add_argument(
         "--family",
         choices=sorted(stab.KNOWN_REGIONS),
-        default="zeros",
-        help="family of --scan: zeros (lambda) or lm (k)",
+        default=None,
+        help="family of --scan: zeros (lambda, the default) or lm (k)",
     )
-    st.add_argument("--num", type=int, default=601, help="grid points of --scan")
+    st.add_argument("--num", type=_grid_points, default=None, help="grid points of --scan (>= 2, default 601)")
     st.add_argument(
         "--tol", type=_tolerance, default=stab.DEFAULT_TOL, help="unit-circle tolerance of the root condition"
     )
@@ -113,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the NAS-Bench-201 supernet without 'none' (each edge's ops weighted equally)",
     )
-    cn.add_argument("--depth-range", type=float, nargs=2, metavar=("LO", "HI"), default=conn.DEFAULT_DEPTH_RANGE)
-    cn.add_argument("--width-range", type=float, nargs=2, metavar=("LO", "HI"), default=conn.DEFAULT_WIDTH_RANGE)
+    cn.add_argument("--depth-range", type=_float, nargs=2, metavar=("LO", "HI"), default=conn.DEFAULT_DEPTH_RANGE)
+    cn.add_argument("--width-range", type=_float, nargs=2, metavar=("LO", "HI"), default=conn.DEFAULT_WIDTH_RANGE)
     cn.add_argument("--json", action="store_true", help="machine-readable output")
     cn.set_defaults(func=_run_connectivity)
     return parser
@@ -123,8 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``zerosnet-analyze``; returns the exit status (0 ok, 2 invalid input)."""
     parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_mark_negative_numbers(argv))
         if args.command is None:
             raise _UsageError("choose a subcommand: 'stability' or 'connectivity' (see --help)")
         return args.func(args)
@@ -144,6 +208,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_stability(args: argparse.Namespace) -> int:
     if args.checkpoint is not None and args.model is None:
         raise _UsageError("--checkpoint only goes with --model NAME")
+    if args.model_kwargs and args.model is None:
+        raise _UsageError("--model-kwargs only goes with --model NAME (they are the arguments of that model)")
+    scan_only = [name for name, value in (("--family", args.family), ("--num", args.num)) if value is not None]
+    if scan_only and args.scan is None:
+        given = _given_scheme_option(args)
+        options = " and ".join(scan_only)
+        raise _UsageError(
+            f"{options} only go{'es' if len(scan_only) == 1 else ''} with --scan LO HI"
+            + (f", not with {given}" if given else "")
+            + f": drop {options}, or scan a family with --scan LO HI [--family zeros|lm] [--num N]"
+        )
     if args.scan is not None:
         return _run_scan(args)
     if args.model is not None:
@@ -181,8 +256,18 @@ def _run_stability(args: argparse.Namespace) -> int:
     return 0
 
 
+def _given_scheme_option(args: argparse.Namespace) -> str | None:
+    """The scheme option given on the command line (at most one: they are mutually exclusive)."""
+    for option in ("lam", "coefficients", "lm_k", "model", "scan"):
+        if getattr(args, option) is not None:
+            return "--" + option.replace("_", "-")
+    return "--euler" if args.euler else None
+
+
 def _run_scan(args: argparse.Namespace) -> int:
     lo, hi = args.scan
+    args.family = args.family or "zeros"
+    args.num = args.num or 601
     scan = stab.zero_stable_region(args.family, lo, hi, args.num, tol=args.tol)
     if args.plot:
         from .plots import plot_region_scan
@@ -217,20 +302,26 @@ def _run_model(args: argparse.Namespace) -> int:
 
     import timm_zerosnet  # noqa: F401  (registers the model families with timm)
 
+    kwargs = dict(args.model_kwargs or {})
     try:
-        model = timm.create_model(args.model)
-    except RuntimeError as exc:
-        raise ValueError(f"cannot build model {args.model!r}: {exc}") from None
+        model = timm.create_model(args.model, **kwargs)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        with_kwargs = " with --model-kwargs " + " ".join(f"{k}={v!r}" for k, v in kwargs.items()) if kwargs else ""
+        raise ValueError(f"cannot build model {args.model!r}{with_kwargs}: {exc}") from None
+    note = None
     if args.checkpoint:
         _load_checkpoint(model, args.checkpoint, args.model)
+        note = _constants_note(model, args.model, kwargs)
     report = stab.model_scheme_report(model, tol=args.tol)
     if args.plot:
         from .plots import plot_roots
 
         plot_roots(report, args.plot, title=args.model)
     if args.json:
-        _print_json(report.to_dict())
+        _print_json({**report.to_dict(), **({"note": note} if note else {})})
         return 0
+    if note:
+        print(f"note: {note}")
     verdict = "yes" if report.zero_stable else f"NO (blocks: {', '.join(report.unstable_blocks)})"
     print(f"model: {args.model} ({len(report.blocks)} blocks)")
     print(f"zero stable: {verdict}; max |z| over all blocks = {report.max_modulus:.6g}")
@@ -249,8 +340,47 @@ def _run_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _constants_note(model: Any, name: str, kwargs: dict[str, Any]) -> str | None:
+    """Which scheme constants of ``model`` no checkpoint stores (they are model arguments), or None if none."""
+    from timm_zerosnet.models.multistep import MultistepResNet
+    from timm_zerosnet.models.tauresnet import TauResNet
+    from timm_zerosnet.schemes import ZeroStable
+
+    constants, names = [], []
+    if isinstance(model, MultistepResNet):
+        scheme = model.scheme
+        if isinstance(scheme, ZeroStable) and not scheme.trainable:
+            coefficients = ", ".join(f"{c:.6g}" for c in scheme.fixed_coefficients)
+            source = "coefficients" if scheme.coefficients is not None else f"lam = {scheme.lam:.6g}"
+            constants.append(f"the fixed ZeroSNet coefficients (a0, a1, a2, b0) = ({coefficients}) ({source})")
+            names += ["lam", "coefficients"]
+        constants.append(f"the step size h = {scheme.step_size:.6g}")
+        names.append("tau")
+    elif isinstance(model, TauResNet) and model.tau is None:
+        constants.append(f"the step size tau = {model.tau_init:.6g} (fixed with BN)")
+        names.append("tau")
+    if not constants:
+        return None
+    given = [k for k in names if k in kwargs]
+    origin = "--model-kwargs " + " ".join(f"{k}={kwargs[k]!r}" for k in given) if given else "the model's defaults"
+    verb = "come" if len(constants) > 1 else "comes"
+    return (
+        f"{' and '.join(constants)} {verb} from the model arguments ({origin}), not from the checkpoint (checkpoints "
+        f"do not store scheme constants); if {name} was trained with other values, pass them with --model-kwargs "
+        f"({', '.join(f'{k}=...' for k in names)})"
+    )
+
+
+def _checkpoint_filter(model: Any) -> Any:
+    """The checkpoint filter of the model's family (the ``checkpoint_filter_fn`` timm's pretrained loading applies,
+    which also reads the authors' checkpoints), else None."""
+    return getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
+
+
 def _load_checkpoint(model: Any, path: str, name: str) -> None:
-    """Load a state dict file into ``model``; unreadable files and mismatched weights become one-line errors."""
+    """Load a state dict file into ``model`` through its family's checkpoint filter (as timm loads pretrained
+    weights: our own and the authors' checkpoints); unreadable files and mismatched weights become one-line
+    errors."""
     from timm.models import load_state_dict
 
     if not os.path.isfile(path):
@@ -270,8 +400,12 @@ def _load_checkpoint(model: Any, path: str, name: str) -> None:
             "pass a state dict saved with torch.save or safetensors"
         ) from None
     try:
+        checkpoint_filter = _checkpoint_filter(model)
+        if checkpoint_filter is not None:
+            # exact=True: loaded strictly into the model as built, its classifier included
+            state_dict = checkpoint_filter(state_dict, model, exact=True)
         model.load_state_dict(state_dict)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         raise ValueError(f"checkpoint {path!r} does not fit model {name!r}: {exc}") from None
 
 

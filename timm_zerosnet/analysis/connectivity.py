@@ -86,6 +86,10 @@ DARTS_OPS: dict[str, EdgeKind] = {
 #: The six edges of a NAS-Bench-201 cell, in arch-string order.
 NB201_EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 
+#: Groups of a NAS-Bench-201 arch string (its nodes 1..3; node 0 is the input) and a complete example.
+_NB201_GROUPS = 3
+_NB201_EXAMPLE = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
+
 DEFAULT_DEPTH_RANGE = (0.99, 2.51)
 DEFAULT_WIDTH_RANGE = (0.99, 3.01)
 
@@ -215,14 +219,15 @@ def rejection_reason(
 ) -> str | None:
     """Why a cell with effective depth/width ``(depth, width)`` fails the filter, or ``None`` if it is kept.
 
-    Returns the first key of :data:`REJECTION_REASONS` that applies (depth is judged before width).
+    A cell is kept iff ``depth_lo <= d <= depth_hi`` and ``width_lo <= m <= width_hi`` (ANALYSIS.md section 2);
+    a cell with d = 0 (every kept path parameter-free, or every route broken) is no exception: ranges that include
+    0 keep it. Returns the first key of :data:`REJECTION_REASONS` that applies (depth is judged before width); a
+    cell below the depth range is reported as ``"no_depth"`` when d = 0 and ``"too_shallow"`` otherwise.
     """
     depth_lo, depth_hi = _check_range(depth_range, "depth_range")
     width_lo, width_hi = _check_range(width_range, "width_range")
-    if depth <= 0:
-        return "no_depth"
     if depth < depth_lo:
-        return "too_shallow"
+        return "no_depth" if depth <= 0 else "too_shallow"
     if depth > depth_hi:
         return "too_deep"
     if width > width_hi:
@@ -270,13 +275,14 @@ def _check_range(bounds: Sequence[float], name: str) -> tuple[float, float]:
 def parse_nb201(arch: str) -> Cell:
     """Parse a NAS-Bench-201 arch string such as ``'|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|...|'``.
 
-    Group j (separated by ``+``) lists the edges into node j as ``op~src``, one for every earlier node.
+    Group j (separated by ``+``) lists the edges into node j as ``op~src``, one for every earlier node. A
+    NAS-Bench-201 cell always has exactly three groups (nodes 1, 2, 3 with 1, 2 and 3 incoming edges).
 
     Raises:
-        ValueError: If the string is malformed or names an unknown op.
+        ValueError: If the string is malformed, names an unknown op or does not have exactly three groups.
     """
     if not isinstance(arch, str) or not arch.strip():
-        raise ValueError("empty NAS-Bench-201 arch string; expected e.g. '|nor_conv_3x3~0|+|none~0|skip_connect~1|'.")
+        raise ValueError(f"empty NAS-Bench-201 arch string; expected e.g. {_NB201_EXAMPLE!r}.")
     arch = arch.strip()
     edges = []
     groups = arch.split("+")
@@ -300,6 +306,12 @@ def parse_nb201(arch: str) -> Cell:
                 f"malformed NAS-Bench-201 arch string: group {group!r} must list one edge from each of nodes "
                 f"0..{node - 1} into node {node}."
             )
+    if len(groups) != _NB201_GROUPS:
+        raise ValueError(
+            f"not a NAS-Bench-201 cell: the arch string has {len(groups)} '+'-separated group(s) but a NAS-Bench-201 "
+            f"cell has exactly {_NB201_GROUPS} (node 1 with 1 edge, node 2 with 2, node 3 with 3), e.g. "
+            f"{_NB201_EXAMPLE!r}."
+        )
     return Cell(len(groups) + 1, tuple(edges))
 
 
