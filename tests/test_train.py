@@ -177,10 +177,20 @@ def test_multistep_recipes_divide_the_lr_after_the_spec_epochs(name, epochs, dro
         assert lr_at(drop) == pytest.approx(peak * args.decay_rate ** (k + 1))
 
 
+@pytest.mark.parametrize("name", [n for n in list_recipes() if n != "digits_demo"])
+def test_paper_recipes_train_with_plain_momentum_sgd(name):
+    """RECIPES.md: SGD with momentum 0.9 for every paper; timm's 'sgd' would build Nesterov SGD."""
+    args = parse_args(["-c", name])
+    optimizer = create_optimizer_from_args(timm.create_model("preresnet20_cifar"), args)
+    assert type(optimizer) is torch.optim.SGD
+    assert optimizer.defaults["momentum"] == 0.9 and optimizer.defaults["nesterov"] is False
+
+
 @pytest.mark.parametrize("name", [n for n in list_recipes()])
 def test_recipe_models_are_registered(name):
-    model = parse_args(["-c", name]).model
-    assert model in timm.list_models()
+    args = parse_args(["-c", name])
+    assert args.model in timm.list_models()
+    train_mod.check_args(args)  # and every recipe passes the option checks
 
 
 def test_lr_scaling_rule():
@@ -473,6 +483,21 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ("--in-chans 2", "no default image mode has 2 channels"),
         ("--in-chans 1 --input-size 3 16 16", "--in-chans 1 but --input-size 3 16 16 has 3 channels"),
         ("--input-size 3 32 32", "--img-size 16 and --input-size 3 32 32 disagree"),
+        ("--clip-grad -1", "--clip-grad must be in (0, inf), got -1.0 (leave it out for no clipping)"),
+        ("--model-ema-decay 1.5", "--model-ema-decay must be in [0, 1], got 1.5"),
+        ("--warmup-lr -1", "--warmup-lr must be in [0, inf), got -1.0"),
+        ("--weight-decay -1", "--weight-decay must be in [0, inf)"),
+        ("--lr nan", "--lr must be in [0, inf), got nan"),
+        ("--lr -0.1", "--lr must be in [0, inf), got -0.1"),
+        ("--smoothing 1.5", "--smoothing must be in [0, 1), got 1.5"),
+        ("--smoothing -0.5", "--smoothing must be in [0, 1)"),
+        ("--mixup -1", "--mixup must be in [0, inf)"),
+        ("--drop-path 1.5", "--drop-path must be in [0, 1), got 1.5"),
+        ("--sched step --decay-epochs 0", "--decay-epochs must be in (0, inf), got 0.0"),
+        ("--scale 0.9 0.2", "--scale takes (min, max) with min <= max"),
+        ("--std 0.2 0 0.2", "--std must be in (0, inf) (each value), got 0.0"),
+        ("--scale 0.3 1 --ratio 0.5 2", "--scale, --ratio would be ignored: pass --crop-padding 0"),
+        ("--train-crop-mode rkrr", "--train-crop-mode would be ignored"),
     ],
 )
 def test_impossible_options_are_refused_before_anything_is_built(tmp_path, monkeypatch, extra, problem):
@@ -481,6 +506,37 @@ def test_impossible_options_are_refused_before_anything_is_built(tmp_path, monke
         Trainer.from_args(parse_args(tiny_argv(tmp_path, "bad", *extra.split())))
     assert problem in str(e.value)
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_command_line_switches_off_what_a_recipe_switches_on():
+    """Every on/off option has its --no- form ('command line wins' over a recipe), --aug undoes --no-aug."""
+    demo = parse_args(["-c", "digits_demo"])
+    assert demo.sched_on_updates is True
+    assert parse_args(["-c", "digits_demo", "--no-sched-on-updates"]).sched_on_updates is False
+    imagenet = parse_args(["-c", "zerosnet_imagenet50"])
+    assert imagenet.decay_lambda is True
+    assert parse_args(["-c", "zerosnet_imagenet50", "--no-decay-lambda"]).decay_lambda is False
+    assert parse_args(["-c", "diffstride_cifar"]).no_aug is True
+    assert parse_args(["-c", "diffstride_cifar", "--aug"]).no_aug is False
+    assert parse_args(["--model-ema", "--no-model-ema"]).model_ema is False
+
+
+def test_pad_and_crop_resizes_with_the_train_interpolation():
+    from timm_zerosnet.train import create_train_transform
+
+    config = dict(input_size=(3, 16, 16), mean=(0.5,) * 3, std=(0.5,) * 3)
+    resize = create_train_transform(parse_args(["-c", "digits_demo", "--train-interpolation", "bicubic"]), config)
+    assert resize.transforms[0].interpolation.value == "bicubic"
+    assert create_train_transform(parse_args(["-c", "digits_demo"]), config).transforms[0].interpolation.value == (
+        "bilinear"
+    )
+
+
+@pytest.mark.parametrize("extra", ["--gp bad", "--train-crop-mode rrcd"])
+def test_unknown_choices_are_refused_by_the_parser(extra, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(extra.split())
+    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_input_size_sets_the_channels_of_model_and_data(tmp_path):
@@ -691,3 +747,19 @@ def test_resume_latest_requires_a_state(tmp_path):
     with pytest.raises(FileNotFoundError, match="no complete state"):
         CheckpointManager(tmp_path).resolve("latest")
     assert CheckpointManager(tmp_path).resolve("auto") is None
+
+
+def test_torchcompile_with_ema_saves_plain_weights_that_validate_reads(tmp_path):
+    """A compiled run: the EMA is evaluated (bool() of a compiled module would call len() on the model) and every
+    weights file holds the model's own keys, not torch.compile's '_orig_mod.' ones, so validate loads them."""
+    from timm_zerosnet.validate import build_parser, validate
+
+    summary = run(tmp_path, "tc", "--torchcompile", "eager", "--model-ema", "--model-ema-decay", "0.5")
+    run_dir = tmp_path / "tc"
+    plain = set(timm.create_model(MODEL, num_classes=10).state_dict())
+    for name in ("model.safetensors", "best.safetensors", "model_ema.safetensors"):
+        assert set(load_file(str(run_dir / name))) == plain, name
+    assert summary["metrics"]["final"]["ema_top1"] is not None
+    reset_accelerate()
+    out = validate(build_parser().parse_args(["--checkpoint", str(run_dir), "--workers", "0", "--threads", "1"]))
+    assert out["results"]["clean"]["top1"] == summary["metrics"]["final"]["top1"]

@@ -178,3 +178,55 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
     for a, b in zip(ref_metrics, got_metrics, strict=True):
         assert (a["val_correct1"], a["val_loss"], a["lr"]) == (b["val_correct1"], b["val_loss"], b["lr"])
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-9)
+
+
+_CLOCK_PER_RANK = """
+import datetime, os, sys
+import timm_zerosnet.train as t
+
+class Clock(datetime.datetime):  # each process a second apart, as a slow start makes them
+    @classmethod
+    def now(cls, tz=None):
+        return datetime.datetime(2026, 1, 1, 0, 0, int(os.environ.get("RANK", "0")))
+
+t.datetime = Clock
+sys.exit(t.main())
+"""
+
+
+def test_processes_without_experiment_share_one_run_directory(tmp_path):
+    """The default run name comes from each process's clock: the main process's name must hold for all of them,
+    or a launch splits into two run directories with half a training state in each."""
+    script = tmp_path / "clock.py"
+    script.write_text(_CLOCK_PER_RANK)
+    launch = "-m accelerate.commands.launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no"
+    launch += f" --dynamo_backend no --main_process_port {_free_port()} {script} --cpu"
+    argv = _train_argv(tmp_path / "runs", "x", "--epochs", "1", "--val-num-samples", "32")
+    argv = argv[: argv.index("--experiment")]  # no --experiment
+    proc = subprocess.run(
+        [sys.executable, *launch.split(), *argv],
+        env=dict(_env(tmp_path), CUDA_VISIBLE_DEVICES=""),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert run_dir.name == "20260101-000000-zerosnet20_cifar"
+    state = CheckpointManager(run_dir).latest()
+    assert sorted(p.name for p in state.glob("random_states_*.pkl")) == ["random_states_0.pkl", "random_states_1.pkl"]
+
+
+def test_a_launch_that_accelerate_would_run_as_single_processes_is_refused(tmp_path):
+    """Two processes launched on a machine without GPUs and without --cpu: accelerate runs each alone, and both
+    would train into one directory. Refused, saying to pass --cpu."""
+    launch = "-m accelerate.commands.launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no"
+    launch += f" --dynamo_backend no --main_process_port {_free_port()} -m timm_zerosnet.train"
+    cmd = [sys.executable, *launch.split(), *_train_argv(tmp_path, "alone", "--epochs", "1")]
+    proc = subprocess.run(
+        cmd, env=dict(_env(tmp_path), CUDA_VISIBLE_DEVICES=""), capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode != 0
+    assert "2 processes were launched (WORLD_SIZE=2) but accelerate runs this one alone" in proc.stderr
+    assert "pass --cpu" in proc.stderr
+    assert not (tmp_path / "alone" / "model.safetensors").exists()

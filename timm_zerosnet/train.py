@@ -44,11 +44,12 @@ import torch
 import torch.nn as nn
 import yaml
 from accelerate import Accelerator, PartialState
-from accelerate.utils import ProjectConfiguration, broadcast, set_seed
+from accelerate.utils import ProjectConfiguration, broadcast, broadcast_object_list, set_seed
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 from timm.data import Mixup, create_transform, resolve_data_config
+from timm.data.transforms import str_to_interp_mode
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2, param_groups_layer_decay
 from timm.scheduler import create_scheduler_v2
@@ -56,6 +57,7 @@ from timm.scheduler.scheduler_factory import scheduler_kwargs
 from timm.utils import AverageMeter, ModelEmaV3, accuracy
 from torch.utils.data import DataLoader
 from torchvision import transforms
+from torchvision.transforms import InterpolationMode
 
 from .cpu_heap import keep_heap
 from .data import EpochShuffleSampler, TransformDataset, create_datasets, dataset_name
@@ -141,6 +143,10 @@ class _KeyValueAction(argparse.Action):
         setattr(namespace, self.dest, merged)
 
 
+# an on/off option: --flag and --no-flag, so that the command line can switch off what a recipe switches on
+_ON_OFF: dict[str, Any] = dict(action=argparse.BooleanOptionalAction, default=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; names follow timm's train.py wherever the concept is the same."""
     p = argparse.ArgumentParser(
@@ -155,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dataset", default=None, help="'digits' (default), 'folder', 'torch/cifar10', 'hfds/<name>', ...")
     g.add_argument("--train-split", default="train")
     g.add_argument("--val-split", default="validation")
-    g.add_argument("--dataset-download", action="store_true", help="download torch/ datasets into --data-dir")
+    g.add_argument("--dataset-download", **_ON_OFF, help="download torch/ datasets into --data-dir")
     g.add_argument("--class-map", default="", help="class map file (ImageFolder / hfds)")
     g.add_argument("--input-img-mode", default=None, help="PIL mode; default RGB, or L when --in-chans 1")
     g.add_argument("--train-num-samples", type=int, default=None, help="use an evenly spaced subset of the train set")
@@ -163,13 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("Model")
     g.add_argument("--model", default=DEFAULT_MODEL)
-    g.add_argument("--pretrained", action="store_true", help="start from the model's pretrained weights")
+    g.add_argument("--pretrained", **_ON_OFF, help="start from the model's pretrained weights")
     g.add_argument("--pretrained-path", default=None, help="weights file or run directory to fine-tune from")
     g.add_argument("--num-classes", type=int, default=None, help="default: number of classes of the dataset")
     g.add_argument("--in-chans", type=int, default=None, help="input channels (1 for grey images)")
-    g.add_argument("--gp", default=None, help="global pool type")
+    g.add_argument("--gp", default=None, choices=("avg", "max", "avgmax", "catavgmax", ""), help="global pool type")
     g.add_argument("--model-kwargs", nargs="*", default={}, action=_KeyValueAction, help="family options k=v ...")
-    g.add_argument("--freeze-backbone", action="store_true", help="train the classifier only (BN stats frozen too)")
+    g.add_argument("--freeze-backbone", **_ON_OFF, help="train the classifier only (BN stats frozen too)")
     g.add_argument("--img-size", type=int, default=None)
     g.add_argument("--input-size", type=int, nargs=3, default=None, metavar="N")
     g.add_argument("--crop-pct", type=float, default=None)
@@ -178,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--interpolation", default="")
     g.add_argument("-b", "--batch-size", type=int, default=128, help="per-process batch size")
     g.add_argument("-vb", "--validation-batch-size", type=int, default=None)
-    g.add_argument("--channels-last", action="store_true")
-    g.add_argument("--grad-checkpointing", action="store_true")
+    g.add_argument("--channels-last", **_ON_OFF)
+    g.add_argument("--grad-checkpointing", **_ON_OFF)
     g.add_argument("--grad-accum-steps", type=int, default=1)
     g.add_argument("--torchcompile", nargs="?", const="inductor", default=None, help="torch.compile backend")
 
@@ -194,14 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--layer-decay", type=float, default=None)
     g.add_argument(
         "--decay-lambda",
-        action="store_true",
+        **_ON_OFF,
         help="weight-decay ZeroSNet Tra's lambdas with the conv / linear weights (the ZeroSNet ImageNet recipe)",
     )
     g.add_argument("--opt-kwargs", nargs="*", default={}, action=_KeyValueAction)
 
     g = p.add_argument_group("Learning rate schedule")
     g.add_argument("--sched", default="cosine")
-    g.add_argument("--sched-on-updates", action="store_true")
+    g.add_argument("--sched-on-updates", **_ON_OFF)
     g.add_argument("--lr", type=float, default=None, help="default: --lr-base scaled to the global batch size")
     g.add_argument("--lr-base", type=float, default=0.1)
     g.add_argument("--lr-base-size", type=int, default=128)
@@ -212,14 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--decay-milestones", type=int, nargs="+", default=[90, 180, 270])
     g.add_argument("--decay-epochs", type=float, default=90)
     g.add_argument("--warmup-epochs", type=int, default=0)
-    g.add_argument("--warmup-prefix", action="store_true")
+    g.add_argument("--warmup-prefix", **_ON_OFF)
     g.add_argument("--cooldown-epochs", type=int, default=0)
     g.add_argument("--patience-epochs", type=int, default=10)
     g.add_argument("--decay-rate", "--dr", type=float, default=0.1)
 
     g = p.add_argument_group("Augmentation and regularization")
-    g.add_argument("--no-aug", action="store_true")
-    g.add_argument("--train-crop-mode", default=None)
+    g.add_argument("--no-aug", action="store_true", help="no train augmentation (--aug undoes a recipe's --no-aug)")
+    g.add_argument("--aug", dest="no_aug", action="store_false", help=argparse.SUPPRESS)
+    g.add_argument("--train-crop-mode", default=None, choices=("rrc", "rkrc", "rkrr"))
     g.add_argument("--scale", type=float, nargs=2, default=None)
     g.add_argument("--ratio", type=float, nargs=2, default=None)
     g.add_argument("--crop-padding", type=int, default=0, help="CIFAR-style random crop after padding by N pixels")
@@ -243,9 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--drop-path", type=float, default=None)
 
     g = p.add_argument_group("Model EMA")
-    g.add_argument("--model-ema", action="store_true")
+    g.add_argument("--model-ema", **_ON_OFF)
     g.add_argument("--model-ema-decay", type=float, default=0.9998)
-    g.add_argument("--model-ema-warmup", action="store_true")
+    g.add_argument("--model-ema-warmup", **_ON_OFF)
 
     g = p.add_argument_group("Run, checkpoints and logging")
     g.add_argument("--output", default="output", help="parent folder of run directories")
@@ -258,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("-j", "--workers", type=int, default=2)
     g.add_argument("--threads", type=int, default=None, help="torch intra-op threads per process (default: torch's)")
-    g.add_argument("--pin-mem", action="store_true")
+    g.add_argument("--pin-mem", **_ON_OFF)
     g.add_argument("--log-interval", type=int, default=50, help="batches between log lines")
     g.add_argument("--log-with", default=None, help="accelerate tracker(s): tensorboard, wandb, ... (comma separated)")
     g.add_argument(
@@ -267,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("no", "fp16", "bf16", "fp8"),
         help="override accelerate's setting (normally from `accelerate launch --mixed_precision`)",
     )
-    g.add_argument("--cpu", action="store_true", help="run on CPU even when an accelerator is available")
+    g.add_argument("--cpu", **_ON_OFF, help="run on CPU even when an accelerator is available")
     g.add_argument(
         "--no-keep-heap",
         dest="keep_heap",
@@ -322,7 +329,7 @@ def _config_value(action: argparse.Action, value: Any, where: str) -> Any:
     def bad(problem: str) -> ValueError:
         return ValueError(f"{where}: {problem} (it is the value of {flag})")
 
-    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse.BooleanOptionalAction)):
         if not isinstance(value, bool):
             raise bad(f"must be true or false (unquoted), got {value!r}")
         return value
@@ -427,6 +434,25 @@ _AT_LEAST_ZERO = (
     "mixup_off_epoch"
 ).split()
 _IMG_MODE_OF_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
+# (low, high) of float options, "[" / "(" closed / open; None: unbounded. NaN and infinity are refused everywhere.
+_RANGES = {
+    "(0, inf)": "clip_grad decay_epochs decay_rate opt_eps",
+    "[0, inf)": "lr lr_base warmup_lr min_lr weight_decay color_jitter mixup cutmix",
+    "[0, 1)": "momentum smoothing drop drop_path",
+    "[0, 1]": "model_ema_decay hflip vflip reprob mixup_prob mixup_switch_prob",
+    "(0, 1]": "layer_decay",
+    "(0, inf) each": "crop_pct std opt_betas scale ratio cutmix_minmax",
+}
+
+
+def _out_of_range(value: float, bounds: str) -> bool:
+    low, high = bounds.split(" ")[0], bounds.split(" ")[1]
+    lo, hi = float(low[1:-1]), float(high[:-1])
+    if not math.isfinite(value):
+        return True
+    below = value < lo if low[0] == "[" else value <= lo
+    above = value > hi if high[-1] == "]" else value >= hi
+    return below or above
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -438,6 +464,30 @@ def check_args(args: argparse.Namespace) -> None:
             flag = "--" + name.replace("_", "-")
             unset = " (leave it out for the default)" if name in ("num_classes", "in_chans", "threads") else ""
             raise ValueError(f"{flag} must be at least {low}, got {value}{unset}")
+    for bounds, names in _RANGES.items():
+        for name in names.split():
+            value = getattr(args, name, None)
+            values = [] if value is None else value if isinstance(value, (list, tuple)) else [value]
+            bad = [v for v in values if _out_of_range(float(v), bounds.replace(" each", ""))]
+            if bad:
+                each = " (each value)" if bounds.endswith("each") else ""
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be in {bounds.replace(' each', '')}{each}, got {bad[0]}"
+                    + (" (leave it out for no clipping)" if name == "clip_grad" else "")
+                )
+    for name in ("scale", "ratio", "cutmix_minmax"):
+        pair = getattr(args, name, None)
+        if pair is not None and pair[0] > pair[1]:
+            raise ValueError(f"--{name.replace('_', '-')} takes (min, max) with min <= max, got {pair}")
+    if args.crop_padding and not args.no_aug:
+        ignored = [f"--{n.replace('_', '-')}" for n in ("scale", "ratio", "train_crop_mode") if getattr(args, n)]
+        if ignored:
+            raise ValueError(
+                f"--crop-padding {args.crop_padding} (CIFAR's pad-and-crop) replaces the random-resized crop, so "
+                f"{', '.join(ignored)} would be ignored: pass --crop-padding 0 to crop with them instead"
+            )
+    if args.sched == "step" and args.decay_epochs <= 0:
+        raise ValueError(f"--decay-epochs must be > 0 for --sched step, got {args.decay_epochs}")
     if args.input_size is not None:
         if min(args.input_size) < 1:
             raise ValueError(f"--input-size takes channels, height and width, each at least 1; got {args.input_size}")
@@ -723,7 +773,9 @@ def create_train_transform(args: argparse.Namespace, data_config: dict) -> Calla
         return create_transform(**common)
     _, secondary, final = create_transform(**common, separate=True)
     size = tuple(data_config["input_size"][1:])
-    primary = [transforms.Resize(size), transforms.RandomCrop(size, padding=args.crop_padding)]
+    interpolation = args.train_interpolation
+    mode = str_to_interp_mode(interpolation) if interpolation not in ("random", "") else InterpolationMode.BILINEAR
+    primary = [transforms.Resize(size, interpolation=mode), transforms.RandomCrop(size, padding=args.crop_padding)]
     if args.hflip > 0:
         primary.append(transforms.RandomHorizontalFlip(args.hflip))
     if args.vflip > 0:
@@ -992,6 +1044,38 @@ def _run_dir(args: argparse.Namespace) -> Path:
     return Path(args.output).expanduser() / args.experiment
 
 
+def make_accelerator(args: argparse.Namespace) -> Accelerator:
+    """The run's Accelerator. Without --experiment, every process of a launch takes the main process's default
+    name (each one's own clock could differ by a second and split the run in two directories). A launch of several
+    processes that accelerate runs as one (no GPU and no --cpu) is refused: each would train alone into the same
+    directory."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    defaulted = not args.experiment
+    run_dir = _run_dir(args)
+    log_with = [t.strip() for t in args.log_with.split(",")] if args.log_with else None
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,  # None: accelerate's own setting (launch flags / env)
+        gradient_accumulation_steps=args.grad_accum_steps,
+        cpu=args.cpu,
+        log_with=log_with,
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
+        dynamo_backend=args.torchcompile,
+        step_scheduler_with_optimizer=False,
+    )
+    if launched > 1 and accelerator.num_processes != launched:
+        raise ValueError(
+            f"{launched} processes were launched (WORLD_SIZE={launched}) but accelerate runs this one alone "
+            f"({accelerator.num_processes} process, {accelerator.device}): each would train by itself into the same "
+            f"run directory. Without GPUs, pass --cpu to train the {launched} processes together (gloo)."
+        )
+    if defaulted and accelerator.num_processes > 1:
+        args.experiment = broadcast_object_list([args.experiment])[0]
+        run_dir = _run_dir(args)
+        accelerator.project_configuration.project_dir = str(run_dir)
+        accelerator.project_configuration.logging_dir = str(run_dir / "logs")
+    return accelerator
+
+
 RESUME_SETTINGS = (
     # the model (its weights are restored)
     "model model_kwargs num_classes freeze_backbone "
@@ -1069,18 +1153,9 @@ class Trainer:
         check_args(args)
         # model and data pipeline take the same channels (the model is never left to pick them from a checkpoint)
         args.in_chans = in_chans = resolve_in_chans(args)
-        run_dir = _run_dir(args)
         if accelerator is None:
-            log_with = [t.strip() for t in args.log_with.split(",")] if args.log_with else None
-            accelerator = Accelerator(
-                mixed_precision=args.mixed_precision,  # None: accelerate's own setting (launch flags / env)
-                gradient_accumulation_steps=args.grad_accum_steps,
-                cpu=args.cpu,
-                log_with=log_with,
-                project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
-                dynamo_backend=args.torchcompile,
-                step_scheduler_with_optimizer=False,
-            )
+            accelerator = make_accelerator(args)
+        run_dir = _run_dir(args)
 
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -1165,7 +1240,9 @@ class Trainer:
         if args.model_ema:
             # outside prepare, fed the unwrapped model; identical on every process
             model_ema = ModelEmaV3(
-                accelerator.unwrap_model(model), decay=args.model_ema_decay, use_warmup=args.model_ema_warmup
+                accelerator.unwrap_model(model, keep_torch_compile=False),
+                decay=args.model_ema_decay,
+                use_warmup=args.model_ema_warmup,
             )
         state = TrainState()
         accelerator.register_for_checkpointing(scheduler)
@@ -1204,7 +1281,9 @@ class Trainer:
 
     @property
     def unwrapped_model(self) -> nn.Module:
-        return self.accelerator.unwrap_model(self.model)
+        """The plain model: without DDP and without torch.compile's wrapper, whose state dict names every key
+        '_orig_mod.' (weights saved from it would load nowhere else)."""
+        return self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
 
     def log(self, message: str) -> None:
         self.accelerator.print(message)
@@ -1360,7 +1439,9 @@ class Trainer:
         }
 
     def evaluate(self, model: nn.Module | None = None, desc: str = "val") -> dict[str, float]:
-        return evaluate(model or self.model, self.val_loader, self.accelerator, self.args.channels_last, desc)
+        # not `model or self.model`: bool() of a compiled module calls len() on the model
+        model = self.model if model is None else model
+        return evaluate(model, self.val_loader, self.accelerator, self.args.channels_last, desc)
 
     def scheme_state(self) -> dict[str, float]:
         """The model's scheme parameters (ZeroSNet lambda, LM-ResNet k, tau, strides) when it reports them."""
@@ -1628,10 +1709,12 @@ def plot_curves(history: list[dict], path: Path) -> None:
 
 def train(args: argparse.Namespace) -> dict:
     """Run (or resume) a training run described by parsed arguments; returns the run summary."""
+    check_args(args)
+    accelerator = make_accelerator(args)  # first: it settles the run's name
     run_dir = _run_dir(args)
     resume_from = CheckpointManager(run_dir).resolve(args.resume)
     note = check_run_dir(run_dir, resume_from, args.resume)
-    trainer = Trainer.from_args(args)
+    trainer = Trainer.from_args(args, accelerator)
     if note:
         trainer.log(f"note: {note}")
     if resume_from is not None:
