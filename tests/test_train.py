@@ -763,3 +763,16 @@ def test_torchcompile_with_ema_saves_plain_weights_that_validate_reads(tmp_path)
     reset_accelerate()
     out = validate(build_parser().parse_args(["--checkpoint", str(run_dir), "--workers", "0", "--threads", "1"]))
     assert out["results"]["clean"]["top1"] == summary["metrics"]["final"]["top1"]
+
+
+def test_a_damaged_state_names_itself_and_the_state_to_resume_instead(tmp_path):
+    """A truncated file in the latest state: the error names the state and the earlier complete one to resume."""
+    run(tmp_path, "dmg", "--epochs", "2", "--checkpoint-hist", "2")
+    reset_accelerate()
+    manager = CheckpointManager(tmp_path / "dmg")
+    latest = manager.latest()
+    earlier = sorted(p for p in manager.dir.glob("state-*") if p != latest)[-1]
+    weights = latest / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=rf"cannot load the training state {latest} .*--resume {earlier}"):
+        run(tmp_path, "dmg", "--epochs", "2", "--checkpoint-hist", "2", "--resume", "auto")

@@ -186,3 +186,40 @@ def test_more_dataset_classes_than_model_outputs_is_a_clear_error(trained_run, t
     argv = ["--checkpoint", str(three), "--dataset", "digits", "--workers", "0"]
     with pytest.raises(ValueError, match=r"the dataset has 10 classes \(0, 1, 2, 3, 4, ...\) but the model predicts 3"):
         validate(build_parser().parse_args(argv))
+
+
+def test_missing_or_damaged_weights_say_why_and_what_to_evaluate(trained_run, tmp_path):
+    """A run without EMA asked for its EMA, nothing to evaluate, a damaged file, bad sample counts and noise."""
+
+    def run(*argv):
+        return validate(build_parser().parse_args([*argv, "--workers", "0"]))
+
+    with pytest.raises(FileNotFoundError, match=r"has no ema weights .*trained without --model-ema.*--weights final"):
+        run("--checkpoint", str(trained_run), "--weights", "ema")
+    with pytest.raises(FileNotFoundError, match="no such weights file or run directory"):
+        run("--checkpoint", str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="Nothing to evaluate: pass --checkpoint"):
+        run()
+    with pytest.raises(ValueError, match="--num-samples must be at least 1, got 0"):
+        run("--checkpoint", str(trained_run), "--num-samples", "0")
+    with pytest.raises(ValueError, match=r"--noise randn:abc: the strength c must be a number \(e.g. randn:0.1\)"):
+        run("--checkpoint", str(trained_run), "--noise", "randn:abc")
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes((trained_run / "model.safetensors").read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"cannot read .*damaged.safetensors .*damaged or truncated"):
+        run("--checkpoint", str(damaged), "--model", "zerosnet20_cifar", "--num-classes", "10")
+
+
+def test_bad_input_is_one_error_line_and_exit_status_2(trained_run, tmp_path, capsys):
+    from timm_zerosnet.train import main as train_main
+
+    assert main(["--checkpoint", str(trained_run), "--weights", "ema", "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("zerosnet-validate: error: ") and "trained without" in err
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(b"x" * 100)
+    argv = ["--pretrained-path", str(damaged), "--output", str(tmp_path), "--no-keep-heap"]
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("zerosnet-train: error: --pretrained-path ")
+    assert "damaged or truncated" in err

@@ -30,6 +30,7 @@ import io
 import json
 import math
 import os
+import pickle
 import shutil
 import sys
 import time
@@ -82,6 +83,8 @@ __all__ = [
 
 EXIT_NON_FINITE = 3
 """Exit status of ``zerosnet-train`` when the loss became non-finite."""
+EXIT_USAGE = 2
+"""Exit status of ``zerosnet-train`` / ``zerosnet-validate`` for bad input (options, files): one ``error:`` line."""
 
 DEFAULT_MODEL = "zerosnet20_cifar"
 RUN_FORMAT = "timm_zerosnet.run/1"
@@ -572,14 +575,32 @@ def _run_info(path: Path) -> dict | None:
 def resolve_weights(path: str | Path, which: str = "final") -> tuple[Path, dict | None]:
     """A weights file and its run.json (if any) from a file or a run directory ('final', 'ema' or 'best')."""
     path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such weights file or run directory")
     info = _run_info(path)
     if path.is_dir():
         if which not in WEIGHT_FILES:
             raise ValueError(f"weights must be one of {sorted(WEIGHT_FILES)}, got {which!r}")
-        path = path / weights_file_name(info, which)
+        run_dir, path = path, path / weights_file_name(info, which)
+        if not path.is_file():
+            raise FileNotFoundError(_missing_weights(run_dir, which, info))
     if not path.is_file():
         raise FileNotFoundError(f"No weights at {path}")
     return path, info
+
+
+def _missing_weights(run_dir: Path, which: str, info: dict | None) -> str:
+    """Why a run directory has no ``which`` weights, and which ones it has."""
+    have = [k for k in WEIGHT_FILES if (run_dir / weights_file_name(info, k)).is_file()]
+    why = ""
+    if info is None:
+        why = " (no run.json: is it a run directory of zerosnet-train?)"
+    elif which == "ema" and not (info.get("training") or {}).get("model_ema"):
+        why = " (the run was trained without --model-ema)"
+    elif info.get("status") not in (None, "finished"):
+        why = f" (the run is {info.get('status')}: final weights are written when it finishes)"
+    advice = f"; use --weights {' or '.join(have)}" if have else "; it holds no weights files yet"
+    return f"{run_dir} has no {which} weights ({weights_file_name(info, which)}){why}{advice}"
 
 
 def _weights_file_shapes(weights: Path, model_name: str) -> tuple[int | None, int | None]:
@@ -610,6 +631,12 @@ def _pretrained_source(args: argparse.Namespace) -> tuple[Path, dict | None, int
     """The ``--pretrained-path`` weights, their run.json, and the source's classes and input size (from run.json, else
     from the file's classifier and first conv)."""
     weights, info = resolve_weights(args.pretrained_path)
+    if weights.suffix == ".safetensors":  # a damaged file named here, not by the loader's bare header error
+        try:
+            with safe_open(str(weights), framework="pt") as f:
+                f.keys()
+        except Exception as e:
+            raise _damaged(weights, e) from None
     if info is not None:
         return weights, info, info["num_classes"], tuple(info["data_config"]["input_size"])
     num_classes, in_chans = _weights_file_shapes(weights, args.model)
@@ -646,6 +673,20 @@ def create_model_from_args(
             overlay["num_classes"] = source_classes
         if source_input_size is not None:
             overlay["input_size"] = source_input_size
+    try:
+        return _create_model(args, overlay, num_classes, in_chans)
+    except (EOFError, pickle.UnpicklingError) as e:  # a damaged pickle file (torch.load)
+        raise _damaged(args.pretrained_path, e) from None
+
+
+def _damaged(path: Any, e: BaseException) -> ValueError:
+    return ValueError(
+        f"--pretrained-path {path}: cannot read it ({type(e).__name__}: {e}); the file is damaged or truncated: "
+        "copy it again or pick other weights"
+    )
+
+
+def _create_model(args: argparse.Namespace, overlay: dict | None, num_classes: int | None, in_chans: int | None):
     return timm.create_model(
         args.model,
         pretrained=bool(args.pretrained or args.pretrained_path),
@@ -1326,7 +1367,20 @@ class Trainer:
         """Load an accelerate state (model, optimizer, scheduler, EMA, progress, RNG states of every process)."""
         path = Path(path)
         self.check_resume_settings(path)
-        self.accelerator.load_state(str(path))
+        try:
+            self.accelerator.load_state(str(path))
+        except Exception as e:  # safetensors' header errors, pickle's EOFError, a missing file, ...
+            others = [p.name for p in sorted(path.parent.glob("state-*")) if p.is_dir() and p != path]
+            advice = (
+                f"resume an earlier state of the run with --resume {path.parent / others[-1]}"
+                if others
+                else "no other state of the run is left: start again, or fine-tune from its weights with "
+                "--pretrained-path"
+            )
+            raise ValueError(
+                f"cannot load the training state {path} ({type(e).__name__}: {e}); a file of it is damaged or "
+                f"truncated: {advice}"
+            ) from e
         self.log(
             f"Resumed from {path}: epoch {self.state.epoch + 1}, batch {self.state.step_in_epoch}, "
             f"{self.state.num_updates} updates done"
@@ -1744,6 +1798,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if PartialState().is_main_process:
             print(f"error: {e}", file=sys.stderr)
         return EXIT_NON_FINITE
+    except (ValueError, FileNotFoundError) as e:  # what was wrong with the input and what to do: one line
+        if os.environ.get("RANK", "0") == "0":
+            print(f"zerosnet-train: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from .data import TransformDataset, create_datasets
 from .run_layout import weights_kind
 from .train import (
     _IMG_MODE_OF_CHANNELS,
+    EXIT_USAGE,
     _atomic_write_text,
     _KeyValueAction,
     _match_channels,
@@ -95,7 +97,13 @@ def parse_noise(spec: str | None) -> list[tuple[str, float]]:
         if not item:
             continue
         kind, _, scale = item.partition(":")
-        noise = PixelNoise(kind.strip(), float(scale) if scale else 0.1)
+        try:
+            strength = float(scale) if scale else 0.1
+        except ValueError:
+            raise ValueError(
+                f"--noise {item}: the strength c must be a number (e.g. {kind.strip()}:0.1), got {scale!r}"
+            ) from None
+        noise = PixelNoise(kind.strip(), strength)
         if any(f"{k}:{c:g}" == f"{noise.kind}:{noise.scale:g}" for k, c in out):
             raise ValueError(
                 f"--noise lists {noise.kind}:{noise.scale:g} twice (results are keyed by it); give each condition once"
@@ -166,6 +174,8 @@ def load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None]:
     info = None
     model_kwargs: dict[str, Any] = {}
     weights = None
+    if not args.checkpoint and not args.pretrained:
+        raise ValueError("Nothing to evaluate: pass --checkpoint (a run directory or weights file) or --pretrained")
     if args.checkpoint:
         weights, info = resolve_weights(args.checkpoint, args.weights)
     if info is not None:
@@ -186,7 +196,13 @@ def load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None]:
         **model_kwargs,
     )
     if weights is not None:
-        state_dict = load_file(str(weights)) if weights.suffix == ".safetensors" else torch.load(weights, "cpu")
+        try:
+            state_dict = load_file(str(weights)) if weights.suffix == ".safetensors" else torch.load(weights, "cpu")
+        except Exception as e:  # safetensors' header errors, pickle's EOFError / UnpicklingError, ...
+            raise ValueError(
+                f"cannot read {weights} ({type(e).__name__}: {e}); the file is damaged or truncated: evaluate "
+                f"another weights file of the run (--weights) or copy it again"
+            ) from None
         try:
             model.load_state_dict(state_dict)
         except RuntimeError as e:
@@ -225,6 +241,10 @@ def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> di
 
 def validate(args: argparse.Namespace) -> dict:
     """Evaluate as configured; returns a JSON-ready dict with one entry per condition ('clean', 'randn:0.1', ...)."""
+    for name, low in (("num_samples", 1), ("batch_size", 1), ("workers", 0), ("threads", 1)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
     if args.threads:
         torch.set_num_threads(args.threads)
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
@@ -301,8 +321,13 @@ def validate(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``zerosnet-validate``."""
-    validate(build_parser().parse_args(argv))
+    """``zerosnet-validate``: 0, or 2 with one ``error:`` line for bad input (options, files)."""
+    try:
+        validate(build_parser().parse_args(argv))
+    except (ValueError, FileNotFoundError) as e:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"zerosnet-validate: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 
