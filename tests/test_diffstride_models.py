@@ -90,6 +90,11 @@ def test_bad_strides_are_rejected():
         timm.create_model("zerosnet20_cifar", strides=(1, 2))
     with pytest.raises(ValueError, match="downsample must be"):
         timm.create_model("zerosnet20_cifar", downsample="maxpool")
+    for name, kwargs in (("preresnet20_cifar", {}), ("preresnet18_spectral_cifar", {}), ("zerosnet18", {})):
+        with pytest.raises(ValueError, match=r"stem_stride=2 .* only downsample='diffstride' has"):
+            timm.create_model(name, stem_stride=2, **kwargs)  # it was silently ignored
+    model = timm.create_model("preresnet20_cifar", downsample="diffstride", stem_stride=2)
+    assert model.stem_pool.strides.tolist() == [2.0, 2.0]
 
 
 def test_every_family_takes_the_downsampling_option():

@@ -1074,6 +1074,12 @@ def create_multistep(
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides:
         net = replace(net, **overrides)
+    if stem_stride is not None and net.downsample != "diffstride":
+        raise ValueError(
+            f"stem_stride={stem_stride!r} is the initial stride of the DiffStride layer after the stem, which only "
+            f"downsample='diffstride' has ({variant} downsamples with {net.downsample!r}); add "
+            f"downsample='diffstride' or leave stem_stride out."
+        )
     if pretrained:
         require_released_weights(variant, kwargs)
     levels = len(net.layers) + (1 if net.stem == "imagenet" else 0)
