@@ -776,3 +776,19 @@ def test_a_damaged_state_names_itself_and_the_state_to_resume_instead(tmp_path):
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(ValueError, match=rf"cannot load the training state {latest} .*--resume {earlier}"):
         run(tmp_path, "dmg", "--epochs", "2", "--checkpoint-hist", "2", "--resume", "auto")
+
+
+def test_a_run_started_from_args_yaml_keeps_the_recipe_and_records_absolute_data_dirs(tmp_path, monkeypatch):
+    """`-c <run>/args.yaml` (the resume advice) keeps the recipe the run was made from; a relative --data-dir is
+    recorded absolute, so that zerosnet-validate finds the data from any directory."""
+    first = parse_args(["-c", "digits_demo", "--epochs", "2"])
+    saved = tmp_path / "args.yaml"
+    saved.write_text(yaml.safe_dump(train_mod._jsonable(vars(first)), sort_keys=False))
+    again = parse_args(["-c", str(saved)])
+    assert again.config == first.config and again.config.endswith("digits_demo.yaml") and again.epochs == 2
+    assert parse_args(["-c", str(tmp_path / "args.yaml"), "--epochs", "3"]).epochs == 3
+
+    _digit_folder(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    summary = run(Path("out"), "rel", "--data-dir", "data", "--in-chans", "1")
+    assert summary["dataset"]["data_dir"] == str(tmp_path / "data")

@@ -420,11 +420,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("-c", "--config", default=None)
     known, _ = pre.parse_known_args(argv)
-    if known.config:
-        parser.set_defaults(**load_config(known.config, parser))
+    loaded = load_config(known.config, parser) if known.config else {}
+    parser.set_defaults(**loaded)
     args = parser.parse_args(argv)
     if args.config:
-        args.config = str(find_recipe(args.config))
+        # a run's args.yaml names the recipe it was made from (its own -c): that stays the recipe of a run it starts,
+        # e.g. a resume with `-c <run>/args.yaml`, instead of the args.yaml itself
+        args.config = loaded.get("config") or str(find_recipe(args.config))
     return args
 
 
@@ -1650,7 +1652,7 @@ class Trainer:
             "data_config": data_config_for_run(self.data_config),
             "dataset": {
                 "name": dataset_name(args),
-                "data_dir": args.data_dir,
+                "data_dir": str(Path(args.data_dir).expanduser().absolute()) if args.data_dir else None,
                 "train_split": args.train_split,
                 "val_split": args.val_split,
                 "class_map": args.class_map or None,
