@@ -494,6 +494,8 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ("--mixup -1", "--mixup must be in [0, inf)"),
         ("--drop-path 1.5", "--drop-path must be in [0, 1), got 1.5"),
         ("--sched step --decay-epochs 0", "--decay-epochs must be in (0, inf), got 0.0"),
+        ("--opt-betas 0.9 1", "--opt-betas must be in [0, 1) (each value), got 1.0"),
+        ("-c zerosnet_imagenet18 --crop-padding 4 --train-crop-mode rkrr", "--train-crop-mode would be ignored"),
         ("--scale 0.9 0.2", "--scale takes (min, max) with min <= max"),
         ("--std 0.2 0 0.2", "--std must be in (0, inf) (each value), got 0.0"),
         ("--scale 0.3 1 --ratio 0.5 2", "--scale, --ratio would be ignored: pass --crop-padding 0"),
@@ -530,6 +532,35 @@ def test_pad_and_crop_resizes_with_the_train_interpolation():
     assert create_train_transform(parse_args(["-c", "digits_demo"]), config).transforms[0].interpolation.value == (
         "bilinear"
     )
+
+
+def test_values_timm_accepts_are_accepted():
+    """The range checks refuse only what cannot work: timm's fast pools, a beta of 0, an ImageNet recipe (whose
+    'rrc' crop mode is the default) with CIFAR's pad-and-crop, a scale from 0."""
+    for extra in (
+        "--gp fast",
+        "--gp fastcatavgmax",
+        "--opt adamw --opt-betas 0 0.99",
+        "--cutmix 1 --cutmix-minmax 0 0.8",
+        "--scale 0 1 --crop-padding 0",
+        "-c zerosnet_imagenet18 --crop-padding 4",
+        "--sched poly --decay-rate 2",
+        "--crop-pct 1.15 --mean -0.5 0 0.5",
+    ):
+        train_mod.check_args(parse_args(extra.split()))
+    assert parse_args(["--no-keep-heap"]).keep_heap is False and parse_args(["--keep-heap"]).keep_heap is True
+
+
+def test_recipe_errors_are_one_line_naming_the_flag(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    for text, flag in (("cpu: 'true'\n", "--cpu"), ("no_aug: 'yes'\n", "--no-aug")):
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=rf"must be true or false .*\(it is the value of {flag}\)"):
+            parse_args(["-c", str(bad)])
+        assert main(["-c", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("zerosnet-train: error: ")
+    assert main(["-c", "no_such_recipe"]) == 2 and "neither a file nor a packaged recipe" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra", ["--gp bad", "--train-crop-mode rrcd"])
@@ -774,8 +805,13 @@ def test_a_damaged_state_names_itself_and_the_state_to_resume_instead(tmp_path):
     earlier = sorted(p for p in manager.dir.glob("state-*") if p != latest)[-1]
     weights = latest / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(ValueError, match=rf"cannot load the training state {latest} .*--resume {earlier}"):
+    with pytest.raises(ValueError, match=rf"cannot load the training state {latest} .*--resume {earlier}$"):
         run(tmp_path, "dmg", "--epochs", "2", "--checkpoint-hist", "2", "--resume", "auto")
+    reset_accelerate()
+    # a state that does not fit the model is no damage: the load error itself, not this advice
+    with pytest.raises(RuntimeError, match="size mismatch") as e:
+        run(tmp_path, "dmg", "--epochs", "2", "--checkpoint-hist", "2", "--gp", "catavgmax", "--resume", str(earlier))
+    assert "damaged" not in str(e.value)
 
 
 def test_a_run_started_from_args_yaml_keeps_the_recipe_and_records_absolute_data_dirs(tmp_path, monkeypatch):

@@ -47,7 +47,7 @@ import yaml
 from accelerate import Accelerator, PartialState
 from accelerate.utils import ProjectConfiguration, broadcast, broadcast_object_list, set_seed
 from PIL import Image
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from timm.data import Mixup, create_transform, resolve_data_config
 from timm.data.transforms import str_to_interp_mode
@@ -146,6 +146,8 @@ class _KeyValueAction(argparse.Action):
         setattr(namespace, self.dest, merged)
 
 
+# timm's SelectAdaptivePool2d pool types ('' is no pooling)
+_POOL_TYPES = ("avg", "max", "avgmax", "catavgmax", "fast", "fastavg", "fastmax", "fastavgmax", "fastcatavgmax", "")
 # an on/off option: --flag and --no-flag, so that the command line can switch off what a recipe switches on
 _ON_OFF: dict[str, Any] = dict(action=argparse.BooleanOptionalAction, default=False)
 
@@ -176,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pretrained-path", default=None, help="weights file or run directory to fine-tune from")
     g.add_argument("--num-classes", type=int, default=None, help="default: number of classes of the dataset")
     g.add_argument("--in-chans", type=int, default=None, help="input channels (1 for grey images)")
-    g.add_argument("--gp", default=None, choices=("avg", "max", "avgmax", "catavgmax", ""), help="global pool type")
+    g.add_argument("--gp", default=None, choices=_POOL_TYPES, help="global pool type (timm's)")
     g.add_argument("--model-kwargs", nargs="*", default={}, action=_KeyValueAction, help="family options k=v ...")
     g.add_argument("--freeze-backbone", **_ON_OFF, help="train the classifier only (BN stats frozen too)")
     g.add_argument("--img-size", type=int, default=None)
@@ -279,10 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--cpu", **_ON_OFF, help="run on CPU even when an accelerator is available")
     g.add_argument(
-        "--no-keep-heap",
-        dest="keep_heap",
-        action="store_false",
-        help="on CPU, let glibc return freed memory to the OS every step (default: keep it; see cpu_heap.py)",
+        "--keep-heap",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="on CPU, keep freed memory in the process (--no-keep-heap: let glibc return it to the OS every step; "
+        "see cpu_heap.py)",
     )
     return p
 
@@ -327,7 +330,7 @@ def _config_value(action: argparse.Action, value: Any, where: str) -> Any:
     is read as a number, as on the command line; ``null`` leaves an option unset where its default is null, empty or
     {}, and is refused elsewhere.
     """
-    flag = action.option_strings[-1]
+    flag = action.option_strings[0]  # --cpu, not its --no-cpu
 
     def bad(problem: str) -> ValueError:
         return ValueError(f"{where}: {problem} (it is the value of {flag})")
@@ -402,7 +405,10 @@ def load_config(name_or_path: str, parser: argparse.ArgumentParser) -> dict[str,
             raise ValueError(f"{path} is not a valid config file: {e}") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"{path}: a config file must be a mapping of argument names to values")
-    actions = {a.dest: a for a in parser._actions if not isinstance(a, argparse._HelpAction)}
+    actions: dict[str, argparse.Action] = {}
+    for a in parser._actions:  # the first action of a dest: --no-aug, not its hidden undo --aug
+        if not isinstance(a, argparse._HelpAction):
+            actions.setdefault(a.dest, a)
     out: dict[str, Any] = {}
     for key, value in cfg.items():
         dest = str(key).replace("-", "_")
@@ -446,7 +452,9 @@ _RANGES = {
     "[0, 1)": "momentum smoothing drop drop_path",
     "[0, 1]": "model_ema_decay hflip vflip reprob mixup_prob mixup_switch_prob",
     "(0, 1]": "layer_decay",
-    "(0, inf) each": "crop_pct std opt_betas scale ratio cutmix_minmax",
+    "(0, inf) each": "crop_pct std ratio",
+    "[0, 1) each": "opt_betas",
+    "[0, 1] each": "scale cutmix_minmax",
 }
 
 
@@ -485,14 +493,16 @@ def check_args(args: argparse.Namespace) -> None:
         if pair is not None and pair[0] > pair[1]:
             raise ValueError(f"--{name.replace('_', '-')} takes (min, max) with min <= max, got {pair}")
     if args.crop_padding and not args.no_aug:
-        ignored = [f"--{n.replace('_', '-')}" for n in ("scale", "ratio", "train_crop_mode") if getattr(args, n)]
+        # 'rrc' is the default crop mode (the ImageNet recipes name it): only another one would be ignored
+        modes = args.train_crop_mode not in (None, "rrc")
+        ignored = [f"--{n.replace('_', '-')}" for n in ("scale", "ratio") if getattr(args, n)] + (
+            ["--train-crop-mode"] if modes else []
+        )
         if ignored:
             raise ValueError(
                 f"--crop-padding {args.crop_padding} (CIFAR's pad-and-crop) replaces the random-resized crop, so "
                 f"{', '.join(ignored)} would be ignored: pass --crop-padding 0 to crop with them instead"
             )
-    if args.sched == "step" and args.decay_epochs <= 0:
-        raise ValueError(f"--decay-epochs must be > 0 for --sched step, got {args.decay_epochs}")
     if args.input_size is not None:
         if min(args.input_size) < 1:
             raise ValueError(f"--input-size takes channels, height and width, each at least 1; got {args.input_size}")
@@ -1371,18 +1381,19 @@ class Trainer:
         self.check_resume_settings(path)
         try:
             self.accelerator.load_state(str(path))
-        except Exception as e:  # safetensors' header errors, pickle's EOFError, a missing file, ...
-            others = [p.name for p in sorted(path.parent.glob("state-*")) if p.is_dir() and p != path]
+        except (SafetensorError, EOFError, pickle.UnpicklingError, FileNotFoundError) as e:  # unreadable files
+            earlier = [p for p in sorted(path.parent.glob("state-*")) if p.is_dir() and p.name < path.name]
             advice = (
-                f"resume an earlier state of the run with --resume {path.parent / others[-1]}"
-                if others
-                else "no other state of the run is left: start again, or fine-tune from its weights with "
+                f"resume the state before it with --resume {earlier[-1]}"
+                if earlier
+                else "no earlier state of the run is left: start again, or fine-tune from its weights with "
                 "--pretrained-path"
             )
+            first_line = (str(e).strip().splitlines() or [""])[0]
             raise ValueError(
-                f"cannot load the training state {path} ({type(e).__name__}: {e}); a file of it is damaged or "
-                f"truncated: {advice}"
-            ) from e
+                f"cannot load the training state {path} ({type(e).__name__}: {first_line}); a file of it is damaged "
+                f"or missing: {advice}"
+            ) from None
         self.log(
             f"Resumed from {path}: epoch {self.state.epoch + 1}, batch {self.state.step_in_epoch}, "
             f"{self.state.num_updates} updates done"
@@ -1788,7 +1799,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     The entry point owns its process, so on CPU it keeps freed memory in the heap (``cpu_heap.keep_heap``);
     ``train()`` and ``Trainer`` leave the allocator of their caller alone."""
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except (ValueError, FileNotFoundError) as e:  # a recipe that is missing or holds a bad value
+        print(f"zerosnet-train: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     if args.keep_heap and _runs_on_cpu(args):
         note = keep_heap()
         # RANK (set by accelerate launch / torchrun), not PartialState: the Accelerator must be the first to build it
