@@ -130,6 +130,47 @@ def test_image_folder_from_data_dir(tmp_path):
     assert grey.train is None and grey.val[0][0].mode == "L"
 
 
+def _write_split(root, split, classes, n=2):
+    for c in classes:
+        (root / split / c).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (10, 12), (10 * i, 0, 0)).save(root / split / c / f"{c}{i}.png")
+
+
+def test_image_folder_without_a_split_folder_is_refused(tmp_path):
+    """timm reads the whole root for a split folder it does not find: validation on the training images."""
+    _write_split(tmp_path, "train", ("cat", "dog"))
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"no folder for the 'validation' split \(looked for validation/, val/.*"
+        r"it holds train/\).*--val-split",
+    ):
+        create_datasets({"dataset": "folder", "data_dir": str(tmp_path)})
+    with pytest.raises(FileNotFoundError, match=r"no folder for the 'train' split .*it holds cat/, dog/"):
+        create_datasets({"dataset": "folder", "data_dir": str(tmp_path / "train")})  # the split folder itself
+    with pytest.raises(FileNotFoundError, match="'tset' split"):
+        create_datasets({"dataset": "folder", "data_dir": str(tmp_path), "val_split": "tset"})
+    _write_split(tmp_path, "eval", ("cat", "dog"))  # a synonym, as timm finds it
+    assert len(create_datasets({"dataset": "folder", "data_dir": str(tmp_path)}).val) == 4
+
+
+def test_image_folder_val_labels_follow_the_train_classes_by_name(tmp_path):
+    """A val split with fewer classes: its 'emu' images are class 2 (train's), not 1 (its own folder order)."""
+    _write_split(tmp_path, "train", ("cat", "dog", "emu"))
+    _write_split(tmp_path, "val", ("cat", "emu"))
+    splits = create_datasets({"dataset": "folder", "data_dir": str(tmp_path)})
+    assert splits.label_names == ["cat", "dog", "emu"]
+    assert sorted({splits.val[i][1] for i in range(len(splits.val))}) == [0, 2]
+    # evaluation alone (zerosnet-validate): the checkpoint's label names give the order
+    alone = create_datasets(
+        {"dataset": "folder", "data_dir": str(tmp_path), "class_names": ["cat", "dog", "emu"]}, train=False
+    )
+    assert sorted({alone.val[i][1] for i in range(len(alone.val))}) == [0, 2]
+    _write_split(tmp_path, "val", ("fox",))
+    with pytest.raises(ValueError, match="class folders that the train split does not: fox"):
+        create_datasets({"dataset": "folder", "data_dir": str(tmp_path)})
+
+
 def test_image_folder_needs_data_dir():
     with pytest.raises(ValueError, match="--data-dir"):
         create_datasets({"dataset": "folder"})

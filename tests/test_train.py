@@ -828,3 +828,25 @@ def test_a_run_started_from_args_yaml_keeps_the_recipe_and_records_absolute_data
     monkeypatch.chdir(tmp_path)
     summary = run(Path("out"), "rel", "--data-dir", "data", "--in-chans", "1")
     assert summary["dataset"]["data_dir"] == str(tmp_path / "data")
+
+
+def test_torch_datasets_take_the_input_image_mode(tmp_path):
+    """timm's torch/ datasets ignore --input-img-mode: MNIST's grey images must still reach a 3-channel model as
+    RGB (and CIFAR's RGB ones a 1-channel model as L)."""
+    import struct
+
+    from timm_zerosnet.data import DigitsDataset
+
+    raw = tmp_path / "mnist" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    digits = DigitsDataset("train", img_mode="L")
+    for prefix, indices in (("train", range(0, 64)), ("t10k", range(64, 96))):
+        images = [digits[i] for i in indices]
+        pixels = b"".join(img.resize((28, 28)).tobytes() for img, _ in images)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, len(images), 28, 28) + pixels)
+        labels = bytes(target for _, target in images)
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, len(images)) + labels)
+    extra = ["--dataset", "torch/mnist", "--data-dir", str(tmp_path / "mnist"), "--val-split", "test"]
+    trainer = Trainer.from_args(parse_args(tiny_argv(tmp_path, "mnist", *extra)))
+    assert trainer.train_dataset[0][0].shape == (3, 16, 16) and trainer.val_loader is not None
+    assert trainer.fit()["metrics"]["final"]["top1"] is not None

@@ -261,6 +261,42 @@ def _check_data_dir(name: str, data_dir: str, download: bool) -> None:
         )
 
 
+_SPLIT_SYNONYMS = (("train", "training"), ("val", "valid", "validation", "eval", "evaluation"))  # as timm's
+
+
+def _folder_split(data_dir: str, split: str, option: str) -> None:
+    """Refuse an ImageFolder root without a sub-folder for ``split``: timm would read the whole root instead (so a
+    missing val/ made the training images the validation set)."""
+    name = split.split("[")[0]
+    candidates = [name] + [s for group in _SPLIT_SYNONYMS if name in group for s in group if s != name]
+    if any(os.path.isdir(os.path.join(data_dir, c)) for c in candidates):
+        return
+    folders = sorted(d for d in os.listdir(data_dir) if os.path.isdir(os.path.join(data_dir, d)))
+    raise FileNotFoundError(
+        f"{data_dir} has no folder for the {split!r} split (looked for {', '.join(c + '/' for c in candidates)}; it "
+        f"holds {', '.join(f + '/' for f in folders) or 'no folders'}): an ImageFolder dataset needs train/ and val/ "
+        f"(or validation/) sub-folders of class folders; name other ones with {option}"
+    )
+
+
+def _class_to_idx(dataset: Dataset | None) -> dict[str, int] | None:
+    return getattr(getattr(dataset, "reader", None), "class_to_idx", None)
+
+
+def _check_val_classes(data_dir: str, split: str, classes: dict[str, int], source: str) -> None:
+    """Refuse a val split with class folders the labels do not know (timm would skip their images silently)."""
+    from timm.data.dataset_factory import _search_split
+    from timm.data.readers.reader_image_folder import find_images_and_targets
+
+    _, found = find_images_and_targets(_search_split(data_dir, split))
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise ValueError(
+            f"the {split!r} split of {data_dir} has class folders that {source} does not: {', '.join(unknown[:10])}"
+            f"; the labels would not match. Give both splits the same classes (or pass --class-map)"
+        )
+
+
 def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetSplits:
     """Create the untransformed train/validation datasets a config asks for.
 
@@ -268,7 +304,10 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
         args: A namespace or dict with ``dataset`` ('digits' (default), '' or 'folder' for an ImageFolder under
             ``data_dir`` with train/ and val/ (or validation/) sub-folders, 'torch/cifar10', 'torch/cifar100',
             'hfds/<name>', any other timm dataset name), ``data_dir``, ``dataset_download``, ``train_split``,
-            ``val_split``, ``class_map``, ``input_img_mode``, ``train_num_samples``, ``val_num_samples``, ``seed``.
+            ``val_split``, ``class_map``, ``input_img_mode``, ``train_num_samples``, ``val_num_samples``, ``seed``,
+            and ``class_names`` (an ImageFolder's classes in label order, e.g. a checkpoint's label names, when
+            ``class_map`` is not given). An ImageFolder's val split takes its labels from the train split (or
+            ``class_names``), by class name: a class folder that those do not have is an error.
         train: Create the training split.
         val: Create the validation split.
 
@@ -299,9 +338,18 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
         if data_dir is not None:
             data_dir = os.path.expanduser(str(data_dir))
             _check_data_dir(name, data_dir, download)
+        folder = not name and data_dir is not None and os.path.isdir(data_dir)
+        class_map = _get(args, "class_map", None) or None
+        names = _get(args, "class_names")
+        if folder and class_map is None and names:
+            class_map = {str(n): i for i, n in enumerate(names)}
+        if folder:
+            for split, wanted, option in ((train_split, train, "--train-split"), (val_split, val, "--val-split")):
+                if wanted:
+                    _folder_split(data_dir, split, option)
         common = dict(
             root=data_dir,
-            class_map=_get(args, "class_map", None) or None,
+            class_map=class_map,
             download=download,
             input_img_mode=img_mode,
             seed=_get(args, "seed", 42),
@@ -309,6 +357,13 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
         for key, split, is_training, wanted in (("train", train_split, True, train), ("val", val_split, False, val)):
             if not wanted:
                 continue
+            if folder and key == "val" and not _get(args, "class_map"):
+                # the val labels are the train split's (or the given names'), by class name, not its own folder order
+                classes = _class_to_idx(splits["train"]) or common["class_map"]
+                if classes:
+                    source = "the train split" if splits["train"] is not None else "the checkpoint's label names"
+                    _check_val_classes(data_dir, split, classes, source)
+                    common["class_map"] = dict(classes)
             try:
                 splits[key] = create_dataset(name, split=split, is_training=is_training, **common)
             except (URLError, ConnectionError, TimeoutError) as e:

@@ -1229,8 +1229,12 @@ class Trainer:
         frozen_norms = freeze_backbone(model) if args.freeze_backbone else []
         data_config = _match_channels(resolve_data_config(vars(args), model=model), in_chans)
 
-        train_dataset = TransformDataset(splits.train, create_train_transform(args, data_config), seed=args.seed)
-        val_dataset = TransformDataset(splits.val, create_transform(**data_config, is_training=False))
+        # img_mode: timm's torch/ datasets (MNIST's grey, CIFAR's RGB images) ignore --input-img-mode
+        mode = args.input_img_mode
+        train_dataset = TransformDataset(
+            splits.train, create_train_transform(args, data_config), seed=args.seed, img_mode=mode
+        )
+        val_dataset = TransformDataset(splits.val, create_transform(**data_config, is_training=False), img_mode=mode)
         if args.mixup or args.cutmix:
             if args.batch_size % 2:
                 raise ValueError(

@@ -233,6 +233,8 @@ def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> di
         "val_split": args.split or ds.get("val_split"),
         "dataset_download": args.dataset_download,
         "class_map": args.class_map or ds.get("class_map"),
+        # an ImageFolder's labels are the checkpoint's classes, by name (not the evaluated folder's own order)
+        "class_names": (info or {}).get("label_names"),
         # the run's own image mode (YCbCr, RGBA, ...), else the one zerosnet-train picks for the channel count
         "input_img_mode": ds.get("input_img_mode") or _IMG_MODE_OF_CHANNELS.get(in_chans, "L"),
         "val_num_samples": args.num_samples if args.num_samples is not None else ds.get("val_num_samples"),
@@ -267,7 +269,8 @@ def validate(args: argparse.Namespace) -> dict:
         data_config = resolve_data_config({"in_chans": in_chans, **overrides}, model=model)
     data_config = _match_channels(data_config, in_chans)
 
-    splits = create_datasets(_data_args(args, info, in_chans), train=False)
+    data_args = _data_args(args, info, in_chans)
+    splits = create_datasets(data_args, train=False)
     num_classes = accelerator.unwrap_model(model).num_classes
     if len(splits.label_names) > num_classes:
         trained = (info or {}).get("label_names")
@@ -291,7 +294,10 @@ def validate(args: argparse.Namespace) -> dict:
     results: dict[str, dict] = {}
     for label, noise in conditions:
         dataset = TransformDataset(
-            splits.val, create_eval_transform(data_config, noise), seed=args.noise_seed if noise else None
+            splits.val,
+            create_eval_transform(data_config, noise),
+            seed=args.noise_seed if noise else None,
+            img_mode=data_args["input_img_mode"],
         )
         loader = accelerator.prepare(
             DataLoader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
