@@ -826,8 +826,10 @@ def test_a_run_started_from_args_yaml_keeps_the_recipe_and_records_absolute_data
 
     _digit_folder(tmp_path / "data")
     monkeypatch.chdir(tmp_path)
-    summary = run(Path("out"), "rel", "--data-dir", "data", "--in-chans", "1")
+    (tmp_path / "classes.txt").write_text("digit0\ndigit1\ndigit2\n")
+    summary = run(Path("out"), "rel", "--data-dir", "data", "--in-chans", "1", "--class-map", "classes.txt")
     assert summary["dataset"]["data_dir"] == str(tmp_path / "data")
+    assert summary["dataset"]["class_map"] == str(tmp_path / "classes.txt")
 
 
 def test_torch_datasets_take_the_input_image_mode(tmp_path):

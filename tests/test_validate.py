@@ -200,8 +200,8 @@ def test_missing_or_damaged_weights_say_why_and_what_to_evaluate(trained_run, tm
         run("--checkpoint", str(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match="Nothing to evaluate: pass --checkpoint"):
         run()
-    with pytest.raises(ValueError, match="--num-samples must be at least 1, got 0"):
-        run("--checkpoint", str(trained_run), "--num-samples", "0")
+    with pytest.raises(ValueError, match="--num-samples must be at least 0, got -1"):
+        run("--checkpoint", str(trained_run), "--num-samples", "-1")
     with pytest.raises(ValueError, match=r"--noise randn:abc: the strength c must be a number \(e.g. randn:0.1\)"):
         run("--checkpoint", str(trained_run), "--noise", "randn:abc")
     damaged = tmp_path / "damaged.safetensors"
@@ -223,3 +223,22 @@ def test_bad_input_is_one_error_line_and_exit_status_2(trained_run, tmp_path, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("zerosnet-train: error: --pretrained-path ")
     assert "damaged or truncated" in err
+
+
+def test_num_samples_defaults_to_the_runs_and_0_is_the_whole_split(trained_run):
+    def count(*argv):
+        out = validate(build_parser().parse_args(["--checkpoint", str(trained_run), "--workers", "0", *argv]))
+        reset_accelerate()
+        return out["results"]["clean"]["count"]
+
+    assert count() == 45  # the run's --val-num-samples
+    assert count("--num-samples", "0") == 355  # the whole digits validation split
+    assert count("--num-samples", "10") == 10
+
+
+def test_dataset_names_without_their_prefix_say_what_to_use():
+    from timm_zerosnet.data import create_datasets
+
+    with pytest.raises(ValueError, match=r"--dataset 'cifar10' is not a dataset name .*'torch/cifar10'"):
+        create_datasets({"dataset": "cifar10"})
+    assert len(create_datasets({"dataset": "Digits"}, train=False).val) == 355

@@ -241,6 +241,8 @@ def dataset_name(args: Any) -> str:
     name = _get(args, "dataset")
     if name is None:
         return "" if _get(args, "data_dir") else "digits"
+    if name.lower() == "digits":
+        return "digits"
     return "" if name.lower() in ("folder", "imagefolder", "image_folder") else name
 
 
@@ -335,6 +337,11 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
             )
         if data_dir is None and not name:
             raise ValueError("An ImageFolder dataset needs --data-dir (a folder with train/ and val/ sub-folders).")
+        if data_dir is None and "/" not in name:
+            raise ValueError(
+                f"--dataset {name!r} is not a dataset name this tool knows: use 'digits' (the default), 'folder' with "
+                f"--data-dir, or a timm name with its prefix and --data-dir, e.g. 'torch/{name.lower()}'"
+            )
         if data_dir is not None:
             data_dir = os.path.expanduser(str(data_dir))
             _check_data_dir(name, data_dir, download)

@@ -1667,10 +1667,10 @@ class Trainer:
             "data_config": data_config_for_run(self.data_config),
             "dataset": {
                 "name": dataset_name(args),
-                "data_dir": str(Path(args.data_dir).expanduser().absolute()) if args.data_dir else None,
+                "data_dir": _absolute(args.data_dir) if args.data_dir else None,
                 "train_split": args.train_split,
                 "val_split": args.val_split,
-                "class_map": args.class_map or None,
+                "class_map": _absolute(args.class_map) if args.class_map else None,
                 "input_img_mode": args.input_img_mode,
                 "train_num_samples": args.train_num_samples,
                 "val_num_samples": args.val_num_samples,
@@ -1709,6 +1709,13 @@ class Trainer:
     def write_run_json(self, status: str, error: str | None = None) -> None:
         text = json.dumps(self.run_summary(status, error), indent=2)
         _atomic_write_text(self.run_dir / "run.json", text)
+
+
+def _absolute(path: str) -> str:
+    """A path as run.json records it: absolute, so that the run is read the same from any directory. A class map
+    that is not a file here is left as given: timm also looks for it under the data dir."""
+    resolved = Path(path).expanduser().absolute()
+    return str(resolved) if resolved.exists() else path
 
 
 def _versions() -> dict[str, str]:

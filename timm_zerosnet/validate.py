@@ -151,7 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, help="evaluation split (default: the run's val split)")
     p.add_argument("--dataset-download", action="store_true")
     p.add_argument("--class-map", default="")
-    p.add_argument("--num-samples", type=int, default=None, help="evenly spaced subset of the split")
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        default=None,
+        help="evenly spaced subset of the split (default: the run's --val-num-samples; 0: the whole split)",
+    )
     p.add_argument("--img-size", type=int, default=None)
     p.add_argument("--crop-pct", type=float, default=None)
     p.add_argument("--mean", type=float, nargs="+", default=None)
@@ -237,13 +242,13 @@ def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> di
         "class_names": (info or {}).get("label_names"),
         # the run's own image mode (YCbCr, RGBA, ...), else the one zerosnet-train picks for the channel count
         "input_img_mode": ds.get("input_img_mode") or _IMG_MODE_OF_CHANNELS.get(in_chans, "L"),
-        "val_num_samples": args.num_samples if args.num_samples is not None else ds.get("val_num_samples"),
+        "val_num_samples": (args.num_samples or None) if args.num_samples is not None else ds.get("val_num_samples"),
     }
 
 
 def validate(args: argparse.Namespace) -> dict:
     """Evaluate as configured; returns a JSON-ready dict with one entry per condition ('clean', 'randn:0.1', ...)."""
-    for name, low in (("num_samples", 1), ("batch_size", 1), ("workers", 0), ("threads", 1)):
+    for name, low in (("num_samples", 0), ("batch_size", 1), ("workers", 0), ("threads", 1)):
         value = getattr(args, name)
         if value is not None and value < low:
             raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
