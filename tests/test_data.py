@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import sys
+import types
 from types import SimpleNamespace
 
 import numpy as np
@@ -265,6 +267,11 @@ def test_hfds_goes_through_timm_create_dataset(monkeypatch):
         return FakeHf()
 
     monkeypatch.setattr(data_mod, "create_dataset", fake_create_dataset)
+    monkeypatch.setitem(sys.modules, "datasets", None)  # not installed: said so, before timm's reader fails
+    with pytest.raises(ModuleNotFoundError, match=r"needs the 'datasets' package \(pip install datasets\)"):
+        create_datasets({"dataset": "hfds/user/set", "data_dir": "/cache"})
+    assert not calls
+    monkeypatch.setitem(sys.modules, "datasets", types.ModuleType("datasets"))
     splits = create_datasets({"dataset": "hfds/user/set", "data_dir": "/cache", "val_split": "test"})
     assert calls == [("hfds/user/set", "train", True, "/cache"), ("hfds/user/set", "test", False, "/cache")]
     assert splits.label_names == ["zero", "one"]

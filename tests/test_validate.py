@@ -236,6 +236,12 @@ def test_num_samples_defaults_to_the_runs_and_0_is_the_whole_split(trained_run):
     assert count("--num-samples", "10") == 10
 
 
+def test_mean_and_std_counts_are_checked_as_in_training(trained_run):
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "--mean", "0.1", "0.9"]
+    with pytest.raises(ValueError, match=r"--mean has 2 values but the model takes 3 channel\(s\)"):
+        validate(build_parser().parse_args(argv))
+
+
 def test_dataset_names_without_their_prefix_say_what_to_use():
     from timm_zerosnet.data import create_datasets
 

@@ -371,6 +371,13 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
                     source = "the train split" if splits["train"] is not None else "the checkpoint's label names"
                     _check_val_classes(data_dir, split, classes, source)
                     common["class_map"] = dict(classes)
+            if name.lower().startswith("hfds/"):
+                try:
+                    import datasets  # noqa: F401
+                except ImportError:
+                    raise ModuleNotFoundError(
+                        f"{name!r} is a Hugging Face dataset: it needs the 'datasets' package (pip install datasets)"
+                    ) from None
             try:
                 splits[key] = create_dataset(name, split=split, is_training=is_training, **common)
             except (URLError, ConnectionError, TimeoutError) as e:

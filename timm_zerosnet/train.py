@@ -548,6 +548,12 @@ def resolve_in_chans(args: argparse.Namespace) -> int:
                 f"channel(s); leave --input-img-mode out ({_IMG_MODE_OF_CHANNELS.get(in_chans, '?')} is used for "
                 f"{in_chans}) or pass --in-chans {bands}"
             )
+    check_stat_counts(args, in_chans)
+    return in_chans
+
+
+def check_stat_counts(args: argparse.Namespace, in_chans: int) -> None:
+    """--mean / --std: one value per input channel, or one for all (never silently averaged to fit)."""
     for key in ("mean", "std"):
         values = getattr(args, key)
         if values is not None and len(values) not in (1, in_chans):
@@ -555,7 +561,6 @@ def resolve_in_chans(args: argparse.Namespace) -> int:
                 f"--{key} has {len(values)} values but the model takes {in_chans} channel(s); give one value per "
                 f"channel ({in_chans}) or a single value for all of them"
             )
-    return in_chans
 
 
 def _jsonable(value: Any) -> Any:

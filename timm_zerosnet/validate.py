@@ -42,6 +42,7 @@ from .train import (
     _atomic_write_text,
     _KeyValueAction,
     _match_channels,
+    check_stat_counts,
     evaluate,
     resolve_weights,
 )
@@ -258,6 +259,7 @@ def validate(args: argparse.Namespace) -> dict:
     model, info = load_model(args)
     weights = resolve_weights(args.checkpoint, args.weights)[0] if args.checkpoint else None
     in_chans = getattr(model, "in_chans", None) or (info or {}).get("in_chans") or 3
+    check_stat_counts(args, in_chans)
     overrides = {
         k: getattr(args, k)
         for k in ("img_size", "crop_pct", "mean", "std", "interpolation")
