@@ -169,8 +169,26 @@ def test_image_folder_val_labels_follow_the_train_classes_by_name(tmp_path):
     )
     assert sorted({alone.val[i][1] for i in range(len(alone.val))}) == [0, 2]
     _write_split(tmp_path, "val", ("fox",))
-    with pytest.raises(ValueError, match="class folders that the train split does not: fox"):
+    with pytest.raises(ValueError, match="class folders that the train split lacks: fox"):
         create_datasets({"dataset": "folder", "data_dir": str(tmp_path)})
+    with pytest.raises(ValueError, match="class folders that the checkpoint lacks: fox"):
+        create_datasets({"data_dir": str(tmp_path), "class_names": ["cat", "dog", "emu"]}, train=False)
+    Image.new("RGB", (10, 12)).save(tmp_path / "val" / "loose.png")
+    with pytest.raises(ValueError, match="holds images directly, outside class folders"):
+        create_datasets({"dataset": "folder", "data_dir": str(tmp_path)})
+
+
+def test_evaluation_alone_may_read_the_split_folder_itself(tmp_path):
+    """As timm's validate.py: --data-dir the val folder (only training needs both split folders under one root)."""
+    _write_split(tmp_path, "val", ("cat", "emu"))
+    alone = create_datasets({"data_dir": str(tmp_path / "val"), "class_names": ["cat", "dog", "emu"]}, train=False)
+    assert sorted({alone.val[i][1] for i in range(len(alone.val))}) == [0, 2]
+
+
+def test_a_prefix_free_timm_name_is_an_image_folder_with_the_same_checks(tmp_path):
+    _write_split(tmp_path, "train", ("cat", "dog"))
+    with pytest.raises(FileNotFoundError, match="no folder for the 'validation' split"):
+        create_datasets({"dataset": "imagenet", "data_dir": str(tmp_path)})
 
 
 def test_image_folder_needs_data_dir():
@@ -268,7 +286,7 @@ def test_hfds_goes_through_timm_create_dataset(monkeypatch):
 
     monkeypatch.setattr(data_mod, "create_dataset", fake_create_dataset)
     monkeypatch.setitem(sys.modules, "datasets", None)  # not installed: said so, before timm's reader fails
-    with pytest.raises(ModuleNotFoundError, match=r"needs the 'datasets' package \(pip install datasets\)"):
+    with pytest.raises(ValueError, match=r"needs the 'datasets' package \(pip install datasets\)"):
         create_datasets({"dataset": "hfds/user/set", "data_dir": "/cache"})
     assert not calls
     monkeypatch.setitem(sys.modules, "datasets", types.ModuleType("datasets"))

@@ -553,9 +553,13 @@ def test_values_timm_accepts_are_accepted():
 
 def test_recipe_errors_are_one_line_naming_the_flag(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    for text, flag in (("cpu: 'true'\n", "--cpu"), ("no_aug: 'yes'\n", "--no-aug")):
+    for text, flag in (
+        ("cpu: 'true'\n", "--cpu"),
+        ("no_aug: 'yes'\n", "--no-aug"),
+        ("batch_size: abc\n", "--batch-size"),
+    ):
         bad.write_text(text)
-        with pytest.raises(ValueError, match=rf"must be true or false .*\(it is the value of {flag}\)"):
+        with pytest.raises(ValueError, match=rf"must be .*\(it is the value of {flag}\)"):
             parse_args(["-c", str(bad)])
         assert main(["-c", str(bad)]) == 2
         err = capsys.readouterr().err
@@ -796,15 +800,17 @@ def test_torchcompile_with_ema_saves_plain_weights_that_validate_reads(tmp_path)
     assert out["results"]["clean"]["top1"] == summary["metrics"]["final"]["top1"]
 
 
-def test_a_damaged_state_names_itself_and_the_state_to_resume_instead(tmp_path):
-    """A truncated file in the latest state: the error names the state and the earlier complete one to resume."""
+@pytest.mark.parametrize("damaged", ["model.safetensors", "optimizer.bin"])
+def test_a_damaged_state_names_itself_and_the_state_to_resume_instead(tmp_path, damaged):
+    """A truncated file in the latest state (safetensors, or torch.load's zip archive): the error names the state
+    and the earlier complete one to resume."""
     run(tmp_path, "dmg", "--epochs", "2", "--checkpoint-hist", "2")
     reset_accelerate()
     manager = CheckpointManager(tmp_path / "dmg")
     latest = manager.latest()
     earlier = sorted(p for p in manager.dir.glob("state-*") if p != latest)[-1]
-    weights = latest / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])
+    file = latest / damaged
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
     with pytest.raises(ValueError, match=rf"cannot load the training state {latest} .*--resume {earlier}$"):
         run(tmp_path, "dmg", "--epochs", "2", "--checkpoint-hist", "2", "--resume", "auto")
     reset_accelerate()

@@ -290,12 +290,18 @@ def _check_val_classes(data_dir: str, split: str, classes: dict[str, int], sourc
     from timm.data.dataset_factory import _search_split
     from timm.data.readers.reader_image_folder import find_images_and_targets
 
-    _, found = find_images_and_targets(_search_split(data_dir, split))
+    root = _search_split(data_dir, split)
+    _, found = find_images_and_targets(root)
+    if "" in found:
+        raise ValueError(
+            f"{root} holds images directly, outside class folders: an ImageFolder split has one folder per class "
+            f"(as its train split); move them into their class folders"
+        )
     unknown = sorted(set(found) - set(classes))
     if unknown:
         raise ValueError(
-            f"the {split!r} split of {data_dir} has class folders that {source} does not: {', '.join(unknown[:10])}"
-            f"; the labels would not match. Give both splits the same classes (or pass --class-map)"
+            f"the {split!r} split of {data_dir} has class folders that {source} lacks: {', '.join(unknown[:10])}; "
+            f"their labels would be wrong. Use the classes of {source} (or pass --class-map)"
         )
 
 
@@ -345,12 +351,15 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
         if data_dir is not None:
             data_dir = os.path.expanduser(str(data_dir))
             _check_data_dir(name, data_dir, download)
-        folder = not name and data_dir is not None and os.path.isdir(data_dir)
+        # an ImageFolder: no name, or a name without a prefix (timm reads any such name as a folder)
+        folder = "/" not in name and data_dir is not None and os.path.isdir(data_dir)
         class_map = _get(args, "class_map", None) or None
         names = _get(args, "class_names")
         if folder and class_map is None and names:
             class_map = {str(n): i for i, n in enumerate(names)}
-        if folder:
+        if folder and train:
+            # both splits from one root: a split folder timm does not find would be the whole root, i.e. validation
+            # on the training images (evaluation alone may point --data-dir at the split folder itself, as timm's)
             for split, wanted, option in ((train_split, train, "--train-split"), (val_split, val, "--val-split")):
                 if wanted:
                     _folder_split(data_dir, split, option)
@@ -368,14 +377,14 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
                 # the val labels are the train split's (or the given names'), by class name, not its own folder order
                 classes = _class_to_idx(splits["train"]) or common["class_map"]
                 if classes:
-                    source = "the train split" if splits["train"] is not None else "the checkpoint's label names"
+                    source = "the train split" if splits["train"] is not None else "the checkpoint"
                     _check_val_classes(data_dir, split, classes, source)
                     common["class_map"] = dict(classes)
             if name.lower().startswith("hfds/"):
                 try:
                     import datasets  # noqa: F401
                 except ImportError:
-                    raise ModuleNotFoundError(
+                    raise ValueError(
                         f"{name!r} is a Hugging Face dataset: it needs the 'datasets' package (pip install datasets)"
                     ) from None
             try:

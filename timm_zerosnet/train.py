@@ -330,7 +330,7 @@ def _config_value(action: argparse.Action, value: Any, where: str) -> Any:
     is read as a number, as on the command line; ``null`` leaves an option unset where its default is null, empty or
     {}, and is refused elsewhere.
     """
-    flag = action.option_strings[0]  # --cpu, not its --no-cpu
+    flag = next(o for o in action.option_strings if o.startswith("--"))  # --batch-size, not -b; --cpu, not --no-cpu
 
     def bad(problem: str) -> ValueError:
         return ValueError(f"{where}: {problem} (it is the value of {flag})")
@@ -1390,7 +1390,9 @@ class Trainer:
         self.check_resume_settings(path)
         try:
             self.accelerator.load_state(str(path))
-        except (SafetensorError, EOFError, pickle.UnpicklingError, FileNotFoundError) as e:  # unreadable files
+        except (SafetensorError, EOFError, pickle.UnpicklingError, FileNotFoundError, RuntimeError) as e:
+            if isinstance(e, RuntimeError) and "PytorchStreamReader" not in str(e):
+                raise  # not an unreadable file (torch.load's zip reader), e.g. weights that do not fit the model
             earlier = [p for p in sorted(path.parent.glob("state-*")) if p.is_dir() and p.name < path.name]
             advice = (
                 f"resume the state before it with --resume {earlier[-1]}"
