@@ -248,3 +248,13 @@ def test_dataset_names_without_their_prefix_say_what_to_use():
     with pytest.raises(ValueError, match=r"--dataset 'cifar10' is not a dataset name .*'torch/cifar10'"):
         create_datasets({"dataset": "cifar10"})
     assert len(create_datasets({"dataset": "Digits"}, train=False).val) == 355
+
+
+def test_a_data_dir_alone_on_a_digits_run_evaluates_that_folder(trained_run, tmp_path):
+    """The run's dataset is the digits, which read no data dir: --data-dir must not be silently ignored."""
+    for i in range(10):
+        (tmp_path / "val" / str(i)).mkdir(parents=True)
+        Image.new("RGB", (32, 32), (20 * i, 0, 0)).save(tmp_path / "val" / str(i) / "a.png")
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "--data-dir", str(tmp_path), "--num-samples", "0"]
+    out = validate(build_parser().parse_args(argv))
+    assert out["results"]["clean"]["count"] == 10

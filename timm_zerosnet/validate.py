@@ -234,7 +234,10 @@ def _weights_choice(args: argparse.Namespace, weights: Path | None, info: dict |
 def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> dict:
     ds = (info or {}).get("dataset") or {}
     return {
-        "dataset": args.dataset if args.dataset is not None else ds.get("name"),
+        # --data-dir alone on a digits run: that folder (the digits read no data dir, so it would be ignored)
+        "dataset": args.dataset
+        if args.dataset is not None
+        else (None if args.data_dir is not None and ds.get("name") == "digits" else ds.get("name")),
         "data_dir": args.data_dir if args.data_dir is not None else ds.get("data_dir"),
         "val_split": args.split or ds.get("val_split"),
         "dataset_download": args.dataset_download,
