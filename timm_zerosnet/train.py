@@ -445,7 +445,7 @@ _AT_LEAST_ZERO = (
     "mixup_off_epoch"
 ).split()
 _IMG_MODE_OF_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
-# (low, high) of float options, "[" / "(" closed / open; None: unbounded. NaN and infinity are refused everywhere.
+# intervals of float options ("[" / "(" closed / open ends; "each": every value of a list); NaN and inf always refused
 _RANGES = {
     "(0, inf)": "clip_grad decay_epochs decay_rate opt_eps",
     "[0, inf)": "lr lr_base warmup_lr min_lr weight_decay color_jitter mixup cutmix",
