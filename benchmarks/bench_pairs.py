@@ -196,12 +196,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eff-tol", type=float, default=0.05, help="the ratio must be >= 1 - this")
     p.add_argument("--isolate", choices=("subprocess", "none"), default=None, help="a worker per pair and mode")
     p.add_argument("--worker-timeout", type=float, default=1800)
-    p.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
+    p.add_argument("--out-dir", default=None, help="default: benchmarks/results (--quick: benchmarks/results/quick)")
     p.add_argument("--quick", action="store_true", help="smoke configuration: one CIFAR pair, tiny, in-process")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     quick = dict(models="zerosnet20_cifar", modes="eager", reps=2, workers=1, min_rep_s=0.0, isolate="none", threads=1)
-    quick.update(batch_size=2, batch_size_cifar=2, warmup=1)
+    quick.update(out_dir=str(bench.QUICK_RESULTS), batch_size=2, batch_size_cifar=2, warmup=1)
     fill_defaults(args, quick if args.quick else full_defaults() | dict(modes="eager,compile"))
     args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
     args.phase_list = [ph.strip() for ph in args.phases.split(",") if ph.strip()]
@@ -231,6 +231,7 @@ def full_defaults() -> dict[str, Any]:
         batch_size=8,
         batch_size_cifar=64,
         warmup=2,
+        out_dir=str(bench.RESULTS),
     )
 
 

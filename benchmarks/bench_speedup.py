@@ -180,12 +180,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-heap", action="store_true", help="workers keep freed memory in the heap (cpu_heap.py)")
     p.add_argument("--isolate", choices=("subprocess", "none"), default=None, help="a worker process per model")
     p.add_argument("--worker-timeout", type=float, default=2400)
-    p.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
+    p.add_argument("--out-dir", default=None, help="default: benchmarks/results (--quick: benchmarks/results/quick)")
     p.add_argument("--quick", action="store_true", help="smoke configuration: one CIFAR model, tiny, in-process")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     quick = dict(models="zerosnet20_cifar", baseline="timm-resnet20_cifar", reps=2, workers=1, min_rep_s=0.0)
     quick.update(isolate="none", threads=1, batch_size=2, batch_size_cifar=2, warmup=1)
+    quick.update(out_dir=str(bench.QUICK_RESULTS))
     fill_defaults(args, quick if args.quick else full_defaults() | dict(baseline="resnet50"))
     args.phase_list = [ph.strip() for ph in args.phases.split(",") if ph.strip()]
     if bad := [ph for ph in args.phase_list if ph not in bench.PHASES]:

@@ -81,8 +81,12 @@ MODEL_SETS = {
 }
 QUICK_MODELS = ["zerosnet20_cifar", "lmresnet20_cifar", "preresnet20_cifar", "timm-resnetv2_20_cifar"]
 
+RESULTS = Path(__file__).resolve().parent / "results"  # the published results (README)
+QUICK_RESULTS = RESULTS / "quick"  # smoke runs: never over the published files (git-ignored)
+
 # (full, quick) defaults of the options that --quick changes; an explicit option always wins
 PRESETS: dict[str, tuple[Any, Any]] = {
+    "out_dir": (str(RESULTS), str(QUICK_RESULTS)),
     "models": (",".join(DEFAULT_MODELS), ",".join(QUICK_MODELS)),
     "modes": ("eager,channels_last,compile", "eager,channels_last"),
     "baseline": ("resnet50", "timm-resnet20_cifar"),
@@ -1353,7 +1357,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "ZeroSNets and their PreResNets, in memory-only workers like the one at the batch of the run ('' for none; "
         "default 32)",
     )
-    p.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
+    p.add_argument("--out-dir", default=None, help="default: benchmarks/results (--quick: benchmarks/results/quick)")
     p.add_argument("--tag", default="benchmark", help="file name stem of the outputs")
     p.add_argument("--no-chart", action="store_true")
     p.add_argument(

@@ -13,6 +13,7 @@ run.json. Evaluate it again with ``zerosnet-validate --checkpoint runs/demo``.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -25,13 +26,34 @@ from timm_zerosnet.train import parse_args, train
 REQUIRED_TOP1 = 95.0
 
 
+# what a digits_demo run and this demo's hub step write into the run directory
+_DEMO_ENTRIES = {"args.yaml", "best.safetensors", "checkpoints", "curves.png", "hub", "logs", "metrics.csv"}
+_DEMO_ENTRIES |= {"metrics.json", "model.safetensors", "model_ema.safetensors", "run.json"}
+
+
+def _remove_earlier_demo_run(run_dir: Path) -> None:
+    """Remove ``run_dir`` only if it is an earlier run of this demo (a fresh run each time); refuse anything else."""
+    try:
+        recipe = (json.loads((run_dir / "run.json").read_text()).get("training") or {}).get("recipe") or ""
+    except (OSError, ValueError, AttributeError):
+        recipe = ""
+    foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in _DEMO_ENTRIES)
+    if not Path(recipe).name == "digits_demo.yaml" or foreign:
+        what = f"it holds {', '.join(foreign[:5])}" if foreign else "it is not a run of the digits_demo recipe"
+        raise SystemExit(
+            f"demo: --run-dir {run_dir} exists and is not an earlier demo run ({what}); the demo replaces only its "
+            f"own runs: choose another --run-dir or remove it yourself"
+        )
+    shutil.rmtree(run_dir)
+
+
 def train_step(context: dict) -> dict:
     """Train zerosnet20_cifar from scratch with the packaged `digits_demo` recipe (a fresh run each time)."""
     run_dir = Path(context["run_dir"])
-    if (run_dir / "run.json").exists() or (run_dir / "checkpoints").exists():
-        shutil.rmtree(run_dir)  # an earlier demo run
+    if run_dir.exists():
+        _remove_earlier_demo_run(run_dir)
     argv = ["-c", "digits_demo", "--output", str(run_dir.parent), "--experiment", run_dir.name]
-    if context.get("epochs"):
+    if context.get("epochs") is not None:  # 0 too: zerosnet-train says what is wrong with it
         argv += ["--epochs", str(context["epochs"])]
     tic = time.perf_counter()
     summary = train(parse_args(argv))

@@ -683,3 +683,12 @@ def test_an_unwritable_out_dir_is_refused_before_the_sweep(tmp_path, monkeypatch
     args = bench.parse_args(["--quick", "--models", "zerosnet20_cifar", "--out-dir", str(blocker / "sub")])
     with pytest.raises(SystemExit, match="cannot write there"):
         bench.run_benchmark(args, log=lambda *a: None)
+
+
+def test_quick_runs_never_write_over_the_published_results():
+    """--quick writes to benchmarks/results/quick (git-ignored), a full run to benchmarks/results; --out-dir wins."""
+    results = ROOT / "benchmarks" / "results"
+    for parse in (bench.parse_args, pairs.parse_args, speedup.parse_args):
+        assert Path(parse(["--quick"]).out_dir) == results / "quick", parse
+        assert Path(parse([]).out_dir) == results, parse
+        assert parse(["--quick", "--out-dir", "/tmp/x"]).out_dir == "/tmp/x", parse

@@ -46,3 +46,19 @@ def test_readme_quick_start_runs_and_says_what_it_does():
     assert scope["dense"].feature_info.reduction() == [2, 4, 8, 16, 16]
     features = scope["dense"](torch.randn(1, 3, 64, 64))
     assert features[-1].shape == (1, 2048, 4, 4)
+
+
+def test_demo_replaces_only_its_own_earlier_runs(tmp_path):
+    """--run-dir naming any other folder is refused, its files kept (it used to be removed whole)."""
+    spec = importlib.util.spec_from_file_location("zerosnet_demo", ROOT / "examples" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    victim = tmp_path / "victim"
+    (victim / "checkpoints").mkdir(parents=True)
+    (victim / "src").mkdir()
+    (victim / "src" / "important.py").write_text("x")
+    with pytest.raises(SystemExit, match=r"is not an earlier demo run \(it holds src\)"):
+        demo.run_demo(victim)
+    assert (victim / "src" / "important.py").read_text() == "x"
+    with pytest.raises(ValueError, match="--epochs must be at least 1, got 0"):
+        demo.run_demo(tmp_path / "fresh", epochs=0)  # not the recipe's 5
