@@ -39,21 +39,34 @@ def extract(backbone: nn.Module, dataset, transform, batch_size: int = 256) -> t
     return torch.cat(feats), torch.cat(labels)
 
 
+DEMO_MODEL, DEMO_WEIGHTS = "zerosnet20_cifar", Path("runs/demo/model.safetensors")  # what `make demo` trains
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="zerosnet20_cifar")
-    parser.add_argument("--checkpoint", default="runs/demo/model.safetensors")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help=f"weights file or run directory (default: {DEMO_WEIGHTS} for {DEMO_MODEL} if `make demo` wrote it)",
+    )
     args = parser.parse_args(argv)
     tic = time.perf_counter()
     torch.manual_seed(0)
 
-    checkpoint = Path(args.checkpoint)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    if checkpoint is not None and checkpoint.is_dir():
+        checkpoint = checkpoint / "model.safetensors"  # a run directory: its final weights
+    if checkpoint is not None and not checkpoint.is_file():
+        parser.error(f"--checkpoint {args.checkpoint}: no such weights file (or run directory with model.safetensors)")
+    if checkpoint is None and args.model == DEMO_MODEL and DEMO_WEIGHTS.is_file():
+        checkpoint = DEMO_WEIGHTS
     kwargs = {}
-    if checkpoint.is_file():
+    if checkpoint is not None:
         # the classifier of the checkpoint is not part of a features_only model; timm drops it
         kwargs = dict(pretrained=True, pretrained_cfg_overlay=dict(file=str(checkpoint), num_classes=10))
     else:
-        print(f"No checkpoint at {checkpoint} (run `make demo`): using a randomly initialised backbone")
+        print(f"No checkpoint for {args.model} (run `make demo` or pass --checkpoint): a random backbone")
     backbone = timm.create_model(args.model, features_only=True, **kwargs).eval()
     info = backbone.feature_info
     print(f"{args.model} features: channels {info.channels()}, reductions {info.reduction()}")

@@ -62,3 +62,13 @@ def test_demo_replaces_only_its_own_earlier_runs(tmp_path):
     assert (victim / "src" / "important.py").read_text() == "x"
     with pytest.raises(ValueError, match="--epochs must be at least 1, got 0"):
         demo.run_demo(tmp_path / "fresh", epochs=0)  # not the recipe's 5
+
+
+def test_feature_extraction_refuses_a_checkpoint_it_cannot_find(tmp_path, capsys):
+    """An explicit --checkpoint that is not there is an error, not a silent random backbone."""
+    spec = importlib.util.spec_from_file_location("zerosnet_features", ROOT / "examples" / "feature_extraction.py")
+    features = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(features)
+    with pytest.raises(SystemExit):
+        features.main(["--checkpoint", str(tmp_path / "missing.safetensors")])
+    assert "no such weights file" in capsys.readouterr().err

@@ -858,3 +858,14 @@ def test_torch_datasets_take_the_input_image_mode(tmp_path):
     trainer = Trainer.from_args(parse_args(tiny_argv(tmp_path, "mnist", *extra)))
     assert trainer.train_dataset[0][0].shape == (3, 16, 16) and trainer.val_loader is not None
     assert trainer.fit()["metrics"]["final"]["top1"] is not None
+
+
+def test_a_run_fine_tuned_from_one_source_does_not_resume_as_if_from_another(tmp_path, source_run):
+    """--pretrained-path is what run.json says the run fine-tunes: a resume with another one is refused, not
+    reported as a fine-tuning it never did."""
+    run(tmp_path, "ft", "--pretrained-path", str(source_run))
+    reset_accelerate()
+    other = str(source_run / "best.safetensors")
+    changed = rf"changed settings.*--pretrained-path {other} \(the state: --pretrained-path"
+    with pytest.raises(ValueError, match=changed):
+        run(tmp_path, "ft", "--pretrained-path", other, "--resume", "auto")

@@ -1135,8 +1135,8 @@ def make_accelerator(args: argparse.Namespace) -> Accelerator:
 
 
 RESUME_SETTINGS = (
-    # the model (its weights are restored)
-    "model model_kwargs num_classes freeze_backbone "
+    # the model (its weights are restored; --pretrained-path names what the run fine-tunes, as run.json reports it)
+    "model model_kwargs num_classes freeze_backbone pretrained pretrained_path "
     # optimizer and schedule: their states (momentum buffers, param-group lr/weight decay, the scheduler's length
     # and milestones) are restored, so new values would be silently ignored
     "opt momentum weight_decay decay_lambda opt_eps opt_betas opt_kwargs layer_decay lr epochs sched sched_on_updates "
