@@ -1266,7 +1266,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--modes", default=None, help=f"comma separated, from {','.join(MODES)} (default: eager,channels_last,compile)"
     )
-    p.add_argument("--phases", default="infer,train", help="infer, train or both")
+    p.add_argument("--phases", default="infer,train", help="comma separated, from infer,train")
     p.add_argument(
         "--baseline", default=None, help="model every row is also compared with ('' for none; default resnet50)"
     )
