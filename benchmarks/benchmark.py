@@ -266,6 +266,7 @@ def model_info(spec: str, args: argparse.Namespace) -> dict[str, Any]:
         model=spec,
         family=family_of(name),
         style=style,
+        arch_style="cifar" if default_size <= 64 else "imagenet",  # the skeleton's, whatever size it runs at
         block=block_type(model),
         preact=is_preact(model),
         depth=int(m.group(1)) if m else None,
@@ -282,14 +283,19 @@ def reference_for(info: dict[str, Any], args: argparse.Namespace, activation: st
     pre-activation models get timm's ResNetV2 (PreActBasic / PreActBottleneck), post-activation ones timm's ResNet.
     ``activation='post'`` asks for the post-activation reference whatever the model's blocks are."""
     pre = info.get("preact", False) if activation is None else activation == "pre"
-    if info["style"] == "cifar":
+    # the reference has the model's skeleton (a 224-style bottleneck net at @64 is still compared with resnetv2_50)
+    # and runs at the model's explicit @SIZE too; timm's own nets at @SIZE <= 64 ('resnet18@32') stand for CIFAR
+    style = info.get("arch_style", info["style"]) if info.get("family") in OURS else info["style"]
+    _, size = split_name(info["model"])
+    at = f"@{size}" if size is not None and style == "imagenet" else ""
+    if style == "cifar":
         if info["depth"] is None:
             return None
         ref = (args.ref_preact_cifar if pre else args.ref_cifar).format(depth=info["depth"])
     elif info["block"] == "bottleneck":
-        ref = args.ref_preact_bottleneck if pre else args.ref_bottleneck
+        ref = (args.ref_preact_bottleneck if pre else args.ref_bottleneck) + at
     elif info["block"] == "basic":
-        ref = args.ref_preact_basic if pre else args.ref_basic
+        ref = (args.ref_preact_basic if pre else args.ref_basic) + at
     else:
         return None
     return None if ref == info["model"] or not is_known(ref) else ref

@@ -692,3 +692,19 @@ def test_quick_runs_never_write_over_the_published_results():
         assert Path(parse(["--quick"]).out_dir) == results / "quick", parse
         assert Path(parse([]).out_dir) == results, parse
         assert parse(["--quick", "--out-dir", "/tmp/x"]).out_dir == "/tmp/x", parse
+
+
+def test_an_explicit_size_keeps_the_reference_of_the_same_skeleton_at_that_size():
+    """zerosnet50@128 is compared with resnetv2_50@128 (it was resnetv2_50 at 224), zerosnet50@64 with
+    resnetv2_50@64 (it was a basic-block CIFAR net); the CIFAR models and the defaults are unchanged."""
+    args = bench.parse_args(["--no-auto-add"])
+    expected = {
+        "zerosnet50@128": ("resnetv2_50@128", "resnet50@128"),
+        "zerosnet50@64": ("resnetv2_50@64", "resnet50@64"),
+        "lmresnet18@96": ("resnetv2_18@96", "resnet18@96"),
+        "zerosnet50": ("resnetv2_50", "resnet50"),
+        "zerosnet20_cifar": ("timm-resnetv2_20_cifar", "timm-resnet20_cifar"),
+    }
+    for spec, (pre, post) in expected.items():
+        info = bench.model_info(spec, args)
+        assert (bench.reference_for(info, args), bench.post_reference_for(info, args)) == (pre, post), spec
