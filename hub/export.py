@@ -283,15 +283,9 @@ def _shape_of(state_dict: Mapping[str, Any], names: tuple[str, ...]) -> tuple[in
 def _checkpoint_filter(model: Any, architecture: str) -> Callable[[dict, Any], dict]:
     """The family's own checkpoint filter (it also reads the authors' checkpoints), else no filtering; called with
     ``exact=True``: the export loads strictly into the model as built."""
-    import sys
+    from timm_zerosnet.models import family_checkpoint_filter
 
-    from timm.models import model_entrypoint
-
-    for name in (type(model).__module__, model_entrypoint(architecture).__module__):
-        fn = getattr(sys.modules.get(name), "checkpoint_filter_fn", None)
-        if fn is not None:
-            return fn
-    return lambda state_dict, model, **_: dict(state_dict)
+    return family_checkpoint_filter(model, architecture) or (lambda state_dict, model, **_: dict(state_dict))
 
 
 def load_into(model: Any, state_dict: Mapping[str, Any], path: Path, architecture: str) -> None:

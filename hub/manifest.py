@@ -16,6 +16,7 @@ from typing import Any
 from timm_zerosnet.release import (
     ReleaseError,
     empty_manifest,
+    find_release,
     load_manifest,
     manifest_path,
     tag_problem,
@@ -178,7 +179,7 @@ def _with_published(
     data: dict[str, Any], ex: ExportedFolder, repo_id: str, commit: str, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """Mark the export's entry of ``data`` 'published' at ``commit`` (added if it was never staged); validated."""
-    entry = next((e for e in data["releases"] if (e["model"], e["tag"]) == (ex.architecture, ex.tag)), None)
+    entry = find_release(ex.architecture, ex.tag, data)
     if entry is None or entry["state"] == "staged":
         entry = dict(manifest_entry(ex, repo_id), staged=(entry or {}).get("staged") or _now())
     entry.update(state="published", hub_commit=commit, repo_id=repo_id, published=_now())

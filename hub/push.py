@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from timm_zerosnet.release import manifest_path, repo_id_problem
+from timm_zerosnet.release import find_release, manifest_path, repo_id_problem
 
 from . import HubError, HubUnreachable
 from .export import read_export, verify_export
@@ -115,8 +115,7 @@ def push(
         log(f"note: {e}")
     old = None
     if entry is not None:  # a registry tag: what the manifest already says of it
-        data = read_manifest(manifest)
-        old = next((e for e in data["releases"] if (e["model"], e["tag"]) == (ex.architecture, ex.tag)), None)
+        old = find_release(ex.architecture, ex.tag, read_manifest(manifest))
     if old is not None and old["sha256"] != ex.sha256:
         raise HubError(
             f"{ex.path}: its weights (sha256 {ex.sha256[:12]}...) are not the {old['state']} "

@@ -371,17 +371,13 @@ def _constants_note(model: Any, name: str, kwargs: dict[str, Any]) -> str | None
     )
 
 
-def _checkpoint_filter(model: Any) -> Any:
-    """The checkpoint filter of the model's family (the ``checkpoint_filter_fn`` timm's pretrained loading applies,
-    which also reads the authors' checkpoints), else None."""
-    return getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
-
-
 def _load_checkpoint(model: Any, path: str, name: str) -> None:
     """Load a state dict file into ``model`` through its family's checkpoint filter (as timm loads pretrained
     weights: our own and the authors' checkpoints); unreadable files and mismatched weights become one-line
     errors."""
     from timm.models import load_state_dict
+
+    from timm_zerosnet.models import family_checkpoint_filter
 
     if not os.path.isfile(path):
         problem = "is a directory" if os.path.isdir(path) else "does not exist"
@@ -400,7 +396,7 @@ def _load_checkpoint(model: Any, path: str, name: str) -> None:
             "pass a state dict saved with torch.save or safetensors"
         ) from None
     try:
-        checkpoint_filter = _checkpoint_filter(model)
+        checkpoint_filter = family_checkpoint_filter(model)
         if checkpoint_filter is not None:
             # exact=True: loaded strictly into the model as built, its classifier included
             state_dict = checkpoint_filter(state_dict, model, exact=True)
