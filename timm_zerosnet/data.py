@@ -263,14 +263,13 @@ def _check_data_dir(name: str, data_dir: str, download: bool) -> None:
         )
 
 
-_SPLIT_SYNONYMS = (("train", "training"), ("val", "valid", "validation", "eval", "evaluation"))  # as timm's
-
-
 def _folder_split(data_dir: str, split: str, option: str) -> None:
     """Refuse an ImageFolder root without a sub-folder for ``split``: timm would read the whole root instead (so a
     missing val/ made the training images the validation set)."""
+    from timm.data.dataset_factory import _EVAL_SYNONYM, _TRAIN_SYNONYM  # the split names timm looks for
+
     name = split.split("[")[0]
-    candidates = [name] + [s for group in _SPLIT_SYNONYMS if name in group for s in group if s != name]
+    candidates = [name] + [s for group in (_TRAIN_SYNONYM, _EVAL_SYNONYM) if name in group for s in group if s != name]
     if any(os.path.isdir(os.path.join(data_dir, c)) for c in candidates):
         return
     folders = sorted(d for d in os.listdir(data_dir) if os.path.isdir(os.path.join(data_dir, d)))
