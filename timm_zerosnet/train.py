@@ -1812,6 +1812,17 @@ def _runs_on_cpu(args: argparse.Namespace) -> bool:
     return args.cpu or not any(accelerators)
 
 
+USAGE_ERRORS = (ValueError, FileNotFoundError)
+"""What the entry points report as bad input (what was wrong and what to do) instead of a traceback."""
+
+
+def usage_error(prog: str, e: BaseException) -> int:
+    """Print ``prog: error: ...`` once (the main process of a launch) and return ``EXIT_USAGE``."""
+    if os.environ.get("RANK", "0") == "0":
+        print(f"{prog}: error: {e}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``zerosnet-train``: returns 0, or EXIT_NON_FINITE when the loss became NaN/inf.
 
@@ -1819,9 +1830,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``train()`` and ``Trainer`` leave the allocator of their caller alone."""
     try:
         args = parse_args(argv)
-    except (ValueError, FileNotFoundError) as e:  # a recipe that is missing or holds a bad value
-        print(f"zerosnet-train: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    except USAGE_ERRORS as e:  # a recipe that is missing or holds a bad value
+        return usage_error("zerosnet-train", e)
     if args.keep_heap and _runs_on_cpu(args):
         note = keep_heap()
         # RANK (set by accelerate launch / torchrun), not PartialState: the Accelerator must be the first to build it
@@ -1833,10 +1843,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if PartialState().is_main_process:
             print(f"error: {e}", file=sys.stderr)
         return EXIT_NON_FINITE
-    except (ValueError, FileNotFoundError) as e:  # what was wrong with the input and what to do: one line
-        if os.environ.get("RANK", "0") == "0":
-            print(f"zerosnet-train: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    except USAGE_ERRORS as e:
+        return usage_error("zerosnet-train", e)
     return 0
 
 

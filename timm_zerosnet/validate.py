@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,13 +37,14 @@ from .data import TransformDataset, create_datasets
 from .run_layout import weights_kind
 from .train import (
     _IMG_MODE_OF_CHANNELS,
-    EXIT_USAGE,
+    USAGE_ERRORS,
     _atomic_write_text,
     _KeyValueAction,
     _match_channels,
     check_stat_counts,
     evaluate,
     resolve_weights,
+    usage_error,
 )
 
 __all__ = ["PixelNoise", "build_parser", "create_eval_transform", "load_model", "main", "parse_noise", "validate"]
@@ -340,10 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``zerosnet-validate``: 0, or 2 with one ``error:`` line for bad input (options, files)."""
     try:
         validate(build_parser().parse_args(argv))
-    except (ValueError, FileNotFoundError) as e:
-        if os.environ.get("RANK", "0") == "0":
-            print(f"zerosnet-validate: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    except USAGE_ERRORS as e:
+        return usage_error("zerosnet-validate", e)
     return 0
 
 
