@@ -468,15 +468,20 @@ def _out_of_range(value: float, bounds: str) -> bool:
     return below or above
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """Refuse option values and combinations that cannot work, before anything is built (a clear message instead of
-    an assertion or a shape error during the first step)."""
-    for name in _AT_LEAST_ONE + _AT_LEAST_ZERO:
-        value, low = getattr(args, name, None), 1 if name in _AT_LEAST_ONE else 0
+def check_minimums(args: argparse.Namespace, minimums: dict[str, int]) -> None:
+    """Refuse an integer option below its minimum (``{dest: minimum}``; unset options are left alone)."""
+    for name, low in minimums.items():
+        value = getattr(args, name, None)
         if value is not None and value < low:
             flag = "--" + name.replace("_", "-")
             unset = " (leave it out for the default)" if name in ("num_classes", "in_chans", "threads") else ""
             raise ValueError(f"{flag} must be at least {low}, got {value}{unset}")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse option values and combinations that cannot work, before anything is built (a clear message instead of
+    an assertion or a shape error during the first step)."""
+    check_minimums(args, {**dict.fromkeys(_AT_LEAST_ONE, 1), **dict.fromkeys(_AT_LEAST_ZERO, 0)})
     for bounds, names in _RANGES.items():
         for name in names.split():
             value = getattr(args, name, None)

@@ -41,6 +41,7 @@ from .train import (
     _atomic_write_text,
     _KeyValueAction,
     _match_channels,
+    check_minimums,
     check_stat_counts,
     evaluate,
     resolve_weights,
@@ -252,10 +253,7 @@ def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> di
 
 def validate(args: argparse.Namespace) -> dict:
     """Evaluate as configured; returns a JSON-ready dict with one entry per condition ('clean', 'randn:0.1', ...)."""
-    for name, low in (("num_samples", 0), ("batch_size", 1), ("workers", 0), ("threads", 1)):
-        value = getattr(args, name)
-        if value is not None and value < low:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+    check_minimums(args, dict(num_samples=0, batch_size=1, workers=0, threads=1))
     if args.threads:
         torch.set_num_threads(args.threads)
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
