@@ -144,6 +144,13 @@ def pairs_for(args: argparse.Namespace, bargs: argparse.Namespace) -> list[tuple
     return out
 
 
+def input_of(row: dict[str, Any], prefix: str = "") -> str:
+    """The 'input' column: the batch and the image size a row was measured at ('64 x 32x32'); ``prefix`` picks
+    another net's (``baseline_``: ``baseline_batch`` and ``baseline_img_size``)."""
+    size = row[f"{prefix}img_size"]
+    return f"{row[f'{prefix}batch']} x {size}x{size}"
+
+
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, machine: dict[str, Any]) -> str:
     lines = [
         "# Target 1, paired: achieved GMAC/s of each model over its timm reference, timed in alternation",
@@ -155,17 +162,21 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, machine: dict
         "(GMACs_A / GMACs_B) x (time_B / time_A) of all workers, quartiles in brackets, then each worker's median; "
         "faults = minor page faults per step (4 KiB each) of the model / of the reference",
         "",
-        "| model | reference | phase | mode | ms/step | ref ms/step | GMACs / ref | x ref [q1-q3] | per worker "
-        "| faults | target | result |",
-        "|---|---|---|---|---:|---:|---:|---|---|---|---|---|",
+        "| model | reference | input | phase | mode | ms/step | ref ms/step | GMACs / ref | x ref [q1-q3] "
+        "| per worker | faults | target | result |",
+        "|---|---|---|---|---|---:|---:|---:|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['ref']} | - | {r['mode']} | - | - | - | - | - | - | - | {r['error']} |")
+            lines.append(
+                f"| {r['model']} | {r['ref']} | {input_of(r)} | - | {r['mode']} | - | - | - | - | - | - | - "
+                f"| {r['error']} |"
+            )
             continue
         per_worker = " / ".join(f"{w:.2f}" for w in r["worker_ratios"])
         lines.append(
-            f"| {r['model']} | {r['ref']} | {r['phase']} | {r['mode']} | {r['a_ms']:.1f} | {r['b_ms']:.1f} | "
+            f"| {r['model']} | {r['ref']} | {input_of(r)} | {r['phase']} | {r['mode']} | {r['a_ms']:.1f} | "
+            f"{r['b_ms']:.1f} | "
             f"{r['macs_ratio']:.3f} | {r['ratio']:.3f} [{r['lo']:.2f}-{r['hi']:.2f}] | {per_worker} | "
             f"{r['a_faults']:.0f} / {r['b_faults']:.0f} | >= {1 - args.eff_tol:.2f} | {r['result']} |"
         )
@@ -216,7 +227,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "--reps must be >= 2 (the ratio pairs repetitions), --warmup >= 1 (the first step compiles) and "
             "--workers >= 1"
         )
+    check_numbers(p, args)
     return args
+
+
+def check_numbers(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The numeric options this script and ``bench_speedup.py`` share, in range (``bench.check_ranges``)."""
+    counts = ("max_iters", "threads", "batch_size", "batch_size_cifar", "img_size")
+    fractions = ("eff_tol",) if hasattr(args, "eff_tol") else ()  # bench_speedup's target is fixed at 1.0
+    bench.check_ranges(
+        p, args, counts=counts, at_least_0=("min_rep_s",), positive=("worker_timeout",), fractions=fractions
+    )
 
 
 def full_defaults() -> dict[str, Any]:
@@ -303,9 +324,10 @@ def run_pairs(args: argparse.Namespace, log=print) -> dict[str, Any]:
                 keep_heap=args.keep_heap,
             )
             label = f"[pairs] {info['model']} vs {ref['model']} ({mode})"
+            where = dict(batch=info["batch"], img_size=info["img_size"])
             results = run_workers(cfg, args, measure_pair, Path(__file__), label, log)
             if errors := [res["error"] for res in results if "error" in res]:
-                rows.append(dict(model=info["model"], ref=ref["model"], mode=mode, error=errors[0]))
+                rows.append(dict(model=info["model"], ref=ref["model"], mode=mode, error=errors[0], **where))
                 continue
             for phase, t in pool_workers(results, info["gmacs"], ref["gmacs"]).items():
                 r = paired_ratio(t["a_s"], t["b_s"], info["gmacs"], ref["gmacs"])
@@ -317,6 +339,7 @@ def run_pairs(args: argparse.Namespace, log=print) -> dict[str, Any]:
                         phase=phase,
                         mode=mode,
                         macs_ratio=info["gmacs"] / ref["gmacs"],
+                        **where,
                         result=bench.verdict(ok, r["lo"], r["hi"], 1 - args.eff_tol),
                         **t,
                         **r,

@@ -32,8 +32,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark as bench  # noqa: E402  (also makes the repository importable and registers our models)
 from bench_pairs import (  # noqa: E402
+    check_numbers,
     fill_defaults,
     full_defaults,
+    input_of,
     machine_of,
     run_workers,
     time_alternated,
@@ -137,21 +139,23 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace, machine: dict
         "repetition: median of all workers, quartiles in brackets, then each worker's median; x ref = the same "
         "against timm's model of the same block type (not a target)",
         "",
-        "| model | phase | eager ms | compiled ms | speed-up | baseline | its speed-up | x baseline [q1-q3] "
-        "| per worker | ref | its speed-up | x ref | target | result |",
-        "|---|---|---:|---:|---:|---|---:|---|---|---|---:|---:|---|---|",
+        "| model | input | phase | eager ms | compiled ms | speed-up | baseline | its input | its speed-up "
+        "| x baseline [q1-q3] | per worker | ref | its speed-up | x ref | target | result |",
+        "|---|---|---|---:|---:|---:|---|---|---:|---|---|---|---:|---:|---|---|",
     ]
     for r in rows:
         if "error" in r:
             lines.append(
-                f"| {r['model']} | - | - | - | - | {r['baseline']} | - | - | - | - | - | - | - | {r['error']} |"
+                f"| {r['model']} | {input_of(r)} | - | - | - | - | {r['baseline']} | {input_of(r, 'baseline_')} | "
+                f"- | - | - | - | - | - | - | {r['error']} |"
             )
             continue
         per_worker = " / ".join(f"{w:.2f}" for w in r["worker_ratios"])
         ref = (r["ref"], f"{r['ref_speedup']:.2f}x", f"{r['x_ref']:.3f}") if r.get("ref") else ("-", "-", "-")
         lines.append(
-            f"| {r['model']} | {r['phase']} | {r['eager_ms']:.1f} | {r['compiled_ms']:.1f} | {r['speedup']:.2f}x | "
-            f"{r['baseline']} | {r['other_speedup']:.2f}x | {r['ratio']:.3f} [{r['lo']:.2f}-{r['hi']:.2f}] | "
+            f"| {r['model']} | {input_of(r)} | {r['phase']} | {r['eager_ms']:.1f} | {r['compiled_ms']:.1f} | "
+            f"{r['speedup']:.2f}x | {r['baseline']} | {input_of(r, 'baseline_')} | {r['other_speedup']:.2f}x | "
+            f"{r['ratio']:.3f} [{r['lo']:.2f}-{r['hi']:.2f}] | "
             f"{per_worker} | {ref[0]} | {ref[1]} | {ref[2]} | >= 1.00 | {r['result']} |"
         )
     ok = sum(r.get("result", "").startswith("PASS") for r in rows)
@@ -195,6 +199,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--phases (and --modes) need at least one entry")
     if args.reps < 2 or args.warmup < 1 or args.workers < 1:
         p.error("--reps must be >= 2, --warmup >= 1 (the first step compiles) and --workers >= 1")
+    check_numbers(p, args)
     return args
 
 
@@ -221,6 +226,8 @@ def run_speedups(args: argparse.Namespace, log=print) -> dict[str, Any]:
             mode="compile",
         )
         names = dict(model=nets[0]["spec"], baseline=nets[1]["spec"], ref=nets[2]["spec"] if len(nets) > 2 else None)
+        names.update(batch=nets[0]["batch"], img_size=nets[0]["img_size"])
+        names.update(baseline_batch=nets[1]["batch"], baseline_img_size=nets[1]["img_size"])
         label = f"[speedup] {' / '.join(n['spec'] for n in nets)}"
         results = run_workers(cfg, args, measure_speedups, Path(__file__), label, log)
         if errors := [res["error"] for res in results if "error" in res]:

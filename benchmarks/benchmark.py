@@ -1255,6 +1255,52 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return action.help if action.default is None else super()._get_help_string(action)
 
 
+def check_ranges(
+    p: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    counts: tuple[str, ...] = (),
+    at_least_0: tuple[str, ...] = (),
+    positive: tuple[str, ...] = (),
+    fractions: tuple[str, ...] = (),
+) -> None:
+    """One usage error naming every numeric option out of its range (an option left unset, None, is not checked):
+    ``counts`` at least 1, ``at_least_0`` at least 0, ``positive`` above 0, ``fractions`` in [0, 1). The benchmark
+    scripts share it, so that a bad number is refused before anything is built instead of ending in a traceback
+    (``torch.set_num_threads(0)``) or in a run that measures nothing (``--max-iters 0``)."""
+    rules = [(counts, lambda v: v >= 1, "at least 1"), (at_least_0, lambda v: v >= 0, "at least 0")]
+    rules += [(positive, lambda v: v > 0, "above 0"), (fractions, lambda v: 0 <= v < 1, "in [0, 1)")]
+    bad = [
+        f"--{k.replace('_', '-')} {getattr(args, k)} (must be {need})"
+        for keys, ok, need in rules
+        for k in keys
+        if getattr(args, k) is not None and not ok(getattr(args, k))
+    ]
+    if bad:
+        p.error("; ".join(bad))
+
+
+def check_references(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The ``--ref-*`` options name models that exist (a misspelt one dropped every ratio against it, silently).
+    The CIFAR ones may be templates with ``{depth}``, checked at depth 20; the others get the model's ``@SIZE``."""
+    bad = []
+    for key in ("ref_preact_basic", "ref_preact_bottleneck", "ref_basic", "ref_bottleneck"):
+        if not is_known(getattr(args, key)):
+            bad.append(f"--{key.replace('_', '-')} {getattr(args, key)!r}")
+    for key in ("ref_preact_cifar", "ref_cifar"):
+        template = getattr(args, key)
+        try:
+            name = template.format(depth=20)
+        except (KeyError, IndexError, ValueError):
+            name = None
+        if name is None or not is_known(name):
+            bad.append(f"--{key.replace('_', '-')} {template!r}")
+    if bad:
+        p.error(
+            f"{', '.join(bad)}: not a known model (timm's, ours or timm-resnet<depth>_cifar; the CIFAR references "
+            "may use {depth}, e.g. 'timm-resnetv2_{depth}_cifar')"
+        )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_HelpFormatter)
     p.add_argument(
@@ -1386,8 +1432,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.mem_batch = [int(b) for b in str(args.mem_batch).split(",") if b.strip()]
     except ValueError:
         p.error(f"--mem-batch: expected comma separated integers, got {args.mem_batch!r}")
-    if args.mem_steps < 1 or any(b < 1 for b in args.mem_batch):
-        p.error("--mem-steps and --mem-batch must be positive")
+    if any(b < 1 for b in args.mem_batch):
+        p.error(f"--mem-batch {args.mem_batch}: batches must be at least 1")
     if any(ph not in PHASES for ph in args.phases):
         p.error(f"--phases: choose from {PHASES}")
     if args.timer == "cpu" and (args.device != "cpu" or args.threads != 1):
@@ -1396,15 +1442,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.threads = core_count()
     if not args.mode_list or not args.phases:
         p.error("--modes and --phases need at least one entry each")
-    low = [
-        f"--{k.replace('_', '-')} {getattr(args, k)}"
-        for k in ("reps", "rounds", "max_iters", "batch_size", "batch_size_cifar")
-        if getattr(args, k) < 1
-    ]
-    if low or args.warmup < 0 or args.min_rep_s < 0:
-        p.error(
-            f"{', '.join(low) or '--warmup / --min-rep-s'}: counts must be at least 1 (warm-up and time at least 0)"
-        )
+    check_ranges(
+        p,
+        args,
+        counts=("reps", "rounds", "max_iters", "batch_size", "batch_size_cifar", "mem_steps", "img_size", "threads"),
+        at_least_0=("warmup", "min_rep_s"),
+        positive=("worker_timeout", "mem_tol"),
+        fractions=("eff_tol",),
+    )
+    check_references(p, args)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         p.error(f"--device {args.device}: torch sees no CUDA device here; run on a GPU machine or pass --device cpu")
     if args.baseline and not is_known(args.baseline):
@@ -1452,6 +1498,11 @@ def compile_selection(infos: dict[str, dict[str, Any]], args: argparse.Namespace
         return set(infos)
     if args.compile_models != "auto":
         pats = [p for p in re.split(r"[,\s]+", args.compile_models) if p]
+        if unmatched := [p for p in pats if not fnmatch.filter(infos, p)]:
+            raise SystemExit(
+                f"--compile-models: {', '.join(map(repr, unmatched))} matches no model of this run "
+                f"({', '.join(infos)}); check the spelling, or pass 'auto' or 'all'"
+            )
         return {s for s in infos if any(fnmatch.fnmatch(s, p) for p in pats)}
     wanted = set()
     for spec, info in infos.items():

@@ -64,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark import (  # noqa: E402
+    check_ranges,
     create_bench_model,
     peak_rss_mb,
     pin_malloc,
@@ -503,8 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad := [v for v in chosen if v not in VARIANTS + COST_VARIANTS]:
         p.error(f"--variants: unknown {bad}; choose from {VARIANTS + COST_VARIANTS}")
     args.variant_list = ["current"] + [v for v in chosen if v != "current"]
-    if min(args.reps, args.steps, args.mem_steps, args.batch) < 1 or args.warmup < 0:
-        p.error("--reps, --steps, --mem-steps and --batch must be at least 1 (--warmup at least 0)")
+    counts = ("reps", "steps", "mem_steps", "batch", "img_size", "threads", "row_limit")
+    check_ranges(p, args, counts=counts, at_least_0=("warmup",))
     if args.mem_worker:
         _mem_worker(args.mem_worker)
         return 0

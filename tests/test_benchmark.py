@@ -448,7 +448,7 @@ def test_quick_pair_run_times_model_and_reference_alternately(tmp_path, monkeypa
         assert r["result"].split()[0] in ("PASS", "MISS")
     assert json.loads(out["paths"]["json"].read_text())["rows"][0]["model"] == "zerosnet20_cifar"
     text = out["paths"]["md"].read_text()
-    assert "| zerosnet20_cifar | timm-resnetv2_20_cifar | train | eager |" in text
+    assert "| zerosnet20_cifar | timm-resnetv2_20_cifar | 2 x 32x32 | train | eager |" in text  # batch x size
     assert f"CPU allocator: {bench.malloc_settings()}" in text
 
 
@@ -545,12 +545,15 @@ def test_quick_speedup_run_alternates_eager_and_compiled_steps(tmp_path, monkeyp
         assert r["x_ref"] == pytest.approx(speedup.speedup_ratio(r["nets"][0], r["nets"][2])["ratio"])
         assert len(r["worker_ratios"]) == 2 and r["result"].split()[0] in ("PASS", "MISS")
     assert json.loads(out["paths"]["json"].read_text())["rows"][1]["phase"] == "train"
-    assert "| zerosnet20_cifar | train |" in out["paths"]["md"].read_text()
+    assert "| zerosnet20_cifar | 2 x 32x32 | train |" in out["paths"]["md"].read_text()  # batch x size
     # a failed worker becomes a row that says why, not a ratio
     monkeypatch.setattr(speedup, "measure_speedups", lambda cfg: dict(error="worker exited with 1: boom"))
     out = speedup.run_speedups(args, log=lambda *a, **k: None)
-    assert out["rows"] == [dict(model=names[0], baseline=names[1], ref=names[2], error="worker exited with 1: boom")]
-    assert "| zerosnet20_cifar | - |" in out["text"] and "boom" in out["text"]
+    sizes = dict(batch=2, img_size=32, baseline_batch=2, baseline_img_size=32)
+    assert out["rows"] == [
+        dict(model=names[0], baseline=names[1], ref=names[2], error="worker exited with 1: boom", **sizes)
+    ]
+    assert "| zerosnet20_cifar | 2 x 32x32 | - |" in out["text"] and "boom" in out["text"]
 
 
 def test_speedup_worker_runs_in_a_subprocess_and_bad_selections_say_why():
@@ -658,18 +661,64 @@ def test_quick_keeps_224_style_models_in_their_style():
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--reps", "0"], "--reps 0: counts must be at least 1"),
-        (["--rounds", "0"], "--rounds 0: counts must be at least 1"),
+        (["--reps", "0"], "--reps 0 (must be at least 1)"),
+        (["--rounds", "0"], "--rounds 0 (must be at least 1)"),
         (["--batch-size-cifar", "0"], "--batch-size-cifar 0"),
         (["--phases", ","], "--modes and --phases need at least one entry each"),
         (["--device", "cuda"], "torch sees no CUDA device here"),
         (["--no-auto-add", "--baseline", "nosuchnet"], "'nosuchnet' is not a known model"),
+        (["--threads", "0"], "--threads 0 (must be at least 1)"),  # was a traceback in every worker
+        (["--max-iters", "0"], "--max-iters 0 (must be at least 1)"),  # was a run of empty repetitions
+        (["--mem-steps", "0", "--eff-tol", "1.5"], "--mem-steps 0 (must be at least 1); --eff-tol 1.5"),
+        (["--worker-timeout", "-1"], "--worker-timeout -1.0 (must be above 0)"),
+        # a misspelt reference silently dropped every ratio against it
+        (["--ref-preact-cifar", "timm-resnetv2_{depht}_cifar"], "--ref-preact-cifar 'timm-resnetv2_{depht}_cifar'"),
+        (["--ref-bottleneck", "resnet05"], "--ref-bottleneck 'resnet05': not a known model"),
     ],
 )
 def test_bad_options_are_refused_before_anything_runs(extra, message, capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(["--quick", "--models", "zerosnet20_cifar", *extra])
     assert message in capsys.readouterr().err
+
+
+def test_references_given_as_options_are_still_used():
+    """The reference check accepts what the defaults and the help name: templates with {depth}, timm's nets."""
+    args = bench.parse_args(["--ref-cifar", "resnet18@32", "--ref-preact-bottleneck", "resnetv2_50d"])
+    assert bench.reference_for(bench.model_info("zerosnet20_cifar", args), args, "post") == "resnet18@32"
+    assert bench.reference_for(bench.model_info("zerosnet50", args), args) == "resnetv2_50d"
+
+
+@pytest.mark.parametrize(
+    "script, argv, message",
+    [
+        ("pairs", ["--threads", "0"], "--threads 0 (must be at least 1)"),
+        ("pairs", ["--min-rep-s", "-1", "--eff-tol", "2"], "--min-rep-s -1.0 (must be at least 0); --eff-tol 2.0"),
+        ("speedup", ["--batch-size-cifar", "0"], "--batch-size-cifar 0 (must be at least 1)"),
+        ("speedup", ["--img-size", "-5"], "--img-size -5 (must be at least 1)"),
+        ("profile", ["--row-limit", "0"], "--row-limit 0 (must be at least 1)"),
+        ("profile", ["--warmup", "-1"], "--warmup -1 (must be at least 0)"),
+    ],
+)
+def test_the_other_benchmark_scripts_refuse_numbers_out_of_range(script, argv, message, capsys):
+    """They ended in tracebacks (torch.set_num_threads(0)) or ran and measured nothing (--max-iters 0)."""
+    if script == "profile":
+        parse = _load("zerosnet_profile_multistep", ROOT / "benchmarks" / "profile_multistep.py").main
+    else:
+        parse = (pairs if script == "pairs" else speedup).parse_args
+    with pytest.raises(SystemExit) as exc:
+        parse(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_compile_models_pattern_that_matches_nothing_is_refused(tmp_path, monkeypatch):
+    """A misspelt pattern left those models out of the compile modes without a word."""
+    monkeypatch.setattr(bench, "machine_info", lambda args: {})
+    argv = ["--quick", "--models", "zerosnet20_cifar", "--modes", "compile", "--out-dir", str(tmp_path)]
+    with pytest.raises(SystemExit, match=r"--compile-models: 'zerosnt\*' matches no model of this run"):
+        bench.run_benchmark(bench.parse_args([*argv, "--compile-models", "zerosnt*"]), log=lambda *a: None)
+    args = bench.parse_args([*argv, "--compile-models", "zero*,timm-resnetv2_*"])
+    assert bench.compile_selection(bench.resolve_models(args), args) == {"zerosnet20_cifar", "timm-resnetv2_20_cifar"}
 
 
 def test_an_unwritable_out_dir_is_refused_before_the_sweep(tmp_path, monkeypatch):
