@@ -581,6 +581,20 @@ def test_input_size_sets_the_channels_of_model_and_data(tmp_path):
     assert trainer.args.input_img_mode == "L" and len(trainer.data_config["mean"]) == 1
 
 
+def test_an_rgba_model_keeps_the_rgb_statistics_and_repeats_them_as_timm_repeats_the_filters(tmp_path):
+    """RGBA got the average of the RGB mean/std on all four channels; R, G and B keep their own, alpha takes R's
+    (timm's adapt_input_conv gives a 4-channel stem R, G, B, R filters); a grey model still gets the average."""
+    rgb = Trainer.from_args(parse_args(tiny_argv(tmp_path, "rgb"))).data_config
+    rgba = Trainer.from_args(parse_args(tiny_argv(tmp_path, "rgba", "--in-chans", "4")))
+    assert rgba.args.input_img_mode == "RGBA" and rgba.train_dataset[0][0].shape[0] == 4
+    for key in ("mean", "std"):
+        assert rgba.data_config[key] == (*rgb[key], rgb[key][0])
+    grey = Trainer.from_args(parse_args(tiny_argv(tmp_path, "grey", "--in-chans", "1"))).data_config
+    assert grey["mean"] == pytest.approx((sum(rgb["mean"]) / 3,))
+    two = Trainer.from_args(parse_args(tiny_argv(tmp_path, "two", "--in-chans", "2", "--input-img-mode", "LA")))
+    assert two.data_config["std"] == rgb["std"][:2]
+
+
 def test_mixup_needs_even_batch(tmp_path):
     with pytest.raises(ValueError, match="even --batch-size"):
         Trainer.from_args(parse_args(tiny_argv(tmp_path, "odd", "--mixup", "0.2", "-b", "15")))

@@ -802,12 +802,19 @@ def create_optimizer_from_args(model: nn.Module, args: argparse.Namespace) -> to
 
 
 def _match_channels(data_config: dict, in_chans: int) -> dict:
-    """Mean/std with one entry per input channel (a grey model gets the average of the RGB statistics)."""
+    """Mean/std with one entry per input channel, following how timm adapts pretrained RGB stem filters
+    (``adapt_input_conv``): a grey model gets the average of the RGB statistics (its filter is their sum), any other
+    count repeats them channel by channel (RGBA: R, G, B, then R's for alpha, as the filters are repeated). An
+    explicit single --mean/--std value already came in as one value per channel."""
     cfg = dict(data_config)
     for key in ("mean", "std"):
         values = tuple(cfg[key])
-        if len(values) != in_chans:
+        if len(values) == in_chans:
+            continue
+        if in_chans == 1 or len(values) == 1:
             cfg[key] = (sum(values) / len(values),) * in_chans
+        else:
+            cfg[key] = tuple(values[i % len(values)] for i in range(in_chans))
     cfg["input_size"] = (in_chans, *cfg["input_size"][1:])
     return cfg
 
