@@ -500,6 +500,8 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ("--std 0.2 0 0.2", "--std must be in (0, inf) (each value), got 0.0"),
         ("--scale 0.3 1 --ratio 0.5 2", "--scale, --ratio would be ignored: pass --crop-padding 0"),
         ("--train-crop-mode rkrr", "--train-crop-mode would be ignored"),
+        ("--model-ema-decay 0.99", "--model-ema-decay 0.99 set(s) the weight EMA, which is off: add --model-ema"),
+        ("--model-ema-warmup", "--model-ema-warmup set(s) the weight EMA, which is off"),
     ],
 )
 def test_impossible_options_are_refused_before_anything_is_built(tmp_path, monkeypatch, extra, problem):

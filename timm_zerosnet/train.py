@@ -508,6 +508,15 @@ def check_args(args: argparse.Namespace) -> None:
                 f"--crop-padding {args.crop_padding} (CIFAR's pad-and-crop) replaces the random-resized crop, so "
                 f"{', '.join(ignored)} would be ignored: pass --crop-padding 0 to crop with them instead"
             )
+    if not args.model_ema:
+        default_decay = build_parser().get_default("model_ema_decay")
+        ignored = [f"--model-ema-decay {args.model_ema_decay}"] if args.model_ema_decay != default_decay else []
+        ignored += ["--model-ema-warmup"] if args.model_ema_warmup else []
+        if ignored:
+            raise ValueError(
+                f"{' and '.join(ignored)} set(s) the weight EMA, which is off: add --model-ema to keep one, or leave "
+                "them out"
+            )
     if args.input_size is not None:
         if min(args.input_size) < 1:
             raise ValueError(f"--input-size takes channels, height and width, each at least 1; got {args.input_size}")
