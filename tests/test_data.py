@@ -178,6 +178,37 @@ def test_image_folder_val_labels_follow_the_train_classes_by_name(tmp_path):
         create_datasets({"dataset": "folder", "data_dir": str(tmp_path)})
 
 
+def test_a_class_map_is_read_strictly_and_must_name_every_class_folder(tmp_path):
+    """timm's reader made a blank line a class named '' (shifting the labels after it), kept the last of two equal
+    lines, and skipped the images of a folder the map does not name; all three are refused, naming the fix."""
+    _write_split(tmp_path, "train", ("cat", "dog", "emu"))
+    _write_split(tmp_path, "val", ("cat", "emu"))
+    cfg = {"dataset": "folder", "data_dir": str(tmp_path)}
+    (tmp_path / "map.txt").write_text("emu\ncat\ndog\n\n\n")  # blank lines at the end are harmless
+    splits = create_datasets({**cfg, "class_map": str(tmp_path / "map.txt")})
+    assert splits.label_names == ["emu", "cat", "dog"]
+    assert sorted({splits.val[i][1] for i in range(len(splits.val))}) == [0, 1] and len(splits.train) == 6
+    assert len(create_datasets({**cfg, "class_map": "map.txt"}).train) == 6  # found under --data-dir, as timm does
+    (tmp_path / "blank.txt").write_text("emu\n\ncat\ndog\n")
+    with pytest.raises(ValueError, match=r"blank.txt: line\(s\) 2 are blank; .* shift the labels after it"):
+        create_datasets({**cfg, "class_map": str(tmp_path / "blank.txt")})
+    (tmp_path / "twice.txt").write_text("emu\ncat\ndog\ncat\n")
+    with pytest.raises(ValueError, match="class name\\(s\\) on more than one line: cat"):
+        create_datasets({**cfg, "class_map": str(tmp_path / "twice.txt")})
+    (tmp_path / "short.txt").write_text("cat\nemu\n")
+    with pytest.raises(ValueError, match="'train' split .* class folders that --class-map .*short.txt lacks: dog;"):
+        create_datasets({**cfg, "class_map": str(tmp_path / "short.txt")})
+    assert len(create_datasets({**cfg, "class_map": str(tmp_path / "short.txt")}, train=False).val) == 4
+    _write_split(tmp_path, "val", ("fox",))
+    with pytest.raises(ValueError, match="'validation' split .* lacks: fox; .* add them to the class map"):
+        create_datasets({**cfg, "class_map": str(tmp_path / "map.txt")})
+    (tmp_path / "map.csv").write_text("cat,0\n")
+    with pytest.raises(ValueError, match="a .txt file .* or a .pkl dict, not .csv"):
+        create_datasets({**cfg, "class_map": str(tmp_path / "map.csv")})
+    with pytest.raises(FileNotFoundError, match="--class-map nomap.txt: no such file"):
+        create_datasets({**cfg, "class_map": "nomap.txt"})
+
+
 def test_evaluation_alone_may_read_the_split_folder_itself(tmp_path):
     """As timm's validate.py: --data-dir the val folder (only training needs both split folders under one root)."""
     _write_split(tmp_path, "val", ("cat", "emu"))

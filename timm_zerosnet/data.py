@@ -284,8 +284,9 @@ def _class_to_idx(dataset: Dataset | None) -> dict[str, int] | None:
     return getattr(getattr(dataset, "reader", None), "class_to_idx", None)
 
 
-def _check_val_classes(data_dir: str, split: str, classes: dict[str, int], source: str) -> None:
-    """Refuse a val split with class folders the labels do not know (timm would skip their images silently)."""
+def _check_split_classes(data_dir: str, split: str, classes: dict[str, int], source: str) -> None:
+    """Refuse a split with class folders the labels do not know: timm's folder reader skips their images silently
+    (and a val split read without the train split's classes would be mislabelled)."""
     from timm.data.dataset_factory import _search_split
     from timm.data.readers.reader_image_folder import find_images_and_targets
 
@@ -298,10 +299,54 @@ def _check_val_classes(data_dir: str, split: str, classes: dict[str, int], sourc
         )
     unknown = sorted(set(found) - set(classes))
     if unknown:
+        fix = "add them to the class map" if source.startswith("--class-map") else "pass --class-map"
         raise ValueError(
             f"the {split!r} split of {data_dir} has class folders that {source} lacks: {', '.join(unknown[:10])}; "
-            f"their labels would be wrong. Use the classes of {source} (or pass --class-map)"
+            f"their images would be left out or mislabelled. Use the classes of {source} (or {fix})"
         )
+
+
+def read_class_map(class_map: str | dict, data_dir: str | None = None) -> dict[str, int]:
+    """A class map as ``{class name: label}``, from a dict, or from a file as timm reads it (``.txt``: one class
+    name per line, line n is label n - 1; ``.pkl``: a pickled dict), found as given or under ``data_dir``.
+
+    Stricter than timm's reader, whose mistakes are silent: a blank line inside a .txt would become a class named ''
+    and shift every label after it, a repeated name would keep only its last line. Blank lines at the end are
+    ignored."""
+    from timm.data.readers.class_map import load_class_map
+
+    if isinstance(class_map, dict):
+        return class_map
+    path = class_map
+    if not os.path.isfile(path) and data_dir and os.path.isfile(os.path.join(data_dir, path)):
+        path = os.path.join(data_dir, path)
+    if not os.path.isfile(path):
+        where = f" or under {data_dir}" if data_dir else ""
+        raise FileNotFoundError(f"--class-map {class_map}: no such file (looked for it as given{where})")
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".pkl":
+        return load_class_map(path)
+    if ext != ".txt":
+        raise ValueError(
+            f"--class-map {class_map}: a class map is a .txt file (one class name per line) or a .pkl dict, "
+            f"not {ext or 'a file without extension'}"
+        )
+    with open(path, encoding="utf-8") as f:
+        lines = [line.strip() for line in f]
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise ValueError(f"--class-map {class_map}: the file names no class (one class name per line)")
+    blank = [str(i + 1) for i, line in enumerate(lines) if not line]
+    if blank:
+        raise ValueError(
+            f"--class-map {class_map}: line(s) {', '.join(blank[:10])} are blank; line n names the class of label "
+            "n - 1, so a blank line would be a class named '' and shift the labels after it: remove it"
+        )
+    repeated = sorted({name for name in lines if lines.count(name) > 1})
+    if repeated:
+        raise ValueError(f"--class-map {class_map}: class name(s) on more than one line: {', '.join(repeated[:10])}")
+    return {name: i for i, name in enumerate(lines)}
 
 
 def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetSplits:
@@ -353,6 +398,9 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
         # an ImageFolder: no name, or a name without a prefix (timm reads any such name as a folder)
         folder = "/" not in name and data_dir is not None and os.path.isdir(data_dir)
         class_map = _get(args, "class_map", None) or None
+        given_map = class_map
+        if folder and class_map is not None:
+            class_map = read_class_map(class_map, data_dir)
         names = _get(args, "class_names")
         if folder and class_map is None and names:
             class_map = {str(n): i for i, n in enumerate(names)}
@@ -372,12 +420,14 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
         for key, split, is_training, wanted in (("train", train_split, True, train), ("val", val_split, False, val)):
             if not wanted:
                 continue
-            if folder and key == "val" and not _get(args, "class_map"):
+            if folder and given_map is not None:
+                _check_split_classes(data_dir, split, class_map, f"--class-map {given_map}")
+            elif folder and key == "val":
                 # the val labels are the train split's (or the given names'), by class name, not its own folder order
                 classes = _class_to_idx(splits["train"]) or common["class_map"]
                 if classes:
                     source = "the train split" if splits["train"] is not None else "the checkpoint"
-                    _check_val_classes(data_dir, split, classes, source)
+                    _check_split_classes(data_dir, split, classes, source)
                     common["class_map"] = dict(classes)
             if name.lower().startswith("hfds/"):
                 try:
