@@ -18,6 +18,7 @@ from timm_zerosnet.data import (
     DigitsDataset,
     EpochShuffleSampler,
     TransformDataset,
+    convert_image,
     create_datasets,
     label_names_of,
 )
@@ -207,6 +208,32 @@ def test_a_class_map_is_read_strictly_and_must_name_every_class_folder(tmp_path)
         create_datasets({**cfg, "class_map": str(tmp_path / "map.csv")})
     with pytest.raises(FileNotFoundError, match="--class-map nomap.txt: no such file"):
         create_datasets({**cfg, "class_map": "nomap.txt"})
+
+
+def test_sixteen_bit_images_are_scaled_not_clipped_and_broken_files_skipped(tmp_path, caplog):
+    """PIL's convert clipped a 16-bit grey PNG at 255 (a ramp became almost all white); it is scaled to 8 bits.
+    A 32-bit image outside 0..255 is refused, not clipped; a file that does not decode is skipped, as timm does."""
+    ramp = (np.arange(16 * 16, dtype=np.uint32).reshape(16, 16) * 257).astype(np.uint16)  # 0..65535 in 256 steps
+    for split in ("train", "val"):
+        (tmp_path / split / "a").mkdir(parents=True)
+        Image.fromarray(ramp).save(tmp_path / split / "a" / "0.png")
+    assert Image.open(tmp_path / "train" / "a" / "0.png").mode == "I;16"
+    for mode in ("L", "RGB"):
+        splits = create_datasets({"data_dir": str(tmp_path), "input_img_mode": mode})
+        img = np.asarray(splits.train[0][0])
+        assert img.dtype == np.uint8 and img.shape[:2] == (16, 16)
+        grey = img if mode == "L" else img[..., 0]
+        assert np.array_equal(grey.ravel(), np.arange(256)), "the ramp keeps its 256 levels"
+    wide = Image.fromarray(np.full((4, 4), 1000, dtype=np.int32), "I")
+    with pytest.raises(ValueError, match="a I \\(32-bit\\) image with values 1000..1000, which L would clip"):
+        convert_image(wide, "L")
+    assert np.asarray(convert_image(Image.fromarray(np.full((4, 4), 7, dtype=np.int32), "I"), "RGB")).max() == 7
+    (tmp_path / "train" / "a" / "1.png").write_bytes((tmp_path / "train" / "a" / "0.png").read_bytes()[:60])
+    splits = create_datasets({"data_dir": str(tmp_path), "input_img_mode": "L"})
+    with caplog.at_level("WARNING"):
+        assert np.asarray(splits.train[1][0]).max() == 255  # index 1 is broken: the next image (0.png) comes
+    # it opens (the header is whole) and fails to decode: skipped here, not by timm's ImageDataset
+    assert [r.name for r in caplog.records if "Skipped sample (index 1)" in r.message] == ["timm_zerosnet.data"]
 
 
 def test_evaluation_alone_may_read_the_split_folder_itself(tmp_path):

@@ -13,6 +13,7 @@ resumed run be bit-identical to an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 from collections.abc import Callable, Iterator
@@ -22,7 +23,8 @@ from urllib.error import URLError
 import numpy as np
 import torch
 from PIL import Image
-from timm.data import create_dataset
+from timm.data import ImageDataset, create_dataset
+from timm.data.dataset_factory import _search_split  # the split folder timm's create_dataset reads
 from torch.utils.data import Dataset, IterableDataset, Sampler, Subset
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "DatasetSplits",
     "EpochShuffleSampler",
     "TransformDataset",
+    "convert_image",
     "create_datasets",
     "label_names_of",
     "seeded_rng",
@@ -38,6 +41,52 @@ __all__ = [
 
 DIGITS_IMAGE_SIZE = 32
 """The 8x8 digits are stored upsampled to this size, the input size of the CIFAR-style models."""
+
+_logger = logging.getLogger(__name__)
+_SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def convert_image(img: Image.Image, mode: str) -> Image.Image:
+    """``img.convert(mode)``, except for the images PIL's conversion clips: 16-bit grey ones (a 16-bit PNG, mode
+    'I;16') are scaled to 8 bits first (0..65535 to 0..255; PIL clipped them at 255, turning most of an image white),
+    and 32-bit integer or float images ('I', 'F') are converted only if their values lie in 0..255 (their range is
+    not known, so anything else is refused instead of clipped)."""
+    if img.mode == mode:
+        return img
+    if img.mode in _SIXTEEN_BIT_GREY:
+        wide = np.asarray(img).astype(np.uint32)
+        img = Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8), "L")
+    elif img.mode in ("I", "F"):
+        values = np.asarray(img)
+        low, high = values.min(), values.max()
+        if low < 0 or high > 255:
+            name = getattr(img, "filename", "") or "an image"
+            raise ValueError(
+                f"{name}: a {img.mode} (32-bit) image with values {low:g}..{high:g}, which {mode} would clip to "
+                "0..255; save the images with 8 bits per channel (or as 16-bit grey PNGs, which are scaled)"
+            )
+        img = Image.fromarray(values.round().astype(np.uint8), "L")
+    return img if img.mode == mode else img.convert(mode)
+
+
+class _FolderImages(ImageDataset):
+    """timm's ImageFolder dataset, with the images converted by :func:`convert_image` (timm's ``input_img_mode``
+    converts with PIL's, which clips 16-bit images). A file that does not decode is skipped with a warning, as timm
+    skips it. Takes no transform (:class:`TransformDataset` applies them)."""
+
+    def __init__(self, root: str, class_map: dict[str, int] | str | None, img_mode: str):
+        super().__init__(root, reader="", class_map=class_map or "", input_img_mode=None)
+        self.img_mode = img_mode
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        for _ in range(self._max_retries):
+            img, target = super().__getitem__(index)  # opened, not decoded yet (no input_img_mode)
+            try:
+                return convert_image(img, self.img_mode), target
+            except OSError as e:
+                _logger.warning(f"Skipped sample (index {index}). {e}")
+                index = (index + 1) % len(self)
+        raise RuntimeError(f"Failed to load {self._max_retries} consecutive samples")
 
 
 def _digits_split(targets: np.ndarray, split: str) -> np.ndarray:
@@ -168,8 +217,8 @@ class TransformDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         img, target = self.dataset[index]
-        if self.img_mode is not None and isinstance(img, Image.Image) and img.mode != self.img_mode:
-            img = img.convert(self.img_mode)
+        if self.img_mode is not None and isinstance(img, Image.Image):
+            img = convert_image(img, self.img_mode)
         if self.transform is None:
             return img, target
         if self.seed is None:
@@ -287,7 +336,6 @@ def _class_to_idx(dataset: Dataset | None) -> dict[str, int] | None:
 def _check_split_classes(data_dir: str, split: str, classes: dict[str, int], source: str) -> None:
     """Refuse a split with class folders the labels do not know: timm's folder reader skips their images silently
     (and a val split read without the train split's classes would be mislabelled)."""
-    from timm.data.dataset_factory import _search_split
     from timm.data.readers.reader_image_folder import find_images_and_targets
 
     root = _search_split(data_dir, split)
@@ -437,7 +485,11 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
                         f"{name!r} is a Hugging Face dataset: it needs the 'datasets' package (pip install datasets)"
                     ) from None
             try:
-                splits[key] = create_dataset(name, split=split, is_training=is_training, **common)
+                if folder:
+                    root = _search_split(data_dir, split)
+                    splits[key] = _FolderImages(root, common["class_map"], img_mode)
+                else:
+                    splits[key] = create_dataset(name, split=split, is_training=is_training, **common)
             except (URLError, ConnectionError, TimeoutError) as e:
                 if not download:
                     raise
