@@ -48,6 +48,19 @@ def test_readme_quick_start_runs_and_says_what_it_does():
     assert features[-1].shape == (1, 2048, 4, 4)
 
 
+def test_every_published_python_snippet_starts_by_registering_the_models():
+    """TIMM.md: every snippet we publish starts with `import timm_zerosnet` (pasted alone, one without it fails with
+    'Unknown model'); the README's snippet of the authors' checkpoints lacked it."""
+    import re
+
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "examples").glob("*.md"))]
+    snippets = [(d.name, s) for d in docs for s in re.findall(r"```python\n(.*?)```", d.read_text(), re.S)]
+    assert len(snippets) >= 2
+    for name, snippet in snippets:
+        code = [line for line in snippet.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        assert code[0].startswith("import timm_zerosnet"), (name, code[0])
+
+
 def test_demo_replaces_only_its_own_earlier_runs(tmp_path):
     """--run-dir naming any other folder is refused, its files kept (it used to be removed whole)."""
     spec = importlib.util.spec_from_file_location("zerosnet_demo", ROOT / "examples" / "demo.py")
