@@ -286,6 +286,12 @@ def test_dag_mlp_structure_and_init():
     for m in model.modules():
         if isinstance(m, torch.nn.Linear):
             assert torch.all(m.bias == 0)
+    # ANALYSIS.md: kaiming normal (fan_in, relu): std sqrt(2 / in) for the stem and the edges
+    torch.manual_seed(0)
+    wide = DagMLP("2_21_112", in_features=100, width=1024, num_classes=1)
+    for linear in (wide.stem, wide.edges["0_1"]):
+        std = float(linear.weight.detach().std())
+        assert std == pytest.approx((2 / linear.in_features) ** 0.5, rel=0.02), std
     # Node 3 of '0_00_002' only reads node 2, which has no live incoming edge: zero features.
     dead = DagMLP("0_00_002", in_features=4, width=8, num_classes=2)
     assert torch.all(dead.features(torch.randn(3, 4)) == 0)

@@ -252,6 +252,37 @@ def test_without_cropping_odd_and_even_sizes_are_kept(hw):
     assert DiffStride(1.0)(_randn(1, 1, 7, 7)).shape[-2:] == (7, 6) == DiffStride(1.0).output_size((7, 7))
 
 
+def _spectral_pool_reference(x: np.ndarray, strides: tuple[int, int]) -> np.ndarray:
+    """DIFFSTRIDE.md's fixed spectral pooling in NumPy: sh = H // S_h made even, sw = W // S_w, both at least 2; keep
+    the rfft2 rows [0, sh/2) and [H - sh/2, H) and the columns [0, sw/2 + 1), irfft2 to (sh, sw)."""
+    height, width = x.shape[-2:]
+    sh, sw = height // strides[0], width // strides[1]
+    sh, sw = max(sh - sh % 2, 2), max(sw, 2)
+    spectrum = np.fft.rfft2(x)
+    rows = np.concatenate([spectrum[..., : sh // 2, :], spectrum[..., height - sh // 2 :, :]], axis=-2)
+    return np.fft.irfft2(rows[..., : sw // 2 + 1], s=(sh, sw))
+
+
+@pytest.mark.parametrize(
+    "hw, strides", [((32, 32), (2, 2)), ((15, 17), (2, 3)), ((31, 9), (3, 2)), ((7, 7), (3, 3)), ((6, 10), (4, 5))]
+)
+def test_fixed_spectral_pooling_follows_the_spec_at_odd_and_even_sizes(hw, strides):
+    x = np.random.default_rng(0).standard_normal((2, 3, *hw))
+    ref = _spectral_pool_reference(x, strides)
+    out = FixedSpectralPooling(strides)(torch.as_tensor(x))
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out.numpy(), ref, atol=1e-10)
+
+
+def test_diffstride_defaults_are_the_specs():
+    """R = 4.0, cropping on, strides clipped to [1, +inf) by default (no upper limit: None)."""
+    layer = DiffStride(2.0)
+    assert (layer.smoothness, layer.cropping, layer.lower_limit, layer.upper_limit) == (4.0, True, 1.0, None)
+    huge = DiffStride(1000.0).train()
+    huge(_randn(1, 1, 32, 32))
+    assert huge.strides.tolist() == [1000.0, 1000.0]  # the forward clips strides: not from above
+
+
 def test_shared_instance_on_residual_and_shortcut():
     pool = DiffStride(2.0)
     conv = nn.Conv2d(3, 3, 3, padding=1)

@@ -65,6 +65,26 @@ def test_one_pooling_instance_per_block_shared_by_every_path(name):
         assert len(calls) == 4 and len(set(calls)) == 1  # branch, x_n, x_{n-1}, x_{n-2}: one size
 
 
+@pytest.mark.parametrize("name", ["preresnet18_diffstride_cifar", "preresnet18_spectral_cifar", "preresnet18_cifar"])
+def test_a_transition_block_is_the_authors_wiring(name):
+    """DIFFSTRIDE.md: the pooling follows the first conv (convs at stride 1), and the projection shortcut is a
+    conv1x1 on the RAW input (not the pre-activated one) through the same pooling; the strided form strides the
+    first conv and the shortcut instead."""
+    import torch.nn.functional as F
+
+    block = timm.create_model(name).eval().stages[1][0]
+    for bn in (block.bn1, block.bn2):  # running statistics that are not the identity
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 1.5)
+    pool, stride = (block.pool, 1) if block.pool is not None else ((lambda t: t), 2)
+    x = torch.randn(1, 64, 32, 32)
+    with torch.no_grad():
+        branch = F.conv2d(F.relu(block.bn1(x)), block.conv1.weight, stride=stride, padding=1)
+        branch = block.conv2(F.relu(block.bn2(pool(branch))))
+        shortcut = pool(F.conv2d(x, block.shortcut.conv.weight, stride=stride))
+        torch.testing.assert_close(block(x, x, x)[0], branch + shortcut)
+
+
 @pytest.mark.parametrize("name", DS_MODELS)
 def test_strides_learn_and_are_not_weight_decayed(name):
     model = timm.create_model(name).train()

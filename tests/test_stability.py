@@ -207,6 +207,42 @@ def test_lm_resnet_consistent_only_at_k_zero(k):
     assert consistency_order(*lm_scheme(k)) == (1 if k == 0 else 0)
 
 
+@pytest.mark.parametrize("k", [Q(-1, 2), Q(-1, 10), Q(1, 2), Q(1)])
+def test_lm_resnet_with_k_integrates_the_rescaled_ode(k):
+    """ARCHITECTURES.md: with k != 0, LM-ResNet integrates (1 + k) dx/dt = F: rho(1) = 0 and rho'(1) = (1 + k)
+    sigma(1), with rho(z) = z^2 - a0 z - a1 and sigma(z) = b0 z + b1."""
+    (a0, a1), (b0, b1) = lm_scheme(k)
+    assert 1 - a0 - a1 == 0 and 2 - a0 == (1 + k) * (b0 + b1)
+
+
+def test_a_non_zero_stable_network_grows_like_its_largest_root_per_block():
+    """ANALYSIS.md: the error of a non-zero-stable scheme grows like (max |z|)^blocks. With every branch zeroed
+    (F = 0), a ZeroSNet-56 with coefficients (1, 1, 1, 1) multiplies its state by 1.839 per block of the first
+    stage, and the Opt scheme keeps it (a0 + a1 + a2 = 1)."""
+    import timm
+
+    import timm_zerosnet  # noqa: F401
+
+    def stage_norms(model):
+        with torch.no_grad():
+            for block in model.stages[0]:
+                block.conv2.weight.zero_()
+            x = model.conv1(torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+            state, norms = (x, x, x), []
+            for block in model.stages[0]:
+                state = block(*state)
+                norms.append(float(state[0].norm()))
+        return norms
+
+    with pytest.warns(UserWarning, match="not zero stable"):
+        unstable = timm.create_model("zerosnet56_cifar", coefficients=(1, 1, 1, 1)).eval()
+    norms = stage_norms(unstable)
+    assert norms[-1] / norms[-2] == pytest.approx(1.8393, abs=5e-3)
+    assert norms[-1] / norms[0] > 1.8 ** (len(norms) - 2)
+    opt = stage_norms(timm.create_model("zerosnet56_cifar").eval())
+    assert opt[-1] / opt[0] == pytest.approx(1.0, abs=1e-5)
+
+
 def test_lm_resnet_scan_matches_exact_region():
     scan = zero_stable_region("lm", -3, 3, 601)
     assert scan.region == "-1 < k <= 1"

@@ -152,6 +152,57 @@ def test_cifar_equals_option_a_resnet_written_out(tau):
     torch.testing.assert_close(model(x), ref, atol=1e-5, rtol=1e-5)
 
 
+def _reference_nobn(sd: dict, layers: tuple[int, ...], x: torch.Tensor, tau: float, imagenet: bool) -> torch.Tensor:
+    """ARCHITECTURES.md's normalisation-free tau-ResNet written out from the weights: stem conv then ReLU (ImageNet:
+    7x7/2 and the max pool), per block relu(shortcut(x) + tau * branch) with each conv between its two scalar
+    biases, conv(h + b_a) + b_b, a ReLU between the convs, and shortcuts without BN (CIFAR: option A, ImageNet:
+    the 1x1 projection)."""
+    if imagenet:
+        x = F.max_pool2d(F.relu(F.conv2d(x, sd["conv1.weight"], stride=2, padding=3)), 3, 2, 1)
+    else:
+        x = F.relu(F.conv2d(x, sd["conv1.weight"], padding=1))
+    convs = ("conv1", "conv2", "conv3") if imagenet else ("conv1", "conv2")
+    for s, depth in enumerate(layers):
+        for j in range(depth):
+            b, stride = f"stages.{s}.{j}", 2 if s > 0 and j == 0 else 1
+            h = x
+            for i, conv in enumerate(convs, start=1):
+                w = sd[f"{b}.{conv}.weight"]
+                strided = stride if conv == ("conv2" if imagenet else "conv1") else 1  # the (first) 3x3 conv
+                h = F.conv2d(h + sd[f"{b}.bias{i}a"], w, stride=strided, padding=w.shape[-1] // 2) + sd[f"{b}.bias{i}b"]
+                if i < len(convs):
+                    h = F.relu(h)
+            projection = [k for k in sd if k.startswith(f"{b}.shortcut") and k.endswith("weight")]
+            if projection:
+                x = F.conv2d(x, sd[projection[0]], stride=stride)
+            elif stride == 2:  # option A: subsample, zero channels appended (no BN)
+                x = x[:, :, ::2, ::2]
+                x = torch.cat([x, torch.zeros_like(x)], 1)
+            x = F.relu(x + tau * h)
+    return F.linear(x.mean((2, 3)), sd["fc.weight"], sd["fc.bias"])
+
+
+@pytest.mark.parametrize(
+    "name, layers, size", [("tauresnet20_nobn_cifar", (3, 3, 3), 32), ("tauresnet50_nobn", (3, 4, 6, 3), 64)]
+)
+def test_nobn_equals_the_fixup_style_block_written_out(name, layers, size):
+    """The biases start at 0 and the classifier is not zero-initialised (ARCHITECTURES.md); with random biases and
+    tau the forward is the written-out formula."""
+    model = timm.create_model(name).eval()
+    scalars = {k: v for k, v in model.state_dict().items() if v.ndim == 0 and k != "tau"}
+    assert len(scalars) == (6 if "50" in name else 4) * sum(layers) and all(v == 0 for v in scalars.values())
+    assert model.fc.weight.abs().sum() > 0
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 0:
+                p.uniform_(-0.1, 0.1)
+        model.tau.fill_(0.4)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        ref = _reference_nobn(model.state_dict(), layers, x, 0.4, imagenet="cifar" not in name)
+        torch.testing.assert_close(model(x), ref, atol=1e-5 * float(ref.abs().max()), rtol=1e-5)
+
+
 def test_imagenet_tau_one_is_timm_resnet50(tmp_path):
     """tau = 1 with BN is the plain post-activation ResNet: timm's resnet50 weights load as they are and give the
     same logits."""

@@ -177,6 +177,43 @@ def test_multistep_recipes_divide_the_lr_after_the_spec_epochs(name, epochs, dro
         assert lr_at(drop) == pytest.approx(peak * args.decay_rate ** (k + 1))
 
 
+CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))  # RECIPES.md, CIFAR normalisation
+CIFAR100_STATS = ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))
+CIFAR_AUG = dict(crop_padding=4, hflip=0.5, no_aug=False)  # "crop 32 pad 4, flip"
+IMAGENET_AUG = dict(crop_padding=0, train_crop_mode="rrc", hflip=0.5, no_aug=False)  # "random resized crop, flip"
+
+
+@pytest.mark.parametrize(
+    "name, processes, batch, lr, sched, warmup, epochs, wd, aug, stats",
+    [
+        ("zerosnet_cifar10", 1, 128, 0.1, "multistep", 0, 160, 1e-4, CIFAR_AUG, CIFAR10_STATS),
+        ("zerosnet_cifar100", 1, 128, 0.1, "multistep", 0, 300, 1e-4, CIFAR_AUG, CIFAR100_STATS),
+        # "128 per GPU x 8 = 1024" at lr 0.2; "0.1 for 34 with bs 64/GPU, 0.05 for 50 with bs 32/GPU"
+        ("zerosnet_imagenet18", 8, 128, 0.2, "cosine", 5, 150, 4e-5, IMAGENET_AUG, None),
+        ("zerosnet_imagenet34", 8, 64, 0.1, "cosine", 5, 150, 4e-5, IMAGENET_AUG, None),
+        ("zerosnet_imagenet50", 8, 32, 0.05, "cosine", 5, 150, 4e-5, IMAGENET_AUG, None),
+        ("lmresnet_cifar", 1, 128, 0.1, "multistep", 0, 160, 1e-4, CIFAR_AUG, CIFAR10_STATS),
+        ("tauresnet_cifar", 1, 128, 0.1, "multistep", 0, 200, 1e-4, CIFAR_AUG, CIFAR10_STATS),
+        ("tauresnet_imagenet", 1, 256, 0.1, "multistep", 0, 200, 1e-4, IMAGENET_AUG, None),
+        # "0.01 warm-up, 0.1, /10 twice"; "none in the authors' config; mixup 0.2, label smoothing 0.2"
+        ("diffstride_cifar", 1, 128, 0.1, "multistep", 5, 400, 5e-4, dict(no_aug=True), CIFAR10_STATS),
+    ],
+)
+def test_paper_recipes_carry_the_table_of_recipes_md(name, processes, batch, lr, sched, warmup, epochs, wd, aug, stats):
+    """Every cell of RECIPES.md's table that a recipe file sets: the per-process batch, the lr at the papers'
+    global batch (through the linear scaling rule where the recipe scales it), schedule, warm-up, epochs, weight
+    decay, augmentation and the CIFAR normalisation."""
+    args = parse_args(["-c", name])
+    assert args.batch_size == batch and resolve_lr(args, batch * processes) == pytest.approx(lr)
+    assert (args.sched, args.warmup_epochs, args.epochs, args.weight_decay) == (sched, warmup, epochs, wd)
+    assert {k: getattr(args, k) for k in aug} == aug
+    assert (tuple(args.mean), tuple(args.std)) == stats if stats else (args.mean, args.std) == (None, None)
+    if name == "diffstride_cifar":
+        assert (args.warmup_lr, args.mixup, args.smoothing) == (0.01, 0.2, 0.2)
+    else:
+        assert (args.mixup, args.smoothing) == (0.0, 0.0)
+
+
 @pytest.mark.parametrize("name", [n for n in list_recipes() if n != "digits_demo"])
 def test_paper_recipes_train_with_plain_momentum_sgd(name):
     """RECIPES.md: SGD with momentum 0.9 for every paper; timm's 'sgd' would build Nesterov SGD."""
