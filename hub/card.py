@@ -154,6 +154,19 @@ CITATIONS = {
   year={2019}
 }""",
     ),
+    "2202.01653": dict(
+        title="Learning Strides in Convolutional Neural Networks",
+        venue="ICLR 2022",
+        code="https://github.com/google-research/diffstride",
+        bibtex="""@inproceedings{riad2022learning,
+  title={Learning Strides in Convolutional Neural Networks},
+  author={Riad, Rachid and Teboul, Olivier and Grangier, David and Zeghidour, Neil},
+  booktitle={International Conference on Learning Representations},
+  year={2022},
+  eprint={2202.01653},
+  archivePrefix={arXiv}
+}""",
+    ),
     "1603.05027": dict(
         title="Identity Mappings in Deep Residual Networks",
         venue="ECCV 2016",

@@ -227,7 +227,12 @@ def test_model_card_metadata_and_sections(exported):
 
 @pytest.mark.parametrize(
     "family, arxiv, key",
-    [("lmresnet20_cifar", "1710.10121", "lu2018beyond"), ("preresnet20_cifar", "1603.05027", "he2016identity")],
+    [
+        ("lmresnet20_cifar", "1710.10121", "lu2018beyond"),
+        ("preresnet20_cifar", "1603.05027", "he2016identity"),
+        ("preresnet18_diffstride_cifar", "2202.01653", "riad2022learning"),  # the card named no paper's title
+        ("zerosnet18_diffstride_cifar", "2202.01653", "riad2022learning"),  # it cited ZeroSNet's alone
+    ],
 )
 def test_card_cites_the_family_paper(tmp_path, family, arxiv, key):
     model = timm.create_model(family, num_classes=10)
@@ -235,6 +240,9 @@ def test_card_cites_the_family_paper(tmp_path, family, arxiv, key):
     out = export(tmp_path / "w.safetensors", tmp_path / "out", model=family, tag="c10", dataset="cifar10").path
     readme = (out / "README.md").read_text()
     assert f"https://arxiv.org/abs/{arxiv}" in readme and f"@inproceedings{{{key}" in readme
+    if family.startswith("zerosnet"):  # the ZeroSNet scheme on the DiffStride paper's network: both papers
+        assert "https://arxiv.org/abs/2206.13100" in readme and "@inproceedings{chen2022zerostability" in readme
+        assert "Learning Strides in Convolutional Neural Networks (ICLR 2022)" in readme
     assert "No evaluation results were recorded" in readme  # a bare file: no run.json, no metrics
     assert f"timm.create_model('{family}.c10', pretrained=True)" in readme  # no repo id: the registry name
 

@@ -77,7 +77,10 @@ default_cfgs = generate_default_cfgs(
             **{f"zerosnet{d}_tra_cifar.untrained": cifar_cfg(**_PAPER) for d in (20, 32, 44, 56, 110, 164)},
             **{f"zerosnet{d}.untrained": imagenet_cfg(**_PAPER) for d in (18, 34, 50, 101, 152)},
             **{f"zerosnet{d}_tra.untrained": imagenet_cfg(**_PAPER) for d in (18, 34, 50, 101, 152)},
-            "zerosnet18_diffstride_cifar.untrained": cifar_cfg(pool_size=(18, 18), **_PAPER),  # sizes at init
+            # sizes at init; the network of the DiffStride paper, so both papers
+            "zerosnet18_diffstride_cifar.untrained": cifar_cfg(
+                pool_size=(18, 18), paper_ids=("arXiv:2206.13100", "arXiv:2202.01653"), paper_name=_PAPER["paper_name"]
+            ),
         }
     )
 )
