@@ -162,8 +162,24 @@ def _zero_stable_plain(
     a2: torch.Tensor,
 ) -> torch.Tensor:
     """ZeroSNet Tra's update as plain ops, for TorchScript, torch.compile, exports and traces (their compilers fuse
-    it); eager training runs ``_ZeroStableTraFunction``."""
+    it); eager code runs ``_zero_stable_eager``."""
     return hb0 * f + a0 * x - inv * last + a2 * llast
+
+
+def _zero_stable_eager(
+    f: torch.Tensor,
+    x: torch.Tensor,
+    last: torch.Tensor,
+    llast: torch.Tensor,
+    hb0: torch.Tensor,
+    a0: torch.Tensor,
+    inv: torch.Tensor,
+    a2: torch.Tensor,
+) -> torch.Tensor:
+    """ZeroSNet Tra's update op by op: one new tensor, the other terms accumulated into it. The forward of
+    ``_ZeroStableTraFunction`` (eager training) and the eager forward without autograd, so that both round alike:
+    an eval forward gives the same bits with gradients on or off."""
+    return torch.mul(x, a0).addcmul_(last, inv, value=-1.0).addcmul_(llast, a2).addcmul_(f, hb0)
 
 
 class _LerpAddFunction(torch.autograd.Function):
@@ -226,7 +242,7 @@ class _ZeroStableTraFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, f, x, last, llast, hb0, a0, inv, a2):
         ctx.save_for_backward(f, x, last, llast, hb0, a0, inv, a2)
-        return torch.mul(x, a0).addcmul_(last, inv, value=-1.0).addcmul_(llast, a2).addcmul_(f, hb0)
+        return _zero_stable_eager(f, x, last, llast, hb0, a0, inv, a2)
 
     @staticmethod
     def backward(ctx, g):
@@ -335,6 +351,8 @@ class ZeroStableUpdate(nn.Module):
     def _trainable_python(self, f, x, last, llast, hb0, a0, inv, a2) -> torch.Tensor:
         if eager_autograd():
             return _ZeroStableTraFunction.apply(f, x, last, llast, hb0, a0, inv, a2)
+        if eager():  # no autograd: the Function's forward itself (same rounding with gradients on or off)
+            return _zero_stable_eager(f, x, last, llast, hb0, a0, inv, a2)
         return _zero_stable_plain(f, x, last, llast, hb0, a0, inv, a2)
 
     def coefficients(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
