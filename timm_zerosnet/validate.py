@@ -178,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None]:
     """The model to evaluate and the run.json it came from (None for a bare file or a pretrained model)."""
+    model, info, _ = _load_model(args)
+    return model, info
+
+
+def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path | None]:
+    """``load_model`` and the weights file it loaded (None: timm's pretrained weights)."""
     info = None
     model_kwargs: dict[str, Any] = {}
     weights = None
@@ -219,7 +225,7 @@ def load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None]:
             ) from e
     elif not args.pretrained:
         raise ValueError("Nothing to evaluate: pass --checkpoint or --pretrained")
-    return model, info
+    return model, info, weights
 
 
 def _weights_choice(args: argparse.Namespace, weights: Path | None, info: dict | None) -> str | None:
@@ -257,8 +263,7 @@ def validate(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
-    model, info = load_model(args)
-    weights = resolve_weights(args.checkpoint, args.weights)[0] if args.checkpoint else None
+    model, info, weights = _load_model(args)
     in_chans = getattr(model, "in_chans", None) or (info or {}).get("in_chans") or 3
     check_stat_counts(args, in_chans)
     overrides = {
