@@ -1066,7 +1066,8 @@ def create_multistep(
     """Build a registered variant with timm's builder; refuse ``pretrained=True`` where no weights exist.
 
     ``downsample``, ``strides`` and ``stem_stride`` are model arguments of every family built here (ZeroSNet,
-    LM-ResNet, PreResNet; not the post-activation tau-ResNet): they replace the skeleton's downsampling (see ``NetCfg``), e.g. ``downsample='diffstride', strides=(1, 3, 2, 3)``.
+    LM-ResNet, PreResNet; not the post-activation tau-ResNet): they replace the skeleton's downsampling (see
+    ``NetCfg``), e.g. ``downsample='diffstride', strides=(1, 3, 2, 3)``.
     """
     overrides = dict(
         downsample=downsample, strides=None if strides is None else tuple(strides), stem_stride=stem_stride
