@@ -501,7 +501,7 @@ def test_mixup_cutmix_and_smoothing_use_soft_targets(tmp_path):
 
 
 def test_model_kwargs_reach_the_model(tmp_path):
-    with pytest.raises(TypeError, match="no_such_option"):
+    with pytest.raises(ValueError, match="--model-kwargs no_such_option=1: .* unexpected keyword argument 'no_such_op"):
         Trainer.from_args(parse_args(tiny_argv(tmp_path, "kw", "--model-kwargs", "no_such_option=1")))
 
 
@@ -604,6 +604,36 @@ def test_recipe_errors_are_one_line_naming_the_flag(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("zerosnet-train: error: ")
     assert main(["-c", "no_such_recipe"]) == 2 and "neither a file nor a packaged recipe" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("--model zerosnet_20_cifar", "--model 'zerosnet_20_cifar' is not a registered model; did you mean zerosnet20"),
+        ("--model-kwargs lam=abc", "--model-kwargs lam='abc': zerosnet20_cifar cannot be built with them"),
+        ("--model-kwargs foo=1", "--model-kwargs foo=1: zerosnet20_cifar cannot be built with them"),
+        ("--model zerosnet50 --pretrained", "zerosnet50.untrained has no released weights"),
+        ("-c digits_demo --data-dir {tmp}", "--data-dir: the dataset is the embedded digits (--dataset digits"),
+        ("--class-map {tmp}/c.txt", "--class-map: the dataset is the embedded digits"),
+        ("--dataset torch/cifar10 --data-dir {tmp}", "'torch/cifar10' was not found under"),
+        ("--experiment taken", "already holds"),
+    ],
+)
+def test_bad_input_found_while_building_is_one_error_line_and_nothing_is_written(tmp_path, capsys, extra, message):
+    """They were tracebacks (exit status 1): an unknown model, model kwargs the model does not take, weights that
+    are not released, a dataset that is not there, a run directory that is taken. --data-dir / --class-map with
+    the digits (a recipe's --dataset digits) were silently ignored."""
+    (tmp_path / "out" / "taken" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "out" / "taken" / "run.json").write_text("{}")
+    before = sorted(p.name for p in (tmp_path / "out").iterdir())
+    argv = [*TINY.split(), "--output", str(tmp_path / "out"), "--no-keep-heap"]
+    argv += [a.format(tmp=tmp_path) for a in extra.split()]
+    if "--experiment" not in extra:
+        argv += ["--experiment", "bad"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("zerosnet-train: error: ") and message in err, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
 
 
 @pytest.mark.parametrize("extra", ["--gp bad", "--train-crop-mode rrcd"])

@@ -216,6 +216,13 @@ def test_bad_input_is_one_error_line_and_exit_status_2(trained_run, tmp_path, ca
     assert main(["--checkpoint", str(trained_run), "--weights", "ema", "--workers", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("zerosnet-validate: error: ") and "trained without" in err
+    for extra, message in (
+        (["--model", "nosuch"], "--model 'nosuch' is not a registered model"),  # were tracebacks
+        (["--model-kwargs", "foo=1"], "--model-kwargs foo=1: zerosnet20_cifar cannot be built with them"),
+    ):
+        assert main(["--checkpoint", str(trained_run), "--workers", "0", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("zerosnet-validate: error: ") and message in err
     damaged = tmp_path / "damaged.safetensors"
     damaged.write_bytes(b"x" * 100)
     argv = ["--pretrained-path", str(damaged), "--output", str(tmp_path), "--no-keep-heap"]

@@ -31,6 +31,7 @@ __all__ = [
     "DIGITS_IMAGE_SIZE",
     "DigitsDataset",
     "DatasetSplits",
+    "DatasetUnavailableError",
     "EpochShuffleSampler",
     "TransformDataset",
     "convert_image",
@@ -43,6 +44,13 @@ DIGITS_IMAGE_SIZE = 32
 """The 8x8 digits are stored upsampled to this size, the input size of the CIFAR-style models."""
 
 _logger = logging.getLogger(__name__)
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A named dataset is not under its data dir (and may be downloaded there), or its download failed. The message
+    says what to do; the entry points print it as one line."""
+
+
 _SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
@@ -421,6 +429,13 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
     splits: dict[str, Dataset | None] = {"train": None, "val": None}
 
     if name == "digits":
+        options = (("--data-dir", "data_dir"), ("--class-map", "class_map"), ("--dataset-download", "dataset_download"))
+        if ignored := [flag for flag, key in options if _get(args, key)]:
+            raise ValueError(
+                f"{', '.join(ignored)}: the dataset is the embedded digits (--dataset digits, which the digits_demo "
+                "recipe sets), which reads no files; pass --dataset folder to use the ImageFolder under --data-dir "
+                "(or a timm name such as torch/cifar10), or leave them out"
+            )
         if train:
             splits["train"] = DigitsDataset(train_split, img_mode=img_mode)
         if val:
@@ -495,14 +510,14 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
                     raise
                 reason = getattr(e, "reason", None) or e
                 # from None: the urllib traceback says nothing the message does not
-                raise RuntimeError(
+                raise DatasetUnavailableError(
                     f"Downloading {name!r} into {data_dir!r} failed ({reason}); connect to the network and retry, or "
                     "put the dataset's files under --data-dir yourself (as torchvision stores them, e.g. "
                     "cifar-10-batches-py/ for torch/cifar10) and run without --dataset-download"
                 ) from None
             except RuntimeError as e:
                 if "download" in str(e).lower() and not download:
-                    raise RuntimeError(
+                    raise DatasetUnavailableError(
                         f"{name!r} was not found under {data_dir!r}; pass --dataset-download to fetch it. ({e})"
                     ) from e
                 raise

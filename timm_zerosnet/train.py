@@ -24,6 +24,7 @@ import ast
 import contextlib
 import copy
 import csv
+import difflib
 import importlib.resources
 import inspect
 import io
@@ -61,7 +62,8 @@ from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
 from .cpu_heap import keep_heap
-from .data import EpochShuffleSampler, TransformDataset, create_datasets, dataset_name
+from .data import DatasetUnavailableError, EpochShuffleSampler, TransformDataset, create_datasets, dataset_name
+from .release import ReleaseError
 from .run_layout import WEIGHT_FILES, weights_file_name
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "TrainState",
     "Trainer",
     "build_parser",
+    "create_model_checked",
     "create_model_from_args",
     "create_optimizer_from_args",
     "evaluate",
@@ -718,8 +721,9 @@ def _damaged(path: Any, e: BaseException) -> ValueError:
 
 
 def _create_model(args: argparse.Namespace, overlay: dict | None, num_classes: int | None, in_chans: int | None):
-    return timm.create_model(
+    return create_model_checked(
         args.model,
+        args.model_kwargs,
         pretrained=bool(args.pretrained or args.pretrained_path),
         pretrained_cfg_overlay=overlay,
         num_classes=num_classes,
@@ -727,8 +731,27 @@ def _create_model(args: argparse.Namespace, overlay: dict | None, num_classes: i
         global_pool=args.gp,
         drop_rate=args.drop,
         drop_path_rate=args.drop_path,
-        **(args.model_kwargs or {}),
     )
+
+
+def create_model_checked(name: str, model_kwargs: dict | None, **kwargs: Any) -> nn.Module:
+    """``timm.create_model(name, **kwargs, **model_kwargs)`` with the bad input of the entry points as ValueError:
+    a name timm does not know (with the closest registered ones) and ``--model-kwargs`` the model does not take or
+    cannot use (timm's TypeError)."""
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"--model {name!r} is not a registered model{hint} (timm.list_models('zerosnet*') lists the ZeroSNets, "
+            "and so on for lmresnet*, preresnet*, tauresnet*; any timm model works too)"
+        )
+    try:
+        return timm.create_model(name, **kwargs, **(model_kwargs or {}))
+    except TypeError as e:
+        if not model_kwargs:
+            raise
+        given = " ".join(f"{k}={v!r}" for k, v in model_kwargs.items())
+        raise ValueError(f"--model-kwargs {given}: {name} cannot be built with them ({e})") from None
 
 
 def freeze_backbone(model: nn.Module) -> list[nn.Module]:
@@ -1833,8 +1856,9 @@ def _runs_on_cpu(args: argparse.Namespace) -> bool:
     return args.cpu or not any(accelerators)
 
 
-USAGE_ERRORS = (ValueError, FileNotFoundError)
-"""What the entry points report as bad input (what was wrong and what to do) instead of a traceback."""
+USAGE_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ReleaseError, DatasetUnavailableError)
+"""What the entry points report as bad input (what was wrong and what to do) instead of a traceback: values and
+files, a run directory that is taken, released weights that cannot be loaded, a dataset that is not there."""
 
 
 def usage_error(prog: str, e: BaseException) -> int:

@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import timm
 import torch
 import torch.nn as nn
 from accelerate import Accelerator
@@ -43,6 +42,7 @@ from .train import (
     _match_channels,
     check_minimums,
     check_stat_counts,
+    create_model_checked,
     evaluate,
     resolve_weights,
     usage_error,
@@ -200,13 +200,13 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
         raise ValueError("Pass --model (the checkpoint has no run.json to read the architecture from)")
     num_classes = args.num_classes or (info or {}).get("num_classes")
     in_chans = args.in_chans or (info or {}).get("in_chans")
-    model = timm.create_model(
+    model = create_model_checked(
         name,
+        model_kwargs,
         pretrained=args.pretrained and weights is None,
         num_classes=num_classes,
         in_chans=in_chans,
         global_pool=(info or {}).get("global_pool"),
-        **model_kwargs,
     )
     if weights is not None:
         try:

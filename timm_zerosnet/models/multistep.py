@@ -31,7 +31,7 @@ from timm.models._manipulate import checkpoint
 from torch import nn
 
 from ..layers.diffstride import DOWNSAMPLE_LAYERS, DiffStride, create_downsample
-from ..release import release_weights_overlay
+from ..release import ReleaseError, release_weights_overlay
 from ..schemes import ROLE_MULTISTEP, ROLE_RESET, EulerUpdate, Scheme, eager
 
 __all__ = [
@@ -1033,7 +1033,7 @@ def require_released_weights(variant: str, kwargs: dict) -> None:
         from timm.models import list_pretrained
 
         tags = list_pretrained(f"{variant}.*")
-        raise RuntimeError(
+        raise ReleaseError(
             f"{variant}{'.' + cfg.tag if cfg.tag else ''} has no released weights "
             f"(released tags for it: {', '.join(tags) if tags else 'none yet'}). Train one with "
             f"`zerosnet-train --model {variant} ...` and publish it with `zerosnet-hub export/push`, load a file with "
