@@ -7,8 +7,8 @@ a few seeds each, and plots validation accuracy against the largest spurious-roo
 
     python examples/zero_stability_study.py [--depth 56] [--epochs 4] [--seeds 0 1 2] [--img-size 16]
 
-Writes ``runs/zero_stability_study/{results.csv,results.md,accuracy_vs_modulus.png}``. Defaults fit in about
-15 minutes on two CPU cores; the 8x8 digits are trained at 16x16 to keep a 56-layer network affordable.
+Writes ``runs/zero_stability_study/{results.csv,results.md,accuracy_vs_modulus.png}``. Defaults take about
+6 minutes on two CPU cores (README); the 8x8 digits are trained at 16x16 to keep a 56-layer network affordable.
 """
 
 from __future__ import annotations
