@@ -28,6 +28,7 @@ from timm_zerosnet.release import (
     is_our_model,
     load_weights,
     repo_id_problem,
+    respect_umask,
     sha256_file,
     tag_problem,
     write_golden,
@@ -512,6 +513,7 @@ def export(
             safe_serialization=True,
             data_config=data_config,
         )
+        respect_umask(tmp / WEIGHTS_NAME)
         write_golden(net, tmp / GOLDEN_NAME, data_config["input_size"])
         config = _read_json(tmp / "config.json")
         release = dict(

@@ -247,6 +247,17 @@ def test_card_cites_the_family_paper(tmp_path, family, arxiv, key):
     assert f"timm.create_model('{family}.c10', pretrained=True)" in readme  # no repo id: the registry name
 
 
+def test_exported_files_get_the_permissions_of_the_umask(exported):
+    """timm's save_for_hf and the golden file go through safetensors, which creates files 0600."""
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in exported.iterdir()}
+    assert modes == dict.fromkeys(EXPORT_FILES, 0o666 & ~mask)
+
+
 def test_one_mean_and_std_per_input_channel(tmp_path):
     """A 1-channel checkpoint without run.json: the 3-channel defaults are averaged (and said so); a recorded data
     config with the wrong number of values is refused, naming the fix."""

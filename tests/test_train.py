@@ -821,6 +821,21 @@ def test_crash_while_saving_keeps_latest_on_the_previous_complete_state(tmp_path
     assert not list((tmp_path / "crash" / "checkpoints").glob(".tmp-*"))
 
 
+def test_every_file_of_a_run_gets_the_permissions_of_the_umask(source_run):
+    """safetensors creates its files 0600: a run's weights (and its states' model weights) were unreadable by the
+    group that could read the rest of the run."""
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    files = [p for p in source_run.rglob("*") if p.is_file()]
+    assert {"model.safetensors", "model_ema.safetensors", "run.json"} <= {p.name for p in files}
+    assert any(p.suffix == ".safetensors" and p.parent.parent.name == "checkpoints" for p in files)
+    wrong = {str(p.relative_to(source_run)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
+    assert {k: v for k, v in wrong.items() if v != oct(0o666 & ~mask)} == {}
+
+
 def test_failed_atomic_writes_leave_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     target = tmp_path / "best.safetensors"
     save_file({"w": torch.zeros(2)}, target)

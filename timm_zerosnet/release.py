@@ -20,6 +20,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import os
 import re
 import sys
 import warnings
@@ -331,6 +332,14 @@ def use_manifest(manifest: Mapping[str, Any] | str | Path) -> Iterator[dict[str,
 _sha_memo: dict[tuple[str, int, int], str] = {}
 
 
+def respect_umask(path: str | Path) -> None:
+    """Give a file written by safetensors the permissions of any other new file (0666 less the umask): its writer
+    creates them 0600, so a run's weights or an export could not be read by the group that reads the rest."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file (remembered per path, size and mtime)."""
     path = Path(path)
@@ -513,6 +522,7 @@ def write_golden(model: torch.nn.Module, path: str | Path, input_size: tuple[int
     x = golden_input(tuple(input_size), seed=seed)
     tensors = {"input": x, **_outputs(model, x)}
     safetensors.torch.save_file(tensors, str(path), metadata={"format": GOLDEN_FORMAT})
+    respect_umask(path)
 
 
 @dataclass(frozen=True)

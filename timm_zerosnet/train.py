@@ -63,7 +63,7 @@ from torchvision.transforms import InterpolationMode
 
 from .cpu_heap import keep_heap
 from .data import DatasetUnavailableError, EpochShuffleSampler, TransformDataset, create_datasets, dataset_name
-from .release import ReleaseError
+from .release import ReleaseError, respect_umask
 from .run_layout import WEIGHT_FILES, weights_file_name
 
 __all__ = [
@@ -1005,6 +1005,7 @@ def _atomic_save_safetensors(state_dict: dict[str, torch.Tensor], path: Path) ->
     with _atomic_target(path) as tmp:
         tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
         save_file(tensors, str(tmp), metadata={"format": "pt"})
+        respect_umask(tmp)
 
 
 class CheckpointManager:
@@ -1043,6 +1044,8 @@ class CheckpointManager:
         accelerator.save_state(str(tmp))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
+            for weights in tmp.glob("*.safetensors"):  # accelerate writes the model's with safetensors (0600)
+                respect_umask(weights)
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
