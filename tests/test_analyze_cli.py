@@ -217,6 +217,18 @@ def test_model_kwargs_give_the_scheme_constants_a_checkpoint_does_not_store(caps
     assert "pass them with --model-kwargs" in out
 
 
+def test_a_checkpoint_trained_with_model_kwargs_asks_for_them(capsys, tmp_path):
+    """Weights trained with downsample='diffstride' carry pool.strides keys: the refusal said to pass
+    pretrained_strict=False, which this command has no way to; it names --model-kwargs."""
+    path = _trained_checkpoint(tmp_path, "zerosnet20_cifar", downsample="diffstride")
+    code, out, err = run(capsys, "stability", "--model", "zerosnet20_cifar", "--checkpoint", str(path))
+    assert code == 2 and err.count("\n") == 1
+    assert "first unexpected key" in err and "pool.strides" in err
+    assert "zerosnet-analyze takes them as --model-kwargs" in err and "pretrained_strict" not in err
+    argv = ["stability", "--model", "zerosnet20_cifar", "--checkpoint", str(path), "--model-kwargs"]
+    assert run(capsys, *argv, "downsample=diffstride")[0] == 0
+
+
 def test_model_kwargs_set_the_fixed_tau_of_a_bn_tau_resnet(capsys, tmp_path):
     path = _trained_checkpoint(tmp_path, "tauresnet20_cifar", tau=1.0)
     argv = ["stability", "--model", "tauresnet20_cifar", "--checkpoint", str(path)]

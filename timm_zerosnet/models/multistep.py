@@ -924,7 +924,8 @@ def checkpoint_filter_fn(
             if kind == "one_minus":
                 value = 1.0 - value
         out[new_key] = value
-    check_fit(out, ours, unexpected, model, drop_head, strict, "family, depth, CIFAR or ImageNet variant, Opt or Tra")
+    variants = "family, depth, CIFAR or ImageNet variant, Opt or Tra, model kwargs"
+    check_fit(out, ours, unexpected, model, drop_head, strict, variants, exact)
     return out
 
 
@@ -954,11 +955,19 @@ def discarded_head(key: str, value: Any, ours: dict, model: nn.Module, drop_head
 
 
 def check_fit(
-    out: dict, ours: dict, unexpected: list, model: nn.Module, drop_head: bool, strict: bool, variants: str
+    out: dict,
+    ours: dict,
+    unexpected: list,
+    model: nn.Module,
+    drop_head: bool,
+    strict: bool,
+    variants: str,
+    exact: bool = False,
 ) -> None:
     """The checks both checkpoint filters end with: under ``strict``, no missing (a discarded head excepted) or
     unexpected key; always, every tensor of the model's shape (``check_shapes``). Non-strict, the unexpected keys
-    are logged and ignored, as timm's non-strict load does (timm logs the missing ones)."""
+    are logged and ignored, as timm's non-strict load does (timm logs the missing ones). ``exact``: the caller
+    loads the result itself (timm's ``pretrained_strict`` does not apply)."""
     missing = [k for k in ours if k not in out and not (drop_head and _is_classifier(k, model))]
     if strict and (unexpected or missing):
         arch = getattr(getattr(model, "pretrained_cfg", None), "get", lambda *_: None)("architecture")
@@ -966,7 +975,13 @@ def check_fit(
         raise ValueError(
             f"the checkpoint does not fit {arch or type(model).__name__}: {what} ({len(missing)} missing, "
             f"{len(unexpected)} unexpected in all). Check that the checkpoint was trained for this exact model "
-            f"({variants}), or pass pretrained_strict=False to load the keys that fit and leave the rest as built."
+            f"({variants}), "
+            + (
+                "and build it with the model kwargs it was trained with (e.g. downsample=...: a run's run.json lists "
+                "them; zerosnet-analyze takes them as --model-kwargs)."
+                if exact
+                else "or pass pretrained_strict=False to load the keys that fit and leave the rest as built."
+            )
         )
     if unexpected and not strict:
         _logger.warning(f"Unexpected keys ({', '.join(unexpected)}) ignored while loading pretrained weights.")

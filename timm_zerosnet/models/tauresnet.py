@@ -536,7 +536,7 @@ def checkpoint_filter_fn(
         if _FIXUP_SCALAR.search(key) and isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.reshape(())
         out[key] = value
-    check_fit(out, ours, unexpected, model, drop_head, strict, "depth, CIFAR or ImageNet skeleton, BN or nobn")
+    check_fit(out, ours, unexpected, model, drop_head, strict, "depth, CIFAR or ImageNet skeleton, BN or nobn", exact)
     return out
 
 
