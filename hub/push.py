@@ -133,9 +133,10 @@ def push(
     if staged:
         changed = sorted(n for n in set(files) | set(staged) if files.get(n) != staged.get(n))
         if changed:
+            again = f"zerosnet-hub stage {ex.path}" + (f" --manifest {manifest}" if manifest else "")
             raise HubError(
                 f"{ex.path}: {', '.join(changed)} changed since {ex.name} was staged; verify and stage the folder "
-                f"again (`zerosnet-hub stage {ex.path}`), or export it again."
+                f"again (`{again}`), or export it again."
             )
     if entry is not None:
         check_recordable(ex, repo_id, manifest)  # refuse now what the manifest would refuse after the upload
