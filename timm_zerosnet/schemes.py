@@ -151,7 +151,7 @@ def _lerp_add(f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, k: torch.Ten
     return torch.lerp(x, last, k).add_(f, alpha=h)
 
 
-def _zero_stable_plain(
+def _zero_stable_sum(
     f: torch.Tensor,
     x: torch.Tensor,
     last: torch.Tensor,
@@ -160,26 +160,17 @@ def _zero_stable_plain(
     a0: torch.Tensor,
     inv: torch.Tensor,
     a2: torch.Tensor,
+    op_by_op: bool = False,
 ) -> torch.Tensor:
-    """ZeroSNet Tra's update as plain ops, for TorchScript, torch.compile, exports and traces (their compilers fuse
-    it); eager code runs ``_zero_stable_eager``."""
+    """ZeroSNet Tra's update h b0 f + a0 x - (1 / lambda) last + a2 llast with tensor coefficients.
+
+    ``op_by_op`` (eager code): one new tensor, the other terms accumulated into it; the forward of
+    ``_ZeroStableTraFunction`` (eager training) and the eager forward without autograd, so that both round alike (an
+    eval forward gives the same bits with gradients on or off). Otherwise plain ops, for TorchScript, torch.compile,
+    exports and traces (their compilers fuse them)."""
+    if op_by_op:
+        return torch.mul(x, a0).addcmul_(last, inv, value=-1.0).addcmul_(llast, a2).addcmul_(f, hb0)
     return hb0 * f + a0 * x - inv * last + a2 * llast
-
-
-def _zero_stable_eager(
-    f: torch.Tensor,
-    x: torch.Tensor,
-    last: torch.Tensor,
-    llast: torch.Tensor,
-    hb0: torch.Tensor,
-    a0: torch.Tensor,
-    inv: torch.Tensor,
-    a2: torch.Tensor,
-) -> torch.Tensor:
-    """ZeroSNet Tra's update op by op: one new tensor, the other terms accumulated into it. The forward of
-    ``_ZeroStableTraFunction`` (eager training) and the eager forward without autograd, so that both round alike:
-    an eval forward gives the same bits with gradients on or off."""
-    return torch.mul(x, a0).addcmul_(last, inv, value=-1.0).addcmul_(llast, a2).addcmul_(f, hb0)
 
 
 class _LerpAddFunction(torch.autograd.Function):
@@ -242,7 +233,7 @@ class _ZeroStableTraFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, f, x, last, llast, hb0, a0, inv, a2):
         ctx.save_for_backward(f, x, last, llast, hb0, a0, inv, a2)
-        return _zero_stable_eager(f, x, last, llast, hb0, a0, inv, a2)
+        return _zero_stable_sum(f, x, last, llast, hb0, a0, inv, a2, op_by_op=True)
 
     @staticmethod
     def backward(ctx, g):
@@ -341,7 +332,7 @@ class ZeroStableUpdate(nn.Module):
         if self.lam is not None:
             hb0, a0, inv, a2 = self.trainable_coefficients()
             if torch.jit.is_scripting():
-                return _zero_stable_plain(f, x, last, llast, hb0, a0, inv, a2)
+                return _zero_stable_sum(f, x, last, llast, hb0, a0, inv, a2)
             return self._trainable_python(f, x, last, llast, hb0, a0, inv, a2)
         # constant coefficients: one new tensor, the other terms accumulated into it, nothing saved for backward;
         # f first, as in EulerUpdate (layout, and the rounding golden outputs were computed with)
@@ -352,8 +343,8 @@ class ZeroStableUpdate(nn.Module):
         if eager_autograd():
             return _ZeroStableTraFunction.apply(f, x, last, llast, hb0, a0, inv, a2)
         if eager():  # no autograd: the Function's forward itself (same rounding with gradients on or off)
-            return _zero_stable_eager(f, x, last, llast, hb0, a0, inv, a2)
-        return _zero_stable_plain(f, x, last, llast, hb0, a0, inv, a2)
+            return _zero_stable_sum(f, x, last, llast, hb0, a0, inv, a2, op_by_op=True)
+        return _zero_stable_sum(f, x, last, llast, hb0, a0, inv, a2)
 
     def coefficients(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         if self.lam is not None:
