@@ -224,6 +224,8 @@ def test_sixteen_bit_images_are_scaled_not_clipped_and_broken_files_skipped(tmp_
         assert img.dtype == np.uint8 and img.shape[:2] == (16, 16)
         grey = img if mode == "L" else img[..., 0]
         assert np.array_equal(grey.ravel(), np.arange(256)), "the ramp keeps its 256 levels"
+    wide_target = np.asarray(convert_image(Image.open(tmp_path / "train" / "a" / "0.png"), "I"))
+    assert np.array_equal(wide_target.ravel(), ramp.ravel().astype(np.int32))  # to a 32-bit mode: every level kept
     wide = Image.fromarray(np.full((4, 4), 1000, dtype=np.int32), "I")
     with pytest.raises(ValueError, match="a I \\(32-bit\\) image with values 1000..1000, which L would clip"):
         convert_image(wide, "L")
@@ -234,6 +236,20 @@ def test_sixteen_bit_images_are_scaled_not_clipped_and_broken_files_skipped(tmp_
         assert np.asarray(splits.train[1][0]).max() == 255  # index 1 is broken: the next image (0.png) comes
     # it opens (the header is whole) and fails to decode: skipped here, not by timm's ImageDataset
     assert [r.name for r in caplog.records if "Skipped sample (index 1)" in r.message] == ["timm_zerosnet.data"]
+    # also where no conversion is needed (an RGB JPEG for an RGB model), which decoded nothing before the transform
+    jpeg = tmp_path / "rgb"
+    for split in ("train", "val"):
+        (jpeg / split / "a").mkdir(parents=True)
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+            jpeg / split / "a" / "0.jpg"
+        )
+    whole = (jpeg / "train" / "a" / "0.jpg").read_bytes()
+    (jpeg / "train" / "a" / "1.jpg").write_bytes(whole[: len(whole) * 3 // 4])
+    splits = create_datasets({"data_dir": str(jpeg), "input_img_mode": "RGB"})
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert np.asarray(splits.train[1][0]).shape == (32, 32, 3)  # 1.jpg is cut short: 0.jpg comes instead
+    assert "Skipped sample (index 1)" in caplog.text
 
 
 def test_evaluation_alone_may_read_the_split_folder_itself(tmp_path):

@@ -12,6 +12,7 @@ resumed run be bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -55,12 +56,13 @@ _SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 def convert_image(img: Image.Image, mode: str) -> Image.Image:
-    """``img.convert(mode)``, except for the images PIL's conversion clips: 16-bit grey ones (a 16-bit PNG, mode
-    'I;16') are scaled to 8 bits first (0..65535 to 0..255; PIL clipped them at 255, turning most of an image white),
-    and 32-bit integer or float images ('I', 'F') are converted only if their values lie in 0..255 (their range is
-    not known, so anything else is refused instead of clipped)."""
-    if img.mode == mode:
-        return img
+    """``img.convert(mode)``, except for the images PIL's conversion to an 8-bit mode clips: 16-bit grey ones (a
+    16-bit PNG, mode 'I;16') are scaled to 8 bits first (0..65535 to 0..255; PIL clipped them at 255, turning most
+    of an image white), and 32-bit integer or float images ('I', 'F') are converted only if their values lie in
+    0..255 (their range is not known, so anything else is refused instead of clipped). To a wide mode ('I', 'F',
+    'I;16') PIL's own conversion keeps every level."""
+    if img.mode == mode or mode in ("I", "F") or mode in _SIXTEEN_BIT_GREY:
+        return img if img.mode == mode else img.convert(mode)  # PIL widens exactly (I;16 -> I keeps all levels)
     if img.mode in _SIXTEEN_BIT_GREY:
         wide = np.asarray(img).astype(np.uint32)
         img = Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8), "L")
@@ -90,6 +92,7 @@ class _FolderImages(ImageDataset):
         for _ in range(self._max_retries):
             img, target = super().__getitem__(index)  # opened, not decoded yet (no input_img_mode)
             try:
+                img.load()  # decode here, where a broken file is skipped (a conversion may not decode it)
                 return convert_image(img, self.img_mode), target
             except OSError as e:
                 _logger.warning(f"Skipped sample (index {index}). {e}")
@@ -399,7 +402,7 @@ def read_class_map(class_map: str | dict, data_dir: str | None = None) -> dict[s
             f"--class-map {class_map}: line(s) {', '.join(blank[:10])} are blank; line n names the class of label "
             "n - 1, so a blank line would be a class named '' and shift the labels after it: remove it"
         )
-    repeated = sorted({name for name in lines if lines.count(name) > 1})
+    repeated = sorted(name for name, n in collections.Counter(lines).items() if n > 1)
     if repeated:
         raise ValueError(f"--class-map {class_map}: class name(s) on more than one line: {', '.join(repeated[:10])}")
     return {name: i for i, name in enumerate(lines)}
