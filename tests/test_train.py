@@ -636,6 +636,19 @@ def test_bad_input_found_while_building_is_one_error_line_and_nothing_is_written
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
 
 
+def test_models_named_with_a_source_go_to_timm_as_they_are(tmp_path):
+    """local-dir: / hf-hub: names are timm's loaders, not registered names: the unknown-model check refused them."""
+    from timm.models import save_for_hf
+
+    from timm_zerosnet.train import create_model_checked
+
+    source = timm.create_model(MODEL, num_classes=10).eval()
+    save_for_hf(source, tmp_path / "folder", safe_serialization=True)
+    loaded = create_model_checked(f"local-dir:{tmp_path / 'folder'}", None, pretrained=True).eval()
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(loaded(x), source(x))
+
+
 @pytest.mark.parametrize("extra", ["--gp bad", "--train-crop-mode rrcd"])
 def test_unknown_choices_are_refused_by_the_parser(extra, capsys):
     with pytest.raises(SystemExit):

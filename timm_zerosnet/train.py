@@ -53,6 +53,7 @@ from safetensors.torch import save_file
 from timm.data import Mixup, create_transform, resolve_data_config
 from timm.data.transforms import str_to_interp_mode
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.models import parse_model_name
 from timm.optim import create_optimizer_v2, param_groups_layer_decay
 from timm.scheduler import create_scheduler_v2
 from timm.scheduler.scheduler_factory import scheduler_kwargs
@@ -737,8 +738,10 @@ def _create_model(args: argparse.Namespace, overlay: dict | None, num_classes: i
 def create_model_checked(name: str, model_kwargs: dict | None, **kwargs: Any) -> nn.Module:
     """``timm.create_model(name, **kwargs, **model_kwargs)`` with the bad input of the entry points as ValueError:
     a name timm does not know (with the closest registered ones) and ``--model-kwargs`` the model does not take or
-    cannot use (timm's TypeError)."""
-    if not timm.is_model(name):
+    cannot use (timm's TypeError). Names with a source (``hf-hub:ORG/NAME``, ``local-dir:PATH``) go to timm as
+    they are."""
+    source, _ = parse_model_name(name)
+    if source is None and not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(

@@ -219,10 +219,12 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
         try:
             model.load_state_dict(state_dict)
         except RuntimeError as e:
-            raise RuntimeError(
+            detail = " ".join(str(e).split())  # torch's message spans lines: one error line
+            raise ValueError(
                 f"{weights} does not fit {name} (num_classes={num_classes}, in_chans={in_chans}, "
-                f"kwargs={model_kwargs}); pass the --model/--num-classes/--in-chans it was trained with. {e}"
-            ) from e
+                f"kwargs={model_kwargs}); pass the --model/--num-classes/--in-chans it was trained with. "
+                f"{detail[:400]}{'...' if len(detail) > 400 else ''}"
+            ) from None
     elif not args.pretrained:
         raise ValueError("Nothing to evaluate: pass --checkpoint or --pretrained")
     return model, info, weights
