@@ -224,9 +224,13 @@ def test_a_checkpoint_trained_with_model_kwargs_asks_for_them(capsys, tmp_path):
     code, out, err = run(capsys, "stability", "--model", "zerosnet20_cifar", "--checkpoint", str(path))
     assert code == 2 and err.count("\n") == 1
     assert "first unexpected key" in err and "pool.strides" in err
-    assert "zerosnet-analyze takes them as --model-kwargs" in err and "pretrained_strict" not in err
+    assert "zerosnet-analyze takes the kwargs as --model-kwargs" in err and "pretrained_strict" not in err
     argv = ["stability", "--model", "zerosnet20_cifar", "--checkpoint", str(path), "--model-kwargs"]
     assert run(capsys, *argv, "downsample=diffstride")[0] == 0
+    # another variant of the family (tau-ResNet nobn weights for the BN model): the advice names --model first
+    nobn = _trained_checkpoint(tmp_path, "tauresnet20_nobn_cifar")
+    code, out, err = run(capsys, "stability", "--model", "tauresnet20_cifar", "--checkpoint", str(nobn))
+    assert code == 2 and "BN or nobn" in err and "build it as it was trained: that --model" in err
 
 
 def test_model_kwargs_set_the_fixed_tau_of_a_bn_tau_resnet(capsys, tmp_path):

@@ -977,8 +977,8 @@ def check_fit(
             f"{len(unexpected)} unexpected in all). Check that the checkpoint was trained for this exact model "
             f"({variants}), "
             + (
-                "and build it with the model kwargs it was trained with (e.g. downsample=...: a run's run.json lists "
-                "them; zerosnet-analyze takes them as --model-kwargs)."
+                "and build it as it was trained: that --model, with its model kwargs (a run's run.json lists both; "
+                "zerosnet-analyze takes the kwargs as --model-kwargs)."
                 if exact
                 else "or pass pretrained_strict=False to load the keys that fit and leave the rest as built."
             )
