@@ -185,6 +185,8 @@ def split_name(spec: str) -> tuple[str, int | None]:
     """'resnet18@32' -> ('resnet18', 32): an explicit input resolution; 'resnet18' -> ('resnet18', None)."""
     if "@" in spec:
         name, size = spec.rsplit("@", 1)
+        if not size.isdigit() or int(size) < 1:
+            raise ValueError(f"{spec!r}: the input size after '@' must be a whole number of pixels, e.g. resnet18@32")
         return name, int(size)
     return spec, None
 
@@ -198,7 +200,10 @@ def create_bench_model(spec: str, device=None) -> nn.Module:
 
 
 def is_known(spec: str) -> bool:
-    name, _ = split_name(spec)
+    try:
+        name, _ = split_name(spec)
+    except ValueError:
+        return False
     m = _CIFAR_REF.match(name)
     if m:
         return _cifar_ref_layout(int(m.group(2))) is not None
@@ -323,7 +328,10 @@ def expand_models(patterns: str) -> list[str]:
     pats = [p for p in re.split(r"[,\s]+", patterns.strip()) if p]
     pats = [m for p in pats for m in MODEL_SETS.get(p, [p])]
     for pat in pats:
-        name, size = split_name(pat)
+        try:
+            name, size = split_name(pat)
+        except ValueError as e:
+            raise SystemExit(f"--models: {e}") from None
         if any(c in name for c in "*?["):
             found = sorted(set(timm.list_models(name)) | set(fnmatch.filter(refs, name)))
             if not found:
@@ -1279,9 +1287,14 @@ def check_ranges(
         p.error("; ".join(bad))
 
 
+_REF_DEPTHS = (18, 20, 32, 34, 44, 50, 56, 101, 110, 152, 164, 1202)
+"""Depths a CIFAR reference template ('resnet{depth}@32') is tried at: ours and timm's ResNets'."""
+
+
 def check_references(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The ``--ref-*`` options name models that exist (a misspelt one dropped every ratio against it, silently).
-    The CIFAR ones may be templates with ``{depth}``, checked at depth 20; the others get the model's ``@SIZE``."""
+    The CIFAR ones may be templates with ``{depth}``: they must give a known model at one of ``_REF_DEPTHS`` at
+    least (at the others a model simply has no reference); the others get the model's ``@SIZE``."""
     bad = []
     for key in ("ref_preact_basic", "ref_preact_bottleneck", "ref_basic", "ref_bottleneck"):
         if not is_known(getattr(args, key)):
@@ -1289,10 +1302,10 @@ def check_references(p: argparse.ArgumentParser, args: argparse.Namespace) -> No
     for key in ("ref_preact_cifar", "ref_cifar"):
         template = getattr(args, key)
         try:
-            name = template.format(depth=20)
+            names = [template.format(depth=d) for d in _REF_DEPTHS]
         except (KeyError, IndexError, ValueError):
-            name = None
-        if name is None or not is_known(name):
+            names = []
+        if not any(is_known(name) for name in names):
             bad.append(f"--{key.replace('_', '-')} {template!r}")
     if bad:
         p.error(

@@ -504,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad := [v for v in chosen if v not in VARIANTS + COST_VARIANTS]:
         p.error(f"--variants: unknown {bad}; choose from {VARIANTS + COST_VARIANTS}")
     args.variant_list = ["current"] + [v for v in chosen if v != "current"]
-    counts = ("reps", "steps", "mem_steps", "batch", "img_size", "threads", "row_limit")
+    counts = ("reps", "steps", "mem_steps", "batch", "img_size", "threads")  # --row-limit: torch's, -1 for all
     check_ranges(p, args, counts=counts, at_least_0=("warmup",))
     if args.mem_worker:
         _mem_worker(args.mem_worker)

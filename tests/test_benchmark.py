@@ -674,6 +674,7 @@ def test_quick_keeps_224_style_models_in_their_style():
         # a misspelt reference silently dropped every ratio against it
         (["--ref-preact-cifar", "timm-resnetv2_{depht}_cifar"], "--ref-preact-cifar 'timm-resnetv2_{depht}_cifar'"),
         (["--ref-bottleneck", "resnet05"], "--ref-bottleneck 'resnet05': not a known model"),
+        (["--ref-basic", "resnet18@x"], "--ref-basic 'resnet18@x': not a known model"),  # was a ValueError traceback
     ],
 )
 def test_bad_options_are_refused_before_anything_runs(extra, message, capsys):
@@ -687,6 +688,9 @@ def test_references_given_as_options_are_still_used():
     args = bench.parse_args(["--ref-cifar", "resnet18@32", "--ref-preact-bottleneck", "resnetv2_50d"])
     assert bench.reference_for(bench.model_info("zerosnet20_cifar", args), args, "post") == "resnet18@32"
     assert bench.reference_for(bench.model_info("zerosnet50", args), args) == "resnetv2_50d"
+    # a template known at another depth than 20 (timm's resnet18 at 32x32 for the CIFAR ResNet-18)
+    args = bench.parse_args(["--ref-cifar", "resnet{depth}@32"])
+    assert bench.reference_for(bench.model_info("preresnet18_cifar", args), args, "post") == "resnet18@32"
 
 
 @pytest.mark.parametrize(
@@ -696,7 +700,7 @@ def test_references_given_as_options_are_still_used():
         ("pairs", ["--min-rep-s", "-1", "--eff-tol", "2"], "--min-rep-s -1.0 (must be at least 0); --eff-tol 2.0"),
         ("speedup", ["--batch-size-cifar", "0"], "--batch-size-cifar 0 (must be at least 1)"),
         ("speedup", ["--img-size", "-5"], "--img-size -5 (must be at least 1)"),
-        ("profile", ["--row-limit", "0"], "--row-limit 0 (must be at least 1)"),
+        ("profile", ["--steps", "0"], "--steps 0 (must be at least 1)"),
         ("profile", ["--warmup", "-1"], "--warmup -1 (must be at least 0)"),
     ],
 )
