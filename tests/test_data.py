@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import sys
 import types
 from types import SimpleNamespace
@@ -227,9 +228,18 @@ def test_sixteen_bit_images_are_scaled_not_clipped_and_broken_files_skipped(tmp_
     wide_target = np.asarray(convert_image(Image.open(tmp_path / "train" / "a" / "0.png"), "I"))
     assert np.array_equal(wide_target.ravel(), ramp.ravel().astype(np.int32))  # to a 32-bit mode: every level kept
     wide = Image.fromarray(np.full((4, 4), 1000, dtype=np.int32), "I")
-    with pytest.raises(ValueError, match="a I \\(32-bit\\) image with values 1000..1000, which L would clip"):
+    with pytest.raises(ValueError, match=r"a I \(32-bit\) image with values 1000..1000, which mode L cannot hold"):
         convert_image(wide, "L")
     assert np.asarray(convert_image(Image.fromarray(np.full((4, 4), 7, dtype=np.int32), "I"), "RGB")).max() == 7
+    # to a wide mode only exact conversions: PIL would wrap 1e10 to -2**31, truncate -3.7 or clip 70000 at 65535
+    for values, mode in (((1e10,), "I"), ((-3.7,), "I"), ((0.6,), "I"), ((70000,), "I;16"), ((1e10,), "I;16")):
+        dtype = np.int32 if float(values[0]).is_integer() and abs(values[0]) < 2**31 else np.float32
+        src = Image.fromarray(np.full((2, 2), values[0], dtype=dtype), "I" if dtype == np.int32 else "F")
+        with pytest.raises(ValueError, match=f"which mode {re.escape(mode)} cannot hold exactly"):
+            convert_image(src, mode)
+    whole = Image.fromarray(np.full((2, 2), -3.0, dtype=np.float32), "F")
+    assert np.asarray(convert_image(whole, "I")).tolist() == [[-3, -3], [-3, -3]]
+    assert np.asarray(convert_image(Image.fromarray(np.full((2, 2), 1e10, dtype=np.float32), "F"), "F")).max() == 1e10
     (tmp_path / "train" / "a" / "1.png").write_bytes((tmp_path / "train" / "a" / "0.png").read_bytes()[:60])
     splits = create_datasets({"data_dir": str(tmp_path), "input_img_mode": "L"})
     with caplog.at_level("WARNING"):

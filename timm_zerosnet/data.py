@@ -55,27 +55,36 @@ class DatasetUnavailableError(RuntimeError):
 _SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
+_RANGES_OF_MODES = {"I": (-(2**31), 2**31 - 1), "F": (-np.inf, np.inf), **dict.fromkeys(_SIXTEEN_BIT_GREY, (0, 65535))}
+
+
 def convert_image(img: Image.Image, mode: str) -> Image.Image:
-    """``img.convert(mode)``, except for the images PIL's conversion to an 8-bit mode clips: 16-bit grey ones (a
-    16-bit PNG, mode 'I;16') are scaled to 8 bits first (0..65535 to 0..255; PIL clipped them at 255, turning most
-    of an image white), and 32-bit integer or float images ('I', 'F') are converted only if their values lie in
-    0..255 (their range is not known, so anything else is refused instead of clipped). To a wide mode ('I', 'F',
-    'I;16') PIL's own conversion keeps every level."""
-    if img.mode == mode or mode in ("I", "F") or mode in _SIXTEEN_BIT_GREY:
-        return img if img.mode == mode else img.convert(mode)  # PIL widens exactly (I;16 -> I keeps all levels)
-    if img.mode in _SIXTEEN_BIT_GREY:
-        wide = np.asarray(img).astype(np.uint32)
-        img = Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8), "L")
-    elif img.mode in ("I", "F"):
+    """``img.convert(mode)``, except where PIL's conversion would lose values without a word. To an 8-bit mode:
+    16-bit grey images (a 16-bit PNG, mode 'I;16') are scaled to 8 bits first (0..65535 to 0..255; PIL clipped them
+    at 255, turning most of an image white), and 32-bit integer or float images ('I', 'F') are converted only if
+    their values lie in 0..255 (their range is not known, so anything else is refused instead of clipped). To a
+    wide mode ('I', 'F', 'I;16'), PIL's conversion is used where it is exact: a 32-bit or float image must hold
+    whole values within the target's range (a float image goes to 'F' as it is)."""
+    if img.mode == mode:
+        return img
+    wide = mode in _RANGES_OF_MODES
+    if img.mode in ("I", "F") and not (wide and (mode == "F" or img.mode == "I" and mode == "I")):
         values = np.asarray(img)
-        low, high = values.min(), values.max()
-        if low < 0 or high > 255:
+        low, high = _RANGES_OF_MODES[mode] if wide else (0, 255)
+        whole = img.mode == "I" or bool(np.all(np.mod(values, 1) == 0))
+        if values.min() < low or values.max() > high or (wide and not whole):
             name = getattr(img, "filename", "") or "an image"
+            what = "whole values" if wide else "values"
             raise ValueError(
-                f"{name}: a {img.mode} (32-bit) image with values {low:g}..{high:g}, which {mode} would clip to "
-                "0..255; save the images with 8 bits per channel (or as 16-bit grey PNGs, which are scaled)"
+                f"{name}: a {img.mode} (32-bit) image with values {values.min():g}..{values.max():g}, which mode "
+                f"{mode} cannot hold exactly ({what} in {low:g}..{high:g}); save the images with 8 bits per channel "
+                "(or as 16-bit grey PNGs, which are scaled), or pick an --input-img-mode that holds them"
             )
-        img = Image.fromarray(values.round().astype(np.uint8), "L")
+        if not wide:
+            img = Image.fromarray(values.round().astype(np.uint8), "L")
+    elif img.mode in _SIXTEEN_BIT_GREY and not wide:
+        values = np.asarray(img).astype(np.uint32)
+        img = Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8), "L")
     return img if img.mode == mode else img.convert(mode)
 
 
