@@ -647,6 +647,11 @@ def test_models_named_with_a_source_go_to_timm_as_they_are(tmp_path):
     loaded = create_model_checked(f"local-dir:{tmp_path / 'folder'}", None, pretrained=True).eval()
     x = torch.randn(1, 3, 32, 32)
     assert torch.equal(loaded(x), source(x))
+    # the default run name is one folder (it was a tree named after the path, under '<date>-local-dir:')
+    args = parse_args(["--model", f"local-dir:{tmp_path / 'folder'}", "--output", str(tmp_path / "out")])
+    run_dir = train_mod._run_dir(args)
+    assert run_dir.parent == tmp_path / "out" and ":" not in run_dir.name and "/" not in args.experiment
+    assert run_dir.name.endswith("-local-dir" + str(tmp_path / "folder").replace("/", "-"))
 
 
 @pytest.mark.parametrize("extra", ["--gp bad", "--train-crop-mode rrcd"])

@@ -219,7 +219,7 @@ def test_bad_input_is_one_error_line_and_exit_status_2(trained_run, tmp_path, ca
     for extra, message in (
         (["--model", "nosuch"], "--model 'nosuch' is not a registered model"),  # were tracebacks
         (["--model-kwargs", "foo=1"], "--model-kwargs foo=1: zerosnet20_cifar cannot be built with them"),
-        (["--model", "zerosnet32_cifar"], "does not fit zerosnet32_cifar"),  # was a RuntimeError traceback
+        (["--model", "zerosnet32_cifar"], "the --model, --num-classes, --in-chans and --model-kwargs it was"),
     ):
         assert main(["--checkpoint", str(trained_run), "--workers", "0", *extra]) == 2
         err = capsys.readouterr().err

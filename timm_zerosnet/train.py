@@ -32,6 +32,7 @@ import json
 import math
 import os
 import pickle
+import re
 import shutil
 import sys
 import time
@@ -1148,7 +1149,9 @@ def check_run_dir(run_dir: Path, resume_from: Path | None, resume: str | None) -
 
 def _run_dir(args: argparse.Namespace) -> Path:
     if not args.experiment:
-        args.experiment = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{args.model}"
+        # one folder name, also for a model named with a source and a path (local-dir:/x/y, hf-hub:org/name)
+        model = re.sub(r"[^\w.-]+", "-", args.model).strip("-.")[:80]
+        args.experiment = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{model}"
     return Path(args.output).expanduser() / args.experiment
 
 

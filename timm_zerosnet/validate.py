@@ -222,7 +222,8 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
             detail = " ".join(str(e).split())  # torch's message spans lines: one error line
             raise ValueError(
                 f"{weights} does not fit {name} (num_classes={num_classes}, in_chans={in_chans}, "
-                f"kwargs={model_kwargs}); pass the --model/--num-classes/--in-chans it was trained with. "
+                f"kwargs={model_kwargs}); pass the --model, --num-classes, --in-chans and --model-kwargs it was "
+                "trained with (a run's run.json holds them). "
                 f"{detail[:400]}{'...' if len(detail) > 400 else ''}"
             ) from None
     elif not args.pretrained:
