@@ -181,7 +181,7 @@ def compare(a: dict, b: dict, limit: int) -> None:
     print(f"\n## {a['name']} vs {b['name']}: ops with the largest difference in self CPU time (per step)\n")
     print(f"| op | calls {a['name']} | ms | MB alloc | calls {b['name']} | ms | MB alloc | delta ms |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for k in diff[:limit]:
+    for k in diff if limit < 0 else diff[:limit]:  # -1: every op, as torch's own table
         oa, ob = a["ops"].get(k, zero), b["ops"].get(k, zero)
         print(
             f"| {k} | {oa['calls']:.0f} | {oa['self_ms']:.1f} | {oa['self_mb']:.0f} | {ob['calls']:.0f} | "
@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=2, help="profiled steps (averaged)")
-    p.add_argument("--row-limit", type=int, default=20)
+    p.add_argument("--row-limit", type=int, default=20, help="rows of each table (-1: all)")
     p.add_argument("--trace-dir", default=None, help="write chrome traces here")
     p.add_argument(
         "--ablate",
@@ -504,8 +504,10 @@ def main(argv: list[str] | None = None) -> int:
     if bad := [v for v in chosen if v not in VARIANTS + COST_VARIANTS]:
         p.error(f"--variants: unknown {bad}; choose from {VARIANTS + COST_VARIANTS}")
     args.variant_list = ["current"] + [v for v in chosen if v != "current"]
-    counts = ("reps", "steps", "mem_steps", "batch", "img_size", "threads")  # --row-limit: torch's, -1 for all
+    counts = ("reps", "steps", "mem_steps", "batch", "img_size", "threads")
     check_ranges(p, args, counts=counts, at_least_0=("warmup",))
+    if args.row_limit == 0 or args.row_limit < -1:
+        p.error(f"--row-limit {args.row_limit}: give a number of rows (at least 1), or -1 for all of them")
     if args.mem_worker:
         _mem_worker(args.mem_worker)
         return 0

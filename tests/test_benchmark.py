@@ -675,6 +675,7 @@ def test_quick_keeps_224_style_models_in_their_style():
         (["--ref-preact-cifar", "timm-resnetv2_{depht}_cifar"], "--ref-preact-cifar 'timm-resnetv2_{depht}_cifar'"),
         (["--ref-bottleneck", "resnet05"], "--ref-bottleneck 'resnet05': not a known model"),
         (["--ref-basic", "resnet18@x"], "--ref-basic 'resnet18@x': not a known model"),  # was a ValueError traceback
+        (["--ref-cifar", "timm-resnet{depth[0]}_cifar"], "--ref-cifar 'timm-resnet{depth[0]}_cifar'"),  # TypeError
     ],
 )
 def test_bad_options_are_refused_before_anything_runs(extra, message, capsys):
@@ -689,8 +690,11 @@ def test_references_given_as_options_are_still_used():
     assert bench.reference_for(bench.model_info("zerosnet20_cifar", args), args, "post") == "resnet18@32"
     assert bench.reference_for(bench.model_info("zerosnet50", args), args) == "resnetv2_50d"
     # a template known at another depth than 20 (timm's resnet18 at 32x32 for the CIFAR ResNet-18)
-    args = bench.parse_args(["--ref-cifar", "resnet{depth}@32"])
+    args = bench.parse_args(["--ref-cifar", "resnet{depth}@32", "--ref-preact-cifar", "resnetv2_{depth}@32"])
     assert bench.reference_for(bench.model_info("preresnet18_cifar", args), args, "post") == "resnet18@32"
+    # ... and the models it names none for are listed, not left out without a word
+    infos = {s: bench.model_info(s, args) for s in ("preresnet18_cifar", "zerosnet20_cifar", "resnet18@32")}
+    assert bench.unreferenced(infos, args) == ["zerosnet20_cifar"]
 
 
 @pytest.mark.parametrize(
@@ -701,6 +705,7 @@ def test_references_given_as_options_are_still_used():
         ("speedup", ["--batch-size-cifar", "0"], "--batch-size-cifar 0 (must be at least 1)"),
         ("speedup", ["--img-size", "-5"], "--img-size -5 (must be at least 1)"),
         ("profile", ["--steps", "0"], "--steps 0 (must be at least 1)"),
+        ("profile", ["--row-limit", "0"], "--row-limit 0: give a number of rows (at least 1), or -1 for all"),
         ("profile", ["--warmup", "-1"], "--warmup -1 (must be at least 0)"),
     ],
 )
@@ -713,6 +718,18 @@ def test_the_other_benchmark_scripts_refuse_numbers_out_of_range(script, argv, m
     with pytest.raises(SystemExit) as exc:
         parse(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_profile_comparison_takes_minus_one_for_every_row(capsys):
+    """--row-limit -1 is torch's 'all rows'; the comparison table sliced [:-1] and dropped the last op."""
+    prof = _load("zerosnet_profile_multistep", ROOT / "benchmarks" / "profile_multistep.py")
+    ops = {f"aten::op{i}": dict(calls=1, self_ms=float(i), self_mb=0.0) for i in range(3)}
+    totals = dict(step_ms=3.0, mem_mb=1.0, saved_mb=1.0, params=1)
+    a = dict(name="a", ops=ops, **totals)
+    b = dict(name="b", ops={"aten::op0": dict(calls=1, self_ms=1.0, self_mb=0.0)}, **totals)
+    prof.compare(a, b, -1)
+    out = capsys.readouterr().out
+    assert all(f"| aten::op{i} |" in out for i in range(3))
 
 
 def test_a_compile_models_pattern_that_matches_nothing_is_refused(tmp_path, monkeypatch):
