@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -651,7 +652,7 @@ def test_models_named_with_a_source_go_to_timm_as_they_are(tmp_path):
     args = parse_args(["--model", f"local-dir:{tmp_path / 'folder'}", "--output", str(tmp_path / "out")])
     run_dir = train_mod._run_dir(args)
     assert run_dir.parent == tmp_path / "out" and ":" not in run_dir.name and "/" not in args.experiment
-    assert run_dir.name.endswith("-local-dir" + str(tmp_path / "folder").replace("/", "-"))
+    assert re.fullmatch(r"\d{8}-\d{6}-local-dir-[\w.-]+", run_dir.name) and len(run_dir.name) <= 96, run_dir.name
 
 
 @pytest.mark.parametrize("extra", ["--gp bad", "--train-crop-mode rrcd"])
