@@ -53,8 +53,6 @@ class DatasetUnavailableError(RuntimeError):
 
 
 _SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
-
-
 _RANGES_OF_MODES = {"I": (-(2**31), 2**31 - 1), "F": (-np.inf, np.inf), **dict.fromkeys(_SIXTEEN_BIT_GREY, (0, 65535))}
 
 
