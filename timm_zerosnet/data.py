@@ -66,7 +66,7 @@ def convert_image(img: Image.Image, mode: str) -> Image.Image:
     if img.mode == mode:
         return img
     wide = mode in _RANGES_OF_MODES
-    if img.mode in ("I", "F") and not (wide and (mode == "F" or img.mode == "I" and mode == "I")):
+    if img.mode in ("I", "F") and not (wide and mode == "F"):  # (the same mode returned above)
         values = np.asarray(img)
         low, high = _RANGES_OF_MODES[mode] if wide else (0, 255)
         whole = img.mode == "I" or bool(np.all(np.mod(values, 1) == 0))
