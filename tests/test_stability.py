@@ -123,6 +123,7 @@ def test_zeros_one_third_triple_root_is_not_zero_stable():
         (Q(-1, 2), False),
         (Q(1, 5), False),
         (Q(333, 1000), False),
+        (Q(1, 3), False),  # ANALYSIS.md: at lambda = 1/3 the spurious roots merge with 1 (unstable)
         (Q(334, 1000), True),
         (Q(5), True),
         (-5.0, True),
@@ -281,6 +282,47 @@ def test_repeated_root_on_circle_is_found_with_float_coefficients():
     report = analyze_scheme(*lm_scheme(-1.0))  # (z - 1)^2
     assert not report.zero_stable and "repeated" in report.reason
     assert is_zero_stable([0.0, 0.0, 1.0])  # z^3 - 1: three simple roots on the circle
+
+
+@pytest.mark.parametrize(
+    "a",
+    [
+        (Q(-2), Q(-1)),  # (z + 1)^2
+        (Q(-1), Q(1), Q(1)),  # (z - 1)(z + 1)^2: consistent, its spurious root -1 double
+        (Q(0), Q(-1)),  # (z - i)(z + i): simple roots on the circle, for contrast
+    ],
+)
+def test_repeated_root_on_circle_other_than_one_is_found_exactly(a):
+    """ANALYSIS.md section 1: roots with |z| = 1 must be simple. The exact path splits the polynomial into its
+    square-free parts with derivatives and gcds; a wrong derivative would call every root simple."""
+    report = analyze_scheme(a)
+    repeated = a != (Q(0), Q(-1))
+    assert report.exact and report.zero_stable is not repeated
+    assert is_zero_stable(a) is not repeated
+    if repeated:
+        assert report.reason == "repeated root -1 on the unit circle"
+        # the same verdict in floats, where the double root lands just outside the circle; the reason says by how much
+        floats = analyze_scheme([float(v) for v in a])
+        assert not floats.zero_stable
+        assert "lies outside the unit circle (|z| = 1 + " in floats.reason or "repeated root" in floats.reason
+
+
+def test_consistency_order_reaches_the_highest_order_a_scheme_has():
+    """The explicit 2-step scheme of order 3, x_{n+1} = -4 x_n + 5 x_{n-1} + h (4 f_n + 2 f_{n-1}) (the textbook
+    example of an order that zero stability forbids: its spurious root is -5)."""
+    for a, b in (((Q(-4), Q(5)), (Q(4), Q(2))), ((-4.0, 5.0), (4.0, 2.0))):
+        assert consistency_order(a, b) == 3
+        report = analyze_scheme(a, b)
+        assert report.consistency_order == 3 and not report.zero_stable
+        assert report.max_modulus == pytest.approx(5.0)
+
+
+def test_float_triple_root_at_one_keeps_its_principal_root():
+    """At lambda = 1/3 in floats the triple root 1 splits by about 1e-5 (the cube root of machine precision):
+    the root nearest 1 is still taken as the principal one (the test allows sqrt(tol)), and the verdict holds."""
+    report = analyze_scheme(*zeros_scheme(1 / 3))
+    assert report.principal_root is not None and abs(report.principal_root - 1) < 1e-4
+    assert len(report.spurious_roots) == 2 and not report.zero_stable
 
 
 def test_empty_and_invalid_schemes_raise():

@@ -728,7 +728,7 @@ def _root_condition(a: Sequence[Number], roots: np.ndarray, tol: float) -> tuple
     outside = roots[moduli > 1 + tol]
     if outside.size:
         worst = outside[np.argmax(np.abs(outside))]
-        return False, f"root {_fmt(worst)} lies outside the unit circle (|z| = {abs(worst):.6g})"
+        return False, f"root {_fmt(worst)} lies outside the unit circle (|z| = {_fmt_modulus(abs(worst))})"
     on_circle = roots[np.abs(moduli - 1) <= tol]
     repeated = _repeated_on_circle(a, on_circle, tol)
     if repeated is not None:
@@ -820,6 +820,11 @@ def _fmt(z: complex) -> str:
     if z.imag == 0:
         return f"{z.real:.6g}"
     return f"{z.real:.6g}{z.imag:+.6g}j"
+
+
+def _fmt_modulus(m: float) -> str:
+    """A modulus above 1 as it prints without looking like 1: ``1 + 1.2e-08`` where six digits would round."""
+    return f"{m:.6g}" if m >= 1.0001 else f"1 + {m - 1:.2g}"
 
 
 def _model_name(model: Any) -> str:
