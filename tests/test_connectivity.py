@@ -32,7 +32,9 @@ from timm_zerosnet.analysis.dag_mlp import (
     dag_kernel_study,
     empirical_ntk,
     nngp_gram,
+    kernel_eigenvalues,
     random_unit_inputs,
+    smallest_eigenvalue,
 )
 
 RESNET_CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
@@ -97,6 +99,16 @@ def test_ranges_that_include_zero_keep_cells_of_depth_zero():
     assert keep_cell(broken.depth, broken.width, (0, 3), (0, 5))
 
 
+def test_filter_ranges_are_inclusive_at_both_ends():
+    lo_d, hi_d = 0.99, 2.51
+    lo_m, hi_m = 0.99, 3.01
+    for d, m in itertools.product((lo_d, hi_d), (lo_m, hi_m)):
+        assert keep_cell(d, m) and rejection_reason(d, m) is None
+    assert rejection_reason(hi_d, hi_m + 1e-9) == "too_wide"
+    assert rejection_reason(hi_d + 1e-9, hi_m) == "too_deep"
+    assert rejection_reason(lo_d, lo_m - 1e-9) == "too_narrow"
+
+
 def test_resnet_like_and_all_conv_cells():
     resnet = parse_nb201(RESNET_CELL).connectivity()
     assert (resnet.depth, resnet.width) == (1.0, 1.0)
@@ -158,6 +170,32 @@ def test_pruning_search_scores_36_instead_of_54_candidates():
     assert len(guided.history) == 3 and all(len(round_) == 6 for round_ in guided.history)
     assert prune_nb201_supernet(score) == guided  # deterministic, ties broken by op order
     parse_nb201(guided.arch)
+
+
+def test_pruning_search_prunes_the_highest_score_outside_the_reserve_nearest_the_centroid():
+    def convs(supernet):
+        return sum(op.startswith("nor_conv") for ops in supernet.values() for op in ops)
+
+    # pruning the highest score removes what the score values least: every edge ends with a conv, and of the two
+    # convs (equal scores) the first listed, nor_conv_1x1, goes first
+    for reserve in (0, 2):
+        result = prune_nb201_supernet(convs, reserve_per_edge=reserve)
+        assert result.arch == ALL_CONV3_CELL
+    # round 1: on each edge the two candidates whose removal leaves the supernet nearest the centroid of the four
+    # (depth, width) points are reserved, unscored and unpruned
+    ops = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    full = {edge: ops for edge in NB201_EDGES}
+    first_round = dict(prune_nb201_supernet(convs).history[0])
+    for edge in NB201_EDGES:
+        points = {op: nb201_supernet_connectivity({**full, edge: tuple(o for o in ops if o != op)}) for op in ops}
+        cd = sum(p.depth for p in points.values()) / 4
+        cm = sum(p.width for p in points.values()) / 4
+        dist = {op: (p.depth - cd) ** 2 + (p.width - cm) ** 2 for op, p in points.items()}
+        farther = sorted(ops, key=lambda op: dist[op])[2:]
+        assert first_round[edge] in farther
+        # of the two left, the one whose removal keeps more convolutions is pruned (a non-conv where there is one)
+        left_scores = {op: convs({**full, edge: tuple(o for o in ops if o != op)}) for op in farther}
+        assert left_scores[first_round[edge]] == max(left_scores.values())
 
 
 # --------------------------------------------------------------------------------------------- MLP DAGs
@@ -333,3 +371,29 @@ def test_paper_dag_kernel_eigenvalues_rank_like_convergence_speed():
     # Normalised by the mean diagonal, #2 and #3 swap.
     assert dag2.nngp_normalized > dag3.nngp_normalized
     assert dag2.ntk_normalized > dag3.ntk_normalized
+
+
+def test_smallest_eigenvalue_normalises_by_the_mean_diagonal():
+    kernel = torch.tensor([[2.0, 1.0], [1.0, 4.0]], dtype=torch.float64)
+    assert smallest_eigenvalue(kernel) == pytest.approx(3 - 2**0.5)  # (6 - sqrt(8)) / 2
+    assert smallest_eigenvalue(kernel, normalize=True) == pytest.approx((3 - 2**0.5) / 3)  # mean diagonal 3
+    # a non-symmetric kernel counts by its symmetric part
+    assert smallest_eigenvalue(torch.tensor([[2.0, 0.0], [2.0, 4.0]], dtype=torch.float64)) == pytest.approx(3 - 2**0.5)
+
+
+def test_dag_kernel_study_averages_its_seeds():
+    encodings = tuple(PAPER_DAGS.values())[:2]
+    kwargs = dict(width=16, in_features=8, num_inputs=6)
+    both = dag_kernel_study(encodings, seeds=(0, 1), **kwargs)
+    single = [dag_kernel_study(encodings, seeds=(seed,), **kwargs) for seed in (0, 1)]
+    fields = ("nngp", "nngp_normalized", "ntk", "ntk_normalized")
+    for enc in encodings:
+        for field in fields:
+            mean = (getattr(single[0][enc], field) + getattr(single[1][enc], field)) / 2
+            assert getattr(both[enc], field) == pytest.approx(mean, rel=1e-12)
+        # one seed is kernel_eigenvalues of the model built after manual_seed(seed) on random_unit_inputs(seed)
+        x = random_unit_inputs(6, 8, seed=1, dtype=torch.float64)
+        torch.manual_seed(1)
+        model = DagMLP(enc, 8, 16, 1).double()
+        values = kernel_eigenvalues(model, x)
+        assert [getattr(values, f) for f in fields] == pytest.approx([getattr(single[1][enc], f) for f in fields])
