@@ -218,11 +218,15 @@ def test_input_gradient_gradcheck():
     assert torch.autograd.gradcheck(layer, (x,))
 
 
-def test_gradient_stops_when_target_below_two():
-    # H / S < 2: max(., 2) takes over and the stride no longer changes anything.
-    layer = DiffStride(40.0)
-    (layer(_randn(1, 1, 32, 32)) ** 2).sum().backward()
+@pytest.mark.parametrize("stride", [20.0, 40.0])  # H / S = 1.6 and 0.8
+def test_gradient_stops_when_target_below_two(stride):
+    # H / S < 2: max(., 2) takes over and the stride no longer changes anything: the output is the one of S = H / 2.
+    layer = DiffStride(stride)
+    x = _randn(1, 1, 32, 32)
+    out = layer(x)
+    (out**2).sum().backward()
     assert layer.strides.grad.tolist() == [0.0, 0.0]
+    torch.testing.assert_close(out, DiffStride(16.0)(x), rtol=0, atol=0)
 
 
 def test_without_cropping_size_is_kept_and_high_frequencies_zeroed():
@@ -351,8 +355,13 @@ def test_fft_in_float32_under_autocast():
     out.float().pow(2).sum().backward()
     assert x.grad.dtype == torch.bfloat16 and layer.strides.grad.dtype == torch.float32
     assert FixedSpectralPooling(2)(x.detach().half()).dtype == torch.float16
-    # Half-precision strides (model.half()) still build the mask in float32.
+    # Half-precision strides (model.half()) still build the mask in float32: 2.33203125 is exact in fp16, but
+    # 28 / 2.33203125 = 12.0067 is not (fp16 rounds it to 12, and the crop of a 28x28 map from 22 to 20)
     torch.testing.assert_close(DiffStride(2.0).half()(x.detach().half()), layer(x.detach().half()), rtol=0, atol=0)
+    odd = DiffStride(2.33203125)
+    x28 = _randn(1, 2, 28, 28).half()
+    assert odd.output_size((28, 28)) == (22, 22)
+    torch.testing.assert_close(odd.half()(x28), odd.float()(x28), rtol=0, atol=0)
 
 
 def test_layers_are_interchangeable():
