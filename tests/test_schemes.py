@@ -12,6 +12,7 @@ from conftest import family_models, tiny_input, tiny_model
 from timm_zerosnet.schemes import (
     OPT_LAMBDA,
     EulerUpdate,
+    LinearMultistep,
     LinearMultistepUpdate,
     ZeroStable,
     ZeroStableUpdate,
@@ -259,6 +260,36 @@ def test_lambda_guard_value_and_sign():
         upd.lam.fill_(-1.8)
     assert float(upd.safe_lam().detach()) == pytest.approx(-1.8)
     assert upd.coefficients()[0] == pytest.approx(zeros_coefficients(-1.8)[:3])
+
+
+@pytest.mark.parametrize("lam", [-3.0, -1.8, -1.0, 0.5, 1.0, 2.0])
+def test_tra_coefficients_are_the_formulas_of_lambda(lam):
+    """ZeroSNet Tra recomputes (a0, a1, a2, b0) from its lambda with the paper's formulas (zeros_coefficients, which
+    test_stability checks against the characteristic polynomial), and its update is that combination."""
+    upd = ZeroStableUpdate(lam_init=lam, step_size=0.5, dtype=torch.float64)
+    hb0, a0, inv, a2 = (float(t.detach()) for t in upd.trainable_coefficients())
+    ra0, ra1, ra2, rb0 = zeros_coefficients(lam)
+    assert (a0, -inv, a2, hb0) == pytest.approx((ra0, ra1, ra2, 0.5 * rb0), rel=1e-12)
+    f, x, last, llast = torch.randn(4, 2, 3, 4, 4, dtype=torch.float64)
+    expected = ra0 * x + ra1 * last + ra2 * llast + 0.5 * rb0 * f
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            torch.testing.assert_close(upd(f, x, last, llast), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_scheme_defaults_are_the_documented_ones():
+    """The lambda guard of Tra keeps |lambda| >= 1/3 (the edge of the zero-stable region lambda > 1/3), in the
+    registered models too; LM-ResNet's k starts in U[-0.1, 0] (the paper's) for every way of building it."""
+    assert ZeroStable(trainable=True).lam_eps == ZeroStableUpdate(lam_init=1.0).lam_eps == 1 / 3
+    for lam, guarded in ((0.31, 1 / 3), (-0.2, -1 / 3), (0.5, 0.5)):
+        model = timm.create_model("zerosnet20_tra_cifar", lam=lam)
+        tra = [m for m in model.modules() if isinstance(m, ZeroStableUpdate) and m.lam is not None]
+        lams = [float(m.safe_lam().detach()) for m in tra]
+        assert lams == pytest.approx([guarded] * 7)
+    assert LinearMultistep().k_init == (-0.1, 0.0)
+    torch.manual_seed(0)
+    ks = torch.stack([LinearMultistep().make_update().k.detach() for _ in range(200)])
+    assert bool(((ks >= -0.1) & (ks <= 0.0)).all()) and float(ks.min()) < -0.09 and float(ks.max()) > -0.01
 
 
 @pytest.mark.parametrize("name", ["zerosnet20_tra_cifar", "lmresnet20_cifar", "zerosnet18_tra"])
