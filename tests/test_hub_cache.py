@@ -192,6 +192,30 @@ def test_install_local_files_a_published_release_under_its_hub_commit(release, t
     assert local_revision({"a": "1"}) != local_revision({"a": "2"})
 
 
+def test_other_weights_for_a_published_repo_are_not_filed_under_its_hub_commit(release, tmp_path):
+    """The manifest's hub_commit is the commit of the weights it records (its sha256): an export of other weights
+    for the same repo_id gets the revision derived from its own files, so the cache never holds other weights
+    under the published commit."""
+    manifest = json.loads(release["manifest"].read_text())
+    commit = "b" * 40
+    manifest["releases"][0].update(state="published", hub_commit=commit)
+    release["manifest"].write_text(json.dumps(manifest))
+    other = export(make_run(tmp_path / "run2", seed=1), tmp_path / "export2", repo_id=REPO).path
+    other_sha256 = hashlib.sha256((other / "model.safetensors").read_bytes()).hexdigest()
+    entry = manifest["releases"][0]
+    assert entry["repo_id"] == REPO and other_sha256 != entry["sha256"]
+
+    cache = tmp_path / "c4"
+    result = install_local(other, REPO, cache_dir=cache, manifest=release["manifest"])
+    derived = install_local(other, REPO, cache_dir=tmp_path / "c5", manifest=tmp_path / "none.json").revision
+    assert result.revision != commit and result.revision == derived
+    repo_dir = cache / "models--testorg--zerosnet20_cifar.c10"
+    assert not (repo_dir / "snapshots" / commit).exists()
+    assert (repo_dir / "refs" / "main").read_text() == derived
+    # the published weights themselves still go under their commit
+    assert install_local(release["folder"], REPO, cache_dir=cache, manifest=release["manifest"]).revision == commit
+
+
 def test_install_local_cli_and_errors(release, tmp_path, capsys):
     cache = tmp_path / "c3"
     assert (

@@ -282,6 +282,23 @@ def test_one_mean_and_std_per_input_channel(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_a_recorded_data_config_for_three_channels_is_refused_for_a_one_channel_run(tmp_path):
+    """Averaging is for the architecture's defaults only: a run.json that records 3 means and stds for a 1-channel
+    model describes other data, so it is refused (nothing written) rather than silently averaged."""
+    run = make_run(tmp_path / "run", in_chans=1)
+    gray = timm.create_model(MODEL, num_classes=10, in_chans=1)
+    safetensors.torch.save_file(gray.state_dict(), str(run / "model.safetensors"))
+    assert len(json.loads((run / "run.json").read_text())["data_config"]["mean"]) == 3
+    logs = []
+    with pytest.raises(
+        HubError,
+        match=r"mean \(0\.4914, 0\.4822, 0\.4465\) has 3 values for a 1-channel model; record the run's data_config",
+    ):
+        export(run, tmp_path / "gray", log=logs.append)
+    assert not any("averaged" in line for line in logs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
 def test_ema_weights_come_with_their_own_metrics(run_dir, tmp_path):
     out = export(run_dir, tmp_path / "ema", weights="ema").path
     release = json.loads((out / "release.json").read_text())
@@ -384,6 +401,33 @@ def test_a_failure_leaves_nothing_half_written(run_dir, tmp_path, monkeypatch):
         export(run_dir, good, overwrite=True)
     assert {p.name: p.read_bytes() for p in good.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old", "runs"]
+
+
+def test_a_failed_final_rename_with_overwrite_restores_the_earlier_export(run_dir, tmp_path, monkeypatch):
+    """--overwrite moves the earlier export aside, then the new one into place: if that last rename fails, the
+    earlier export is moved back, byte for byte, and neither the new folder nor the backup is left beside it."""
+    import hub.export
+
+    dest = export(run_dir, tmp_path / "dest").path
+    before = {p.name: p.read_bytes() for p in dest.iterdir()}
+    real_rename = hub.export.os.rename
+    calls = []
+
+    def rename(src, dst, *args, **kwargs):
+        src, dst = Path(src), Path(dst)
+        calls.append((src.name, dst.name))
+        if src.name.startswith(".dest.tmp-") and dst == dest:
+            raise OSError("injected: rename failed")
+        return real_rename(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(hub.export.os, "rename", rename)
+    with pytest.raises(OSError, match="injected: rename failed"):
+        export(run_dir, dest, overwrite=True, tag="again")
+    monkeypatch.undo()
+    assert any(src.startswith(".dest.tmp-") and dst == "dest" for src, dst in calls)  # the failure was reached
+    assert dest.is_dir() and {p.name: p.read_bytes() for p in dest.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dest", "runs"]  # no .dest.tmp-* nor .dest.old-*
+    assert read_export(dest).tag == "c10"
 
 
 # ----- clear errors -----
