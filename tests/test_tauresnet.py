@@ -117,18 +117,21 @@ def test_tau_is_a_model_argument():
             timm.create_model("tauresnet20_cifar", tau=bad, device="meta")
 
 
-def _reference_cifar(sd: dict, layers: tuple[int, ...], x: torch.Tensor, tau: float) -> torch.Tensor:
+def _reference_cifar(
+    sd: dict, layers: tuple[int, ...], x: torch.Tensor, tau: float, training: bool = False
+) -> torch.Tensor:
     """He et al.'s CIFAR ResNet with option-A shortcuts (the tau-ResNet authors' code), written out in functional
-    form from the weights alone: relu(shortcut(x) + tau * bn2(conv2(relu(bn1(conv1(x))))))."""
+    form from the weights alone: relu(shortcut(x) + tau * bn2(conv2(relu(bn1(conv1(x)))))). ``training``: every
+    BN normalises with the statistics of its batch (of what it sees: the shortcut's BN the subsampled map)."""
 
     def bn(t, key):
         return F.batch_norm(
             t,
-            sd[f"{key}.running_mean"],
-            sd[f"{key}.running_var"],
+            sd[f"{key}.running_mean"].clone(),
+            sd[f"{key}.running_var"].clone(),
             sd[f"{key}.weight"],
             sd[f"{key}.bias"],
-            training=False,
+            training=training,
         )
 
     x = F.relu(bn(F.conv2d(x, sd["conv1.weight"], padding=1), "bn1"))
@@ -144,11 +147,14 @@ def _reference_cifar(sd: dict, layers: tuple[int, ...], x: torch.Tensor, tau: fl
     return F.linear(x.mean((2, 3)), sd["fc.weight"], sd["fc.bias"])
 
 
+@pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("tau", [1.0, 0.3])
-def test_cifar_equals_option_a_resnet_written_out(tau):
-    model = randomize_bn(timm.create_model("tauresnet20_cifar", tau=tau)).eval()
+def test_cifar_equals_option_a_resnet_written_out(tau, training):
+    """In training mode too: there the order subsample-then-BN of option A matters (batch statistics of the
+    subsampled map), where in eval mode BN is per-channel affine and commutes with subsampling."""
+    model = randomize_bn(timm.create_model("tauresnet20_cifar", tau=tau)).train(training)
     x = torch.randn(4, 3, 32, 32)
-    ref = _reference_cifar(model.state_dict(), (3, 3, 3), x, tau)
+    ref = _reference_cifar({k: v.clone() for k, v in model.state_dict().items()}, (3, 3, 3), x, tau, training)
     torch.testing.assert_close(model(x), ref, atol=1e-5, rtol=1e-5)
 
 
