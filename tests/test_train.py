@@ -487,6 +487,35 @@ def test_gradient_accumulation_counts_updates_and_steps_schedule_per_update(tmp_
     trainer.fit()
     assert trainer.state.num_updates == 4
     assert [n for n in lrs if n > 0] == [1, 2, 3, 4]
+    training = json.loads((trainer.run_dir / "run.json").read_text())["training"]
+    assert (training["batch_size"], training["grad_accum_steps"], training["global_batch_size"]) == (16, 2, 32)
+
+
+def test_best_weights_follow_the_eval_metric_and_its_source(tmp_path, monkeypatch):
+    """--eval-metric loss keeps the lowest loss over the model's and the EMA's evaluations; when the EMA's wins,
+    best.safetensors holds the EMA's weights of that epoch. The step schedule's lr is recorded per epoch."""
+    real_evaluate = Trainer.evaluate
+    # scripted losses per epoch: the model's 3, 2, 1.5, the EMA's 2.5, 0.5, 1.0: the best is the EMA at epoch 2
+    scripted = {"val": iter([3.0, 2.0, 1.5]), "val ema": iter([2.5, 0.5, 1.0])}
+    snapshots = {}
+
+    def evaluate(self, model=None, desc="val"):
+        out = dict(real_evaluate(self, model, desc), loss=next(scripted[desc]))
+        weights = (self.model if model is None else model).state_dict()
+        snapshots.setdefault(desc, []).append({k: v.detach().clone() for k, v in weights.items()})
+        return out
+
+    monkeypatch.setattr(Trainer, "evaluate", evaluate)
+    extra = "--epochs 3 --eval-metric loss --model-ema --model-ema-decay 0.5 --sched step --decay-epochs 1 --lr 0.1"
+    summary = run(tmp_path, "best", *extra.split())
+    best = summary["metrics"]["best"]
+    assert (best["epoch"], best["source"], best["ema_val_loss"]) == (2, "ema", 0.5)
+    weights = load_file(tmp_path / "best" / "best.safetensors")
+    ema_at_2 = snapshots["val ema"][1]
+    assert weights.keys() == ema_at_2.keys() and all(torch.equal(weights[k], ema_at_2[k]) for k in weights)
+    assert any(not torch.equal(weights[k], snapshots["val"][1][k]) for k in weights if weights[k].is_floating_point())
+    history = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    assert [r["lr"] for r in history] == pytest.approx([0.1, 0.01, 0.001])  # decay-rate 0.1 after every epoch
 
 
 def test_mixup_cutmix_and_smoothing_use_soft_targets(tmp_path):
@@ -540,6 +569,7 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ("--train-crop-mode rkrr", "--train-crop-mode would be ignored"),
         ("--model-ema-decay 0.99", "--model-ema-decay 0.99 set(s) the weight EMA, which is off: add --model-ema"),
         ("--model-ema-warmup", "--model-ema-warmup set(s) the weight EMA, which is off"),
+        ("--input-size 0 16 16", "--input-size takes channels, height and width, each at least 1; got [0, 16, 16]"),
     ],
 )
 def test_impossible_options_are_refused_before_anything_is_built(tmp_path, monkeypatch, extra, problem):
@@ -838,6 +868,26 @@ def test_crash_while_saving_keeps_latest_on_the_previous_complete_state(tmp_path
     assert summary["epochs"]["completed"] == 2 and len(summary["metrics"]["final"]) > 0
     assert CheckpointManager(tmp_path / "crash").latest().name == "state-e0002-b000000"
     assert not list((tmp_path / "crash" / "checkpoints").glob(".tmp-*"))
+
+
+def test_a_state_that_cannot_be_renamed_into_place_leaves_latest_on_the_previous_one(tmp_path, monkeypatch):
+    """The pointer moves only after the state is in place: a failed rename of the second state (a full or
+    read-only disk) leaves ``latest`` naming the first, complete one."""
+    real_replace, calls = train_mod.os.replace, []
+
+    def replace(src, dst, *args, **kwargs):
+        calls.append(Path(src).name)
+        if Path(src).name == ".tmp-state-e0002-b000000":
+            raise OSError("rename failed (simulated)")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod.os, "replace", replace)
+    with pytest.raises(OSError, match="simulated"):
+        run(tmp_path, "mv", "--epochs", "2")
+    assert ".tmp-state-e0002-b000000" in calls
+    checkpoints = tmp_path / "mv" / "checkpoints"
+    assert (checkpoints / "latest").read_text() == "state-e0001-b000000\n"
+    assert CheckpointManager(tmp_path / "mv").latest() == checkpoints / "state-e0001-b000000"
 
 
 def test_every_file_of_a_run_gets_the_permissions_of_the_umask(source_run):
