@@ -31,8 +31,8 @@ from timm_zerosnet.analysis.dag_mlp import (
     DagMLP,
     dag_kernel_study,
     empirical_ntk,
-    nngp_gram,
     kernel_eigenvalues,
+    nngp_gram,
     random_unit_inputs,
     smallest_eigenvalue,
 )
