@@ -377,3 +377,38 @@ def test_hfds_goes_through_timm_create_dataset(monkeypatch):
     splits = create_datasets({"dataset": "hfds/user/set", "data_dir": "/cache", "val_split": "test"})
     assert calls == [("hfds/user/set", "train", True, "/cache"), ("hfds/user/set", "test", False, "/cache")]
     assert splits.label_names == ["zero", "one"]
+
+
+def test_sixteen_bit_grey_is_rounded_to_eight_bits():
+    """16-bit grey to 8 bits is round(v * 255 / 65535) (v / 257 is never exactly half-way): 255 -> 1 and
+    65280 -> 254, which floor division (by 256 or of v * 255 by 65535) gets wrong."""
+    values = [0, 128, 129, 255, 383, 386, 32767, 32896, 65280, 65535]
+    expected = [0, 0, 1, 1, 1, 2, 127, 128, 254, 255]  # by hand: 0.50 -> 1 (129), 1.49 -> 1 (383), 1.50 -> 2 (386)
+    assert expected == [round(v * 255 / 65535) for v in values]
+    img = Image.fromarray(np.array([values], dtype=np.uint16))
+    assert img.mode == "I;16"
+    assert np.asarray(convert_image(img, "L")).ravel().tolist() == expected
+    rgb = np.asarray(convert_image(img, "RGB"))
+    assert all(rgb[0, :, c].tolist() == expected for c in range(3))
+
+
+def test_negative_32_bit_values_are_refused_not_wrapped():
+    """A 32-bit 'I' image with -1 (outside 0..255) is refused for an 8-bit mode; -1 must not wrap to 255."""
+    img = Image.fromarray(np.array([[-1, 0, 200]], dtype=np.int32), "I")
+    for mode in ("L", "RGB"):
+        with pytest.raises(ValueError, match=r"a I \(32-bit\) image with values -1..200, which mode \w+ cannot hold"):
+            convert_image(img, mode)
+    ok = Image.fromarray(np.array([[0, 255, 200]], dtype=np.int32), "I")  # within 0..255: converted as it is
+    assert np.asarray(convert_image(ok, "L")).tolist() == [[0, 255, 200]]
+
+
+def test_num_samples_of_a_class_sorted_folder_keep_every_class(tmp_path):
+    """An image folder lists its samples class by class: the evenly spaced subset runs from the first sample to the
+    last, so 3 of 3 classes x 4 images are one of each class (the first 3 would all be class 0)."""
+    _write_split(tmp_path, "train", ("cat", "dog", "emu"), n=4)
+    _write_split(tmp_path, "val", ("cat", "dog", "emu"), n=4)
+    cfg = {"dataset": "folder", "data_dir": str(tmp_path), "train_num_samples": 3, "val_num_samples": 3}
+    splits = create_datasets(cfg)
+    for ds in (splits.train, splits.val):
+        assert len(ds) == 3 and [ds[i][1] for i in range(3)] == [0, 1, 2]
+        assert ds.indices == [0, 6, 11]  # linspace(0, 11, 3) rounded: first, middle, last

@@ -266,3 +266,18 @@ def test_a_data_dir_alone_on_a_digits_run_evaluates_that_folder(trained_run, tmp
     argv = ["--checkpoint", str(trained_run), "--workers", "0", "--data-dir", str(tmp_path), "--num-samples", "0"]
     out = validate(build_parser().parse_args(argv))
     assert out["results"]["clean"]["count"] == 10
+
+
+def test_data_flags_override_a_run_directorys_recorded_data_config(trained_run):
+    """A run directory's run.json gives the data config (input size 16, crop_pct 1.0, ...), but --img-size, --mean,
+    --std, --crop-pct and --interpolation given by the user win: each one is what the evaluation used."""
+    recorded = json.loads((trained_run / "run.json").read_text())["data_config"]
+    flags = "--img-size 24 --crop-pct 0.9 --mean 0.1 0.2 0.3 --std 0.4 0.5 0.6 --interpolation bicubic".split()
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "--num-samples", "5", *flags]
+    cfg = validate(build_parser().parse_args(argv))["data_config"]
+    assert list(recorded["input_size"]) == [3, 16, 16] and recorded["crop_pct"] != 0.9  # the flags change things
+    assert recorded["interpolation"] != "bicubic" and list(recorded["mean"]) != [0.1, 0.2, 0.3]
+    assert cfg["input_size"] == [3, 24, 24]  # --img-size, not the run's 16
+    assert cfg["crop_pct"] == 0.9 and cfg["interpolation"] == "bicubic"
+    assert cfg["mean"] == [0.1, 0.2, 0.3] and cfg["std"] == [0.4, 0.5, 0.6]
+    assert "img_size" not in cfg  # applied as input_size, not stored under its own key
