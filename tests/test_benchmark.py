@@ -91,7 +91,7 @@ def test_quick_run_writes_table_csv_png_and_ratios(tmp_path):
     assert json.loads(out["paths"]["json"].read_text())["checks"] == checks
 
 
-def _fake_result(model, mode, step_s, mem):
+def _fake_result(model, mode, step_s, mem, **overrides):
     ph = dict(
         first_s=1.0,
         iters=1,
@@ -102,6 +102,7 @@ def _fake_result(model, mode, step_s, mem):
         mem_method="test",
         status="ok",
     )
+    ph.update(overrides)
     return dict(model=model, mode=mode, phases={"infer": dict(ph), "train": dict(ph)})
 
 
@@ -184,6 +185,96 @@ def test_ratios_and_checks_on_synthetic_results():
     assert names == ["2 memory @ batch 32", "2 memory @ batch 8 (memory-only process)"]
     mem8 = next(c for c in bench.run_checks(rows, args, mem_extra) if c["check"].endswith("(memory-only process)"))
     assert mem8["measured"] == pytest.approx(1.07) and mem8["result"] == "PASS"
+
+
+def _spread_rows():
+    """Three rounds of spread-out repetitions (and of memory steps) of zerosnet50 and its reference, equal GMACs, so
+    that every statistic below can be worked out by hand from the step times:
+
+    zerosnet50 eager, pooled:  1.0 1.1 1.2 1.6 3.0 s -> q1 1.1, median 1.2, q3 1.6 (mean 1.58)
+    resnetv2_50 eager, pooled: 0.9 1.0 1.08 1.2 1.3 s -> q1 1.0, median 1.08, q3 1.2
+    (with 5 values, the 'inclusive' quartiles are exactly the 2nd, 3rd and 4th of the sorted values)
+    zerosnet50 memory rounds: 1000, 4000, 1100 MB -> median 1100 (mean 2033, sum 6100)."""
+    args = bench.parse_args(["--models", "zerosnet50", "--modes", "eager,channels_last,compile,compile_cl"])
+    infos = {
+        "resnetv2_50": _info("resnetv2_50", "timm", True, 25.5, 4.0),
+        "zerosnet50": _info("zerosnet50", "zerosnet", True, 26.0, 4.0),
+    }
+    results = [
+        _fake_result("resnetv2_50", "eager", [1.3, 0.9], 1000),
+        _fake_result("zerosnet50", "eager", [1.6, 1.0], 1000, first_s=2.0),
+        _fake_result("zerosnet50", "channels_last", [1.0] * 3, 1000),
+        _fake_result("zerosnet50", "compile", [0.96] * 3, 1000),
+        _fake_result("zerosnet50", "compile_cl", [0.5] * 3, 1000),
+        _fake_result("resnetv2_50", "eager", [1.08, 1.2], 1000),  # round 2
+        _fake_result("zerosnet50", "eager", [3.0, 1.1], 4000, first_s=1.5),
+        _fake_result("resnetv2_50", "eager", [1.0], 1000),  # round 3
+        _fake_result("zerosnet50", "eager", [1.2], 1100, first_s=3.0),
+    ]
+    rows = bench.make_rows(infos, results, args)
+    return args, rows, {(r["model"], r["mode"], r["phase"]): r for r in rows}
+
+
+def test_spread_repetitions_give_median_quartiles_and_the_median_memory_round():
+    """step ms is the median of the pooled repetitions (not their mean), img/s q1 / q3 come from the opposite
+    quartiles of the step time (batch / q3, batch / q1), min / max from the slowest / fastest step, first s is the
+    fastest first step of the rounds, and mem / step mem / peak MB are the median over the memory rounds."""
+    _, _, idx = _spread_rows()
+    z = idx[("zerosnet50", "eager", "train")]
+    assert z["n"] == 5
+    assert z["step_ms"] == pytest.approx(1200.0)  # median; the mean would be 1580
+    assert z["img_s"] == pytest.approx(8 / 1.2)
+    assert (z["img_s_q1"], z["img_s_q3"]) == (pytest.approx(8 / 1.6), pytest.approx(8 / 1.1))
+    assert (z["img_s_min"], z["img_s_max"]) == (pytest.approx(8 / 3.0), pytest.approx(8 / 1.0))
+    assert z["gmac_s"] == pytest.approx(4.0 * 3 * 8 / 1.2)
+    assert (z["gmac_s_q1"], z["gmac_s_q3"]) == (pytest.approx(4.0 * 3 * 8 / 1.6), pytest.approx(4.0 * 3 * 8 / 1.1))
+    assert z["first_s"] == 1.5
+    assert z["mem_mb"] == pytest.approx(1100)  # median of 1000, 4000, 1100 (mean 2033, sum 6100)
+    assert z["step_mem_mb"] == pytest.approx(550) and z["peak_mb"] == pytest.approx(1400)
+    assert z["mem_mb_runs"] == [1000, 4000, 1100]
+    assert idx[("resnetv2_50", "eager", "infer")]["step_ms"] == pytest.approx(1080.0)
+
+
+def test_ratio_range_pairs_opposite_quartiles_and_check_one_judges_the_point_value():
+    """x ref is the ratio of the GMAC/s medians; its range runs from our q1 over the reference's q3 to our q3 over
+    the reference's q1 (in step times: ref q1 / our q3 .. ref q3 / our q1). Check 1 passes on the point value only:
+    0.90 with a range 0.625-1.09 that holds 0.95 is a MISS within noise, not a PASS."""
+    args, rows, idx = _spread_rows()
+    z = idx[("zerosnet50", "eager", "train")]
+    assert z["ref"] == "resnetv2_50"
+    assert z["x_ref"] == pytest.approx(1.08 / 1.2)  # 0.90
+    assert z["x_ref_lo"] == pytest.approx(1.0 / 1.6)  # 0.625 (q1 over q1 would give 1.2 / 1.6 = 0.75)
+    assert z["x_ref_hi"] == pytest.approx(1.2 / 1.1)  # 1.0909
+    checks = {(c["check"], c["model"], c["phase"], c["mode"]): c for c in bench.run_checks(rows, args)}
+    for phase in ("infer", "train"):
+        eff = checks[("1 efficiency", "zerosnet50", phase, "eager")]
+        assert eff["measured"] == pytest.approx(0.9) and eff["target"] == ">= 0.95"
+        assert (eff["lo"], eff["hi"]) == (pytest.approx(0.625), pytest.approx(1.2 / 1.1))
+        assert eff["result"] == "MISS (within noise)"
+
+
+def test_compile_cl_speedup_is_against_channels_last():
+    """The compile speed-up is img/s compiled over img/s of the same memory format uncompiled: compile over eager
+    (1.2 / 0.96 = 1.25), compile_cl over channels_last (1.0 / 0.5 = 2.0; over eager it would be 2.4)."""
+    _, _, idx = _spread_rows()
+    for phase in ("infer", "train"):
+        assert idx[("zerosnet50", "compile", phase)]["compile_speedup"] == pytest.approx(1.25)
+        assert idx[("zerosnet50", "compile_cl", phase)]["compile_speedup"] == pytest.approx(2.0)
+        assert idx[("zerosnet50", "channels_last", phase)]["compile_speedup"] is None
+        assert idx[("zerosnet50", "eager", phase)]["compile_speedup"] is None
+
+
+def test_csv_keeps_six_significant_digits(tmp_path):
+    """Floats go to the CSV with 6 significant digits: 8 / 1.2 img/s is 6.66667, the range 0.625-1.09091."""
+    _, rows, _ = _spread_rows()
+    bench.write_csv(tmp_path / "b.csv", rows)
+    with open(tmp_path / "b.csv") as f:
+        got = {(r["model"], r["mode"], r["phase"]): r for r in csv.DictReader(f)}
+    z = got[("zerosnet50", "eager", "train")]
+    assert (z["img_s"], z["img_s_q3"], z["step_ms"]) == ("6.66667", "7.27273", "1200")
+    assert (z["x_ref"], z["x_ref_lo"], z["x_ref_hi"]) == ("0.9", "0.625", "1.09091")
+    assert z["gmac_s"] == "80" and z["mem_mb"] == "1100"
+    assert got[("zerosnet50", "compile_cl", "infer")]["compile_speedup"] == "2"
 
 
 def test_worker_subprocess_and_compile_failure_is_recorded(monkeypatch):
