@@ -7,6 +7,7 @@ compile / export / script / ONNX run on one representative per distinct architec
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 
@@ -121,6 +122,12 @@ def test_default_cfg_consistency(name):
     assert params[cfg["classifier"] + ".weight"].shape == (cfg["num_classes"], model.num_features)
     for key in ("mean", "std", "crop_pct", "interpolation", "license", "paper_ids"):
         assert cfg.get(key), key
+    # RECIPES.md's CIFAR-10 normalisation, no crop; ImageNet-style: timm's ImageNet statistics, its 0.875 crop
+    if name.endswith("_cifar"):
+        stats = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), 1.0, (3, 32, 32))
+    else:
+        stats = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 0.875, (3, 224, 224))
+    assert (tuple(cfg["mean"]), tuple(cfg["std"]), cfg["crop_pct"], tuple(cfg["input_size"])) == stats
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -169,7 +176,7 @@ def test_grad_checkpointing_matches(name):
     model.eval()
     ref = model(x)
     model.set_grad_checkpointing(True)
-    assert model.grad_checkpointing
+    assert model.grad_checkpointing and all(stage.grad_checkpointing for stage in model.stages)
     torch.testing.assert_close(model(x), ref)
     # gradients through recomputed blocks (train mode; BN statistics are per batch so recompute is exact)
     model.train()
@@ -181,6 +188,20 @@ def test_grad_checkpointing_matches(name):
     model(x).sum().backward()
     for n, p in model.named_parameters():
         torch.testing.assert_close(p.grad, grads[n], msg=n)
+    # what it is for: the checkpointed stages keep (almost) nothing for backward
+    saved = []
+    for enable in (False, True):
+        model.set_grad_checkpointing(enable)
+        count = [0]
+
+        def pack(t, count=count):
+            count[0] += 1
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(x)
+        saved.append(count[0])
+    assert saved[1] < saved[0] / 2, saved
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -198,12 +219,27 @@ def test_forward_intermediates_and_prune(name):
     torch.testing.assert_close(normed, feats)
     early = model.forward_intermediates(x, indices=[0], stop_early=True, intermediates_only=True)
     torch.testing.assert_close(early[0], inter[0])
+    # stopping early at level 1 (not the last): the final output is that level's state, no later stage, no norm
+    final1, early1 = model.forward_intermediates(x, indices=[1], stop_early=True)
+    assert len(early1) == 1
+    torch.testing.assert_close(early1[0], inter[1])
+    torch.testing.assert_close(final1, inter[1])
+    unpruned = copy.deepcopy(model)
     taken = model.prune_intermediate_layers(indices=[0, 1], prune_head=True)
     assert taken == [0, 1]
     pruned = model.forward_intermediates(x, indices=[0, 1], intermediates_only=True)
+    assert len(pruned) == 2
     for a, b in zip(pruned, inter[:2]):
         torch.testing.assert_close(a, b)
     assert model.num_features == model.feature_info[1]["num_chs"]
+    # the pruned network ends at level 1: forward_features is that state, and the head (dropped) passes it on
+    assert len(model.stages) == 2 - int(model.has_stem_level)
+    torch.testing.assert_close(model.forward_features(x), inter[1])
+    torch.testing.assert_close(model(x), inter[1])
+    # prune_head=False still resets a head that the pruned width no longer fits
+    unpruned.prune_intermediate_layers(indices=[0, 1], prune_head=False)
+    torch.testing.assert_close(unpruned.forward_features(x), inter[1])
+    assert unpruned(x).shape == inter[1].shape
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -220,6 +256,14 @@ def test_reset_classifier_and_pooling(name):
     model.train()
     model.reset_classifier(5, "avg")
     assert model.fc.training and model(x).shape == (2, 5)
+    # None keeps the pool (TIMM.md), and the head follows the model's mode and dtype
+    model.reset_classifier(0, "catavgmax")
+    model.eval().double()
+    model.reset_classifier(4)
+    assert model.global_pool.pool_type == "catavgmax" and model.head_hidden_size == 2 * model.num_features
+    assert not model.fc.training and not model.global_pool.training
+    assert model.fc.weight.dtype == torch.float64 and model.fc.in_features == 2 * model.num_features
+    assert model(x.double()).shape == (2, 4)
     pooled = timm.create_model(name, num_classes=0, device=shape_device(name))
     x = torch.zeros(1, *pooled.pretrained_cfg["input_size"], device=shape_device(name))
     assert pooled(x).shape == (1, pooled.num_features)
