@@ -460,6 +460,56 @@ def test_group_matcher_and_layer_decay_groups():
                 assert g["weight_decay"] == 0.0
 
 
+@pytest.mark.parametrize(
+    "name", ["zerosnet20_tra_cifar", "zerosnet18", "lmresnet20_cifar", "tauresnet20_cifar", "tauresnet50_nobn"]
+)
+def test_group_matcher_has_a_group_per_block_and_the_stem_first(name):
+    """Fine groups: the stem, one group per block, the head; coarse: one per stage. Layer decay
+    scales the lr by group, so the shared tau (tau-ResNet) and the stem's learnable stride sit in the stem's group."""
+    model = tiny_model(name)
+    fine = list(timm.models.group_parameters(model, model.group_matcher()).values())
+    coarse = list(timm.models.group_parameters(model, model.group_matcher(coarse=True)).values())
+    assert len(fine) == sum(model.net.layers) + 2 and len(coarse) == len(model.stages) + 2
+    assert set(fine[0]) == set(coarse[0]) and any(n.startswith("conv1") for n in fine[0])
+    if "tau" in dict(model.named_parameters()):
+        assert "tau" in fine[0]
+    for group in fine[1:-1]:  # the final norm joins the last block's group (timm's (99999,), as its ResNetV2)
+        blocks = {".".join(n.split(".")[:3]) for n in group if not n.startswith("norm.")}
+        assert len(blocks) == 1 and next(iter(blocks)).startswith("stages."), group
+    assert set(fine[-1]) == {"fc.weight", "fc.bias"}
+
+
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "tauresnet20_cifar", "zerosnet18"])
+def test_drop_rate_drops_pre_logits_in_training_only(name):
+    model = tiny_model(name, drop_rate=0.5)
+    feats = model.forward_features(tiny_input(model)).detach()
+    model.eval()
+    assert torch.equal(model.forward_head(feats), model.forward_head(feats))
+    pooled = model.forward_head(feats, pre_logits=True)
+    model.train()
+    dropped = model.forward_head(feats, pre_logits=True)
+    assert float((dropped == 0).float().mean()) > 0.3  # half of the pooled features, the rest scaled by 2
+    kept = dropped != 0
+    torch.testing.assert_close(dropped[kept], 2 * pooled[kept])
+
+
+def test_the_resnet18_cifar_variants_downsample_as_named():
+    """The DiffStride paper's three ResNet-18s differ only in their downsampling: strided convs, fixed spectral
+    pooling, learned strides."""
+    from timm_zerosnet.layers.diffstride import DiffStride, FixedSpectralPooling, Subsample
+
+    for name, downsample in (
+        ("preresnet18_cifar", "conv"),
+        ("preresnet18_spectral_cifar", "spectral"),
+        ("preresnet18_diffstride_cifar", "diffstride"),
+        ("zerosnet18_diffstride_cifar", "diffstride"),
+    ):
+        model = timm.create_model(name, device="meta" if downsample != "diffstride" else "cpu")
+        assert model.net.downsample == downsample, name
+        pools = [m for m in model.modules() if isinstance(m, (DiffStride, FixedSpectralPooling, Subsample))]
+        assert (len(pools) == 0) == (downsample == "conv"), name
+
+
 def test_cross_entropy_step_runs_on_every_family_head():
     """A classification step on a real registered model, not a tiny one."""
     model = timm.create_model("zerosnet20_cifar", num_classes=10)
@@ -556,20 +606,22 @@ def test_non_strict_load_takes_the_keys_that_fit(name, tmp_path, caplog):
         timm.create_model(name, pretrained=True, pretrained_strict=False, pretrained_cfg_overlay=dict(file=str(path)))
 
 
-def test_state_dict_overlay_loads_what_a_file_loads(tmp_path):
+# zerosnet56_cifar: no released weights at all (zerosnet20_cifar has a staged tag, whose hub id could hide a refusal)
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "zerosnet56_cifar"])
+def test_state_dict_overlay_loads_what_a_file_loads(tmp_path, name):
     """timm's file loader takes a checkpoint's EMA first and strips DDP / torch.compile prefixes; a checkpoint dict
-    given as pretrained_cfg_overlay=dict(state_dict=...) loads the same weights."""
-    model, ema = timm.create_model("zerosnet20_cifar"), timm.create_model("zerosnet20_cifar")
+    given as pretrained_cfg_overlay=dict(state_dict=...) loads the same weights, also for a model with no release."""
+    model, ema = timm.create_model(name), timm.create_model(name)
     ckpt = {"epoch": 3, "state_dict": model.state_dict(), "state_dict_ema": ema.state_dict()}
     path = tmp_path / "train.pth"
     torch.save(ckpt, path)
-    by_file = timm.create_model("zerosnet20_cifar", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
-    by_dict = timm.create_model("zerosnet20_cifar", pretrained=True, pretrained_cfg_overlay=dict(state_dict=ckpt))
+    by_file = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    by_dict = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(state_dict=ckpt))
     for loaded in (by_file, by_dict):
         _backbone_equal(loaded, ema)
-    for prefix in ("_orig_mod.", "_orig_mod.module.", "module._orig_mod."):
+    for prefix in ("_orig_mod.", "_orig_mod.module.", "module._orig_mod.", "model."):  # model.: the authors' wrapper
         wrapped = {f"{prefix}{k}": v for k, v in model.state_dict().items()}
-        loaded = timm.create_model("zerosnet20_cifar", pretrained=True, pretrained_cfg_overlay=dict(state_dict=wrapped))
+        loaded = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(state_dict=wrapped))
         _backbone_equal(loaded, model)
 
 
@@ -726,6 +778,14 @@ def test_strided_projection_is_the_strided_conv(channels_last, norm_act, size, s
     if norm_act:
         torch.testing.assert_close(proj.norm.weight.grad, ref.norm.weight.grad)
         torch.testing.assert_close(proj.norm.running_mean, ref.norm.running_mean)
+    # earlier layers frozen (fine-tuning): an input that needs no gradient, a weight that still gets its own
+    proj.zero_grad(), ref.zero_grad()
+    out = proj(x)
+    expect = F.conv2d(F.relu(ref.norm(x)) if norm_act else x, ref.conv.weight, stride=stride)
+    out.backward(g)
+    expect.backward(g)
+    assert proj.conv.weight.grad is not None
+    torch.testing.assert_close(proj.conv.weight.grad, ref.conv.weight.grad)
 
 
 def test_subsampled_projection_backward_is_exact():
