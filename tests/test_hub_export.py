@@ -231,6 +231,8 @@ def test_model_card_metadata_and_sections(exported):
         ("lmresnet20_cifar", "1710.10121", "lu2018beyond"),
         ("preresnet20_cifar", "1603.05027", "he2016identity"),
         ("preresnet18_diffstride_cifar", "2202.01653", "riad2022learning"),  # the card named no paper's title
+        ("preresnet18_spectral_cifar", "2202.01653", "riad2022learning"),  # the paper's spectral-pooling baseline
+        ("preresnet18_cifar", "2202.01653", "riad2022learning"),  # and its strided-conv baseline
         ("zerosnet18_diffstride_cifar", "2202.01653", "riad2022learning"),  # it cited ZeroSNet's alone
     ],
 )
