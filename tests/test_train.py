@@ -453,8 +453,9 @@ def test_resume_refuses_settings_the_state_cannot_honour(source_run, tmp_path):
     argv = ["-c", str(tmp_path / "res" / "args.yaml"), "--output", str(tmp_path), "--experiment", "res"]
     summary = train(parse_args([*argv, "--resume", str(state)]))
     assert summary["epochs"] == {"completed": 2, "planned": 2} and summary["training"]["lr"] == 0.05
-    want, got = load_file(source_run / "model.safetensors"), load_file(tmp_path / "res" / "model.safetensors")
-    assert all(torch.equal(want[k], got[k]) for k in want)
+    for weights in ("model.safetensors", "model_ema.safetensors"):  # the EMA is part of the state too
+        want, got = load_file(source_run / weights), load_file(tmp_path / "res" / weights)
+        assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want), weights
 
 
 def test_resume_of_a_state_without_settings_still_checks_the_processes(source_run, tmp_path, capsys):
