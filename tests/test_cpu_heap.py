@@ -56,3 +56,34 @@ def test_an_allocator_chosen_in_the_environment_is_left_alone():
     res = _probe("keep", MALLOC_TRIM_THRESHOLD_="131072")
     assert res["note"] == "CPU allocator left as configured by MALLOC_TRIM_THRESHOLD_"
     assert min(res["faults"]) > 10_000, res  # glibc still maps the 64 MiB block afresh
+
+
+class _FakeLibc:
+    """A C library whose mallopt accepts or refuses each option, and records the calls."""
+
+    def __init__(self, refuse: set[int]):
+        self.calls, self.refuse = [], refuse
+
+    def mallopt(self, option: int, value: int) -> int:
+        self.calls.append((option, value))
+        return 0 if option in self.refuse else 1
+
+
+def test_both_settings_or_neither(monkeypatch):
+    """A kept heap that still maps large blocks would re-fault exactly the largest tensors: where glibc refuses the
+    trim threshold, the mmap limit set just before is put back to glibc's default (and nothing changes at all where
+    it refuses the first). In this process, with a fake C library: no real setting is touched."""
+    from timm_zerosnet import cpu_heap
+
+    for name in ALLOCATOR_ENV:
+        monkeypatch.delenv(name, raising=False)
+    mmap_max, trim, int_max = -4, -1, 2**31 - 1  # glibc's malloc.h
+    for refuse, calls, note in (
+        (set(), [(mmap_max, 0), (trim, int_max)], "CPU heap kept"),
+        ({trim}, [(mmap_max, 0), (trim, int_max), (mmap_max, 65536)], "glibc refused M_TRIM_THRESHOLD"),
+        ({mmap_max}, [(mmap_max, 0)], "glibc refused M_MMAP_MAX"),
+    ):
+        libc = _FakeLibc(refuse)
+        monkeypatch.setattr(cpu_heap.ctypes, "CDLL", lambda name, libc=libc: libc)
+        assert note in cpu_heap.keep_heap()
+        assert libc.calls == calls
