@@ -34,6 +34,7 @@ from timm_zerosnet.train import (
     main,
     parse_args,
     resolve_lr,
+    resolve_weights,
     train,
 )
 
@@ -944,6 +945,26 @@ def test_mixed_precision_comes_from_accelerate_launch_environment(tmp_path, monk
     trainer = Trainer.from_args(parse_args(tiny_argv(tmp_path, "bf16")))
     assert trainer.accelerator.mixed_precision == "bf16"
     assert trainer.args.mixed_precision is None
+
+
+def test_weights_of_a_run_directory_are_the_files_its_run_json_names(tmp_path):
+    """run.json's ``weights`` may name other files than the defaults (a run directory laid out by hand, or by a
+    later version): resolve_weights reads those, and a stale default-named file beside them is not taken."""
+    from timm_zerosnet.run_layout import weights_kind
+
+    names = {"final": "final_weights.safetensors", "ema": "averaged.safetensors", "best": None}
+    (tmp_path / "run.json").write_text(json.dumps({"status": "finished", "weights": names}))
+    for name in ("final_weights.safetensors", "averaged.safetensors", "model.safetensors", "best.safetensors"):
+        (tmp_path / name).write_bytes(b"x")
+    assert resolve_weights(tmp_path)[0] == tmp_path / "final_weights.safetensors"
+    assert resolve_weights(tmp_path, "ema")[0] == tmp_path / "averaged.safetensors"
+    assert resolve_weights(tmp_path, "best")[0] == tmp_path / "best.safetensors"  # not recorded: the default
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert (
+        weights_kind("averaged.safetensors", info) == "ema"
+        and weights_kind("final_weights.safetensors", info) == "final"
+    )
+    assert weights_kind("model_ema.safetensors", None) is None
 
 
 def test_resume_latest_requires_a_state(tmp_path):
