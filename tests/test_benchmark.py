@@ -823,6 +823,21 @@ def test_profile_comparison_takes_minus_one_for_every_row(capsys):
     assert all(f"| aten::op{i} |" in out for i in range(3))
 
 
+def test_profile_comparison_ratios_are_the_first_model_over_the_second(capsys):
+    """The summary line divides the first model's step time, peak RSS growth and saved activations by the
+    second's, and the category table's shares and deltas follow the same order."""
+    prof = _load("zerosnet_profile_multistep", ROOT / "benchmarks" / "profile_multistep.py")
+    a = dict(name="a", ops={"aten::add": dict(calls=2, self_ms=3.0, self_mb=0.0)})
+    b = dict(name="b", ops={"aten::add": dict(calls=1, self_ms=1.0, self_mb=0.0)})
+    a.update(step_ms=150.0, mem_mb=300.0, saved_mb=60.0, params=2_000_000)
+    b.update(step_ms=100.0, mem_mb=100.0, saved_mb=40.0, params=1_000_000)
+    prof.compare(a, b, 5)
+    out = capsys.readouterr().out
+    assert "150 ms vs 100 ms (1.500x)" in out
+    assert "300 MB vs 100 MB (3.000x)" in out and "60 MB vs 40 MB (1.500x)" in out
+    assert "params 2.00 M vs 1.00 M" in out and "| aten::add | 2 | 3.0 | 0 | 1 | 1.0 | 0 | +2.0 |" in out
+
+
 def test_a_compile_models_pattern_that_matches_nothing_is_refused(tmp_path, monkeypatch):
     """A misspelt pattern left those models out of the compile modes without a word."""
     monkeypatch.setattr(bench, "machine_info", lambda args: {})
