@@ -199,6 +199,9 @@ def test_model_card_metadata_and_sections(exported):
     card = ModelCard(readme)  # the Hub's own parser accepts the metadata and the results
     results = {r.metric_name: r.metric_value for r in card.data.eval_results}
     assert results == {"Top-1 accuracy": 90.0, "Top-5 accuracy": 98.0}
+    assert {r.dataset_split for r in card.data.eval_results} == {"test"}  # the split the metrics were measured on
+    (result,) = meta["model-index"][0]["results"]
+    assert result["dataset"] == dict(name="CIFAR-10", type="uoft-cs/cifar10", split="test")
 
     for section in (
         "# Model card for zerosnet20_cifar.c10",
@@ -260,6 +263,27 @@ def test_exported_files_get_the_permissions_of_the_umask(exported):
     assert modes == dict.fromkeys(EXPORT_FILES, 0o666 & ~mask)
 
 
+def test_exported_files_follow_a_group_writable_umask(run_dir, tmp_path):
+    """Under umask 002 every file, the safetensors ones too, is 0664 (the ambient 022 cannot tell 0644 from it)."""
+    import os
+    import stat
+
+    old = os.umask(0o002)
+    try:
+        out = export(run_dir, tmp_path / "export", repo_id=REPO).path
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert modes == dict.fromkeys(EXPORT_FILES, 0o664)
+
+
+def test_export_license_reaches_the_card_and_the_config(run_dir, tmp_path, capsys):
+    out = tmp_path / "mit"
+    assert main(["export", str(run_dir), "--out", str(out), "--repo-id", REPO, "--license", "mit"]) == 0
+    assert front_matter((out / "README.md").read_text())["license"] == "mit"
+    assert json.loads((out / "config.json").read_text())["pretrained_cfg"]["license"] == "mit"
+
+
 def test_one_mean_and_std_per_input_channel(tmp_path):
     """A 1-channel checkpoint without run.json: the 3-channel defaults are averaged (and said so); a recorded data
     config with the wrong number of values is refused, naming the fix."""
@@ -274,6 +298,8 @@ def test_one_mean_and_std_per_input_channel(tmp_path):
     data_config = timm.data.resolve_data_config({}, pretrained_cfg=cfg)
     transform = timm.data.create_transform(**data_config)  # what a user of the weights runs: it must work
     assert transform(PIL.Image.new("L", (40, 40))).shape == (1, 32, 32)
+    readme = (out / "README.md").read_text()  # the snippets open the image as the model sees it: grey
+    assert readme.count(".convert('L')") == 3 and ".convert('RGB')" not in readme
 
     run = make_run(tmp_path / "run")
     info = json.loads((run / "run.json").read_text())

@@ -114,8 +114,12 @@ def test_push_uploads_the_folder_and_records_the_commit(folder, manifest, fake_h
 
 
 def test_push_of_an_unstaged_folder_verifies_it_and_adds_the_entry(folder, manifest, fake_hub):
-    result = push(folder, REPO, revision="v1", manifest=manifest)
+    result = push(folder, REPO, revision="v1", manifest=manifest, commit_message="Release c10 weights")
     assert [name for name, _ in fake_hub[0].calls] == ["create_repo", "create_branch", "upload_folder"]
+    assert fake_hub[0].calls[1][1] == dict(repo_id=REPO, branch="v1", exist_ok=True)
+    upload = fake_hub[0].calls[2][1]
+    assert upload["revision"] == "v1" and upload["commit_message"] == "Release c10 weights"
+    assert result.revision == "v1"
     assert result.commit == COMMIT and result.manifest_entry["state"] == "published"
     assert json.loads(manifest.read_text())["releases"][0]["hub_commit"] == COMMIT
 
@@ -278,3 +282,46 @@ def test_a_folder_the_manifest_would_refuse_is_refused_before_uploading(folder, 
         with pytest.raises(HubError, match=r"pretrained tag 'untrained' must match .* export it with"):
             push(folder, REPO, manifest=manifest, dry_run=dry_run)
     assert not fake_hub and json.loads(manifest.read_text()) == empty_manifest()
+
+
+def test_push_from_the_command_line_passes_revision_and_commit_message_and_list_shows_the_commit(
+    folder, manifest, fake_hub, capsys
+):
+    """RELEASING.md's `--revision BRANCH` and `--commit-message` reach the upload; `list` then shows the published
+    entry as repo@<first 12 hex digits of the Hub commit>."""
+    argv = ["push", str(folder), "--repo-id", REPO, "--manifest", str(manifest)]
+    assert main([*argv, "--revision", "v1", "--commit-message", "m"]) == 0
+    (api,) = fake_hub
+    assert [name for name, _ in api.calls] == ["create_repo", "create_branch", "upload_folder"]
+    upload = api.calls[-1][1]
+    assert upload["revision"] == "v1" and upload["commit_message"] == "m"
+    capsys.readouterr()
+    assert main(["list", "--manifest", str(manifest)]) == 0
+    out = capsys.readouterr().out
+    assert f" {REPO}@{COMMIT[:12]}  sha256 " in out and "published" in out and COMMIT not in out
+
+
+def test_a_tag_staged_for_another_repo_is_refused_before_uploading(tmp_path, manifest, fake_hub):
+    """A folder exported without a repo id and staged for one repo is never pushed to another."""
+    bare = export(make_run(tmp_path / "run"), tmp_path / "bare").path
+    staged_for, other = "testorg/zerosnet-a", "testorg/zerosnet-b"
+    stage(bare, manifest, staged_for)
+    before = manifest.read_bytes()
+    for dry_run in (True, False):
+        with pytest.raises(HubError, match=f"zerosnet20_cifar.c10 is staged for {staged_for}, not {other}"):
+            push(bare, other, manifest=manifest, dry_run=dry_run)
+    assert not fake_hub and manifest.read_bytes() == before
+
+
+def test_a_dry_run_refuses_what_the_push_would_refuse(folder, tmp_path, manifest, fake_hub, capsys):
+    """The dry run checks the manifest as the push does: a repo that already holds another tag is refused by
+    both, before any client is created and without writing the manifest."""
+    other = export(make_run(tmp_path / "run2", seed=1), tmp_path / "export2", tag="other", repo_id=REPO).path
+    stage(other, manifest)
+    before = manifest.read_bytes()
+    for dry_run in (True, False):
+        with pytest.raises(HubError, match="already holds zerosnet20_cifar.other; one repo per tag"):
+            push(folder, REPO, manifest=manifest, dry_run=dry_run)
+    rc = main(["push", str(folder), "--repo-id", REPO, "--dry-run", "--manifest", str(manifest)])
+    assert rc != 0 and "one repo per tag" in capsys.readouterr().err
+    assert not fake_hub and manifest.read_bytes() == before

@@ -12,6 +12,7 @@ from test_hub_export import CIFAR10_LABELS, MODEL, REPO, make_run
 from timm.models import generate_default_cfgs
 
 from hub import HubError
+from hub.cli import main
 from hub.export import export
 from hub.manifest import stage
 from timm_zerosnet.models.multistep import cifar_cfg
@@ -246,3 +247,21 @@ def test_export_does_not_inherit_the_cfg_of_a_released_default_tag(tmp_path):
     assert not {"description", "notes", "origin_url", "hf_hub_id"} & cfg.keys()
     assert cfg["tag"] == "c10" and cfg["mean"] == [0.4914, 0.4822, 0.4465]  # the family's default, said in the log
     assert any("recorded no input_size, mean, std" in line for line in logs)
+
+
+def test_a_release_std_other_than_the_family_default_reaches_the_pretrained_cfg():
+    base = cifar_cfg(paper_ids="arXiv:2206.13100")
+    assert tuple(base["std"]) != (0.25, 0.25, 0.25)
+    data_config = dict(ENTRY["data_config"], mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25])
+    c10 = released_cfgs(MODEL, manifest_with(dict(data_config=data_config)), base=base)["c10"]
+    assert c10["std"] == (0.25, 0.25, 0.25) and c10["mean"] == (0.5, 0.5, 0.5)
+
+
+def test_stage_from_the_command_line_takes_the_repo_id(tmp_path, capsys):
+    """An export made without --repo-id is staged for the repo given to `zerosnet-hub stage --repo-id`."""
+    folder = export(make_run(tmp_path / "run"), tmp_path / "export").path
+    manifest = tmp_path / "releases.json"
+    repo = "testorg/zerosnet20_cifar.staged"
+    assert main(["stage", str(folder), "--repo-id", repo, "--manifest", str(manifest)]) == 0
+    (entry,) = load_manifest(manifest)["releases"]
+    assert entry["repo_id"] == repo and entry["state"] == "staged" and f"({repo}, sha256" in capsys.readouterr().out
