@@ -69,8 +69,9 @@ def convert_image(img: Image.Image, mode: str) -> Image.Image:
     if img.mode in ("I", "F") and not (wide and mode == "F"):  # (the same mode returned above)
         values = np.asarray(img)
         low, high = _RANGES_OF_MODES[mode] if wide else (0, 255)
-        whole = img.mode == "I" or bool(np.all(np.mod(values, 1) == 0))
-        if values.min() < low or values.max() > high or (wide and not whole):
+        # whole values matter only to a wide mode (to 8 bits they are rounded): no pass over the image otherwise
+        whole = not wide or img.mode == "I" or bool(np.all(np.mod(values, 1) == 0))
+        if values.min() < low or values.max() > high or not whole:
             name = getattr(img, "filename", "") or "an image"
             what = "whole values" if wide else "values"
             raise ValueError(
