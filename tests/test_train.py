@@ -520,6 +520,17 @@ def test_best_weights_follow_the_eval_metric_and_its_source(tmp_path, monkeypatc
     assert [r["lr"] for r in history] == pytest.approx([0.1, 0.01, 0.001])  # decay-rate 0.1 after every epoch
 
 
+def test_plateau_schedule_starts_at_lr_and_decays_on_the_eval_metric(tmp_path, monkeypatch):
+    """--sched plateau without warm-up trains its first epochs at --lr (not --warmup-lr) and divides it once the
+    scripted top1 stops improving for more than --patience-epochs."""
+    real_evaluate = Trainer.evaluate
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, *a, **k: dict(real_evaluate(self, *a, **k), top1=50.0))
+    extra = "--epochs 3 --sched plateau --patience-epochs 0 --decay-rate 0.5 --warmup-epochs 0 --warmup-lr 1e-5"
+    run(tmp_path, "plateau", *extra.split())
+    history = json.loads((tmp_path / "plateau" / "metrics.json").read_text())
+    assert [r["lr"] for r in history] == pytest.approx([0.05, 0.05, 0.025])
+
+
 def test_mixup_cutmix_and_smoothing_use_soft_targets(tmp_path):
     args = parse_args(tiny_argv(tmp_path, "mix", "--mixup", "0.2", "--cutmix", "1.0", "--smoothing", "0.1"))
     trainer = Trainer.from_args(args)
@@ -530,6 +541,10 @@ def test_mixup_cutmix_and_smoothing_use_soft_targets(tmp_path):
     reset_accelerate()
     smooth = Trainer.from_args(parse_args(tiny_argv(tmp_path, "smooth", "--smoothing", "0.1")))
     assert isinstance(smooth.loss_fn, LabelSmoothingCrossEntropy) and smooth.mixup_fn is None
+    reset_accelerate()
+    minmax = Trainer.from_args(parse_args(tiny_argv(tmp_path, "minmax", "--cutmix-minmax", "0.2", "0.8")))
+    assert isinstance(minmax.loss_fn, SoftTargetCrossEntropy)  # the box bounds alone turn cutmix on (timm's rule)
+    assert minmax.mixup_fn.cutmix_minmax == [0.2, 0.8] and minmax.mixup_fn.cutmix_alpha == 1.0
 
 
 def test_model_kwargs_reach_the_model(tmp_path):
@@ -715,9 +730,10 @@ def test_an_rgba_model_keeps_the_rgb_statistics_and_repeats_them_as_timm_repeats
     assert two.data_config["std"] == rgb["std"][:2]
 
 
-def test_mixup_needs_even_batch(tmp_path):
+@pytest.mark.parametrize("mixing", ["--mixup 0.2", "--cutmix 1.0", "--cutmix-minmax 0.2 0.8"])
+def test_mixup_needs_even_batch(tmp_path, mixing):
     with pytest.raises(ValueError, match="even --batch-size"):
-        Trainer.from_args(parse_args(tiny_argv(tmp_path, "odd", "--mixup", "0.2", "-b", "15")))
+        Trainer.from_args(parse_args(tiny_argv(tmp_path, "odd", *mixing.split(), "-b", "15")))
 
 
 def _digit_folder(root: Path, classes=(0, 1, 2)) -> Path:

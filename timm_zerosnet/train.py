@@ -1293,11 +1293,11 @@ class Trainer:
             splits.train, create_train_transform(args, data_config), seed=args.seed, img_mode=mode
         )
         val_dataset = TransformDataset(splits.val, create_transform(**data_config, is_training=False), img_mode=mode)
-        if args.mixup or args.cutmix:
-            if args.batch_size % 2:
-                raise ValueError(
-                    f"mixup/cutmix pair samples within a batch: use an even --batch-size, not {args.batch_size}"
-                )
+        mixing = bool(args.mixup or args.cutmix or args.cutmix_minmax)  # --cutmix-minmax alone turns cutmix on
+        if mixing and args.batch_size % 2:
+            raise ValueError(
+                f"mixup/cutmix pair samples within a batch: use an even --batch-size, not {args.batch_size}"
+            )
         if len(train_dataset) < args.batch_size * accelerator.num_processes:
             raise ValueError(
                 f"The training set has {len(train_dataset)} images, fewer than one global batch "
@@ -1322,7 +1322,7 @@ class Trainer:
         )
 
         mixup_fn = None
-        if args.mixup or args.cutmix or args.cutmix_minmax:
+        if mixing:
             mixup_fn = Mixup(
                 mixup_alpha=args.mixup,
                 cutmix_alpha=args.cutmix,
@@ -1594,12 +1594,9 @@ class Trainer:
         if acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             _atomic_write_text(self.run_dir / "args.yaml", yaml.safe_dump(_jsonable(vars(args)), sort_keys=False))
-        if state.num_updates == 0 and state.step_in_epoch == 0:
-            # apply the first value of the schedule (warm-up lr, per-group lr_scale) before the first step
-            if args.sched_on_updates:
-                self.scheduler.step_update(state.epoch * self.updates_per_epoch)
-            else:
-                self.scheduler.step(state.epoch)
+        # No scheduler step before the first update: timm's schedulers apply their first value (warm-up lr, per-group
+        # lr_scale) when they are built, and a resumed run restores the optimizer's lrs. A step(0) here would set the
+        # plateau schedule's lr to --warmup-lr for good (it treats epoch 0 as warm-up even with no warm-up epochs).
         if args.log_with:
             acc.init_trackers(args.experiment, config=_tracker_config(args))
         self.log(
