@@ -97,6 +97,7 @@ def test_config_rejects_unknown_keys(tmp_path):
         ("mean: {r: 0.5}", "mean: must be a number"),
         ("model_kwargs: 3", "model_kwargs: must be a mapping"),
         ("epochs: null", "epochs: cannot be null"),
+        ("mean: []", "mean: takes one or more values, got an empty list"),
         ("model: a\nmodel: b", "'model' is given more than once"),
         ("weight_decay: 0.1\nweight-decay: 0.2", "'weight_decay' is given twice"),
     ],
@@ -111,7 +112,7 @@ def test_config_values_are_checked_like_the_command_line(tmp_path, text, problem
 
 def test_config_values_are_converted_like_the_command_line(tmp_path):
     cfg = tmp_path / "c.yaml"
-    text = 'epochs: "3"\nlr: 1e-4\ndecay_milestones: 2\nmean: 0.5\nmodel_kwargs: "lam=-1.5"\ntorchcompile: true\n'
+    text = 'epochs: "+3"\nlr: 1e-4\ndecay_milestones: 2\nmean: 0.5\nmodel_kwargs: "lam=-1.5"\ntorchcompile: true\n'
     cfg.write_text(text)
     args = parse_args(["-c", str(cfg)])
     assert (args.epochs, args.lr, args.decay_milestones, args.mean) == (3, 1e-4, [2], [0.5])
@@ -587,6 +588,11 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ("--model-ema-decay 0.99", "--model-ema-decay 0.99 set(s) the weight EMA, which is off: add --model-ema"),
         ("--model-ema-warmup", "--model-ema-warmup set(s) the weight EMA, which is off"),
         ("--input-size 0 16 16", "--input-size takes channels, height and width, each at least 1; got [0, 16, 16]"),
+        ("--layer-decay 0", "--layer-decay must be in (0, 1], got 0.0"),
+        ("--layer-decay 1.5", "--layer-decay must be in (0, 1], got 1.5"),
+        ("--momentum 1.5", "--momentum must be in [0, 1), got 1.5"),
+        ("--checkpoint-hist 0", "--checkpoint-hist must be at least 1, got 0"),
+        ("--crop-padding -1", "--crop-padding must be at least 0, got -1"),
     ],
 )
 def test_impossible_options_are_refused_before_anything_is_built(tmp_path, monkeypatch, extra, problem):
@@ -633,8 +639,12 @@ def test_values_timm_accepts_are_accepted():
         "-c zerosnet_imagenet18 --crop-padding 4",
         "--sched poly --decay-rate 2",
         "--crop-pct 1.15 --mean -0.5 0 0.5",
+        "--ratio 1 1 --crop-padding 0",  # min == max: a fixed aspect ratio
+        "--no-aug --crop-padding 4 --scale 0.3 1",  # --no-aug turns every augmentation off, whatever they say
+        "--layer-decay 1",
     ):
         train_mod.check_args(parse_args(extra.split()))
+    assert train_mod.resolve_in_chans(parse_args(["--mean", "0.5", "--std", "0.25"])) == 3  # one value for all
     assert parse_args(["--no-keep-heap"]).keep_heap is False and parse_args(["--keep-heap"]).keep_heap is True
 
 
