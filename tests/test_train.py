@@ -315,16 +315,26 @@ class _HookNet(nn.Module):
 
 def test_model_parameter_group_hook_wins_and_schedules_per_group():
     model = _HookNet()
-    args = parse_args(["--lr", "0.1", "--weight-decay", "1e-4", "--sched", "step", "--decay-epochs", "1"])
+    # --lr 0.2, not --lr-base's default 0.1: the hook gets the lr of the run
+    args = parse_args(["--lr", "0.2", "--weight-decay", "1e-4", "--sched", "step", "--decay-epochs", "1"])
     opt = create_optimizer_from_args(model, args)
     sched, _ = create_scheduler_v2(opt, sched="step", num_epochs=3, decay_epochs=1, decay_rate=0.1, warmup_epochs=0)
     sched.step(0)
-    assert _group_of(opt, model.tau)["lr"] == pytest.approx(0.01)
-    assert _group_of(opt, model.stride)["lr"] == pytest.approx(0.05)
+    assert _group_of(opt, model.tau)["lr"] == pytest.approx(0.02)
+    assert _group_of(opt, model.stride)["lr"] == pytest.approx(0.1)
     assert _group_of(opt, model.conv.weight)["weight_decay"] == 1e-4
     sched.step(1)
-    assert _group_of(opt, model.tau)["lr"] == pytest.approx(0.001)
-    assert _group_of(opt, model.conv.weight)["lr"] == pytest.approx(0.01)
+    assert _group_of(opt, model.tau)["lr"] == pytest.approx(0.002)
+    assert _group_of(opt, model.conv.weight)["lr"] == pytest.approx(0.02)
+
+
+def test_optimizer_options_reach_the_optimizer():
+    model = torch.nn.Linear(3, 2)
+    adamw = create_optimizer_from_args(model, parse_args("--opt adamw --opt-eps 1e-3 --opt-betas 0.8 0.95".split()))
+    assert isinstance(adamw, torch.optim.AdamW)
+    assert (adamw.defaults["eps"], adamw.defaults["betas"]) == (1e-3, (0.8, 0.95))
+    sgd = create_optimizer_from_args(model, parse_args("--opt sgd --opt-kwargs nesterov=False dampening=0.5".split()))
+    assert (sgd.defaults["nesterov"], sgd.defaults["dampening"], sgd.defaults["momentum"]) == (False, 0.5, 0.9)
 
 
 def test_model_hook_composes_with_layer_decay():
