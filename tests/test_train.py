@@ -19,6 +19,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.scheduler import create_scheduler_v2
+from torchvision import transforms
 
 import timm_zerosnet  # noqa: F401  (registers the models)
 import timm_zerosnet.train as train_mod
@@ -635,6 +636,25 @@ def test_pad_and_crop_resizes_with_the_train_interpolation():
     assert create_train_transform(parse_args(["-c", "digits_demo"]), config).transforms[0].interpolation.value == (
         "bilinear"
     )
+    flips = create_train_transform(parse_args("-c digits_demo --hflip 0.5 --vflip 0.25".split()), config).transforms
+    kinds = [transforms.Resize, transforms.RandomCrop, transforms.RandomHorizontalFlip, transforms.RandomVerticalFlip]
+    assert [type(t) for t in flips[:4]] == kinds
+    assert (flips[1].padding, flips[2].p, flips[3].p) == (parse_args(["-c", "digits_demo"]).crop_padding, 0.5, 0.25)
+    plain = create_train_transform(parse_args("-c digits_demo --no-aug --hflip 0.5".split()), config).transforms
+    assert not any(isinstance(t, (transforms.RandomCrop, transforms.RandomHorizontalFlip)) for t in plain)
+
+
+def test_data_statistics_follow_the_input_channels():
+    from timm_zerosnet.train import _match_channels
+
+    rgb = dict(input_size=(3, 16, 16), mean=(0.2, 0.4, 0.6), std=(0.1, 0.2, 0.3), crop_pct=1.0)
+    grey = _match_channels(rgb, 1)
+    assert grey["input_size"] == (1, 16, 16) and grey["mean"] == pytest.approx((0.4,)) and grey["crop_pct"] == 1.0
+    assert grey["std"] == pytest.approx((0.2,))
+    rgba = _match_channels(rgb, 4)
+    assert rgba["input_size"] == (4, 16, 16) and rgba["mean"] == (0.2, 0.4, 0.6, 0.2)
+    assert _match_channels(dict(rgb, mean=(0.5,)), 3)["mean"] == (0.5, 0.5, 0.5)
+    assert rgb["input_size"] == (3, 16, 16)  # the given config is left as it was
 
 
 def test_values_timm_accepts_are_accepted():
