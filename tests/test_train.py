@@ -487,8 +487,10 @@ def test_resume_of_a_state_without_settings_still_checks_the_processes(source_ru
 def test_gradient_accumulation_counts_updates_and_steps_schedule_per_update(tmp_path, monkeypatch):
     extra = "--grad-accum-steps 2 --sched-on-updates --warmup-epochs 1 --warmup-lr 0.001 --epochs 2".split()
     args = parse_args(tiny_argv(tmp_path, "acc", *extra))
+    args.lr = None  # from --lr-base 0.1 at --lr-base-size 128, scaled to the global batch 16 x 2 accumulated
     trainer = Trainer.from_args(args)
     assert trainer.updates_per_epoch == 2  # 64 images / batch 16 = 4 batches = 2 updates
+    assert args.lr == pytest.approx(0.1 * 32 / 128)
     lrs = []
     cls = type(trainer.scheduler)
     real_step_update = cls.step_update
@@ -538,9 +540,10 @@ def test_plateau_schedule_starts_at_lr_and_decays_on_the_eval_metric(tmp_path, m
     real_evaluate = Trainer.evaluate
     monkeypatch.setattr(Trainer, "evaluate", lambda self, *a, **k: dict(real_evaluate(self, *a, **k), top1=50.0))
     extra = "--epochs 3 --sched plateau --patience-epochs 0 --decay-rate 0.5 --warmup-epochs 0 --warmup-lr 1e-5"
-    run(tmp_path, "plateau", *extra.split())
+    summary = run(tmp_path, "plateau", *extra.split())
     history = json.loads((tmp_path / "plateau" / "metrics.json").read_text())
     assert [r["lr"] for r in history] == pytest.approx([0.05, 0.05, 0.025])
+    assert summary["metrics"]["best"]["epoch"] == 1  # a tie is no improvement: the first epoch of the three stays best
 
 
 def test_mixup_cutmix_and_smoothing_use_soft_targets(tmp_path):
@@ -557,6 +560,38 @@ def test_mixup_cutmix_and_smoothing_use_soft_targets(tmp_path):
     minmax = Trainer.from_args(parse_args(tiny_argv(tmp_path, "minmax", "--cutmix-minmax", "0.2", "0.8")))
     assert isinstance(minmax.loss_fn, SoftTargetCrossEntropy)  # the box bounds alone turn cutmix on (timm's rule)
     assert minmax.mixup_fn.cutmix_minmax == [0.2, 0.8] and minmax.mixup_fn.cutmix_alpha == 1.0
+
+
+@pytest.mark.parametrize("mode", ["norm", "value"])
+def test_gradients_are_clipped_before_each_step(tmp_path, monkeypatch, mode):
+    real, seen = torch.optim.SGD.step, []
+
+    def recording(self, *args, **kwargs):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        seen.append((torch.cat([g.flatten() for g in grads]).norm().item(), max(g.abs().max().item() for g in grads)))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", recording)
+    run(tmp_path, mode, "--clip-grad", "0.001", "--clip-mode", mode)
+    norms, largest = zip(*seen)
+    assert len(seen) == 4
+    if mode == "norm":
+        assert max(norms) <= 0.001 * (1 + 1e-4)
+    else:  # each value clipped, so the norm over ~270k gradients stays far above the bound
+        assert max(largest) <= 0.001 * (1 + 1e-6) and min(norms) > 0.01
+
+
+def test_mixup_stops_at_mixup_off_epoch(tmp_path, monkeypatch):
+    real, enabled = Trainer.train_one_epoch, []
+
+    def recording(self, epoch):
+        out = real(self, epoch)
+        enabled.append(self.mixup_fn.mixup_enabled)
+        return out
+
+    monkeypatch.setattr(Trainer, "train_one_epoch", recording)
+    run(tmp_path, "off", "--epochs", "3", "--mixup", "0.2", "--mixup-off-epoch", "2")
+    assert enabled == [True, True, False]  # epochs 0 and 1 mixed, off from epoch index 2 (timm's convention)
 
 
 def test_model_kwargs_reach_the_model(tmp_path):
@@ -868,7 +903,8 @@ def test_tensorboard_tracker(tmp_path):
 # ------------------------------------------------------------------------------------------------ failure modes
 
 
-def test_non_finite_loss_stops_with_epoch_step_and_checkpoint(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_non_finite_loss_stops_with_epoch_step_and_checkpoint(tmp_path, monkeypatch, capsys, bad):
     real = train_mod.build_loss_fns
 
     def poisoned(args, mixup_active):
@@ -877,7 +913,7 @@ def test_non_finite_loss_stops_with_epoch_step_and_checkpoint(tmp_path, monkeypa
         def loss(logits, target):
             calls["n"] += 1
             value = loss_fn(logits, target)
-            return value * float("nan") if calls["n"] == 6 else value  # epoch 2, batch 2 (4 batches per epoch)
+            return value * float(bad) if calls["n"] == 6 else value  # epoch 2, batch 2 (4 batches per epoch)
 
         return loss
 
@@ -888,11 +924,67 @@ def test_non_finite_loss_stops_with_epoch_step_and_checkpoint(tmp_path, monkeypa
     assert "CPU heap kept" not in out
     good = tmp_path / "nan" / "checkpoints" / "state-e0001-b000000"
     assert code == EXIT_NON_FINITE
-    assert "epoch 2/2, step 2/4" in err and str(good) in err and "nan" in err
+    assert "epoch 2/2, step 2/4" in err and str(good) in err and bad in err
     info = json.loads((tmp_path / "nan" / "run.json").read_text())
     assert info["status"] == "failed" and "epoch 2/2" in info["error"]
     assert not (tmp_path / "nan" / "model.safetensors").exists()
     assert CheckpointManager(tmp_path / "nan").latest() == good
+
+
+def test_states_mid_epoch_every_n_updates_and_at_the_last_epoch(tmp_path):
+    """--save-state-every-n-steps counts updates over the run and names a state by the batches done in its epoch
+    (none at an epoch's end, where the epoch's own state follows); --checkpoint-every 2 of 3 epochs still saves the
+    last one."""
+    extra = "--epochs 3 --checkpoint-every 2 --save-state-every-n-steps 2 --checkpoint-hist 10"
+    run(tmp_path, "steps", *extra.split())
+    names = sorted(p.name for p in (tmp_path / "steps" / "checkpoints").glob("state-*"))
+    assert names == [
+        "state-e0000-b000002",
+        "state-e0001-b000002",
+        "state-e0002-b000000",
+        "state-e0002-b000002",
+        "state-e0003-b000000",
+    ]
+    assert CheckpointManager(tmp_path / "steps").latest().name == "state-e0003-b000000"
+
+
+class _OneProcess:
+    """What CheckpointManager.save asks of an Accelerator, for one process: save_state writes a marker file."""
+
+    is_main_process = True
+
+    def wait_for_everyone(self):
+        pass
+
+    def save_state(self, output_dir):
+        Path(output_dir).mkdir(parents=True)
+        (Path(output_dir) / "marker.txt").write_text(Path(output_dir).name)
+
+
+def test_checkpoint_manager_keeps_the_newest_and_the_state_just_saved(tmp_path):
+    manager, acc = CheckpointManager(tmp_path, keep=2), _OneProcess()
+    for epoch in (1, 2, 3):
+        manager.save(acc, manager.state_name(epoch, 0))
+    states = manager.dir
+    assert sorted(p.name for p in states.glob("state-*")) == ["state-e0002-b000000", "state-e0003-b000000"]
+    assert (manager.latest() / "marker.txt").read_text() == ".tmp-state-e0003-b000000"  # written aside, renamed
+    (states / ".tmp-state-e0009-b000000").mkdir()  # a save that died half-way: cleared by the next save
+    older = manager.save(acc, manager.state_name(1, 2))  # e.g. after resuming from an earlier state
+    assert manager.latest() == older and older.is_dir()  # kept although it sorts first; the newest two stay too
+    assert sorted(p.name for p in states.glob("state-*")) == [
+        "state-e0001-b000002",
+        "state-e0002-b000000",
+        "state-e0003-b000000",
+    ]
+    assert not list(states.glob(".tmp-*"))
+    shutil.rmtree(older)
+    assert manager.latest() is None  # the pointer names a state that is gone
+
+
+def test_existing_run_sees_states_without_a_pointer(tmp_path):
+    assert train_mod.existing_run(tmp_path) == []
+    (tmp_path / "checkpoints" / "state-e0001-b000000").mkdir(parents=True)
+    assert train_mod.existing_run(tmp_path) == ["checkpoints/"]
 
 
 def test_non_finite_loss_error_before_any_checkpoint():
