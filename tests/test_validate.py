@@ -120,12 +120,31 @@ def test_validate_a_run_directory_matches_the_training_metrics(trained_run, tmp_
 def test_results_record_the_weights_actually_evaluated(trained_run, tmp_path):
     """A file of the run is recorded under the run's own name for it, whatever --weights says (which applies to run
     directories; it was recorded as given); the results file is written atomically."""
-    results_file = tmp_path / "final.json"
+    results_file = tmp_path / "new" / "folder" / "final.json"  # folders made as needed
     weights = str(trained_run / "model.safetensors")
     argv = ["--checkpoint", weights, "--weights", "best", "--workers", "0", "--results-file", str(results_file)]
     out = validate(build_parser().parse_args(argv))
     assert out["weights"] == "final" and json.loads(results_file.read_text())["weights_file"] == weights
-    assert [p.name for p in tmp_path.iterdir()] == ["final.json"]
+    assert [p.name for p in results_file.parent.iterdir()] == ["final.json"]
+    assert out["noise_seed"] is None  # no noise evaluated: no seed to record
+    reset_accelerate()
+    bare = tmp_path / "bare"  # a folder of weights without run.json: --weights picks the file, and is recorded
+    bare.mkdir()
+    (bare / "model.safetensors").write_bytes((trained_run / "model.safetensors").read_bytes())
+    argv = ["--checkpoint", str(bare), "--model", "zerosnet20_cifar", "--workers", "0", "--num-samples", "5"]
+    out = validate(build_parser().parse_args(argv))
+    assert out["weights"] == "final" and out["weights_file"] == str(bare / "model.safetensors")
+
+
+def test_data_flags_win_over_the_runs_dataset_settings():
+    from timm_zerosnet.validate import _data_args
+
+    info = {"dataset": {"name": "folder", "data_dir": "/d", "val_split": "validation", "class_map": "run_map"}}
+    args = build_parser().parse_args(["--checkpoint", "x", "--split", "test", "--class-map", "other_map"])
+    data = _data_args(args, info, 3)
+    assert (data["val_split"], data["class_map"], data["data_dir"]) == ("test", "other_map", "/d")
+    data = _data_args(build_parser().parse_args(["--checkpoint", "x"]), info, 3)
+    assert (data["val_split"], data["class_map"]) == ("validation", "run_map")
 
 
 def test_a_run_with_another_image_mode_is_evaluated_in_that_mode(tmp_path):
@@ -220,6 +239,9 @@ def test_bad_input_is_one_error_line_and_exit_status_2(trained_run, tmp_path, ca
         (["--model", "nosuch"], "--model 'nosuch' is not a registered model"),  # were tracebacks
         (["--model-kwargs", "foo=1"], "--model-kwargs foo=1: zerosnet20_cifar cannot be built with them"),
         (["--model", "zerosnet32_cifar"], "the --model, --num-classes, --in-chans and --model-kwargs it was"),
+        (["--num-classes", "5"], "does not fit zerosnet20_cifar (num_classes=5, in_chans=3"),  # the flags win
+        (["--in-chans", "1"], "does not fit zerosnet20_cifar (num_classes=10, in_chans=1"),
+        (["-b", "0"], "--batch-size must be at least 1, got 0"),
     ):
         assert main(["--checkpoint", str(trained_run), "--workers", "0", *extra]) == 2
         err = capsys.readouterr().err
