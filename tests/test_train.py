@@ -987,6 +987,64 @@ def test_existing_run_sees_states_without_a_pointer(tmp_path):
     assert train_mod.existing_run(tmp_path) == ["checkpoints/"]
 
 
+def _stop_in_evaluation(monkeypatch, call: int, stop) -> None:
+    """Trainer.evaluate runs ``stop()`` at its ``call``-th call (1-based) instead of evaluating."""
+    real, calls = Trainer.evaluate, []
+
+    def evaluate(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            stop()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "evaluate", evaluate)
+
+
+def _raise_keyboard_interrupt():
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_records_the_interruption_and_the_run_resumes(tmp_path, monkeypatch, capsys):
+    _stop_in_evaluation(monkeypatch, 2, _raise_keyboard_interrupt)  # epoch 2's evaluation
+    assert main(tiny_argv(tmp_path, "ctrl", "--epochs", "2", "--no-keep-heap")) == 130
+    err = capsys.readouterr().err
+    state = tmp_path / "ctrl" / "checkpoints" / "state-e0001-b000000"
+    assert err.count("\n") == 1 and err.startswith("zerosnet-train: interrupted in epoch 2/2 after 4 of its 4 batches")
+    assert f"the latest complete state is {state}" in err and "--resume auto" in err
+    info = json.loads((tmp_path / "ctrl" / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["error"] == err.strip().removeprefix("zerosnet-train: ")
+    assert not (tmp_path / "ctrl" / "model.safetensors").exists()
+    reset_accelerate()
+    monkeypatch.undo()
+    summary = run(tmp_path, "ctrl", "--epochs", "2", "--resume", "auto")
+    assert summary["status"] == "finished" and summary["epochs"]["completed"] == 2
+
+
+def test_sigterm_stops_the_run_like_ctrl_c_and_the_handler_is_restored(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    _stop_in_evaluation(monkeypatch, 1, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    assert main(tiny_argv(tmp_path, "term", "--epochs", "2", "--no-keep-heap")) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert err.startswith("zerosnet-train: terminated (SIGTERM) in epoch 1/2 after 4 of its 4 batches")
+    assert "no training state was saved yet" in err
+    assert json.loads((tmp_path / "term" / "run.json").read_text())["status"] == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_an_error_during_training_marks_the_run_failed(tmp_path, monkeypatch):
+    def boom():
+        raise RuntimeError("boom")
+
+    _stop_in_evaluation(monkeypatch, 1, boom)
+    with pytest.raises(RuntimeError, match="^boom$"):  # the error itself goes on up, unchanged
+        run(tmp_path, "err")
+    info = json.loads((tmp_path / "err" / "run.json").read_text())
+    assert info["status"] == "failed" and info["error"].startswith("RuntimeError: boom in epoch 1/1 after 4 of its 4")
+
+
 def test_non_finite_loss_error_before_any_checkpoint():
     err = NonFiniteLossError(float("inf"), 0, 3, 4, 10, 4, None)
     assert "epoch 1/3, step 5/10" in str(err) and "No checkpoint" in str(err)
