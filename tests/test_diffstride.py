@@ -268,7 +268,8 @@ def _spectral_pool_reference(x: np.ndarray, strides: tuple[int, int]) -> np.ndar
 
 
 @pytest.mark.parametrize(
-    "hw, strides", [((32, 32), (2, 2)), ((15, 17), (2, 3)), ((31, 9), (3, 2)), ((7, 7), (3, 3)), ((6, 10), (4, 5))]
+    "hw, strides",
+    [((32, 32), (2, 2)), ((15, 17), (2, 3)), ((31, 9), (3, 2)), ((7, 7), (3, 3)), ((6, 10), (4, 5)), ((8, 4), (1, 4))],
 )
 def test_fixed_spectral_pooling_follows_the_spec_at_odd_and_even_sizes(hw, strides):
     x = np.random.default_rng(0).standard_normal((2, 3, *hw))
@@ -304,6 +305,8 @@ def test_shared_instance_on_residual_and_shortcut():
     "kwargs, match",
     [
         ({"strides": (0.5, 2.0)}, "must be >= 1"),
+        ({"strides": (2.0, 0.5)}, "must be >= 1"),
+        ({"strides": 2.0, "lower_limit": 0.0}, "lower_limit must be finite and > 0"),
         ({"strides": 2.0, "smoothness": -1.0}, "smoothness"),
         ({"strides": (2.0, 3.0), "shared_stride": True}, "shared_stride"),
         ({"strides": (2.0, 2.0, 2.0)}, r"\(height, width\) pair"),
@@ -330,12 +333,15 @@ def test_infinite_upper_limit_means_no_limit():
 
 
 def test_baseline_argument_errors():
-    with pytest.raises(ValueError, match="integer strides"):
-        Subsample(1.5)
-    with pytest.raises(ValueError, match="must be >= 1"):
-        FixedSpectralPooling(0.5)
-    with pytest.raises(ValueError, match="at least 2x2"):
-        DiffStride(2.0)(torch.zeros(1, 1, 1, 8))
+    for stride in (1.5, 0, -1):
+        with pytest.raises(ValueError, match="integer strides"):
+            Subsample(stride)
+    for strides in (0.5, (2, 0.5)):
+        with pytest.raises(ValueError, match="must be >= 1"):
+            FixedSpectralPooling(strides)
+    for shape in ((1, 1, 1, 8), (1, 1, 8, 1)):
+        with pytest.raises(ValueError, match="at least 2x2"):
+            DiffStride(2.0)(torch.zeros(shape))
     with pytest.raises(ValueError, match="at least 2x2"):
         FixedSpectralPooling(2)(torch.zeros(1, 1, 1, 8))
     with pytest.raises(ValueError, match="expects an NCHW input"):
@@ -534,6 +540,53 @@ def test_torch_compile_fullgraph_for_static_shapes(frozen):
     if frozen:
         layer.freeze((16, 16))
     torch.testing.assert_close(torch.compile(layer, backend="eager", fullgraph=True)(x), layer(x))
+
+
+def test_sizes_at_the_edges_of_the_ramp():
+    """A side equal to R (the ramp alone covers the spectrum: no bound on S) and R = 0 (a hard window, the limit of
+    small R: a coefficient exactly at the threshold stays)."""
+    out = DiffStride(2.0)(_randn(1, 1, 4, 4))
+    assert out.shape[-2:] == (4, 4) and torch.isfinite(out).all()
+    hard, small = DiffStride(2.0, smoothness=0.0), DiffStride(2.0, smoothness=1e-3)
+    assert hard.output_size((16, 16)) == small.output_size((16, 16))
+    assert DiffStride(2.0, smoothness=0.0)(_randn(1, 1, 16, 16)).shape[-2:] == (10, 10)
+
+
+def test_a_training_forward_that_clips_nothing_leaves_the_strides_version_alone():
+    """A loss term that saved the strides themselves before the forward still backpropagates: the in-place clip
+    writes only when it changes something."""
+    layer = DiffStride(2.0).train()
+    penalty = (layer.strides**2).sum()  # pow saves the parameter for backward
+    (penalty + layer(_randn(1, 1, 16, 16)).square().sum()).backward()
+    assert layer.strides.grad is not None and torch.isfinite(layer.strides.grad).all()
+
+
+def test_freeze_clips_the_strides_and_refreezes_for_another_size():
+    layer = DiffStride(1.0).eval()
+    x = _randn(1, 1, 32, 32)
+    expected = layer(x)  # eval clips a copy: S >= 32 / (32 - 4)
+    layer.freeze((32, 32))
+    assert layer.strides.tolist() == pytest.approx([32 / 28] * 2)
+    torch.testing.assert_close(layer(x), expected)
+    net = _net().eval()
+    freeze_diffstride(net, _randn(1, 3, 32, 32))
+    assert freeze_diffstride(net, _randn(1, 3, 16, 16)) == {"1": ((16, 16), net[1].output_size((16, 16)))}
+    assert net(_randn(1, 3, 16, 16)).shape[-2:] == net[1].output_size((16, 16))
+
+
+def test_a_layer_seen_at_two_sizes_cannot_be_frozen():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = DiffStride(2.0)
+
+        def forward(self, x):
+            return self.pool(x).mean() + self.pool(x[..., :16, :16]).mean()
+
+    model = Twice().eval()
+    with pytest.raises(ValueError, match=r"'pool' sees inputs of sizes \(32, 32\) and \(16, 16\) in one forward"):
+        freeze_diffstride(model, _randn(1, 1, 32, 32))
+    assert not model.pool.frozen
 
 
 def test_export_needs_freeze_and_frozen_export_matches():
