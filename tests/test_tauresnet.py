@@ -346,6 +346,21 @@ def test_optimizer_param_groups_scalars_at_lr_over_10():
     assert bn.no_weight_decay() == set()
     assert [g["weight_decay"] for g in bn.optimizer_param_groups(lr=0.1, weight_decay=1e-4)] == [1e-4, 0.0]
 
+    model.conv1.weight.requires_grad_(False)  # a frozen stem is left out of every group
+    model.tau.requires_grad_(False)
+    kept = {id(p) for g in model.optimizer_param_groups(lr=0.1, weight_decay=1e-4) for p in g["params"]}
+    assert kept == {id(p) for p in model.parameters() if p.requires_grad} and id(model.tau) not in kept
+
+
+@pytest.mark.parametrize("shortcut", ["zero_pad", "conv"])
+def test_a_stage_of_the_same_width_still_downsamples_its_shortcut(shortcut):
+    """The first block of every later stage strides, so its shortcut changes the shape even where the width stays."""
+    from timm_zerosnet.models.tauresnet import TauNetCfg
+
+    model = TauResNet(TauNetCfg(layers=(1, 1, 1), widths=(16, 16, 16), shortcut=shortcut), num_classes=3).eval()
+    assert [stage[0].shortcut is not None for stage in model.stages] == [False, True, True]
+    assert model.forward_features(torch.randn(2, 3, 32, 32)).shape == (2, 16, 8, 8)
+
 
 @pytest.mark.parametrize("name", ["tauresnet20_cifar", "tauresnet20_nobn_cifar", "tauresnet50"])
 def test_block_coefficients_and_scheme_state(name):
