@@ -34,7 +34,9 @@ import os
 import pickle
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -70,6 +72,7 @@ from .run_layout import WEIGHT_FILES, weights_file_name
 
 __all__ = [
     "EXIT_NON_FINITE",
+    "TrainingInterrupted",
     "CheckpointManager",
     "NonFiniteLossError",
     "TrainState",
@@ -119,6 +122,20 @@ class NonFiniteLossError(RuntimeError):
             else "No checkpoint was saved before it (nothing to resume from; lower --lr or enable --clip-grad)."
         )
         super().__init__(f"Non-finite training loss ({loss}) at {where}; training stopped before this step. {last}")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C, or SIGTERM under ``zerosnet-train`` (a scheduler's preemption, ``kill``), stopped a training run;
+    ``str()`` says where it stood and how to resume it. A KeyboardInterrupt, so code that catches Ctrl-C still does.
+    """
+
+    def __init__(self, message: str = "interrupted", signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = int(signum)
+
+
+def _raise_on_sigterm(signum: int, frame: Any) -> None:
+    raise TrainingInterrupted("terminated (SIGTERM)", signum)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -1657,16 +1674,39 @@ class Trainer:
                     f"{row['top5']:.2f}%, lr {lr:.3e}, {row['images_per_s']:.0f} img/s"
                     + (f", EMA top1 {row['ema_top1']:.2f}%" if "ema_top1" in row else "")
                 )
-        except NonFiniteLossError as e:
+        except BaseException as e:
+            # run.json must not say "running" for a run that stopped: failed (an error) or interrupted (Ctrl-C,
+            # SIGTERM), with where it stood; the error itself goes on up
+            interrupted = isinstance(e, KeyboardInterrupt)
+            note = str(e) if isinstance(e, NonFiniteLossError) else self._stopped_note(e, interrupted)
             if acc.is_main_process:
-                self.write_run_json(status="failed", error=str(e))
+                with contextlib.suppress(Exception):  # e.g. a full disk: the error being raised is the one to report
+                    self.write_run_json(status="interrupted" if interrupted else "failed", error=note)
             if args.log_with:
                 acc.end_training()
+            if interrupted:
+                raise TrainingInterrupted(note, getattr(e, "signum", signal.SIGINT)) from None
             raise
         summary = self.finish()
         if args.log_with:
             acc.end_training()
         return summary
+
+    def _stopped_note(self, e: BaseException, interrupted: bool) -> str:
+        """Where a run stood when ``e`` stopped it, and how to go on."""
+        state = self.state
+        what = (str(e) or "interrupted") if interrupted else f"{type(e).__name__}: {e}"
+        latest = self.checkpoints.latest()
+        resume = (
+            f"the latest complete state is {latest}: the same command with --resume auto (or `zerosnet-train -c "
+            f"{self.run_dir / 'args.yaml'} --resume auto`) continues from it"
+            if latest is not None
+            else "no training state was saved yet (nothing to resume: --resume auto starts it again)"
+        )
+        return (
+            f"{what} in epoch {state.epoch + 1}/{self.total_epochs} after {state.step_in_epoch} of its "
+            f"{len(self.train_loader)} batches; {resume}"
+        )
 
     # ------------------------------------------------------------------------------------------------------ outputs
 
@@ -1888,6 +1928,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # RANK (set by accelerate launch / torchrun), not PartialState: the Accelerator must be the first to build it
         if os.environ.get("RANK", "0") == "0":
             print(note, flush=True)
+    # SIGTERM stops the run like Ctrl-C (run.json records it); the handler is the entry point's, restored on return
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm) if main_thread else None
     try:
         train(args)
     except NonFiniteLossError as e:
@@ -1896,6 +1939,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_NON_FINITE
     except USAGE_ERRORS as e:
         return usage_error("zerosnet-train", e)
+    except KeyboardInterrupt as e:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"zerosnet-train: {e or 'interrupted'}", file=sys.stderr)
+        return 128 + getattr(e, "signum", signal.SIGINT)  # the shell's status for a process stopped by the signal
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     return 0
 
 
