@@ -1024,14 +1024,20 @@ def test_sigterm_stops_the_run_like_ctrl_c_and_the_handler_is_restored(tmp_path,
     import os
     import signal
 
-    before = signal.getsignal(signal.SIGTERM)
-    _stop_in_evaluation(monkeypatch, 1, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    assert main(tiny_argv(tmp_path, "term", "--epochs", "2", "--no-keep-heap")) == 128 + signal.SIGTERM
+    def callers_handler(signum, frame):  # what the caller had installed: main() must put it back
+        raise AssertionError("SIGTERM reached the caller's handler")
+
+    before = signal.signal(signal.SIGTERM, callers_handler)
+    try:
+        _stop_in_evaluation(monkeypatch, 1, lambda: os.kill(os.getpid(), signal.SIGTERM))
+        assert main(tiny_argv(tmp_path, "term", "--epochs", "2", "--no-keep-heap")) == 128 + signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) is callers_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)
     err = capsys.readouterr().err
     assert err.startswith("zerosnet-train: terminated (SIGTERM) in epoch 1/2 after 4 of its 4 batches")
     assert "no training state was saved yet" in err
     assert json.loads((tmp_path / "term" / "run.json").read_text())["status"] == "interrupted"
-    assert signal.getsignal(signal.SIGTERM) == before
 
 
 def test_an_error_during_training_marks_the_run_failed(tmp_path, monkeypatch):
