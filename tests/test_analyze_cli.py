@@ -140,6 +140,119 @@ def test_stability_model_checkpoint_is_loaded(capsys, fake_models, tmp_path):
     assert payload["blocks"][2]["param"]["lam"] == pytest.approx(0.2)
 
 
+# --------------------------------------------------------------------------------------------- text report and --tol
+
+
+def test_stability_text_report_lines(capsys):
+    """The exact lines of the text report: the decimal the user typed, rho with its signs, the principal root
+    tagged, and forward Euler's order 1 (consistent: only an order below 1 is 'not consistent')."""
+    code, out, err = run(capsys, "stability", "--lam", "-1.8")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "scheme: ZeroSNet lambda = -1.8"  # not -9/5: -1.8 is exact in a few digits
+    assert "rho(z) = z^3 - 0.333333 z^2 - 0.555556 z - 0.111111" in lines
+    assert "roots: 1 (principal), -0.333333 (|z| = 0.333333), -0.333333 (|z| = 0.333333)" in lines
+    code, out, err = run(capsys, "stability", "--lam", "-1/3")  # not a short decimal: shown as the fraction
+    assert code == 0 and out.splitlines()[0] == "scheme: ZeroSNet lambda = -1/3"
+    code, out, err = run(capsys, "stability", "--euler")
+    assert code == 0, err
+    assert "rho(z) = z - 1" in out.splitlines() and "roots: 1 (principal)" in out.splitlines()
+    assert "consistency order: 1" in out.splitlines() and "not consistent" not in out
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    [["--lam", "-1.8"], ["--coefficients", "1", "1", "1", "1"], ["--lm-k", "1.2"], ["--euler"]],
+    ids=["lam", "coefficients", "lm-k", "euler"],
+)
+def test_tol_reaches_the_analysis_of_a_given_scheme(capsys, scheme):
+    payload = run_json(capsys, "stability", *scheme, "--tol", "0.5")
+    assert payload["tol"] == 0.5
+
+
+def test_tol_decides_the_verdict_of_a_root_outside_the_unit_circle(capsys):
+    """LM-ResNet k = 1.2 has the spurious root -1.2: not zero stable at the default tolerance, zero stable with a
+    tolerance of 0.5 (|z| <= 1 + tol) -- in the single-scheme report and in the scan."""
+    assert run_json(capsys, "stability", "--lm-k", "1.2")["zero_stable"] is False
+    payload = run_json(capsys, "stability", "--lm-k", "1.2", "--tol", "0.5")
+    assert (payload["tol"], payload["zero_stable"]) == (0.5, True)
+    argv = ["stability", "--scan", "0.9", "1.3", "--family", "lm", "--num", "5"]
+    assert run_json(capsys, *argv)["zero_stable"] == [True, True, False, False, False]
+    scan = run_json(capsys, *argv, "--tol", "0.5")
+    assert scan["values"] == pytest.approx([0.9, 1.0, 1.1, 1.2, 1.3])
+    assert scan["zero_stable"] == [True] * 5
+
+
+def test_tol_reaches_every_block_of_a_model(capsys, fake_models):
+    payload = run_json(capsys, "stability", "--model", "fake_zerosnet", "--tol", "0.5")
+    assert [b["tol"] for b in payload["blocks"]] == [0.5, 0.5, 0.5]
+
+
+def test_scan_table_prints_every_fiftieth_of_601_points(capsys):
+    """A 601-point scan prints 13 table rows: every 50th grid point, both ends included (step (601 - 1) // 12)."""
+    code, out, err = run(capsys, "stability", "--scan", "-3", "3")
+    assert code == 0, err
+    lines = out.splitlines()
+    table = lines[lines.index(f"{'lambda':>10}  {'max spurious |z|':>16}  zero stable") + 1 :]
+    assert [float(line.split()[0]) for line in table] == pytest.approx([-3 + 0.5 * i for i in range(13)])
+    assert [line.split()[-1] for line in table] == ["yes"] * 5 + ["no"] * 2 + ["yes"] * 6
+
+
+# --------------------------------------------------------------------------------------------- figures
+
+
+@pytest.fixture
+def captured_figures(monkeypatch):
+    """The figures the plots module would write, kept instead of saved."""
+    from timm_zerosnet.analysis import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    return figures
+
+
+def test_scan_plot_shades_the_stable_grid_points_below_a_top_that_follows_the_moduli(capsys, captured_figures):
+    code, _, err = run(capsys, "stability", "--scan", "-3", "3", "--plot", "scan.png")
+    assert code == 0, err
+    (ax,) = captured_figures[0].axes
+    # the largest spurious |z| is far above 3 next to lambda = 0: the axis stops at 3 * 1.05
+    assert ax.get_ylim() == pytest.approx((0.0, 3.15))
+    assert ax.get_xlim() == pytest.approx((-3.0, 3.0))
+    (shaded,) = ax.collections  # the zero-stable runs [-3, -1] and [0.34, 3], not the gap between them
+    pieces = sorted((p.vertices[:, 0].min(), p.vertices[:, 0].max()) for p in shaded.get_paths())
+    assert pieces == [pytest.approx((-3.0, -1.0)), pytest.approx((0.34, 3.0))]
+    assert all(p.vertices[:, 1].max() == pytest.approx(3.15) for p in shaded.get_paths())
+    # a family whose spurious moduli stay small keeps the floor of 1.5
+    code, _, err = run(capsys, "stability", "--scan", "-3", "-1", "--plot", "scan.png")
+    assert code == 0, err
+    assert captured_figures[1].axes[0].get_ylim() == pytest.approx((0.0, 1.5))
+
+
+def test_roots_plot_extends_to_the_largest_root(capsys, captured_figures):
+    code, _, err = run(capsys, "stability", "--coefficients", "1", "1", "1", "1", "--plot", "roots.png")
+    assert code == 0, err
+    ax = captured_figures[0].axes[0]
+    extent = 1.1 * 1.839287  # the real root of z^3 - z^2 - z - 1 (the tribonacci constant), with a margin
+    assert ax.get_xlim() == pytest.approx((-extent, extent), rel=1e-5)
+    assert ax.get_ylim() == pytest.approx((-extent, extent), rel=1e-5)
+    code, _, err = run(capsys, "stability", "--lam", "-1.8", "--plot", "roots.png")  # roots inside: the default
+    assert code == 0, err
+    assert captured_figures[1].axes[0].get_xlim() == pytest.approx((-1.2, 1.2))
+
+
+def test_model_plot_has_one_series_per_distinct_block_scheme(capsys, fake_models, captured_figures):
+    from timm_zerosnet.analysis import plots
+    from timm_zerosnet.analysis.stability import model_scheme_report
+
+    report = model_scheme_report(FakeZeroSNet())
+    # stages.0.0 and stages.0.1 share forward Euler: the first one names the series
+    assert [label for label, _ in plots._series(report)] == ["stages.0.0", "stages.0.2"]
+    code, _, err = run(capsys, "stability", "--model", "fake_zerosnet", "--plot", "m.png")
+    assert code == 0, err
+    legend = [t.get_text() for t in captured_figures[0].axes[0].get_legend().get_texts()]
+    assert legend == ["unit circle", "stages.0.0 (zero stable)", "stages.0.2 (zero stable)"]
+
+
 # --------------------------------------------------------------------------------------------- connectivity
 
 
@@ -360,6 +473,33 @@ def test_checkpoint_of_another_model_prints_one_line_and_exits_2(capsys, fake_mo
     assert_one_line_error(capsys, argv, f"checkpoint '{path}' does not fit model 'fake_zerosnet'")
     argv = ["stability", "--model", "fake_zerosnet", "--checkpoint", str(tmp_path)]
     assert_one_line_error(capsys, argv, "is a directory; pass the path of a state dict file")
+
+
+def test_a_learnable_tau_checkpoint_gets_no_note(capsys, tmp_path):
+    """A nobn tau-ResNet learns tau, so its checkpoint stores it: no note that the step size comes from the model
+    arguments (the BN model fixes tau, and gets that note)."""
+    path = _trained_checkpoint(tmp_path, "tauresnet20_nobn_cifar")
+    payload = run_json(capsys, "stability", "--model", "tauresnet20_nobn_cifar", "--checkpoint", str(path))
+    assert "note" not in payload
+    code, out, err = run(capsys, "stability", "--model", "tauresnet20_nobn_cifar", "--checkpoint", str(path))
+    assert code == 0, err
+    assert "note:" not in out
+
+
+def test_a_checkpoint_that_cannot_be_opened_reports_the_os_error(capsys, fake_models, tmp_path, monkeypatch):
+    """Permission denied is not a damaged file: the OS message is printed, not 'the file is corrupt'."""
+    import timm.models
+
+    path = tmp_path / "locked.pth"
+    torch.save(FakeZeroSNet().state_dict(), path)
+
+    def denied(file, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(timm.models, "load_state_dict", denied)
+    code, out, err = run(capsys, "stability", "--model", "fake_zerosnet", "--checkpoint", str(path))
+    assert (code, out) == (2, "")
+    assert err == f"zerosnet-analyze: error: [Errno 13] Permission denied: '{path}'\n"
 
 
 def assert_one_line_error(capsys, argv, message):
