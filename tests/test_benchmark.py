@@ -425,6 +425,110 @@ def test_load_warning_discounts_the_benchmarks_own_threads():
     assert bench.foreign_load(dict(machine, loadavg_start=None)) == 0.0
 
 
+def test_model_names_sizes_and_pairings_of_the_edge_cases():
+    with pytest.raises(ValueError, match="whole number of pixels"):
+        bench.split_name("resnet18@0")
+    assert bench.split_name("resnet18@1") == ("resnet18", 1)
+    # a name given twice, and again inside a wildcard, is measured once, where it first appears
+    names = bench.expand_models("resnet18, resnet18, resnet1*")
+    assert names[0] == "resnet18" and names.count("resnet18") == 1 and len(set(names)) == len(names)
+    assert {"resnet101", "resnet152", "resnet18d"} <= set(names)
+    # the PreResNet counterpart drops the variant suffixes (_tra: trainable scheme, _nobn: no batch norm)
+    assert bench.euler_for("tauresnet50_nobn") == "preresnet50"
+    assert bench.euler_for("tauresnet20_nobn_cifar") == "preresnet20_cifar"
+    # only a pre-activation model gets a post-activation reference ('x post'): a post-activation tau-ResNet's
+    # 'ref' is already timm's post-activation ResNet
+    args = bench.parse_args(["--quick"])
+    tau = bench.model_info("tauresnet20_cifar", args)
+    assert not tau["preact"] and bench.post_reference_for(tau, args) is None
+
+
+def test_count_macs_matches_the_published_resnet18():
+    """GMACs are multiply-adds (FlopCounterMode's flops / 2): timm's resnet18 at 224 is 1.82 GMACs."""
+    gmacs = bench.count_macs(timm.create_model("resnet18", device="meta"), (3, 224, 224))
+    assert gmacs == pytest.approx(1.82, rel=0.01)  # counting each multiply-add as 2 would give 3.63
+
+
+def test_x_base_img_s_compares_images_not_gmacs():
+    """x base divides GMAC/s, x base img/s divides img/s: twice the images per second, each of twice the GMACs, is
+    4x and 2x."""
+    args = bench.parse_args(["--models", "zerosnet50", "--modes", "eager", "--baseline", "resnet50"])
+    infos = {
+        "resnet50": _info("resnet50", "timm", False, 25.6, 4.0),
+        "zerosnet50": _info("zerosnet50", "zerosnet", True, 26.0, 8.0),
+    }
+    results = [_fake_result("resnet50", "eager", [1.0], 1000), _fake_result("zerosnet50", "eager", [0.5], 1000)]
+    rows = bench.make_rows(infos, results, args)
+    z = next(r for r in rows if r["model"] == "zerosnet50" and r["phase"] == "train")
+    assert z["baseline"] == "resnet50"
+    assert z["x_base"] == pytest.approx(4.0)  # 2x the images, each of 2x the GMACs
+    assert z["x_base_img_s"] == pytest.approx(2.0)
+
+
+def test_checks_summary_counts_a_pass_within_noise_as_a_pass():
+    def check(result):
+        row = dict(check="1", model="m", phase="train", mode="eager", against="r", measured=0.96, lo=0.9, hi=1.0)
+        return dict(row, target=">= 0.95", result=result)
+
+    assert bench.verdict(True, 0.9, 1.0, 0.95) == "PASS (within noise)"
+    checks = [check("PASS (within noise)"), check("PASS"), check("MISS (within noise)")]
+    assert bench.checks_text(checks).splitlines()[-1] == "2/3 PASS, 1 MISS"
+
+
+def test_report_warns_of_a_load_above_half_the_cores():
+    args = bench.parse_args(["--quick"])
+    machine = dict(cpu="c", cores=2, threads=1, device="cpu", device_name="c", torch="t", timm="t", python="p")
+    machine.update(date="d", loadavg_start=(1.5, 0, 0), loadavg_end=(1.5, 0, 0))
+    report = bench.markdown_report(machine, {}, [], [], args)
+    assert "WARNING: a load of 1.5 besides this benchmark on 2 cores" in report
+    quiet = dict(machine, loadavg_start=(0.9, 0, 0), loadavg_end=(0.9, 0, 0))
+    assert "WARNING" not in bench.markdown_report(quiet, {}, [], [], args)
+
+
+def test_the_baseline_is_measured_and_compiled_with_or_without_auto_add():
+    args = bench.parse_args(["--models", "zerosnet20_cifar", "--baseline", "resnet18@32"])
+    infos = bench.resolve_models(args)
+    assert {"resnet18@32", "preresnet20_cifar", "timm-resnetv2_20_cifar", "timm-resnet20_cifar"} <= set(infos)
+    assert "resnet18@32" in bench.compile_selection(infos, args)  # --compile-models auto: the checks' models
+    args = bench.parse_args(["--models", "zerosnet20_cifar", "--no-auto-add", "--baseline", "resnet18@32"])
+    assert list(bench.resolve_models(args)) == ["resnet18@32", "zerosnet20_cifar"]
+
+
+def test_memory_jobs_list_each_batch_once_and_need_the_preresnet():
+    infos = {
+        "preresnet50": _info("preresnet50", "preresnet", True, 25.5, 4.0),
+        "zerosnet50": _info("zerosnet50", "zerosnet", True, 26.0, 4.0),
+    }
+    args = bench.parse_args(["--models", "zerosnet50", "--mem-batch", "8,32"])  # 8: the batch of the run
+    assert bench.memory_jobs(infos, args) == [("zerosnet50", 8), ("zerosnet50", 32)]
+    # without its PreResNet in the run there is nothing to compare with: no job, and nothing is measured
+    alone = {"zerosnet50": infos["zerosnet50"]}
+    args = bench.parse_args(["--models", "zerosnet50", "--no-auto-add", "--mem-batch", "32"])
+    assert bench.memory_jobs(alone, args) == []
+
+    def never(cfg, _args):
+        raise AssertionError(f"measured {cfg['model']}")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bench, "run_job", never)
+        assert bench.memory_at_batches(alone, args, log=lambda *a: None) == []
+
+
+def test_rounds_alternate_the_order_of_the_models(tmp_path, monkeypatch):
+    order = []
+    machine = dict(device_name="x", threads=1, cores=2, cpu="c", device="cpu", torch="t", timm="t", python="p")
+    monkeypatch.setattr(bench, "machine_info", lambda args: dict(machine, date="d"))
+    monkeypatch.setattr(
+        bench, "run_job", lambda cfg, args: order.append(cfg["model"]) or dict(model=cfg["model"], mode=cfg["mode"])
+    )
+    monkeypatch.setattr(bench, "memory_at_batches", lambda infos, args, log=None: [])
+    argv = ["--quick", "--models", "preresnet20_cifar,preresnet32_cifar", "--no-auto-add", "--baseline", ""]
+    argv += ["--modes", "eager", "--rounds", "3", "--isolate", "subprocess", "--no-chart", "--out-dir", str(tmp_path)]
+    bench.run_benchmark(bench.parse_args(argv), log=lambda *a: None)
+    a, b = "preresnet20_cifar", "preresnet32_cifar"
+    assert order == [a, b, b, a, a, b]  # neither model always runs first (or last) on a warming machine
+
+
 def test_memory_at_batches_measures_each_zerosnet_pair_memory_only(monkeypatch):
     args = bench.parse_args(["--models", "zerosnet50", "--mem-batch", "16,32"])
     infos = {
@@ -600,6 +704,19 @@ def test_speedup_ratio_divides_speed_ups_repetition_by_repetition():
         speedup.speedup_ratio(mine, dict(eager_s=[1.0], compiled_s=[1.0]))
 
 
+def test_speedup_ratio_needs_paired_repetitions_and_reports_median_speed_ups():
+    even = dict(eager_s=[1.0] * 3, compiled_s=[1.0] * 3)
+    with pytest.raises(ValueError, match="same number"):  # our compiled repetitions short of our eager ones
+        speedup.speedup_ratio(dict(eager_s=[2.0, 3.0, 4.0], compiled_s=[1.0, 1.0]), even)
+    with pytest.raises(ValueError, match="same number"):
+        speedup.speedup_ratio(even, dict(eager_s=[1.0] * 3, compiled_s=[1.0, 1.0]))
+    # speed-ups 1, 1 and 10: the median is 1 (the mean would be 4)
+    r = speedup.speedup_ratio(dict(eager_s=[1.0, 1.0, 10.0], compiled_s=[1.0] * 3), even)
+    assert (r["speedup"], r["other_speedup"], r["ratio"]) == (pytest.approx(1.0), 1.0, pytest.approx(1.0))
+    r = speedup.speedup_ratio(even, dict(eager_s=[1.0, 1.0, 10.0], compiled_s=[1.0] * 3))
+    assert r["other_speedup"] == pytest.approx(1.0)
+
+
 def test_speedup_pool_keeps_repetitions_paired_and_lists_each_worker():
     def net(e, c):
         return dict(eager_s=e, compiled_s=c)
@@ -762,6 +879,10 @@ def test_quick_keeps_224_style_models_in_their_style():
         (["--max-iters", "0"], "--max-iters 0 (must be at least 1)"),  # was a run of empty repetitions
         (["--mem-steps", "0", "--eff-tol", "1.5"], "--mem-steps 0 (must be at least 1); --eff-tol 1.5"),
         (["--worker-timeout", "-1"], "--worker-timeout -1.0 (must be above 0)"),
+        (["--worker-timeout", "0"], "--worker-timeout 0.0 (must be above 0)"),
+        (["--eff-tol", "1"], "--eff-tol 1.0 (must be in [0, 1))"),
+        (["--mem-batch", "0"], "--mem-batch [0]: batches must be at least 1"),
+        (["--timer", "cpu", "--threads", "2"], "--timer cpu needs --device cpu --threads 1"),
         # a misspelt reference silently dropped every ratio against it
         (["--ref-preact-cifar", "timm-resnetv2_{depht}_cifar"], "--ref-preact-cifar 'timm-resnetv2_{depht}_cifar'"),
         (["--ref-bottleneck", "resnet05"], "--ref-bottleneck 'resnet05': not a known model"),
