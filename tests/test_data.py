@@ -412,3 +412,229 @@ def test_num_samples_of_a_class_sorted_folder_keep_every_class(tmp_path):
     for ds in (splits.train, splits.val):
         assert len(ds) == 3 and [ds[i][1] for i in range(3)] == [0, 1, 2]
         assert ds.indices == [0, 6, 11]  # linspace(0, 11, 3) rounded: first, middle, last
+
+
+def test_float_images_are_rounded_to_eight_bits_and_wide_ranges_are_inclusive():
+    """A float image goes to 8 bits rounded (2.6 -> 3, not truncated to 2); the ranges a wide mode holds are its
+    whole range, both ends included (I;16: 0..65535, I: from -2**31), and one value past an end is refused."""
+    floats = Image.fromarray(np.array([[0.4, 2.6, 254.7]], dtype=np.float32), "F")
+    assert np.asarray(convert_image(floats, "L")).tolist() == [[0, 3, 255]]
+    top = Image.fromarray(np.array([[0, 65535]], dtype=np.int32), "I")
+    assert np.asarray(convert_image(top, "I;16")).tolist() == [[0, 65535]]
+    with pytest.raises(ValueError, match=r"values 0..65536, which mode I;16 cannot hold exactly \(whole values in 0"):
+        convert_image(Image.fromarray(np.array([[0, 65536]], dtype=np.int32), "I"), "I;16")
+    lowest = Image.fromarray(np.array([[-(2.0**31), 5.0]], dtype=np.float32), "F")  # both exact in float32
+    assert np.asarray(convert_image(lowest, "I")).tolist() == [[-(2**31), 5]]
+    # one past I's top: float32 cannot hold 2**31 - 1 (it rounds to 2**31), so the bound is compared in float64
+    with pytest.raises(ValueError, match=r"values 2.14748e\+09..2.14748e\+09, which mode I cannot hold exactly"):
+        convert_image(Image.fromarray(np.array([[2.0**31]], dtype=np.float32), "F"), "I")
+    below = Image.fromarray(np.array([[2.0**31 - 128]], dtype=np.float32), "F")  # the largest float32 below 2**31
+    assert np.asarray(convert_image(below, "I")).tolist() == [[2**31 - 128]]
+    with pytest.raises(ValueError, match=r"which mode L cannot hold exactly \(values in 0..255\)"):
+        convert_image(Image.fromarray(np.array([[256]], dtype=np.int32), "I"), "L")
+
+
+def test_digits_pixels_aliases_and_transforms():
+    """The 8x8 digits (0..16) are scaled to 0..255, rounded, and upsampled bicubic; the split aliases name the same
+    rows; the transform and target transform are applied."""
+    from sklearn.datasets import load_digits
+
+    first = load_digits().images[0]  # sample 0 is the first of class 0: a training row
+    grey = Image.fromarray((first * 255 / 16).round().astype(np.uint8), "L")
+    expected = np.asarray(grey.resize((32, 32), Image.Resampling.BICUBIC))
+    train = DigitsDataset("training", img_mode="L", transform=np.asarray, target_transform=lambda t: t + 100)
+    img, target = train[0]
+    assert isinstance(img, np.ndarray) and np.array_equal(img, expected) and target == 100 and len(train) == 1442
+    val = DigitsDataset("validation")
+    for alias in ("val", "test", "eval", "evaluation"):
+        assert DigitsDataset(alias).targets == val.targets
+    swapped = create_datasets({"train_split": "validation", "val_split": "train"})
+    assert len(swapped.train) == 355 and len(swapped.val) == 1442
+
+
+def test_digits_refuses_folder_options_and_creates_only_the_splits_asked_for(tmp_path):
+    for key, value in (("data_dir", str(tmp_path)), ("class_map", "map.txt"), ("dataset_download", True)):
+        flag = "--" + key.replace("_", "-")
+        with pytest.raises(ValueError, match=f"^{flag}: the dataset is the embedded digits"):
+            create_datasets({"dataset": "digits", key: value})
+    only_val = create_datasets({"dataset": "DIGITS"}, train=False)  # names are case-insensitive
+    assert only_val.train is None and len(only_val.val) == 355
+    only_train = create_datasets({}, val=False)
+    assert only_train.val is None and len(only_train.train) == 1442
+    assert len(create_datasets({"train_num_samples": 0}, val=False).train) == 1442  # 0: all of them, as None
+
+
+class _OneStream:
+    """A transform drawing from one RNG only, so each stream's seeding is seen on its own."""
+
+    def __init__(self, draw):
+        self.draw = draw
+
+    def __call__(self, img):
+        return self.draw()
+
+
+_STREAMS = {
+    "torch": lambda: torch.rand(()).item(),
+    "random": random.random,
+    "numpy": lambda: float(np.random.rand()),
+}
+
+
+@pytest.mark.parametrize("stream", sorted(_STREAMS))
+def test_each_rng_stream_is_seeded_per_sample(digits, stream):
+    """Each RNG (torch, random, numpy) is seeded from (seed, epoch, index): a sample's draw does not depend on the
+    global state before it, and neighbouring samples draw differently."""
+    ds = TransformDataset(digits.val, _OneStream(_STREAMS[stream]), seed=7)
+    draws = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        random.seed(global_seed)
+        np.random.seed(global_seed)
+        draws.append((ds[3][0], ds[4][0]))
+    assert draws[0] == draws[1] and draws[0][0] != draws[0][1]
+
+
+def test_seeded_rng_restores_the_global_states_after_an_error():
+    torch.manual_seed(0)
+    before = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+    with pytest.raises(RuntimeError, match="augmentation failed"):
+        with data_mod.seeded_rng(123):
+            raise RuntimeError("augmentation failed")
+    assert torch.equal(torch.get_rng_state(), before[0]) and random.getstate() == before[1]
+    assert np.array_equal(np.random.get_state()[1], before[2])
+
+
+def test_sample_seeds_are_distinct_over_seeds_epochs_and_indices():
+    """(seed, epoch, index) triples do not share a seed: epoch e's sample i must not replay epoch e - 1's i + 1."""
+    seeds = [data_mod._sample_seed(s, e, i) for s in range(3) for e in range(4) for i in range(100)]
+    assert len(set(seeds)) == len(seeds) and all(0 <= s < 2**63 for s in seeds)
+
+
+class _Tensors(Dataset):
+    def __len__(self):
+        return 5
+
+    def __getitem__(self, i):
+        return torch.full((2,), float(i)), i
+
+
+class _Stream(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        return iter([])
+
+
+def test_transform_dataset_length_refusals_and_non_image_samples(digits):
+    assert len(TransformDataset(digits.val, None)) == 355
+    # not an image: passed as it is (no mode to convert)
+    x, target = TransformDataset(_Tensors(), None, img_mode="L")[4]
+    assert torch.equal(x, torch.full((2,), 4.0)) and target == 4
+    with pytest.raises(TypeError, match="Only map-style datasets"):
+        TransformDataset(_Stream(), None)
+
+
+def test_epoch_shuffle_orders_differ_for_every_seed_and_epoch():
+    """seed * 1_000_003 + epoch: (seed 0, epoch 1) and (seed 1, epoch 0) are different runs and shuffle differently."""
+    orders = set()
+    for seed in range(4):
+        for epoch in range(4):
+            s = EpochShuffleSampler(20, seed=seed)
+            s.set_epoch(epoch)
+            orders.add(tuple(s))
+    assert len(orders) == 16
+    default = EpochShuffleSampler(20)
+    assert len(default) == 20 and list(default) == list(EpochShuffleSampler(20, seed=0))
+
+
+class _Named(Dataset):
+    def __init__(self, **attrs):
+        self.__dict__.update(attrs)
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return Image.new("L", (2, 2)), i
+
+
+def test_label_names_of_unwraps_and_orders_by_label(digits):
+    nested = torch.utils.data.Subset(TransformDataset(torch.utils.data.Subset(digits.val, [0, 1]), None), [1])
+    assert label_names_of(nested) == [str(i) for i in range(10)]
+    assert label_names_of(_Named(classes=[0, 1])) == ["0", "1"]
+    assert label_names_of(_Named(class_to_idx={"b": 1, "a": 0})) == ["a", "b"]  # torchvision's ImageFolder
+    reader = SimpleNamespace(class_to_idx={"two": 2, "zero": 0, "one": 1})
+    assert label_names_of(_Named(reader=reader)) == ["zero", "one", "two"]
+    assert label_names_of(_Named()) is None
+
+
+def test_dataset_without_class_names_is_refused(monkeypatch):
+    monkeypatch.setattr(data_mod, "create_dataset", lambda name, **kwargs: _Named())
+    with pytest.raises(ValueError, match="Could not determine the class names of dataset 'torch/mnist'"):
+        create_datasets({"dataset": "torch/mnist", "data_dir": "/"})
+
+
+def test_timm_dataset_gets_seed_and_download_as_given(monkeypatch, tmp_path):
+    """The seed (0 too, not replaced by the default 42) and download flag reach timm; a torch dataset may be
+    downloaded into a data dir that does not exist yet; without --dataset-download a network error is not reworded."""
+    from urllib.error import URLError
+
+    calls = []
+
+    def fake_create_dataset(name, **kwargs):
+        calls.append((kwargs["seed"], kwargs["download"], kwargs["root"]))
+        return _Named(classes=["a", "b"])
+
+    monkeypatch.setattr(data_mod, "create_dataset", fake_create_dataset)
+    new_dir = str(tmp_path / "new")
+    create_datasets({"dataset": "torch/cifar10", "data_dir": new_dir, "dataset_download": True, "seed": 0}, val=False)
+    create_datasets({"dataset": "torch/cifar10", "data_dir": str(tmp_path)}, val=False)
+    assert calls == [(0, True, new_dir), (42, False, str(tmp_path))]
+
+    def offline(name, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr(data_mod, "create_dataset", offline)
+    with pytest.raises(URLError):
+        create_datasets({"dataset": "torch/cifar10", "data_dir": str(tmp_path)})
+
+
+def test_dataset_names_without_data_dir_are_refused_or_expanded(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match=r"--dataset 'cifar10' is not a dataset name .* e.g. 'torch/cifar10'"):
+        create_datasets({"dataset": "cifar10"})
+    _write_split(tmp_path, "train", ("cat", "dog"))
+    _write_split(tmp_path, "val", ("cat", "dog"))
+    monkeypatch.setenv("HOME", str(tmp_path.parent))
+    for alias in ("ImageFolder", "image_folder"):
+        assert data_mod.dataset_name({"dataset": alias}) == ""  # the ImageFolder, not a timm name
+        with pytest.raises(ValueError, match="An ImageFolder dataset needs --data-dir"):
+            create_datasets({"dataset": alias})
+        splits = create_datasets({"dataset": alias, "data_dir": f"~/{tmp_path.name}"})
+        assert splits.label_names == ["cat", "dog"] and len(splits.val) == 4
+
+
+def test_image_folder_checks_only_the_splits_asked_for(tmp_path):
+    """Training without validation needs no val/ folder; a split's [...] slice suffix names the same folder."""
+    _write_split(tmp_path, "train", ("cat", "dog"))
+    splits = create_datasets({"dataset": "folder", "data_dir": str(tmp_path)}, val=False)
+    assert splits.val is None and len(splits.train) == 4
+    sliced = create_datasets({"dataset": "folder", "data_dir": str(tmp_path), "train_split": "train[:2]"}, val=False)
+    assert len(sliced.train) == 4
+
+
+def test_class_map_as_dict_pickle_or_loose_text(tmp_path):
+    """A dict is used as it is and wins over class_names; a .pkl holds a pickled dict; a .TXT with Windows line
+    ends and stray spaces reads as the plain names; an empty file is refused."""
+    import pickle
+
+    _write_split(tmp_path, "train", ("cat", "dog"))
+    _write_split(tmp_path, "val", ("cat", "dog"))
+    cfg = {"dataset": "folder", "data_dir": str(tmp_path)}
+    given = create_datasets({**cfg, "class_map": {"dog": 0, "cat": 1}, "class_names": ["cat", "dog"]})
+    assert given.label_names == ["dog", "cat"] and [given.val[i][1] for i in range(4)] == [1, 1, 0, 0]
+    (tmp_path / "map.pkl").write_bytes(pickle.dumps({"dog": 0, "cat": 1}))
+    assert create_datasets({**cfg, "class_map": "map.pkl"}).label_names == ["dog", "cat"]
+    (tmp_path / "MAP.TXT").write_bytes(b"dog \r\n cat\r\n")
+    assert create_datasets({**cfg, "class_map": "MAP.TXT"}).label_names == ["dog", "cat"]
+    (tmp_path / "empty.txt").write_text("\n\n")
+    with pytest.raises(ValueError, match="empty.txt: the file names no class"):
+        create_datasets({**cfg, "class_map": "empty.txt"})

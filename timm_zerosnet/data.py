@@ -61,8 +61,9 @@ def convert_image(img: Image.Image, mode: str) -> Image.Image:
     16-bit grey images (a 16-bit PNG, mode 'I;16') are scaled to 8 bits first (0..65535 to 0..255; PIL clipped them
     at 255, turning most of an image white), and 32-bit integer or float images ('I', 'F') are converted only if
     their values lie in 0..255 (their range is not known, so anything else is refused instead of clipped). To a
-    wide mode ('I', 'F', 'I;16'), PIL's conversion is used where it is exact: a 32-bit or float image must hold
-    whole values within the target's range (a float image goes to 'F' as it is)."""
+    wide mode ('I', 'I;16'), PIL's conversion is used where it is exact: a 32-bit or float image must hold whole
+    values within the target's range. Any image goes to 'F' as PIL converts it: float32, which rounds integers
+    beyond 2**24 to its 24-bit mantissa."""
     if img.mode == mode:
         return img
     wide = mode in _RANGES_OF_MODES
@@ -71,11 +72,13 @@ def convert_image(img: Image.Image, mode: str) -> Image.Image:
         low, high = _RANGES_OF_MODES[mode] if wide else (0, 255)
         # whole values matter only to a wide mode (to 8 bits they are rounded): no pass over the image otherwise
         whole = not wide or img.mode == "I" or bool(np.all(np.mod(values, 1) == 0))
-        if values.min() < low or values.max() > high or not whole:
+        # the bounds compared as Python floats (float64): in float32, I's 2**31 - 1 rounds up to 2**31, which wraps
+        vmin, vmax = float(values.min()), float(values.max())
+        if vmin < low or vmax > high or not whole:
             name = getattr(img, "filename", "") or "an image"
             what = "whole values" if wide else "values"
             raise ValueError(
-                f"{name}: a {img.mode} (32-bit) image with values {values.min():g}..{values.max():g}, which mode "
+                f"{name}: a {img.mode} (32-bit) image with values {vmin:g}..{vmax:g}, which mode "
                 f"{mode} cannot hold exactly ({what} in {low:g}..{high:g}); save the images with 8 bits per channel "
                 "(or as 16-bit grey PNGs, which are scaled), or pick an --input-img-mode that holds them"
             )
