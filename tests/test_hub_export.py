@@ -300,6 +300,7 @@ def test_one_mean_and_std_per_input_channel(tmp_path):
     assert transform(PIL.Image.new("L", (40, 40))).shape == (1, 32, 32)
     readme = (out / "README.md").read_text()  # the snippets open the image as the model sees it: grey
     assert readme.count(".convert('L')") == 3 and ".convert('RGB')" not in readme
+    assert "  - Image size: 32 x 32 (1 channel)\n" in readme
 
     run = make_run(tmp_path / "run")
     info = json.loads((run / "run.json").read_text())
@@ -721,3 +722,233 @@ def test_a_headless_backbone_exports_as_one(tmp_path, monkeypatch):
         outputs = scope["output"] if isinstance(scope["output"], list) else [scope["output"]]
         assert all(o.shape[0] == 1 for o in outputs)
     assert scope["output"].shape == (1, 64)
+
+
+# ----- what config.json, release.json and the card say (mutation audit) -----
+
+
+def test_ema_weights_get_every_number_from_the_ema_columns(run_dir, tmp_path):
+    """--weights ema: top-5 and loss are the EMA's too, in release.json and in the card's results row."""
+    out = export(run_dir, tmp_path / "ema", weights="ema").path
+    release = json.loads((out / "release.json").read_text())
+    assert release["metrics"] == dict(
+        top1=91.0, top5=96.0, loss=0.9 / 3, epoch=3, samples=10000, weights="ema", split="test"
+    )
+    assert "| CIFAR-10 | test | 10000 | 91.00 | 96.00 | 0.3000 | ema | 3 |" in (out / "README.md").read_text()
+
+
+def test_model_card_details_and_results_row(exported):
+    from hub.card import model_stats
+
+    readme = (exported / "README.md").read_text()
+    release = json.loads((exported / "release.json").read_text())
+    assert "trained on CIFAR-10 with timm-zerosnet" in readme and "- **Dataset:** CIFAR-10\n" in readme
+    paper = "Zero-Stability Well Predicts Performance of Convolutional Neural Networks (AAAI 2022)"
+    assert f"- **Papers:**\n  - {paper}: https://arxiv.org/abs/2206.13100\n" in readme
+    assert (
+        "- **Recipe:** `zerosnet_cifar10`: opt sgd, lr 0.1, weight_decay 0.0001, sched multistep, global batch 128, "
+        "3 epochs\n" in readme
+    )
+    assert "- **Original:** https://github.com/LongJin-lab/ZeroSNet\n" in readme
+    assert f"- **Weights:** `model.safetensors`, sha256 `{release['sha256']}`\n" in readme
+    stats = model_stats(MODEL, {"num_classes": 10}, (3, 32, 32))
+    assert f"  - Activations (M): {stats['activations_m']:.2f}\n" in readme
+    assert "  - Image size: 32 x 32 (3 channels)\n" in readme
+    # every column of the results row: images, top-1, top-5, loss (4 decimals), which weights, epoch
+    assert "| CIFAR-10 | test | 10000 | 90.00 | 98.00 | 0.3333 | final | 3 |\n" in readme
+    assert front_matter(readme)["model-index"][0]["name"] == "zerosnet20_cifar.c10"
+    golden_snippet = re.findall(r"```python\n(.*?)```", readme, re.S)[-1]
+    assert f"check_golden(model, hf_hub_download('{REPO}', 'golden.safetensors'))" in golden_snippet
+
+
+def test_release_records_how_the_golden_batch_was_made(exported):
+    from timm_zerosnet.release import sha256_file
+
+    golden = json.loads((exported / "release.json").read_text())["golden"]
+    batch = load_weights(exported / "golden.safetensors")["input"]
+    assert golden["seed"] == 0 and golden["batch"] == batch.shape[0] == 4 and golden["threads"] == 1
+    assert golden["torch"] == torch.__version__ and golden["timm"] == timm.__version__
+    assert golden["sha256"] == sha256_file(exported / "golden.safetensors")
+
+
+def test_an_unfinished_run_exports_with_a_warning_its_completed_epochs_and_its_recipe(run_dir, tmp_path):
+    """The training fields release.json keeps (no local paths, nothing else) and the card's recipe line; an
+    interrupted run is exported with a warning, and its epochs are those it completed, not those it planned."""
+    logs = []
+    export(run_dir, tmp_path / "finished", log=logs.append)
+    assert not any(line.startswith("warning") for line in logs)
+    training = dict(
+        recipe="/home/me/recipes/cifar_adamw.yml",
+        opt="adamw",
+        lr=0.001,
+        weight_decay=0.05,
+        sched="cosine",
+        global_batch_size=256,
+        seed=1,
+        mixed_precision="bf16",
+        data_dir="/home/me/data",
+        workers=4,
+    )
+    run = make_run(tmp_path / "run", status="interrupted", epochs=dict(completed=2, planned=3), training=training)
+    logs = []
+    out = export(run, tmp_path / "out", log=logs.append).path
+    assert "warning: the run is 'interrupted', not finished" in logs
+    release = json.loads((out / "release.json").read_text())
+    assert release["training"] == dict(
+        recipe="cifar_adamw",
+        opt="adamw",
+        lr=0.001,
+        weight_decay=0.05,
+        sched="cosine",
+        global_batch_size=256,
+        seed=1,
+        mixed_precision="bf16",
+        epochs=2,
+    )
+    readme = (out / "README.md").read_text()
+    assert (
+        "- **Recipe:** `cifar_adamw`: opt adamw, lr 0.001, weight_decay 0.05, sched cosine, global batch 256, "
+        "2 epochs\n" in readme
+    )
+    assert "/home/me" not in readme and "/home/me" not in (out / "release.json").read_text()
+
+
+def test_explicit_tag_and_dataset_win_over_the_runs(run_dir, tmp_path):
+    out = export(run_dir, tmp_path / "mixup", tag="mixup").path
+    assert json.loads((out / "config.json").read_text())["pretrained_cfg"]["tag"] == "mixup"
+    assert json.loads((out / "release.json").read_text())["tag"] == "mixup"
+    assert "# Model card for zerosnet20_cifar.mixup\n" in (out / "README.md").read_text()
+    # an ImageFolder run records no dataset of the Hub: --dataset names it
+    run = make_run(tmp_path / "folder_run", dataset=dict(name="folder", val_split="validation"))
+    out = export(run, tmp_path / "flowers", tag="flowers", dataset="myorg/flowers").path
+    assert json.loads((out / "release.json").read_text())["dataset"] == "myorg/flowers"
+    readme = (out / "README.md").read_text()
+    assert front_matter(readme)["datasets"] == ["myorg/flowers"] and "- **Dataset:** myorg/flowers\n" in readme
+
+
+def test_refusals_name_the_fix_and_write_nothing(run_dir, tmp_path):
+    bare = tmp_path / "w.safetensors"
+    shutil.copy(run_dir / "model.safetensors", bare)
+    with pytest.raises(HubError, match=r"w\.safetensors: no run\.json next to it says which model it is; pass --model"):
+        export(bare, tmp_path / "a", tag="c10")
+    with pytest.raises(HubError, match=r"no tag: the dataset None has no default tag; pass --tag"):
+        export(bare, tmp_path / "b", model=MODEL)
+    with pytest.raises(HubError, match=r"no tag: the dataset 'myorg/flowers' has no default tag; pass --tag"):
+        export(bare, tmp_path / "b", model=MODEL, dataset="myorg/flowers")
+    with pytest.raises(HubError, match=r"weights must be one of \['best', 'ema', 'final'\], got 'last'"):
+        export(run_dir, tmp_path / "c", weights="last")
+    with pytest.raises(HubError, match=r"missing: no such run directory or checkpoint file"):
+        export(tmp_path / "missing", tmp_path / "d", model=MODEL, tag="c10")
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps(dict(info, label_names=["a", "b", "c"])))
+    with pytest.raises(HubError, match=r"model\.safetensors: run\.json lists 3 label names for 10 classes"):
+        export(run_dir, tmp_path / "e")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs", "w.safetensors"]
+    # a bare file: no run, no recorded weights, no metrics
+    release = json.loads((export(bare, tmp_path / "bare", model=MODEL, tag="c10").path / "release.json").read_text())
+    assert release["run"] is None and release["weights"] is None and release["metrics"] == {}
+
+
+def test_config_records_the_runs_model_kwargs_and_global_pool(tmp_path):
+    """run.json's model_kwargs and global_pool reach config.json's model_args (a drop rate only when given); the
+    pretrained cfg is the family's weightless one, not a released tag's (its notes describe other weights)."""
+    run = make_run(tmp_path / "run", model_kwargs={"lam": -1.5, "drop_path_rate": 0.1}, global_pool="max")
+    out = export(run, tmp_path / "out").path
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_args"] == {
+        "lam": -1.5,
+        "drop_path_rate": 0.1,
+        "num_classes": 10,
+        "in_chans": 3,
+        "global_pool": "max",
+    }
+    assert config["global_pool"] == "max"
+    cfg = config["pretrained_cfg"]
+    assert cfg["tag"] == "c10" and not {"description", "notes", "hf_hub_id"} & set(cfg)
+    assert verify_export(out).timm_local_dir_exact
+
+
+def test_the_runs_data_config_wins_over_the_architectures(tmp_path):
+    """Recorded preprocessing replaces the defaults (a single mean / std spread over the channels); a run that
+    recorded none gets the defaults, and a warning naming what is missing."""
+    data_config = dict(
+        input_size=[3, 40, 40], mean=[0.5], std=[0.25], interpolation="bicubic", crop_pct=0.875, crop_mode="squash"
+    )
+    logs = []
+    out = export(make_run(tmp_path / "run", data_config=data_config), tmp_path / "out", log=logs.append).path
+    cfg = json.loads((out / "config.json").read_text())["pretrained_cfg"]
+    assert cfg["input_size"] == [3, 40, 40] and cfg["mean"] == [0.5] * 3 and cfg["std"] == [0.25] * 3
+    assert cfg["interpolation"] == "bicubic" and cfg["crop_pct"] == 0.875 and cfg["crop_mode"] == "squash"
+    assert not any(line.startswith("warning") for line in logs)
+    assert load_weights(out / "golden.safetensors")["input"].shape == (4, 3, 40, 40)
+    assert "  - Image size: 40 x 40 (3 channels)\n" in (out / "README.md").read_text()
+    logs = []
+    run = make_run(tmp_path / "sizeonly", data_config=dict(input_size=[3, 32, 32]))
+    cfg = json.loads((export(run, tmp_path / "defaults", log=logs.append).path / "config.json").read_text())
+    assert cfg["pretrained_cfg"]["mean"] == [0.4914, 0.4822, 0.4465]
+    assert "warning: the run recorded no mean, std: config.json gets the architecture's defaults" in logs
+
+
+def test_weights_files_named_in_run_json(tmp_path):
+    """run.json may record other file names for a run's weights: --weights ema finds them, and the file itself is
+    recognised as the run's EMA weights."""
+    run = make_run(tmp_path / "run", weights=dict(final="model.safetensors", ema="averaged.safetensors", best=None))
+    (run / "model_ema.safetensors").rename(run / "averaged.safetensors")
+    ema = load_run_model(run, "averaged.safetensors")
+    out = export(run, tmp_path / "ema", weights="ema").path
+    assert check_golden(ema, out / "golden.safetensors").exact
+    assert json.loads((out / "release.json").read_text())["metrics"]["top1"] == 91.0
+    out = export(run / "averaged.safetensors", tmp_path / "file").path
+    assert json.loads((out / "release.json").read_text())["weights"] == "ema"
+
+
+def test_results_without_a_recorded_split_and_with_many_decimals(tmp_path):
+    run = make_run(tmp_path / "run", dataset="torch/cifar10")  # a plain name: no val_split
+    info = json.loads((run / "run.json").read_text())
+    info["metrics"]["final"]["top1"] = 91.23456
+    (run / "run.json").write_text(json.dumps(info))
+    readme = (export(run, tmp_path / "out").path / "README.md").read_text()
+    assert "| CIFAR-10 | validation | 10000 | 91.23 | 98.00 |" in readme
+    (result,) = front_matter(readme)["model-index"][0]["results"]
+    assert result["dataset"] == dict(name="CIFAR-10", type="uoft-cs/cifar10")
+    assert result["metrics"][0]["value"] == pytest.approx(91.23456, abs=1e-4)
+
+
+def test_dataset_names_as_timm_spells_them(tmp_path):
+    from hub.card import dataset_info
+
+    for name, tag in (
+        ("torch/cifar10", "c10"),
+        ("hfds/uoft-cs/cifar10", "c10"),
+        ("hf-hub:uoft-cs/cifar100", "c100"),
+        ("CIFAR-100", "c100"),
+        ("imagenet-1k", "in1k"),
+        ("tfds/imagenet1k", "in1k"),
+        ("ILSVRC2012", "in1k"),
+        ("hfds/ILSVRC/imagenet-1k", "in1k"),
+        ("digits", "digits"),
+    ):
+        assert dataset_info(name).tag == tag, name
+    other = dataset_info("myorg/flowers")
+    assert other.tag is None and other.hub_id == "myorg/flowers" and dataset_info("folder").hub_id is None
+    assert dataset_info("") is None and dataset_info(None) is None
+
+
+def test_card_snippets_run_for_few_classes_and_their_shape_comments_are_true(tmp_path, monkeypatch, capsys):
+    """Three classes (fewer than a top-5): the classification snippet runs; the feature maps' and the unpooled
+    features' shapes the card prints in comments are those the model gives."""
+    from PIL import Image
+
+    out = export(make_run(tmp_path / "run", num_classes=3), tmp_path / "out", repo_id=REPO).path
+    snippets = re.findall(r"```python\n(.*?)```", (out / "README.md").read_text(), re.S)
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (40, 36), (120, 30, 200)).save("image.png")
+    scopes = []
+    for code in snippets[:3]:
+        scopes.append({})
+        exec(compile(code.replace(f"hf-hub:{REPO}", f"local-dir:{out}"), "README.md", "exec"), scopes[-1])
+    assert scopes[0]["top_class_indices"].shape == (1, 3) and "'c0'" in capsys.readouterr().out
+    assert re.findall(r"# (torch\.Size\(\[.*?\]\))", snippets[1]) == [str(o.shape) for o in scopes[1]["output"]]
+    unpooled = scopes[2]["model"].forward_features(torch.zeros(1, 3, 32, 32)).shape
+    assert f"# unpooled: {tuple(unpooled)}" in snippets[2]
+    assert f"# a (1, num_features) tensor: (1, {unpooled[1]})" in snippets[2]
