@@ -794,17 +794,8 @@ def test_an_unfinished_run_exports_with_a_warning_its_completed_epochs_and_its_r
     out = export(run, tmp_path / "out", log=logs.append).path
     assert "warning: the run is 'interrupted', not finished" in logs
     release = json.loads((out / "release.json").read_text())
-    assert release["training"] == dict(
-        recipe="cifar_adamw",
-        opt="adamw",
-        lr=0.001,
-        weight_decay=0.05,
-        sched="cosine",
-        global_batch_size=256,
-        seed=1,
-        mixed_precision="bf16",
-        epochs=2,
-    )
+    kept = {k: v for k, v in training.items() if k not in ("data_dir", "workers")}  # no local paths or machine set-up
+    assert release["training"] == dict(kept, recipe="cifar_adamw", epochs=2)  # the recipe's name, not its path
     readme = (out / "README.md").read_text()
     assert (
         "- **Recipe:** `cifar_adamw`: opt adamw, lr 0.001, weight_decay 0.05, sched cosine, global batch 256, "
