@@ -1040,6 +1040,15 @@ def test_sigterm_stops_the_run_like_ctrl_c_and_the_handler_is_restored(tmp_path,
     assert json.loads((tmp_path / "term" / "run.json").read_text())["status"] == "interrupted"
 
 
+def test_ctrl_c_before_training_starts_is_one_line(tmp_path, monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt  # e.g. while the datasets are read: no run to record yet
+
+    monkeypatch.setattr(train_mod, "train", interrupted)
+    assert main(tiny_argv(tmp_path, "early", "--no-keep-heap")) == 130
+    assert capsys.readouterr().err == "zerosnet-train: interrupted\n"
+
+
 def test_an_error_during_training_marks_the_run_failed(tmp_path, monkeypatch):
     def boom():
         raise RuntimeError("boom")

@@ -72,11 +72,11 @@ from .run_layout import WEIGHT_FILES, weights_file_name
 
 __all__ = [
     "EXIT_NON_FINITE",
-    "TrainingInterrupted",
     "CheckpointManager",
     "NonFiniteLossError",
     "TrainState",
     "Trainer",
+    "TrainingInterrupted",
     "build_parser",
     "create_model_checked",
     "create_model_from_args",
@@ -1915,7 +1915,8 @@ def usage_error(prog: str, e: BaseException) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``zerosnet-train``: returns 0, or EXIT_NON_FINITE when the loss became NaN/inf.
+    """``zerosnet-train``: returns 0, EXIT_NON_FINITE when the loss became NaN/inf, EXIT_USAGE for bad input, or
+    128 + the signal's number when Ctrl-C (130) or SIGTERM (143) stopped it.
 
     The entry point owns its process, so on CPU it keeps freed memory in the heap (``cpu_heap.keep_heap``);
     ``train()`` and ``Trainer`` leave the allocator of their caller alone."""
@@ -1941,7 +1942,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return usage_error("zerosnet-train", e)
     except KeyboardInterrupt as e:
         if os.environ.get("RANK", "0") == "0":
-            print(f"zerosnet-train: {e or 'interrupted'}", file=sys.stderr)
+            print(f"zerosnet-train: {str(e) or 'interrupted'}", file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)  # the shell's status for a process stopped by the signal
     finally:
         if main_thread:
