@@ -8,7 +8,8 @@ only the head trains and an epoch costs little more than a forward pass.
 
     python examples/finetune.py [--source runs/demo]
 
-Without a source run (``make demo`` writes runs/demo) it first trains a short one.
+Without --source it starts from runs/demo (``make demo`` writes it) or, when there is none, first trains a short
+source run; a --source that holds no weights is an error.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import timm_zerosnet  # noqa: F401  (registers the models with timm)
 from timm_zerosnet.data import DigitsDataset
-from timm_zerosnet.train import parse_args, train
+from timm_zerosnet.train import USAGE_ERRORS, parse_args, train, usage_error
 
 
 def write_parity_folder(root: Path) -> Path:
@@ -35,24 +36,36 @@ def write_parity_folder(root: Path) -> Path:
     return root
 
 
+DEMO_RUN = Path("runs/demo")  # what `make demo` writes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", default="runs/demo", help="run directory (or weights file) to start from")
+    parser.add_argument(
+        "--source", default=None, help=f"run directory or weights file to start from (default: {DEMO_RUN} if there)"
+    )
     parser.add_argument("--output", default="runs", help="parent of the run directories written here")
     args = parser.parse_args(argv)
     tic = time.perf_counter()
 
-    source = Path(args.source)
-    if not (source / "model.safetensors").exists() and not source.is_file():
-        print(f"No checkpoint at {source}: training a short source run first")
-        source = Path(args.output) / "finetune-source"
-        argv = ["-c", "digits_demo", "--epochs", "2", "--output", args.output, "--experiment", source.name]
-        train(parse_args([*argv, "--resume", "auto"]))
-
-    data = write_parity_folder(Path(args.output) / "digits-parity")
-    options = "-c digits_demo --dataset folder --in-chans 1 --freeze-backbone --epochs 3 --lr 0.05 --warmup-epochs 0"
-    where = ["--data-dir", str(data), "--pretrained-path", str(source), "--output", args.output]
-    summary = train(parse_args([*options.split(), *where, "--experiment", "finetune-parity", "--resume", "auto"]))
+    source = Path(args.source or DEMO_RUN)
+    has_weights = source.is_file() or (source / "model.safetensors").is_file()
+    if args.source is not None and not has_weights:
+        parser.error(f"--source {args.source}: no such weights file or finished run directory (with model.safetensors)")
+    try:
+        if not has_weights:
+            print(f"No checkpoint at {source}: training a short source run first")
+            source = Path(args.output) / "finetune-source"
+            argv = ["-c", "digits_demo", "--epochs", "2", "--output", args.output, "--experiment", source.name]
+            train(parse_args([*argv, "--resume", "auto"]))
+        data = write_parity_folder(Path(args.output) / "digits-parity")
+        options = (
+            "-c digits_demo --dataset folder --in-chans 1 --freeze-backbone --epochs 3 --lr 0.05 --warmup-epochs 0"
+        )
+        where = ["--data-dir", str(data), "--pretrained-path", str(source), "--output", args.output]
+        summary = train(parse_args([*options.split(), *where, "--experiment", "finetune-parity", "--resume", "auto"]))
+    except USAGE_ERRORS as e:  # e.g. an earlier finetune-parity run from another --source: one line, not a traceback
+        return usage_error("finetune.py", e)
     final = summary["metrics"]["final"]
     print(
         f"\nFine-tuned {summary['model']} from {source}: classes {summary['label_names']}, in_chans "

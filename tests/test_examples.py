@@ -85,3 +85,40 @@ def test_feature_extraction_refuses_a_checkpoint_it_cannot_find(tmp_path, capsys
     with pytest.raises(SystemExit):
         features.main(["--checkpoint", str(tmp_path / "missing.safetensors")])
     assert "no such weights file" in capsys.readouterr().err
+
+
+def _load_finetune():
+    spec = importlib.util.spec_from_file_location("zerosnet_finetune", ROOT / "examples" / "finetune.py")
+    finetune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(finetune)
+    return finetune
+
+
+def test_finetune_refuses_a_source_without_weights(tmp_path, capsys):
+    """An explicit --source that holds no weights is an error; it used to train a new source run in its place."""
+    finetune = _load_finetune()
+    (tmp_path / "unfinished").mkdir()  # a run directory without model.safetensors
+    for source in (tmp_path / "missing", tmp_path / "unfinished"):
+        with pytest.raises(SystemExit):
+            finetune.main(["--source", str(source), "--output", str(tmp_path / "out")])
+        assert f"--source {source}: no such weights file" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_finetune_starts_from_the_demo_run_and_reports_bad_settings_in_one_line(tmp_path, monkeypatch, capsys):
+    """Without --source it fine-tunes runs/demo when there; a training refusal is one `error:` line and status 2."""
+    finetune = _load_finetune()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "demo").mkdir(parents=True)
+    (tmp_path / "runs" / "demo" / "model.safetensors").write_bytes(b"")
+    seen = []
+
+    def refuse(args):
+        seen.append(args)
+        raise ValueError("Cannot resume runs/finetune-parity with changed settings")
+
+    monkeypatch.setattr(finetune, "train", refuse)
+    assert finetune.main([]) == 2
+    assert capsys.readouterr().err == "finetune.py: error: Cannot resume runs/finetune-parity with changed settings\n"
+    assert [Path(a.pretrained_path) for a in seen] == [Path("runs/demo")]
+    assert (seen[0].in_chans, seen[0].experiment) == (1, "finetune-parity")
