@@ -6,8 +6,9 @@ descriptors are computed once and a linear head trains on them in a fraction of 
 
     python examples/feature_extraction.py [--checkpoint runs/demo/model.safetensors]
 
-With the demo's checkpoint (``make demo``) the features come from a trained network; without it from a randomly
-initialised one (still a usable baseline on digits).
+With the demo's checkpoint (``make demo``) or another run of ``zerosnet-train`` (its channels and preprocessing come
+from run.json) the features come from a trained network; without one from a randomly initialised network (still a
+usable baseline on digits).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from timm.data import create_transform, resolve_data_config
 
 import timm_zerosnet  # noqa: F401  (registers the models with timm)
 from timm_zerosnet.data import create_datasets
+from timm_zerosnet.train import resolve_weights
 
 
 @torch.no_grad()
@@ -37,6 +39,29 @@ def extract(backbone: nn.Module, dataset, transform, batch_size: int = 256) -> t
         feats.append(torch.cat([m.mean(dim=(2, 3)) for m in maps], dim=1))
         labels.append(torch.tensor([t for _, t in items]))
     return torch.cat(feats), torch.cat(labels)
+
+
+def load_backbone(model: str, checkpoint: Path | None) -> tuple[nn.Module, dict]:
+    """A ``features_only`` backbone (random without a checkpoint) and the preprocessing its weights expect.
+
+    A checkpoint of a ``zerosnet-train`` run (a run directory, or a weights file in one) brings its architecture
+    options, input channels and data config from run.json; a bare weights file is taken as the demo's kind
+    (10 classes, RGB).
+    """
+    kwargs, data_config = {}, None
+    if checkpoint is not None:
+        weights, info = resolve_weights(checkpoint)
+        # the classifier of the checkpoint is not part of a features_only model; timm drops it
+        overlay = dict(file=str(weights), num_classes=10)
+        if info is not None:
+            if info["model"] != model:
+                raise ValueError(f"{checkpoint} holds a {info['model']}; pass --model {info['model']}")
+            data_config = info["data_config"]
+            overlay.update(num_classes=info["num_classes"], input_size=tuple(data_config["input_size"]))
+            kwargs = dict(info.get("model_kwargs") or {})  # timm takes in_chans from the overlay's input_size
+        kwargs.update(pretrained=True, pretrained_cfg_overlay=overlay)
+    backbone = timm.create_model(model, features_only=True, **kwargs).eval()
+    return backbone, data_config or resolve_data_config(model=backbone)
 
 
 DEMO_MODEL, DEMO_WEIGHTS = "zerosnet20_cifar", Path("runs/demo/model.safetensors")  # what `make demo` trains
@@ -55,25 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
 
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
-    if checkpoint is not None and checkpoint.is_dir():
-        checkpoint = checkpoint / "model.safetensors"  # a run directory: its final weights
-    if checkpoint is not None and not checkpoint.is_file():
-        parser.error(f"--checkpoint {args.checkpoint}: no such weights file (or run directory with model.safetensors)")
     if checkpoint is None and args.model == DEMO_MODEL and DEMO_WEIGHTS.is_file():
         checkpoint = DEMO_WEIGHTS
-    kwargs = {}
-    if checkpoint is not None:
-        # the classifier of the checkpoint is not part of a features_only model; timm drops it
-        kwargs = dict(pretrained=True, pretrained_cfg_overlay=dict(file=str(checkpoint), num_classes=10))
-    else:
+    if checkpoint is None:
         print(f"No checkpoint for {args.model} (run `make demo` or pass --checkpoint): a random backbone")
-    backbone = timm.create_model(args.model, features_only=True, **kwargs).eval()
-    info = backbone.feature_info
-    print(f"{args.model} features: channels {info.channels()}, reductions {info.reduction()}")
+    try:
+        backbone, data_config = load_backbone(args.model, checkpoint)
+    except (FileNotFoundError, RuntimeError, ValueError) as e:  # no weights, an unknown name, another architecture
+        parser.error(f"cannot build {args.model}{f' from {checkpoint}' if checkpoint else ''}: {e}")
+    levels = backbone.feature_info
+    print(f"{args.model} features: channels {levels.channels()}, reductions {levels.reduction()}")
 
-    data_config = resolve_data_config(model=backbone)
     transform = create_transform(**data_config, is_training=False)
-    splits = create_datasets({"dataset": "digits"})
+    img_mode = "L" if data_config["input_size"][0] == 1 else "RGB"
+    splits = create_datasets({"dataset": "digits", "input_img_mode": img_mode})
     x_train, y_train = extract(backbone, splits.train, transform)
     x_val, y_val = extract(backbone, splits.val, transform)
 

@@ -122,3 +122,31 @@ def test_finetune_starts_from_the_demo_run_and_reports_bad_settings_in_one_line(
     assert capsys.readouterr().err == "finetune.py: error: Cannot resume runs/finetune-parity with changed settings\n"
     assert [Path(a.pretrained_path) for a in seen] == [Path("runs/demo")]
     assert (seen[0].in_chans, seen[0].experiment) == (1, "finetune-parity")
+
+
+def test_feature_extraction_takes_a_runs_channels_and_preprocessing(tmp_path):
+    """A run directory's backbone is built with the run's input channels and family options and fed with its data
+    config (a grey run used to fail inside timm); a run of another model is refused by name."""
+    import json
+
+    from safetensors.torch import save_file
+
+    spec = importlib.util.spec_from_file_location("zerosnet_features", ROOT / "examples" / "feature_extraction.py")
+    features = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(features)
+    source = features.timm.create_model("zerosnet20_cifar", in_chans=1, num_classes=2, lam=1.0)  # not the default
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, tmp_path / "model.safetensors")
+    data_config = {"input_size": [1, 32, 32], "mean": [0.47], "std": [0.2], "interpolation": "bilinear"}
+    run = {"model": "zerosnet20_cifar", "model_kwargs": {"lam": 1.0}, "num_classes": 2, "data_config": data_config}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+
+    backbone, config = features.load_backbone("zerosnet20_cifar", tmp_path)
+    x = torch.randn(2, 1, 32, 32)
+    assert torch.allclose(backbone(x)[-1], source.eval().forward_intermediates(x, intermediates_only=True)[-1])
+    first_conv = source.pretrained_cfg["first_conv"] + ".weight"
+    loaded = dict(backbone.named_parameters())
+    stem = next(v for k, v in loaded.items() if k.endswith(first_conv))
+    assert stem.shape[1] == 1 and torch.equal(stem, source.state_dict()[first_conv])
+    assert config == data_config
+    with pytest.raises(ValueError, match="holds a zerosnet20_cifar; pass --model zerosnet20_cifar"):
+        features.load_backbone("preresnet20_cifar", tmp_path)
