@@ -150,3 +150,21 @@ def test_feature_extraction_takes_a_runs_channels_and_preprocessing(tmp_path):
     assert config == data_config
     with pytest.raises(ValueError, match="holds a zerosnet20_cifar; pass --model zerosnet20_cifar"):
         features.load_backbone("preresnet20_cifar", tmp_path)
+
+
+def test_model_table_refuses_names_that_match_nothing(capsys):
+    """An empty table (a filter that matches nothing) or timm's traceback (an unknown --compare) is a usage error."""
+    spec = importlib.util.spec_from_file_location("zerosnet_model_table", ROOT / "examples" / "model_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    refused = [
+        (["--filter", "nomatch*"], "--filter 'nomatch*' matches none of our models"),
+        (["--filter", "zerosnet20_cifar", "--compare", "resnet18", "resnet_nope"], "timm has no model resnet_nope"),
+    ]
+    for argv, message in refused:
+        with pytest.raises(SystemExit) as exit_info:
+            table.main([*argv, "--no-forward"])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert table.main(["--filter", "zerosnet20_cifar", "--compare", "resnet18", "--no-forward"]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == ["| zerosnet20_cifar", "| resnet18"]
