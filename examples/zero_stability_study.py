@@ -92,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--img-size", type=int, default=16)
     parser.add_argument("--out", default="runs/zero_stability_study")
     args = parser.parse_args(argv)
+    if len(set(args.seeds)) < len(args.seeds):  # a repeated seed reuses one run and would count it twice
+        parser.error(f"--seeds {' '.join(map(str, args.seeds))}: each seed once")
+    for flag, value in (("--epochs", args.epochs), ("--img-size", args.img_size)):
+        if value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 

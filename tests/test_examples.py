@@ -168,3 +168,19 @@ def test_model_table_refuses_names_that_match_nothing(capsys):
     assert table.main(["--filter", "zerosnet20_cifar", "--compare", "resnet18", "--no-forward"]) == 0
     rows = capsys.readouterr().out.splitlines()[2:]
     assert [row.split(" | ")[0] for row in rows] == ["| zerosnet20_cifar", "| resnet18"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seeds", "0", "1", "0"], "--seeds 0 1 0: each seed once"),
+        (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+        (["--img-size", "0"], "--img-size must be at least 1, got 0"),
+    ],
+)
+def test_zero_stability_study_refuses_bad_options_before_writing(argv, message, tmp_path, capsys):
+    """A repeated seed counted one run twice in the mean; a zero epoch or size ended in a traceback from train."""
+    with pytest.raises(SystemExit) as exit_info:
+        study.main([*argv, "--out", str(tmp_path / "study")])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()
