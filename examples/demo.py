@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import timm_zerosnet  # noqa: F401  (registers the models with timm)
-from timm_zerosnet.train import parse_args, train
+from timm_zerosnet.train import USAGE_ERRORS, parse_args, train, usage_error
 
 REQUIRED_TOP1 = 95.0
 
@@ -182,7 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", default="runs/demo")
     parser.add_argument("--epochs", type=int, default=None, help="default: the digits_demo recipe's")
     args = parser.parse_args(argv)
-    context = run_demo(args.run_dir, args.epochs)
+    try:
+        context = run_demo(args.run_dir, args.epochs)
+    except USAGE_ERRORS as e:  # e.g. --epochs 0: one line from zerosnet-train's checks, not a traceback
+        return usage_error("demo", e)
     ok = context["top1"] >= REQUIRED_TOP1 and context.get("hub_ok", True)
     print("\n" + "=" * 100)
     print("Demo summary")

@@ -61,7 +61,7 @@ def test_every_published_python_snippet_starts_by_registering_the_models():
         assert code[0].startswith("import timm_zerosnet"), (name, code[0])
 
 
-def test_demo_replaces_only_its_own_earlier_runs(tmp_path):
+def test_demo_replaces_only_its_own_earlier_runs(tmp_path, capsys):
     """--run-dir naming any other folder is refused, its files kept (it used to be removed whole)."""
     spec = importlib.util.spec_from_file_location("zerosnet_demo", ROOT / "examples" / "demo.py")
     demo = importlib.util.module_from_spec(spec)
@@ -75,6 +75,8 @@ def test_demo_replaces_only_its_own_earlier_runs(tmp_path):
     assert (victim / "src" / "important.py").read_text() == "x"
     with pytest.raises(ValueError, match="--epochs must be at least 1, got 0"):
         demo.run_demo(tmp_path / "fresh", epochs=0)  # not the recipe's 5
+    assert demo.main(["--run-dir", str(tmp_path / "fresh"), "--epochs", "0"]) == 2  # one line, not a traceback
+    assert capsys.readouterr().err == "demo: error: --epochs must be at least 1, got 0\n"
 
 
 def test_feature_extraction_refuses_a_checkpoint_it_cannot_find(tmp_path, capsys):
