@@ -6,6 +6,7 @@ kernels are then deterministic), offline, with their own HF_HOME so accelerate f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -230,3 +231,36 @@ def test_a_launch_that_accelerate_would_run_as_single_processes_is_refused(tmp_p
     assert "2 processes were launched (WORLD_SIZE=2) but accelerate runs this one alone" in proc.stderr
     assert "pass --cpu" in proc.stderr
     assert not (tmp_path / "alone" / "model.safetensors").exists()
+
+
+def test_ctrl_c_on_a_two_process_launch_records_where_the_run_stood(tmp_path):
+    """Ctrl-C in a terminal signals the launcher and both workers: every process ends, the main process records the
+    run as interrupted in run.json (not 'running') with the complete state to resume from, and says so once."""
+    launch = "-m accelerate.commands.launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no"
+    launch += f" --dynamo_backend no --main_process_port {_free_port()} -m timm_zerosnet.train --cpu"
+    argv = _train_argv(tmp_path, "stopped", "--epochs", "100", "--save-state-every-n-steps", "2")
+    proc = subprocess.Popen(
+        [sys.executable, *launch.split(), *argv],
+        env=dict(_env(tmp_path), CUDA_VISIBLE_DEVICES=""),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    checkpoints = CheckpointManager(tmp_path / "stopped")
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and checkpoints.latest() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    info = json.loads((tmp_path / "stopped" / "run.json").read_text())
+    assert info["status"] == "interrupted", info["status"]
+    latest = checkpoints.latest()
+    assert f"the latest complete state is {latest}" in info["error"] and "--resume auto" in info["error"]
+    assert stderr.count("zerosnet-train: interrupted in epoch") == 1  # rank 0 only
+    assert not (tmp_path / "stopped" / "model.safetensors").exists()
