@@ -487,6 +487,11 @@ def export(
     dataset = dataset or info.dataset
     ds = dataset_info(dataset)
     tag = tag or (ds.tag if ds else None)
+    if not tag and dataset in (None, "folder"):  # what an ImageFolder run or a bare checkpoint records
+        raise HubError(
+            "no tag: the run names no dataset (an ImageFolder run or a bare checkpoint); pass --tag (e.g. --tag c10), "
+            "and --dataset NAME to name the data on the card."
+        )
     if not tag:
         raise HubError(f"no tag: the dataset {dataset!r} has no default tag; pass --tag (e.g. --tag c10).")
     if tag_problem(tag):

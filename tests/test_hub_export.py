@@ -822,8 +822,11 @@ def test_refusals_name_the_fix_and_write_nothing(run_dir, tmp_path):
     shutil.copy(run_dir / "model.safetensors", bare)
     with pytest.raises(HubError, match=r"w\.safetensors: no run\.json next to it says which model it is; pass --model"):
         export(bare, tmp_path / "a", tag="c10")
-    with pytest.raises(HubError, match=r"no tag: the dataset None has no default tag; pass --tag"):
+    with pytest.raises(HubError, match=r"no tag: the run names no dataset \(an ImageFolder run or a bare checkpoint"):
         export(bare, tmp_path / "b", model=MODEL)
+    folder_run = make_run(run_dir.parent / "folder", dataset=dict(name="", data_dir="/data/x", val_split="validation"))
+    with pytest.raises(HubError, match=r"no tag: the run names no dataset .*; pass --tag .*, and --dataset NAME"):
+        export(folder_run, tmp_path / "b")
     with pytest.raises(HubError, match=r"no tag: the dataset 'myorg/flowers' has no default tag; pass --tag"):
         export(bare, tmp_path / "b", model=MODEL, dataset="myorg/flowers")
     with pytest.raises(HubError, match=r"weights must be one of \['best', 'ema', 'final'\], got 'last'"):
