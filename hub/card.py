@@ -243,6 +243,9 @@ def _metadata(
     }
     if ds is not None:
         meta["datasets"] = [ds.hub_id or ds.key]
+    base = (release.get("training") or {}).get("finetuned_from") or {}
+    if base.get("hf_hub_id"):  # the Hub's model tree links the two repos
+        meta["base_model"] = base["hf_hub_id"]
     results = [
         dict(type="accuracy", name=f"Top-{k[-1]} accuracy", value=round(float(metrics[k]), 4))
         for k in ("top1", "top5")
@@ -266,6 +269,16 @@ def _metadata(
             )
         ]
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def _base_weights(base: Mapping[str, Any]) -> str:
+    """The card's words for the weights a fine-tuned model started from (export's ``finetuned_from``)."""
+    if base.get("local"):
+        what = f"the weights of a local run or file (`{base['local']}`, not published)"
+    else:
+        hub = base.get("hf_hub_id")
+        what = f"`{base.get('name')}`" + (f" ([{hub}](https://huggingface.co/{hub}))" if hub else "")
+    return what + (", backbone frozen (only the new head trained)" if base.get("frozen_backbone") else "")
 
 
 def _usage(
@@ -401,6 +414,8 @@ def model_card(
         parts.append(f"{training['epochs']} epochs")
     if recipe or parts:
         lines.append(f"- **Recipe:** {f'`{recipe}`: ' if recipe else ''}{', '.join(parts)}")
+    if base := training.get("finetuned_from"):
+        lines.append(f"- **Fine-tuned from:** {_base_weights(base)}")
     code = [CITATIONS[p]["code"] for p in papers if p in CITATIONS and CITATIONS[p]["code"]]
     if code:
         lines.append(f"- **Original:** {code[0]}")

@@ -213,6 +213,8 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
     }
     if isinstance(training.get("recipe"), str) and training["recipe"].endswith((".yaml", ".yml")):
         training["recipe"] = Path(training["recipe"]).stem  # a recipe name, never a local path
+    if base := _finetuned_from(info):
+        training["finetuned_from"] = base
     metrics = _metrics_for(info, choice, history)
     if metrics and split:
         metrics["split"] = split
@@ -235,6 +237,22 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
         run_name=run_dir.name if info else None,
         status=info.get("status"),
     )
+
+
+def _finetuned_from(info: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The weights a fine-tuning run started from, for the card: a released tag (with its Hub repo) or a local run
+    or file (its name, never its path), and whether the backbone was frozen; None for a run trained from scratch."""
+    training, cfg = info.get("training") or {}, info.get("pretrained_cfg") or {}
+    if training.get("pretrained_path"):
+        path = Path(str(training["pretrained_path"]))
+        # a weights file inside a run directory is named by its run
+        base: dict[str, Any] = {"local": path.parent.name if path.name in set(WEIGHT_FILES.values()) else path.name}
+    elif training.get("pretrained") and cfg.get("architecture"):
+        tag = f".{cfg['tag']}" if cfg.get("tag") else ""
+        base = {"name": f"{cfg['architecture']}{tag}", "hf_hub_id": cfg.get("hf_hub_id")}
+    else:
+        return None
+    return {**base, "frozen_backbone": bool(training.get("freeze_backbone"))}
 
 
 # ----- building the model -----

@@ -946,3 +946,38 @@ def test_card_snippets_run_for_few_classes_and_their_shape_comments_are_true(tmp
     unpooled = scopes[2]["model"].forward_features(torch.zeros(1, 3, 32, 32)).shape
     assert f"# unpooled: {tuple(unpooled)}" in snippets[2]
     assert f"# a (1, num_features) tensor: (1, {unpooled[1]})" in snippets[2]
+
+
+def test_the_card_says_what_a_fine_tuned_model_started_from(run_dir, tmp_path):
+    """A run started from released weights links them (front matter base_model: the Hub's model tree) and says
+    whether only the head trained; one from a local run names that run, never its path; one from scratch says
+    neither."""
+    training = json.loads((run_dir / "run.json").read_text())["training"]
+    hub_id = "timm-zerosnet/zerosnet20_cifar.digits"
+    released = make_run(
+        tmp_path / "from_release",
+        training=dict(training, pretrained=True, freeze_backbone=True),
+        pretrained_cfg=dict(architecture=MODEL, tag="digits", hf_hub_id=hub_id, file=None),
+    )
+    local = make_run(
+        tmp_path / "from_local",
+        training=dict(training, pretrained=False, pretrained_path="/home/me/runs/demo/model.safetensors"),
+    )
+    cards = {}
+    for run in (released, local, run_dir):
+        out = export(run, tmp_path / "out" / run.name).path
+        readme = (out / "README.md").read_text()
+        base = json.loads((out / "release.json").read_text())["training"].get("finetuned_from")
+        cards[run.name] = (front_matter(readme).get("base_model"), base, readme)
+    meta, base, readme = cards["from_release"]
+    assert meta == hub_id and base == {"name": f"{MODEL}.digits", "hf_hub_id": hub_id, "frozen_backbone": True}
+    assert (
+        f"- **Fine-tuned from:** `{MODEL}.digits` ([{hub_id}](https://huggingface.co/{hub_id})), backbone frozen"
+        in readme
+    )
+    meta, base, readme = cards["from_local"]
+    assert meta is None and base == {"local": "demo", "frozen_backbone": False}
+    assert "- **Fine-tuned from:** the weights of a local run or file (`demo`, not published)\n" in readme
+    assert "/home/me" not in readme
+    meta, base, readme = cards[run_dir.name]
+    assert meta is None and base is None and "Fine-tuned" not in readme
