@@ -397,3 +397,152 @@ def test_dag_kernel_study_averages_its_seeds():
         model = DagMLP(enc, 8, 16, 1).double()
         values = kernel_eigenvalues(model, x)
         assert [getattr(values, f) for f in fields] == pytest.approx([getattr(single[1][enc], f) for f in fields])
+
+
+# --------------------------------------------------------------------------------------------- mutation audit
+
+
+def test_op_kinds_follow_the_spec():
+    # ANALYSIS.md section 2: broken (none), non-parameterised (skip, any pooling), parameterised (any conv)
+    from timm_zerosnet.analysis.connectivity import DARTS_OPS
+
+    for table in (NB201_OPS, DARTS_OPS):
+        for op, kind in table.items():
+            expected = EdgeKind.BROKEN if op == "none" else EdgeKind.PARAM if "conv" in op else EdgeKind.NONPARAM
+            assert kind == expected, op
+
+
+@pytest.mark.parametrize(
+    ("num_nodes", "edges"),
+    [
+        (1, ()),  # no output node
+        (0, ()),
+        (3, (Edge(1, 3, EdgeKind.PARAM),)),  # past the output node
+        (3, (Edge(1, 1, EdgeKind.PARAM),)),  # a self-loop
+        (3, (Edge(-1, 1, EdgeKind.PARAM),)),  # before the input node
+    ],
+)
+def test_cell_needs_input_output_and_forward_edges_inside_it(num_nodes, edges):
+    message = "at least an input and an output node|must satisfy 0 <= src < dst < num_nodes"
+    with pytest.raises(ValueError, match=message):
+        Cell(num_nodes, edges)
+
+
+def test_a_range_with_equal_bounds_is_valid():
+    # the ranges are inclusive and only lo > hi is an error ("lo <= hi")
+    assert keep_cell(1.0, 2.0, depth_range=(1.0, 1.0), width_range=(2.0, 2.0))
+    assert rejection_reason(1.0, 2.5, (1.0, 1.0), (2.0, 2.0)) == "too_wide"
+
+
+@pytest.mark.parametrize("arch", ["|skip_connect~x|+|none~0|none~1|+|none~0|none~1|none~2|", "|skip_connect~-1|"])
+def test_nb201_edge_source_must_be_a_node_number(arch):
+    with pytest.raises(ValueError, match="malformed NAS-Bench-201 edge 'skip_connect~-?.*': expected 'op~src'"):
+        parse_nb201(arch)
+
+
+def test_darts_genotype_normal_concat_is_honoured_and_the_argument_overrides_it():
+    # only nodes 2 and 3 concatenated: each sums sep_conv edges from c_{k-2} and c_{k-1}, i.e. 4 paths with d_p = 1
+    two = DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3]")
+    result = parse_darts_genotype(two).connectivity()
+    assert result.path_depths == (1, 1, 1, 1) and (result.depth, result.width) == (1.0, 4.0)
+    assert parse_darts_genotype(two, concat=[2, 3, 4, 5]) == parse_darts_genotype(DARTS_V2)
+    assert parse_darts_genotype(DARTS_V2, concat=[2, 3]) == parse_darts_genotype(two)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "concat", "message"),
+    [
+        ([("skip_connect", 0), ("skip_connect", True)], None, "its input must be one of 0..1"),
+        ([("skip_connect", 0), ("skip_connect", 1)], [3], "concat node 3 is not an intermediate node"),
+        ([("skip_connect", 0), ("skip_connect", 1)], [1], "concat node 1 is not an intermediate node"),
+        ([(3, 0), ("skip_connect", 1)], None, "expected an \\(op, input_node\\) pair"),
+    ],
+)
+def test_darts_rejects_bad_inputs_and_concat_nodes(pairs, concat, message):
+    with pytest.raises(ValueError, match=message):
+        parse_darts_genotype(pairs, concat)
+
+
+def test_nb201_supernet_default_holds_all_five_ops():
+    # every edge: P(broken) = 1/5, P(non-param) = P(param) = 2/5; a route of L edges keeps mass (4/5)^L, weighs its
+    # depth by L (2/5)(4/5)^(L-1) and has a parameterised edge with probability (4/5)^L - (2/5)^L
+    routes = (3, 2, 2, 1)  # 0->1->2->3, 0->1->3, 0->2->3, 0->3
+    mass = sum(0.8**n for n in routes)
+    depth = sum(n * 0.4 * 0.8 ** (n - 1) for n in routes) / mass
+    width = sum(0.8**n - 0.4**n for n in routes) / depth
+    result = nb201_supernet_connectivity()
+    assert (result.depth, result.width, result.kept_paths) == pytest.approx((depth, width, mass))
+    assert result == nb201_supernet_connectivity({edge: list(NB201_OPS) for edge in NB201_EDGES})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"reserve_per_edge": -1}, "reserve_per_edge must be >= 0"),
+        ({"ops": ("skip_connect", "skip_connect", "nor_conv_3x3")}, "ops must be distinct names"),
+        ({"ops": ()}, "ops must be distinct names"),
+        ({"ops": ("conv_7x7", "skip_connect")}, "ops must be distinct names"),
+    ],
+)
+def test_pruning_search_rejects_invalid_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        prune_nb201_supernet(lambda supernet: 0.0, **kwargs)
+
+
+def test_supernet_rejects_unknown_ops():
+    with pytest.raises(ValueError, match="unknown op 'conv_7x7' on edge 0->1"):
+        nb201_supernet_connectivity({(0, 1): ["conv_7x7"]})
+
+
+class _SharedLinear(torch.nn.Module):
+    """One nn.Linear applied twice: its NTK block has cross terms between the two calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.lin(torch.relu(self.lin(x)))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_SharedLinear, lambda: torch.nn.Sequential(torch.nn.Unflatten(1, (2, 2)), torch.nn.Linear(2, 3))],
+    ids=["linear-applied-twice", "linear-on-3d-input"],
+)
+def test_ntk_of_models_outside_the_linear_shortcut_falls_back_to_the_jacobian(make):
+    # empirical_ntk: 'linear' needs every Linear applied once to a 2-D input; 'auto' must then use 'jacobian'
+    torch.manual_seed(0)
+    model = make().double()
+    x = random_unit_inputs(5, 4, seed=3)
+    with pytest.raises(ValueError, match="does not qualify for the 'linear' NTK method"):
+        empirical_ntk(model, x, method="linear")
+    reference = empirical_ntk(model, x, method="jacobian")
+    torch.testing.assert_close(empirical_ntk(model, x), reference, rtol=1e-10, atol=1e-10)
+
+
+def test_ntk_rejects_an_unknown_method():
+    model = DagMLP(PAPER_DAGS["dag3"], in_features=4, width=8, num_classes=1).double()
+    with pytest.raises(ValueError, match="unknown NTK method 'exact'; use 'auto', 'linear' or 'jacobian'"):
+        empirical_ntk(model, random_unit_inputs(3, 4), method="exact")
+
+
+def test_kernel_eigenvalues_normalise_each_kernel_by_its_own_mean_diagonal():
+    torch.manual_seed(0)
+    model = DagMLP(PAPER_DAGS["dag3"], in_features=8, width=16, num_classes=1).double()
+    x = random_unit_inputs(6, 8, seed=2)
+    values = kernel_eigenvalues(model, x)
+    for raw, normalized, kernel in (
+        (values.nngp, values.nngp_normalized, nngp_gram(model, x)),
+        (values.ntk, values.ntk_normalized, empirical_ntk(model, x)),
+    ):
+        mean_diag = float(torch.diagonal(kernel).mean())
+        assert raw == pytest.approx(float(torch.linalg.eigvalsh(kernel)[0]))
+        assert normalized == pytest.approx(raw / mean_diag)
+
+
+def test_dag_kernel_study_restores_the_global_rng_state():
+    torch.manual_seed(1234)
+    state = torch.get_rng_state()
+    dag_kernel_study(tuple(PAPER_DAGS.values())[:1], width=8, in_features=4, num_inputs=3, seeds=(0, 1))
+    assert torch.equal(torch.get_rng_state(), state)

@@ -491,3 +491,127 @@ def test_model_without_scheme_raises_clear_error():
 
     with pytest.raises(ValueError, match="entry 0 has no 'a'"):
         model_scheme_report(Broken())
+
+
+# --------------------------------------------------------------------------------------------- mutation audit
+
+
+def test_report_lists_the_principal_root_then_the_spurious_roots_by_descending_modulus():
+    # lambda = 1/5: rho(z) = (z - 1)(4/5 z^2 - 14/5 z + 6/5) / (4/5), spurious roots 3 and 1/2 (ANALYSIS.md section 1)
+    report = analyze_scheme(*zeros_scheme(Q(1, 5)))
+    assert report.roots == pytest.approx((1, 3, 0.5))
+    assert report.moduli == pytest.approx((1, 3, 0.5))
+    assert report.spurious_roots == pytest.approx((3, 0.5))
+    # without a principal root (rho(1) = -2) every root is spurious, the largest first
+    ones = analyze_scheme(*given_scheme(1, 1, 1, 1))
+    assert ones.spurious_roots == ones.roots and len(ones.roots) == 3
+    assert ones.moduli == pytest.approx((1.839, 0.737, 0.737), abs=1e-3)
+
+
+def test_largest_spurious_modulus_of_a_one_step_scheme_is_zero():
+    assert largest_spurious_modulus(euler_scheme().a) == 0.0  # rho = z - 1 has only its principal root
+    assert largest_spurious_modulus(lm_scheme(Q(-1, 2)).a) == pytest.approx(0.5)  # rho = (z - 1)(z - 1/2)
+
+
+def test_consistency_order_finds_the_maximal_order_of_a_three_step_scheme():
+    """The explicit 3-step scheme of maximal order 2k - 1 = 5 (the unique solution of the conditions q = 0..5):
+    x_{n+1} = -18 x_n + 9 x_{n-1} + 10 x_{n-2} + h (9 f_n + 18 f_{n-1} + 3 f_{n-2})."""
+    a, b = (Q(-18), Q(9), Q(10)), (Q(9), Q(18), Q(3))
+    for q in range(6):  # the order-q conditions of ANALYSIS.md section 1, written out
+        lhs = sum(c * (-j) ** q for j, c in enumerate(a))
+        if q:
+            lhs += q * sum(c * (-j) ** (q - 1) for j, c in enumerate(b))
+        assert lhs == 1
+    assert consistency_order(a, b) == 5
+    assert consistency_order([float(v) for v in a], [float(v) for v in b]) == 5
+    assert analyze_scheme(a, b).consistency_order == 5
+
+
+def test_float_order_tolerance_is_relative_to_the_size_of_the_terms():
+    # ANALYSIS.md: ZeroSNet is order 2 for every lambda != 0; near 0 its coefficients are ~1/lambda and rounding in
+    # the order conditions far exceeds an absolute 1e-9, so the float check must be relative
+    for lam in (1e-9, -1e-9):
+        assert consistency_order(*zeros_scheme(lam)) == 2
+    assert consistency_order(*zeros_scheme(Q(1, 10**9))) == 2
+
+
+def test_exact_means_every_coefficient_is_rational():
+    assert analyze_scheme((Q(1),), (Q(1),)).exact
+    assert not analyze_scheme((Q(1),), (1.0,)).exact  # a float b makes the consistency check a float one
+    assert not analyze_scheme((1.0,), (Q(1),)).exact
+
+
+def test_consistent_means_order_at_least_one():
+    report = analyze_scheme(*lm_scheme(Q(1, 2)))  # sum a = 1 (order 0) but not order 1 (ANALYSIS.md: only k = 0)
+    assert report.consistency_order == 0 and report.consistent is False
+    assert analyze_scheme(*lm_scheme(Q(0))).consistent is True
+
+
+@pytest.mark.parametrize(("lo", "hi", "num"), [(1, 1, 5), (2, 1, 5), (-3, 3, 1), (-3, 3, 0)])
+def test_zero_stable_region_needs_an_increasing_range_and_two_points(lo, hi, num):
+    with pytest.raises(ValueError, match="scan needs lo < hi and at least 2 points"):
+        zero_stable_region("lm", lo, hi, num)
+
+
+def test_model_scheme_report_passes_its_tolerance_to_every_block():
+    model = FakeMultistepNet(k=1 + 1e-8)  # LM-ResNet spurious root -k = -1 - 1e-8, just outside the circle
+    assert model_scheme_report(model).unstable_blocks == ("layer2.0",)
+    loose = model_scheme_report(model, tol=1e-6)
+    assert loose.zero_stable and loose.unstable_blocks == ()
+    assert all(blk.report.tol == 1e-6 for blk in loose.blocks)
+
+
+def test_tolerance_zero_still_finds_an_exact_double_root_on_the_circle():
+    # tol = 0 is valid (strict): exact roots on the circle have | |z| - 1 | = 0 <= tol, and (z + 1)^2 is not simple
+    for a in ((Q(-2), Q(-1)), (Q(-1), Q(1), Q(1))):  # (z + 1)^2 and (z - 1)(z + 1)^2
+        assert not is_zero_stable(a, tol=0)
+        assert analyze_scheme(a, tol=0).reason == "repeated root -1 on the unit circle"
+    assert is_zero_stable((Q(0), Q(-1)), tol=0)  # (z - i)(z + i): simple roots on the circle
+
+
+def test_float_double_root_on_the_circle_is_found_within_sqrt_tol():
+    """is_zero_stable: with float coefficients, roots on the circle closer than sqrt(tol) count as one double root.
+    Floating point splits the double root -1 of (z - 1)(z + 1)^2 radially by about sqrt(eps); with a tol just above
+    that offset both copies are on the circle, and they are much closer than sqrt(tol) (though not closer than tol)."""
+    a = (-1.0, 1.0, 1.0)
+    roots = np.roots([1.0, *(-c for c in a)])
+    offset = float(np.max(np.abs(np.abs(roots) - 1)))
+    tol = 1.5 * offset if offset > 0 else 1e-9
+    report = analyze_scheme(a, tol=tol)
+    assert not report.zero_stable and report.reason.startswith("repeated root -1")
+
+
+def test_analysis_takes_the_principal_root_within_sqrt_tol_of_one():
+    # rho = (z - 1.01)(z + 0.5): with tol = 1e-3 the root 1.01 is within sqrt(tol) of 1, so it is the principal root
+    # (and, being outside 1 + tol, makes the scheme unstable); with the default tol there is no principal root
+    a = (0.51, 0.505)
+    loose = analyze_scheme(a, tol=1e-3)
+    assert loose.principal_root == pytest.approx(1.01) and loose.spurious_roots == pytest.approx((-0.5,))
+    assert loose.max_spurious_modulus == pytest.approx(0.5) and not loose.zero_stable
+    strict = analyze_scheme(a)
+    assert strict.principal_root is None and strict.max_spurious_modulus == pytest.approx(1.01)
+
+
+def test_zero_stable_region_passes_its_tolerance_to_the_root_condition():
+    # LM-ResNet's spurious root is -k: with tol = 0.25 every k <= 1.25 passes the numerical root condition, and the
+    # scan reports where that disagrees with the exact region -1 < k <= 1
+    scan = zero_stable_region("lm", Q(9, 10), Q(13, 10), 5, tol=0.25)
+    assert scan.zero_stable == (True, True, True, True, False)
+    assert scan.mismatches == pytest.approx((1.1, 1.2))
+    assert zero_stable_region("lm", Q(9, 10), Q(13, 10), 5).zero_stable == (True, True, False, False, False)
+
+
+@pytest.mark.parametrize(
+    "call", [lambda: lm_scheme(True), lambda: analyze_scheme([True]), lambda: consistency_order((1,), (False,))]
+)
+def test_booleans_are_not_coefficients(call):
+    with pytest.raises(ValueError, match="must be a real number, got the boolean"):
+        call()
+
+
+def test_model_scheme_report_names_the_model_by_its_timm_architecture():
+    model = FakeMultistepNet()
+    assert model_scheme_report(model).model == "FakeMultistepNet"  # no pretrained_cfg: the class name
+    model.pretrained_cfg = {"architecture": "zerosnet20_cifar"}  # what timm.create_model attaches
+    assert model_scheme_report(model).model == "zerosnet20_cifar"
+    assert model_scheme_report(model).to_dict()["model"] == "zerosnet20_cifar"
