@@ -615,3 +615,12 @@ def test_model_scheme_report_names_the_model_by_its_timm_architecture():
     model.pretrained_cfg = {"architecture": "zerosnet20_cifar"}  # what timm.create_model attaches
     assert model_scheme_report(model).model == "zerosnet20_cifar"
     assert model_scheme_report(model).to_dict()["model"] == "zerosnet20_cifar"
+
+
+def test_float_bounds_build_the_decimal_grid():
+    """0.9 .. 1.3 in 5 points hits k = 1 (LM-ResNet's stable edge, -1 < k <= 1): Fraction(0.9) is 0.9 + 2e-17, so
+    the point shown as 1.0 lay just above 1 and was reported as a mismatch of the scan with the exact region."""
+    scan = zero_stable_region("lm", 0.9, 1.3, 5)
+    assert scan.values == (0.9, 1.0, 1.1, 1.2, 1.3)
+    assert scan.zero_stable == (True, True, False, False, False)
+    assert scan.mismatches == () and scan.intervals == ((0.9, 1.0),)

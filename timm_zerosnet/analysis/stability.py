@@ -485,7 +485,8 @@ def zero_stable_region(family: str, lo: Number, hi: Number, num: int = 601, *, t
     """Scan a one-parameter family and compare the root-condition verdicts with the exact region.
 
     The grid is built in exact rational arithmetic from ``lo`` and ``hi`` (so -3..3 with 601 points hits
-    lambda = -1 exactly), then every scheme goes through the same root computation as :func:`analyze_scheme`.
+    lambda = -1 exactly; a float bound is the decimal it prints as, 0.9 = 9/10), then every scheme goes through the
+    same root computation as :func:`analyze_scheme`.
 
     Args:
         family: ``'zeros'`` (ZeroSNet, parameter lambda) or ``'lm'`` (LM-ResNet, parameter k).
@@ -504,7 +505,7 @@ def zero_stable_region(family: str, lo: Number, hi: Number, num: int = 601, *, t
     tol = _check_tol(tol)
     if family not in KNOWN_REGIONS:
         raise ValueError(f"unknown scheme family {family!r}; use 'zeros' (ZeroSNet lambda) or 'lm' (LM-ResNet k).")
-    lo_q, hi_q = Fraction(_as_number(lo, "lo")), Fraction(_as_number(hi, "hi"))
+    lo_q, hi_q = _as_rational(_as_number(lo, "lo")), _as_rational(_as_number(hi, "hi"))
     if num < 2 or hi_q <= lo_q:
         raise ValueError(f"scan needs lo < hi and at least 2 points, got lo={lo}, hi={hi}, num={num}.")
     step = (hi_q - lo_q) / (num - 1)
@@ -596,8 +597,8 @@ def model_scheme_report(model: Any, *, tol: float = DEFAULT_TOL) -> ModelSchemeR
     """Analyse the scheme of every block of a model.
 
     The model must implement ``block_coefficients()``, returning one entry per block (a mapping or an object
-    with attributes) with ``block`` (name, e.g. ``'layer1.2'``), ``a`` and ``b`` (tuples of floats) and
-    ``param`` (e.g. ``{'lam': -1.8}``, ``{'k': -0.05}`` or ``{}`` for a fixed scheme).
+    with attributes) with ``block`` (name, e.g. ``'layer1.2'``), ``a`` and ``b`` (tuples of floats) and optionally
+    ``param`` (e.g. ``{'lam': -1.8}``, ``{'k': -0.05}``; missing, None or ``{}`` for a fixed scheme).
 
     Args:
         model: The model (usually a ``torch.nn.Module`` built by ``timm.create_model``).
@@ -607,7 +608,8 @@ def model_scheme_report(model: Any, *, tol: float = DEFAULT_TOL) -> ModelSchemeR
         A :class:`ModelSchemeReport`.
 
     Raises:
-        ValueError: If the model has no multistep scheme, an entry misses a key, or ``tol`` is not in [0, 1).
+        ValueError: If the model has no multistep scheme, an entry misses ``block``, ``a`` or ``b``, or ``tol`` is
+            not in [0, 1).
     """
     tol = _check_tol(tol)
     name = _model_name(model)
@@ -631,7 +633,7 @@ def model_scheme_report(model: Any, *, tol: float = DEFAULT_TOL) -> ModelSchemeR
             if not present and key != "param":
                 raise ValueError(
                     f"model {name}: block_coefficients() entry {i} has no {key!r}; each entry needs "
-                    "'block', 'a', 'b' and 'param'."
+                    "'block', 'a' and 'b' (and 'param' for a scheme with a parameter)."
                 )
             fields[key] = value
         param = {str(k): float(v) for k, v in dict(fields["param"] or {}).items()}
@@ -663,6 +665,12 @@ def _as_number(value: Any, what: str) -> Number:
     if not math.isfinite(number):
         raise ValueError(f"{what} must be finite, got {value!r}.")
     return number
+
+
+def _as_rational(value: Number) -> Fraction:
+    """A float as the shortest decimal that prints as it (0.9 is 9/10, not 0.90000000000000002220...), so that a grid
+    from float bounds hits the decimals they name; rationals as they are."""
+    return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
 
 
 def _too_large(what: str, value: Any) -> str:
