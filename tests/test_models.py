@@ -898,3 +898,112 @@ def test_initialisation_follows_the_spec(name):
     bound = model.fc.in_features**-0.5
     assert model.fc.weight.abs().max().item() <= bound and model.fc.weight.abs().max().item() > 0.9 * bound
     assert model.fc.bias.abs().max().item() <= bound
+
+
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "preresnet20_cifar", "lmresnet164_cifar"])
+def test_forward_intermediates_norm_applies_to_the_last_level_only(name):
+    """norm=True puts the final BN-ReLU on the last level (as forward_features ends), and on no earlier one, when
+    every level is asked for."""
+    model = tiny_model(name).eval()
+    x = tiny_input(model)
+    with torch.no_grad():
+        plain = model.forward_intermediates(x, intermediates_only=True)
+        normed = model.forward_intermediates(x, norm=True, intermediates_only=True)
+        feats = model.forward_features(x)
+    assert len(normed) == len(plain) == len(model.feature_info)
+    for a, b in zip(normed[:-1], plain[:-1]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(normed[-1], feats)
+    assert not torch.equal(normed[-1], plain[-1])
+
+
+def test_a_stage_without_blocks_is_refused():
+    """A skeleton built by hand (MultistepResNet, cifar_net are public) needs at least one block per stage: a stage
+    of zero blocks would have no block to change the width, nor a feature level of its own."""
+    from timm_zerosnet.models.multistep import MultistepResNet, cifar_net
+    from timm_zerosnet.schemes import ZeroStable
+
+    for layers in ((3, 0, 3), (0, 1, 1)):
+        with pytest.raises(ValueError, match=r"must give at least one block for each of the widths"):
+            MultistepResNet(cifar_net(layers), ZeroStable(), device="meta")
+
+
+@pytest.mark.parametrize(
+    "kwargs", [dict(strides=(1, 0, 2)), dict(strides=(1, -2, 2)), dict(downsample="diffstride", strides=(1, 0.5, 2))]
+)
+def test_strides_below_one_are_refused(kwargs):
+    """A stage stride is a downsampling factor >= 1: 0, a negative one or an upsampling 0.5 (even as a learnable
+    DiffStride initialisation) is an error at build time, naming the rule."""
+    with pytest.raises(ValueError, match=r"must give one stride >= 1 for each of the 3 stages"):
+        timm.create_model("zerosnet20_cifar", **kwargs)
+
+
+def test_output_stride_keeps_the_parameters_where_a_strided_stage_keeps_its_width():
+    """Roles and projections follow the strided network also where a strided stage keeps the channel count (a
+    hand-built skeleton): the dilated network loads the strided one's weights strictly, and each of its feature maps
+    holds the strided one's every k-th pixel."""
+    from timm_zerosnet.models.multistep import MultistepResNet, cifar_net
+    from timm_zerosnet.schemes import LinearMultistep, ZeroStable
+
+    net = cifar_net((2, 2, 1), widths=(16, 16, 32))
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    for scheme in (ZeroStable(), LinearMultistep()):
+        strided = MultistepResNet(net, scheme, num_classes=7).double().eval()
+        _randomise_norms(strided)
+        dilated = MultistepResNet(net, scheme, num_classes=7, output_stride=1).double().eval()
+        dilated.load_state_dict(strided.state_dict())
+        with torch.no_grad():
+            ref = strided.forward_intermediates(x, intermediates_only=True)
+            feats = dilated.forward_intermediates(x, intermediates_only=True)
+        for r, a, b in zip((1, 2, 4), ref, feats):
+            torch.testing.assert_close(b[..., ::r, ::r], a, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("downsample,strides", [("spectral", (1, 2, 2)), ("diffstride", (1, 1, 2))])
+def test_pooled_stage_that_keeps_its_width_adds_no_projection(downsample, strides):
+    """A pooled block whose width does not change needs no 1x1 conv: the shared pooling layer alone brings x_n (and
+    every history slot it reads) to the output size. Such a block is still a stage transition (LM-ResNet resets its
+    history there: an Euler step without k), and ZeroSNet's history follows it through the pooling. Hand-built
+    skeletons (widths 16, 16, 32); the DiffStride paper's ResNet-18 has such a stage too."""
+    from timm_zerosnet.models.multistep import MultistepResNet, cifar_net
+    from timm_zerosnet.schemes import LinearMultistep, ZeroStable
+
+    net = cifar_net((2, 2, 1), widths=(16, 16, 32), downsample=downsample, strides=strides)
+    x = torch.randn(2, 3, 32, 32)
+    for scheme in (ZeroStable(), LinearMultistep()):
+        model = MultistepResNet(net, scheme, num_classes=7).eval()
+        block = model.stages[1][0]
+        assert block.pool is not None
+        assert block.shortcut is None and block.proj_last is None and block.proj_llast is None
+        roles = [r["role"] for r in model.block_coefficients()]
+        assert roles[2] == ("multistep" if scheme.steps == 3 else "reset"), roles
+        assert model(x).shape == (2, 7)
+    strided = n_params(timm.create_model("preresnet18_cifar", device="meta"))
+    assert n_params(timm.create_model("preresnet18_diffstride_cifar")) == strided + 2 * 5  # (S_h, S_w) per layer
+
+
+def test_filter_keeps_a_head_that_fits_for_callers_that_load_it_themselves():
+    """With a num_classes other than the cfg's, timm drops the checkpoint's classifier; checkpoint_filter_fn still
+    returns one that fits the model (a caller may load the filtered dict itself), and drops only one that does not."""
+    from timm_zerosnet.models.multistep import checkpoint_filter_fn
+
+    model = timm.create_model("zerosnet20_cifar", num_classes=5)
+    fits = timm.create_model("zerosnet20_cifar", num_classes=5).state_dict()
+    out = checkpoint_filter_fn(fits, model)
+    assert set(out) == set(fits)
+    torch.testing.assert_close(out["fc.weight"], fits["fc.weight"], rtol=0, atol=0)
+    other = checkpoint_filter_fn(timm.create_model("zerosnet20_cifar", num_classes=100).state_dict(), model)
+    assert set(other) == set(fits) - {"fc.weight", "fc.bias"}
+
+
+def test_filter_drops_the_head_for_a_model_built_without_one():
+    """A model built with num_classes=0 has no classifier to fill, also one built by hand (no pretrained cfg to
+    compare num_classes with): the checkpoint's head is dropped and the backbone loads strictly."""
+    from timm_zerosnet.models.multistep import MultistepResNet, checkpoint_filter_fn
+
+    source = timm.create_model("zerosnet20_cifar")
+    model = MultistepResNet(source.net, source.scheme, num_classes=0)
+    out = checkpoint_filter_fn(source.state_dict(), model)
+    assert not any(k.startswith("fc.") for k in out)
+    model.load_state_dict(out)
+    _backbone_equal(model, source)

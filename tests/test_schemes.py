@@ -368,3 +368,62 @@ def test_fixed_updates_keep_the_branchs_layout_and_rounding(update):
     for coefficient, state in zip(history, (last, llast)):
         expected.add_(state, alpha=coefficient)
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("k", [-0.1, -0.03, 0.4])
+def test_lm_reported_coefficients_are_the_ones_the_update_applies(k):
+    """x_{n+1} = (1 - k) x_n + k x_{n-1} + h F(x_n): the (a, b) that block_coefficients and the stability analysis
+    read are the weights the update gives x_n, x_{n-1} and F(x_n)."""
+    upd = LinearMultistepUpdate(step_size=0.5, dtype=torch.float64)
+    with torch.no_grad():
+        upd.k.fill_(k)
+    (a0, a1), (b0, b1) = upd.coefficients()
+    assert (a0, a1, b0, b1) == pytest.approx((1 - k, k, 1.0, 0.0), rel=1e-12)
+    f, x, last, llast = torch.randn(4, 2, 3, 4, 4, dtype=torch.float64)
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            torch.testing.assert_close(upd(f, x, last, llast), a0 * x + a1 * last + 0.5 * b0 * f)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.1, -0.2, 0.3])
+def test_tra_reports_the_coefficients_of_the_guarded_lambda(lam):
+    """Inside the guard band |lambda| < lam_eps the forward uses lambda = +-lam_eps (0 counts as positive): the
+    coefficients reported to the stability analysis are those of the lambda the forward uses, not of the raw one."""
+    upd = ZeroStableUpdate(lam_init=lam, step_size=0.5, dtype=torch.float64)
+    guarded = 1 / 3 if lam >= 0 else -1 / 3
+    (a0, a1, a2), (b0, *_) = upd.coefficients()
+    assert (a0, a1, a2, b0) == pytest.approx(zeros_coefficients(guarded), rel=1e-12)
+    f, x, last, llast = torch.randn(4, 2, 3, 4, 4, dtype=torch.float64)
+    expected = a0 * x + a1 * last + a2 * llast + 0.5 * b0 * f
+    torch.testing.assert_close(upd(f, x, last, llast), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_tra_model_arguments_reach_every_multistep_block():
+    """lam (initial lambda), lam_eps (the guard) and tau (the step size h) given to a registered Tra model are what
+    each of its lambda blocks uses: lambda 0.2 sits outside a guard of 0.1, and h scales b0 only."""
+    model = timm.create_model("zerosnet20_tra_cifar", lam=0.2, lam_eps=0.1, tau=0.5)
+    tra = [m for m in model.modules() if isinstance(m, ZeroStableUpdate) and m.lam is not None]
+    assert len(tra) == sum(model.net.layers) - 2
+    a0, a1, a2, b0 = zeros_coefficients(0.2)
+    for upd in tra:
+        assert upd.lam_eps == pytest.approx(0.1) and upd.step_size == 0.5
+        assert float(upd.safe_lam().detach()) == pytest.approx(0.2)
+        hb0, c0, inv, c2 = (float(t.detach()) for t in upd.trainable_coefficients())
+        assert (c0, -inv, c2, hb0) == pytest.approx((a0, a1, a2, 0.5 * b0), rel=1e-6)
+    assert {r["param"]["step_size"] for r in model.block_coefficients()} == {0.5}
+
+
+def test_scheme_arguments_at_the_edges():
+    """k_init=(low, high) with low == high is a valid range (every k starts there); lam_eps must be > 0, and Tra's
+    initial lambda non-zero like Opt's; explicit coefficients are exactly four finite numbers."""
+    model = timm.create_model("lmresnet20_cifar", k_init=(0.0, 0.0))
+    ks = [float(m.k.detach()) for m in model.modules() if isinstance(m, LinearMultistepUpdate)]
+    assert ks and all(k == 0.0 for k in ks)
+    for lam_eps in (0.0, -0.1):
+        with pytest.raises(ValueError, match="lam_eps must be > 0"):
+            timm.create_model("zerosnet20_tra_cifar", lam_eps=lam_eps, device="meta")
+    with pytest.raises(ValueError, match="lambda must be a finite non-zero number"):
+        timm.create_model("zerosnet20_tra_cifar", lam=0.0, device="meta")
+    for bad in ((1, 2, 3, 4, 5), (1, float("nan"), 0, 1), (float("inf"), 0, 0, 1)):
+        with pytest.raises(ValueError, match="four finite numbers"):
+            timm.create_model("zerosnet20_cifar", coefficients=bad, device="meta")
