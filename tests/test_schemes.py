@@ -414,13 +414,13 @@ def test_tra_model_arguments_reach_every_multistep_block():
 
 
 def test_scheme_arguments_at_the_edges():
-    """k_init=(low, high) with low == high is a valid range (every k starts there); lam_eps must be > 0, and Tra's
-    initial lambda non-zero like Opt's; explicit coefficients are exactly four finite numbers."""
+    """k_init=(low, high) with low == high is a valid range (every k starts there); lam_eps must be finite and > 0,
+    and Tra's initial lambda non-zero like Opt's; explicit coefficients are exactly four finite numbers."""
     model = timm.create_model("lmresnet20_cifar", k_init=(0.0, 0.0))
     ks = [float(m.k.detach()) for m in model.modules() if isinstance(m, LinearMultistepUpdate)]
     assert ks and all(k == 0.0 for k in ks)
-    for lam_eps in (0.0, -0.1):
-        with pytest.raises(ValueError, match="lam_eps must be > 0"):
+    for lam_eps in (0.0, -0.1, float("nan"), float("inf")):  # NaN gave NaN logits, inf froze lambda
+        with pytest.raises(ValueError, match="lam_eps must be a finite number > 0"):
             timm.create_model("zerosnet20_tra_cifar", lam_eps=lam_eps, device="meta")
     with pytest.raises(ValueError, match="lambda must be a finite non-zero number"):
         timm.create_model("zerosnet20_tra_cifar", lam=0.0, device="meta")

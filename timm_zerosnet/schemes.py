@@ -437,8 +437,12 @@ class ZeroStable(Scheme):
             object.__setattr__(self, "coefficients", tuple(float(c) for c in self.coefficients))
         if not math.isfinite(self.lam) or self.lam == 0:
             raise ValueError(f"ZeroSNet lambda must be a finite non-zero number, got {self.lam!r}.")
-        if self.lam_eps <= 0:
-            raise ValueError(f"lam_eps must be > 0 (it keeps lambda away from 0), got {self.lam_eps!r}.")
+        eps = _finite(self.lam_eps)
+        if eps is None or eps <= 0:  # NaN gave NaN logits; inf fixed every coefficient and stopped lambda learning
+            raise ValueError(
+                f"lam_eps must be a finite number > 0 (it keeps lambda away from 0), got {self.lam_eps!r}."
+            )
+        object.__setattr__(self, "lam_eps", eps)
         if not self.trainable:
             self._warn_if_not_zero_stable()
 
