@@ -239,3 +239,271 @@ def test_install_local_cli_and_errors(release, tmp_path, capsys):
         install_local(release["folder"], "other/repo", cache_dir=cache)
     with pytest.raises(HubError, match="40-hex"):
         install_local(release["folder"], REPO, cache_dir=cache, revision="main")
+
+
+# ----- mutation audit: what install-local leaves behind, and which revision it files under -----
+
+
+def test_a_failed_copy_leaves_no_half_written_blob_and_the_next_install_completes(release, tmp_path, monkeypatch):
+    """Blobs are copied to a temporary name and renamed: a copy that fails half-way leaves neither a truncated blob
+    under the etag nor the temporary file, and installing again gives a cache that loads."""
+    import shutil
+    from pathlib import Path
+
+    import hub.cache
+
+    real_copy = shutil.copyfile
+
+    def half_copy(src, dst):
+        Path(dst).write_bytes(Path(src).read_bytes()[:100])
+        raise OSError("disk full")
+
+    cache = tmp_path / "c6"
+    monkeypatch.setattr(hub.cache.shutil, "copyfile", half_copy)
+    with pytest.raises(OSError, match="disk full"):
+        install_local(release["folder"], REPO, cache_dir=cache, manifest=release["manifest"])
+    blobs = cache / "models--testorg--zerosnet20_cifar.c10" / "blobs"
+    assert [p.name for p in blobs.iterdir()] == []
+    monkeypatch.setattr(hub.cache.shutil, "copyfile", real_copy)
+    result = install_local(release["folder"], REPO, cache_dir=cache, manifest=release["manifest"])
+    for name, link in result.files.items():
+        assert link.read_bytes() == (release["folder"] / name).read_bytes()
+
+
+def test_a_corrupt_blob_is_replaced_when_installing_again(release):
+    """A truncated blob (an interrupted copy or download) under the right name is copied again, not kept."""
+    entry = find_release(MODEL, TAG, json.loads(release["manifest"].read_text()))
+    blob = release["installed"].files["model.safetensors"].resolve()
+    blob.write_bytes(blob.read_bytes()[:-8])
+    with pytest.raises(ReleaseError, match="its sha256 is"):
+        resolve_release_file(entry)
+    install_local(release["folder"], REPO, manifest=release["manifest"])
+    assert blob.read_bytes() == (release["folder"] / "model.safetensors").read_bytes()
+    assert resolve_release_file(entry) == str(release["installed"].files["model.safetensors"])
+
+
+def test_snapshot_links_are_relative_so_a_moved_cache_still_loads(release, tmp_path):
+    """huggingface_hub links snapshots to blobs with relative paths: the cache folder can be moved or mounted
+    elsewhere and still resolve."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    for link in release["installed"].files.values():
+        assert link.is_symlink() and not os.path.isabs(os.readlink(link))
+    moved = tmp_path / "moved"
+    shutil.move(str(release["cache"]), moved)
+    path = try_to_load_from_cache(REPO, "model.safetensors", cache_dir=moved)
+    assert isinstance(path, str)
+    assert Path(path).read_bytes() == (release["folder"] / "model.safetensors").read_bytes()
+
+
+def test_cache_dir_with_a_tilde_is_the_home_folder(release, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    result = install_local(release["folder"], REPO, cache_dir="~/hf-cache", manifest=release["manifest"])
+    assert result.repo_dir == tmp_path / "home" / "hf-cache" / "models--testorg--zerosnet20_cifar.c10"
+    assert try_to_load_from_cache(REPO, "config.json", cache_dir=tmp_path / "home" / "hf-cache")
+    assert not (tmp_path / "~").exists()
+
+
+def test_a_file_in_a_subfolder_of_the_export_is_installed_too(release, tmp_path):
+    """Everything a push would upload, subfolders included, lands in the snapshot."""
+    import shutil
+    from pathlib import Path
+
+    folder = tmp_path / "with_extra"
+    shutil.copytree(release["folder"], folder)
+    (folder / "extra").mkdir()
+    (folder / "extra" / "notes.md").write_text("how these weights were made\n")
+    result = install_local(folder, REPO, cache_dir=tmp_path / "c7", manifest=release["manifest"])
+    assert result.files["extra/notes.md"].read_text() == "how these weights were made\n"
+    path = try_to_load_from_cache(REPO, "extra/notes.md", cache_dir=tmp_path / "c7")
+    assert isinstance(path, str) and Path(path).read_text() == "how these weights were made\n"
+
+
+def test_local_revision_depends_on_the_files_not_their_order():
+    etags = {"model.safetensors": "a" * 64, "config.json": "b" * 40}
+    assert local_revision(etags) == local_revision(dict(reversed(etags.items())))
+    assert local_revision(etags) != local_revision({"model.safetensors": "a" * 64, "config.jsonx": "b" * 40})
+
+
+def test_the_hub_commit_of_another_repo_is_not_used(release, tmp_path):
+    """The manifest's hub_commit belongs to its repo: the same weights installed as another repo get the revision
+    derived from their files, not that repo's commit."""
+    import shutil
+
+    manifest = json.loads(release["manifest"].read_text())
+    manifest["releases"][0].update(state="published", hub_commit="d" * 40)
+    release["manifest"].write_text(json.dumps(manifest))
+    folder = tmp_path / "bare"
+    shutil.copytree(release["folder"], folder)
+    release_json = json.loads((folder / "release.json").read_text())
+    (folder / "release.json").write_text(json.dumps(dict(release_json, repo_id=None)))
+    other = install_local(folder, "testorg/elsewhere", cache_dir=tmp_path / "c8", manifest=release["manifest"])
+    derived = install_local(folder, "testorg/elsewhere", cache_dir=tmp_path / "c9", manifest=tmp_path / "none.json")
+    assert other.revision == derived.revision != "d" * 40
+
+
+def test_install_local_cli_forwards_the_revision(release, tmp_path, capsys):
+    commit = "e" * 40
+    cache = tmp_path / "c10"
+    argv = ["install-local", str(release["folder"]), "--repo-id", REPO, "--cache-dir", str(cache), "--revision", commit]
+    assert main(argv) == 0
+    assert f"(revision {commit})" in capsys.readouterr().out
+    assert (cache / "models--testorg--zerosnet20_cifar.c10" / "refs" / "main").read_text() == commit
+    assert try_to_load_from_cache(REPO, "model.safetensors", cache_dir=cache, revision=commit)
+
+
+def test_a_large_file_of_any_name_is_named_by_its_sha256(tmp_path):
+    """The Hub keeps files over 10 MB in LFS whatever their suffix, and serves their sha256 as the etag."""
+    from hub.cache import blob_etag
+
+    big = tmp_path / "extra.txt"
+    data = bytes(range(256)) * (11 * 4096)  # 11 MiB
+    big.write_bytes(data)
+    assert blob_etag(big) == hashlib.sha256(data).hexdigest()
+    small = tmp_path / "notes.txt"
+    small.write_bytes(data[:1000])
+    assert blob_etag(small) == hashlib.sha1(b"blob 1000\0" + data[:1000]).hexdigest()
+
+
+def test_installing_again_repairs_a_broken_snapshot_and_keeps_links(release):
+    """A snapshot entry that no longer points at a blob (a cache cleaned by hand) is linked again; installing an
+    intact cache again keeps every entry a link, as a download leaves it."""
+    import os
+
+    link = release["installed"].files["model.safetensors"]
+    link.unlink()
+    os.symlink("../../blobs/" + "0" * 64, link)  # dangling
+    assert link.is_symlink() and not link.exists()
+    again = install_local(release["folder"], REPO, manifest=release["manifest"])
+    assert again.revision == release["installed"].revision
+    for name, path in again.files.items():
+        assert path.is_symlink() and path.read_bytes() == (release["folder"] / name).read_bytes(), name
+
+
+def test_without_symbolic_links_the_snapshot_holds_copies(release, tmp_path, monkeypatch):
+    """Where symlinks are not allowed (Windows without developer mode) huggingface_hub copies; so does install-local,
+    and the copies load."""
+    import hub.cache
+
+    def no_symlinks(*args, **kwargs):
+        raise OSError("symbolic links are not allowed here")
+
+    monkeypatch.setattr(hub.cache.os, "symlink", no_symlinks)
+    cache = tmp_path / "c11"
+    result = install_local(release["folder"], REPO, cache_dir=cache, manifest=release["manifest"])
+    for name, path in result.files.items():
+        assert not path.is_symlink() and path.read_bytes() == (release["folder"] / name).read_bytes(), name
+    entry = find_release(MODEL, TAG, json.loads(release["manifest"].read_text()))
+    assert resolve_release_file(entry, cache_dir=cache) == str(result.files["model.safetensors"])
+
+
+def test_a_failed_write_of_the_ref_keeps_the_earlier_one(release, monkeypatch):
+    """refs/main is replaced through a temporary file: a write that fails leaves the revision it held."""
+    from pathlib import Path
+
+    ref = release["cache"] / "models--testorg--zerosnet20_cifar.c10" / "refs" / "main"
+    before = ref.read_text()
+
+    def half_write(self, text, *args, **kwargs):
+        with open(self, "w") as f:
+            f.write(text[:5])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", half_write)
+    with pytest.raises(OSError, match="disk full"):
+        install_local(release["folder"], REPO, revision="f" * 40, manifest=release["manifest"])
+    monkeypatch.undo()
+    assert ref.read_text() == before
+
+
+# ----- mutation audit: loading a released tag from the cache -----
+
+
+def _published(release, commit):
+    manifest = json.loads(release["manifest"].read_text())
+    manifest["releases"][0].update(state="published", hub_commit=commit)
+    release["manifest"].write_text(json.dumps(manifest))
+    return manifest["releases"][0]
+
+
+def test_a_published_tag_is_read_at_its_commit_whatever_main_holds(release, tmp_path):
+    """Installed under its Hub commit, then other weights installed for the same repo (refs/main moves to them):
+    the tag still loads its own weights, offline. Installed before it was published (under the revision derived
+    from its files), it is found through refs/main."""
+    weights = (release["folder"] / "model.safetensors").read_bytes()
+    entry = _published(release, "a" * 40)
+    cache = tmp_path / "c12"
+    install_local(release["folder"], REPO, cache_dir=cache, manifest=release["manifest"])
+    other = export(make_run(tmp_path / "run2", seed=1), tmp_path / "export2", repo_id=REPO).path
+    install_local(other, REPO, cache_dir=cache, manifest=release["manifest"])
+    path = resolve_release_file(entry, cache_dir=cache)
+    assert f"/snapshots/{'a' * 40}/" in path and open(path, "rb").read() == weights
+    # release["cache"] holds it under the derived revision only (installed while staged)
+    assert release["installed"].revision != "a" * 40
+    assert open(resolve_release_file(entry), "rb").read() == weights
+
+
+def test_a_published_tag_missing_from_the_cache_is_downloaded_at_its_commit_and_checked(release, tmp_path, monkeypatch):
+    """Not in the cache: downloaded at the recorded commit into the given cache, then its sha256 is checked; offline,
+    one error that names the repo, the commit and the way out."""
+    import huggingface_hub
+
+    commit = "c" * 40
+    entry = _published(release, commit)
+    cache = tmp_path / "empty"
+    with pytest.raises(ReleaseError, match=rf"could not be downloaded from {REPO}@{'c' * 12} .*install-local"):
+        resolve_release_file(entry, cache_dir=cache)
+    calls = []
+    served = {"file": release["folder"] / "model.safetensors"}
+
+    def fake_download(repo_id, filename, **kwargs):
+        calls.append(dict(kwargs, repo_id=repo_id, filename=filename))
+        return str(served["file"])
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    assert resolve_release_file(entry, cache_dir=cache) == str(served["file"])
+    assert calls == [dict(repo_id=REPO, filename="model.safetensors", revision=commit, cache_dir=str(cache))]
+    served["file"] = release["folder"] / "golden.safetensors"  # what a corrupted download would hand back
+    with pytest.raises(ReleaseError, match=r"refusing .*golden\.safetensors: its sha256 is"):
+        resolve_release_file(entry, cache_dir=cache)
+
+
+def test_overlay_leaves_a_local_dir_source_and_another_hub_repo_alone(release):
+    with use_manifest(release["manifest"]):
+        cfg = timm.models.get_pretrained_cfg(f"{MODEL}.{TAG}")
+        assert release_weights_overlay(dict(cfg.__dict__, source="local-dir")) is None
+        assert release_weights_overlay(dict(cfg.__dict__, hf_hub_id="testorg/elsewhere"), {"a": 1}) == {"a": 1}
+        assert release_weights_overlay(dict(cfg.__dict__, state_dict={}), {"a": 1}) == {"a": 1}
+
+
+def test_check_golden_compares_both_outputs_and_leaves_the_model_and_threads_as_they_were(release, tmp_path):
+    """A golden file whose pooled features alone differ is not reproduced, and the difference is reported; the
+    check runs in eval mode on one thread and gives back training mode and the thread count."""
+    import safetensors.torch
+
+    model = load_run_model(release["run"]).train()
+    golden = release["folder"] / "golden.safetensors"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert check_golden(model, golden).exact and model.training and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    tensors = safetensors.torch.load_file(str(golden))
+    tensors["pre_logits"] = tensors["pre_logits"] + 0.5
+    altered = tmp_path / "altered.safetensors"
+    safetensors.torch.save_file(tensors, str(altered))
+    result = check_golden(model, altered)
+    assert not result.exact and result.max_abs_diff == pytest.approx(0.5, abs=1e-4)
+
+
+def test_install_local_cli_looks_the_commit_up_in_the_manifest_given(release, tmp_path, capsys):
+    _published(release, "9" * 40)
+    cache = tmp_path / "c13"
+    argv = ["install-local", str(release["folder"]), "--repo-id", REPO, "--cache-dir", str(cache)]
+    assert main([*argv, "--manifest", str(release["manifest"])]) == 0
+    assert f"(revision {'9' * 40})" in capsys.readouterr().out
+    assert (cache / "models--testorg--zerosnet20_cifar.c10" / "refs" / "main").read_text() == "9" * 40

@@ -325,3 +325,124 @@ def test_a_dry_run_refuses_what_the_push_would_refuse(folder, tmp_path, manifest
     rc = main(["push", str(folder), "--repo-id", REPO, "--dry-run", "--manifest", str(manifest)])
     assert rc != 0 and "one repo per tag" in capsys.readouterr().err
     assert not fake_hub and manifest.read_bytes() == before
+
+
+# ----- mutation audit: what a failed or refused push reports, and where a push goes -----
+
+
+def test_a_staged_file_edited_without_changing_its_size_is_still_refused(folder, manifest, fake_hub):
+    """stage records each file's sha256, not just its size: a one-letter fix in the card is caught too."""
+    stage(folder, manifest)
+    readme = folder / "README.md"
+    text = readme.read_text()
+    i = text.index("zerosnet20_cifar")
+    readme.write_text(text[:i] + "Z" + text[i + 1 :])
+    assert readme.stat().st_size == len(text.encode())
+    with pytest.raises(HubError, match=r"README\.md changed since zerosnet20_cifar\.c10 was staged"):
+        push(folder, REPO, manifest=manifest)
+    assert not fake_hub
+
+
+def test_a_dry_run_names_the_endpoint_and_the_manifest_it_would_record_in(folder, manifest, fake_hub, monkeypatch):
+    """HF_ENDPOINT as set now (a trailing slash dropped) is where the plan points, and the push goes there too, as
+    timm_zerosnet's client; the plan ends with the manifest the commit would be recorded in."""
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example.test/")
+    lines = []
+    push(folder, REPO, manifest=manifest, dry_run=True, log=lines.append)
+    out = "\n".join(lines)
+    assert f"would upload to https://hub.example.test/{REPO} (revision main, public repo):" in out
+    assert f"then record {MODEL}.c10 as published in {manifest}" in out
+    assert not fake_hub
+    push(folder, REPO, manifest=manifest)
+    (api,) = fake_hub
+    assert api.init["endpoint"] == "https://hub.example.test" and api.init["library_name"] == "timm_zerosnet"
+
+
+def test_a_dry_run_of_weights_with_model_arguments_records_nothing(tmp_path, manifest, fake_hub):
+    """Weights that never become a registry tag: the dry run says why and does not promise a manifest entry."""
+    run = make_run(tmp_path / "run")
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps(dict(info, model_kwargs={"lam": -1.5})))
+    folder = export(run, tmp_path / "lam", repo_id=REPO).path
+    lines = []
+    push(folder, REPO, manifest=manifest, dry_run=True, log=lines.append)
+    out = "\n".join(lines)
+    assert "note: " in out and "model arguments {'lam': -1.5}" in out
+    assert "then record" not in out and "nothing was uploaded and nothing was written" in out
+
+
+class _FailingHfApi(FakeHfApi):
+    """The Hub refuses the upload with HTTP 403, quoting the token the request carried."""
+
+    def upload_folder(self, *args, **kwargs):
+        self._record("upload_folder", *args, **kwargs)
+        response = SimpleNamespace(status_code=403, headers={}, request=None)
+        message = f"403 Forbidden: {SECRET} cannot write\nmore detail"
+        raise huggingface_hub.errors.HfHubHTTPError(message, response=response)
+
+
+class _UnreachableBranchHfApi(FakeHfApi):
+    def create_branch(self, *args, **kwargs):
+        self._record("create_branch", *args, **kwargs)
+        raise ConnectionError(f"connection reset (Authorization: Bearer {SECRET})")
+
+
+def test_a_refused_or_failed_step_is_one_line_naming_it_without_the_token(
+    folder, manifest, fake_hub, monkeypatch, capsys
+):
+    """An HTTP refusal says so with its status and the step; a network failure names the step it broke; the token
+    never appears, even where the Hub's message quotes it; the manifest is left as it was."""
+    stage(folder, manifest)
+    before = manifest.read_bytes()
+    argv = ["push", str(folder), "--repo-id", REPO, "--manifest", str(manifest)]
+    monkeypatch.setattr(huggingface_hub, "HfApi", _FailingHfApi)
+    err = _one_line_failure(capsys, main(argv), f"the Hub refused to upload to {REPO} (HTTP 403): 403 Forbidden")
+    assert "***" in err and "more detail" not in err
+    monkeypatch.setattr(huggingface_hub, "HfApi", _UnreachableBranchHfApi)
+    err = _one_line_failure(
+        capsys,
+        main([*argv, "--revision", "v1"]),
+        f"cannot reach the Hugging Face Hub at https://huggingface.co to create branch v1 of {REPO} (ConnectionError",
+    )
+    assert "***" in err
+    calls = [name for api in fake_hub for name, _ in api.calls]
+    assert calls == ["create_repo", "upload_folder", "create_repo", "create_branch"]
+    assert manifest.read_bytes() == before
+
+
+def test_a_folder_given_under_the_home_folder_is_uploaded(folder, manifest, fake_hub, monkeypatch):
+    """`zerosnet-hub push ~/exports/x`: the upload reads the folder the tilde names."""
+    monkeypatch.setenv("HOME", str(folder.parent))
+    result = push(f"~/{folder.name}", REPO, manifest=manifest)
+    (api,) = fake_hub
+    assert Path(api.calls[-1][1]["folder_path"]) == folder
+    assert api.uploaded == {p.name: p.read_bytes() for p in folder.iterdir()} and result.commit == COMMIT
+
+
+def test_publishing_keeps_the_staging_date_and_refuses_labels_the_manifest_would_refuse(folder, manifest, fake_hub):
+    """The entry a push records keeps when it was staged; a folder whose entry the manifest would refuse (label
+    names that are not one per class, in a folder without release.json) is refused before the upload, not after."""
+    stage(folder, manifest)
+    data = json.loads(manifest.read_text())
+    data["releases"][0]["staged"] = "2020-01-02T03:04:05+00:00"
+    manifest.write_text(json.dumps(data))
+    entry = push(folder, REPO, manifest=manifest).manifest_entry
+    assert entry["staged"] == "2020-01-02T03:04:05+00:00" and entry["published"] > entry["staged"]
+    assert json.loads(manifest.read_text())["releases"][0]["staged"] == "2020-01-02T03:04:05+00:00"
+
+    fresh = manifest.parent / "fresh.json"
+    fresh.write_text(json.dumps(empty_manifest()))
+    config = json.loads((folder / "config.json").read_text())
+    config["label_names"] = config["label_names"][:-1]
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "release.json").unlink()
+    with pytest.raises(HubError, match="label_names must be a list of num_classes strings"):
+        push(folder, REPO, manifest=fresh)
+    assert len(fake_hub) == 1 and json.loads(fresh.read_text()) == empty_manifest()
+
+
+def test_push_and_install_local_without_a_repo_id_are_usage_errors(folder, capsys):
+    for command in ("push", "install-local"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, str(folder)])
+        assert exit_info.value.code == 2 and "--repo-id" in capsys.readouterr().err

@@ -265,3 +265,260 @@ def test_stage_from_the_command_line_takes_the_repo_id(tmp_path, capsys):
     assert main(["stage", str(folder), "--repo-id", repo, "--manifest", str(manifest)]) == 0
     (entry,) = load_manifest(manifest)["releases"]
     assert entry["repo_id"] == repo and entry["state"] == "staged" and f"({repo}, sha256" in capsys.readouterr().out
+
+
+# ----- mutation audit: writing the manifest -----
+
+
+def test_write_manifest_validates_sorts_and_refuses_to_write_an_invalid_one(tmp_path):
+    """Entries are written sorted by model and tag (stable diffs); an invalid manifest is refused with the file left
+    as it was."""
+    from hub.manifest import write_manifest
+
+    path = tmp_path / "releases.json"
+    unsorted = manifest_with(dict(tag="zz", repo_id="testorg/zz"), dict(model="lmresnet20_cifar", repo_id="o/l"), {})
+    write_manifest(unsorted, path)
+    assert [(e["model"], e["tag"]) for e in load_manifest(path)["releases"]] == [
+        ("lmresnet20_cifar", "c10"),
+        (MODEL, "c10"),
+        (MODEL, "zz"),
+    ]
+    before = path.read_bytes()
+    with pytest.raises(HubError, match="sha256 must be 64 lowercase hex"):
+        write_manifest(manifest_with(dict(sha256="abc")), path)
+    assert path.read_bytes() == before
+
+
+def test_a_failed_write_leaves_the_manifest_whole_and_no_temporary_file(tmp_path, monkeypatch):
+    """The manifest is written to a temporary file and renamed: a write that fails half-way (disk full) leaves the
+    earlier manifest intact and nothing beside it."""
+    from pathlib import Path
+
+    from hub.manifest import write_manifest
+
+    path = tmp_path / "releases.json"
+    write_manifest(manifest_with({}), path)
+    before = path.read_bytes()
+
+    def half_write(self, text, *args, **kwargs):
+        with open(self, "w") as f:
+            f.write(text[: len(text) // 2])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", half_write)
+    with pytest.raises(OSError, match="disk full"):
+        write_manifest(manifest_with({}, dict(tag="zz", repo_id="testorg/zz")), path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["releases.json"]
+
+
+def test_a_read_only_manifest_is_refused_before_verifying(tmp_path, monkeypatch):
+    """A manifest file that cannot be written (a read-only install) is refused even in a writable folder."""
+    import os
+    from pathlib import Path
+
+    import hub.manifest
+
+    folder = export(make_run(tmp_path / "run"), tmp_path / "export", repo_id=REPO).path
+    manifest = tmp_path / "releases.json"
+    manifest.write_text(json.dumps(dict(format=MANIFEST_FORMAT, releases=[])))
+    real_access = os.access
+    monkeypatch.setattr(hub.manifest.os, "access", lambda p, mode: Path(p) != manifest and real_access(p, mode))
+    with pytest.raises(HubError, match=r"releases\.json is not writable \(the file and its folder must be\)"):
+        stage(folder, manifest)
+    assert json.loads(manifest.read_text()) == dict(format=MANIFEST_FORMAT, releases=[])
+
+
+def test_stage_needs_a_repo_id_and_records_the_exported_license(tmp_path):
+    """An export made without --repo-id cannot be staged without one; the license given at export is the one the
+    manifest (and so the registry tag) carries."""
+    run = make_run(tmp_path / "run")
+    manifest = tmp_path / "releases.json"
+    bare = export(run, tmp_path / "bare", license="mit").path
+    with pytest.raises(HubError, match="no Hub repo recorded at export; pass --repo-id ORG/NAME"):
+        stage(bare, manifest)
+    assert not manifest.exists()
+    entry = stage(bare, manifest, repo_id=REPO)
+    assert entry["license"] == "mit" and entry["repo_id"] == REPO
+    with use_manifest(manifest):
+        assert timm.models.get_pretrained_cfg(f"{MODEL}.c10").license == "mit"
+
+
+def test_stage_records_the_data_config_the_weights_were_trained_with(tmp_path):
+    """Whatever the run recorded (here not the family's defaults) is what the manifest and the registry tag carry:
+    the data config of config.json, key for key, and the input channels of a one-channel model."""
+    data_config = dict(
+        input_size=[3, 32, 32],
+        mean=[0.5, 0.5, 0.5],
+        std=[0.25, 0.25, 0.25],
+        interpolation="bicubic",
+        crop_pct=0.875,
+        crop_mode="squash",
+    )
+    folder = export(make_run(tmp_path / "run", data_config=data_config), tmp_path / "export", repo_id=REPO).path
+    manifest = tmp_path / "releases.json"
+    entry = stage(folder, manifest)
+    assert entry["data_config"] == data_config and entry["in_chans"] == 3
+    with use_manifest(manifest):
+        cfg = timm.models.get_pretrained_cfg(f"{MODEL}.c10")
+    assert (cfg.interpolation, cfg.crop_pct, cfg.crop_mode) == ("bicubic", 0.875, "squash")
+    assert cfg.mean == (0.5, 0.5, 0.5) and cfg.std == (0.25, 0.25, 0.25)
+
+    weights = tmp_path / "gray.safetensors"
+    safetensors.torch.save_file(timm.create_model(MODEL, num_classes=10, in_chans=1).state_dict(), str(weights))
+    gray = export(weights, tmp_path / "gray", model=MODEL, tag="gray", repo_id="testorg/gray").path
+    entry = stage(gray, manifest)
+    assert entry["in_chans"] == 1 and entry["data_config"]["input_size"] == [1, 32, 32]
+
+
+def test_staging_published_weights_again_leaves_the_manifest_unchanged(tmp_path):
+    """The very weights already published: staging them again is a no-op that says so, not a refusal, and the
+    entry keeps its Hub commit."""
+    from hub.manifest import record_published
+
+    folder = export(make_run(tmp_path / "run"), tmp_path / "export", repo_id=REPO).path
+    manifest = tmp_path / "releases.json"
+    stage(folder, manifest)
+    record_published(folder, REPO, "c" * 40, manifest)
+    before = manifest.read_bytes()
+    logs = []
+    entry = stage(folder, manifest, log=logs.append)
+    assert entry["state"] == "published" and entry["hub_commit"] == "c" * 40
+    assert manifest.read_bytes() == before
+    assert any("already published with these weights; manifest unchanged" in line for line in logs)
+
+
+def test_staging_other_weights_under_a_staged_tag_says_it_replaces_them(tmp_path):
+    first = export(make_run(tmp_path / "run"), tmp_path / "a", repo_id=REPO).path
+    second = export(make_run(tmp_path / "run2", seed=1), tmp_path / "b", repo_id=REPO).path
+    manifest = tmp_path / "releases.json"
+    old = stage(first, manifest)["sha256"]
+    logs = []
+    new = stage(second, manifest, log=logs.append)["sha256"]
+    assert new != old and [e["sha256"] for e in load_manifest(manifest)["releases"]] == [new]
+    assert any(f"replacing the staged weights {old[:12]}... with {new[:12]}..." in line for line in logs)
+
+
+def test_export_then_stage_from_the_command_line_and_overwrite_it(tmp_path):
+    """`zerosnet-hub export ... --stage` stages what it wrote; an existing --out is replaced only with --overwrite, and
+    staging again then records the new weights."""
+    import hashlib
+
+    out, manifest = tmp_path / "export", tmp_path / "releases.json"
+    argv = ["--out", str(out), "--repo-id", REPO, "--manifest", str(manifest)]
+    assert main(["export", str(make_run(tmp_path / "run")), *argv, "--stage"]) == 0
+    (entry,) = load_manifest(manifest)["releases"]
+    written = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    assert entry["state"] == "staged" and entry["sha256"] == written
+    assert json.loads((out / "release.json").read_text())["repo_id"] == REPO  # the card loads 'hf-hub:<repo>'
+    run2 = make_run(tmp_path / "run2", seed=1)
+    assert main(["export", str(run2), *argv]) == 1
+    assert main(["export", str(run2), *argv, "--overwrite", "--stage"]) == 0
+    (entry2,) = load_manifest(manifest)["releases"]
+    rewritten = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    assert entry2["sha256"] == rewritten != written
+
+
+# ----- mutation audit: the schema and the cfgs generated from it -----
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(model=""), "missing model"),
+        (dict(label_names=list(range(10))), "label_names must be a list of num_classes strings"),
+    ],
+)
+def test_manifest_refuses_an_empty_field_and_labels_that_are_not_strings(change, message):
+    with pytest.raises(ReleaseError, match=message):
+        validate_manifest(manifest_with(change))
+    with pytest.raises(ReleaseError, match="'releases' must be a list"):
+        validate_manifest(dict(format=MANIFEST_FORMAT, releases=None))
+
+
+def test_pool_size_of_another_input_size_is_the_feature_map_or_unknown():
+    """The release's input size scales the family's pool size where the reduction divides it; the feature map of
+    the network itself is the reference."""
+    import torch
+
+    base = cifar_cfg()
+    model = timm.create_model(MODEL).eval()
+    pool, feature_map = {}, {}
+    for side in (36, 30):
+        data_config = dict(ENTRY["data_config"], input_size=[3, side, side])
+        pool[side] = released_cfgs(MODEL, manifest_with(dict(data_config=data_config)), base=base)["c10"]["pool_size"]
+        with torch.no_grad():
+            feature_map[side] = tuple(model.forward_features(torch.zeros(1, 3, side, side)).shape[-2:])
+    assert pool[36] == feature_map[36] == (9, 9)
+    assert pool[30] in (None, feature_map[30])  # 30 is not a multiple of the reduction, 4: not scaled
+
+
+def test_description_and_notes_name_the_split_and_both_accuracies():
+    cfg = released_cfgs(MODEL, manifest_with(dict(metrics=dict(top1=80.0, top5=95.25))), base=cifar_cfg())["c10"]
+    assert cfg["description"] == "Trained on uoft-cs/cifar10, top-1 80.00% on its validation split."
+    assert "top1 80.0" in cfg["notes"] and "top5 95.25" in cfg["notes"]
+
+
+def test_sha256_of_a_file_rewritten_in_place_is_computed_again(tmp_path):
+    """The hash is remembered per path, size and modification time: a file replaced by other bytes of the same size
+    (a re-download) is hashed again, never taken for the earlier one."""
+    import hashlib
+    import os
+
+    from timm_zerosnet.release import sha256_file
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"a" * 64)
+    assert sha256_file(path) == hashlib.sha256(b"a" * 64).hexdigest()
+    st = path.stat()
+    path.write_bytes(b"b" * 64)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert sha256_file(path) == hashlib.sha256(b"b" * 64).hexdigest()
+    with pytest.raises(ReleaseError, match="its sha256 is"):
+        verify_sha256(path, hashlib.sha256(b"a" * 64).hexdigest(), "m.t")
+
+
+def test_list_from_the_command_line_shows_each_state(tmp_path, capsys):
+    path = tmp_path / "releases.json"
+    path.write_text(json.dumps(dict(format=MANIFEST_FORMAT, releases=[])))
+    assert main(["list", "--manifest", str(path)]) == 0
+    assert capsys.readouterr().out == "no releases in the manifest\n"
+    published = dict(tag="c100", repo_id="testorg/x.c100", state="published", hub_commit="b" * 40, metrics={})
+    path.write_text(json.dumps(manifest_with({}, published)))
+    assert main(["list", "--manifest", str(path)]) == 0
+    staged_line, published_line = capsys.readouterr().out.splitlines()
+    assert staged_line.startswith(f"{MODEL}.c10 ") and f" staged    {REPO}  sha256 {SHA[:12]}..." in staged_line
+    assert staged_line.endswith("top-1 92.50")
+    assert f" published testorg/x.c100@{'b' * 12}  sha256 " in published_line and published_line.endswith("top-1 -")
+
+
+def test_a_runs_default_named_weights_file_is_recognised_where_run_json_records_no_name(tmp_path):
+    """run.json records ``best: null`` when it names no file for the best weights: best.safetensors of the run is
+    still its best weights (timm_zerosnet.run_layout), and the export says so."""
+    import shutil
+
+    run = make_run(tmp_path / "run")
+    assert json.loads((run / "run.json").read_text())["weights"]["best"] is None
+    shutil.copyfile(run / "model.safetensors", run / "best.safetensors")
+    out = export(run / "best.safetensors", tmp_path / "best", repo_id=REPO).path
+    assert json.loads((out / "release.json").read_text())["weights"] == "best"
+
+
+def test_export_from_the_command_line_takes_the_weights_and_the_dataset_asked_for(tmp_path):
+    run = make_run(tmp_path / "run")
+    out = tmp_path / "ema"
+    argv = ["export", str(run), "--out", str(out), "--weights", "ema", "--dataset", "myorg/flowers", "--tag", "flowers"]
+    assert main(argv) == 0
+    release = json.loads((out / "release.json").read_text())
+    assert release["weights"] == "ema" and release["dataset"] == "myorg/flowers"
+    exported = safetensors.torch.load_file(str(out / "model.safetensors"))
+    ema = safetensors.torch.load_file(str(run / "model_ema.safetensors"))
+    assert exported.keys() == ema.keys() and all(exported[k].equal(v) for k, v in ema.items())
+
+
+def test_a_released_tag_never_inherits_the_familys_weights_source():
+    """The family cfg's own weights source (a url or file of other weights) is dropped: the released tag loads its
+    Hub repo, through the sha256 check, and nothing else."""
+    base = dict(cifar_cfg(), url="https://example.test/other.pth", file="/other/weights.safetensors", source="x")
+    cfg = released_cfgs(MODEL, manifest_with({}), base=base)["c10"]
+    assert not {"url", "file", "source"} & cfg.keys() and cfg["hf_hub_id"] == REPO
