@@ -133,7 +133,10 @@ def install_local(
         installed[name] = link
     ref = refs / "main"
     tmp = refs / f".main.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.write_text(revision, encoding="utf-8")  # no newline: huggingface_hub reads the file verbatim
-    os.replace(tmp, ref)
+    try:
+        tmp.write_text(revision, encoding="utf-8")  # no newline: huggingface_hub reads the file verbatim
+        os.replace(tmp, ref)
+    finally:  # a leftover ref would make `hf cache scan` report the repo as corrupted
+        tmp.unlink(missing_ok=True)
     log(f"installed {ex.name} as {repo_id} (revision {revision}) in {repo_dir}")
     return InstallResult(repo_dir, revision, installed)

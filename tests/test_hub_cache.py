@@ -401,8 +401,11 @@ def test_without_symbolic_links_the_snapshot_holds_copies(release, tmp_path, mon
 
 
 def test_a_failed_write_of_the_ref_keeps_the_earlier_one(release, monkeypatch):
-    """refs/main is replaced through a temporary file: a write that fails leaves the revision it held."""
+    """refs/main is replaced through a temporary file: a write that fails leaves the revision it held, and no
+    temporary ref (huggingface_hub's cache scan reported the repo as corrupted for it)."""
     from pathlib import Path
+
+    from huggingface_hub import scan_cache_dir
 
     ref = release["cache"] / "models--testorg--zerosnet20_cifar.c10" / "refs" / "main"
     before = ref.read_text()
@@ -417,6 +420,8 @@ def test_a_failed_write_of_the_ref_keeps_the_earlier_one(release, monkeypatch):
         install_local(release["folder"], REPO, revision="f" * 40, manifest=release["manifest"])
     monkeypatch.undo()
     assert ref.read_text() == before
+    assert [p.name for p in ref.parent.iterdir()] == ["main"]
+    assert not scan_cache_dir(release["cache"]).warnings
 
 
 # ----- mutation audit: loading a released tag from the cache -----
