@@ -6,9 +6,9 @@ descriptors are computed once and a linear head trains on them in a fraction of 
 
     python examples/feature_extraction.py [--checkpoint runs/demo/model.safetensors]
 
-With the demo's checkpoint (``make demo``) or another run of ``zerosnet-train`` (its channels and preprocessing come
-from run.json) the features come from a trained network; without one from a randomly initialised network (still a
-usable baseline on digits).
+With the demo's checkpoint (``make demo``), another run of ``zerosnet-train`` or a weights file (read as
+``--pretrained-path`` reads them: channels, options and preprocessing of the run) the features come from a trained
+network; without one from a randomly initialised network (still a usable baseline on digits).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from timm.data import create_transform, resolve_data_config
 
 import timm_zerosnet  # noqa: F401  (registers the models with timm)
 from timm_zerosnet.data import create_datasets
-from timm_zerosnet.train import resolve_weights
+from timm_zerosnet.train import match_channels, pretrained_overlay
 
 
 @torch.no_grad()
@@ -44,24 +44,19 @@ def extract(backbone: nn.Module, dataset, transform, batch_size: int = 256) -> t
 def load_backbone(model: str, checkpoint: Path | None) -> tuple[nn.Module, dict]:
     """A ``features_only`` backbone (random without a checkpoint) and the preprocessing its weights expect.
 
-    A checkpoint of a ``zerosnet-train`` run (a run directory, or a weights file in one) brings its architecture
-    options, input channels and data config from run.json; a bare weights file is taken as the demo's kind
-    (10 classes, RGB).
+    The checkpoint is read as ``zerosnet-train --pretrained-path`` reads it: a run directory (or a weights file in
+    one) brings its architecture options, input channels and data config from run.json; for a bare weights file the
+    classes and channels come from its classifier and first conv.
     """
     kwargs, data_config = {}, None
     if checkpoint is not None:
-        weights, info = resolve_weights(checkpoint)
         # the classifier of the checkpoint is not part of a features_only model; timm drops it
-        overlay = dict(file=str(weights), num_classes=10)
-        if info is not None:
-            if info["model"] != model:
-                raise ValueError(f"{checkpoint} holds a {info['model']}; pass --model {info['model']}")
-            data_config = info["data_config"]
-            overlay.update(num_classes=info["num_classes"], input_size=tuple(data_config["input_size"]))
-            kwargs = dict(info.get("model_kwargs") or {})  # timm takes in_chans from the overlay's input_size
-        kwargs.update(pretrained=True, pretrained_cfg_overlay=overlay)
+        overlay, info = pretrained_overlay(checkpoint, model)
+        kwargs = dict((info or {}).get("model_kwargs") or {}, pretrained=True, pretrained_cfg_overlay=overlay)
+        data_config = info["data_config"] if info is not None else None
     backbone = timm.create_model(model, features_only=True, **kwargs).eval()
-    return backbone, data_config or resolve_data_config(model=backbone)
+    data_config = data_config or resolve_data_config(model=backbone)  # the overlay's input size, RGB statistics
+    return backbone, match_channels(data_config, data_config["input_size"][0])
 
 
 DEMO_MODEL, DEMO_WEIGHTS = "zerosnet20_cifar", Path("runs/demo/model.safetensors")  # what `make demo` trains

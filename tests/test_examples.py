@@ -128,7 +128,8 @@ def test_finetune_starts_from_the_demo_run_and_reports_bad_settings_in_one_line(
 
 def test_feature_extraction_takes_a_runs_channels_and_preprocessing(tmp_path):
     """A run directory's backbone is built with the run's input channels and family options and fed with its data
-    config (a grey run used to fail inside timm); a run of another model is refused by name."""
+    config (a grey run used to fail inside timm); a run of another model is refused by name; a grey bare file gets
+    one channel and the averaged statistics, as zerosnet-train --pretrained-path reads it."""
     import json
 
     from safetensors.torch import save_file
@@ -149,9 +150,16 @@ def test_feature_extraction_takes_a_runs_channels_and_preprocessing(tmp_path):
     loaded = dict(backbone.named_parameters())
     stem = next(v for k, v in loaded.items() if k.endswith(first_conv))
     assert stem.shape[1] == 1 and torch.equal(stem, source.state_dict()[first_conv])
-    assert config == data_config
-    with pytest.raises(ValueError, match="holds a zerosnet20_cifar; pass --model zerosnet20_cifar"):
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()} == data_config
+    with pytest.raises(ValueError, match="holds a 'zerosnet20_cifar' .* pass --model zerosnet20_cifar"):
         features.load_backbone("preresnet20_cifar", tmp_path)
+
+    bare = tmp_path / "bare" / "grey.safetensors"  # no run.json: channels from the first conv, RGB statistics averaged
+    bare.parent.mkdir()
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, bare)
+    _, config = features.load_backbone("zerosnet20_cifar", bare)
+    rgb = features.timm.get_pretrained_cfg("zerosnet20_cifar")
+    assert config["input_size"] == (1, 32, 32) and config["mean"] == pytest.approx((sum(rgb.mean) / 3,))
 
 
 def test_model_table_refuses_names_that_match_nothing(capsys):

@@ -680,15 +680,15 @@ def test_pad_and_crop_resizes_with_the_train_interpolation():
 
 
 def test_data_statistics_follow_the_input_channels():
-    from timm_zerosnet.train import _match_channels
+    from timm_zerosnet.train import match_channels
 
     rgb = dict(input_size=(3, 16, 16), mean=(0.2, 0.4, 0.6), std=(0.1, 0.2, 0.3), crop_pct=1.0)
-    grey = _match_channels(rgb, 1)
+    grey = match_channels(rgb, 1)
     assert grey["input_size"] == (1, 16, 16) and grey["mean"] == pytest.approx((0.4,)) and grey["crop_pct"] == 1.0
     assert grey["std"] == pytest.approx((0.2,))
-    rgba = _match_channels(rgb, 4)
+    rgba = match_channels(rgb, 4)
     assert rgba["input_size"] == (4, 16, 16) and rgba["mean"] == (0.2, 0.4, 0.6, 0.2)
-    assert _match_channels(dict(rgb, mean=(0.5,)), 3)["mean"] == (0.5, 0.5, 0.5)
+    assert match_channels(dict(rgb, mean=(0.5,)), 3)["mean"] == (0.5, 0.5, 0.5)
     assert rgb["input_size"] == (3, 16, 16)  # the given config is left as it was
 
 

@@ -85,7 +85,9 @@ __all__ = [
     "find_recipe",
     "list_recipes",
     "main",
+    "match_channels",
     "parse_args",
+    "pretrained_overlay",
     "train",
 ]
 
@@ -561,7 +563,7 @@ def resolve_in_chans(args: argparse.Namespace) -> int:
         )
     in_chans = args.in_chans or from_size
     if in_chans is None and args.pretrained_path:
-        source_input_size = _pretrained_source(args)[3]
+        source_input_size = _pretrained_source(args.pretrained_path, args.model)[3]
         in_chans = source_input_size[0] if source_input_size else None
     in_chans = int(in_chans or 3)
     if args.input_img_mode is None:
@@ -680,10 +682,10 @@ def _weights_file_shapes(weights: Path, model_name: str) -> tuple[int | None, in
     return num_classes, in_chans
 
 
-def _pretrained_source(args: argparse.Namespace) -> tuple[Path, dict | None, int | None, tuple | None]:
-    """The ``--pretrained-path`` weights, their run.json, and the source's classes and input size (from run.json, else
-    from the file's classifier and first conv)."""
-    weights, info = resolve_weights(args.pretrained_path)
+def _pretrained_source(path: str | Path, model: str) -> tuple[Path, dict | None, int | None, tuple | None]:
+    """The weights at ``path`` (a run directory or a file), their run.json, and the source's classes and input size
+    (from run.json, else from the file's classifier and first conv, read with ``model``'s pretrained cfg)."""
+    weights, info = resolve_weights(path)
     if weights.suffix == ".safetensors":  # a damaged file named here, not by the loader's bare header error
         try:
             with safe_open(str(weights), framework="pt") as f:
@@ -692,12 +694,34 @@ def _pretrained_source(args: argparse.Namespace) -> tuple[Path, dict | None, int
             raise _damaged(weights, e) from None
     if info is not None:
         return weights, info, info["num_classes"], tuple(info["data_config"]["input_size"])
-    num_classes, in_chans = _weights_file_shapes(weights, args.model)
+    num_classes, in_chans = _weights_file_shapes(weights, model)
     input_size = None
     if in_chans is not None:
-        default = timm.models.get_pretrained_cfg(args.model).input_size
+        default = timm.models.get_pretrained_cfg(model).input_size
         input_size = (in_chans, *default[1:])
     return weights, None, num_classes, input_size
+
+
+def pretrained_overlay(path: str | Path, model: str) -> tuple[dict, dict | None]:
+    """timm's ``pretrained_cfg_overlay`` for loading the weights at ``path`` (a run directory or a weights file) into
+    ``model``, and their run.json (None for a bare file).
+
+    The overlay names the file and the source's classes and input size (run.json's, else read from the file's
+    classifier and first conv), so that timm drops the classifier and adapts the stem only where they differ. A run
+    of another architecture is refused (ValueError).
+    """
+    weights, info, source_classes, source_input_size = _pretrained_source(path, model)
+    if info is not None and info["model"] != model:
+        raise ValueError(
+            f"{weights} holds a {info['model']!r} (see its run.json) but --model is {model!r}; pass --model "
+            f"{info['model']}"
+        )
+    overlay: dict[str, Any] = {"file": str(weights)}
+    if source_classes is not None:
+        overlay["num_classes"] = source_classes
+    if source_input_size is not None:
+        overlay["input_size"] = source_input_size
+    return overlay, info
 
 
 def create_model_from_args(
@@ -711,21 +735,9 @@ def create_model_from_args(
     """
     overlay = None
     if args.pretrained_path:
-        weights, info, source_classes, source_input_size = _pretrained_source(args)
-        overlay = {"file": str(weights)}
-        if info is not None:
-            if info["model"] != args.model:
-                raise ValueError(
-                    f"{weights} holds a {info['model']!r} (see its run.json) but --model is {args.model!r}; "
-                    f"pass --model {info['model']}"
-                )
-            if not args.model_kwargs:  # the family options the source was trained with
-                args.model_kwargs = dict(info.get("model_kwargs") or {})
-        # Source head size and channels, so timm drops the classifier / adapts the stem only when they differ.
-        if source_classes is not None:
-            overlay["num_classes"] = source_classes
-        if source_input_size is not None:
-            overlay["input_size"] = source_input_size
+        overlay, info = pretrained_overlay(args.pretrained_path, args.model)
+        if info is not None and not args.model_kwargs:  # the family options the source was trained with
+            args.model_kwargs = dict(info.get("model_kwargs") or {})
     try:
         return _create_model(args, overlay, num_classes, in_chans)
     except (EOFError, pickle.UnpicklingError) as e:  # a damaged pickle file (torch.load)
@@ -854,7 +866,7 @@ def create_optimizer_from_args(model: nn.Module, args: argparse.Namespace) -> to
     return create_optimizer_v2(model, layer_decay=args.layer_decay, **kwargs)
 
 
-def _match_channels(data_config: dict, in_chans: int) -> dict:
+def match_channels(data_config: dict, in_chans: int) -> dict:
     """Mean/std with one entry per input channel, following how timm adapts pretrained RGB stem filters
     (``adapt_input_conv``): a grey model gets the average of the RGB statistics (its filter is their sum), any other
     count repeats them channel by channel (RGBA: R, G, B, then R's for alpha, as the filters are repeated). An
@@ -1302,7 +1314,7 @@ class Trainer:
         if args.grad_checkpointing:
             model.set_grad_checkpointing(True)
         frozen_norms = freeze_backbone(model) if args.freeze_backbone else []
-        data_config = _match_channels(resolve_data_config(vars(args), model=model), in_chans)
+        data_config = match_channels(resolve_data_config(vars(args), model=model), in_chans)
 
         # img_mode: timm's torch/ datasets (MNIST's grey, CIFAR's RGB images) ignore --input-img-mode
         mode = args.input_img_mode

@@ -39,11 +39,11 @@ from .train import (
     USAGE_ERRORS,
     _atomic_write_text,
     _KeyValueAction,
-    _match_channels,
     check_minimums,
     check_stat_counts,
     create_model_checked,
     evaluate,
+    match_channels,
     resolve_weights,
     usage_error,
 )
@@ -283,7 +283,7 @@ def validate(args: argparse.Namespace) -> dict:
         data_config.update(overrides)
     else:
         data_config = resolve_data_config({"in_chans": in_chans, **overrides}, model=model)
-    data_config = _match_channels(data_config, in_chans)
+    data_config = match_channels(data_config, in_chans)
 
     data_args = _data_args(args, info, in_chans)
     splits = create_datasets(data_args, train=False)
