@@ -21,7 +21,7 @@ from pathlib import Path
 
 import timm_zerosnet  # noqa: F401  (registers the models with timm)
 from timm_zerosnet.data import DigitsDataset
-from timm_zerosnet.train import USAGE_ERRORS, parse_args, train, usage_error
+from timm_zerosnet.train import USAGE_ERRORS, parse_args, resolve_weights, train, usage_error
 
 
 def write_parity_folder(root: Path) -> Path:
@@ -49,9 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     tic = time.perf_counter()
 
     source = Path(args.source or DEMO_RUN)
-    has_weights = source.is_file() or (source / "model.safetensors").is_file()
-    if args.source is not None and not has_weights:
-        parser.error(f"--source {args.source}: no such weights file or finished run directory (with model.safetensors)")
+    try:
+        resolve_weights(source)  # as --pretrained-path will read it
+        has_weights = True
+    except (FileNotFoundError, ValueError) as e:
+        if args.source is not None:
+            parser.error(f"--source: {e}")
+        has_weights = False
     try:
         if not has_weights:
             print(f"No checkpoint at {source}: training a short source run first")

@@ -100,10 +100,11 @@ def test_finetune_refuses_a_source_without_weights(tmp_path, capsys):
     """An explicit --source that holds no weights is an error; it used to train a new source run in its place."""
     finetune = _load_finetune()
     (tmp_path / "unfinished").mkdir()  # a run directory without model.safetensors
-    for source in (tmp_path / "missing", tmp_path / "unfinished"):
+    refusals = {"missing": "no such weights file or run directory", "unfinished": "has no final weights"}
+    for name, message in refusals.items():
         with pytest.raises(SystemExit):
-            finetune.main(["--source", str(source), "--output", str(tmp_path / "out")])
-        assert f"--source {source}: no such weights file" in capsys.readouterr().err
+            finetune.main(["--source", str(tmp_path / name), "--output", str(tmp_path / "out")])
+        assert f"--source: {tmp_path / name}" in (err := capsys.readouterr().err) and message in err
     assert not (tmp_path / "out").exists()
 
 
