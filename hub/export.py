@@ -33,7 +33,13 @@ from timm_zerosnet.release import (
     tag_problem,
     write_golden,
 )
-from timm_zerosnet.run_layout import WEIGHT_FILES, weights_file_name, weights_kind
+from timm_zerosnet.run_layout import (
+    WEIGHT_FILES,
+    architecture_name,
+    run_architecture,
+    weights_file_name,
+    weights_kind,
+)
 
 from . import HubError
 from .card import dataset_info, model_card, model_stats
@@ -185,7 +191,9 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
     else:
         raise HubError(f"{source}: no such run directory or checkpoint file.")
 
-    recorded_model = info.get("model")
+    # the architecture: a run fine-tuned from a released tag (or a hub source) recorded --model as given
+    recorded_model = run_architecture(info)
+    model = architecture_name(model) if model else None
     if model and recorded_model and model != recorded_model:
         raise HubError(
             f"{weights_path} holds a {recorded_model!r} (see its run.json) but --model is {model!r}; "

@@ -981,3 +981,21 @@ def test_the_card_says_what_a_fine_tuned_model_started_from(run_dir, tmp_path):
     assert "/home/me" not in readme
     meta, base, readme = cards[run_dir.name]
     assert meta is None and base is None and "Fine-tuned" not in readme
+
+
+def test_a_run_fine_tuned_from_a_released_tag_exports_as_its_architecture(run_dir, tmp_path):
+    """zerosnet-train records --model as given: 'zerosnet20_cifar.digits' after --pretrained from a released tag,
+    'hf-hub:ORG/NAME' from a Hub source (its pretrained cfg then names the architecture). The export builds and
+    names the architecture, and --model with a tag is the architecture too."""
+    info = json.loads((run_dir / "run.json").read_text())
+    cfg = dict(architecture=MODEL, tag="digits", hf_hub_id="timm-zerosnet/zerosnet20_cifar.digits")
+    for name, model in ((f"{MODEL}.digits", None), (f"hf-hub:{cfg['hf_hub_id']}", None), (None, f"{MODEL}.digits")):
+        run = tmp_path / f"run-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(run_dir, run)
+        (run / "run.json").write_text(json.dumps(dict(info, model=name or MODEL, pretrained_cfg=cfg)))
+        out = export(run, tmp_path / f"out-{run.name}", model=model, tag="ft")
+        config = json.loads((out.path / "config.json").read_text())
+        assert out.model == MODEL and config["architecture"] == MODEL and out.golden_exact
+    (run / "run.json").write_text(json.dumps(dict(info, model="zerosnet32_cifar.digits")))
+    with pytest.raises(HubError, match="holds a 'zerosnet32_cifar'.*--model is 'zerosnet20_cifar'"):
+        export(run, tmp_path / "refused", model=f"{MODEL}.digits")

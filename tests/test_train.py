@@ -34,6 +34,7 @@ from timm_zerosnet.train import (
     list_recipes,
     main,
     parse_args,
+    pretrained_overlay,
     resolve_lr,
     resolve_weights,
     train,
@@ -1279,3 +1280,17 @@ def test_a_run_fine_tuned_from_one_source_does_not_resume_as_if_from_another(tmp
     changed = rf"changed settings.*--pretrained-path {other} \(the state: --pretrained-path"
     with pytest.raises(ValueError, match=changed):
         run(tmp_path, "ft", "--pretrained-path", other, "--resume", "auto")
+
+
+def test_finetune_from_a_run_that_started_from_a_released_tag(tmp_path, source_run):
+    """A run started with --model NAME.TAG --pretrained records that name; its weights fine-tune NAME (or NAME.TAG)
+    again, and another architecture is refused naming NAME, without the tag."""
+    tagged = tmp_path / "tagged"
+    shutil.copytree(source_run, tagged, ignore=shutil.ignore_patterns("checkpoints"))
+    info = json.loads((tagged / "run.json").read_text())
+    (tagged / "run.json").write_text(json.dumps(dict(info, model=f"{MODEL}.digits")))
+    for model in (MODEL, f"{MODEL}.digits"):
+        overlay, read = pretrained_overlay(tagged, model)
+        assert overlay["file"] == str(tagged / "model.safetensors") and read["model"] == f"{MODEL}.digits"
+    with pytest.raises(ValueError, match=rf"holds a '{MODEL}' .*--model is 'lmresnet20_cifar'; pass --model {MODEL}$"):
+        pretrained_overlay(tagged, "lmresnet20_cifar")

@@ -68,7 +68,7 @@ from torchvision.transforms import InterpolationMode
 from .cpu_heap import keep_heap
 from .data import DatasetUnavailableError, EpochShuffleSampler, TransformDataset, create_datasets, dataset_name
 from .release import ReleaseError, respect_umask
-from .run_layout import WEIGHT_FILES, weights_file_name
+from .run_layout import WEIGHT_FILES, architecture_name, run_architecture, weights_file_name
 
 __all__ = [
     "EXIT_NON_FINITE",
@@ -711,10 +711,11 @@ def pretrained_overlay(path: str | Path, model: str) -> tuple[dict, dict | None]
     of another architecture is refused (ValueError).
     """
     weights, info, source_classes, source_input_size = _pretrained_source(path, model)
-    if info is not None and info["model"] != model:
+    # architectures, not names: a run fine-tuned from a released tag recorded --model with its tag
+    if info is not None and model != info["model"] and architecture_name(model) != run_architecture(info):
         raise ValueError(
-            f"{weights} holds a {info['model']!r} (see its run.json) but --model is {model!r}; pass --model "
-            f"{info['model']}"
+            f"{weights} holds a {run_architecture(info)!r} (see its run.json) but --model is {model!r}; pass "
+            f"--model {run_architecture(info)}"
         )
     overlay: dict[str, Any] = {"file": str(weights)}
     if source_classes is not None:
