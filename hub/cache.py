@@ -86,7 +86,7 @@ def install_local(
         revision: 40-hex commit to file it under; default: the Hub commit the manifest records for this release,
             else one derived from the files' hashes.
         manifest: where to look up that commit (default: the package's releases.json).
-        log: receives a summary line.
+        log: receives a summary line, and a note when a staged tag of this repo is other weights.
     """
     from huggingface_hub import constants
     from huggingface_hub.file_download import repo_folder_name
@@ -99,15 +99,9 @@ def install_local(
         raise HubError(f"{ex.path} was exported for {recorded}, not {repo_id}; pass --repo-id {recorded}.")
     sources = {name: ex.path / name for name in ex.files}
     etags = {name: blob_etag(path) for name, path in sources.items()}
+    releases = [e for e in read_manifest(manifest)["releases"] if e["repo_id"] == repo_id]
     if revision is None:
-        entry = next(
-            (
-                e
-                for e in read_manifest(manifest)["releases"]
-                if e["repo_id"] == repo_id and e.get("hub_commit") and e["sha256"] == ex.sha256
-            ),
-            None,
-        )
+        entry = next((e for e in releases if e.get("hub_commit") and e["sha256"] == ex.sha256), None)
         revision = entry["hub_commit"] if entry else local_revision(etags)
     if not _COMMIT_RE.match(revision):
         raise HubError(f"--revision must be a 40-hex commit hash, got {revision!r}.")
@@ -139,4 +133,13 @@ def install_local(
     finally:  # a leftover ref would make `hf cache scan` report the repo as corrupted
         tmp.unlink(missing_ok=True)
     log(f"installed {ex.name} as {repo_id} (revision {revision}) in {repo_dir}")
+    for e in releases:
+        if not e.get("hub_commit") and e["sha256"] != ex.sha256:  # a staged tag is read through refs/main
+            name = f"{e['model']}.{e['tag']}"
+            log(
+                f"note: refs/main now points to these files, but the manifest stages other weights as {name} "
+                f"(sha256 {e['sha256'][:12]}..., these {ex.sha256[:12]}...): timm.create_model('{name}', "
+                "pretrained=True) refuses them until this folder is staged (zerosnet-hub stage) or the staged folder "
+                "is installed again"
+            )
     return InstallResult(repo_dir, revision, installed)

@@ -512,3 +512,27 @@ def test_install_local_cli_looks_the_commit_up_in_the_manifest_given(release, tm
     assert main([*argv, "--manifest", str(release["manifest"])]) == 0
     assert f"(revision {'9' * 40})" in capsys.readouterr().out
     assert (cache / "models--testorg--zerosnet20_cifar.c10" / "refs" / "main").read_text() == "9" * 40
+
+
+def test_installing_other_weights_over_a_staged_tag_says_the_tag_will_refuse_them(release, tmp_path, capsys):
+    """A staged tag is read through refs/main: other weights installed for its repo take refs/main, and the tag then
+    refuses them (their sha256 is not the staged one). install-local says so; installing the staged folder again
+    makes the tag load, with no note. A published tag is read at its own commit: no note."""
+    cache = tmp_path / "c-notes"
+    other = export(make_run(tmp_path / "run2", seed=1), tmp_path / "export2", repo_id=REPO).path
+    cli = ["install-local", str(other), "--repo-id", REPO, "--cache-dir", str(cache), "--manifest"]
+    assert main([*cli, str(release["manifest"])]) == 0
+    out = capsys.readouterr().out
+    entry = find_release(MODEL, TAG, json.loads(release["manifest"].read_text()))
+    assert f"the manifest stages other weights as {MODEL}.{TAG} (sha256 {entry['sha256'][:12]}..." in out
+    assert f"timm.create_model('{MODEL}.{TAG}', pretrained=True) refuses them" in out
+    with use_manifest(release["manifest"]), pytest.raises(ReleaseError, match="release manifest records"):
+        timm.create_model(f"{MODEL}.{TAG}", pretrained=True, cache_dir=cache)
+    lines = []
+    install_local(release["folder"], REPO, cache_dir=cache, manifest=release["manifest"], log=lines.append)
+    assert len(lines) == 1 and lines[0].startswith("installed ")
+    with use_manifest(release["manifest"]):
+        timm.create_model(f"{MODEL}.{TAG}", pretrained=True, cache_dir=cache)
+    _published(release, "e" * 40)
+    install_local(other, REPO, cache_dir=cache, manifest=release["manifest"], log=lines.append)
+    assert len(lines) == 2 and lines[1].startswith("installed ")
