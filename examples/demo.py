@@ -92,6 +92,23 @@ def reloaded_accuracy(model, context: dict) -> dict:
     return evaluate(model, loader, Accelerator(cpu=True), desc="reloaded")
 
 
+def release_line(exported) -> str | None:
+    """Whether the export holds the weights that the package's release manifest records for its tag (the staged
+    ``zerosnet20_cifar.digits`` is the demo's), bit for bit; None where the manifest has no such tag."""
+    from timm_zerosnet.release import active_manifest, find_release
+
+    entry = find_release(exported.model, exported.tag, active_manifest())
+    if entry is None:
+        return None
+    name, sha256 = f"{exported.model}.{exported.tag}", exported.files["model.safetensors"]["sha256"]
+    if sha256 == entry["sha256"]:
+        return f"release          {name} ({entry['state']}): these weights, bit for bit"
+    return (
+        f"release          {name} ({entry['state']}) holds other weights (sha256 {entry['sha256'][:12]}..., these "
+        f"{sha256[:12]}...): another CPU or BLAS build, other --epochs, or training code changed since it was staged"
+    )
+
+
 def hub_step(context: dict) -> dict:
     """Export the run for the Hub, stage it in a scratch manifest, put it into a scratch Hugging Face cache and load it
     back offline three ways (registry tag with pretrained=True, hf-hub:, local-dir:): the outputs must equal the
@@ -112,6 +129,7 @@ def hub_step(context: dict) -> dict:
     tic = time.perf_counter()
     exported = export(run_dir, hub_dir / "export", repo_id=repo_id, overwrite=True)
     export_seconds = time.perf_counter() - tic
+    release = release_line(exported)  # before the scratch manifest below is in use
     manifest, cache = hub_dir / "releases.json", hub_dir / "hf-cache"
     manifest.unlink(missing_ok=True)
     stage(exported.path, manifest)
@@ -161,6 +179,7 @@ def hub_step(context: dict) -> dict:
         f"{reloaded['top1']:.2f}% ({reloaded['correct1']}/{reloaded['count']}), "
         f"{'equal to' if same_accuracy else 'DIFFERENT FROM'} the trained model's",
     ]
+    context["lines"] += [release] if release else []
     return context
 
 

@@ -195,3 +195,30 @@ def test_zero_stability_study_refuses_bad_options_before_writing(argv, message, 
         study.main([*argv, "--out", str(tmp_path / "study")])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "study").exists()
+
+
+def test_demo_says_whether_it_reproduced_the_staged_release(tmp_path):
+    """The demo's summary compares its export with the weights the package's manifest records for the tag: a
+    retraining on another CPU, or after the training code changed, is said to hold other weights."""
+    import json
+
+    from test_hub_export import make_run
+
+    from hub.export import export
+    from hub.manifest import stage
+    from timm_zerosnet.release import use_manifest
+
+    spec = importlib.util.spec_from_file_location("zerosnet_demo", ROOT / "examples" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    staged = export(make_run(tmp_path / "a"), tmp_path / "export_a", repo_id="testorg/zerosnet20_cifar.c10")
+    other = export(make_run(tmp_path / "b", seed=1), tmp_path / "export_b", repo_id="testorg/zerosnet20_cifar.c10")
+    stage(staged.path, tmp_path / "releases.json")
+    sha256 = json.loads((tmp_path / "releases.json").read_text())["releases"][0]["sha256"]
+    with use_manifest(tmp_path / "releases.json"):
+        assert demo.release_line(staged).endswith("zerosnet20_cifar.c10 (staged): these weights, bit for bit")
+        line = demo.release_line(other)
+    assert f"zerosnet20_cifar.c10 (staged) holds other weights (sha256 {sha256[:12]}..., these " in line
+    assert other.files["model.safetensors"]["sha256"][:12] in line
+    with use_manifest({"format": "timm_zerosnet.releases/1", "releases": []}):
+        assert demo.release_line(staged) is None
