@@ -303,3 +303,21 @@ def test_data_flags_override_a_run_directorys_recorded_data_config(trained_run):
     assert cfg["crop_pct"] == 0.9 and cfg["interpolation"] == "bicubic"
     assert cfg["mean"] == [0.1, 0.2, 0.3] and cfg["std"] == [0.4, 0.5, 0.6]
     assert "img_size" not in cfg  # applied as input_size, not stored under its own key
+
+
+def test_a_run_named_by_a_hub_source_builds_its_architecture_offline(trained_run, tmp_path):
+    """A run started from hf-hub:ORG/NAME records that name; validating the run's own weights builds the
+    architecture its pretrained cfg recorded, so nothing is looked up on the Hub (the tests run offline)."""
+    run = tmp_path / "from_hub"
+    run.mkdir()
+    for name in ("model.safetensors", "metrics.json", "run.json"):
+        (run / name).write_bytes((trained_run / name).read_bytes())
+    info = json.loads((run / "run.json").read_text())
+    cfg = dict(info.get("pretrained_cfg") or {}, architecture=info["model"])
+    (run / "run.json").write_text(json.dumps(dict(info, model="hf-hub:nobody/not-in-any-cache", pretrained_cfg=cfg)))
+    results_file = tmp_path / "results.json"
+    assert main(["--checkpoint", str(run), "--workers", "0", "--results-file", str(results_file)]) == 0
+    out = json.loads(results_file.read_text())
+    logged = json.loads((trained_run / "metrics.json").read_text())[-1]
+    assert out["results"]["clean"]["correct1"] == logged["val_correct1"]
+    assert out["model"] == "hf-hub:nobody/not-in-any-cache"

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from .data import TransformDataset, create_datasets
-from .run_layout import weights_kind
+from .run_layout import run_architecture, weights_kind
 from .train import (
     _IMG_MODE_OF_CHANNELS,
     USAGE_ERRORS,
@@ -195,7 +195,8 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
         model_kwargs = dict(info.get("model_kwargs") or {})
     if args.model_kwargs is not None:
         model_kwargs.update(args.model_kwargs)
-    name = args.model or (info or {}).get("model")
+    # a run's architecture, not its --model: a run started from hf-hub:ORG/NAME builds without the Hub
+    name = args.model or (run_architecture(info) if info is not None else None)
     if name is None:
         raise ValueError("Pass --model (the checkpoint has no run.json to read the architecture from)")
     num_classes = args.num_classes or (info or {}).get("num_classes")
