@@ -638,3 +638,25 @@ def test_class_map_as_dict_pickle_or_loose_text(tmp_path):
     (tmp_path / "empty.txt").write_text("\n\n")
     with pytest.raises(ValueError, match="empty.txt: the file names no class"):
         create_datasets({**cfg, "class_map": "empty.txt"})
+
+
+def test_a_missing_timm_dataset_is_reported_as_unavailable_only_without_download(monkeypatch, tmp_path):
+    """Without --dataset-download, torchvision's 'not found ... download=True' says to pass the flag, as a
+    DatasetUnavailableError (which the entry points print as one line); with the flag given that advice would be
+    wrong, so the error comes as it is. The image mode is handed to timm with the other options."""
+    message = "Dataset not found or corrupted. You can use download=True to download it"
+    modes = []
+
+    def missing(name, **kwargs):
+        modes.append(kwargs["input_img_mode"])
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(data_mod, "create_dataset", missing)
+    cfg = {"dataset": "torch/cifar10", "data_dir": str(tmp_path), "input_img_mode": "L"}
+    with pytest.raises(data_mod.DatasetUnavailableError, match="pass --dataset-download to fetch it"):
+        create_datasets(cfg)
+    with pytest.raises(RuntimeError) as e:
+        create_datasets({**cfg, "dataset_download": True})
+    assert str(e.value) == message and not isinstance(e.value, data_mod.DatasetUnavailableError)
+    assert modes == ["L", "L"]
+

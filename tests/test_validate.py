@@ -321,3 +321,139 @@ def test_a_run_named_by_a_hub_source_builds_its_architecture_offline(trained_run
     logged = json.loads((trained_run / "metrics.json").read_text())[-1]
     assert out["results"]["clean"]["correct1"] == logged["val_correct1"]
     assert out["model"] == "hf-hub:nobody/not-in-any-cache"
+
+
+def test_a_checkpoint_wins_over_pretrained_and_results_are_keyed_as_given(trained_run):
+    """--pretrained with --checkpoint evaluates the checkpoint (the Hub is not asked for weights: offline here, and
+    zerosnet20_cifar's are not released); each condition is keyed kind:c as --noise names it ('const:1', not
+    'const:1.0'), after 'clean', and the noise seed (default 0) is recorded."""
+    argv = ["--checkpoint", str(trained_run), "--pretrained", "--workers", "0", "--num-samples", "6"]
+    out = validate(build_parser().parse_args([*argv, "--noise", "const:1,rand:0.25"]))
+    assert out["weights_file"] == str(trained_run / "model.safetensors")
+    assert list(out["results"]) == ["clean", "const:1", "rand:0.25"]
+    assert out["results"]["const:1"]["count"] == 6 and out["noise_seed"] == 0
+
+
+def test_the_runs_global_pool_is_rebuilt(trained_run, tmp_path):
+    """run.json records --gp; the evaluated model pools the same way (a pool has no weights to say so)."""
+    from timm_zerosnet.validate import load_model
+
+    run = tmp_path / "maxpool"
+    run.mkdir()
+    info = json.loads((trained_run / "run.json").read_text())
+    info["global_pool"] = "max"
+    (run / "run.json").write_text(json.dumps(info))
+    (run / "model.safetensors").write_bytes((trained_run / "model.safetensors").read_bytes())
+    model, _ = load_model(build_parser().parse_args(["--checkpoint", str(run)]))
+    assert model.global_pool.pool_type == "max"
+    model, _ = load_model(build_parser().parse_args(["--checkpoint", str(trained_run)]))
+    assert model.global_pool.pool_type == "avg"
+
+
+def test_a_folder_with_some_of_the_checkpoints_classes_keeps_their_labels(trained_run, tmp_path):
+    """Evaluating a digits run on a folder holding only the 3s and 7s: their labels are the checkpoint's 3 and 7,
+    not 0 and 1 (the folder's own order)."""
+    from timm_zerosnet.validate import _data_args
+
+    for c in ("3", "7"):
+        (tmp_path / "val" / c).mkdir(parents=True)
+        Image.new("RGB", (32, 32)).save(tmp_path / "val" / c / "a.png")
+    info = json.loads((trained_run / "run.json").read_text())
+    args = build_parser().parse_args(["--checkpoint", str(trained_run), "--data-dir", str(tmp_path)])
+    val = create_datasets(_data_args(args, info, 3), train=False).val
+    assert sorted(val[i][1] for i in range(len(val))) == [3, 7]
+
+
+def test_a_bare_grey_weights_file_gets_grey_images_and_one_channel_statistics(tmp_path):
+    """Without run.json, the images are read in the mode of the model's channels (L for one) and the RGB mean/std of
+    the model's config become one value each, their average (as timm sums the RGB stem filters)."""
+    import timm
+
+    model = timm.create_model("zerosnet20_cifar", in_chans=1)
+    save_file(model.state_dict(), tmp_path / "grey.safetensors")
+    argv = ["--checkpoint", str(tmp_path / "grey.safetensors"), "--model", "zerosnet20_cifar", "--in-chans", "1"]
+    out = validate(build_parser().parse_args([*argv, "--workers", "0", "--num-samples", "3", "--img-size", "16"]))
+    rgb = model.pretrained_cfg
+    assert out["data_config"]["input_size"] == [1, 16, 16] and out["results"]["clean"]["count"] == 3
+    assert out["data_config"]["mean"] == [pytest.approx(sum(rgb["mean"]) / 3)]
+    assert out["data_config"]["std"] == [pytest.approx(sum(rgb["std"]) / 3)]
+
+
+def test_data_flags_reach_the_data_config_of_a_bare_weights_file(trained_run, tmp_path):
+    """Without run.json the data config is timm's for the model, with --img-size, --crop-pct, --interpolation,
+    --mean and --std applied; the model's class count is recorded."""
+    lone = tmp_path / "weights.safetensors"
+    lone.write_bytes((trained_run / "model.safetensors").read_bytes())
+    flags = "--img-size 24 --crop-pct 0.9 --interpolation bicubic --mean 0.1 0.2 0.3 --std 0.4 0.5 0.6".split()
+    argv = ["--checkpoint", str(lone), "--model", "zerosnet20_cifar", "--workers", "0", "--num-samples", "3", *flags]
+    out = validate(build_parser().parse_args(argv))
+    cfg = out["data_config"]
+    assert cfg["input_size"] == [3, 24, 24] and cfg["crop_pct"] == 0.9 and cfg["interpolation"] == "bicubic"
+    assert cfg["mean"] == [0.1, 0.2, 0.3] and cfg["std"] == [0.4, 0.5, 0.6] and out["num_classes"] == 10
+
+
+def test_classes_that_differ_from_the_checkpoints_are_warned_about(trained_run, tmp_path, capsys):
+    run = tmp_path / "named"
+    run.mkdir()
+    info = json.loads((trained_run / "run.json").read_text())
+    info["label_names"] = [f"class{i}" for i in range(10)]
+    (run / "run.json").write_text(json.dumps(info))
+    (run / "model.safetensors").write_bytes((trained_run / "model.safetensors").read_bytes())
+    validate(build_parser().parse_args(["--checkpoint", str(run), "--workers", "0", "--num-samples", "3"]))
+    out = capsys.readouterr().out
+    assert "warning: the dataset's classes ['0', '1', '2', '3', '4']... differ from the checkpoint's" in out
+    assert "['class0', 'class1'" in out
+    reset_accelerate()
+    validate(build_parser().parse_args(["--checkpoint", str(trained_run), "--workers", "0", "--num-samples", "3"]))
+    assert "warning" not in capsys.readouterr().out
+
+
+def test_a_results_file_that_cannot_be_written_keeps_the_previous_results(trained_run, tmp_path, monkeypatch):
+    """The results file is replaced whole: a write that fails (simulated I/O error) leaves the old results and no
+    temporary file."""
+    import os
+
+    results = tmp_path / "results.json"
+    results.write_text('{"previous": true}')
+
+    def fsync_fails(fd):
+        raise OSError(5, "I/O error (simulated)")
+
+    monkeypatch.setattr(os, "fsync", fsync_fails)
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "--num-samples", "3", "--results-file", str(results)]
+    with pytest.raises(OSError, match="simulated"):
+        validate(build_parser().parse_args(argv))
+    assert json.loads(results.read_text()) == {"previous": True} and os.listdir(tmp_path) == ["results.json"]
+
+
+def test_a_grey_torch_dataset_is_evaluated_by_an_rgb_run(trained_run, tmp_path):
+    """timm's torch/ datasets ignore the image mode: MNIST's grey images still reach the 3-channel digits model
+    (converted to RGB), every one of them counted."""
+    import struct
+
+    from timm_zerosnet.data import DigitsDataset
+
+    raw = tmp_path / "mnist" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    digits = DigitsDataset("validation", img_mode="L")
+    for prefix, indices in (("train", range(0, 4)), ("t10k", range(4, 16))):
+        images = [digits[i] for i in indices]
+        pixels = b"".join(img.resize((28, 28)).tobytes() for img, _ in images)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, len(images), 28, 28) + pixels)
+        labels = bytes(target for _, target in images)
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, len(images)) + labels)
+    argv = ["--checkpoint", str(trained_run), "--dataset", "torch/mnist", "--data-dir", str(tmp_path / "mnist")]
+    out = validate(build_parser().parse_args([*argv, "--split", "test", "--workers", "0", "--num-samples", "0"]))
+    assert out["results"]["clean"]["count"] == 12
+
+
+def test_each_condition_prints_its_counts_as_the_results_file_holds_them(trained_run, tmp_path, capsys):
+    results_file = tmp_path / "results.json"
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "--num-samples", "5", "--noise", "randn :0.2"]
+    assert main([*argv, "--results-file", str(results_file)]) == 0  # a space before the colon is fine too
+    printed = capsys.readouterr().out
+    results = json.loads(results_file.read_text())["results"]
+    assert list(results) == ["clean", "randn:0.2"]
+    for label, r in results.items():
+        assert f"{label}: top1 {r['top1']:.2f}% ({r['correct1']}/5), top5 {r['top5']:.2f}%" in printed
+
