@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 import sys
+import tarfile
 import types
 from types import SimpleNamespace
 
@@ -660,3 +661,26 @@ def test_a_missing_timm_dataset_is_reported_as_unavailable_only_without_download
     assert str(e.value) == message and not isinstance(e.value, data_mod.DatasetUnavailableError)
     assert modes == ["L", "L"]
 
+
+def test_an_image_tar_or_a_file_as_data_dir_is_refused(tmp_path):
+    """timm reads an image .tar as one split, and its class names live where label_names_of does not look: the
+    error said to pass --class-map, which did not help. A file as --data-dir is refused, naming the layout."""
+    src = tmp_path / "src"
+    for c, value in (("cat", 10), ("dog", 200)):
+        (src / c).mkdir(parents=True)
+        Image.new("RGB", (6, 4), (value, 0, 0)).save(src / c / "0.png")
+    with tarfile.open(tmp_path / "images.tar", "w") as tar:
+        for c in ("cat", "dog"):
+            tar.add(src / c, arcname=c)
+    for train in (True, False):
+        with pytest.raises(ValueError, match=r"images\.tar is a file: an ImageFolder dataset is a folder with train/"):
+            create_datasets({"data_dir": str(tmp_path / "images.tar")}, train=train)
+
+
+def test_a_split_folder_without_images_is_refused_in_one_line(tmp_path):
+    for split in ("train", "val"):
+        (tmp_path / split / "cat").mkdir(parents=True)  # class folders, no images (timm: RuntimeError)
+    with pytest.raises(ValueError, match=r"train holds no images in class folders: an ImageFolder split is a folder"):
+        create_datasets({"data_dir": str(tmp_path)})
+    with pytest.raises(ValueError, match=r"val holds no images in class folders"):
+        create_datasets({"data_dir": str(tmp_path / "val")}, train=False)

@@ -351,6 +351,27 @@ def _folder_split(data_dir: str, split: str, option: str) -> None:
     )
 
 
+def _holds_split_folders(data_dir: str) -> bool:
+    """Whether a folder has a sub-folder named as a split (train/, val/, validation/, test/, ...): it is a dataset
+    root, not a split folder."""
+    from timm.data.dataset_factory import _EVAL_SYNONYM, _TRAIN_SYNONYM
+
+    return any(os.path.isdir(os.path.join(data_dir, s)) for s in (*_TRAIN_SYNONYM, *_EVAL_SYNONYM, "test"))
+
+
+def _folder_images(root: str, class_map: dict[str, int] | None, img_mode: str) -> Dataset:
+    """A split folder as a dataset; a folder without images in class folders is refused (timm's RuntimeError)."""
+    try:
+        return _FolderImages(root, class_map, img_mode)
+    except RuntimeError as e:
+        if "Found 0 images" not in str(e):
+            raise
+        raise ValueError(
+            f"{root} holds no images in class folders: an ImageFolder split is a folder with one sub-folder of "
+            "images per class"
+        ) from None
+
+
 def _class_to_idx(dataset: Dataset | None) -> dict[str, int] | None:
     return getattr(getattr(dataset, "reader", None), "class_to_idx", None)
 
@@ -472,6 +493,12 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
         if data_dir is not None:
             data_dir = os.path.expanduser(str(data_dir))
             _check_data_dir(name, data_dir, download)
+            if "/" not in name and not os.path.isdir(data_dir):
+                raise ValueError(
+                    f"--data-dir {data_dir} is a file: an ImageFolder dataset is a folder with train/ and val/ (or "
+                    "validation/) sub-folders of class folders. An image .tar holds no splits: extract it into that "
+                    "layout"
+                )
         # an ImageFolder: no name, or a name without a prefix (timm reads any such name as a folder)
         folder = "/" not in name and data_dir is not None and os.path.isdir(data_dir)
         class_map = _get(args, "class_map", None) or None
@@ -487,6 +514,9 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
             for split, wanted, option in ((train_split, train, "--train-split"), (val_split, val, "--val-split")):
                 if wanted:
                     _folder_split(data_dir, split, option)
+        elif folder and val and _holds_split_folders(data_dir):
+            # evaluation alone, a root with split folders: a split it lacks (a typo) would read the whole root
+            _folder_split(data_dir, val_split, "--split")
         common = dict(
             root=data_dir,
             class_map=class_map,
@@ -516,7 +546,7 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
             try:
                 if folder:
                     root = _search_split(data_dir, split)
-                    splits[key] = _FolderImages(root, common["class_map"], img_mode)
+                    splits[key] = _folder_images(root, common["class_map"], img_mode)
                 else:
                     splits[key] = create_dataset(name, split=split, is_training=is_training, **common)
             except (URLError, ConnectionError, TimeoutError) as e:
