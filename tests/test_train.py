@@ -640,6 +640,7 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ("--momentum 1.5", "--momentum must be in [0, 1), got 1.5"),
         ("--checkpoint-hist 0", "--checkpoint-hist must be at least 1, got 0"),
         ("--crop-padding -1", "--crop-padding must be at least 0, got -1"),
+        ("--mean 0.5 inf 0.5", "--mean must be in (-inf, inf) (each value), got inf"),
     ],
 )
 def test_impossible_options_are_refused_before_anything_is_built(tmp_path, monkeypatch, extra, problem):
@@ -1294,3 +1295,20 @@ def test_finetune_from_a_run_that_started_from_a_released_tag(tmp_path, source_r
         assert overlay["file"] == str(tagged / "model.safetensors") and read["model"] == f"{MODEL}.digits"
     with pytest.raises(ValueError, match=rf"holds a '{MODEL}' .*--model is 'lmresnet20_cifar'; pass --model {MODEL}$"):
         pretrained_overlay(tagged, "lmresnet20_cifar")
+
+
+def test_interpolations_are_timms_names_on_the_command_line_and_in_recipes(tmp_path, capsys):
+    """--interpolation / --train-interpolation take timm's names (an unknown one was a KeyError while building the
+    transforms); the default ('' / 'random') stays."""
+    assert parse_args(["--interpolation", "bicubic", "--train-interpolation", "lanczos"]).interpolation == "bicubic"
+    for flag in ("--interpolation", "--train-interpolation"):
+        with pytest.raises(SystemExit):
+            parse_args([flag, "cubic"])
+        assert f"argument {flag}: invalid choice: 'cubic'" in capsys.readouterr().err
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("interpolation: cubic\n")
+    with pytest.raises(
+        ValueError,
+        match=r"interpolation: must be one of '', nearest, .*got 'cubic' \(it is the value of --interpolation\)",
+    ):
+        parse_args(["-c", str(recipe)])

@@ -457,3 +457,59 @@ def test_each_condition_prints_its_counts_as_the_results_file_holds_them(trained
     for label, r in results.items():
         assert f"{label}: top1 {r['top1']:.2f}% ({r['correct1']}/5), top5 {r['top5']:.2f}%" in printed
 
+
+def test_bad_values_are_refused_before_anything_is_evaluated(trained_run, tmp_path, capsys):
+    """Values that gave a traceback (an unknown interpolation, a negative channel count, a results file that is a
+    folder: after the whole evaluation), a silent fallback (a count of 0 read as 'the run's') or a meaningless
+    result (a NaN mean, a zero std or crop, negative Gaussian noise) are one error line naming the flag."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    for extra, message in (
+        (["--in-chans", "0"], "--in-chans must be at least 1, got 0"),
+        (["--in-chans", "-2"], "--in-chans must be at least 1, got -2"),
+        (["--num-classes", "0"], "--num-classes must be at least 1, got 0"),
+        (["--img-size", "0"], "--img-size must be at least 1, got 0"),
+        (["--mean", "nan", "0.5", "0.5"], "--mean must be in (-inf, inf) (each value), got nan"),
+        (["--std", "0"], "--std must be in (0, inf) (each value), got 0.0"),
+        (["--crop-pct", "0"], "--crop-pct must be in (0, inf) (each value), got 0.0"),
+        (["--noise", "randn:-0.5"], "noise randn:-0.5: c is the standard deviation of the noise, so at least 0"),
+        (["--results-file", str(tmp_path / "folder")], f"--results-file {tmp_path / 'folder'} is a folder"),
+        (["--results-file", str(tmp_path / "file" / "r.json")], f"{tmp_path / 'file'} is a file, not a folder"),
+    ):
+        assert main(["--checkpoint", str(trained_run), "--workers", "0", *extra]) == 2, extra
+        captured = capsys.readouterr()
+        assert captured.err.count("\n") == 1 and message in captured.err, (extra, captured.err)
+        assert "clean" not in captured.out  # refused before the first evaluation
+    with pytest.raises(SystemExit) as e:
+        main(["--checkpoint", str(trained_run), "--interpolation", "foo"])
+    assert e.value.code == 2 and "argument --interpolation: invalid choice: 'foo'" in capsys.readouterr().err
+    # negative offsets stay a valid perturbation: darker images
+    assert parse_noise("const:-0.2,rand:-0.1") == [("const", -0.2), ("rand", -0.1)]
+
+
+def test_a_damaged_run_json_is_named(trained_run, tmp_path, capsys):
+    run = tmp_path / "damaged"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes((trained_run / "model.safetensors").read_bytes())
+    (run / "run.json").write_text('{"model": "zerosnet20_cifar", ')
+    assert main(["--checkpoint", str(run), "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{run / 'run.json'} is not valid JSON" in err and "restore it" in err
+
+
+def test_a_split_that_a_dataset_root_lacks_is_refused_in_evaluation(trained_run, tmp_path, capsys):
+    """--data-dir may be the split folder itself; but a root with split folders and a --split it lacks (a typo)
+    read the whole root as one split, with train/ and val/ as its classes."""
+    for split in ("train", "val"):
+        for c in ("3", "7"):
+            (tmp_path / "data" / split / c).mkdir(parents=True)
+            Image.new("RGB", (32, 32)).save(tmp_path / "data" / split / c / "a.png")
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "--data-dir", str(tmp_path / "data")]
+    assert main([*argv, "--split", "vall"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'data'} has no folder for the 'vall' split" in err and "holds train/, val/" in err
+    assert "name other ones with --split" in err
+    assert validate(build_parser().parse_args([*argv, "--split", "val"]))["results"]["clean"]["count"] == 2
+    reset_accelerate()
+    split_folder = [*argv[:-1], str(tmp_path / "data" / "val")]  # the split folder itself, as timm takes it
+    assert validate(build_parser().parse_args(split_folder))["results"]["clean"]["count"] == 2

@@ -172,6 +172,7 @@ class _KeyValueAction(argparse.Action):
 
 # timm's SelectAdaptivePool2d pool types ('' is no pooling)
 _POOL_TYPES = ("avg", "max", "avgmax", "catavgmax", "fast", "fastavg", "fastmax", "fastavgmax", "fastcatavgmax", "")
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")  # timm's str_to_interp_mode names
 # an on/off option: --flag and --no-flag, so that the command line can switch off what a recipe switches on
 _ON_OFF: dict[str, Any] = dict(action=argparse.BooleanOptionalAction, default=False)
 
@@ -210,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--crop-pct", type=float, default=None)
     g.add_argument("--mean", type=float, nargs="+", default=None)
     g.add_argument("--std", type=float, nargs="+", default=None)
-    g.add_argument("--interpolation", default="")
+    g.add_argument("--interpolation", default="", choices=("", *INTERPOLATIONS), help="default: the model's")
     g.add_argument("-b", "--batch-size", type=int, default=128, help="per-process batch size")
     g.add_argument("-vb", "--validation-batch-size", type=int, default=None)
     g.add_argument("--channels-last", **_ON_OFF)
@@ -266,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--reprob", type=float, default=0.0)
     g.add_argument("--remode", default="pixel")
     g.add_argument("--recount", type=int, default=1)
-    g.add_argument("--train-interpolation", default="random")
+    g.add_argument("--train-interpolation", default="random", choices=("random", *INTERPOLATIONS))
     g.add_argument("--mixup", type=float, default=0.0)
     g.add_argument("--cutmix", type=float, default=0.0)
     g.add_argument("--cutmix-minmax", type=float, nargs=2, default=None)
@@ -401,7 +402,7 @@ def _config_value(action: argparse.Action, value: Any, where: str) -> Any:
         else:
             raise bad(f"has no config-file support for type {action.type!r}")
         if action.choices is not None and v not in action.choices:
-            raise bad(f"must be one of {', '.join(map(str, action.choices))}, got {v!r}")
+            raise bad(f"must be one of {', '.join(str(c) if c else repr(c) for c in action.choices)}, got {v!r}")
         return v
 
     if action.nargs in (None, "?"):
@@ -477,6 +478,7 @@ _RANGES = {
     "[0, 1]": "model_ema_decay hflip vflip reprob mixup_prob mixup_switch_prob",
     "(0, 1]": "layer_decay",
     "(0, inf) each": "crop_pct std ratio",
+    "(-inf, inf) each": "mean",
     "[0, 1) each": "opt_betas",
     "[0, 1] each": "scale cutmix_minmax",
 }
@@ -502,10 +504,9 @@ def check_minimums(args: argparse.Namespace, minimums: dict[str, int]) -> None:
             raise ValueError(f"{flag} must be at least {low}, got {value}{unset}")
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """Refuse option values and combinations that cannot work, before anything is built (a clear message instead of
-    an assertion or a shape error during the first step)."""
-    check_minimums(args, {**dict.fromkeys(_AT_LEAST_ONE, 1), **dict.fromkeys(_AT_LEAST_ZERO, 0)})
+def check_ranges(args: argparse.Namespace) -> None:
+    """Refuse a float option outside its interval in ``_RANGES`` (NaN and inf everywhere); options that are unset,
+    or that ``args`` does not have (zerosnet-validate's), are left alone."""
     for bounds, names in _RANGES.items():
         for name in names.split():
             value = getattr(args, name, None)
@@ -517,6 +518,13 @@ def check_args(args: argparse.Namespace) -> None:
                     f"--{name.replace('_', '-')} must be in {bounds.replace(' each', '')}{each}, got {bad[0]}"
                     + (" (leave it out for no clipping)" if name == "clip_grad" else "")
                 )
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse option values and combinations that cannot work, before anything is built (a clear message instead of
+    an assertion or a shape error during the first step)."""
+    check_minimums(args, {**dict.fromkeys(_AT_LEAST_ONE, 1), **dict.fromkeys(_AT_LEAST_ZERO, 0)})
+    check_ranges(args)
     for name in ("scale", "ratio", "cutmix_minmax"):
         pair = getattr(args, name, None)
         if pair is not None and pair[0] > pair[1]:
@@ -622,8 +630,14 @@ def _run_info(path: Path) -> dict | None:
     """run.json of a run directory, or of the run a weights file belongs to."""
     candidate = path / "run.json" if path.is_dir() else path.parent / "run.json"
     if candidate.is_file():
-        with open(candidate) as f:
-            return json.load(f)
+        try:
+            with open(candidate) as f:
+                return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f"{candidate} is not valid JSON ({e}): restore it, or copy the weights file out of its folder and "
+                "pass --model and the options it was trained with"
+            ) from None
     return None
 
 

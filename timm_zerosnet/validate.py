@@ -36,10 +36,12 @@ from .data import TransformDataset, create_datasets
 from .run_layout import run_architecture, weights_kind
 from .train import (
     _IMG_MODE_OF_CHANNELS,
+    INTERPOLATIONS,
     USAGE_ERRORS,
     _atomic_write_text,
     _KeyValueAction,
     check_minimums,
+    check_ranges,
     check_stat_counts,
     create_model_checked,
     evaluate,
@@ -66,6 +68,8 @@ class PixelNoise:
             raise ValueError(f"Unknown noise {kind!r}; use one of {', '.join(NOISE_KINDS)}")
         if not math.isfinite(float(scale)):
             raise ValueError(f"noise {kind}:{scale}: the strength c must be a finite number (e.g. {kind}:0.1)")
+        if kind == "randn" and scale < 0:
+            raise ValueError(f"noise randn:{scale}: c is the standard deviation of the noise, so at least 0")
         self.kind, self.scale = kind, float(scale)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-pct", type=float, default=None)
     p.add_argument("--mean", type=float, nargs="+", default=None)
     p.add_argument("--std", type=float, nargs="+", default=None)
-    p.add_argument("--interpolation", default=None)
+    p.add_argument("--interpolation", default=None, choices=INTERPOLATIONS, help="default: the run's")
     p.add_argument("-b", "--batch-size", type=int, default=256)
     p.add_argument("-j", "--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -261,9 +265,23 @@ def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> di
     }
 
 
+def _check_results_file(results_file: str | None) -> None:
+    """Refuse a --results-file that cannot be written before evaluating, not after."""
+    if not results_file:
+        return
+    path = Path(results_file).expanduser()
+    if path.is_dir():
+        raise ValueError(f"--results-file {results_file} is a folder; name a file, e.g. {path / 'results.json'}")
+    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise ValueError(f"--results-file {results_file}: {blocked} is a file, not a folder; name another path")
+
+
 def validate(args: argparse.Namespace) -> dict:
     """Evaluate as configured; returns a JSON-ready dict with one entry per condition ('clean', 'randn:0.1', ...)."""
-    check_minimums(args, dict(num_samples=0, batch_size=1, workers=0, threads=1))
+    check_minimums(args, dict(num_samples=0, batch_size=1, workers=0, threads=1, num_classes=1, in_chans=1, img_size=1))
+    check_ranges(args)
+    _check_results_file(args.results_file)
     if args.threads:
         torch.set_num_threads(args.threads)
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
@@ -337,7 +355,7 @@ def validate(args: argparse.Namespace) -> dict:
         "results": results,
     }
     if args.results_file and accelerator.is_main_process:
-        path = Path(args.results_file)
+        path = Path(args.results_file).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write_text(path, json.dumps(out, indent=2))
     return out
