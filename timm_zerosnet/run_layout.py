@@ -1,16 +1,26 @@
-"""The weights files of a run directory (written by ``zerosnet-train``, read by ``zerosnet-validate`` and
-``zerosnet-hub``): which file holds a run's final, EMA or best weights, and which of them a given file is; and which
-architecture the run trained.
+"""A run directory as ``zerosnet-train`` writes it, for the tools that read one (``zerosnet-validate``,
+``zerosnet-analyze``, ``zerosnet-hub``, ``--pretrained-path``): its run.json, which file holds a run's final, EMA or
+best weights (and which of them a given file is), and which architecture the run trained.
 
-Apart from train.py, which imports accelerate and the training stack: the publishing tool reads run directories
-through this module alone.
+Apart from train.py, which imports accelerate and the training stack: the publishing and analysis tools read run
+directories through this module alone.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-__all__ = ["WEIGHT_FILES", "architecture_name", "run_architecture", "weights_file_name", "weights_kind"]
+__all__ = [
+    "WEIGHT_FILES",
+    "architecture_name",
+    "read_run_info",
+    "resolve_weights",
+    "run_architecture",
+    "weights_file_name",
+    "weights_kind",
+]
 
 WEIGHT_FILES = {"final": "model.safetensors", "ema": "model_ema.safetensors", "best": "best.safetensors"}
 """A run directory's default weights files by kind (run.json's ``weights`` may record other names)."""
@@ -45,3 +55,49 @@ def run_architecture(info: dict[str, Any]) -> str | None:
     if name and ":" in name:
         return (info.get("pretrained_cfg") or {}).get("architecture") or name
     return architecture_name(name) if name else None
+
+
+def read_run_info(path: Path) -> dict | None:
+    """run.json of a run directory, or of the run a weights file belongs to."""
+    candidate = path / "run.json" if path.is_dir() else path.parent / "run.json"
+    if candidate.is_file():
+        try:
+            with open(candidate) as f:
+                return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f"{candidate} is not valid JSON ({e}): restore it, or copy the weights file out of its folder and "
+                "pass --model and the options it was trained with"
+            ) from None
+    return None
+
+
+def resolve_weights(path: str | Path, which: str = "final") -> tuple[Path, dict | None]:
+    """A weights file and its run.json (if any) from a file or a run directory ('final', 'ema' or 'best')."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such weights file or run directory")
+    info = read_run_info(path)
+    if path.is_dir():
+        if which not in WEIGHT_FILES:
+            raise ValueError(f"weights must be one of {sorted(WEIGHT_FILES)}, got {which!r}")
+        run_dir, path = path, path / weights_file_name(info, which)
+        if not path.is_file():
+            raise FileNotFoundError(_missing_weights(run_dir, which, info))
+    if not path.is_file():
+        raise FileNotFoundError(f"No weights at {path}")
+    return path, info
+
+
+def _missing_weights(run_dir: Path, which: str, info: dict | None) -> str:
+    """Why a run directory has no ``which`` weights, and which ones it has."""
+    have = [k for k in WEIGHT_FILES if (run_dir / weights_file_name(info, k)).is_file()]
+    why = ""
+    if info is None:
+        why = " (no run.json: is it a run directory of zerosnet-train?)"
+    elif which == "ema" and not (info.get("training") or {}).get("model_ema"):
+        why = " (the run was trained without --model-ema)"
+    elif info.get("status") not in (None, "finished"):
+        why = f" (the run is {info.get('status')}: final weights are written when it finishes)"
+    advice = f"; use --weights {' or '.join(have)}" if have else "; it holds no weights files yet"
+    return f"{run_dir} has no {which} weights ({weights_file_name(info, which)}){why}{advice}"

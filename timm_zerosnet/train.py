@@ -68,7 +68,7 @@ from torchvision.transforms import InterpolationMode
 from .cpu_heap import keep_heap
 from .data import DatasetUnavailableError, EpochShuffleSampler, TransformDataset, create_datasets, dataset_name
 from .release import ReleaseError, respect_umask
-from .run_layout import WEIGHT_FILES, architecture_name, run_architecture, weights_file_name
+from .run_layout import architecture_name, resolve_weights, run_architecture
 
 __all__ = [
     "EXIT_NON_FINITE",
@@ -624,52 +624,6 @@ def _jsonable(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------------------------------
 # Components
 # --------------------------------------------------------------------------------------------------------------------
-
-
-def _run_info(path: Path) -> dict | None:
-    """run.json of a run directory, or of the run a weights file belongs to."""
-    candidate = path / "run.json" if path.is_dir() else path.parent / "run.json"
-    if candidate.is_file():
-        try:
-            with open(candidate) as f:
-                return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(
-                f"{candidate} is not valid JSON ({e}): restore it, or copy the weights file out of its folder and "
-                "pass --model and the options it was trained with"
-            ) from None
-    return None
-
-
-def resolve_weights(path: str | Path, which: str = "final") -> tuple[Path, dict | None]:
-    """A weights file and its run.json (if any) from a file or a run directory ('final', 'ema' or 'best')."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such weights file or run directory")
-    info = _run_info(path)
-    if path.is_dir():
-        if which not in WEIGHT_FILES:
-            raise ValueError(f"weights must be one of {sorted(WEIGHT_FILES)}, got {which!r}")
-        run_dir, path = path, path / weights_file_name(info, which)
-        if not path.is_file():
-            raise FileNotFoundError(_missing_weights(run_dir, which, info))
-    if not path.is_file():
-        raise FileNotFoundError(f"No weights at {path}")
-    return path, info
-
-
-def _missing_weights(run_dir: Path, which: str, info: dict | None) -> str:
-    """Why a run directory has no ``which`` weights, and which ones it has."""
-    have = [k for k in WEIGHT_FILES if (run_dir / weights_file_name(info, k)).is_file()]
-    why = ""
-    if info is None:
-        why = " (no run.json: is it a run directory of zerosnet-train?)"
-    elif which == "ema" and not (info.get("training") or {}).get("model_ema"):
-        why = " (the run was trained without --model-ema)"
-    elif info.get("status") not in (None, "finished"):
-        why = f" (the run is {info.get('status')}: final weights are written when it finishes)"
-    advice = f"; use --weights {' or '.join(have)}" if have else "; it holds no weights files yet"
-    return f"{run_dir} has no {which} weights ({weights_file_name(info, which)}){why}{advice}"
 
 
 def _weights_file_shapes(weights: Path, model_name: str) -> tuple[int | None, int | None]:
