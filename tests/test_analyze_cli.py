@@ -472,7 +472,7 @@ def test_checkpoint_of_another_model_prints_one_line_and_exits_2(capsys, fake_mo
     argv = ["stability", "--model", "fake_zerosnet", "--checkpoint", str(path)]
     assert_one_line_error(capsys, argv, f"checkpoint '{path}' does not fit model 'fake_zerosnet'")
     argv = ["stability", "--model", "fake_zerosnet", "--checkpoint", str(tmp_path)]
-    assert_one_line_error(capsys, argv, "is a directory; pass the path of a state dict file")
+    assert_one_line_error(capsys, argv, "has no final weights (model.safetensors) (no run.json: is it a run directory")
 
 
 def test_a_learnable_tau_checkpoint_gets_no_note(capsys, tmp_path):
@@ -580,3 +580,51 @@ def test_python_dash_m_entry_point(capsys, monkeypatch):
 def test_console_script_is_declared():
     (script,) = entry_points(group="console_scripts", name="zerosnet-analyze")
     assert script.load() is cli.main
+
+
+def _run_dir(tmp_path, name="zerosnet20_cifar", recorded_as=None, **model_kwargs):
+    """A zerosnet-train run directory: a 5-class grey model's weights and its run.json."""
+    run = tmp_path / "run"
+    run.mkdir(parents=True)
+    model = timm.create_model(name, num_classes=5, in_chans=1, **model_kwargs)
+    torch.save(model.state_dict(), run / "weights.pth")
+    info = dict(model=recorded_as or name, model_kwargs=model_kwargs, num_classes=5, in_chans=1)
+    (run / "run.json").write_text(json.dumps(dict(info, weights=dict(final="weights.pth"))))
+    return run
+
+
+def test_a_run_directory_gives_the_model_its_options_classes_and_channels(capsys, tmp_path):
+    """--checkpoint RUN (or a weights file in it) needs no --model: run.json names the architecture (also when
+    recorded with a released tag), the scheme constants it was trained with, and the head and stem the weights
+    fit. --model-kwargs still win, and the note says what the run used."""
+    run_dir = _run_dir(tmp_path, lam=-1.2, recorded_as="zerosnet20_cifar.digits")
+    a0, a1, a2, b0 = zeros_coefficients(-1.2)
+    weights_file = ["--checkpoint", str(run_dir / "weights.pth"), "--model", "zerosnet20_cifar"]
+    for argv in (["--checkpoint", str(run_dir)], weights_file):
+        payload = run_json(capsys, "stability", *argv)
+        multistep = [b for b in payload["blocks"] if len(b["a"]) == 3]
+        assert len(multistep) == 7
+        assert all(b["a"] == pytest.approx([a0, a1, a2]) and b["b"][0] == pytest.approx(b0) for b in multistep)
+        assert "from the run's --model-kwargs lam=-1.2 (run.json)" in payload["note"]
+    code, out, err = run(capsys, "stability", "--checkpoint", str(run_dir), "--model-kwargs", "lam=-1.8")
+    assert code == 0, err
+    expected = "(--model-kwargs lam=-1.8), not from the checkpoint; the run was trained with the run's --model-kwargs"
+    assert f"{expected} lam=-1.2 (run.json)" in out
+    assert "max |z| over all blocks = 1" in out and "(lam = -1.8)" in out
+    defaults = _run_dir(tmp_path / "d")
+    note = run_json(capsys, "stability", "--checkpoint", str(defaults))["note"]
+    assert "the model defaults, which the run used (run.json)" in note
+    refusals = (
+        (
+            ["--checkpoint", str(run_dir), "--model", "lmresnet20_cifar"],
+            "holds a 'zerosnet20_cifar' (see its run.json) but --model is 'lmresnet20_cifar'; drop --model or pass "
+            "--model zerosnet20_cifar",
+        ),
+        (["--checkpoint", str(run_dir), "--lam", "1"], "--checkpoint only goes with --model NAME, or alone for a run"),
+        (["--checkpoint", str(tmp_path)], "(no run.json: is it a run directory of zerosnet-train?)"),
+    )
+    for argv, message in refusals:
+        assert_one_line_error(capsys, ["stability", *argv], message)
+    (tmp_path / "bare.pth").write_bytes((run_dir / "weights.pth").read_bytes())
+    bare = ["stability", "--checkpoint", str(tmp_path / "bare.pth")]
+    assert_one_line_error(capsys, bare, "has no run.json to name its model: pass --model NAME")

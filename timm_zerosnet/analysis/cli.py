@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
+from ..run_layout import architecture_name, resolve_weights, run_architecture
 from . import connectivity as conn
 from . import stability as stab
 
@@ -139,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument(
         "--checkpoint",
         help="state dict to load into --model (.pth, .pt or .safetensors; the authors' checkpoints too, read through "
-        "the family's checkpoint filter as timm's pretrained loading reads them)",
+        "the family's checkpoint filter as timm's pretrained loading reads them), or a zerosnet-train run directory "
+        "(or a weights file in one): its run.json gives the model, its options and its classes and channels",
     )
     st.add_argument(
         "--model-kwargs",
@@ -207,7 +209,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_stability(args: argparse.Namespace) -> int:
     if args.checkpoint is not None and args.model is None:
-        raise _UsageError("--checkpoint only goes with --model NAME")
+        if _given_scheme_option(args):
+            raise _UsageError("--checkpoint only goes with --model NAME, or alone for a run directory")
+        _, info = _checkpoint_run(args.checkpoint)
+        if info is None:
+            raise _UsageError(
+                f"--checkpoint {args.checkpoint} has no run.json to name its model: pass --model NAME (and the "
+                "--model-kwargs it was trained with)"
+            )
+        args.model = run_architecture(info)
     if args.model_kwargs and args.model is None:
         raise _UsageError("--model-kwargs only goes with --model NAME (they are the arguments of that model)")
     scan_only = [name for name, value in (("--family", args.family), ("--num", args.num)) if value is not None]
@@ -302,7 +312,21 @@ def _run_model(args: argparse.Namespace) -> int:
 
     import timm_zerosnet  # noqa: F401  (registers the model families with timm)
 
-    kwargs = dict(args.model_kwargs or {})
+    kwargs, info, name = dict(args.model_kwargs or {}), None, args.model
+    if args.checkpoint:
+        _, info = _checkpoint_run(args.checkpoint)
+    if info is not None:
+        # the run's architecture and options; --model must agree with it, --model-kwargs win over its options
+        recorded = run_architecture(info)
+        if name is not None and architecture_name(name) != recorded:
+            raise ValueError(
+                f"{args.checkpoint} holds a {recorded!r} (see its run.json) but --model is {name!r}; drop --model or "
+                f"pass --model {recorded}"
+            )
+        name = recorded
+        shape = {k: info[k] for k in ("num_classes", "in_chans") if info.get(k) is not None}
+        kwargs = {**shape, **(info.get("model_kwargs") or {}), **kwargs}
+    args.model = name
     try:
         model = timm.create_model(args.model, **kwargs)
     except (RuntimeError, TypeError, ValueError) as exc:
@@ -310,8 +334,8 @@ def _run_model(args: argparse.Namespace) -> int:
         raise ValueError(f"cannot build model {args.model!r}{with_kwargs}: {exc}") from None
     note = None
     if args.checkpoint:
-        _load_checkpoint(model, args.checkpoint, args.model)
-        note = _constants_note(model, args.model, kwargs)
+        _load_checkpoint(model, _checkpoint_run(args.checkpoint)[0], args.model)
+        note = _constants_note(model, args.model, args.model_kwargs or {}, info)
     report = stab.model_scheme_report(model, tol=args.tol)
     if args.plot:
         from .plots import plot_roots
@@ -340,8 +364,18 @@ def _run_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _constants_note(model: Any, name: str, kwargs: dict[str, Any]) -> str | None:
-    """Which scheme constants of ``model`` no checkpoint stores (they are model arguments), or None if none."""
+def _checkpoint_run(path: str) -> tuple[str, dict | None]:
+    """The weights file of --checkpoint (a file, or a run directory's final weights) and its run's run.json (None
+    for a file outside a run directory)."""
+    if not os.path.exists(os.path.expanduser(path)):
+        raise ValueError(f"checkpoint {path!r} does not exist; pass the path of a state dict file or a run directory")
+    weights, info = resolve_weights(path)
+    return str(weights), info
+
+
+def _constants_note(model: Any, name: str, kwargs: dict[str, Any], info: dict[str, Any] | None = None) -> str | None:
+    """Which scheme constants of ``model`` no checkpoint stores (they are model arguments), and where they came from:
+    --model-kwargs, the run's run.json, or the model's defaults; None if the model has none."""
     from timm_zerosnet.models.multistep import MultistepResNet
     from timm_zerosnet.models.tauresnet import TauResNet
     from timm_zerosnet.schemes import ZeroStable
@@ -364,6 +398,18 @@ def _constants_note(model: Any, name: str, kwargs: dict[str, Any]) -> str | None
     given = [k for k in names if k in kwargs]
     origin = "--model-kwargs " + " ".join(f"{k}={kwargs[k]!r}" for k in given) if given else "the model's defaults"
     verb = "come" if len(constants) > 1 else "comes"
+    if info is not None:
+        recorded = {k: v for k, v in (info.get("model_kwargs") or {}).items() if k in names}
+        run = "the run's --model-kwargs " + " ".join(f"{k}={v!r}" for k, v in recorded.items()) if recorded else ""
+        if not given:
+            return (
+                f"{' and '.join(constants)} {verb} from {run or 'the model defaults, which the run used'} (run.json): "
+                "checkpoints do not store scheme constants"
+            )
+        return (
+            f"{' and '.join(constants)} {verb} from the model arguments ({origin}), not from the checkpoint; the run "
+            f"was trained with {run or 'the model defaults'} (run.json)"
+        )
     return (
         f"{' and '.join(constants)} {verb} from the model arguments ({origin}), not from the checkpoint (checkpoints "
         f"do not store scheme constants); if {name} was trained with other values, pass them with --model-kwargs "
@@ -379,9 +425,6 @@ def _load_checkpoint(model: Any, path: str, name: str) -> None:
 
     from timm_zerosnet.models import family_checkpoint_filter
 
-    if not os.path.isfile(path):
-        problem = "is a directory" if os.path.isdir(path) else "does not exist"
-        raise ValueError(f"checkpoint {path!r} {problem}; pass the path of a state dict file")
     try:
         state_dict = load_state_dict(path)
     except OSError:
