@@ -222,3 +222,46 @@ def test_demo_says_whether_it_reproduced_the_staged_release(tmp_path):
     assert other.files["model.safetensors"]["sha256"][:12] in line
     with use_manifest({"format": "timm_zerosnet.releases/1", "releases": []}):
         assert demo.release_line(staged) is None
+
+
+def _documented_commands() -> list[tuple[str, list[str]]]:
+    """(tool, arguments) of every command line in the README's bash blocks and of docs/*.md's inline commands that
+    name arguments; `accelerate launch` / `torchrun` lines by the module they run."""
+    import re
+    import shlex
+
+    lines = [
+        ln for b in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S) for ln in b.splitlines()
+    ]
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        lines += [span for span in re.findall(r"`(zerosnet-[^`]+)`", doc.read_text()) if len(span.split()) > 2]
+    commands = []
+    for line in lines:
+        argv = shlex.split(line, comments=True)
+        if "-m" in argv and argv[argv.index("-m") + 1] == "timm_zerosnet.train":
+            commands.append(("zerosnet-train", argv[argv.index("-m") + 2 :]))
+        elif argv and argv[0].startswith("zerosnet-"):
+            commands.append((argv[0], argv[1:]))
+    return commands
+
+
+def test_every_documented_command_line_is_accepted_by_its_tool():
+    """The commands the README and docs/ show parse with their tool's parser, and zerosnet-train's pass its checks
+    (values, ranges, recipes), so a pasted command fails, if at all, only on the user's paths."""
+    from hub.cli import build_parser as hub_parser
+    from timm_zerosnet.analysis.cli import build_parser as analyze_parser
+    from timm_zerosnet.train import check_args, parse_args
+    from timm_zerosnet.validate import build_parser as validate_parser
+    from timm_zerosnet.validate import parse_noise
+
+    commands = _documented_commands()
+    tools = {tool for tool, _ in commands}
+    assert tools == {"zerosnet-train", "zerosnet-validate", "zerosnet-analyze", "zerosnet-hub"}
+    assert sum(tool == "zerosnet-train" for tool, _ in commands) >= 6
+    for tool, argv in commands:
+        if tool == "zerosnet-train":
+            check_args(parse_args(argv))
+        elif tool == "zerosnet-validate":
+            parse_noise(validate_parser().parse_args(argv).noise)
+        else:
+            (analyze_parser if tool == "zerosnet-analyze" else hub_parser)().parse_args(argv)
