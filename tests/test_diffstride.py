@@ -618,3 +618,59 @@ def test_onnx_export_of_frozen_network():
     with torch.no_grad():
         np.testing.assert_allclose(out, net(x).numpy(), atol=1e-5)
     assert math.prod(out.shape[-2:]) == 24 * 24
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Mutation-audit additions: argument refusals, devices, exact eval clip, frozen sizes
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layer", [DiffStride, FixedSpectralPooling, Subsample])
+@pytest.mark.parametrize("strides", [(2.0,), ()], ids=["one-value", "empty"])
+def test_a_strides_sequence_of_the_wrong_length_is_refused(layer, strides):
+    with pytest.raises(ValueError, match=rf"one stride or a \(height, width\) pair, got {len(strides)} values"):
+        layer(strides)
+
+
+def test_device_and_dtype_reach_the_strides():
+    layer = DiffStride((2.0, 3.0), device="meta", dtype=torch.float64)
+    assert layer.strides.is_meta and layer.strides.dtype == torch.float64 and layer.strides.shape == (2,)
+    # without cropping the shape is static: shape inference on the meta device works, training-mode clip included
+    lowpass = DiffStride(2.0, cropping=False, device="meta").train()
+    assert lowpass(torch.zeros(1, 2, 16, 15, device="meta")).shape == (1, 2, 16, 15)
+    # J of a model without DiffStride is a zero on the model's device
+    assert stride_regularizer(nn.Linear(1, 1, device="meta")).is_meta
+
+
+@pytest.mark.parametrize("initial, limit", [(1000.0, 2.3), (200.0, 3.7)])
+def test_eval_uses_exactly_the_clipped_strides(initial, limit):
+    """Eval clips a copy to exactly the value training would project to: a stride far above the upper limit gives,
+    bit for bit, the output of a layer that starts at the limit (s + (c - s) would be off by float rounding)."""
+    x = _randn(2, 3, 32, 32)
+    with torch.no_grad():
+        out = DiffStride(initial, upper_limit=limit).eval()(x)
+        torch.testing.assert_close(out, DiffStride(limit)(x), rtol=0, atol=0)
+
+
+def test_output_size_of_a_frozen_layer_is_the_frozen_one():
+    """After freeze the strides keep learning but the size stays: output_size says what forward does. Other input
+    sizes are answered from the live strides, and unfreeze() lets the size follow the strides again."""
+    layer = DiffStride(2.0)
+    x = _randn(1, 1, 32, 32)
+    assert layer.freeze((32, 32)) == (24, 24)
+    assert "frozen" in repr(layer)
+    with torch.no_grad():
+        layer.strides.fill_(4.0)
+    assert layer(x).shape[-2:] == (24, 24) == layer.output_size((32, 32))
+    assert layer.output_size((16, 16)) == DiffStride(4.0).output_size((16, 16)) != DiffStride(2.0).output_size((16, 16))
+    layer.unfreeze()
+    assert layer.output_size((32, 32)) == (16, 16) == layer(x).shape[-2:]  # DIFFSTRIDE.md: 32x32 at S=4
+    assert "frozen" not in repr(layer)
+
+
+def test_create_downsample_passes_the_layer_arguments_on():
+    layer = create_downsample("diffstride", (2, 3), smoothness=2.0, cropping=False, dtype=torch.float64)
+    assert (layer.smoothness, layer.cropping, layer.strides.dtype) == (2.0, False, torch.float64)
+    assert layer.strides.tolist() == [2.0, 3.0]
+    with pytest.raises(TypeError, match="smoothness"):
+        create_downsample("spectral", 2, smoothness=2.0)  # an argument the layer does not take is not dropped

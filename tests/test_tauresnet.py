@@ -430,3 +430,70 @@ def test_pruned_nobn_model_averages_tau_over_the_blocks_it_keeps():
     kept = sum(len(stage) for stage in model.stages)
     assert len(model.stages) == 2 and kept == sum(model.net.layers[:2]) < sum(model.net.layers)
     assert model.tau_grad_scale == pytest.approx(1 / kept)
+
+
+# ------------------------------------------------------------------------------------------ mutation-audit additions
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, 0.0])
+def test_a_bad_tau_is_refused_by_the_model_with_the_default_named(bad):
+    """tau is a step size: +-inf and 0 are refused like nan and negative values, by the model itself, with a message
+    that names the default (a bare scheme error would not)."""
+    expected = r"tau is the step size and must be a finite number > 0, got .*; None gives the default 0\.3333"
+    with pytest.raises(ValueError, match=expected):
+        timm.create_model("tauresnet20_nobn_cifar", tau=bad, device="meta")
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        (dict(block="bottle"), "block must be 'basic' or 'bottleneck', got 'bottle'"),
+        (dict(stem="imagenet64"), "stem must be 'cifar' or 'imagenet', got 'imagenet64'"),
+        (dict(shortcut="projection"), "shortcut must be 'zero_pad' or 'conv', got 'projection'"),
+        (dict(layers=(3, 0, 3)), r"layers \(3, 0, 3\) must give at least one block for each of the widths"),
+        (dict(layers=(3, 3)), r"layers \(3, 3\) must give at least one block for each of the widths \(16, 32, 64\)"),
+    ],
+)
+def test_a_bad_skeleton_is_refused(changes, match):
+    from timm_zerosnet.models.tauresnet import TauNetCfg
+
+    with pytest.raises(ValueError, match=match):
+        TauResNet(dataclasses.replace(TauNetCfg(layers=(3, 3, 3)), **changes), device="meta")
+
+
+def test_drop_path_drops_the_scaled_branch_not_the_shortcut():
+    """Stochastic depth acts on tau * F only: a dropped block passes relu(shortcut(x)) on, it does not zero the
+    block's output."""
+    model = tiny_model("tauresnet20_nobn_cifar", drop_path_rate=0.5).train()
+    x = model.forward_stem(tiny_input(model))
+    tau = model.block_tau(x)
+    dropped = 0
+    with torch.no_grad():
+        for stage in model.stages:
+            for block in stage:
+                if isinstance(block.drop_path, nn.Identity):  # the first block's rate is 0
+                    x = block(x, tau)
+                    continue
+                block.drop_path.drop_prob = 1.0  # drop the branch for every sample
+                shortcut = x if block.shortcut is None else block.shortcut(x)
+                y = block(x, tau)
+                torch.testing.assert_close(y, F.relu(shortcut), rtol=0, atol=0)
+                assert y.abs().sum() > 0
+                x, dropped = y, dropped + 1
+    assert dropped == sum(model.net.layers) - 1
+
+
+def test_forward_intermediates_refuses_other_output_formats():
+    model = tiny_model("tauresnet20_cifar").eval()
+    with pytest.raises(ValueError, match=r"output_fmt must be 'NCHW', got 'NHWC'"):
+        model.forward_intermediates(tiny_input(model), output_fmt="NHWC")
+
+
+@pytest.mark.parametrize("key", ["tau", "stages.0.0.bias1a"])
+def test_a_scalar_of_the_wrong_size_in_a_checkpoint_is_named(key):
+    """Only one-element scalars are reshaped to 0-d; a scalar key holding several values is a shape error that names
+    the key, not a reshape failure."""
+    model = tiny_model("tauresnet20_nobn_cifar")
+    state = dict(model.state_dict(), **{key: torch.zeros(2)})
+    with pytest.raises(ValueError, match=rf"'{re.escape(key)}' has shape \(2,\) but the model expects \(\)"):
+        checkpoint_filter_fn(state, model)
