@@ -674,3 +674,16 @@ def test_create_downsample_passes_the_layer_arguments_on():
     assert layer.strides.tolist() == [2.0, 3.0]
     with pytest.raises(TypeError, match="smoothness"):
         create_downsample("spectral", 2, smoothness=2.0)  # an argument the layer does not take is not dropped
+
+
+def test_freezing_a_training_model_leaves_its_batchnorm_statistics_alone():
+    """freeze_diffstride's recording forward ran in the model's own mode: in training mode it updated every
+    BatchNorm's running statistics from the example input. It records in eval mode and restores each module's mode."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), DiffStride(2.0), nn.Conv2d(4, 5, 1)).train()
+    net[3].eval()  # a mixed model keeps its mixture
+    buffers = {k: v.clone() for k, v in net.named_buffers()}
+    assert freeze_diffstride(net, _randn(2, 3, 32, 32)) == {"2": ((32, 32), (24, 24))}
+    assert net[2].frozen and [m.training for m in net] == [True, True, True, False]
+    for name, value in net.named_buffers():
+        assert torch.equal(value, buffers[name]), name

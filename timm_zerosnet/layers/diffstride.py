@@ -598,7 +598,8 @@ def diffstride_param_names(model: nn.Module) -> list[str]:
 def freeze_diffstride(model: nn.Module, example_input: torch.Tensor) -> dict[str, tuple[tuple[int, int], ...]]:
     """Freeze every DiffStride layer of `model` at the sizes it sees for `example_input` (before export).
 
-    Runs one forward pass without gradient to record each layer's input size, then calls
+    Runs one forward pass without gradient, in eval mode (a model in training mode would update its BatchNorm
+    statistics from the example; its modes are restored afterwards), to record each layer's input size, then calls
     :meth:`DiffStride.freeze` on it.
 
     Args:
@@ -623,12 +624,16 @@ def freeze_diffstride(model: nn.Module, example_input: torch.Tensor) -> dict[str
         return hook
 
     handles = [m.register_forward_pre_hook(record(name)) for name, m in layers.items()]
+    modes = {m: m.training for m in model.modules()}
     try:
         for m in layers.values():
             m.unfreeze()
+        model.eval()
         with torch.no_grad():
             model(example_input)
     finally:
         for handle in handles:
             handle.remove()
+        for m, training in modes.items():
+            m.training = training
     return {name: (seen[name], layers[name].freeze(seen[name])) for name in layers if name in seen}
