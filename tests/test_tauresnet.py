@@ -452,6 +452,12 @@ def test_a_bad_tau_is_refused_by_the_model_with_the_default_named(bad):
         (dict(shortcut="projection"), "shortcut must be 'zero_pad' or 'conv', got 'projection'"),
         (dict(layers=(3, 0, 3)), r"layers \(3, 0, 3\) must give at least one block for each of the widths"),
         (dict(layers=(3, 3)), r"layers \(3, 3\) must give at least one block for each of the widths \(16, 32, 64\)"),
+        # F.pad with a negative amount dropped channels silently
+        (
+            dict(widths=(8, 16, 32)),
+            r"shortcut='zero_pad' only appends channels, but a block goes from 16 to 8 channels",
+        ),
+        (dict(widths=(16, 32, 24)), r"goes from 32 to 24 channels; use shortcut='conv'"),
     ],
 )
 def test_a_bad_skeleton_is_refused(changes, match):

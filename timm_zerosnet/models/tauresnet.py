@@ -118,6 +118,11 @@ class ZeroPadShortcut(nn.Module):
 
     def __init__(self, in_chs: int, out_chs: int, stride: int, norm: bool = True, device=None, dtype=None):
         super().__init__()
+        if out_chs < in_chs:
+            raise ValueError(
+                f"shortcut='zero_pad' only appends channels, but a block goes from {in_chs} to {out_chs} channels; "
+                "use shortcut='conv', or a stem and widths that do not shrink"
+            )
         self.stride = stride
         self.pad = out_chs - in_chs
         self.norm = nn.BatchNorm2d(in_chs, device=device, dtype=dtype) if norm else nn.Identity()
