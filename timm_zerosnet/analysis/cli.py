@@ -312,9 +312,8 @@ def _run_model(args: argparse.Namespace) -> int:
 
     import timm_zerosnet  # noqa: F401  (registers the model families with timm)
 
-    kwargs, info, name = dict(args.model_kwargs or {}), None, args.model
-    if args.checkpoint:
-        _, info = _checkpoint_run(args.checkpoint)
+    kwargs, name = dict(args.model_kwargs or {}), args.model
+    weights, info = _checkpoint_run(args.checkpoint) if args.checkpoint else (None, None)
     if info is not None:
         # the run's architecture and options; --model must agree with it, --model-kwargs win over its options
         recorded = run_architecture(info)
@@ -333,8 +332,8 @@ def _run_model(args: argparse.Namespace) -> int:
         with_kwargs = " with --model-kwargs " + " ".join(f"{k}={v!r}" for k, v in kwargs.items()) if kwargs else ""
         raise ValueError(f"cannot build model {args.model!r}{with_kwargs}: {exc}") from None
     note = None
-    if args.checkpoint:
-        _load_checkpoint(model, _checkpoint_run(args.checkpoint)[0], args.model)
+    if weights is not None:
+        _load_checkpoint(model, weights, args.model)
         note = _constants_note(model, args.model, args.model_kwargs or {}, info)
     report = stab.model_scheme_report(model, tol=args.tol)
     if args.plot:
