@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
+from pathlib import Path
 
 import pytest
 import timm
@@ -100,3 +102,21 @@ def tiny_input(model: MultistepResNet, batch: int = 2, in_chans: int = 3) -> tor
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def write_tiny_mnist(root: Path, digits_split: str, train: range, test: range) -> Path:
+    """An MNIST as torchvision stores it (``root/MNIST/raw``, idx files) made of scikit-learn's digits (the images of
+    ``digits_split`` at ``train`` / ``test`` indices, upsampled to 28x28), so torch/mnist loads without a download.
+    Returns ``root``."""
+    from timm_zerosnet.data import DigitsDataset
+
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    digits = DigitsDataset(digits_split, img_mode="L")
+    for prefix, indices in (("train", train), ("t10k", test)):
+        images = [digits[i] for i in indices]
+        pixels = b"".join(img.resize((28, 28)).tobytes() for img, _ in images)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, len(images), 28, 28) + pixels)
+        labels = bytes(target for _, target in images)
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, len(images)) + labels)
+    return root

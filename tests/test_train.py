@@ -23,7 +23,7 @@ from torchvision import transforms
 
 import timm_zerosnet  # noqa: F401  (registers the models)
 import timm_zerosnet.train as train_mod
-from conftest import reset_accelerate
+from conftest import reset_accelerate, write_tiny_mnist
 from timm_zerosnet.train import (
     EXIT_NON_FINITE,
     CheckpointManager,
@@ -1253,19 +1253,7 @@ def test_a_run_started_from_args_yaml_keeps_the_recipe_and_records_absolute_data
 def test_torch_datasets_take_the_input_image_mode(tmp_path):
     """timm's torch/ datasets ignore --input-img-mode: MNIST's grey images must still reach a 3-channel model as
     RGB (and CIFAR's RGB ones a 1-channel model as L)."""
-    import struct
-
-    from timm_zerosnet.data import DigitsDataset
-
-    raw = tmp_path / "mnist" / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    digits = DigitsDataset("train", img_mode="L")
-    for prefix, indices in (("train", range(0, 64)), ("t10k", range(64, 96))):
-        images = [digits[i] for i in indices]
-        pixels = b"".join(img.resize((28, 28)).tobytes() for img, _ in images)
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, len(images), 28, 28) + pixels)
-        labels = bytes(target for _, target in images)
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, len(images)) + labels)
+    write_tiny_mnist(tmp_path / "mnist", "train", range(0, 64), range(64, 96))
     extra = ["--dataset", "torch/mnist", "--data-dir", str(tmp_path / "mnist"), "--val-split", "test"]
     trainer = Trainer.from_args(parse_args(tiny_argv(tmp_path, "mnist", *extra)))
     assert trainer.train_dataset[0][0].shape == (3, 16, 16) and trainer.val_loader is not None

@@ -13,7 +13,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from timm.data import create_transform
 
-from conftest import reset_accelerate
+from conftest import reset_accelerate, write_tiny_mnist
 from timm_zerosnet.data import TransformDataset, create_datasets
 from timm_zerosnet.train import parse_args, train
 from timm_zerosnet.validate import PixelNoise, build_parser, create_eval_transform, main, parse_noise, validate
@@ -429,19 +429,7 @@ def test_a_results_file_that_cannot_be_written_keeps_the_previous_results(traine
 def test_a_grey_torch_dataset_is_evaluated_by_an_rgb_run(trained_run, tmp_path):
     """timm's torch/ datasets ignore the image mode: MNIST's grey images still reach the 3-channel digits model
     (converted to RGB), every one of them counted."""
-    import struct
-
-    from timm_zerosnet.data import DigitsDataset
-
-    raw = tmp_path / "mnist" / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    digits = DigitsDataset("validation", img_mode="L")
-    for prefix, indices in (("train", range(0, 4)), ("t10k", range(4, 16))):
-        images = [digits[i] for i in indices]
-        pixels = b"".join(img.resize((28, 28)).tobytes() for img, _ in images)
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, len(images), 28, 28) + pixels)
-        labels = bytes(target for _, target in images)
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, len(images)) + labels)
+    write_tiny_mnist(tmp_path / "mnist", "validation", range(0, 4), range(4, 16))
     argv = ["--checkpoint", str(trained_run), "--dataset", "torch/mnist", "--data-dir", str(tmp_path / "mnist")]
     out = validate(build_parser().parse_args([*argv, "--split", "test", "--workers", "0", "--num-samples", "0"]))
     assert out["results"]["clean"]["count"] == 12
