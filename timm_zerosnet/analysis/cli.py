@@ -208,17 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_stability(args: argparse.Namespace) -> int:
-    if args.checkpoint is not None and args.model is None:
-        if _given_scheme_option(args):
-            raise _UsageError("--checkpoint only goes with --model NAME, or alone for a run directory")
-        _, info = _checkpoint_run(args.checkpoint)
-        if info is None:
-            raise _UsageError(
-                f"--checkpoint {args.checkpoint} has no run.json to name its model: pass --model NAME (and the "
-                "--model-kwargs it was trained with)"
-            )
-        args.model = run_architecture(info)
-    if args.model_kwargs and args.model is None:
+    if args.checkpoint is not None and args.model is None and _given_scheme_option(args):
+        raise _UsageError("--checkpoint only goes with --model NAME, or alone for a run directory")
+    if args.model_kwargs and args.model is None and args.checkpoint is None:
         raise _UsageError("--model-kwargs only goes with --model NAME (they are the arguments of that model)")
     scan_only = [name for name, value in (("--family", args.family), ("--num", args.num)) if value is not None]
     if scan_only and args.scan is None:
@@ -231,7 +223,7 @@ def _run_stability(args: argparse.Namespace) -> int:
         )
     if args.scan is not None:
         return _run_scan(args)
-    if args.model is not None:
+    if args.model is not None or args.checkpoint is not None:  # a run directory names its model
         return _run_model(args)
     if args.lam is not None:
         scheme, label, param = stab.zeros_scheme(args.lam), f"ZeroSNet lambda = {_show(args.lam)}", {"lam": args.lam}
@@ -325,6 +317,11 @@ def _run_model(args: argparse.Namespace) -> int:
         name = recorded
         shape = {k: info[k] for k in ("num_classes", "in_chans") if info.get(k) is not None}
         kwargs = {**shape, **(info.get("model_kwargs") or {}), **kwargs}
+    elif name is None:
+        raise _UsageError(
+            f"--checkpoint {args.checkpoint} has no run.json to name its model: pass --model NAME (and the "
+            "--model-kwargs it was trained with)"
+        )
     args.model = name
     try:
         model = timm.create_model(args.model, **kwargs)
