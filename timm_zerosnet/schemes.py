@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .analysis.stability import analyze_scheme, zeros_coefficients
+from .layers import fused_combine
 
 __all__ = [
     "Scheme",
@@ -267,6 +268,9 @@ class LinearMultistepUpdate(nn.Module):
 
     @torch.jit.unused
     def _forward_python(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        if eager() and fused_combine.usable((f, x, last)):
+            # (1 - k) x + k last + h f, each coefficient affine in k
+            return fused_combine.combine((f, x, last), ((self.step_size, 0.0), (1.0, -1.0), (0.0, 1.0)), self.k)
         if eager_autograd():
             return _LerpAddFunction.apply(f, x, last, self.k, self.step_size)
         return _lerp_add(f, x, last, self.k, self.step_size)
@@ -323,12 +327,26 @@ class ZeroStableUpdate(nn.Module):
         """(h b0, a0, 1 / lambda, a2) of the trainable block as differentiable tensors of ``safe_lam()``;
         a1 = -1 / lambda."""
         inv = 1.0 / self.safe_lam()
-        hb0 = (1.5 - 0.5 * inv) * self.step_size  # (3 lam - 1) / (2 lam)
-        a0 = 0.75 + 0.75 * inv  # (3 lam + 3) / (4 lam)
-        a2 = 0.25 + 0.25 * inv  # (lam + 1) / (4 lam)
-        return hb0, a0, inv, a2
+        b, a0, _, a2 = self._affine_in_inv()
+        return b[0] + b[1] * inv, a0[0] + a0[1] * inv, inv, a2[0] + a2[1] * inv
+
+    def _affine_in_inv(
+        self,
+    ) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]]:
+        """(h b0, a0, a1, a2) of the trainable block as (k, s): coefficient = k + s / lambda."""
+        h = self.step_size
+        return (
+            (1.5 * h, -0.5 * h),  # h b0 = h (3 lam - 1) / (2 lam)
+            (0.75, 0.75),  # a0 = (3 lam + 3) / (4 lam)
+            (0.0, -1.0),  # a1 = -1 / lam
+            (0.25, 0.25),  # a2 = (lam + 1) / (4 lam)
+        )
 
     def forward(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            fused = self._fused(f, x, last, llast)
+            if fused is not None:
+                return fused
         if self.lam is not None:
             hb0, a0, inv, a2 = self.trainable_coefficients()
             if torch.jit.is_scripting():
@@ -337,6 +355,16 @@ class ZeroStableUpdate(nn.Module):
         # constant coefficients: one new tensor, the other terms accumulated into it, nothing saved for backward;
         # f first, as in EulerUpdate (layout, and the rounding golden outputs were computed with)
         return torch.mul(f, self.hb0).add_(x, alpha=self.a0).add_(last, alpha=self.a1).add_(llast, alpha=self.a2)
+
+    @torch.jit.unused
+    def _fused(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor | None:
+        """The update as one Triton kernel where ``fused_combine`` can run it (eager CUDA), else None."""
+        tensors = (f, x, last, llast)
+        if not eager() or not fused_combine.usable(tensors):  # eager() first: traces must not reach the checks
+            return None
+        if self.lam is None:
+            return fused_combine.combine(tensors, ((self.hb0, 0.0), (self.a0, 0.0), (self.a1, 0.0), (self.a2, 0.0)))
+        return fused_combine.combine(tensors, self._affine_in_inv(), 1.0 / self.safe_lam())
 
     @torch.jit.unused
     def _trainable_python(self, f, x, last, llast, hb0, a0, inv, a2) -> torch.Tensor:
