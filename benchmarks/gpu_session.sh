@@ -7,7 +7,10 @@
 #      then zerosnet-validate of the bf16 run on the GPU with input noise;
 #   4. benchmark.py with bf16 autocast: eager and channels_last, the default models;
 #   5. device_check.py's torch.compile checks (fullgraph, against eager);
-#   6. benchmark.py: eager against torch.compile for timm's resnet50 and zerosnet50 (target 3 on the GPU).
+#   6. benchmark.py: eager against torch.compile for timm's resnet50 and zerosnet50 (target 3 on the GPU);
+#   7. benchmark.py with TIMM_ZEROSNET_TRITON=0: the multistep nets with their combination as plain ops, against
+#      the same references, to compare with stage 4 (the fused Triton combination);
+#   8. profile_gpu.py: where the kernel time of a bf16 training step goes, fused and plain.
 # Each stage gets what is left of the deadline (DEADLINE_S, default 560 s) or its own cap, whichever is less, so
 # the later stages are cut first. Results go to $OUT: session.log and results.tgz (remade after every stage).
 # Usage, from the repository root: OUT=/tmp/gpu bash benchmarks/gpu_session.sh
@@ -21,7 +24,7 @@ BATCH=${BATCH:-128}           # benchmark batch at 224x224
 CIFAR_BATCH=${CIFAR_BATCH:-512}  # benchmark batch at 32x32
 EPOCHS=${EPOCHS:-3}           # digits training epochs
 MEM_BATCH=${MEM_BATCH:-256}   # extra batch of check 2 (memory) at 224x224
-STAGES=${STAGES:-123456}      # which stages to run, e.g. STAGES=56 for the compile stages alone
+STAGES=${STAGES:-12345678}    # which stages to run, e.g. STAGES=56 for the compile stages alone
 DEADLINE_S=${DEADLINE_S:-560}
 WORK=/tmp/gpu_session_work
 mkdir -p "$OUT" "$WORK"
@@ -67,7 +70,7 @@ accelerate.__version__, 'gpu', torch.cuda.is_available() and torch.cuda.get_devi
 fi
 
 stage 2 "device checks (no compile)" &&
-    run 120 $PY benchmarks/device_check.py --device $DEVICE --no-compile --out "$WORK/device_check.json"
+    run 150 $PY benchmarks/device_check.py --device $DEVICE --no-compile --out "$WORK/device_check.json"
 
 if stage 3 "training through accelerate launch, digits"; then
     LAUNCH="-m accelerate.commands.launch --num_processes 1 --num_machines 1 --dynamo_backend no"
@@ -92,6 +95,15 @@ stage 5 "torch.compile checks" &&
 stage 6 "benchmark: torch.compile speed-up" &&
     run 300 $PY $BENCH --modes eager,compile --models resnet50,zerosnet50 --no-auto-add --baseline resnet50 \
         --mem-batch '' --out-dir "$WORK/bench" --tag gpu_compile --no-chart
+
+PAIRS=timm-resnetv2_20_cifar,lmresnet20_cifar,zerosnet20_cifar,resnetv2_50,lmresnet50,zerosnet50
+stage 7 "benchmark: the multistep combination as plain ops (TIMM_ZEROSNET_TRITON=0)" &&
+    TIMM_ZEROSNET_TRITON=0 run 100 $PY $BENCH --modes eager,channels_last --models $PAIRS --no-auto-add \
+        --baseline resnetv2_50 --mem-batch '' --out-dir "$WORK/bench" --tag gpu_plain --no-chart
+
+stage 8 "profile: kernel time of a bf16 training step, fused and plain" &&
+    run 90 $PY benchmarks/profile_gpu.py --device $DEVICE --models zerosnet50,lmresnet50,preresnet50,resnetv2_50 \
+        --batch "$BATCH" --plain
 
 echo "=== done after $((SECONDS - START)) s" | tee -a "$LOG"
 tar czf "$OUT/results.tgz" -C "$WORK" .

@@ -154,3 +154,51 @@ def test_learned_strides_are_compiled_with_graph_breaks_allowed(monkeypatch):
 def test_reason_of_an_exception_without_a_message():
     assert dc._reason(RuntimeError("first line\nsecond")) == "RuntimeError: first line"
     assert dc._reason(KeyError()) == "KeyError: "
+
+
+_gspec = importlib.util.spec_from_file_location("zerosnet_profile_gpu", ROOT / "benchmarks" / "profile_gpu.py")
+profile_gpu = importlib.util.module_from_spec(_gspec)
+_gspec.loader.exec_module(profile_gpu)
+
+
+@pytest.mark.parametrize(
+    "kernel, category",
+    [  # kernel names as torch.profiler reported them on the H200 (benchmarks/results/gpu_h200/fused/session.log)
+        ("combine_backward", "fused combination"),
+        (
+            "void cudnn::engines_precompiled::nchwToNhwcKernel<__nv_bfloat16, __nv_bfloat16, float, false",
+            "layout copies",
+        ),
+        ("void at::native::batch_norm_backward_kernel<c10::BFloat16, float, float, int>(", "batch norm"),
+        ("void at::native::batch_norm_collect_statistics_kernel<at::native::Var, c10::BFloat16", "batch norm"),
+        (
+            "sm90_xmma_wgrad_indexed_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc_tilesize128x128x64",
+            "convolution / matmul",
+        ),
+        (
+            "void cutlass::Kernel2<cutlass_80_tensorop_bf16_s16816gemm_bf16_256x128_64x3_nn_align2>",
+            "convolution / matmul",
+        ),
+        ("void at::native::vectorized_elementwise_kernel<8, at::native::CUDAFunctor_add<c10::BFloat16>", "elementwise"),
+        ("void at::native::(anonymous namespace)::max_pool_backward_nchw<c10::BFloat16, float, int>", "other"),
+    ],
+)
+def test_profile_gpu_sorts_kernels_into_categories(kernel, category):
+    assert profile_gpu.category(kernel) == category
+
+
+def test_profile_gpu_rehearsal_on_cpu(capsys):
+    """On a CPU device the script profiles CPU ops: one table per run, the plain-ops run after the fused one."""
+    argv = ["--device", "cpu", "--models", "zerosnet20_cifar", "--batch", "2", "--warmup", "1", "--steps", "1"]
+    assert profile_gpu.main([*argv, "--top", "3", "--plain"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("## zerosnet20_cifar:") == 2 and "(plain ops, TIMM_ZEROSNET_TRITON=0)" in out
+    assert "| convolution / matmul |" in out and out.count("| top kernels | ms / step |") == 2
+
+
+def test_bottleneck_nets_have_their_own_autocast_gradient_limits():
+    # the 64x64 bottleneck nets' autocast gradients are further from float64 (see LIMITS_BOTTLENECK); the CIFAR nets
+    # and every other check keep the common limits
+    assert dc.limit("zerosnet50", "bf16 grads") == dc.LIMITS_BOTTLENECK["bf16 grads"] > dc.LIMITS["bf16 grads"]
+    assert dc.limit("zerosnet20_cifar", "bf16 grads") == dc.LIMITS["bf16 grads"]
+    assert dc.limit("zerosnet50", "fp32 grads") == dc.LIMITS["fp32 grads"]
