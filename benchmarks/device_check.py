@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -153,7 +152,7 @@ def _record(results: list, model: str, check: str, err: float | None, limit: flo
 
 
 def _compare(results: list, model: str, check: str, a: torch.Tensor, b: torch.Tensor, note: str) -> None:
-    """Record ||a - b|| / ||b|| against the check's limit in ``LIMITS``."""
+    """Record ||a - b|| / ||b|| against the check's limit (``limit``)."""
     _record(results, model, check, rel_err(a, b), limit(model, check), note)
 
 
@@ -207,20 +206,6 @@ def has_multistep_update(model: nn.Module) -> bool:
     return any(isinstance(m, (LinearMultistepUpdate, ZeroStableUpdate)) for m in model.modules())
 
 
-class _PlainOps:
-    """``TIMM_ZEROSNET_TRITON=0`` inside the block: the combination runs as plain ops."""
-
-    def __enter__(self):
-        self.old = os.environ.get(fused_combine.ENV_SWITCH)
-        os.environ[fused_combine.ENV_SWITCH] = "0"
-
-    def __exit__(self, *exc):
-        if self.old is None:
-            os.environ.pop(fused_combine.ENV_SWITCH, None)
-        else:
-            os.environ[fused_combine.ENV_SWITCH] = self.old
-
-
 def _count_launches(fn):
     counted = [0]
 
@@ -242,7 +227,7 @@ def fused_check(name: str, x, t, ref_grad, device, results: list) -> None:
         out_f, grad_f = step(make_model(name, device), x, t)
     finally:
         fused_combine._launch_forward, fused_combine._launch_backward = saved
-    with _PlainOps():
+    with fused_combine.disabled():
         out_p, grad_p = step(make_model(name, device), x, t)
         _, grad_a = step(make_model(name, device), x, t, amp=torch.bfloat16)
     note = f"Triton vs plain ops, fp32; {n_fwd[0]} forward / {n_bwd[0]} backward launches in one step"

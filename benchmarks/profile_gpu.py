@@ -14,7 +14,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import timm_zerosnet  # noqa: E402,F401  (registers the families)
 from timm_zerosnet.layers import fused_combine  # noqa: E402
+from timm_zerosnet.schemes import LinearMultistepUpdate, ZeroStableUpdate  # noqa: E402
 
 # (category, pattern over the kernel name), first match wins
 CATEGORIES = (
@@ -55,9 +55,11 @@ def train_step(model, opt, x, t, device):
     opt.step()
 
 
-def profile_one(name: str, args, device) -> dict[str, float]:
+def profile_one(name: str, args, device) -> bool:
+    """Profiles ``name`` and prints its tables; returns whether it has multistep updates (the fused combination)."""
     torch.manual_seed(0)
     model = timm.create_model(name, num_classes=1000).to(device).train()
+    multistep = any(isinstance(m, (LinearMultistepUpdate, ZeroStableUpdate)) for m in model.modules())
     size = model.pretrained_cfg["input_size"][-1] if args.img_size is None else args.img_size
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -92,7 +94,7 @@ def profile_one(name: str, args, device) -> dict[str, float]:
     print("\n| top kernels | ms / step |\n|---|---:|")
     for ms, key in sorted(kernels, reverse=True)[: args.top]:
         print(f"| {key[:110]} | {ms:.3f} |")
-    return per_cat
+    return multistep
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,18 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     print(f"# bf16 autocast training step, batch {args.batch}, {device}, torch {torch.__version__}")
     for name in models:
-        profile_one(name, args, device)
-        if args.plain and not name.startswith(("resnet", "preresnet")):
-            old = os.environ.get(fused_combine.ENV_SWITCH)
-            os.environ[fused_combine.ENV_SWITCH] = "0"
-            try:
+        if profile_one(name, args, device) and args.plain:
+            with fused_combine.disabled():
                 print(f"\n(plain ops, {fused_combine.ENV_SWITCH}=0)")
                 profile_one(name, args, device)
-            finally:
-                if old is None:
-                    os.environ.pop(fused_combine.ENV_SWITCH, None)
-                else:
-                    os.environ[fused_combine.ENV_SWITCH] = old
     return 0
 
 

@@ -194,6 +194,10 @@ def test_profile_gpu_rehearsal_on_cpu(capsys):
     out = capsys.readouterr().out
     assert out.count("## zerosnet20_cifar:") == 2 and "(plain ops, TIMM_ZEROSNET_TRITON=0)" in out
     assert "| convolution / matmul |" in out and out.count("| top kernels | ms / step |") == 2
+    # a network without multistep updates has nothing to compare: one run
+    assert profile_gpu.main([*argv[:2], "--models", "preresnet20_cifar", *argv[4:], "--plain"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("## preresnet20_cifar:") == 1 and "plain ops" not in out
 
 
 def test_bottleneck_nets_have_their_own_autocast_gradient_limits():

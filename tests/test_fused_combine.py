@@ -265,3 +265,18 @@ def test_the_switch_turns_the_kernel_off(monkeypatch):
     assert not fused_combine.usable((fake, fake))
     monkeypatch.setenv(fused_combine.ENV_SWITCH, "1")
     assert fused_combine.usable((fake, fake)) == (fused_combine._kernels() is not None)
+
+
+@pytest.mark.parametrize("before", [None, "1"])
+def test_disabled_turns_the_kernel_off_inside_the_block_only(monkeypatch, before):
+    monkeypatch.setattr(fused_combine, "_dense", lambda t: True)
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    fake = torch.zeros(2, 3, 4, 4, device="meta")
+    if before is None:
+        monkeypatch.delenv(fused_combine.ENV_SWITCH, raising=False)
+    else:
+        monkeypatch.setenv(fused_combine.ENV_SWITCH, before)
+    with fused_combine.disabled():
+        assert not fused_combine.usable((fake, fake))
+    assert os.environ.get(fused_combine.ENV_SWITCH) == before
+    assert fused_combine.usable((fake, fake))

@@ -21,6 +21,7 @@ without a GPU check them (``combine(..., force=True)``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["ENV_SWITCH", "combine", "usable"]
+__all__ = ["ENV_SWITCH", "combine", "disabled", "usable"]
 
 ENV_SWITCH = "TIMM_ZEROSNET_TRITON"  # "0" turns the fused kernels off (the plain ops run instead)
 
@@ -65,6 +66,21 @@ def usable(tensors: Sequence[torch.Tensor]) -> bool:
         if t.device != first.device or t.dtype != first.dtype or t.shape != first.shape or t.stride() != first.stride():
             return False
     return os.environ.get(ENV_SWITCH, "1") != "0" and _kernels() is not None
+
+
+@contextlib.contextmanager
+def disabled():
+    """Inside the block the combinations run as plain ops, as with ``TIMM_ZEROSNET_TRITON=0`` (to compare the two,
+    or to rule the kernel out); the variable's previous value comes back after it."""
+    old = os.environ.get(ENV_SWITCH)
+    os.environ[ENV_SWITCH] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(ENV_SWITCH, None)
+        else:
+            os.environ[ENV_SWITCH] = old
 
 
 def combine(
