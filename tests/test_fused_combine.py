@@ -280,3 +280,41 @@ def test_disabled_turns_the_kernel_off_inside_the_block_only(monkeypatch, before
         assert not fused_combine.usable((fake, fake))
     assert os.environ.get(fused_combine.ENV_SWITCH) == before
     assert fused_combine.usable((fake, fake))
+
+
+def test_a_missing_triton_is_said_once_and_the_plain_ops_run(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_kernels(name, *args, **kwargs):
+        if name.endswith("_combine_kernels") or (args[2:3] and "_combine_kernels" in (args[2] or ())):
+            raise ImportError("No module named 'triton'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_kernels)
+    fused_combine._kernels.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="Triton could not be imported.*run as plain ops"):
+            assert fused_combine._kernels() is None
+    finally:
+        monkeypatch.undo()
+        fused_combine._kernels.cache_clear()
+
+
+def test_a_failing_launch_names_the_switch(monkeypatch):
+    class Broken:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                raise RuntimeError("PTX was compiled with an unsupported toolchain")
+
+            return launch
+
+    class Kernels:
+        combine_forward = Broken()
+
+    monkeypatch.setattr(fused_combine, "_kernels", lambda: Kernels)
+    t = torch.zeros(2, 3, 4, 4)
+    with pytest.raises(RuntimeError, match="TIMM_ZEROSNET_TRITON=0 to run the plain ops") as info:
+        fused_combine.combine((t, t), ((1.0, 0.0), (1.0, 0.0)), force=True)
+    assert "unsupported toolchain" in str(info.value)

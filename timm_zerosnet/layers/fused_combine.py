@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,13 +43,25 @@ Coef = tuple[float, float]  # (k, s): the coefficient k + s * c
 
 @functools.cache
 def _kernels() -> Any:
-    """The compiled Triton kernels (imported on first use: Triton is not needed on a CPU-only machine), or None
-    where Triton is missing."""
+    """The Triton kernels (imported on first use: Triton is not needed on a CPU-only machine), or None where Triton
+    cannot be imported, which a warning says once."""
     try:
         from . import _combine_kernels
-    except ImportError:
+    except Exception as e:  # not installed, or a broken install: the plain ops, and a word about it
+        warnings.warn(
+            f"timm_zerosnet: Triton could not be imported ({type(e).__name__}: {e}); the LM-ResNet / ZeroSNet "
+            "combinations run as plain ops on CUDA",
+            stacklevel=2,
+        )
         return None
     return _combine_kernels
+
+
+def _launch_failed(e: Exception) -> RuntimeError:
+    return RuntimeError(
+        f"the fused multistep combination (Triton) failed on this GPU: {type(e).__name__}: {e}. "
+        f"Set {ENV_SWITCH}=0 to run the plain ops instead, and please report it"
+    )
 
 
 def _dense(t: torch.Tensor) -> bool:
@@ -115,10 +128,13 @@ def _launch_forward(out: torch.Tensor, tensors: Sequence[torch.Tensor], spec: tu
     ss = [s for _, s in spec] + [0.0] * (_MAX_TENSORS - len(spec))
     var = [s != 0.0 for s in ss]
     grid = (_cdiv(n, _BLOCK),)
-    kern.combine_forward[grid](
-        out, *ts, c if c is not None else out, *ks, *ss, n,
-        NT=len(tensors), VAR0=var[0], VAR1=var[1], VAR2=var[2], VAR3=var[3], BLOCK=_BLOCK, num_warps=8,
-    )  # fmt: skip
+    try:
+        kern.combine_forward[grid](
+            out, *ts, c if c is not None else out, *ks, *ss, n,
+            NT=len(tensors), VAR0=var[0], VAR1=var[1], VAR2=var[2], VAR3=var[3], BLOCK=_BLOCK, num_warps=8,
+        )  # fmt: skip
+    except Exception as e:  # a compile or launch error deep in Triton: say what to do
+        raise _launch_failed(e) from e
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -190,12 +206,15 @@ def _launch_backward(g, grads, write, sums_of, sums, c, spec) -> torch.Tensor | 
     var = [s != 0.0 for s in ss]
     w = list(write) + [False] * pad
     sm = list(sums) + [False] * pad
-    kern.combine_backward[(programs,)](
-        g, *ds, *ts, c if c is not None else g, partial if partial is not None else g, *ks, *ss, n,
-        VAR0=var[0], VAR1=var[1], VAR2=var[2], VAR3=var[3],
-        W0=w[0], W1=w[1], W2=w[2], W3=w[3], S0=sm[0], S1=sm[1], S2=sm[2], S3=sm[3],
-        BLOCK=_BLOCK, num_warps=8,
-    )  # fmt: skip
+    try:
+        kern.combine_backward[(programs,)](
+            g, *ds, *ts, c if c is not None else g, partial if partial is not None else g, *ks, *ss, n,
+            VAR0=var[0], VAR1=var[1], VAR2=var[2], VAR3=var[3],
+            W0=w[0], W1=w[1], W2=w[2], W3=w[3], S0=sm[0], S1=sm[1], S2=sm[2], S3=sm[3],
+            BLOCK=_BLOCK, num_warps=8,
+        )  # fmt: skip
+    except Exception as e:
+        raise _launch_failed(e) from e
     return partial
 
 
