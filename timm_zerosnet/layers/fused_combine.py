@@ -2,11 +2,11 @@
 
 Op by op, ZeroSNet's update h b0 f + a0 x + a1 x_{n-1} + a2 x_{n-2} is four kernels that read or write a full
 activation eleven times, LM-ResNet's lerp + add six times, where a ResNet's f + x does it three times. On a GPU these
-kernels are bound by memory bandwidth, and on the H200 they cost the eager multistep nets 9-25% of their
-throughput against timm's ResNetV2 (``benchmarks/README.md``). Here the combination is one kernel that reads each
-input once and writes once, in float32 with one rounding, and its backward is one kernel too: it writes the inputs'
-gradients and, for a trainable coefficient, the partial sums of its gradient (no full-size temporaries, no atomics,
-so it is deterministic).
+kernels are bound by memory bandwidth: on the H200 lmresnet50's bf16 training step took 65.2 ms of kernel time with
+them and 54.6 ms with this kernel (README, Benchmarks). Here the combination is one kernel that reads each input once
+and writes once, in float32 with one rounding, and its backward is one kernel too: it writes the inputs' gradients
+and, for a trainable coefficient, the partial sums of its gradient (no full-size temporaries, no atomics, so it is
+deterministic).
 
 Each coefficient is affine in at most one scalar tensor c (0-dim, trainable): k_i + s_i c with Python floats k_i,
 s_i. That covers every scheme of the package: the fixed ZeroSNet coefficients (s = 0), LM-ResNet's (1 - k, k)
