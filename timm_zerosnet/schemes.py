@@ -268,11 +268,12 @@ class LinearMultistepUpdate(nn.Module):
 
     @torch.jit.unused
     def _forward_python(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        if eager() and fused_combine.usable((f, x, last)):
-            # (1 - k) x + k last + h f, each coefficient affine in k
-            return fused_combine.combine((f, x, last), ((self.step_size, 0.0), (1.0, -1.0), (0.0, 1.0)), self.k)
-        if eager_autograd():
-            return _LerpAddFunction.apply(f, x, last, self.k, self.step_size)
+        if eager():
+            if fused_combine.usable((f, x, last)):
+                # (1 - k) x + k last + h f, each coefficient affine in k
+                return fused_combine.combine((f, x, last), ((self.step_size, 0.0), (1.0, -1.0), (0.0, 1.0)), self.k)
+            if torch.is_grad_enabled():  # eager training
+                return _LerpAddFunction.apply(f, x, last, self.k, self.step_size)
         return _lerp_add(f, x, last, self.k, self.step_size)
 
     def coefficients(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
