@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from timm_zerosnet import DiffStride  # importing the package registers the families
 from timm_zerosnet.layers import fused_combine
-from timm_zerosnet.schemes import LinearMultistepUpdate, ZeroStableUpdate
+from timm_zerosnet.schemes import multistep_updates
 
 # (model, input size): every family and variant at the size it is built for; the bottleneck nets at 64x64 (their
 # arithmetic is the same at 224, the check is about the ops)
@@ -193,17 +193,12 @@ def check_model(name: str, size: int, device: torch.device, args: argparse.Names
             for what, a, b in (("logits", out_a, ref_out), ("grads", grad_a, ref_grad)):
                 _compare(results, name, f"{key} {what}", a, b, "autocast vs CPU fp64")
         _record(results, name, "fp16 GradScaler steps", *fp16_training(name, x, t, device, args.fp16_steps))
-    if device.type == "cuda" and has_multistep_update(m):
+    if device.type == "cuda" and multistep_updates(m):
         fused_check(name, x, t, ref_grad, device, results)
 
     api_check(name, size, device, results)
     if name in args.compile_list:
         compile_check(name, m, x, t, out, grad, device, args, results)
-
-
-def has_multistep_update(model: nn.Module) -> bool:
-    """LM-ResNet or ZeroSNet blocks: their combination runs as ``fused_combine``'s kernel on CUDA."""
-    return any(isinstance(m, (LinearMultistepUpdate, ZeroStableUpdate)) for m in model.modules())
 
 
 def _count_launches(fn):

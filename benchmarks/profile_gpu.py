@@ -26,7 +26,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import timm_zerosnet  # noqa: E402,F401  (registers the families)
 from timm_zerosnet.layers import fused_combine  # noqa: E402
-from timm_zerosnet.schemes import LinearMultistepUpdate, ZeroStableUpdate  # noqa: E402
+from timm_zerosnet.schemes import multistep_updates  # noqa: E402
 
 # (category, pattern over the kernel name), first match wins
 CATEGORIES = (
@@ -59,7 +59,7 @@ def profile_one(name: str, args, device) -> bool:
     """Profiles ``name`` and prints its tables; returns whether it has multistep updates (the fused combination)."""
     torch.manual_seed(0)
     model = timm.create_model(name, num_classes=1000).to(device).train()
-    multistep = any(isinstance(m, (LinearMultistepUpdate, ZeroStableUpdate)) for m in model.modules())
+    multistep = bool(multistep_updates(model))
     size = model.pretrained_cfg["input_size"][-1] if args.img_size is None else args.img_size
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -27,7 +27,7 @@ _INTERPRETED = r"""
 import json, torch, timm, timm_zerosnet
 from torch.autograd.graph import saved_tensors_hooks
 from timm_zerosnet.layers import fused_combine as fc
-from timm_zerosnet.schemes import LinearMultistepUpdate, ZeroStableUpdate
+from timm_zerosnet.schemes import multistep_updates
 
 res = {}
 gen = torch.Generator().manual_seed(0)
@@ -124,7 +124,7 @@ def run(name, fused, cl):
     finally:
         fc.usable = real_usable
     grads = {n: p.grad for n, p in m.named_parameters() if p.grad is not None}
-    return out.detach(), grads, sum(isinstance(u, (LinearMultistepUpdate, ZeroStableUpdate)) for u in m.modules())
+    return out.detach(), grads, len(multistep_updates(m))
 
 for name in ("zerosnet20_cifar", "zerosnet20_tra_cifar", "lmresnet20_cifar"):
     for cl in (False, True):

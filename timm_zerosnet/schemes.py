@@ -33,6 +33,7 @@ __all__ = [
     "EulerUpdate",
     "LinearMultistepUpdate",
     "ZeroStableUpdate",
+    "multistep_updates",
     "zeros_coefficients",
     "OPT_LAMBDA",
 ]
@@ -387,6 +388,12 @@ class ZeroStableUpdate(nn.Module):
         return (
             f"a=({self.a0:.4g}, {self.a1:.4g}, {self.a2:.4g}), b0={self.hb0 / self.step_size:.4g}, h={self.step_size}"
         )
+
+
+def multistep_updates(model: nn.Module) -> list[nn.Module]:
+    """The LM-ResNet and ZeroSNet update modules of ``model``: the combinations that run as ``fused_combine``'s
+    kernel in eager mode on CUDA (one launch each way per module and step)."""
+    return [m for m in model.modules() if isinstance(m, (LinearMultistepUpdate, ZeroStableUpdate))]
 
 
 @dataclass(frozen=True)
