@@ -272,7 +272,8 @@ class LinearMultistepUpdate(nn.Module):
         if eager():
             if fused_combine.usable((f, x, last)):
                 # (1 - k) x + k last + h f, each coefficient affine in k
-                return fused_combine.combine((f, x, last), ((self.step_size, 0.0), (1.0, -1.0), (0.0, 1.0)), self.k)
+                coefs = ((self.step_size, 0.0), (1.0, -1.0), (0.0, 1.0))
+                return fused_combine.combine((f, x, last), coefs, self.k, force=True)  # usable() just held
             if torch.is_grad_enabled():  # eager training
                 return _LerpAddFunction.apply(f, x, last, self.k, self.step_size)
         return _lerp_add(f, x, last, self.k, self.step_size)
@@ -364,9 +365,11 @@ class ZeroStableUpdate(nn.Module):
         tensors = (f, x, last, llast)
         if not eager() or not fused_combine.usable(tensors):  # eager() first: traces must not reach the checks
             return None
+        # force: usable() just held
         if self.lam is None:
-            return fused_combine.combine(tensors, ((self.hb0, 0.0), (self.a0, 0.0), (self.a1, 0.0), (self.a2, 0.0)))
-        return fused_combine.combine(tensors, self._affine_in_inv(), 1.0 / self.safe_lam())
+            coefs = ((self.hb0, 0.0), (self.a0, 0.0), (self.a1, 0.0), (self.a2, 0.0))
+            return fused_combine.combine(tensors, coefs, force=True)
+        return fused_combine.combine(tensors, self._affine_in_inv(), 1.0 / self.safe_lam(), force=True)
 
     @torch.jit.unused
     def _trainable_python(self, f, x, last, llast, hb0, a0, inv, a2) -> torch.Tensor:

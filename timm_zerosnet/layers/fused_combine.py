@@ -105,7 +105,8 @@ def combine(
 ) -> torch.Tensor:
     """sum_i (k_i + s_i c) t_i as a new tensor in the layout of ``tensors[0]``, differentiable in the tensors and in
     ``c``. ``coefs`` gives (k_i, s_i) per tensor; ``c`` is a 0-dim tensor, or None when every s_i is 0. Call it
-    where ``usable(tensors)`` holds (``force``: skip that check, for the tests that run Triton's interpreter)."""
+    where ``usable(tensors)`` holds (``force``: skip that check, where the caller has just made it, or in the tests
+    that run Triton's interpreter on CPU tensors)."""
     if not 1 <= len(tensors) <= _MAX_TENSORS or len(coefs) != len(tensors):
         raise ValueError(f"combine takes 1 to {_MAX_TENSORS} tensors and one (k, s) per tensor")
     if c is None and any(s != 0.0 for _, s in coefs):
@@ -124,9 +125,7 @@ def _launch_forward(out: torch.Tensor, tensors: Sequence[torch.Tensor], spec: tu
     if n == 0:
         return
     ts = list(tensors) + [tensors[0]] * (_MAX_TENSORS - len(tensors))  # unused slots: any valid pointer
-    ks = [k for k, _ in spec] + [0.0] * (_MAX_TENSORS - len(spec))
-    ss = [s for _, s in spec] + [0.0] * (_MAX_TENSORS - len(spec))
-    var = [s != 0.0 for s in ss]
+    ks, ss, var = _padded_coefficients(spec)
     grid = (_cdiv(n, _BLOCK),)
     try:
         kern.combine_forward[grid](
@@ -139,6 +138,14 @@ def _launch_forward(out: torch.Tensor, tensors: Sequence[torch.Tensor], spec: tu
 
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def _padded_coefficients(spec: tuple[Coef, ...]) -> tuple[list[float], list[float], list[bool]]:
+    """The kernels' k_i, s_i and VARi (s_i != 0) for all four slots, the unused ones 0."""
+    pad = _MAX_TENSORS - len(spec)
+    ks = [k for k, _ in spec] + [0.0] * pad
+    ss = [s for _, s in spec] + [0.0] * pad
+    return ks, ss, [s != 0.0 for s in ss]
 
 
 class _Combine(torch.autograd.Function):
@@ -201,9 +208,7 @@ def _launch_backward(g, grads, write, sums_of, sums, c, spec) -> torch.Tensor | 
     pad = _MAX_TENSORS - len(spec)
     ds = [d if w else g for d, w in zip(grads, write)] + [g] * pad
     ts = [t if t is not None else g for t in sums_of] + [g] * pad
-    ks = [k for k, _ in spec] + [0.0] * pad
-    ss = [s for _, s in spec] + [0.0] * pad
-    var = [s != 0.0 for s in ss]
+    ks, ss, var = _padded_coefficients(spec)
     w = list(write) + [False] * pad
     sm = list(sums) + [False] * pad
     try:
