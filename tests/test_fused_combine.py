@@ -256,11 +256,18 @@ def test_combine_refuses_bad_arguments(tensors, coefs, c, message):
         fused_combine.combine(ts, coefs, c)
 
 
-def test_the_switch_turns_the_kernel_off(monkeypatch):
-    # usable() reads the switch at each call: TIMM_ZEROSNET_TRITON=0 wins over everything else
+@pytest.fixture
+def fake_cuda(monkeypatch) -> torch.Tensor:
+    """A tensor that usable() takes for a dense CUDA tensor (meta storage, is_cuda patched), so that only the switch
+    and Triton's presence decide."""
     monkeypatch.setattr(fused_combine, "_dense", lambda t: True)
-    fake = torch.zeros(2, 3, 4, 4, device="meta")
     monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    return torch.zeros(2, 3, 4, 4, device="meta")
+
+
+def test_the_switch_turns_the_kernel_off(monkeypatch, fake_cuda):
+    # usable() reads the switch at each call: TIMM_ZEROSNET_TRITON=0 wins over everything else
+    fake = fake_cuda
     monkeypatch.setenv(fused_combine.ENV_SWITCH, "0")
     assert not fused_combine.usable((fake, fake))
     monkeypatch.setenv(fused_combine.ENV_SWITCH, "1")
@@ -268,10 +275,8 @@ def test_the_switch_turns_the_kernel_off(monkeypatch):
 
 
 @pytest.mark.parametrize("before", [None, "1"])
-def test_disabled_turns_the_kernel_off_inside_the_block_only(monkeypatch, before):
-    monkeypatch.setattr(fused_combine, "_dense", lambda t: True)
-    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
-    fake = torch.zeros(2, 3, 4, 4, device="meta")
+def test_disabled_turns_the_kernel_off_inside_the_block_only(monkeypatch, fake_cuda, before):
+    fake = fake_cuda
     if before is None:
         monkeypatch.delenv(fused_combine.ENV_SWITCH, raising=False)
     else:
