@@ -36,8 +36,8 @@ from timm_zerosnet.release import (
 from timm_zerosnet.run_layout import (
     WEIGHT_FILES,
     architecture_name,
+    resolve_weights,
     run_architecture,
-    weights_file_name,
     weights_kind,
 )
 
@@ -159,17 +159,12 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
         if not weights_path.is_file():
             raise HubError(f"{source}: a training state without {WEIGHTS_NAME}; is it complete?")
     elif source.is_dir():
-        run_json = source / "run.json"
-        info = _read_json(run_json) if run_json.is_file() else {}
-        weights = weights or "final"
-        name = weights_file_name(info, weights)
-        weights_path, choice, run_dir = source / name, weights, source
-        if not weights_path.is_file():
-            have = sorted(p.name for p in source.iterdir() if p.suffix in (".safetensors", *_PICKLE_SUFFIXES))
-            raise HubError(
-                f"{source}: no {weights} weights ({name}) in this run directory (weights files: "
-                f"{', '.join(have) or 'none'}); pick another with --weights."
-            )
+        choice, run_dir = weights or "final", source
+        try:  # the run layout train and validate read: which file, and why a run lacks it
+            weights_path, info = resolve_weights(source, choice)
+        except (FileNotFoundError, ValueError) as e:
+            raise HubError(str(e)) from None
+        info = info or {}
     elif source.is_file():
         run_dir = source.parent
         run_json = run_dir / "run.json"

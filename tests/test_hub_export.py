@@ -999,3 +999,14 @@ def test_a_run_fine_tuned_from_a_released_tag_exports_as_its_architecture(run_di
     (run / "run.json").write_text(json.dumps(dict(info, model="zerosnet32_cifar.digits")))
     with pytest.raises(HubError, match="holds a 'zerosnet32_cifar'.*--model is 'zerosnet20_cifar'"):
         export(run, tmp_path / "refused", model=f"{MODEL}.digits")
+
+
+def test_a_run_directory_without_the_asked_weights_says_why_and_what_it_has(run_dir, tmp_path):
+    """The run layout's own diagnosis (train and validate give the same): an unfinished run has no final weights yet."""
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps(dict(info, status="running")))
+    (run_dir / "model.safetensors").unlink()
+    expected = r"has no final weights \(model\.safetensors\) \(the run is running: final weights are written when it"
+    with pytest.raises(HubError, match=expected + r" finishes\); use --weights ema$"):
+        export(run_dir, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
