@@ -325,13 +325,13 @@ def test_a_run_named_by_a_hub_source_builds_its_architecture_offline(trained_run
 
 def test_a_checkpoint_wins_over_pretrained_and_results_are_keyed_as_given(trained_run):
     """--pretrained with --checkpoint evaluates the checkpoint (the Hub is not asked for weights: offline here, and
-    zerosnet20_cifar's are not released); each condition is keyed kind:c as --noise names it ('const:1', not
-    'const:1.0'), after 'clean', and the noise seed (default 0) is recorded."""
+    zerosnet20_cifar's are not released); each condition is keyed kind:c as --noise names it ('rand:1', not
+    'rand:1.0'), after 'clean', and the noise seed (default 0) is recorded."""
     argv = ["--checkpoint", str(trained_run), "--pretrained", "--workers", "0", "--num-samples", "6"]
-    out = validate(build_parser().parse_args([*argv, "--noise", "const:1,rand:0.25"]))
+    out = validate(build_parser().parse_args([*argv, "--noise", "rand:1,const:0.25"]))
     assert out["weights_file"] == str(trained_run / "model.safetensors")
-    assert list(out["results"]) == ["clean", "const:1", "rand:0.25"]
-    assert out["results"]["const:1"]["count"] == 6 and out["noise_seed"] == 0
+    assert list(out["results"]) == ["clean", "rand:1", "const:0.25"]
+    assert out["results"]["rand:1"]["count"] == 6 and out["noise_seed"] == 0
 
 
 def test_the_runs_global_pool_is_rebuilt(trained_run, tmp_path):
@@ -461,6 +461,8 @@ def test_bad_values_are_refused_before_anything_is_evaluated(trained_run, tmp_pa
         (["--std", "0"], "--std must be in (0, inf) (each value), got 0.0"),
         (["--crop-pct", "0"], "--crop-pct must be in (0, inf) (each value), got 0.0"),
         (["--noise", "randn:-0.5"], "noise randn:-0.5: c is the standard deviation of the noise, so at least 0"),
+        (["--noise", "const:7"], "noise const:7.0: pixels are in [0, 1], so an offset of 7.0 clamps every pixel to 1"),
+        (["--noise", "rand:0.1,const:-1"], "an offset of -1.0 clamps every pixel to 0 and the images carry nothing"),
         (["--results-file", str(tmp_path / "folder")], f"--results-file {tmp_path / 'folder'} is a folder"),
         (["--results-file", str(tmp_path / "file" / "r.json")], f"{tmp_path / 'file'} is a file, not a folder"),
     ):
@@ -472,7 +474,7 @@ def test_bad_values_are_refused_before_anything_is_evaluated(trained_run, tmp_pa
         main(["--checkpoint", str(trained_run), "--interpolation", "foo"])
     assert e.value.code == 2 and "argument --interpolation: invalid choice: 'foo'" in capsys.readouterr().err
     # negative offsets stay a valid perturbation: darker images
-    assert parse_noise("const:-0.2,rand:-0.1") == [("const", -0.2), ("rand", -0.1)]
+    assert parse_noise("const:-0.2,rand:-0.1,const:0.99") == [("const", -0.2), ("rand", -0.1), ("const", 0.99)]
 
 
 def test_a_damaged_run_json_is_named(trained_run, tmp_path, capsys):

@@ -70,6 +70,12 @@ class PixelNoise:
             raise ValueError(f"noise {kind}:{scale}: the strength c must be a finite number (e.g. {kind}:0.1)")
         if kind == "randn" and scale < 0:
             raise ValueError(f"noise randn:{scale}: c is the standard deviation of the noise, so at least 0")
+        if kind == "const" and abs(scale) >= 1:
+            raise ValueError(
+                f"noise const:{scale}: pixels are in [0, 1], so an offset of {scale} clamps every pixel to "
+                f"{1 if scale > 0 else 0} and the images carry nothing; give an offset between -1 and 1 "
+                "(e.g. const:0.1)"
+            )
         self.kind, self.scale = kind, float(scale)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
