@@ -10,6 +10,7 @@ import math
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import timm
@@ -17,6 +18,7 @@ import torch
 import torch.nn as nn
 import yaml
 from safetensors.torch import load_file, save_file
+from timm.layers import BatchNormAct2d
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.scheduler import create_scheduler_v2
 from torchvision import transforms
@@ -33,10 +35,12 @@ from timm_zerosnet.train import (
     find_recipe,
     list_recipes,
     main,
+    make_accelerator,
     parse_args,
     pretrained_overlay,
     resolve_lr,
     resolve_weights,
+    sync_batchnorm,
     train,
 )
 
@@ -641,6 +645,7 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ("--checkpoint-hist 0", "--checkpoint-hist must be at least 1, got 0"),
         ("--crop-padding -1", "--crop-padding must be at least 0, got -1"),
         ("--mean 0.5 inf 0.5", "--mean must be in (-inf, inf) (each value), got inf"),
+        ("--sync-bn --freeze-backbone", "--sync-bn with --freeze-backbone: the frozen backbone's batch norms use"),
     ],
 )
 def test_impossible_options_are_refused_before_anything_is_built(tmp_path, monkeypatch, extra, problem):
@@ -894,6 +899,55 @@ def test_freeze_backbone_trains_only_the_classifier(tmp_path, source_run):
     after = trainer.unwrapped_model.state_dict()
     changed = {k for k in src if not torch.equal(after[k], src[k])}
     assert changed and changed <= {"fc.weight", "fc.bias"}  # BN running statistics included
+
+
+def _processes(count: int, device: str = "cuda", printed: list | None = None):
+    """What sync_batchnorm reads of an Accelerator: a launch of ``count`` processes on ``device``."""
+    out = printed if printed is not None else []
+    return SimpleNamespace(num_processes=count, device=torch.device(device), print=out.append)
+
+
+def test_sync_bn_converts_every_batch_norm_and_keeps_the_weights_loadable():
+    """Every BatchNorm2d and timm BatchNormAct2d becomes a SyncBatchNorm under the same names (checkpoints and exports
+    load into the plain model), with the same eval outputs; one process, or a model without batch norm, is said and
+    left as it is."""
+    torch.manual_seed(0)
+    plain = timm.create_model(MODEL, num_classes=10).eval()
+    norms = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in plain.modules())
+    x = torch.randn(2, 3, 32, 32)
+    expected, state = plain(x), {k: v.clone() for k, v in plain.state_dict().items()}
+    printed = []
+    synced = sync_batchnorm(plain, _processes(2, printed=printed))
+    assert sum(isinstance(m, nn.SyncBatchNorm) for m in synced.modules()) == norms == 19
+    assert not any(type(m) in (nn.BatchNorm2d, BatchNormAct2d) for m in synced.modules())
+    assert printed == ["--sync-bn: 19 batch norm layers synchronised over 2 processes"]
+    assert list(synced.state_dict()) == list(state)
+    assert all(torch.equal(v, state[k]) for k, v in synced.state_dict().items())
+    assert torch.equal(synced.eval()(x), expected)
+    fresh = timm.create_model(MODEL, num_classes=10)
+    fresh.load_state_dict(synced.state_dict())  # strict: a run's weights load into the plain model
+
+    one = timm.create_model(MODEL, num_classes=10)
+    printed = []
+    assert sync_batchnorm(one, _processes(1, printed=printed)) is one
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in one.modules())
+    assert printed == ["note: --sync-bn: one process, so there is nothing to synchronise; batch norm left as is"]
+    nobn = timm.create_model("tauresnet20_nobn_cifar", num_classes=10)
+    printed = []
+    assert sync_batchnorm(nobn, _processes(2, printed=printed)) is nobn
+    assert printed == ["note: --sync-bn: TauResNet has no batch norm; nothing to synchronise"]
+
+
+def test_sync_bn_is_refused_for_several_cpu_processes_and_noted_for_one(tmp_path, monkeypatch, capsys):
+    """torch's SyncBatchNorm raises in the first training step on the CPU: several CPU processes are refused when
+    the Accelerator is made, before any data is read; a single process trains with its plain batch norm."""
+    monkeypatch.setattr(train_mod, "Accelerator", lambda **kwargs: _processes(2, "cpu"))
+    with pytest.raises(ValueError, match=r"--sync-bn: torch's SyncBatchNorm runs on GPUs only, and these 2 processes"):
+        make_accelerator(parse_args(tiny_argv(tmp_path, "sbn", "--sync-bn", "--cpu")))
+    monkeypatch.undo()
+    summary = run(tmp_path, "sbn1", "--sync-bn")
+    assert "note: --sync-bn: one process, so there is nothing to synchronise" in capsys.readouterr().out
+    assert summary["status"] == "finished" and summary["epochs"]["completed"] == 1
 
 
 def test_tensorboard_tracker(tmp_path):

@@ -55,6 +55,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from timm.data import Mixup, create_transform, resolve_data_config
 from timm.data.transforms import str_to_interp_mode
+from timm.layers import convert_sync_batchnorm
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.models import parse_model_name
 from timm.optim import create_optimizer_v2, param_groups_layer_decay
@@ -216,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-vb", "--validation-batch-size", type=int, default=None)
     g.add_argument("--channels-last", **_ON_OFF)
     g.add_argument("--grad-checkpointing", **_ON_OFF)
+    g.add_argument(
+        "--sync-bn",
+        **_ON_OFF,
+        help="batch-norm statistics over the global batch of all processes (torch's SyncBatchNorm; GPUs only)",
+    )
     g.add_argument("--grad-accum-steps", type=int, default=1)
     g.add_argument("--torchcompile", nargs="?", const="inductor", default=None, help="torch.compile backend")
 
@@ -540,6 +546,11 @@ def check_args(args: argparse.Namespace) -> None:
                 f"--crop-padding {args.crop_padding} (CIFAR's pad-and-crop) replaces the random-resized crop, so "
                 f"{', '.join(ignored)} would be ignored: pass --crop-padding 0 to crop with them instead"
             )
+    if args.sync_bn and args.freeze_backbone:
+        raise ValueError(
+            "--sync-bn with --freeze-backbone: the frozen backbone's batch norms use their running statistics, so "
+            "there is nothing to synchronise; drop --sync-bn"
+        )
     if not args.model_ema:
         default_decay = build_parser().get_default("model_ema_decay")
         ignored = [f"--model-ema-decay {args.model_ema_decay}"] if args.model_ema_decay != default_decay else []
@@ -754,6 +765,23 @@ def create_model_checked(name: str, model_kwargs: dict | None, **kwargs: Any) ->
             raise
         given = " ".join(f"{k}={v!r}" for k, v in model_kwargs.items())
         raise ValueError(f"--model-kwargs {given}: {name} cannot be built with them ({e})") from None
+
+
+def sync_batchnorm(model: nn.Module, accelerator: Accelerator) -> nn.Module:
+    """--sync-bn: every batch norm of ``model`` (timm's BatchNormAct2d included) as a SyncBatchNorm, whose training
+    statistics are those of the global batch. Its parameters and buffers keep their names, so checkpoints, EMA
+    weights and exports load into the plain model. One process has nothing to synchronise, and a model without batch
+    norm nothing to convert: both are said and the model is left as it is."""
+    if accelerator.num_processes == 1:
+        accelerator.print("note: --sync-bn: one process, so there is nothing to synchronise; batch norm left as is")
+        return model
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        accelerator.print(f"note: --sync-bn: {type(model).__name__} has no batch norm; nothing to synchronise")
+        return model
+    model = convert_sync_batchnorm(model)
+    count = sum(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+    accelerator.print(f"--sync-bn: {count} batch norm layers synchronised over {accelerator.num_processes} processes")
+    return model
 
 
 def freeze_backbone(model: nn.Module) -> list[nn.Module]:
@@ -1177,6 +1205,11 @@ def make_accelerator(args: argparse.Namespace) -> Accelerator:
             f"({accelerator.num_processes} process, {accelerator.device}): each would train by itself into the same "
             f"run directory. Without GPUs, pass --cpu to train the {launched} processes together (gloo)."
         )
+    if args.sync_bn and accelerator.num_processes > 1 and accelerator.device.type == "cpu":
+        raise ValueError(
+            f"--sync-bn: torch's SyncBatchNorm runs on GPUs only, and these {accelerator.num_processes} processes run "
+            "on the CPU; drop --sync-bn (each process then normalises over its own batch)"
+        )
     if defaulted and accelerator.num_processes > 1:
         args.experiment = broadcast_object_list([args.experiment])[0]
         run_dir = _run_dir(args)
@@ -1282,6 +1315,8 @@ class Trainer:
         model = create_model_from_args(args, num_classes=num_classes, in_chans=args.in_chans)
         if args.grad_checkpointing:
             model.set_grad_checkpointing(True)
+        if args.sync_bn:
+            model = sync_batchnorm(model, accelerator)
         frozen_norms = freeze_backbone(model) if args.freeze_backbone else []
         data_config = match_channels(resolve_data_config(vars(args), model=model), in_chans)
 
