@@ -16,10 +16,11 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import yaml
 from safetensors.torch import load_file, save_file
 from timm.layers import BatchNormAct2d
-from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.scheduler import create_scheduler_v2
 from torchvision import transforms
 
@@ -567,6 +568,29 @@ def test_mixup_cutmix_and_smoothing_use_soft_targets(tmp_path):
     assert minmax.mixup_fn.cutmix_minmax == [0.2, 0.8] and minmax.mixup_fn.cutmix_alpha == 1.0
 
 
+def test_bce_loss_takes_timms_options_and_trains_with_and_without_mixup(tmp_path):
+    """--bce-loss is timm's BinaryCrossEntropy: integer labels smoothed by --smoothing, then thresholded, positives
+    weighted, summed over classes; alone it is BCE too (timm's train.py would use plain CE there); under mixup the
+    soft targets are taken as they are."""
+    extra = "--bce-loss --smoothing 0.1 --bce-target-thresh 0.2 --bce-pos-weight 2 --bce-sum".split()
+    loss_fn = Trainer.from_args(parse_args(tiny_argv(tmp_path, "bce", *extra))).loss_fn
+    reset_accelerate()
+    torch.manual_seed(0)
+    logits, labels = torch.randn(4, 10), torch.tensor([0, 3, 9, 3])
+    target = torch.nn.functional.one_hot(labels, 10).float()  # 0.91 / 0.01 after smoothing, thresholded at 0.2
+    expected = -(2 * target * F.logsigmoid(logits) + (1 - target) * F.logsigmoid(-logits)).sum(1).mean()
+    assert torch.allclose(loss_fn(logits, labels), expected)
+    alone = Trainer.from_args(parse_args(tiny_argv(tmp_path, "bce_alone", "--bce-loss", "--smoothing", "0.1")))
+    reset_accelerate()
+    soft = target * 0.9 + 0.01  # smoothing alone: soft-target BCE, averaged over samples and classes
+    expected = -(soft * F.logsigmoid(logits) + (1 - soft) * F.logsigmoid(-logits)).mean()
+    assert torch.allclose(alone.loss_fn(logits, labels), expected)
+    mixed = Trainer.from_args(parse_args(tiny_argv(tmp_path, "bce_mix", "--bce-loss", "--mixup", "0.2")))
+    assert isinstance(mixed.loss_fn, BinaryCrossEntropy) and mixed.loss_fn.smoothing == 0.0
+    summary = mixed.fit()
+    assert summary["status"] == "finished" and math.isfinite(summary["metrics"]["final"]["train_loss"])
+
+
 @pytest.mark.parametrize("mode", ["norm", "value"])
 def test_gradients_are_clipped_before_each_step(tmp_path, monkeypatch, mode):
     real, seen = torch.optim.SGD.step, []
@@ -645,6 +669,12 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ("--checkpoint-hist 0", "--checkpoint-hist must be at least 1, got 0"),
         ("--crop-padding -1", "--crop-padding must be at least 0, got -1"),
         ("--mean 0.5 inf 0.5", "--mean must be in (-inf, inf) (each value), got inf"),
+        (
+            "--bce-sum --bce-pos-weight 2",
+            "--bce-sum and --bce-pos-weight set(s) the binary cross-entropy loss, which is",
+        ),
+        ("--bce-loss --bce-target-thresh 1", "--bce-target-thresh must be in [0, 1), got 1.0"),
+        ("--bce-loss --bce-pos-weight 0", "--bce-pos-weight must be in (0, inf), got 0.0"),
         ("--sync-bn --freeze-backbone", "--sync-bn with --freeze-backbone: the frozen backbone's batch norms use"),
     ],
 )

@@ -56,7 +56,7 @@ from safetensors.torch import save_file
 from timm.data import Mixup, create_transform, resolve_data_config
 from timm.data.transforms import str_to_interp_mode
 from timm.layers import convert_sync_batchnorm
-from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.models import parse_model_name
 from timm.optim import create_optimizer_v2, param_groups_layer_decay
 from timm.scheduler import create_scheduler_v2
@@ -282,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mixup-mode", default="batch")
     g.add_argument("--mixup-off-epoch", type=int, default=0)
     g.add_argument("--smoothing", type=float, default=0.0)
+    g.add_argument(
+        "--bce-loss", **_ON_OFF, help="binary cross-entropy (timm's BinaryCrossEntropy) instead of softmax CE"
+    )
+    g.add_argument("--bce-sum", **_ON_OFF, help="BCE summed over classes, then averaged over the batch")
+    g.add_argument("--bce-target-thresh", type=float, default=None, help="BCE targets above it become 1, others 0")
+    g.add_argument("--bce-pos-weight", type=float, default=None, help="BCE weight of the positive targets")
     g.add_argument("--drop", type=float, default=None, help="dropout rate before the classifier")
     g.add_argument("--drop-path", type=float, default=None)
 
@@ -478,9 +484,9 @@ _AT_LEAST_ZERO = (
 _IMG_MODE_OF_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
 # intervals of float options ("[" / "(" closed / open ends; "each": every value of a list); NaN and inf always refused
 _RANGES = {
-    "(0, inf)": "clip_grad decay_epochs decay_rate opt_eps",
+    "(0, inf)": "clip_grad decay_epochs decay_rate opt_eps bce_pos_weight",
     "[0, inf)": "lr lr_base warmup_lr min_lr weight_decay color_jitter mixup cutmix",
-    "[0, 1)": "momentum smoothing drop drop_path",
+    "[0, 1)": "momentum smoothing drop drop_path bce_target_thresh",
     "[0, 1]": "model_ema_decay hflip vflip reprob mixup_prob mixup_switch_prob",
     "(0, 1]": "layer_decay",
     "(0, inf) each": "crop_pct std ratio",
@@ -551,6 +557,15 @@ def check_args(args: argparse.Namespace) -> None:
             "--sync-bn with --freeze-backbone: the frozen backbone's batch norms use their running statistics, so "
             "there is nothing to synchronise; drop --sync-bn"
         )
+    if not args.bce_loss:
+        ignored = [
+            f"--{n.replace('_', '-')}" for n in ("bce_sum", "bce_target_thresh", "bce_pos_weight") if getattr(args, n)
+        ]
+        if ignored:
+            raise ValueError(
+                f"{' and '.join(ignored)} set(s) the binary cross-entropy loss, which is off: add --bce-loss to use "
+                "it, or leave them out"
+            )
     if not args.model_ema:
         default_decay = build_parser().get_default("model_ema_decay")
         ignored = [f"--model-ema-decay {args.model_ema_decay}"] if args.model_ema_decay != default_decay else []
@@ -922,7 +937,16 @@ def data_config_for_run(data_config: dict) -> dict:
 
 
 def build_loss_fns(args: argparse.Namespace, mixup_active: bool) -> nn.Module:
-    """Training loss: soft-target CE under mixup/cutmix (which smooth the labels), else (smoothed) CE."""
+    """Training loss: soft-target CE under mixup/cutmix (which smooth the labels), else (smoothed) CE; with
+    --bce-loss timm's BinaryCrossEntropy in both cases (it smooths integer labels itself, mixup's soft targets are
+    taken as they are). Unlike timm's train.py, --bce-loss without mixup or smoothing is BCE too, not plain CE."""
+    if args.bce_loss:
+        return BinaryCrossEntropy(
+            smoothing=0.0 if mixup_active else args.smoothing,
+            target_threshold=args.bce_target_thresh,
+            sum_classes=args.bce_sum,
+            pos_weight=args.bce_pos_weight,
+        )
     if mixup_active:
         return SoftTargetCrossEntropy()
     if args.smoothing:
@@ -1366,7 +1390,7 @@ class Trainer:
                 label_smoothing=args.smoothing,
                 num_classes=num_classes,
             )
-        loss_fn = build_loss_fns(args, mixup_active=mixup_fn is not None)
+        loss_fn = build_loss_fns(args, mixup_active=mixup_fn is not None).to(accelerator.device)  # BCE's pos_weight
 
         global_batch = args.batch_size * accelerator.num_processes * args.grad_accum_steps
         args.lr = resolve_lr(args, global_batch)
