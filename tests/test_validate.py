@@ -334,6 +334,30 @@ def test_a_checkpoint_wins_over_pretrained_and_results_are_keyed_as_given(traine
     assert out["results"]["rand:1"]["count"] == 6 and out["noise_seed"] == 0
 
 
+def test_torchcompile_evaluates_the_same_and_crop_mode_overrides_the_runs(trained_run):
+    """--torchcompile compiles the evaluated model (a captured graph, the same predictions as eager); --crop-mode
+    replaces the run's eval crop (squash: both sides resized to the crop's scale; the default keeps the aspect)."""
+    from torch._dynamo.utils import counters
+
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "--num-samples", "40"]
+    eager = validate(build_parser().parse_args(argv))["results"]["clean"]
+    counters.clear()
+    reset_accelerate()  # accelerate keeps its first Accelerator's state, torch.compile setting included
+    try:
+        compiled = validate(build_parser().parse_args([*argv, "--torchcompile", "eager"]))["results"]["clean"]
+        assert counters["stats"]["unique_graphs"] >= 1
+    finally:
+        torch._dynamo.reset()
+        reset_accelerate()
+    assert (compiled["correct1"], compiled["count"]) == (eager["correct1"], eager["count"])
+    assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-5)
+    out = validate(build_parser().parse_args([*argv, "--crop-mode", "squash"]))
+    assert out["data_config"]["crop_mode"] == "squash"
+    resize = create_eval_transform(out["data_config"]).transforms[0]
+    assert isinstance(resize.size, (tuple, list)) and len(resize.size) == 2  # both sides: the aspect is not kept
+    assert isinstance(create_eval_transform(dict(out["data_config"], crop_mode="center")).transforms[0].size, int)
+
+
 def test_the_runs_global_pool_is_rebuilt(trained_run, tmp_path):
     """run.json records --gp; the evaluated model pools the same way (a pool has no weights to say so)."""
     from timm_zerosnet.validate import load_model
@@ -461,6 +485,7 @@ def test_bad_values_are_refused_before_anything_is_evaluated(trained_run, tmp_pa
         (["--std", "0"], "--std must be in (0, inf) (each value), got 0.0"),
         (["--crop-pct", "0"], "--crop-pct must be in (0, inf) (each value), got 0.0"),
         (["--noise", "randn:-0.5"], "noise randn:-0.5: c is the standard deviation of the noise, so at least 0"),
+        (["--torchcompile", "foo"], "--torchcompile foo: not a torch.compile backend accelerate knows; use one of"),
         (["--noise", "const:7"], "noise const:7.0: pixels are in [0, 1], so an offset of 7.0 clamps every pixel to 1"),
         (["--noise", "rand:0.1,const:-1"], "an offset of -1.0 clamps every pixel to 0 and the images carry nothing"),
         (["--results-file", str(tmp_path / "folder")], f"--results-file {tmp_path / 'folder'} is a folder"),

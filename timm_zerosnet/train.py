@@ -49,7 +49,7 @@ import torch
 import torch.nn as nn
 import yaml
 from accelerate import Accelerator, PartialState
-from accelerate.utils import ProjectConfiguration, broadcast, broadcast_object_list, set_seed
+from accelerate.utils import DynamoBackend, ProjectConfiguration, broadcast, broadcast_object_list, set_seed
 from PIL import Image
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -532,11 +532,24 @@ def check_ranges(args: argparse.Namespace) -> None:
                 )
 
 
+def check_compile_backend(name: str | None) -> None:
+    """``--torchcompile NAME``: a backend accelerate passes to torch.compile (its DynamoBackend); None is eager."""
+    if name is None:
+        return
+    known = [b.value.lower() for b in DynamoBackend if b is not DynamoBackend.NO]
+    if name.lower() not in known:
+        raise ValueError(
+            f"--torchcompile {name}: not a torch.compile backend accelerate knows; use one of {', '.join(known)} "
+            "(--torchcompile alone is inductor), or leave it out to run eagerly"
+        )
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Refuse option values and combinations that cannot work, before anything is built (a clear message instead of
     an assertion or a shape error during the first step)."""
     check_minimums(args, {**dict.fromkeys(_AT_LEAST_ONE, 1), **dict.fromkeys(_AT_LEAST_ZERO, 0)})
     check_ranges(args)
+    check_compile_backend(args.torchcompile)
     for name in ("scale", "ratio", "cutmix_minmax"):
         pair = getattr(args, name, None)
         if pair is not None and pair[0] > pair[1]:

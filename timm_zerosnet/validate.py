@@ -40,6 +40,7 @@ from .train import (
     USAGE_ERRORS,
     _atomic_write_text,
     _KeyValueAction,
+    check_compile_backend,
     check_minimums,
     check_ranges,
     check_stat_counts,
@@ -171,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--img-size", type=int, default=None)
     p.add_argument("--crop-pct", type=float, default=None)
+    p.add_argument(
+        "--crop-mode",
+        default=None,
+        choices=("center", "squash", "border"),
+        help="eval crop (timm's): center crop, squash the whole image, or fit it inside a border; default: the run's",
+    )
     p.add_argument("--mean", type=float, nargs="+", default=None)
     p.add_argument("--std", type=float, nargs="+", default=None)
     p.add_argument("--interpolation", default=None, choices=INTERPOLATIONS, help="default: the run's")
@@ -178,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--torchcompile", nargs="?", const="inductor", default=None, help="torch.compile backend")
     p.add_argument("--noise", default=None, help="e.g. randn:0.1,rand:0.1,const:0.1 (clean is always evaluated)")
     p.add_argument("--noise-seed", type=int, default=0)
     p.add_argument("--results-file", default=None, help="write the results as JSON")
@@ -287,16 +295,17 @@ def validate(args: argparse.Namespace) -> dict:
     """Evaluate as configured; returns a JSON-ready dict with one entry per condition ('clean', 'randn:0.1', ...)."""
     check_minimums(args, dict(num_samples=0, batch_size=1, workers=0, threads=1, num_classes=1, in_chans=1, img_size=1))
     check_ranges(args)
+    check_compile_backend(args.torchcompile)
     _check_results_file(args.results_file)
     if args.threads:
         torch.set_num_threads(args.threads)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu, dynamo_backend=args.torchcompile)
     model, info, weights = _load_model(args)
     in_chans = getattr(model, "in_chans", None) or (info or {}).get("in_chans") or 3
     check_stat_counts(args, in_chans)
     overrides = {
         k: getattr(args, k)
-        for k in ("img_size", "crop_pct", "mean", "std", "interpolation")
+        for k in ("img_size", "crop_pct", "crop_mode", "mean", "std", "interpolation")
         if getattr(args, k) is not None
     }
     if info is not None:
@@ -328,7 +337,7 @@ def validate(args: argparse.Namespace) -> dict:
         )
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    model = accelerator.prepare_model(model, evaluation_mode=True)  # device placement, no DDP wrapper
+    model = accelerator.prepare_model(model, evaluation_mode=True)  # device placement (and --torchcompile), no DDP
 
     conditions: list[tuple[str, tuple[str, float] | None]] = [("clean", None)]
     conditions += [(f"{kind}:{scale:g}", (kind, scale)) for kind, scale in parse_noise(args.noise)]
