@@ -675,6 +675,7 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ),
         ("--bce-loss --bce-target-thresh 1", "--bce-target-thresh must be in [0, 1), got 1.0"),
         ("--bce-loss --bce-pos-weight 0", "--bce-pos-weight must be in (0, inf), got 0.0"),
+        ("--torchcompile foo", "--torchcompile foo: not a torch.compile backend accelerate knows; use one of eager,"),
         ("--sync-bn --freeze-backbone", "--sync-bn with --freeze-backbone: the frozen backbone's batch norms use"),
     ],
 )
