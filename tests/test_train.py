@@ -994,8 +994,8 @@ def test_tensorboard_tracker(tmp_path):
 def test_non_finite_loss_stops_with_epoch_step_and_checkpoint(tmp_path, monkeypatch, capsys, bad):
     real = train_mod.build_loss_fns
 
-    def poisoned(args, mixup_active):
-        loss_fn, calls = real(args, mixup_active), {"n": 0}
+    def poisoned(args, mixup_active, device=None):
+        loss_fn, calls = real(args, mixup_active, device), {"n": 0}
 
         def loss(logits, target):
             calls["n"] += 1

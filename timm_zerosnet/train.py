@@ -949,17 +949,18 @@ def data_config_for_run(data_config: dict) -> dict:
     return {k: _jsonable(data_config.get(k)) for k in keys}
 
 
-def build_loss_fns(args: argparse.Namespace, mixup_active: bool) -> nn.Module:
+def build_loss_fns(args: argparse.Namespace, mixup_active: bool, device: torch.device | None = None) -> nn.Module:
     """Training loss: soft-target CE under mixup/cutmix (which smooth the labels), else (smoothed) CE; with
     --bce-loss timm's BinaryCrossEntropy in both cases (it smooths integer labels itself, mixup's soft targets are
-    taken as they are). Unlike timm's train.py, --bce-loss without mixup or smoothing is BCE too, not plain CE."""
+    taken as they are). Unlike timm's train.py, --bce-loss without mixup or smoothing is BCE too, not plain CE.
+    ``device``: where BCE keeps its --bce-pos-weight."""
     if args.bce_loss:
         return BinaryCrossEntropy(
             smoothing=0.0 if mixup_active else args.smoothing,
             target_threshold=args.bce_target_thresh,
             sum_classes=args.bce_sum,
             pos_weight=args.bce_pos_weight,
-        )
+        ).to(device)
     if mixup_active:
         return SoftTargetCrossEntropy()
     if args.smoothing:
@@ -1403,7 +1404,7 @@ class Trainer:
                 label_smoothing=args.smoothing,
                 num_classes=num_classes,
             )
-        loss_fn = build_loss_fns(args, mixup_active=mixup_fn is not None).to(accelerator.device)  # BCE's pos_weight
+        loss_fn = build_loss_fns(args, mixup_active=mixup_fn is not None, device=accelerator.device)
 
         global_batch = args.batch_size * accelerator.num_processes * args.grad_accum_steps
         args.lr = resolve_lr(args, global_batch)
