@@ -350,24 +350,24 @@ def test_failed_download_says_so_in_one_line(monkeypatch, tmp_path):
     assert "cifar-10-batches-py" in str(e.value) and e.value.__suppress_context__ and "\n" not in str(e.value)
 
 
+class _FakeHfds(Dataset):
+    """What timm's create_dataset returns for hfds/ names: a map-style dataset whose reader knows the classes."""
+
+    reader = SimpleNamespace(class_to_idx={"zero": 0, "one": 1})
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        return Image.new("RGB", (8, 8)), i % 2
+
+
 def test_hfds_goes_through_timm_create_dataset(monkeypatch):
     calls = []
 
-    class Reader:
-        class_to_idx = {"zero": 0, "one": 1}
-
-    class FakeHf(Dataset):
-        reader = Reader()
-
-        def __len__(self):
-            return 3
-
-        def __getitem__(self, i):
-            return Image.new("RGB", (8, 8)), i % 2
-
     def fake_create_dataset(name, **kwargs):
         calls.append((name, kwargs["split"], kwargs["is_training"], kwargs["root"]))
-        return FakeHf()
+        return _FakeHfds()
 
     monkeypatch.setattr(data_mod, "create_dataset", fake_create_dataset)
     monkeypatch.setitem(sys.modules, "datasets", None)  # not installed: said so, before timm's reader fails
@@ -378,6 +378,37 @@ def test_hfds_goes_through_timm_create_dataset(monkeypatch):
     splits = create_datasets({"dataset": "hfds/user/set", "data_dir": "/cache", "val_split": "test"})
     assert calls == [("hfds/user/set", "train", True, "/cache"), ("hfds/user/set", "test", False, "/cache")]
     assert splits.label_names == ["zero", "one"]
+
+
+def test_hfds_columns_reach_timm_and_other_datasets_refuse_them(monkeypatch, tmp_path):
+    """--input-key / --target-key name the image and label columns of an hfds/ dataset (uoft-cs/cifar10 calls them
+    'img' and 'label'); unset, timm's defaults apply; for any other dataset they would be ignored, so they are
+    refused."""
+    seen = []
+    monkeypatch.setattr(data_mod, "create_dataset", lambda name, **kwargs: seen.append(kwargs) or _FakeHfds())
+    monkeypatch.setitem(sys.modules, "datasets", types.ModuleType("datasets"))
+    config = {"dataset": "hfds/uoft-cs/cifar100", "data_dir": "/cache", "input_key": "img", "target_key": "fine_label"}
+    create_datasets(config)
+    assert [(k["input_key"], k["target_key"]) for k in seen] == [("img", "fine_label")] * 2
+    seen.clear()
+    create_datasets({"dataset": "hfds/user/set", "data_dir": "/cache"})
+    assert len(seen) == 2 and not any({"input_key", "target_key"} & set(k) for k in seen)
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    for config, flags, what in (
+        (
+            {"dataset": "torch/cifar10", "data_dir": str(tmp_path), "input_key": "img"},
+            "--input-key img",
+            "torch/cifar10",
+        ),
+        ({"target_key": "y"}, "--target-key y", "digits"),
+        (
+            {"data_dir": str(tmp_path), "input_key": "a", "target_key": "b"},
+            "--input-key a and --target-key b",
+            "an Image",
+        ),
+    ):
+        with pytest.raises(ValueError, match=rf"^{flags} name\(s\) columns of a Hugging Face dataset .*; {what}"):
+            create_datasets(config)
 
 
 def test_sixteen_bit_grey_is_rounded_to_eight_bits():

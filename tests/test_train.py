@@ -9,6 +9,8 @@ import json
 import math
 import re
 import shutil
+import sys
+import types
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,13 +20,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import yaml
+from PIL import Image
 from safetensors.torch import load_file, save_file
 from timm.layers import BatchNormAct2d
 from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.scheduler import create_scheduler_v2
+from torch.utils.data import Dataset
 from torchvision import transforms
 
 import timm_zerosnet  # noqa: F401  (registers the models)
+import timm_zerosnet.data as data_mod
 import timm_zerosnet.train as train_mod
 from conftest import reset_accelerate, write_tiny_mnist
 from timm_zerosnet.train import (
@@ -1333,6 +1338,48 @@ def test_a_run_started_from_args_yaml_keeps_the_recipe_and_records_absolute_data
     summary = run(Path("out"), "rel", "--data-dir", "data", "--in-chans", "1", "--class-map", "classes.txt")
     assert summary["dataset"]["data_dir"] == str(tmp_path / "data")
     assert summary["dataset"]["class_map"] == str(tmp_path / "classes.txt")
+
+
+class _FakeHfds(Dataset):
+    """What timm's create_dataset returns for an hfds/ name: 64 images of 10 classes, which its reader names."""
+
+    reader = SimpleNamespace(class_to_idx={f"c{i}": i for i in range(10)})
+
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        return Image.new("RGB", (16, 16), (4 * i, 0, 0)), i % 10
+
+
+def test_an_hfds_run_records_its_columns_and_validate_reads_them_again(tmp_path, monkeypatch):
+    """--input-key / --target-key reach timm's create_dataset (up to where the Hub would be asked), run.json
+    records them, and zerosnet-validate of the run asks for the same columns."""
+    from timm_zerosnet.validate import build_parser as validate_parser
+    from timm_zerosnet.validate import validate
+
+    seen = []
+
+    def fake_create_dataset(name, **kwargs):
+        seen.append((name, kwargs["split"], kwargs.get("input_key"), kwargs.get("target_key")))
+        return _FakeHfds()
+
+    monkeypatch.setattr(data_mod, "create_dataset", fake_create_dataset)
+    monkeypatch.setitem(sys.modules, "datasets", types.ModuleType("datasets"))
+    (tmp_path / "cache").mkdir()
+    extra = ["--dataset", "hfds/uoft-cs/cifar10", "--data-dir", str(tmp_path / "cache"), "--val-split", "test"]
+    summary = run(tmp_path, "hf", *extra, "--input-key", "img")
+    assert seen == [("hfds/uoft-cs/cifar10", "train", "img", None), ("hfds/uoft-cs/cifar10", "test", "img", None)]
+    assert (summary["dataset"]["input_key"], summary["dataset"]["target_key"]) == ("img", None)
+    reset_accelerate()
+    seen.clear()
+    validate(validate_parser().parse_args(["--checkpoint", str(tmp_path / "hf"), "--workers", "0"]))
+    assert seen == [("hfds/uoft-cs/cifar10", "test", "img", None)]
+    reset_accelerate()
+    seen.clear()
+    argv = ["--checkpoint", str(tmp_path / "hf"), "--workers", "0", "--target-key", "coarse_label"]
+    validate(validate_parser().parse_args(argv))
+    assert seen == [("hfds/uoft-cs/cifar10", "test", "img", "coarse_label")]
 
 
 def test_torch_datasets_take_the_input_image_mode(tmp_path):

@@ -448,8 +448,9 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
             ``data_dir`` with train/ and val/ (or validation/) sub-folders, 'torch/cifar10', 'torch/cifar100',
             'hfds/<name>', any other timm dataset name), ``data_dir``, ``dataset_download``, ``train_split``,
             ``val_split``, ``class_map``, ``input_img_mode``, ``train_num_samples``, ``val_num_samples``, ``seed``,
-            and ``class_names`` (an ImageFolder's classes in label order, e.g. a checkpoint's label names, when
-            ``class_map`` is not given). An ImageFolder's val split takes its labels from the train split (or
+            ``input_key`` / ``target_key`` (the image and label columns of an hfds/ dataset) and ``class_names``
+            (an ImageFolder's classes in label order, e.g. a checkpoint's label names, when ``class_map`` is not
+            given). An ImageFolder's val split takes its labels from the train split (or
             ``class_names``), by class name: a class folder that those do not have is an error.
         train: Create the training split.
         val: Create the validation split.
@@ -462,6 +463,13 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
     train_split = _get(args, "train_split", "train")
     val_split = _get(args, "val_split", "validation")
     splits: dict[str, Dataset | None] = {"train": None, "val": None}
+    columns = {key: _get(args, key) for key in ("input_key", "target_key") if _get(args, key)}
+    if columns and not name.lower().startswith("hfds/"):
+        flags = " and ".join(f"--{key.replace('_', '-')} {value}" for key, value in columns.items())
+        raise ValueError(
+            f"{flags} name(s) columns of a Hugging Face dataset (--dataset hfds/<name>); {name or 'an ImageFolder'} "
+            "has none: leave them out"
+        )
 
     if name == "digits":
         options = (("--data-dir", "data_dir"), ("--class-map", "class_map"), ("--dataset-download", "dataset_download"))
@@ -548,7 +556,7 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
                     root = _search_split(data_dir, split)
                     splits[key] = _folder_images(root, common["class_map"], img_mode)
                 else:
-                    splits[key] = create_dataset(name, split=split, is_training=is_training, **common)
+                    splits[key] = create_dataset(name, split=split, is_training=is_training, **common, **columns)
             except (URLError, ConnectionError, TimeoutError) as e:
                 if not download:
                     raise

@@ -195,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dataset-download", **_ON_OFF, help="download torch/ datasets into --data-dir")
     g.add_argument("--class-map", default="", help="class map file (ImageFolder / hfds)")
     g.add_argument("--input-img-mode", default=None, help="PIL mode; default RGB, or L when --in-chans 1")
+    g.add_argument("--input-key", default=None, help="image column of an hfds/ dataset (timm's default: image)")
+    g.add_argument("--target-key", default=None, help="label column of an hfds/ dataset (timm's default: label)")
     g.add_argument("--train-num-samples", type=int, default=None, help="use an evenly spaced subset of the train set")
     g.add_argument("--val-num-samples", type=int, default=None, help="use an evenly spaced subset of the val set")
 
@@ -1823,6 +1825,8 @@ class Trainer:
                 "val_split": args.val_split,
                 "class_map": _absolute(args.class_map) if args.class_map else None,
                 "input_img_mode": args.input_img_mode,
+                "input_key": args.input_key,
+                "target_key": args.target_key,
                 "train_num_samples": args.train_num_samples,
                 "val_num_samples": args.val_num_samples,
                 "num_train": len(self.train_dataset),

@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, help="evaluation split (default: the run's val split)")
     p.add_argument("--dataset-download", action="store_true")
     p.add_argument("--class-map", default="")
+    p.add_argument("--input-key", default=None, help="image column of an hfds/ dataset (default: the run's)")
+    p.add_argument("--target-key", default=None, help="label column of an hfds/ dataset (default: the run's)")
     p.add_argument(
         "--num-samples",
         type=int,
@@ -271,6 +273,8 @@ def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> di
         "val_split": args.split or ds.get("val_split"),
         "dataset_download": args.dataset_download,
         "class_map": args.class_map or ds.get("class_map"),
+        "input_key": args.input_key or ds.get("input_key"),
+        "target_key": args.target_key or ds.get("target_key"),
         # an ImageFolder's labels are the checkpoint's classes, by name (not the evaluated folder's own order)
         "class_names": (info or {}).get("label_names"),
         # the run's own image mode (YCbCr, RGBA, ...), else the one zerosnet-train picks for the channel count
