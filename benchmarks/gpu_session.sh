@@ -10,7 +10,9 @@
 #   6. benchmark.py: eager against torch.compile for timm's resnet50 and zerosnet50 (target 3 on the GPU);
 #   7. benchmark.py with TIMM_ZEROSNET_TRITON=0: the multistep nets with their combination as plain ops, against
 #      the same references, to compare with stage 4 (the fused Triton combination);
-#   8. profile_gpu.py: where the kernel time of a bf16 training step goes, fused and plain.
+#   8. profile_gpu.py: where the kernel time of a bf16 training step goes, fused and plain;
+#   9. profile_gpu.py: bf16 inference of zerosnet50 and resnetv2_50, NCHW then channels_last, fused and plain (the
+#      multistep models' channels_last inference was slower than NCHW on the H200, unexplained).
 # Each stage gets what is left of the deadline (DEADLINE_S, default 560 s) or its own cap, whichever is less, so
 # the later stages are cut first. Results go to $OUT: session.log and results.tgz (remade after every stage).
 # Usage, from the repository root: OUT=/tmp/gpu bash benchmarks/gpu_session.sh
@@ -24,7 +26,7 @@ BATCH=${BATCH:-128}           # benchmark batch at 224x224
 CIFAR_BATCH=${CIFAR_BATCH:-512}  # benchmark batch at 32x32
 EPOCHS=${EPOCHS:-3}           # digits training epochs
 MEM_BATCH=${MEM_BATCH:-256}   # extra batch of check 2 (memory) at 224x224
-STAGES=${STAGES:-12345678}    # which stages to run, e.g. STAGES=56 for the compile stages alone
+STAGES=${STAGES:-123456789}   # which stages to run, e.g. STAGES=56 for the compile stages alone
 DEADLINE_S=${DEADLINE_S:-560}
 WORK=/tmp/gpu_session_work
 mkdir -p "$OUT" "$WORK"
@@ -104,6 +106,12 @@ stage 7 "benchmark: the multistep combination as plain ops (TIMM_ZEROSNET_TRITON
 stage 8 "profile: kernel time of a bf16 training step, fused and plain" &&
     run 90 $PY benchmarks/profile_gpu.py --device $DEVICE --models zerosnet50,lmresnet50,preresnet50,resnetv2_50 \
         --batch "$BATCH" --plain
+
+if stage 9 "profile: bf16 inference, NCHW and channels_last, fused and plain"; then
+    IMODELS="--models zerosnet50,resnetv2_50 --batch $BATCH --phase infer --plain"
+    run 45 $PY benchmarks/profile_gpu.py --device $DEVICE $IMODELS
+    run 45 $PY benchmarks/profile_gpu.py --device $DEVICE $IMODELS --channels-last
+fi
 
 echo "=== done after $((SECONDS - START)) s" | tee -a "$LOG"
 tar czf "$OUT/results.tgz" -C "$WORK" .

@@ -1,6 +1,7 @@
 """Where the GPU time of a training step goes: torch.profiler's device kernels, grouped by what they do.
 
-For each model: one eager training step (forward, backward, SGD) under bf16 autocast, profiled after a warm-up,
+For each model: one eager training step (forward, backward, SGD) under bf16 autocast, or with ``--phase infer`` one
+inference forward (eval mode, no gradients), profiled after a warm-up,
 with the multistep combination as ``fused_combine``'s Triton kernel (the default) and, with ``--plain``, again as
 plain ops (``TIMM_ZEROSNET_TRITON=0``). It prints each run's kernel time by category (convolution and matrix
 products, batch norm, elementwise, the fused combination, reductions, optimizer, layout copies, other), in ms per
@@ -9,11 +10,13 @@ step and as a share, and the top kernels. On a CPU device it profiles CPU ops in
 Usage::
 
     python benchmarks/profile_gpu.py --models zerosnet50,lmresnet50,preresnet50,resnetv2_50 --batch 64 --plain
+    python benchmarks/profile_gpu.py --models zerosnet50,resnetv2_50 --batch 128 --phase infer --channels-last --plain
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 from pathlib import Path
@@ -55,10 +58,15 @@ def train_step(model, opt, x, t, device):
     opt.step()
 
 
+def infer_step(model, x, device):
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+        model(x)
+
+
 def profile_one(name: str, args, device) -> bool:
     """Profiles ``name`` and prints its tables; returns whether it has multistep updates (the fused combination)."""
     torch.manual_seed(0)
-    model = timm.create_model(name, num_classes=1000).to(device).train()
+    model = timm.create_model(name, num_classes=1000).to(device).train(args.phase == "train")
     multistep = bool(multistep_updates(model))
     size = model.pretrained_cfg["input_size"][-1] if args.img_size is None else args.img_size
     if args.channels_last:
@@ -68,14 +76,18 @@ def profile_one(name: str, args, device) -> bool:
     if args.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     t = torch.randint(0, 1000, (args.batch,), device=device)
+    if args.phase == "train":
+        step = functools.partial(train_step, model, opt, x, t, device)
+    else:
+        step = functools.partial(infer_step, model, x, device)
     for _ in range(args.warmup):
-        train_step(model, opt, x, t, device)
+        step()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
     acts = [ProfilerActivity.CUDA] if device.type == "cuda" else [ProfilerActivity.CPU]
     with profile(activities=acts) as prof:
         for _ in range(args.steps):
-            train_step(model, opt, x, t, device)
+            step()
         sync()
     per_cat: dict[str, float] = {}
     kernels: list[tuple[float, str]] = []
@@ -103,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--img-size", type=int, default=None, help="default: the model's own")
+    p.add_argument("--phase", default="train", choices=("train", "infer"))
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=3)
@@ -111,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     device = torch.device(args.device)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    print(f"# bf16 autocast training step, batch {args.batch}, {device}, torch {torch.__version__}")
+    what = "training step" if args.phase == "train" else "inference forward"
+    layout = "channels_last" if args.channels_last else "NCHW"
+    print(f"# bf16 autocast {what}, {layout}, batch {args.batch}, {device}, torch {torch.__version__}")
     for name in models:
         if profile_one(name, args, device) and args.plain:
             with fused_combine.disabled():

@@ -198,6 +198,12 @@ def test_profile_gpu_rehearsal_on_cpu(capsys):
     assert profile_gpu.main([*argv[:2], "--models", "preresnet20_cifar", *argv[4:], "--plain"]) == 0
     out = capsys.readouterr().out
     assert out.count("## preresnet20_cifar:") == 1 and "plain ops" not in out
+    # --phase infer: an eval-mode forward without gradients (no backward, no optimizer), channels_last named
+    assert profile_gpu.main([*argv, "--phase", "infer", "--channels-last", "--plain"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# bf16 autocast inference forward, channels_last, batch 2, cpu")
+    assert out.count("## zerosnet20_cifar:") == 2 and "backward" not in out and "| optimizer |" not in out
+    assert "| batch norm |" in out  # eval batch norm is still timed
 
 
 def test_bottleneck_nets_have_their_own_autocast_gradient_limits():
