@@ -674,10 +674,7 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ("--checkpoint-hist 0", "--checkpoint-hist must be at least 1, got 0"),
         ("--crop-padding -1", "--crop-padding must be at least 0, got -1"),
         ("--mean 0.5 inf 0.5", "--mean must be in (-inf, inf) (each value), got inf"),
-        (
-            "--bce-sum --bce-pos-weight 2",
-            "--bce-sum and --bce-pos-weight set(s) the binary cross-entropy loss, which is",
-        ),
+        ("--bce-sum --bce-pos-weight 2", "--bce-sum and --bce-pos-weight 2.0 set(s) the BCE loss, which is off: add"),
         ("--bce-loss --bce-target-thresh 1", "--bce-target-thresh must be in [0, 1), got 1.0"),
         ("--bce-loss --bce-pos-weight 0", "--bce-pos-weight must be in (0, inf), got 0.0"),
         ("--torchcompile foo", "--torchcompile foo: not a torch.compile backend accelerate knows; use one of eager,"),

@@ -546,6 +546,21 @@ def check_compile_backend(name: str | None) -> None:
         )
 
 
+def _refuse_options_of_an_off_switch(args: argparse.Namespace, switch: str, options: Sequence[str], what: str) -> None:
+    """Options that only tune ``switch`` (given a value other than their default) while it is off would be ignored:
+    a clear error instead."""
+    if getattr(args, switch):
+        return
+    parser = build_parser()
+    given = [name for name in options if getattr(args, name) != parser.get_default(name)]
+    flags = [f"--{n.replace('_', '-')}" + ("" if getattr(args, n) is True else f" {getattr(args, n)}") for n in given]
+    if flags:
+        raise ValueError(
+            f"{' and '.join(flags)} set(s) {what}, which is off: add --{switch.replace('_', '-')} to use it, or leave "
+            "them out"
+        )
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Refuse option values and combinations that cannot work, before anything is built (a clear message instead of
     an assertion or a shape error during the first step)."""
@@ -572,24 +587,10 @@ def check_args(args: argparse.Namespace) -> None:
             "--sync-bn with --freeze-backbone: the frozen backbone's batch norms use their running statistics, so "
             "there is nothing to synchronise; drop --sync-bn"
         )
-    if not args.bce_loss:
-        ignored = [
-            f"--{n.replace('_', '-')}" for n in ("bce_sum", "bce_target_thresh", "bce_pos_weight") if getattr(args, n)
-        ]
-        if ignored:
-            raise ValueError(
-                f"{' and '.join(ignored)} set(s) the binary cross-entropy loss, which is off: add --bce-loss to use "
-                "it, or leave them out"
-            )
-    if not args.model_ema:
-        default_decay = build_parser().get_default("model_ema_decay")
-        ignored = [f"--model-ema-decay {args.model_ema_decay}"] if args.model_ema_decay != default_decay else []
-        ignored += ["--model-ema-warmup"] if args.model_ema_warmup else []
-        if ignored:
-            raise ValueError(
-                f"{' and '.join(ignored)} set(s) the weight EMA, which is off: add --model-ema to keep one, or leave "
-                "them out"
-            )
+    _refuse_options_of_an_off_switch(
+        args, "bce_loss", ("bce_sum", "bce_target_thresh", "bce_pos_weight"), "the BCE loss"
+    )
+    _refuse_options_of_an_off_switch(args, "model_ema", ("model_ema_decay", "model_ema_warmup"), "the weight EMA")
     if args.input_size is not None:
         if min(args.input_size) < 1:
             raise ValueError(f"--input-size takes channels, height and width, each at least 1; got {args.input_size}")
