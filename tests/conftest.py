@@ -6,10 +6,13 @@ import dataclasses
 import os
 import struct
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import timm
 import torch
+from PIL import Image
+from torch.utils.data import Dataset
 
 import timm_zerosnet  # noqa: F401  (registers the models)
 from timm_zerosnet.models.multistep import MultistepResNet
@@ -102,6 +105,21 @@ def tiny_input(model: MultistepResNet, batch: int = 2, in_chans: int = 3) -> tor
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+class FakeHfds(Dataset):
+    """What timm's create_dataset returns for an hfds/ name, without the datasets package or the Hub: ``length``
+    images whose labels cycle through ``classes``, which its reader names."""
+
+    def __init__(self, classes: list[str], length: int):
+        self.reader = SimpleNamespace(class_to_idx={name: i for i, name in enumerate(classes)})
+        self.length = length
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        return Image.new("RGB", (16, 16), (4 * i % 256, 0, 0)), i % len(self.reader.class_to_idx)
 
 
 def write_tiny_mnist(root: Path, digits_split: str, train: range, test: range) -> Path:

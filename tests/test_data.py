@@ -16,6 +16,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 import timm_zerosnet.data as data_mod
+from conftest import FakeHfds
 from timm_zerosnet.data import (
     DigitsDataset,
     EpochShuffleSampler,
@@ -350,24 +351,12 @@ def test_failed_download_says_so_in_one_line(monkeypatch, tmp_path):
     assert "cifar-10-batches-py" in str(e.value) and e.value.__suppress_context__ and "\n" not in str(e.value)
 
 
-class _FakeHfds(Dataset):
-    """What timm's create_dataset returns for hfds/ names: a map-style dataset whose reader knows the classes."""
-
-    reader = SimpleNamespace(class_to_idx={"zero": 0, "one": 1})
-
-    def __len__(self):
-        return 3
-
-    def __getitem__(self, i):
-        return Image.new("RGB", (8, 8)), i % 2
-
-
 def test_hfds_goes_through_timm_create_dataset(monkeypatch):
     calls = []
 
     def fake_create_dataset(name, **kwargs):
         calls.append((name, kwargs["split"], kwargs["is_training"], kwargs["root"]))
-        return _FakeHfds()
+        return FakeHfds(["zero", "one"], 3)
 
     monkeypatch.setattr(data_mod, "create_dataset", fake_create_dataset)
     monkeypatch.setitem(sys.modules, "datasets", None)  # not installed: said so, before timm's reader fails
@@ -385,7 +374,9 @@ def test_hfds_columns_reach_timm_and_other_datasets_refuse_them(monkeypatch, tmp
     'img' and 'label'); unset, timm's defaults apply; for any other dataset they would be ignored, so they are
     refused."""
     seen = []
-    monkeypatch.setattr(data_mod, "create_dataset", lambda name, **kwargs: seen.append(kwargs) or _FakeHfds())
+    monkeypatch.setattr(
+        data_mod, "create_dataset", lambda name, **kwargs: seen.append(kwargs) or FakeHfds(["zero", "one"], 3)
+    )
     monkeypatch.setitem(sys.modules, "datasets", types.ModuleType("datasets"))
     config = {"dataset": "hfds/uoft-cs/cifar100", "data_dir": "/cache", "input_key": "img", "target_key": "fine_label"}
     create_datasets(config)

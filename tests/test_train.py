@@ -20,18 +20,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import yaml
-from PIL import Image
 from safetensors.torch import load_file, save_file
 from timm.layers import BatchNormAct2d
 from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.scheduler import create_scheduler_v2
-from torch.utils.data import Dataset
 from torchvision import transforms
 
 import timm_zerosnet  # noqa: F401  (registers the models)
 import timm_zerosnet.data as data_mod
 import timm_zerosnet.train as train_mod
-from conftest import reset_accelerate, write_tiny_mnist
+from conftest import FakeHfds, reset_accelerate, write_tiny_mnist
 from timm_zerosnet.train import (
     EXIT_NON_FINITE,
     CheckpointManager,
@@ -582,7 +580,7 @@ def test_bce_loss_takes_timms_options_and_trains_with_and_without_mixup(tmp_path
     reset_accelerate()
     torch.manual_seed(0)
     logits, labels = torch.randn(4, 10), torch.tensor([0, 3, 9, 3])
-    target = torch.nn.functional.one_hot(labels, 10).float()  # 0.91 / 0.01 after smoothing, thresholded at 0.2
+    target = F.one_hot(labels, 10).float()  # 0.91 / 0.01 after smoothing, thresholded at 0.2
     expected = -(2 * target * F.logsigmoid(logits) + (1 - target) * F.logsigmoid(-logits)).sum(1).mean()
     assert torch.allclose(loss_fn(logits, labels), expected)
     alone = Trainer.from_args(parse_args(tiny_argv(tmp_path, "bce_alone", "--bce-loss", "--smoothing", "0.1")))
@@ -1337,18 +1335,6 @@ def test_a_run_started_from_args_yaml_keeps_the_recipe_and_records_absolute_data
     assert summary["dataset"]["class_map"] == str(tmp_path / "classes.txt")
 
 
-class _FakeHfds(Dataset):
-    """What timm's create_dataset returns for an hfds/ name: 64 images of 10 classes, which its reader names."""
-
-    reader = SimpleNamespace(class_to_idx={f"c{i}": i for i in range(10)})
-
-    def __len__(self):
-        return 64
-
-    def __getitem__(self, i):
-        return Image.new("RGB", (16, 16), (4 * i, 0, 0)), i % 10
-
-
 def test_an_hfds_run_records_its_columns_and_validate_reads_them_again(tmp_path, monkeypatch):
     """--input-key / --target-key reach timm's create_dataset (up to where the Hub would be asked), run.json
     records them, and zerosnet-validate of the run asks for the same columns."""
@@ -1359,7 +1345,7 @@ def test_an_hfds_run_records_its_columns_and_validate_reads_them_again(tmp_path,
 
     def fake_create_dataset(name, **kwargs):
         seen.append((name, kwargs["split"], kwargs.get("input_key"), kwargs.get("target_key")))
-        return _FakeHfds()
+        return FakeHfds([f"c{i}" for i in range(10)], 64)
 
     monkeypatch.setattr(data_mod, "create_dataset", fake_create_dataset)
     monkeypatch.setitem(sys.modules, "datasets", types.ModuleType("datasets"))
