@@ -36,6 +36,7 @@ from timm_zerosnet.release import (
 from timm_zerosnet.run_layout import (
     WEIGHT_FILES,
     architecture_name,
+    read_run_info,
     resolve_weights,
     run_architecture,
     weights_kind,
@@ -100,6 +101,15 @@ def _read_json(path: Path) -> Any:
         raise HubError(f"{path}: not valid JSON ({e}).") from None
 
 
+def _run_info(path: Path) -> dict[str, Any]:
+    """The run.json of a run directory, or of the run a weights file is in ({} where there is none), read as train
+    and validate read it (``run_layout.read_run_info``)."""
+    try:
+        return read_run_info(path) or {}
+    except ValueError as e:  # damaged JSON: its message says what to do
+        raise HubError(str(e)) from None
+
+
 def _metrics_for(info: Mapping[str, Any], weights: str | None, history: list[dict] | None) -> dict[str, Any]:
     """The evaluation of the chosen weights: run.json's metrics.final / metrics.best (or metrics.json rows)."""
     if weights is None:
@@ -154,7 +164,7 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
                 f"{weights}, or export the run directory {state_of} with --weights {weights}."
             )
         ignored = ("metrics", "weights", "epochs")
-        info = {k: v for k, v in _read_json(state_of / "run.json").items() if k not in ignored}
+        info = {k: v for k, v in _run_info(state_of).items() if k not in ignored}
         weights_path, choice, run_dir = source / WEIGHTS_NAME, None, state_of
         if not weights_path.is_file():
             raise HubError(f"{source}: a training state without {WEIGHTS_NAME}; is it complete?")
@@ -167,8 +177,7 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
         info = info or {}
     elif source.is_file():
         run_dir = source.parent
-        run_json = run_dir / "run.json"
-        info = _read_json(run_json) if run_json.is_file() else {}
+        info = _run_info(source)
         choice = weights_kind(source.name, info or None)
         weights_path = source
         if weights is not None and choice is not None and weights != choice:

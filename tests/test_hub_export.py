@@ -1010,3 +1010,17 @@ def test_a_run_directory_without_the_asked_weights_says_why_and_what_it_has(run_
     with pytest.raises(HubError, match=expected + r" finishes\); use --weights ema$"):
         export(run_dir, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_run_json_is_one_error_naming_it_for_a_run_a_weights_file_and_a_state(run_dir, tmp_path):
+    """Every way into a run (its directory, a weights file in it, one of its training states) reads run.json as
+    train and validate do: damaged JSON is a HubError naming the file and what to do, and nothing is written."""
+    state = run_dir / "checkpoints" / "state-e0002-b000000"
+    state.mkdir(parents=True)
+    shutil.copy(run_dir / "model.safetensors", state / "model.safetensors")
+    (run_dir / "run.json").write_text('{"model": ')
+    expected = rf"{re.escape(str(run_dir / 'run.json'))} is not valid JSON .*: restore it"
+    for source in (run_dir, run_dir / "model.safetensors", state):
+        with pytest.raises(HubError, match=expected):
+            export(source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
