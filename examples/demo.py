@@ -118,9 +118,9 @@ def hub_step(context: dict) -> dict:
     import torch
     from huggingface_hub import constants
 
-    from hub.cache import install_local
-    from hub.export import export
-    from hub.manifest import stage
+    from timm_zerosnet.hub.cache import install_local
+    from timm_zerosnet.hub.export import export
+    from timm_zerosnet.hub.manifest import stage
     from timm_zerosnet.release import check_golden, use_manifest
 
     run_dir = Path(context["run_dir"])

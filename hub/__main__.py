@@ -1,4 +1,4 @@
-"""``python -m hub``: the zerosnet-hub command line."""
+"""``python -m timm_zerosnet.hub``: the zerosnet-hub command line."""
 
 import sys
 

@@ -204,8 +204,8 @@ def test_demo_says_whether_it_reproduced_the_staged_release(tmp_path):
 
     from test_hub_export import make_run
 
-    from hub.export import export
-    from hub.manifest import stage
+    from timm_zerosnet.hub.export import export
+    from timm_zerosnet.hub.manifest import stage
     from timm_zerosnet.release import use_manifest
 
     spec = importlib.util.spec_from_file_location("zerosnet_demo", ROOT / "examples" / "demo.py")
@@ -248,8 +248,8 @@ def _documented_commands() -> list[tuple[str, list[str]]]:
 def test_every_documented_command_line_is_accepted_by_its_tool():
     """The commands the README and docs/ show parse with their tool's parser, and zerosnet-train's pass its checks
     (values, ranges, recipes), so a pasted command fails, if at all, only on the user's paths."""
-    from hub.cli import build_parser as hub_parser
     from timm_zerosnet.analysis.cli import build_parser as analyze_parser
+    from timm_zerosnet.hub.cli import build_parser as hub_parser
     from timm_zerosnet.train import check_args, parse_args
     from timm_zerosnet.validate import build_parser as validate_parser
     from timm_zerosnet.validate import parse_noise

@@ -16,11 +16,11 @@ import torch
 from huggingface_hub import scan_cache_dir, try_to_load_from_cache
 from test_hub_export import MODEL, REPO, hf_cache, load_run_model, make_run  # noqa: F401  (hf_cache: a fixture)
 
-from hub import HubError
-from hub.cache import install_local, local_revision
-from hub.cli import main
-from hub.export import export
-from hub.manifest import stage
+from timm_zerosnet.hub import HubError
+from timm_zerosnet.hub.cache import install_local, local_revision
+from timm_zerosnet.hub.cli import main
+from timm_zerosnet.hub.export import export
+from timm_zerosnet.hub.manifest import stage
 from timm_zerosnet.release import (
     ReleaseError,
     check_golden,
@@ -250,7 +250,7 @@ def test_a_failed_copy_leaves_no_half_written_blob_and_the_next_install_complete
     import shutil
     from pathlib import Path
 
-    import hub.cache
+    from timm_zerosnet import hub
 
     real_copy = shutil.copyfile
 
@@ -357,7 +357,7 @@ def test_install_local_cli_forwards_the_revision(release, tmp_path, capsys):
 
 def test_a_large_file_of_any_name_is_named_by_its_sha256(tmp_path):
     """The Hub keeps files over 10 MB in LFS whatever their suffix, and serves their sha256 as the etag."""
-    from hub.cache import blob_etag
+    from timm_zerosnet.hub.cache import blob_etag
 
     big = tmp_path / "extra.txt"
     data = bytes(range(256)) * (11 * 4096)  # 11 MiB
@@ -386,7 +386,7 @@ def test_installing_again_repairs_a_broken_snapshot_and_keeps_links(release):
 def test_without_symbolic_links_the_snapshot_holds_copies(release, tmp_path, monkeypatch):
     """Where symlinks are not allowed (Windows without developer mode) huggingface_hub copies; so does install-local,
     and the copies load."""
-    import hub.cache
+    from timm_zerosnet import hub
 
     def no_symlinks(*args, **kwargs):
         raise OSError("symbolic links are not allowed here")

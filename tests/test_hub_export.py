@@ -19,9 +19,9 @@ import timm
 import torch
 import yaml
 
-from hub import HubError
-from hub.cli import main
-from hub.export import EXPORT_NAMES, export, read_export, read_run, verify_export
+from timm_zerosnet.hub import HubError
+from timm_zerosnet.hub.cli import main
+from timm_zerosnet.hub.export import EXPORT_NAMES, export, read_export, read_run, verify_export
 from timm_zerosnet.release import ReleaseError, check_golden, load_weights
 
 MODEL = "zerosnet20_cifar"
@@ -413,7 +413,7 @@ def test_overwrite_never_replaces_the_source_or_a_folder_holding_it(run_dir, tmp
 
 
 def test_a_failure_leaves_nothing_half_written(run_dir, tmp_path, monkeypatch):
-    import hub.export
+    from timm_zerosnet import hub
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -435,7 +435,7 @@ def test_a_failure_leaves_nothing_half_written(run_dir, tmp_path, monkeypatch):
 def test_a_failed_final_rename_with_overwrite_restores_the_earlier_export(run_dir, tmp_path, monkeypatch):
     """--overwrite moves the earlier export aside, then the new one into place: if that last rename fails, the
     earlier export is moved back, byte for byte, and neither the new folder nor the backup is left beside it."""
-    import hub.export
+    from timm_zerosnet import hub
 
     dest = export(run_dir, tmp_path / "dest").path
     before = {p.name: p.read_bytes() for p in dest.iterdir()}
@@ -738,7 +738,7 @@ def test_ema_weights_get_every_number_from_the_ema_columns(run_dir, tmp_path):
 
 
 def test_model_card_details_and_results_row(exported):
-    from hub.card import model_stats
+    from timm_zerosnet.hub.card import model_stats
 
     readme = (exported / "README.md").read_text()
     release = json.loads((exported / "release.json").read_text())
@@ -909,7 +909,7 @@ def test_results_without_a_recorded_split_and_with_many_decimals(tmp_path):
 
 
 def test_dataset_names_as_timm_spells_them(tmp_path):
-    from hub.card import dataset_info
+    from timm_zerosnet.hub.card import dataset_info
 
     for name, tag in (
         ("torch/cifar10", "c10"),

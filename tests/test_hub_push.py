@@ -16,11 +16,11 @@ import huggingface_hub
 import pytest
 from test_hub_export import MODEL, REPO, hf_cache, make_run  # noqa: F401  (hf_cache: a fixture)
 
-from hub import HubError
-from hub.cli import main
-from hub.export import export
-from hub.manifest import stage
-from hub.push import push
+from timm_zerosnet.hub import HubError
+from timm_zerosnet.hub.cli import main
+from timm_zerosnet.hub.export import export
+from timm_zerosnet.hub.manifest import stage
+from timm_zerosnet.hub.push import push
 from timm_zerosnet.release import empty_manifest, released_cfgs
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -184,7 +184,8 @@ def test_no_network_from_the_command_line(folder, manifest, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
     env.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_TOKEN=SECRET, HF_HOME=str(tmp_path / "hf"))
     proc = subprocess.run(
-        [sys.executable, "-m", "hub", "push", str(folder), "--repo-id", REPO, "--manifest", str(manifest)],
+        [sys.executable, "-m", "timm_zerosnet.hub", "push", str(folder), "--repo-id", REPO]
+        + ["--manifest", str(manifest)],
         env=env,
         capture_output=True,
         text=True,
@@ -233,7 +234,7 @@ def test_a_staged_folder_changed_afterwards_is_refused_before_uploading(folder, 
 
 def test_push_verifies_a_staged_folder_again(folder, manifest, fake_hub, monkeypatch):
     """The round trip runs at every push, staged or not: a folder that no longer reproduces is never uploaded."""
-    import hub.push
+    from timm_zerosnet import hub
 
     stage(folder, manifest)
     calls = []
@@ -258,7 +259,7 @@ def test_weights_with_model_arguments_are_not_compared_with_the_registry_tag(tmp
 def test_a_manifest_whose_folder_is_not_writable_is_refused_before_uploading(folder, tmp_path, fake_hub, monkeypatch):
     """The manifest is rewritten through a temporary file beside it: a writable file in a read-only folder would
     fail after the upload, leaving the commit unrecorded."""
-    import hub.manifest
+    from timm_zerosnet import hub
 
     locked = tmp_path / "locked"
     locked.mkdir()

@@ -11,10 +11,10 @@ import timm
 from test_hub_export import CIFAR10_LABELS, MODEL, REPO, make_run
 from timm.models import generate_default_cfgs
 
-from hub import HubError
-from hub.cli import main
-from hub.export import export
-from hub.manifest import stage
+from timm_zerosnet.hub import HubError
+from timm_zerosnet.hub.cli import main
+from timm_zerosnet.hub.export import export
+from timm_zerosnet.hub.manifest import stage
 from timm_zerosnet.models.multistep import cifar_cfg
 from timm_zerosnet.release import (
     MANIFEST_FORMAT,
@@ -273,7 +273,7 @@ def test_stage_from_the_command_line_takes_the_repo_id(tmp_path, capsys):
 def test_write_manifest_validates_sorts_and_refuses_to_write_an_invalid_one(tmp_path):
     """Entries are written sorted by model and tag (stable diffs); an invalid manifest is refused with the file left
     as it was."""
-    from hub.manifest import write_manifest
+    from timm_zerosnet.hub.manifest import write_manifest
 
     path = tmp_path / "releases.json"
     unsorted = manifest_with(dict(tag="zz", repo_id="testorg/zz"), dict(model="lmresnet20_cifar", repo_id="o/l"), {})
@@ -294,7 +294,7 @@ def test_a_failed_write_leaves_the_manifest_whole_and_no_temporary_file(tmp_path
     earlier manifest intact and nothing beside it."""
     from pathlib import Path
 
-    from hub.manifest import write_manifest
+    from timm_zerosnet.hub.manifest import write_manifest
 
     path = tmp_path / "releases.json"
     write_manifest(manifest_with({}), path)
@@ -317,7 +317,7 @@ def test_a_read_only_manifest_is_refused_before_verifying(tmp_path, monkeypatch)
     import os
     from pathlib import Path
 
-    import hub.manifest
+    from timm_zerosnet import hub
 
     folder = export(make_run(tmp_path / "run"), tmp_path / "export", repo_id=REPO).path
     manifest = tmp_path / "releases.json"
@@ -374,7 +374,7 @@ def test_stage_records_the_data_config_the_weights_were_trained_with(tmp_path):
 def test_staging_published_weights_again_leaves_the_manifest_unchanged(tmp_path):
     """The very weights already published: staging them again is a no-op that says so, not a refusal, and the
     entry keeps its Hub commit."""
-    from hub.manifest import record_published
+    from timm_zerosnet.hub.manifest import record_published
 
     folder = export(make_run(tmp_path / "run"), tmp_path / "export", repo_id=REPO).path
     manifest = tmp_path / "releases.json"
