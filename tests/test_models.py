@@ -130,10 +130,54 @@ def test_default_cfg_consistency(name):
     assert (tuple(cfg["mean"]), tuple(cfg["std"]), cfg["crop_pct"], tuple(cfg["input_size"])) == stats
 
 
+# each family's own model arguments (its _create_<family>), beside the model class's
+FAMILY_ARGS = {
+    "zerosnet": {"lam", "coefficients", "trainable", "lam_eps", "tau", "downsample", "strides", "stem_stride"},
+    "lmresnet": {"k_init", "tau", "downsample", "strides", "stem_stride"},
+    "preresnet": {"tau", "downsample", "strides", "stem_stride"},
+    "tauresnet": {"tau"},
+}
+MODEL_ARGS = {
+    "num_classes",
+    "in_chans",
+    "global_pool",
+    "drop_rate",
+    "drop_path_rate",
+    "output_stride",
+    "device",
+    "dtype",
+}
+
+
 @pytest.mark.parametrize("name", MODELS)
-def test_unknown_kwarg_raises_type_error(name):
-    with pytest.raises(TypeError):
-        timm.create_model(name, device="meta", not_an_option=1)
+def test_unknown_kwarg_is_refused_naming_the_arguments_there_are(name):
+    """timm ResNet's drop_block_rate (or any stranger) is a TypeError, as Python's would be, that lists every
+    argument the model takes, and nothing the entrypoint sets itself."""
+    with pytest.raises(TypeError, match=rf"^{name} takes no model argument drop_block_rate, not_an_option\. ") as exc:
+        timm.create_model(name, device="meta", not_an_option=1, drop_block_rate=0.1)
+    listed = set(re.search(r"Its model arguments are ([\w, ]+);", str(exc.value)).group(1).split(", "))
+    assert listed == FAMILY_ARGS[re.match("[a-z]+", name).group()] | MODEL_ARGS
+
+
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "lmresnet18", "preresnet20_cifar", "tauresnet20_cifar"])
+def test_feature_wrappers_that_cannot_run_the_model_are_refused(name):
+    """timm's FeatureListNet / FeatureDictNet run the top-level modules as a chain, which these forwards are not:
+    refused with what to pass instead (timm's own error was an AssertionError about missing layers). The wrappers
+    that work still do, and feature options without features_only say what they need."""
+    from timm.models import FeatureDictNet, FeatureListNet
+
+    for feature_cls in ("list", "dict", "Dict", FeatureListNet, FeatureDictNet):
+        with pytest.raises(ValueError, match="is not such a chain .*pass 'hook' or 'fx'"):
+            timm.create_model(name, features_only=True, feature_cls=feature_cls, device="meta")
+    with pytest.raises(ValueError, match="feature_cls='lists' is not a feature wrapper of timm that runs"):
+        timm.create_model(name, features_only=True, feature_cls="lists", device="meta")
+    with pytest.raises(TypeError, match="^out_indices choose the feature maps of features_only=True: add it"):
+        timm.create_model(name, out_indices=(1,), device="meta")
+    size = 32 if name.endswith("_cifar") else 64
+    for feature_cls in ("getter", "hook", "fx"):
+        model = timm.create_model(name, features_only=True, feature_cls=feature_cls, out_indices=(1,))
+        (feat,) = model(torch.zeros(1, 3, size, size))
+        assert feat.shape[1] == model.feature_info.channels()[0]
 
 
 @pytest.mark.parametrize("name", MODELS)

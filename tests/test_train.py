@@ -627,7 +627,8 @@ def test_mixup_stops_at_mixup_off_epoch(tmp_path, monkeypatch):
 
 
 def test_model_kwargs_reach_the_model(tmp_path):
-    with pytest.raises(ValueError, match="--model-kwargs no_such_option=1: .* unexpected keyword argument 'no_such_op"):
+    message = r"--model-kwargs no_such_option=1: .* takes no model argument no_such_option\. Its model arguments are "
+    with pytest.raises(ValueError, match=message):
         Trainer.from_args(parse_args(tiny_argv(tmp_path, "kw", "--model-kwargs", "no_such_option=1")))
 
 

@@ -37,7 +37,7 @@ def _create_lmresnet(
     **kwargs: Any,
 ) -> MultistepResNet:
     scheme = LinearMultistep(k_init=k_init, step_size=tau)
-    return create_multistep(variant, pretrained, net, scheme, **kwargs)
+    return create_multistep(variant, pretrained, net, scheme, family_creators=(_create_lmresnet,), **kwargs)
 
 
 _PAPER = dict(

@@ -13,6 +13,7 @@ simply never read the extra slots. Each history slot whose shape differs from a 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import numbers
 import re
@@ -46,6 +47,7 @@ __all__ = [
     "cifar_cfg",
     "imagenet_cfg",
     "require_released_weights",
+    "check_create_kwargs",
     "unwrap_state_dict",
     "check_shapes",
     "check_fit",
@@ -1060,6 +1062,60 @@ def require_released_weights(variant: str, kwargs: dict) -> None:
     )
 
 
+# what timm's builder takes itself (the rest of create_model's kwargs goes to the model class)
+_BUILDER_KWARGS = frozenset(inspect.signature(build_model_with_cfg).parameters) - {
+    "model_cls",
+    "variant",
+    "pretrained",
+    "kwargs",
+} | {"features_only", "pruned"}
+_FEATURE_KWARGS = frozenset({"out_indices", "feature_cls"})  # taken by the builder with features_only=True only
+
+
+def check_create_kwargs(variant: str, kwargs: dict, model_cls: type, *creators: Callable) -> None:
+    """Refuse ``create_model`` kwargs that neither the model class nor timm's builder takes, naming the ones that
+    exist (Python's own error names only the first stranger, from inside timm's builder), and the feature wrappers
+    that cannot run these networks. ``creators`` are the family's functions between the entrypoint and the builder:
+    their keyword arguments are model arguments too.
+
+    Raises:
+        TypeError: an argument none of them takes (e.g. timm ResNet's ``drop_block_rate``).
+        ValueError: ``feature_cls='list'`` or ``'dict'`` with ``features_only=True``.
+    """
+    taken = set()
+    for fn in (model_cls.__init__, *creators):
+        for name, p in inspect.signature(fn).parameters.items():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                taken.add(name)
+    taken -= {"self", "variant", "pretrained", "net", "scheme", "family_creators"}  # the entrypoint sets these
+    features_only = bool(kwargs.get("features_only"))
+    if not features_only and _FEATURE_KWARGS & set(kwargs):
+        given = " and ".join(sorted(_FEATURE_KWARGS & set(kwargs)))
+        raise TypeError(f"{given} choose the feature maps of features_only=True: add it, or leave {given} out.")
+    unknown = sorted(set(kwargs) - taken - _BUILDER_KWARGS - _FEATURE_KWARGS)
+    if unknown:
+        raise TypeError(
+            f"{variant} takes no model argument {', '.join(unknown)}. Its model arguments are "
+            f"{', '.join(sorted(taken))}; timm's create_model adds pretrained_cfg, pretrained_cfg_overlay, cache_dir, "
+            f"features_only, out_indices and feature_cls. Leave {', '.join(unknown)} out."
+        )
+    feature_cls = kwargs.get("feature_cls")
+    if features_only and feature_cls is not None:
+        name = (feature_cls if isinstance(feature_cls, str) else getattr(feature_cls, "__name__", "")).lower()
+        if name in ("list", "dict", "featurelistnet", "featuredictnet"):
+            raise ValueError(
+                f"feature_cls={feature_cls!r}: timm's FeatureListNet / FeatureDictNet call the model's top-level "
+                f"modules one after another, and {variant}'s forward is not such a chain (its stages sit in a "
+                f"ModuleList). Leave feature_cls out (the default, 'getter', runs forward_intermediates) or pass "
+                f"'hook' or 'fx'."
+            )
+        if isinstance(feature_cls, str) and "hook" not in name and name not in ("getter", "fx"):
+            raise ValueError(
+                f"feature_cls={feature_cls!r} is not a feature wrapper of timm that runs {variant}: pass 'getter' "
+                f"(the default, forward_intermediates), 'hook' or 'fx'."
+            )
+
+
 def pretrained_filter(filter_fn: Callable, kwargs: dict) -> Callable:
     """``filter_fn`` told what timm's builder does with the head and strictness for these ``create_model`` kwargs
     (timm calls a filter with only the state dict and the model)."""
@@ -1076,13 +1132,16 @@ def create_multistep(
     downsample: str | None = None,
     strides: tuple[float, ...] | None = None,
     stem_stride: float | None = None,
+    family_creators: tuple[Callable, ...] = (),
     **kwargs: Any,
 ) -> MultistepResNet:
-    """Build a registered variant with timm's builder; refuse ``pretrained=True`` where no weights exist.
+    """Build a registered variant with timm's builder; refuse ``pretrained=True`` where no weights exist, and model
+    arguments nothing takes.
 
     ``downsample``, ``strides`` and ``stem_stride`` are model arguments of every family built here (ZeroSNet,
     LM-ResNet, PreResNet; not the post-activation tau-ResNet): they replace the skeleton's downsampling (see
-    ``NetCfg``), e.g. ``downsample='diffstride', strides=(1, 3, 2, 3)``.
+    ``NetCfg``), e.g. ``downsample='diffstride', strides=(1, 3, 2, 3)``. ``family_creators``: the family's function
+    that called this one, whose keyword arguments (``lam``, ``tau``, ...) are model arguments too.
     """
     overrides = dict(
         downsample=downsample, strides=None if strides is None else tuple(strides), stem_stride=stem_stride
@@ -1096,6 +1155,7 @@ def create_multistep(
             f"downsample='diffstride' has ({variant} downsamples with {net.downsample!r}); add "
             f"downsample='diffstride' or leave stem_stride out."
         )
+    check_create_kwargs(variant, kwargs, MultistepResNet, create_multistep, *family_creators)
     if pretrained:
         require_released_weights(variant, kwargs)
     levels = len(net.layers) + (1 if net.stem == "imagenet" else 0)

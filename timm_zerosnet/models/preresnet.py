@@ -34,7 +34,8 @@ from .multistep import (
 
 
 def _create_preresnet(variant: str, pretrained: bool = False, *, net, tau: float = 1.0, **kwargs: Any):
-    return create_multistep(variant, pretrained, net, Euler(step_size=tau), **kwargs)
+    scheme = Euler(step_size=tau)
+    return create_multistep(variant, pretrained, net, scheme, family_creators=(_create_preresnet,), **kwargs)
 
 
 _PAPER = dict(paper_ids="arXiv:1603.05027", paper_name="Identity Mappings in Deep Residual Networks")

@@ -44,6 +44,7 @@ from ..release import with_released
 from ..schemes import Euler
 from .multistep import (
     ResNetHeadMixin,
+    check_create_kwargs,
     check_fit,
     check_skeleton,
     cifar_cfg,
@@ -549,6 +550,7 @@ def checkpoint_filter_fn(
 
 
 def _create_tauresnet(variant: str, pretrained: bool = False, *, net: TauNetCfg, **kwargs: Any) -> TauResNet:
+    check_create_kwargs(variant, kwargs, TauResNet)
     if pretrained:
         require_released_weights(variant, kwargs)
     levels = len(net.layers) + (1 if net.stem == "imagenet" else 0)

@@ -56,7 +56,7 @@ def _create_zerosnet(
     **kwargs: Any,
 ) -> MultistepResNet:
     scheme = ZeroStable(lam=lam, coefficients=coefficients, trainable=trainable, lam_eps=lam_eps, step_size=tau)
-    return create_multistep(variant, pretrained, net, scheme, **kwargs)
+    return create_multistep(variant, pretrained, net, scheme, family_creators=(_create_zerosnet,), **kwargs)
 
 
 def _cifar(layers, block="basic"):
