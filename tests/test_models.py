@@ -587,6 +587,19 @@ def test_checkpoint_with_another_head_names_num_classes(tmp_path):
         "zerosnet20_cifar", pretrained=True, num_classes=7, pretrained_cfg_overlay=dict(file=str(path))
     )
     torch.testing.assert_close(new_head.conv1.weight, full.conv1.weight)
+    # a new head of the cfg's own 10 classes: the error's advice (the checkpoint's classes in the overlay) works
+    with pytest.raises(ValueError, match=r"For a new head pass pretrained_cfg_overlay=dict\(num_classes=100, \.\.\.\)"):
+        timm.create_model(
+            "zerosnet20_cifar", pretrained=True, num_classes=10, pretrained_cfg_overlay=dict(file=str(path))
+        )
+    ten_classes = timm.create_model(
+        "zerosnet20_cifar",
+        pretrained=True,
+        num_classes=10,
+        pretrained_cfg_overlay=dict(file=str(path), num_classes=100),
+    )
+    assert ten_classes.fc.out_features == 10
+    torch.testing.assert_close(ten_classes.conv1.weight, full.conv1.weight)
 
 
 def _backbone_equal(model, source) -> None:

@@ -1012,8 +1012,10 @@ def check_shapes(state_dict: dict, ours: dict, model: nn.Module, drop_head: bool
             raise ValueError(
                 f"the checkpoint's classifier '{key}' has shape {tuple(value.shape)} but the model's has "
                 f"{tuple(ours[key].shape)}: the checkpoint has {value.shape[0]} classes. To keep its head pass "
-                f"num_classes={value.shape[0]} and pretrained_cfg_overlay=dict(num_classes={value.shape[0]}, ...); "
-                f"for a new head pass any num_classes other than {cfg.get('num_classes')}."
+                f"num_classes={value.shape[0]} and pretrained_cfg_overlay=dict(num_classes={value.shape[0]}, ...). "
+                f"For a new head pass pretrained_cfg_overlay=dict(num_classes={value.shape[0]}, ...) with the "
+                f"num_classes you want: timm replaces the head only where num_classes differs from the pretrained "
+                f"cfg's ({cfg.get('num_classes')} here)."
             )
         raise ValueError(
             f"the checkpoint's '{key}' has shape {tuple(value.shape)} but the model expects {tuple(ours[key].shape)}; "
