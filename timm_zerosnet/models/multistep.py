@@ -1081,8 +1081,9 @@ def check_create_kwargs(variant: str, kwargs: dict, model_cls: type, *creators: 
     their keyword arguments are model arguments too.
 
     Raises:
-        TypeError: an argument none of them takes (e.g. timm ResNet's ``drop_block_rate``).
-        ValueError: ``feature_cls='list'`` or ``'dict'`` with ``features_only=True``.
+        TypeError: an argument none of them takes (e.g. timm ResNet's ``drop_block_rate``), or ``out_indices`` /
+            ``feature_cls`` without ``features_only=True``.
+        ValueError: a ``feature_cls`` that cannot run these networks (``'list'``, ``'dict'``) or that timm lacks.
     """
     taken = set()
     for fn in (model_cls.__init__, *creators):
