@@ -118,11 +118,15 @@ def test_validate_a_run_directory_matches_the_training_metrics(trained_run, tmp_
 
 
 def test_results_record_the_weights_actually_evaluated(trained_run, tmp_path):
-    """A file of the run is recorded under the run's own name for it, whatever --weights says (which applies to run
-    directories; it was recorded as given); the results file is written atomically."""
+    """A file of the run is recorded under the run's own name for it; --weights naming another kind is refused (it
+    chooses among a run directory's weights; it was once ignored); the results file is written atomically."""
     results_file = tmp_path / "new" / "folder" / "final.json"  # folders made as needed
     weights = str(trained_run / "model.safetensors")
-    argv = ["--checkpoint", weights, "--weights", "best", "--workers", "0", "--results-file", str(results_file)]
+    for other in ("best", "ema"):
+        with pytest.raises(ValueError, match=rf"--weights {other}: .*model.safetensors is the run's final weights"):
+            validate(build_parser().parse_args(["--checkpoint", weights, "--weights", other, "--workers", "0"]))
+        reset_accelerate()
+    argv = ["--checkpoint", weights, "--weights", "final", "--workers", "0", "--results-file", str(results_file)]
     out = validate(build_parser().parse_args(argv))
     assert out["weights"] == "final" and json.loads(results_file.read_text())["weights_file"] == weights
     assert [p.name for p in results_file.parent.iterdir()] == ["final.json"]
@@ -430,6 +434,82 @@ def test_classes_that_differ_from_the_checkpoints_are_warned_about(trained_run, 
     reset_accelerate()
     validate(build_parser().parse_args(["--checkpoint", str(trained_run), "--workers", "0", "--num-samples", "3"]))
     assert "warning" not in capsys.readouterr().out
+
+
+def test_a_results_file_never_overwrites_the_run_it_evaluates(trained_run, tmp_path):
+    """--results-file onto the weights evaluated, run.json, the metrics, other weights or a training state is refused
+    before anything is written (it once replaced run.json, after which the run could not be read)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for p in trained_run.iterdir():
+        if p.is_file():
+            (run / p.name).write_bytes(p.read_bytes())
+    (run / "checkpoints").mkdir()
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    for checkpoint, target in (
+        (run, "run.json"),
+        (run, "metrics.json"),
+        (run, "model_ema.safetensors"),
+        (run, "best.safetensors"),
+        (run / "model.safetensors", "args.yaml"),
+        (run, "checkpoints/latest"),
+    ):
+        argv = ["--checkpoint", str(checkpoint), "--workers", "0", "--results-file", str(run / target)]
+        with pytest.raises(ValueError, match=rf"would overwrite {target} of the run in .* name a file of its own"):
+            validate(build_parser().parse_args(argv))
+        reset_accelerate()
+    bare = tmp_path / "bare.safetensors"
+    bare.write_bytes((run / "model.safetensors").read_bytes())
+    for checkpoint, target in ((bare, bare), (run, run / "model.safetensors")):
+        argv = ["--checkpoint", str(checkpoint), "--model", "zerosnet20_cifar", "--results-file", str(target)]
+        with pytest.raises(ValueError, match="is the weights file being evaluated"):
+            validate(build_parser().parse_args(argv))
+        reset_accelerate()
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert not any((run / "checkpoints").iterdir())
+    reset_accelerate()
+    argv = ["--checkpoint", str(run), "--workers", "0", "--num-samples", "3"]
+    assert validate(build_parser().parse_args([*argv, "--results-file", str(run / "validation.json")]))["results"]
+
+
+def test_a_run_json_overwritten_by_another_file_is_named_as_such(trained_run, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes((trained_run / "model.safetensors").read_bytes())
+    (run / "run.json").write_text(json.dumps({"weights": "final", "results": {}}))  # results written over it
+    with pytest.raises(ValueError, match=r"run.json is not a run.json of zerosnet-train .* restore it"):
+        validate(build_parser().parse_args(["--checkpoint", str(run), "--workers", "0"]))
+
+
+def test_a_training_checkpoint_of_timms_train_py_is_evaluated(trained_run, tmp_path):
+    """timm's train.py saves dict(state_dict=..., state_dict_ema=..., args=Namespace, ...), with DDP's 'module.'
+    prefix when it trained on several processes: its weights load (weights_only, the Namespace allowed as timm
+    allows it), --weights ema takes the EMA ones, and a checkpoint without them says so."""
+    import argparse
+
+    sd = load_file(trained_run / "model.safetensors")
+    ema = {k: v.clone() for k, v in sd.items()}
+    ema["fc.bias"] += 100.0 * torch.arange(ema["fc.bias"].numel())  # the EMA head always predicts the last class
+    path = tmp_path / "model_best.pth.tar"
+    ckpt = dict(epoch=3, arch="zerosnet20_cifar", args=argparse.Namespace(lr=0.1, model="zerosnet20_cifar"))
+    torch.save(dict(ckpt, state_dict={f"module.{k}": v for k, v in sd.items()}, state_dict_ema=ema), path)
+    base = ["--model", "zerosnet20_cifar", "--img-size", "16", "--workers", "0", "--num-samples", "20"]
+    out = validate(build_parser().parse_args(["--checkpoint", str(path), *base]))
+    reset_accelerate()
+    reference = validate(build_parser().parse_args(["--checkpoint", str(trained_run / "model.safetensors"), *base]))
+    assert out["results"] == reference["results"] and out["weights"] is None
+    reset_accelerate()
+    out = validate(build_parser().parse_args(["--checkpoint", str(path), "--weights", "ema", *base]))
+    nines = sum(int(label) == 9 for _, label in create_datasets({"val_num_samples": 20}, train=False).val)
+    assert out["weights"] == "ema" and out["results"]["clean"]["correct1"] == nines  # the 9s of the 20 images
+    assert out["results"] != reference["results"]
+    reset_accelerate()
+    torch.save(dict(ckpt, state_dict=sd), path)
+    with pytest.raises(ValueError, match="--weights ema: .* holds no EMA weights"):
+        validate(build_parser().parse_args(["--checkpoint", str(path), "--weights", "ema", *base]))
+    torch.save(dict(ckpt, state_dict=sd, optimizer=torch.optim.SGD), path)  # a class: weights_only refuses it
+    with pytest.raises(ValueError, match=r"holds Python objects that torch.load\(weights_only=True\) refuses"):
+        validate(build_parser().parse_args(["--checkpoint", str(path), *base]))
 
 
 def test_a_results_file_that_cannot_be_written_keeps_the_previous_results(trained_run, tmp_path, monkeypatch):

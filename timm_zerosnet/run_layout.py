@@ -13,17 +13,30 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "RUN_RECORDS",
     "WEIGHT_FILES",
     "architecture_name",
     "read_run_info",
     "resolve_weights",
     "run_architecture",
+    "run_files",
     "weights_file_name",
     "weights_kind",
 ]
 
 WEIGHT_FILES = {"final": "model.safetensors", "ema": "model_ema.safetensors", "best": "best.safetensors"}
 """A run directory's default weights files by kind (run.json's ``weights`` may record other names)."""
+
+RUN_RECORDS = ("run.json", "args.yaml", "metrics.csv", "metrics.json", "curves.png")
+"""The files beside the weights in which zerosnet-train records a run (its training states are in checkpoints/)."""
+
+
+def run_files(run_dir: Path, info: dict[str, Any] | None) -> set[Path]:
+    """Every file of ``run_dir`` that zerosnet-train wrote or may write: its records and weights files (the names
+    run.json records included). A tool must not write over them."""
+    names = set(RUN_RECORDS) | set(WEIGHT_FILES.values())
+    names |= {v for v in ((info or {}).get("weights") or {}).values() if isinstance(v, str) and v}
+    return {run_dir / n for n in names}
 
 
 def weights_file_name(info: dict[str, Any] | None, which: str) -> str:
@@ -63,12 +76,18 @@ def read_run_info(path: Path) -> dict | None:
     if candidate.is_file():
         try:
             with open(candidate) as f:
-                return json.load(f)
+                info = json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(
                 f"{candidate} is not valid JSON ({e}): restore it, or copy the weights file out of its folder and "
                 "pass --model and the options it was trained with"
             ) from None
+        if not isinstance(info, dict) or not isinstance(info.get("weights") or {}, dict):
+            raise ValueError(
+                f"{candidate} is not a run.json of zerosnet-train (another file was written over it?): restore it, or "
+                "copy the weights file out of its folder and pass --model and the options it was trained with"
+            )
+        return info
     return None
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,11 +30,12 @@ import torch.nn as nn
 from accelerate import Accelerator
 from safetensors.torch import load_file
 from timm.data import create_transform, resolve_data_config
+from timm.models import clean_state_dict
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from .data import TransformDataset, create_datasets
-from .run_layout import run_architecture, weights_kind
+from .run_layout import run_architecture, run_files, weights_kind
 from .train import (
     _IMG_MODE_OF_CHANNELS,
     INTERPOLATIONS,
@@ -147,7 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--checkpoint", default=None, help="run directory or .safetensors file (run.json next to it)")
-    p.add_argument("--weights", default="final", choices=("final", "ema", "best"), help="which weights of a run dir")
+    p.add_argument(
+        "--weights",
+        default=None,
+        choices=("final", "ema", "best"),
+        help="which weights of a run directory (default: final); with a file, the kind it is, or 'ema' for the EMA "
+        "state dict of a training checkpoint of timm's train.py",
+    )
     p.add_argument("--model", default=None, help="model name (default: from run.json)")
     p.add_argument("--pretrained", action="store_true", help="evaluate the model's own pretrained weights")
     p.add_argument(
@@ -210,7 +218,8 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
     if not args.checkpoint and not args.pretrained:
         raise ValueError("Nothing to evaluate: pass --checkpoint (a run directory or weights file) or --pretrained")
     if args.checkpoint:
-        weights, info = resolve_weights(args.checkpoint, args.weights)
+        weights, info = resolve_weights(args.checkpoint, args.weights or "final")
+        _check_weights_option(args, weights, info)
     if info is not None:
         model_kwargs = dict(info.get("model_kwargs") or {})
     if args.model_kwargs is not None:
@@ -230,13 +239,7 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
         global_pool=(info or {}).get("global_pool"),
     )
     if weights is not None:
-        try:
-            state_dict = load_file(str(weights)) if weights.suffix == ".safetensors" else torch.load(weights, "cpu")
-        except Exception as e:  # safetensors' header errors, pickle's EOFError / UnpicklingError, ...
-            raise ValueError(
-                f"cannot read {weights} ({type(e).__name__}: {e}); the file is damaged or truncated: evaluate "
-                f"another weights file of the run (--weights) or copy it again"
-            ) from None
+        state_dict = read_state_dict(weights, ema=args.weights == "ema" and _is_file(args))
         try:
             model.load_state_dict(state_dict)
         except RuntimeError as e:
@@ -252,14 +255,71 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
     return model, info, weights
 
 
+def read_state_dict(weights: Path, ema: bool = False) -> dict[str, torch.Tensor]:
+    """The state dict of a weights file: a .safetensors file as it is; a pickle file with
+    ``torch.load(weights_only=True)`` (plus the ``argparse.Namespace`` that timm's training checkpoints hold, as
+    timm's own loader allows). Of a training checkpoint (timm's train.py: ``state_dict``, ``state_dict_ema``; or
+    ``model`` / ``model_ema``) it takes the model's weights, the EMA ones with ``ema``, without the ``module.`` /
+    ``_orig_mod.`` prefixes of DDP and torch.compile (timm's ``clean_state_dict``).
+
+    Raises:
+        ValueError: the file cannot be read, holds objects that weights_only refuses, or has no EMA weights.
+    """
+    try:
+        if weights.suffix == ".safetensors":
+            return load_file(str(weights))
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            checkpoint = torch.load(weights, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"{weights} holds Python objects that torch.load(weights_only=True) refuses ({first}). Where you trust "
+            f"its origin, save its state dict alone (torch.save(model.state_dict(), PATH)) or as .safetensors"
+        ) from None
+    except Exception as e:  # safetensors' header errors, pickle's EOFError, zip errors, ...
+        raise ValueError(
+            f"cannot read {weights} ({type(e).__name__}: {e}); the file is damaged or truncated: evaluate "
+            f"another weights file of the run (--weights) or copy it again"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{weights} holds a {type(checkpoint).__name__}, not a state dict or a training checkpoint")
+    keys = ("state_dict_ema", "model_ema") if ema else ("state_dict", "model")
+    key = next((k for k in keys if isinstance(checkpoint.get(k), dict)), None)
+    if ema and key is None:
+        raise ValueError(
+            f"--weights ema: {weights} holds no EMA weights (no state_dict_ema or model_ema entry); leave --weights "
+            f"out to evaluate its weights"
+        )
+    return clean_state_dict(checkpoint[key] if key else checkpoint)
+
+
+def _is_file(args: argparse.Namespace) -> bool:
+    return not Path(args.checkpoint).expanduser().is_dir()
+
+
+def _check_weights_option(args: argparse.Namespace, weights: Path, info: dict | None) -> None:
+    """--weights chooses among a run directory's weights; a file is the weights it is. Refuse a choice it is not
+    (a pickle file may still hold a training checkpoint's EMA weights: read_state_dict checks)."""
+    if args.weights is None or not _is_file(args):
+        return
+    kind = weights_kind(weights.name, info)
+    if kind == args.weights or (kind is None and args.weights == "ema" and weights.suffix != ".safetensors"):
+        return
+    what = f"the run's {kind} weights" if kind else "one weights file"
+    raise ValueError(
+        f"--weights {args.weights}: {weights} is {what}. --weights chooses among a run directory's weights: pass "
+        f"the run directory with it, or leave --weights out"
+    )
+
+
 def _weights_choice(args: argparse.Namespace, weights: Path | None, info: dict | None) -> str | None:
     """Which of a run's weights were evaluated: --weights for a run directory; for a file, the run's name for it
-    (run.json), else None (a bare file; --weights does not apply to one)."""
+    (run.json), 'ema' for a training checkpoint's EMA weights, else None (a bare file)."""
     if weights is None:
         return None
-    if Path(args.checkpoint).expanduser().is_dir():
-        return args.weights
-    return weights_kind(weights.name, info)
+    if not _is_file(args):
+        return args.weights or "final"
+    return weights_kind(weights.name, info) or ("ema" if args.weights == "ema" else None)
 
 
 def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> dict:
@@ -283,8 +343,9 @@ def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> di
     }
 
 
-def _check_results_file(results_file: str | None) -> None:
-    """Refuse a --results-file that cannot be written before evaluating, not after."""
+def _check_results_file(results_file: str | None, weights: Path | None = None, info: dict | None = None) -> None:
+    """Refuse a --results-file that cannot be written, or that would overwrite the weights evaluated or a file of
+    their run (run.json, metrics, other weights, training states), before evaluating, not after."""
     if not results_file:
         return
     path = Path(results_file).expanduser()
@@ -293,6 +354,16 @@ def _check_results_file(results_file: str | None) -> None:
     blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocked is not None:
         raise ValueError(f"--results-file {results_file}: {blocked} is a file, not a folder; name another path")
+    if weights is None:
+        return
+    target, run_dir = path.resolve(), weights.resolve().parent
+    if target == weights.resolve():
+        raise ValueError(f"--results-file {results_file} is the weights file being evaluated; name another file")
+    if info is not None and (target in run_files(run_dir, info) or run_dir / "checkpoints" in target.parents):
+        raise ValueError(
+            f"--results-file {results_file} would overwrite {target.relative_to(run_dir)} of the run in {run_dir}; "
+            f"name a file of its own, e.g. {run_dir / 'validation.json'}"
+        )
 
 
 def validate(args: argparse.Namespace) -> dict:
@@ -305,6 +376,7 @@ def validate(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu, dynamo_backend=args.torchcompile)
     model, info, weights = _load_model(args)
+    _check_results_file(args.results_file, weights, info)
     in_chans = getattr(model, "in_chans", None) or (info or {}).get("in_chans") or 3
     check_stat_counts(args, in_chans)
     overrides = {
