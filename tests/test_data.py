@@ -16,7 +16,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 import timm_zerosnet.data as data_mod
-from conftest import FakeHfds
+from conftest import FakeHfds, write_tiny_mnist
 from timm_zerosnet.data import (
     DigitsDataset,
     EpochShuffleSampler,
@@ -588,6 +588,25 @@ def test_label_names_of_unwraps_and_orders_by_label(digits):
     reader = SimpleNamespace(class_to_idx={"two": 2, "zero": 0, "one": 1})
     assert label_names_of(_Named(reader=reader)) == ["zero", "one", "two"]
     assert label_names_of(_Named()) is None
+
+
+def test_what_timm_ignores_for_torch_datasets_is_refused(tmp_path):
+    """timm passes no class map to torchvision, and reads any split name of a train/test dataset other than a train
+    synonym as the test split: a class map, or a split typo (which evaluated, or trained on, the test images), is
+    refused naming the option; the real names still work."""
+    root = write_tiny_mnist(tmp_path / "mnist", "validation", range(0, 6), range(6, 10))
+    base = {"dataset": "torch/mnist", "data_dir": str(root)}
+    with pytest.raises(ValueError, match="--class-map missing.txt: torch/mnist has its own labels"):
+        create_datasets({**base, "class_map": "missing.txt"})
+    with pytest.raises(ValueError, match="--train-split 'trian': torch/mnist has a train and a test split"):
+        create_datasets({**base, "train_split": "trian"})
+    with pytest.raises(ValueError, match="--val-split 'tset': torch/mnist has a train and a test split"):
+        create_datasets({**base, "val_split": "tset"})
+    with pytest.raises(ValueError, match="--split 'trian': "):  # evaluation alone: zerosnet-validate's option
+        create_datasets({**base, "val_split": "trian"}, train=False)
+    splits = create_datasets({**base, "train_split": "training", "val_split": "test"})
+    assert (len(splits.train), len(splits.val)) == (6, 4)
+    assert len(create_datasets({**base, "val_split": "train"}, train=False).val) == 6  # a train split evaluated
 
 
 def test_dataset_without_class_names_is_refused(monkeypatch):

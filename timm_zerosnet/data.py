@@ -440,6 +440,32 @@ def read_class_map(class_map: str | dict, data_dir: str | None = None) -> dict[s
     return {name: i for i, name in enumerate(lines)}
 
 
+# timm's create_dataset reads these torch/ datasets' train split for a train synonym and their test split for any
+# other name; the split names that mean either (timm's synonyms, and torchvision's 'test')
+_TORCH_TRAIN_TEST = ("cifar10", "cifar100", "mnist", "kmnist", "fashion_mnist", "qmnist")
+_TORCH_SPLITS = ("train", "training", "test", "val", "valid", "validation", "eval", "evaluation")
+
+
+def _check_torch_options(name: str, class_map: Any, splits: tuple[tuple[str, bool, str], ...]) -> None:
+    """Refuse what timm's torch/ datasets would silently ignore: a class map (timm does not pass it to torchvision),
+    and a split name of a train/test dataset that is no split (timm reads a typo as the test split)."""
+    if not name.lower().startswith("torch/"):
+        return
+    if class_map is not None:
+        raise ValueError(
+            f"--class-map {class_map}: {name} has its own labels, and timm does not apply a class map to torch/ "
+            "datasets; leave --class-map out (it applies to ImageFolder and hfds/ datasets)"
+        )
+    if name.split("/", 2)[-1].lower() not in _TORCH_TRAIN_TEST:
+        return
+    for split, wanted, option in splits:
+        if wanted and split not in _TORCH_SPLITS:
+            raise ValueError(
+                f"{option} {split!r}: {name} has a train and a test split, which timm names "
+                f"{', '.join(_TORCH_SPLITS[:2])} (train) or {', '.join(_TORCH_SPLITS[2:])} (test)"
+            )
+
+
 def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetSplits:
     """Create the untransformed train/validation datasets a config asks for.
 
@@ -510,6 +536,8 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
         # an ImageFolder: no name, or a name without a prefix (timm reads any such name as a folder)
         folder = "/" not in name and data_dir is not None and os.path.isdir(data_dir)
         class_map = _get(args, "class_map", None) or None
+        val_option = "--val-split" if train else "--split"  # evaluation alone: zerosnet-validate's option
+        _check_torch_options(name, class_map, ((train_split, train, "--train-split"), (val_split, val, val_option)))
         given_map = class_map
         if folder and class_map is not None:
             class_map = read_class_map(class_map, data_dir)
