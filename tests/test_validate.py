@@ -149,6 +149,54 @@ def test_data_flags_win_over_the_runs_dataset_settings():
     assert (data["val_split"], data["class_map"], data["data_dir"]) == ("test", "other_map", "/d")
     data = _data_args(build_parser().parse_args(["--checkpoint", "x"]), info, 3)
     assert (data["val_split"], data["class_map"]) == ("validation", "run_map")
+    # another dataset: the run's folder, split, class map and columns were its own (its folder was once kept)
+    info["dataset"].update(input_key="img", target_key="y", input_img_mode="L")
+    data = _data_args(build_parser().parse_args(["--checkpoint", "x", "--dataset", "digits"]), info, 1)
+    assert data["dataset"] == "digits" and data["input_img_mode"] == "L"
+    assert [data[k] for k in ("data_dir", "val_split", "class_map", "input_key", "target_key")] == [None] * 5
+
+
+def test_another_dataset_than_the_runs_is_read_without_its_folder(tmp_path, trained_run):
+    """A folder-trained run evaluated on the embedded digits: --dataset digits alone (it was refused, naming a
+    --data-dir the user never gave)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("model.safetensors", "run.json"):
+        (run / name).write_bytes((trained_run / name).read_bytes())
+    info = json.loads((run / "run.json").read_text())
+    info["dataset"].update(name="folder", data_dir=str(tmp_path / "images"), val_split="val")
+    (run / "run.json").write_text(json.dumps(info))
+    argv = ["--checkpoint", str(run), "--dataset", "digits", "--workers", "0", "--num-samples", "10"]
+    assert validate(build_parser().parse_args(argv))["results"]["clean"]["count"] == 10
+
+
+def test_input_img_mode_is_an_option_and_a_channel_count_without_a_mode_is_refused(trained_run, tmp_path):
+    """timm's --input-img-mode: a bare 2-channel file has no default mode (it was fed 'L' images and failed deep in
+    torch); a mode with other bands is refused; noise is refused for modes that are not 8-bit."""
+    from timm import create_model
+
+    two = tmp_path / "two.safetensors"
+    save_file(create_model("zerosnet20_cifar", in_chans=2).state_dict(), two)
+    argv = ["--checkpoint", str(two), "--model", "zerosnet20_cifar", "--in-chans", "2", "--workers", "0"]
+    with pytest.raises(ValueError, match="--in-chans 2: no default image mode has 2 channels; pass --input-img-mode"):
+        validate(build_parser().parse_args(argv))
+    reset_accelerate()
+    out = validate(build_parser().parse_args([*argv, "--input-img-mode", "LA", "--num-samples", "4"]))
+    assert out["results"]["clean"]["count"] == 4
+    reset_accelerate()
+    with pytest.raises(ValueError, match="--input-img-mode RGB gives 3-channel images but the model takes 2"):
+        validate(build_parser().parse_args([*argv, "--input-img-mode", "RGB"]))
+    reset_accelerate()
+    grey = tmp_path / "grey.safetensors"
+    save_file(create_model("zerosnet20_cifar", in_chans=1).state_dict(), grey)
+    one = ["--checkpoint", str(grey), "--model", "zerosnet20_cifar", "--in-chans", "1", "--workers", "0"]
+    with pytest.raises(ValueError, match="--noise: the images are of mode F, whose pixels are not 8-bit"):
+        validate(build_parser().parse_args([*one, "--input-img-mode", "F", "--noise", "const:0.1"]))
+    reset_accelerate()
+    out = validate(
+        build_parser().parse_args([*one, "--input-img-mode", "L", "--noise", "const:0.1", "--num-samples", "4"])
+    )
+    assert set(out["results"]) == {"clean", "const:0.1"}
 
 
 def test_a_run_with_another_image_mode_is_evaluated_in_that_mode(tmp_path):

@@ -616,28 +616,36 @@ def resolve_in_chans(args: argparse.Namespace) -> int:
         source_input_size = _pretrained_source(args.pretrained_path, args.model)[3]
         in_chans = source_input_size[0] if source_input_size else None
     in_chans = int(in_chans or 3)
-    if args.input_img_mode is None:
+    args.input_img_mode = image_mode(in_chans, args.input_img_mode)
+    check_stat_counts(args, in_chans)
+    return in_chans
+
+
+def image_mode(in_chans: int, mode: str | None) -> str:
+    """The PIL mode images are converted to for a model of ``in_chans`` channels: ``mode`` (--input-img-mode)
+    checked against the channel count, else the default mode of that count.
+
+    Raises:
+        ValueError: ``mode`` is not a PIL mode or has another number of bands, or no default mode fits.
+    """
+    if mode is None:
         if in_chans not in _IMG_MODE_OF_CHANNELS:
             raise ValueError(
                 f"--in-chans {in_chans}: no default image mode has {in_chans} channels; pass --input-img-mode "
                 f"(a PIL mode with {in_chans} bands) or use 1 (L), 3 (RGB) or 4 (RGBA) channels"
             )
-        args.input_img_mode = _IMG_MODE_OF_CHANNELS[in_chans]
-    else:
-        try:
-            bands = Image.getmodebands(args.input_img_mode)
-        except (KeyError, ValueError):
-            raise ValueError(
-                f"--input-img-mode {args.input_img_mode!r} is not a PIL image mode (L, RGB, ...)"
-            ) from None
-        if bands != in_chans:
-            raise ValueError(
-                f"--input-img-mode {args.input_img_mode} gives {bands}-channel images but the model takes {in_chans} "
-                f"channel(s); leave --input-img-mode out ({_IMG_MODE_OF_CHANNELS.get(in_chans, '?')} is used for "
-                f"{in_chans}) or pass --in-chans {bands}"
-            )
-    check_stat_counts(args, in_chans)
-    return in_chans
+        return _IMG_MODE_OF_CHANNELS[in_chans]
+    try:
+        bands = Image.getmodebands(mode)
+    except (KeyError, ValueError):
+        raise ValueError(f"--input-img-mode {mode!r} is not a PIL image mode (L, RGB, ...)") from None
+    if bands != in_chans:
+        raise ValueError(
+            f"--input-img-mode {mode} gives {bands}-channel images but the model takes {in_chans} "
+            f"channel(s); leave --input-img-mode out ({_IMG_MODE_OF_CHANNELS.get(in_chans, '?')} is used for "
+            f"{in_chans}) or pass --in-chans {bands}"
+        )
+    return mode
 
 
 def check_stat_counts(args: argparse.Namespace, in_chans: int) -> None:

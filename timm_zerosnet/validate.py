@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 from accelerate import Accelerator
+from PIL import ImageMode
 from safetensors.torch import load_file
 from timm.data import create_transform, resolve_data_config
 from timm.models import clean_state_dict
@@ -37,7 +38,6 @@ from torchvision import transforms
 from .data import TransformDataset, create_datasets
 from .run_layout import run_architecture, run_files, weights_kind
 from .train import (
-    _IMG_MODE_OF_CHANNELS,
     INTERPOLATIONS,
     USAGE_ERRORS,
     _atomic_write_text,
@@ -48,6 +48,7 @@ from .train import (
     check_stat_counts,
     create_model_checked,
     evaluate,
+    image_mode,
     match_channels,
     resolve_weights,
     usage_error,
@@ -172,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, help="evaluation split (default: the run's val split)")
     p.add_argument("--dataset-download", action="store_true")
     p.add_argument("--class-map", default="")
+    p.add_argument(
+        "--input-img-mode",
+        default=None,
+        help="PIL mode the images are converted to (default: the run's, else L / RGB / RGBA for 1 / 3 / 4 channels)",
+    )
     p.add_argument("--input-key", default=None, help="image column of an hfds/ dataset (default: the run's)")
     p.add_argument("--target-key", default=None, help="label column of an hfds/ dataset (default: the run's)")
     p.add_argument(
@@ -324,23 +330,37 @@ def _weights_choice(args: argparse.Namespace, weights: Path | None, info: dict |
 
 def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> dict:
     ds = (info or {}).get("dataset") or {}
+    if args.dataset is not None:
+        name = args.dataset
+    elif args.data_dir is not None and ds.get("name") == "digits":
+        name = None  # --data-dir alone on a digits run: that folder (the digits read no data dir: it would be ignored)
+    else:
+        name = ds.get("name")
+    # the run's folder, split, class map and columns are its dataset's: another --dataset inherits none of them
+    run = ds if args.dataset is None or args.dataset == ds.get("name") else {}
     return {
-        # --data-dir alone on a digits run: that folder (the digits read no data dir, so it would be ignored)
-        "dataset": args.dataset
-        if args.dataset is not None
-        else (None if args.data_dir is not None and ds.get("name") == "digits" else ds.get("name")),
-        "data_dir": args.data_dir if args.data_dir is not None else ds.get("data_dir"),
-        "val_split": args.split or ds.get("val_split"),
+        "dataset": name,
+        "data_dir": args.data_dir if args.data_dir is not None else run.get("data_dir"),
+        "val_split": args.split or run.get("val_split"),
         "dataset_download": args.dataset_download,
-        "class_map": args.class_map or ds.get("class_map"),
-        "input_key": args.input_key or ds.get("input_key"),
-        "target_key": args.target_key or ds.get("target_key"),
+        "class_map": args.class_map or run.get("class_map"),
+        "input_key": args.input_key or run.get("input_key"),
+        "target_key": args.target_key or run.get("target_key"),
         # an ImageFolder's labels are the checkpoint's classes, by name (not the evaluated folder's own order)
         "class_names": (info or {}).get("label_names"),
-        # the run's own image mode (YCbCr, RGBA, ...), else the one zerosnet-train picks for the channel count
-        "input_img_mode": ds.get("input_img_mode") or _IMG_MODE_OF_CHANNELS.get(in_chans, "L"),
+        # the model's input: --input-img-mode, else the run's own (YCbCr, RGBA, ...), else the channel count's
+        "input_img_mode": image_mode(in_chans, args.input_img_mode or ds.get("input_img_mode")),
         "val_num_samples": (args.num_samples or None) if args.num_samples is not None else ds.get("val_num_samples"),
     }
+
+
+def _check_noise_mode(noise: list, mode: str) -> None:
+    """Pixel noise is defined on 8-bit images scaled to [0, 1]; other modes (F, I, I;16) are not on that scale."""
+    if noise and ImageMode.getmode(mode).typestr != "|u1":
+        raise ValueError(
+            f"--noise: the images are of mode {mode}, whose pixels are not 8-bit values that scale to [0, 1] as the "
+            f"noise and its clamp assume; evaluate an 8-bit mode (--input-img-mode L, RGB, ...) or leave --noise out"
+        )
 
 
 def _check_results_file(results_file: str | None, weights: Path | None = None, info: dict | None = None) -> None:
@@ -396,6 +416,7 @@ def validate(args: argparse.Namespace) -> dict:
     data_config = match_channels(data_config, in_chans)
 
     data_args = _data_args(args, info, in_chans)
+    _check_noise_mode(parse_noise(args.noise), data_args["input_img_mode"])
     splits = create_datasets(data_args, train=False)
     num_classes = accelerator.unwrap_model(model).num_classes
     if len(splits.label_names) > num_classes:
