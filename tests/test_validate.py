@@ -271,6 +271,8 @@ def test_missing_or_damaged_weights_say_why_and_what_to_evaluate(trained_run, tm
         run("--checkpoint", str(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match="Nothing to evaluate: pass --checkpoint"):
         run()
+    with pytest.raises(ValueError, match="--pretrained evaluates the model's released weights and --checkpoint"):
+        run("--checkpoint", str(trained_run), "--pretrained")  # --pretrained was ignored
     with pytest.raises(ValueError, match="--num-samples must be at least 0, got -1"):
         run("--checkpoint", str(trained_run), "--num-samples", "-1")
     with pytest.raises(ValueError, match=r"--noise randn:abc: the strength c must be a number \(e.g. randn:0.1\)"):
@@ -375,11 +377,11 @@ def test_a_run_named_by_a_hub_source_builds_its_architecture_offline(trained_run
     assert out["model"] == "hf-hub:nobody/not-in-any-cache"
 
 
-def test_a_checkpoint_wins_over_pretrained_and_results_are_keyed_as_given(trained_run):
-    """--pretrained with --checkpoint evaluates the checkpoint (the Hub is not asked for weights: offline here, and
-    zerosnet20_cifar's are not released); each condition is keyed kind:c as --noise names it ('rand:1', not
-    'rand:1.0'), after 'clean', and the noise seed (default 0) is recorded."""
-    argv = ["--checkpoint", str(trained_run), "--pretrained", "--workers", "0", "--num-samples", "6"]
+def test_results_are_keyed_as_given(trained_run):
+    """Each condition is keyed kind:c as --noise names it ('rand:1', not 'rand:1.0'), after 'clean', and the noise
+    seed (default 0) is recorded. (--pretrained with --checkpoint, which once evaluated the checkpoint, is refused:
+    test_missing_or_damaged_weights_say_why_and_what_to_evaluate.)"""
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "--num-samples", "6"]
     out = validate(build_parser().parse_args([*argv, "--noise", "rand:1,const:0.25"]))
     assert out["weights_file"] == str(trained_run / "model.safetensors")
     assert list(out["results"]) == ["clean", "rand:1", "const:0.25"]

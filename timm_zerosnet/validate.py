@@ -223,6 +223,11 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
     weights = None
     if not args.checkpoint and not args.pretrained:
         raise ValueError("Nothing to evaluate: pass --checkpoint (a run directory or weights file) or --pretrained")
+    if args.checkpoint and args.pretrained:
+        raise ValueError(
+            "--pretrained evaluates the model's released weights and --checkpoint a file or run of yours: pass one "
+            "of them"
+        )
     if args.checkpoint:
         weights, info = resolve_weights(args.checkpoint, args.weights or "final")
         _check_weights_option(args, weights, info)
@@ -239,7 +244,7 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
     model = create_model_checked(
         name,
         model_kwargs,
-        pretrained=args.pretrained and weights is None,
+        pretrained=args.pretrained,
         num_classes=num_classes,
         in_chans=in_chans,
         global_pool=(info or {}).get("global_pool"),
@@ -256,8 +261,6 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
                 "trained with (a run's run.json holds them). "
                 f"{detail[:400]}{'...' if len(detail) > 400 else ''}"
             ) from None
-    elif not args.pretrained:
-        raise ValueError("Nothing to evaluate: pass --checkpoint or --pretrained")
     return model, info, weights
 
 
