@@ -85,7 +85,7 @@ def install_local(
         cache_dir: default: huggingface_hub's (HF_HUB_CACHE, else HF_HOME/hub).
         revision: 40-hex commit to file it under; default: the Hub commit the manifest records for this release,
             else one derived from the files' hashes.
-        manifest: where to look up that commit (default: the package's releases.json).
+        manifest: where to look up that commit (default: the package's releases.json); a path given must exist.
         log: receives a summary line, and a note when a staged tag of this repo is other weights.
     """
     from huggingface_hub import constants
@@ -99,7 +99,7 @@ def install_local(
         raise HubError(f"{ex.path} was exported for {recorded}, not {repo_id}; pass --repo-id {recorded}.")
     sources = {name: ex.path / name for name in ex.files}
     etags = {name: blob_etag(path) for name, path in sources.items()}
-    releases = [e for e in read_manifest(manifest)["releases"] if e["repo_id"] == repo_id]
+    releases = [e for e in read_manifest(manifest, must_exist=True)["releases"] if e["repo_id"] == repo_id]
     if revision is None:
         entry = next((e for e in releases if e.get("hub_commit") and e["sha256"] == ex.sha256), None)
         revision = entry["hub_commit"] if entry else local_revision(etags)

@@ -61,7 +61,10 @@ def dataset_info(name: str | None) -> DatasetInfo | None:
 def model_stats(
     architecture: str, model_args: Mapping[str, Any], input_size: tuple[int, int, int], model: Any = None
 ) -> dict[str, Any]:
-    """Parameters, GMACs and activations (outputs of conv and linear layers, in M) of one image at ``input_size``.
+    """Parameters, GMACs and activations (outputs of conv and linear layers, in M) of one image at ``input_size``, and
+    the shapes the card's snippets print: the feature maps (``feature_shapes``, as ``features_only=True`` returns
+    them), the unpooled features (``unpooled_shape``) and the width of the pooled ones (``pooled_features``, twice
+    ``num_features`` for a pool such as 'catavgmax'), each measured on the network rather than derived.
 
     Counted on the meta device, where nothing is computed, so this is fast for any depth. A network whose shapes
     depend on its weights (learnable strides) cannot run there: it is counted on a copy of ``model``, the exported
@@ -102,12 +105,20 @@ def _count(model: Any, x: Any) -> dict[str, Any]:
     finally:
         for h in hooks:
             h.remove()
+    # the shapes the card's snippets print, measured (learned strides and widening pools make the nominal ones wrong)
+    with torch.no_grad():
+        maps = model.forward_intermediates(x, intermediates_only=True)  # what features_only=True returns
+        unpooled = model.forward_features(x)
+        pooled = model.forward_head(unpooled, pre_logits=True)  # what num_classes=0 returns
     return dict(
         params=sum(p.numel() for p in model.parameters()),
         gmacs=counter.get_total_flops() / 2 / 1e9,
         activations_m=activations / 1e6,
         feature_info=[dict(num_chs=f["num_chs"], reduction=f["reduction"]) for f in model.feature_info],
         num_features=model.num_features,
+        feature_shapes=[list(t.shape) for t in maps],
+        unpooled_shape=list(unpooled.shape),
+        pooled_features=int(pooled.shape[-1]),
     )
 
 
@@ -285,13 +296,9 @@ def _usage(
     model_id: str, in_chans: int, stats: Mapping[str, Any], input_size: tuple[int, int, int], headless: bool
 ) -> str:
     mode = "RGB" if in_chans == 3 else "L"
-    h, w = input_size[1:]
-    shapes = "\n".join(
-        f"    # torch.Size([1, {f['num_chs']}, {h // f['reduction']}, {w // f['reduction']}])"
-        for f in stats["feature_info"]
-    )
-    last = stats["feature_info"][-1]
-    unpooled = f"(1, {stats['num_features']}, {h // last['reduction']}, {w // last['reduction']})"
+    shapes = "\n".join(f"    # torch.Size([{', '.join(map(str, s))}])" for s in stats["feature_shapes"])
+    unpooled = f"({', '.join(map(str, stats['unpooled_shape']))})"
+    pooled = f"(1, {stats['pooled_features']})"
     head = f"""import timm_zerosnet  # registers the model families with timm
 import timm
 import torch
@@ -341,11 +348,11 @@ model = timm.create_model('{model_id}', pretrained=True, num_classes=0){remove}
 model = model.eval()
 
 {transforms}
-output = model(transforms(img).unsqueeze(0))  # a (1, num_features) tensor: (1, {stats["num_features"]})
+output = model(transforms(img).unsqueeze(0))  # a (1, head_hidden_size) tensor: {pooled}
 
 # or equivalently (without needing to set num_classes=0)
 output = model.forward_features(transforms(img).unsqueeze(0))  # unpooled: {unpooled}
-output = model.forward_head(output, pre_logits=True)  # (1, {stats["num_features"]})
+output = model.forward_head(output, pre_logits=True)  # {pooled}
 ```
 """
 

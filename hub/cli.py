@@ -1,12 +1,15 @@
 """zerosnet-hub: publish timm_zerosnet weights (docs/RELEASING.md has the whole procedure).
 
     zerosnet-hub export RUN_DIR_OR_CHECKPOINT --out DIR [--model NAME] [--tag TAG] [--repo-id ORG/NAME]
-                 [--dataset NAME] [--weights final|ema|best] [--overwrite] [--stage]
+                 [--dataset NAME] [--weights final|ema|best] [--overwrite] [--stage [--manifest PATH]]
     zerosnet-hub verify DIR
-    zerosnet-hub stage DIR [--repo-id ORG/NAME]
-    zerosnet-hub push DIR --repo-id ORG/NAME [--private] [--revision main] [--dry-run]
-    zerosnet-hub install-local DIR --repo-id ORG/NAME [--cache-dir DIR] [--revision HASH]
-    zerosnet-hub list
+    zerosnet-hub stage DIR [--repo-id ORG/NAME] [--manifest PATH]
+    zerosnet-hub push DIR --repo-id ORG/NAME [--private] [--revision main] [--dry-run] [--manifest PATH]
+    zerosnet-hub install-local DIR --repo-id ORG/NAME [--cache-dir DIR] [--revision HASH] [--manifest PATH]
+    zerosnet-hub list [--manifest PATH]
+
+--manifest defaults to the package's timm_zerosnet/releases.json. stage and push create a manifest that does not exist
+yet; list and install-local refuse a --manifest PATH that does not exist (a mistyped path is no empty manifest).
 
 Exit codes: 0 done, 1 bad input (the message says what and how to fix it), 2 the Hub could not be reached or
 refused (or a usage error).
@@ -53,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         "that export did not write)",
     )
     e.add_argument("--stage", action="store_true", help="then verify it and stage it in the manifest")
-    e.add_argument("--manifest", default=None, help=manifest_help)
+    e.add_argument("--manifest", default=None, help=manifest_help + "; with --stage only")
 
     v = sub.add_parser("verify", help="round-trip check of an export folder (golden outputs, bit for bit)")
     v.add_argument("folder", metavar="DIR")
@@ -77,10 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--repo-id", required=True)
     i.add_argument("--cache-dir", default=None, help="default: HF_HUB_CACHE (or HF_HOME/hub)")
     i.add_argument("--revision", default=None, help="40-hex commit (default: the published one, else from the files)")
-    i.add_argument("--manifest", default=None, help="where to look up a published commit")
+    i.add_argument(
+        "--manifest", default=None, help="where to look up a published commit (default: the package's releases.json)"
+    )
 
     ls = sub.add_parser("list", help="the releases in the manifest")
-    ls.add_argument("--manifest", default=None)
+    ls.add_argument("--manifest", default=None, help="the manifest to read (default: the package's releases.json)")
     return p
 
 
@@ -142,7 +147,7 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "list":
         from .manifest import read_manifest
 
-        releases = read_manifest(args.manifest)["releases"]
+        releases = read_manifest(args.manifest, must_exist=True)["releases"]
         if not releases:
             out("no releases in the manifest")
         for e in releases:
@@ -158,13 +163,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``zerosnet-hub``; returns the exit code."""
     from timm_zerosnet.release import ReleaseError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "export" and args.manifest is not None and not args.stage:
+        parser.error("export: --manifest is the manifest --stage writes; add --stage, or leave --manifest out.")
     try:
         _run(args)
     except HubError as e:
         print(f"zerosnet-hub {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
-    except (ReleaseError, FileNotFoundError, PermissionError) as e:
+    except (ReleaseError, OSError) as e:  # OSError: a file or folder that cannot be read or written, named by it
         print(f"zerosnet-hub {args.command}: error: {e}", file=sys.stderr)
         return 1
     return 0

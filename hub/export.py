@@ -503,6 +503,12 @@ def export(
     from timm.models import save_for_hf
 
     out = Path(out).expanduser().absolute()
+    blocker = next((d for d in out.parents if d.exists()), None)  # the folder --out goes into, or the file in its way
+    if blocker is not None and not blocker.is_dir():
+        raise HubError(
+            f"--out {out}: {blocker} is a file, not a folder, so nothing can be written under it; move it away or "
+            f"choose another --out."
+        )
     if out.exists() and not overwrite:
         raise HubError(f"{out} exists; pass --overwrite to replace it.")
     if out.exists():
@@ -654,6 +660,11 @@ def read_export(folder: str | Path, allow_links: bool = False) -> ExportedFolder
                     f"{folder / name}: not a readable safetensors file ({e}); it is corrupt or truncated: export again."
                 ) from None
     release = _read_json(folder / RELEASE_NAME) if (folder / RELEASE_NAME).is_file() else {}
+    if not isinstance(release, Mapping):
+        raise HubError(
+            f"{folder / RELEASE_NAME}: valid JSON but not an object, so not the {RELEASE_NAME} of an export; export "
+            f"the folder again."
+        )
     tag = (config.get("pretrained_cfg") or {}).get("tag")
     if release:
         if release.get("model") != architecture or release.get("tag") != tag:

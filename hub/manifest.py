@@ -44,9 +44,23 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def read_manifest(path: str | Path | None = None) -> dict[str, Any]:
-    path = Path(path) if path is not None else manifest_path()
+def _not_a_folder(path: Path) -> None:
+    if path.is_dir():
+        raise HubError(
+            f"{path} is a folder, not a manifest file: pass --manifest with the path of the file (e.g. "
+            f"{path / 'releases.json'})."
+        )
+
+
+def read_manifest(path: str | Path | None = None, *, must_exist: bool = False) -> dict[str, Any]:
+    """The manifest at ``path`` (default: the package's releases.json), validated; a missing file reads as empty,
+    except a ``path`` given with ``must_exist`` (a --manifest to read from: a mistyped path is no empty manifest)."""
+    given = path is not None
+    path = Path(path) if given else manifest_path()
+    _not_a_folder(path)
     if not path.exists():
+        if given and must_exist:
+            raise HubError(f"no manifest at {path}: check the --manifest path (or leave it out for the package's).")
         return empty_manifest()
     try:
         return load_manifest(path)
@@ -57,6 +71,7 @@ def read_manifest(path: str | Path | None = None) -> dict[str, Any]:
 def check_writable(path: str | Path | None = None) -> Path:
     """The manifest path, if it can be written (checked before anything irreversible, such as a push)."""
     path = Path(path) if path is not None else manifest_path()
+    _not_a_folder(path)
     # the atomic write creates a temporary file beside the manifest, so its folder must be writable too
     targets = (path.parent, path) if path.exists() else (path.parent,)
     if not all(os.access(t, os.W_OK) for t in targets):

@@ -24,6 +24,7 @@ from timm_zerosnet.hub.manifest import stage
 from timm_zerosnet.release import (
     ReleaseError,
     check_golden,
+    empty_manifest,
     find_release,
     release_weights_overlay,
     resolve_release_file,
@@ -207,7 +208,9 @@ def test_other_weights_for_a_published_repo_are_not_filed_under_its_hub_commit(r
 
     cache = tmp_path / "c4"
     result = install_local(other, REPO, cache_dir=cache, manifest=release["manifest"])
-    derived = install_local(other, REPO, cache_dir=tmp_path / "c5", manifest=tmp_path / "none.json").revision
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps(empty_manifest()))
+    derived = install_local(other, REPO, cache_dir=tmp_path / "c5", manifest=empty).revision
     assert result.revision != commit and result.revision == derived
     repo_dir = cache / "models--testorg--zerosnet20_cifar.c10"
     assert not (repo_dir / "snapshots" / commit).exists()
@@ -341,7 +344,9 @@ def test_the_hub_commit_of_another_repo_is_not_used(release, tmp_path):
     release_json = json.loads((folder / "release.json").read_text())
     (folder / "release.json").write_text(json.dumps(dict(release_json, repo_id=None)))
     other = install_local(folder, "testorg/elsewhere", cache_dir=tmp_path / "c8", manifest=release["manifest"])
-    derived = install_local(folder, "testorg/elsewhere", cache_dir=tmp_path / "c9", manifest=tmp_path / "none.json")
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps(empty_manifest()))
+    derived = install_local(folder, "testorg/elsewhere", cache_dir=tmp_path / "c9", manifest=empty)
     assert other.revision == derived.revision != "d" * 40
 
 
@@ -536,3 +541,22 @@ def test_installing_other_weights_over_a_staged_tag_says_the_tag_will_refuse_the
     _published(release, "e" * 40)
     install_local(other, REPO, cache_dir=cache, manifest=release["manifest"], log=lines.append)
     assert len(lines) == 2 and lines[1].startswith("installed ")
+
+
+def test_a_manifest_given_to_install_local_must_exist(release, tmp_path, capsys, monkeypatch):
+    """A mistyped --manifest is no empty manifest (it would file a published release under another revision): it is
+    refused, through the command line as one line; without --manifest the package's releases.json is read as
+    before, and a missing one is still no releases."""
+    from timm_zerosnet.hub import manifest as manifest_module
+
+    cache, typo = tmp_path / "c11", tmp_path / "relases.json"
+    with pytest.raises(HubError, match=rf"^no manifest at {re.escape(str(typo))}: check the --manifest path"):
+        install_local(release["folder"], REPO, cache_dir=cache, manifest=typo)
+    argv = ["install-local", str(release["folder"]), "--repo-id", REPO, "--cache-dir", str(cache)]
+    assert main([*argv, "--manifest", str(typo)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"no manifest at {typo}" in err and "Traceback" not in err
+    assert not cache.exists() and not typo.exists()
+    monkeypatch.setattr(manifest_module, "manifest_path", lambda: tmp_path / "missing" / "releases.json")
+    assert main(argv) == 0
+    assert "installed zerosnet20_cifar.c10" in capsys.readouterr().out

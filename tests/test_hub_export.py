@@ -945,7 +945,7 @@ def test_card_snippets_run_for_few_classes_and_their_shape_comments_are_true(tmp
     assert re.findall(r"# (torch\.Size\(\[.*?\]\))", snippets[1]) == [str(o.shape) for o in scopes[1]["output"]]
     unpooled = scopes[2]["model"].forward_features(torch.zeros(1, 3, 32, 32)).shape
     assert f"# unpooled: {tuple(unpooled)}" in snippets[2]
-    assert f"# a (1, num_features) tensor: (1, {unpooled[1]})" in snippets[2]
+    assert f"# a (1, head_hidden_size) tensor: (1, {unpooled[1]})" in snippets[2]
 
 
 def test_the_card_says_what_a_fine_tuned_model_started_from(run_dir, tmp_path):
@@ -1024,3 +1024,91 @@ def test_a_damaged_run_json_is_one_error_naming_it_for_a_run_a_weights_file_and_
         with pytest.raises(HubError, match=expected):
             export(source, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# ----- the card's shapes are the exported network's; refusals before any work -----
+
+
+def _card_shapes_are_the_models(out: Path, size: int = 32) -> str:
+    """The shapes the card prints (feature maps, unpooled and pooled features) are those of the folder's network,
+    loaded as the snippets load it; returns the card."""
+    readme = (out / "README.md").read_text()
+    x = torch.zeros(1, 3, size, size)
+    with torch.no_grad():
+        maps = timm.create_model(f"local-dir:{out}", pretrained=True, features_only=True).eval()(x)
+        embedder = timm.create_model(f"local-dir:{out}", pretrained=True, num_classes=0).eval()
+        pooled = embedder(x)
+        unpooled = embedder.forward_features(x)
+        assert embedder.forward_head(unpooled, pre_logits=True).shape == pooled.shape
+    _, features, embeddings = re.findall(r"```python\n(.*?)```", readme, re.S)[:3]
+    assert re.findall(r"# (torch\.Size\(\[.*?\]\))", features) == [str(m.shape) for m in maps]
+    assert f"# unpooled: {tuple(unpooled.shape)}" in embeddings
+    assert f"pre_logits=True)  # {tuple(pooled.shape)}" in embeddings
+    assert f"# a (1, head_hidden_size) tensor: {tuple(pooled.shape)}" in embeddings
+    return readme
+
+
+def test_card_gives_the_width_of_features_a_widening_pool_returns(tmp_path):
+    """A run trained with --gp catavgmax pools to twice num_features: the card's embedding width is what the model
+    returns (it used to print num_features)."""
+    run = make_run(tmp_path / "run", global_pool="catavgmax")
+    torch.manual_seed(0)
+    model = timm.create_model(MODEL, num_classes=10, global_pool="catavgmax")  # its classifier takes 128 features
+    safetensors.torch.save_file(model.state_dict(), str(run / "model.safetensors"))
+    out = export(run, tmp_path / "out", repo_id=REPO).path
+    assert json.loads((out / "config.json").read_text())["model_args"]["global_pool"] == "catavgmax"
+    readme = _card_shapes_are_the_models(out)
+    assert "tensor: (1, 128)" in readme and "# unpooled: (1, 64, 8, 8)" in readme
+
+
+def test_card_gives_the_feature_maps_of_learned_strides(tmp_path):
+    """DiffStride learns its strides: the card's feature-map and unpooled shapes are measured on the exported network
+    (they used to be the input size divided by the nominal reductions)."""
+    model = timm.create_model("preresnet18_diffstride_cifar", num_classes=10)
+    with torch.no_grad():
+        for m in model.modules():
+            if hasattr(m, "strides"):
+                m.strides.fill_(2.5)
+    safetensors.torch.save_file(model.state_dict(), str(tmp_path / "w.safetensors"))
+    out = export(
+        tmp_path / "w.safetensors", tmp_path / "ds", model="preresnet18_diffstride_cifar", tag="c10", repo_id=REPO
+    ).path
+    readme = _card_shapes_are_the_models(out)
+    nominal = [
+        f"torch.Size([1, {f['num_chs']}, {32 // f['reduction']}, {32 // f['reduction']}])" for f in model.feature_info
+    ]
+    assert not set(nominal) <= set(re.findall(r"# (torch\.Size\(\[.*?\]\))", readme))  # the strides are not nominal
+
+
+def test_an_out_under_a_file_is_refused_before_any_work(run_dir, tmp_path, monkeypatch, capsys):
+    """--out afile/sub, afile a file: refused naming the file, before the weights are read (it used to fail with
+    FileExistsError from mkdir after building the model)."""
+    from timm_zerosnet.hub import export as export_module
+
+    afile = tmp_path / "afile"
+    afile.write_text("in the way")
+
+    def not_read(*args, **kwargs):
+        raise AssertionError("the run was read before --out was checked")
+
+    monkeypatch.setattr(export_module, "read_run", not_read)
+    for out in (afile / "sub", afile / "sub" / "deeper"):
+        with pytest.raises(HubError, match=re.escape(f"--out {out}: {afile} is a file, not a folder")):
+            export(run_dir, out)
+    expected = f"--out {afile / 'sub'}: {afile} is a file, not a folder"
+    assert main(["export", str(run_dir), "--out", str(afile / "sub")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err and "Traceback" not in err
+    assert afile.read_text() == "in the way" and sorted(p.name for p in tmp_path.iterdir()) == ["afile", "runs"]
+
+
+def test_a_release_json_that_is_not_an_object_is_not_an_exports(exported, capsys):
+    """A release.json of valid JSON that is no object (an array) is refused as not an export's, by verify, stage,
+    push and install-local alike (read_export), and the command line says so in one line."""
+    (exported / "release.json").write_text("[]\n")
+    expected = f"{exported / 'release.json'}: valid JSON but not an object, so not the release.json of an export"
+    with pytest.raises(HubError, match=re.escape(expected) + "; export the folder again"):
+        verify_export(exported)
+    assert main(["verify", str(exported)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err and "Traceback" not in err

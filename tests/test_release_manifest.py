@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 import safetensors.torch
@@ -412,7 +413,7 @@ def test_export_then_stage_from_the_command_line_and_overwrite_it(tmp_path):
     assert entry["state"] == "staged" and entry["sha256"] == written
     assert json.loads((out / "release.json").read_text())["repo_id"] == REPO  # the card loads 'hf-hub:<repo>'
     run2 = make_run(tmp_path / "run2", seed=1)
-    assert main(["export", str(run2), *argv]) == 1
+    assert main(["export", str(run2), *argv, "--stage"]) == 1
     assert main(["export", str(run2), *argv, "--overwrite", "--stage"]) == 0
     (entry2,) = load_manifest(manifest)["releases"]
     rewritten = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
@@ -522,3 +523,76 @@ def test_a_released_tag_never_inherits_the_familys_weights_source():
     base = dict(cifar_cfg(), url="https://example.test/other.pth", file="/other/weights.safetensors", source="x")
     cfg = released_cfgs(MODEL, manifest_with({}), base=base)["c10"]
     assert not {"url", "file", "source"} & cfg.keys() and cfg["hf_hub_id"] == REPO
+
+
+# ----- --manifest: a folder, a mistyped path, given where nothing reads it -----
+
+
+def test_a_manifest_path_that_is_a_folder_is_refused_before_verifying(tmp_path, monkeypatch, capsys):
+    """`stage --manifest DIR` says the path is a folder before the round trip (which it used to run, and then fail
+    writing the manifest with a traceback); `list` says the same."""
+    from timm_zerosnet import hub
+
+    folder = export(make_run(tmp_path / "run"), tmp_path / "export", repo_id=REPO).path
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+
+    def not_verified(*args, **kwargs):
+        raise AssertionError("verified before the manifest path was checked")
+
+    monkeypatch.setattr(hub.manifest, "verify_export", not_verified)
+    expected = f"{manifests} is a folder, not a manifest file: pass --manifest with the path of the file"
+    with pytest.raises(HubError, match=re.escape(expected)):
+        stage(folder, manifests)
+    for argv in (["stage", str(folder)], ["list"]):
+        assert main([*argv, "--manifest", str(manifests)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err and "Traceback" not in err
+    assert not any(manifests.iterdir())
+
+
+def test_a_file_that_cannot_be_read_or_written_is_one_line_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """Any OSError left (a folder where a file should be, a full disk) is one line naming the path, exit code 1."""
+    from timm_zerosnet import hub
+
+    path = tmp_path / "releases.json"
+
+    def fail(*args, **kwargs):
+        raise IsADirectoryError(21, "Is a directory", str(path))
+
+    monkeypatch.setattr(hub.manifest, "stage", fail)
+    assert main(["stage", str(tmp_path / "export"), "--manifest", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"zerosnet-hub stage: error: [Errno 21] Is a directory: '{path}'\n"
+
+
+def test_export_refuses_a_manifest_without_stage(tmp_path, capsys):
+    """Only --stage writes a manifest: `export --manifest M` without it is a usage error, before anything is written
+    (it used to export and silently ignore --manifest)."""
+    out, manifest = tmp_path / "export", tmp_path / "releases.json"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", str(make_run(tmp_path / "run")), "--out", str(out), "--manifest", str(manifest)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--manifest is the manifest --stage writes; add --stage" in err
+    assert not out.exists() and not manifest.exists()
+
+
+def test_list_refuses_a_manifest_that_does_not_exist_and_stage_creates_it(tmp_path, monkeypatch, capsys):
+    """`list --manifest` of a mistyped path says there is no manifest there (it used to list no releases); `stage`
+    creates the manifest it is given; without --manifest, a package without releases.json still lists none."""
+    from timm_zerosnet import hub
+
+    typo = tmp_path / "relases.json"
+    assert main(["list", "--manifest", str(typo)]) == 1
+    err = capsys.readouterr().err
+    expected = f"no manifest at {typo}: check the --manifest path (or leave it out for the package's)."
+    assert err == f"zerosnet-hub list: error: {expected}\n"
+    assert not typo.exists()
+    folder = export(make_run(tmp_path / "run"), tmp_path / "export", repo_id=REPO).path
+    assert main(["stage", str(folder), "--manifest", str(typo)]) == 0
+    capsys.readouterr()
+    assert main(["list", "--manifest", str(typo)]) == 0
+    assert capsys.readouterr().out.startswith(f"{MODEL}.c10 ")
+    monkeypatch.setattr(hub.manifest, "manifest_path", lambda: tmp_path / "missing" / "releases.json")
+    assert main(["list"]) == 0
+    assert capsys.readouterr().out == "no releases in the manifest\n"
