@@ -213,6 +213,23 @@ def test_a_class_map_is_read_strictly_and_must_name_every_class_folder(tmp_path)
         create_datasets({**cfg, "class_map": "nomap.txt"})
 
 
+def test_a_pickled_class_map_labels_its_classes_zero_to_n_minus_one(tmp_path):
+    """A .pkl map with a label past its class count (it failed in the loss: 'Target 12 is out of bounds'), a gap or
+    two names on one label (the class names were misaligned) is refused; 0 .. N-1 in any order loads."""
+    import pickle
+
+    _write_split(tmp_path, "train", ("cat", "dog"))
+    _write_split(tmp_path, "val", ("cat", "dog"))
+    cfg = {"dataset": "folder", "data_dir": str(tmp_path)}
+    for bad in ({"cat": 0, "dog": 12}, {"cat": 1, "dog": 1}, {"cat": 0, "dog": "1"}, {"cat": 0, "dog": True}):
+        (tmp_path / "map.pkl").write_bytes(pickle.dumps(bad))
+        with pytest.raises(ValueError, match=r"map.pkl maps its 2 class names to labels .*must be 0 \.\. 1, one per"):
+            create_datasets({**cfg, "class_map": str(tmp_path / "map.pkl")})
+    (tmp_path / "map.pkl").write_bytes(pickle.dumps({"dog": 0, "cat": 1}))
+    splits = create_datasets({**cfg, "class_map": str(tmp_path / "map.pkl")})
+    assert splits.label_names == ["dog", "cat"] and {label for _, label in splits.train} == {0, 1}
+
+
 def test_sixteen_bit_images_are_scaled_not_clipped_and_broken_files_skipped(tmp_path, caplog):
     """PIL's convert clipped a 16-bit grey PNG at 255 (a ramp became almost all white); it is scaled to 8 bits.
     A 32-bit image outside 0..255 is refused, not clipped; a file that does not decode is skipped, as timm does."""

@@ -397,6 +397,21 @@ def _check_split_classes(data_dir: str, split: str, classes: dict[str, int], sou
         )
 
 
+def _checked_labels(mapping: Any, what: str) -> dict[str, int]:
+    """A {class name: label} dict whose labels are 0 .. N-1, one per name: the labels index the model's outputs (a
+    label of N or more failed deep in the loss) and the class names (a gap or a shared label misnamed them)."""
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{what} holds a {type(mapping).__name__}, not a dict of class name -> label")
+    labels = list(mapping.values())
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in labels) or sorted(labels) != list(range(len(labels))):
+        shown = ", ".join(f"{k!r}: {v!r}" for k, v in list(mapping.items())[:5])
+        raise ValueError(
+            f"{what} maps its {len(labels)} class names to labels {{{shown}{', ...' if len(labels) > 5 else ''}}}; "
+            f"the labels must be 0 .. {len(labels) - 1}, one per class name"
+        )
+    return mapping
+
+
 def read_class_map(class_map: str | dict, data_dir: str | None = None) -> dict[str, int]:
     """A class map as ``{class name: label}``, from a dict, or from a file as timm reads it (``.txt``: one class
     name per line, line n is label n - 1; ``.pkl``: a pickled dict), found as given or under ``data_dir``.
@@ -407,7 +422,7 @@ def read_class_map(class_map: str | dict, data_dir: str | None = None) -> dict[s
     from timm.data.readers.class_map import load_class_map
 
     if isinstance(class_map, dict):
-        return class_map
+        return _checked_labels(class_map, "the class map")
     path = class_map
     if not os.path.isfile(path) and data_dir and os.path.isfile(os.path.join(data_dir, path)):
         path = os.path.join(data_dir, path)
@@ -416,7 +431,7 @@ def read_class_map(class_map: str | dict, data_dir: str | None = None) -> dict[s
         raise FileNotFoundError(f"--class-map {class_map}: no such file (looked for it as given{where})")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".pkl":
-        return load_class_map(path)
+        return _checked_labels(load_class_map(path), f"--class-map {class_map}")
     if ext != ".txt":
         raise ValueError(
             f"--class-map {class_map}: a class map is a .txt file (one class name per line) or a .pkl dict, "
