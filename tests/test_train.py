@@ -28,6 +28,7 @@ from torchvision import transforms
 
 import timm_zerosnet  # noqa: F401  (registers the models)
 import timm_zerosnet.data as data_mod
+import timm_zerosnet.run_layout as run_layout
 import timm_zerosnet.train as train_mod
 from conftest import FakeHfds, reset_accelerate, write_tiny_mnist
 from timm_zerosnet.train import (
@@ -456,7 +457,7 @@ def test_resume_refuses_settings_the_state_cannot_honour(source_run, tmp_path):
     state = tmp_path / "res" / "checkpoints" / "state-e0001-b000000"
     before = _files(tmp_path / "res")
     same = "--epochs 2 --model-ema --model-ema-decay 0.5 --model-kwargs tau=0.5".split()  # the source's settings
-    changed = "--epochs 4 --lr 0.1 --seed 1 --model-kwargs tau=0.6".split()
+    changed = "--epochs 4 --lr 0.1 --seed 1 --model-kwargs tau=0.6 --gp catavgmax".split()
     with pytest.raises(ValueError, match="Cannot resume") as e:
         run(tmp_path, "res", *same, *changed, "--resume", str(state))
     message = str(e.value)
@@ -465,6 +466,7 @@ def test_resume_refuses_settings_the_state_cannot_honour(source_run, tmp_path):
         "--lr 0.1 (the state: --lr 0.05)",
         "--seed 1 (the state: --seed 42)",
         "--model-kwargs tau=0.6 (the state: --model-kwargs tau=0.5)",
+        "--gp catavgmax (the state: no --gp)",  # its classifier would not even take the state's weights
         f"-c {tmp_path / 'res' / 'args.yaml'} --resume {state}",
         f"--pretrained-path {state / 'model.safetensors'}",
     ):
@@ -541,6 +543,42 @@ def test_best_weights_follow_the_eval_metric_and_its_source(tmp_path, monkeypatc
     assert any(not torch.equal(weights[k], snapshots["val"][1][k]) for k in weights if weights[k].is_floating_point())
     history = json.loads((tmp_path / "best" / "metrics.json").read_text())
     assert [r["lr"] for r in history] == pytest.approx([0.1, 0.01, 0.001])  # decay-rate 0.1 after every epoch
+
+
+def _equal_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_resumed_run_has_the_best_weights_of_its_state(tmp_path, monkeypatch, capsys):
+    """Each state keeps the best weights so far: resumed in a new directory (which held none) or resumed from an
+    earlier state (the directory held a later epoch's), best.safetensors is the state's best epoch's weights, as
+    run.json says. A state without that copy (an older version) forgets its best unless run.json vouches for it."""
+    real_evaluate = Trainer.evaluate
+    losses = iter([2.0, 1.0])  # the best is the last epoch: the run's file is newer than the first state's best
+    scripted = lambda self, *a, **k: dict(real_evaluate(self, *a, **k), loss=next(losses))  # noqa: E731
+    monkeypatch.setattr(Trainer, "evaluate", scripted)
+    run(tmp_path, "src", "--epochs", "2", "--eval-metric", "loss")
+    src = tmp_path / "src"
+    first = src / "checkpoints" / "state-e0001-b000000"
+    epoch1 = load_file(first / "model.safetensors")  # the model after epoch 1, the state's best
+    assert not _equal_weights(load_file(src / "best.safetensors"), epoch1)
+    assert _equal_weights(load_file(first / "best.safetensors"), epoch1)
+
+    def resume(name: str, state: Path) -> Trainer:
+        reset_accelerate()
+        trainer = Trainer.from_args(parse_args(tiny_argv(tmp_path, name, "--epochs", "2", "--eval-metric", "loss")))
+        trainer.resume(state)
+        return trainer
+
+    for name in ("elsewhere", "src"):  # a new directory; the run's own directory, from its earlier state
+        trainer = resume(name, first)
+        assert trainer.state.best_epoch == 1
+        assert _equal_weights(load_file(tmp_path / name / "best.safetensors"), epoch1)
+
+    (first / "best.safetensors").unlink()  # a state of an older version; run.json names epoch 2 as the best
+    trainer = resume("src", first)
+    assert trainer.state.best_epoch is None and not (src / "best.safetensors").exists()
+    assert "holds no copy of the best weights (epoch 1)" in capsys.readouterr().out
 
 
 def test_plateau_schedule_starts_at_lr_and_decays_on_the_eval_metric(tmp_path, monkeypatch):
@@ -1093,8 +1131,8 @@ def _raise_keyboard_interrupt():
 
 
 def test_ctrl_c_records_the_interruption_and_the_run_resumes(tmp_path, monkeypatch, capsys):
-    _stop_in_evaluation(monkeypatch, 2, _raise_keyboard_interrupt)  # epoch 2's evaluation
-    assert main(tiny_argv(tmp_path, "ctrl", "--epochs", "2", "--no-keep-heap")) == 130
+    _stop_in_evaluation(monkeypatch, 3, _raise_keyboard_interrupt)  # epoch 2's evaluation (model, EMA per epoch)
+    assert main(tiny_argv(tmp_path, "ctrl", "--epochs", "2", "--model-ema", "--no-keep-heap")) == 130
     err = capsys.readouterr().err
     state = tmp_path / "ctrl" / "checkpoints" / "state-e0001-b000000"
     assert err.count("\n") == 1 and err.startswith("zerosnet-train: interrupted in epoch 2/2 after 4 of its 4 batches")
@@ -1102,9 +1140,11 @@ def test_ctrl_c_records_the_interruption_and_the_run_resumes(tmp_path, monkeypat
     info = json.loads((tmp_path / "ctrl" / "run.json").read_text())
     assert info["status"] == "interrupted" and info["error"] == err.strip().removeprefix("zerosnet-train: ")
     assert not (tmp_path / "ctrl" / "model.safetensors").exists()
+    with pytest.raises(FileNotFoundError, match=r"no ema weights \(model_ema\.safetensors\) \(the run is interrupted"):
+        run_layout.resolve_weights(tmp_path / "ctrl", "ema")  # not "trained without --model-ema"
     reset_accelerate()
     monkeypatch.undo()
-    summary = run(tmp_path, "ctrl", "--epochs", "2", "--resume", "auto")
+    summary = run(tmp_path, "ctrl", "--epochs", "2", "--model-ema", "--resume", "auto")
     assert summary["status"] == "finished" and summary["epochs"]["completed"] == 2
 
 

@@ -1087,6 +1087,13 @@ def _atomic_save_safetensors(state_dict: dict[str, torch.Tensor], path: Path) ->
         respect_umask(tmp)
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # a file system without hard links
+        shutil.copy2(source, target)
+
+
 class CheckpointManager:
     """Accelerate states under ``<run>/checkpoints``, each complete or absent.
 
@@ -1113,8 +1120,9 @@ class CheckpointManager:
         target = self.dir / pointer.read_text().strip()
         return target if target.is_dir() else None
 
-    def save(self, accelerator: Accelerator, name: str) -> Path:
-        """Save accelerate's state as ``name`` (a collective call: every process must enter it)."""
+    def save(self, accelerator: Accelerator, name: str, attach: Sequence[Path] = ()) -> Path:
+        """Save accelerate's state as ``name`` (a collective call: every process must enter it), with a copy of each
+        existing file of ``attach`` (hard-linked where possible: the run replaces its files, never rewrites them)."""
         final, tmp = self.dir / name, self.dir / f".tmp-{name}"
         if accelerator.is_main_process:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -1125,6 +1133,9 @@ class CheckpointManager:
         if accelerator.is_main_process:
             for weights in tmp.glob("*.safetensors"):  # accelerate writes the model's with safetensors (0600)
                 respect_umask(weights)
+            for source in attach:
+                if source.is_file():
+                    _link_or_copy(source, tmp / source.name)
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
@@ -1167,7 +1178,8 @@ class CheckpointManager:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-RUN_FILES = ("run.json", "model.safetensors", "model_ema.safetensors", "best.safetensors", "metrics.json")
+BEST_FILE = "best.safetensors"
+RUN_FILES = ("run.json", "model.safetensors", "model_ema.safetensors", BEST_FILE, "metrics.json")
 """Files that only a run writes: a directory holding any of them (or a training state) holds a run."""
 
 
@@ -1269,7 +1281,7 @@ def make_accelerator(args: argparse.Namespace) -> Accelerator:
 
 RESUME_SETTINGS = (
     # the model (its weights are restored; --pretrained-path names what the run fine-tunes, as run.json reports it)
-    "model model_kwargs num_classes freeze_backbone pretrained pretrained_path "
+    "model model_kwargs num_classes gp freeze_backbone pretrained pretrained_path "
     # optimizer and schedule: their states (momentum buffers, param-group lr/weight decay, the scheduler's length
     # and milestones) are restored, so new values would be silently ignored
     "opt momentum weight_decay decay_lambda opt_eps opt_betas opt_kwargs layer_decay lr epochs sched sched_on_updates "
@@ -1305,6 +1317,8 @@ def _describe_setting(name: str, value: Any) -> str:
     flag = "--" + name.replace("_", "-")
     if isinstance(value, bool):
         return flag if value else f"no {flag}"
+    if value is None:
+        return f"no {flag}"
     if isinstance(value, dict):
         return f"{flag} {' '.join(f'{k}={v}' for k, v in value.items())}" if value else f"no {flag}"
     if isinstance(value, list):
@@ -1540,16 +1554,49 @@ class Trainer:
                 f"cannot load the training state {path} ({type(e).__name__}: {first_line}); a file of it is damaged "
                 f"or missing: {advice}"
             ) from None
+        self.restore_best(path)
         self.log(
             f"Resumed from {path}: epoch {self.state.epoch + 1}, batch {self.state.step_in_epoch}, "
             f"{self.state.num_updates} updates done"
         )
 
     def save_state(self) -> Path:
-        """Save the training state atomically and point ``latest`` at it."""
+        """Save the training state atomically and point ``latest`` at it; the state keeps the run's best weights so
+        far, which a resume restores (see :meth:`restore_best`)."""
         return self.checkpoints.save(
-            self.accelerator, CheckpointManager.state_name(self.state.epoch, self.state.step_in_epoch)
+            self.accelerator,
+            CheckpointManager.state_name(self.state.epoch, self.state.step_in_epoch),
+            attach=[self.run_dir / BEST_FILE],
         )
+
+    def restore_best(self, path: Path) -> None:
+        """Make ``best.safetensors`` the best weights of the resumed state ``path``: the run directory may hold none
+        (a state resumed in a new directory) or those of a later epoch (an earlier state resumed), which run.json
+        would name as the best of the epoch the state recorded. A state of an older version holds no copy: its
+        best epoch is kept when run.json shows that the run's file is that epoch's, and forgotten otherwise (the
+        next evaluated epoch becomes the best)."""
+        state, target = self.state, self.run_dir / BEST_FILE
+        if state.best_epoch is None:
+            kept = None
+        elif (path / BEST_FILE).is_file():
+            kept = path / BEST_FILE
+        elif target.is_file() and _run_json_best_epoch(self.run_dir) == state.best_epoch:
+            return
+        else:
+            self.log(
+                f"note: {path} holds no copy of the best weights (epoch {state.best_epoch}) and {target} does not "
+                "hold them: the best is tracked again from the next epoch"
+            )
+            state.best_metric = state.best_epoch = state.best_source = None
+            kept = None
+        if self.accelerator.is_main_process:
+            if kept is None:
+                target.unlink(missing_ok=True)
+            else:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                with _atomic_target(target) as tmp:
+                    shutil.copy2(kept, tmp)
+        self.accelerator.wait_for_everyone()
 
     def sync_ema_buffers(self) -> None:
         """Give every process rank 0's EMA buffers (a collective call).
@@ -1726,7 +1773,7 @@ class Trainer:
                 if acc.is_main_process:
                     if improved:
                         best_model = self.model_ema.module if source == "ema" else self.unwrapped_model
-                        _atomic_save_safetensors(best_model.state_dict(), self.run_dir / "best.safetensors")
+                        _atomic_save_safetensors(best_model.state_dict(), self.run_dir / BEST_FILE)
                     self.write_metrics()
                     self.write_run_json(status="running")
                 if (epoch + 1) % max(args.checkpoint_every, 1) == 0 or epoch + 1 == self.total_epochs:
@@ -1813,7 +1860,7 @@ class Trainer:
         weights = {
             "final": "model.safetensors" if status == "finished" else None,
             "ema": "model_ema.safetensors" if (self.model_ema is not None and status == "finished") else None,
-            "best": "best.safetensors" if best_row is not None else None,
+            "best": BEST_FILE if best_row is not None else None,
         }
         pretrained_cfg = getattr(self.unwrapped_model, "pretrained_cfg", None) or {}
         return {
@@ -1860,6 +1907,7 @@ class Trainer:
                 "weight_decay": args.weight_decay,
                 "sched": args.sched,
                 "seed": args.seed,
+                "model_ema": bool(args.model_ema),
                 "num_updates": state.num_updates,
                 "pretrained": bool(args.pretrained),
                 "pretrained_path": args.pretrained_path,
@@ -1873,6 +1921,15 @@ class Trainer:
     def write_run_json(self, status: str, error: str | None = None) -> None:
         text = json.dumps(self.run_summary(status, error), indent=2)
         _atomic_write_text(self.run_dir / "run.json", text)
+
+
+def _run_json_best_epoch(run_dir: Path) -> int | None:
+    """The epoch of the best weights that run.json in ``run_dir`` reports, or None."""
+    try:
+        best = json.loads((run_dir / "run.json").read_text())["metrics"]["best"]
+        return best["epoch"] if isinstance(best, dict) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _absolute(path: str) -> str:
