@@ -716,12 +716,27 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ("--bce-loss --bce-pos-weight 0", "--bce-pos-weight must be in (0, inf), got 0.0"),
         ("--torchcompile foo", "--torchcompile foo: not a torch.compile backend accelerate knows; use one of eager,"),
         ("--sync-bn --freeze-backbone", "--sync-bn with --freeze-backbone: the frozen backbone's batch norms use"),
+        # silently ignored before: options of mixing / random erasing while it is off, values the optimizer lacks
+        ("--mixup-prob 0.5", "--mixup-prob 0.5 set(s) mixup / cutmix, which is off: add --mixup or --cutmix"),
+        ("--mixup-mode pair --mixup-off-epoch 3", "--mixup-mode pair and --mixup-off-epoch 3 set(s) mixup / cutmix"),
+        ("--remode rand", "--remode rand set(s) random erasing, which is off: add --reprob"),
+        ("--opt sgd --opt-betas 0.9 0.99", "--opt-betas 0.9 0.99: --opt sgd takes no such value (timm would drop"),
+        ("--opt momentum --opt-eps 1e-6", "--opt-eps 1e-06: --opt momentum takes no such value"),
+        ("--opt adamw --momentum 0.8", "--momentum 0.8: --opt adamw takes no such value"),
+        ("--opt adamw --opt-betas 0.9", "--opt-betas 0.9: --opt adamw takes 2 betas"),
+        ("--opt adamx", "--opt adamx: not an optimizer timm knows"),  # a ValueError from timm's registry, late
+        # tracebacks before: a bare AssertionError from timm's policy parser, a NotADirectoryError at the first save
+        ("--aa foo", "--aa foo: not an augmentation policy timm can build (Unknown AA policy foo); e.g. rand-m9"),
+        ("--aa rand-x9", "--aa rand-x9: not an augmentation policy timm can build"),
+        ("--output {tmp}/file", "is a file, and runs are folders inside --output"),
+        ("--output {tmp}/file/sub", "/file is a file, and runs are folders inside --output"),
     ],
 )
 def test_impossible_options_are_refused_before_anything_is_built(tmp_path, monkeypatch, extra, problem):
     monkeypatch.setattr(train_mod, "create_datasets", None)  # never reached
+    (tmp_path / "file").write_text("")
     with pytest.raises(ValueError) as e:
-        Trainer.from_args(parse_args(tiny_argv(tmp_path, "bad", *extra.split())))
+        Trainer.from_args(parse_args([*tiny_argv(tmp_path, "bad"), *extra.format(tmp=tmp_path).split()]))
     assert problem in str(e.value)
     assert not (tmp_path / "bad").exists()
 
@@ -817,6 +832,7 @@ def test_recipe_errors_are_one_line_naming_the_flag(tmp_path, capsys):
         ("--class-map {tmp}/c.txt", "--class-map: the dataset is the embedded digits"),
         ("--dataset torch/cifar10 --data-dir {tmp}", "'torch/cifar10' was not found under"),
         ("--experiment taken", "already holds"),
+        ("--opt-kwargs foo=1", "--opt-kwargs foo=1: --opt sgd does not take it (SGD.__init__() got an unexpected"),
     ],
 )
 def test_bad_input_found_while_building_is_one_error_line_and_nothing_is_written(tmp_path, capsys, extra, message):
@@ -854,7 +870,7 @@ def test_models_named_with_a_source_go_to_timm_as_they_are(tmp_path):
     assert re.fullmatch(r"\d{8}-\d{6}-local-dir-[\w.-]+", run_dir.name) and len(run_dir.name) <= 96, run_dir.name
 
 
-@pytest.mark.parametrize("extra", ["--gp bad", "--train-crop-mode rrcd"])
+@pytest.mark.parametrize("extra", ["--gp bad", "--train-crop-mode rrcd", "--remode foo", "--mixup-mode foo"])
 def test_unknown_choices_are_refused_by_the_parser(extra, capsys):
     with pytest.raises(SystemExit):
         parse_args(extra.split())
@@ -1353,8 +1369,11 @@ def test_a_damaged_state_names_itself_and_the_state_to_resume_instead(tmp_path, 
         run(tmp_path, "dmg", "--epochs", "2", "--checkpoint-hist", "2", "--resume", "auto")
     reset_accelerate()
     # a state that does not fit the model is no damage: the load error itself, not this advice
+    weights = load_file(earlier / "model.safetensors")
+    weights["fc.weight"] = torch.cat([weights["fc.weight"]] * 2, dim=1)  # as a catavgmax head's
+    save_file(weights, earlier / "model.safetensors")
     with pytest.raises(RuntimeError, match="size mismatch") as e:
-        run(tmp_path, "dmg", "--epochs", "2", "--checkpoint-hist", "2", "--gp", "catavgmax", "--resume", str(earlier))
+        run(tmp_path, "dmg", "--epochs", "2", "--checkpoint-hist", "2", "--resume", str(earlier))
     assert "damaged" not in str(e.value)
 
 

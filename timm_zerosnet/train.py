@@ -54,11 +54,12 @@ from PIL import Image
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from timm.data import Mixup, create_transform, resolve_data_config
+from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
 from timm.data.transforms import str_to_interp_mode
 from timm.layers import convert_sync_batchnorm
 from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.models import parse_model_name
-from timm.optim import create_optimizer_v2, param_groups_layer_decay
+from timm.optim import create_optimizer_v2, get_optimizer_info, param_groups_layer_decay
 from timm.scheduler import create_scheduler_v2
 from timm.scheduler.scheduler_factory import scheduler_kwargs
 from timm.utils import AverageMeter, ModelEmaV3, accuracy
@@ -273,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--color-jitter", type=float, default=0.0)
     g.add_argument("--aa", default=None, help="auto-augment policy, e.g. rand-m9-mstd0.5")
     g.add_argument("--reprob", type=float, default=0.0)
-    g.add_argument("--remode", default="pixel")
+    g.add_argument("--remode", default="pixel", choices=("pixel", "rand", "const"), help="random-erasing fill")
     g.add_argument("--recount", type=int, default=1)
     g.add_argument("--train-interpolation", default="random", choices=("random", *INTERPOLATIONS))
     g.add_argument("--mixup", type=float, default=0.0)
@@ -281,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cutmix-minmax", type=float, nargs=2, default=None)
     g.add_argument("--mixup-prob", type=float, default=1.0)
     g.add_argument("--mixup-switch-prob", type=float, default=0.5)
-    g.add_argument("--mixup-mode", default="batch")
+    g.add_argument("--mixup-mode", default="batch", choices=("batch", "pair", "elem"))
     g.add_argument("--mixup-off-epoch", type=int, default=0)
     g.add_argument("--smoothing", type=float, default=0.0)
     g.add_argument(
@@ -546,18 +547,92 @@ def check_compile_backend(name: str | None) -> None:
         )
 
 
-def _refuse_options_of_an_off_switch(args: argparse.Namespace, switch: str, options: Sequence[str], what: str) -> None:
-    """Options that only tune ``switch`` (given a value other than their default) while it is off would be ignored:
-    a clear error instead."""
-    if getattr(args, switch):
-        return
+def _given_flags(args: argparse.Namespace, options: Sequence[str]) -> list[str]:
+    """``options`` given a value other than their default, as flags with their values."""
     parser = build_parser()
     given = [name for name in options if getattr(args, name) != parser.get_default(name)]
-    flags = [f"--{n.replace('_', '-')}" + ("" if getattr(args, n) is True else f" {getattr(args, n)}") for n in given]
+    return [f"--{n.replace('_', '-')}{_flag_value(getattr(args, n))}" for n in given]
+
+
+def _flag_value(value: Any) -> str:
+    if value is True:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return " " + " ".join(map(str, value))
+    return f" {value}"
+
+
+def _refuse_options_of_an_off_switch(
+    args: argparse.Namespace, switch: str, options: Sequence[str], what: str, on: bool | None = None
+) -> None:
+    """Options that only tune ``switch`` (given a value other than their default) while it is off would be ignored:
+    a clear error instead. ``on`` says whether it is on where that is not the value of ``args.<switch>``; the
+    message then names ``switch`` as the flag(s) that turn it on."""
+    if getattr(args, switch) if on is None else on:
+        return
+    flags = _given_flags(args, options)
     if flags:
+        how = f"--{switch.replace('_', '-')}" if on is None else switch
+        raise ValueError(f"{' and '.join(flags)} set(s) {what}, which is off: add {how} to use it, or leave them out")
+
+
+def check_optimizer_options(args: argparse.Namespace) -> None:
+    """--opt names an optimizer timm knows, and the options that only some optimizers take are not given to one
+    that would drop them (timm's factory silently leaves out betas, eps and momentum an optimizer has none of)."""
+    try:
+        info = get_optimizer_info(args.opt)
+    except ValueError:
         raise ValueError(
-            f"{' and '.join(flags)} set(s) {what}, which is off: add --{switch.replace('_', '-')} to use it, or leave "
-            "them out"
+            f"--opt {args.opt}: not an optimizer timm knows; e.g. sgd (Nesterov), momentum, adamw, lamb, rmsproptf "
+            "(timm.optim.list_optimizers() lists them all)"
+        ) from None
+    ignored = _given_flags(
+        args, [name for name, has in (("opt_betas", info.has_betas), ("opt_eps", info.has_eps)) if not has]
+    )
+    if not info.has_momentum:
+        ignored += _given_flags(args, ["momentum"])
+    if ignored:
+        raise ValueError(
+            f"{' and '.join(ignored)}: --opt {args.opt} takes no such value (timm would drop it); leave it out or "
+            "choose an optimizer that takes it"
+        )
+    if args.opt_betas is not None and len(args.opt_betas) != info.num_betas:
+        raise ValueError(
+            f"--opt-betas {' '.join(map(str, args.opt_betas))}: --opt {args.opt} takes {info.num_betas} betas"
+        )
+
+
+_AA_EXAMPLES = "rand-m9-mstd0.5-inc1, augmix-m5-w4-d2, original, v0, 3a"
+
+
+def check_augment_policy(policy: str | None) -> None:
+    """--aa names a policy timm can build (timm fails on the first training batch's transform build with a bare
+    assertion otherwise)."""
+    if not policy:
+        return
+    hparams = dict(translate_const=10, img_mean=(124, 116, 104))
+    if policy.startswith("rand"):
+        build = rand_augment_transform
+    elif policy.startswith("augmix"):
+        build = augment_and_mix_transform
+    else:
+        build = auto_augment_transform
+    try:
+        build(policy, hparams)
+    except (AssertionError, KeyError, ValueError, IndexError, TypeError) as e:
+        detail = str(e).strip() or type(e).__name__
+        raise ValueError(
+            f"--aa {policy}: not an augmentation policy timm can build ({detail}); e.g. {_AA_EXAMPLES}"
+        ) from None
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """--output is a folder, or a path whose nearest existing part is a folder (a run is a folder inside it)."""
+    output = Path(args.output).expanduser()
+    existing = next((p for p in (output, *output.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ValueError(
+            f"--output {args.output}: {existing} is a file, and runs are folders inside --output; choose a folder"
         )
 
 
@@ -591,6 +666,18 @@ def check_args(args: argparse.Namespace) -> None:
         args, "bce_loss", ("bce_sum", "bce_target_thresh", "bce_pos_weight"), "the BCE loss"
     )
     _refuse_options_of_an_off_switch(args, "model_ema", ("model_ema_decay", "model_ema_warmup"), "the weight EMA")
+    mixing = bool(args.mixup or args.cutmix or args.cutmix_minmax)
+    _refuse_options_of_an_off_switch(
+        args,
+        "--mixup or --cutmix",
+        ("mixup_prob", "mixup_switch_prob", "mixup_mode", "mixup_off_epoch"),
+        "mixup / cutmix",
+        on=mixing,
+    )
+    _refuse_options_of_an_off_switch(args, "--reprob", ("remode", "recount"), "random erasing", on=bool(args.reprob))
+    check_optimizer_options(args)
+    check_augment_policy(args.aa)
+    check_output(args)
     if args.input_size is not None:
         if min(args.input_size) < 1:
             raise ValueError(f"--input-size takes channels, height and width, each at least 1; got {args.input_size}")
@@ -887,6 +974,16 @@ def create_optimizer_from_args(model: nn.Module, args: argparse.Namespace) -> to
     if args.opt_betas is not None:
         kwargs["betas"] = tuple(args.opt_betas)
     kwargs.update(args.opt_kwargs or {})
+    try:
+        return _create_optimizer(model, args, kwargs)
+    except TypeError as e:
+        if not args.opt_kwargs or "keyword argument" not in str(e):
+            raise
+        given = " ".join(f"{k}={v}" for k, v in args.opt_kwargs.items())
+        raise ValueError(f"--opt-kwargs {given}: --opt {args.opt} does not take it ({e})") from None
+
+
+def _create_optimizer(model: nn.Module, args: argparse.Namespace, kwargs: dict[str, Any]) -> torch.optim.Optimizer:
     hook = getattr(model, "optimizer_param_groups", None)
     if getattr(args, "decay_lambda", False):
         if callable(hook) or args.layer_decay:
