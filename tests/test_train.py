@@ -1312,6 +1312,18 @@ def test_mixed_precision_comes_from_accelerate_launch_environment(tmp_path, monk
     assert trainer.args.mixed_precision is None
 
 
+@pytest.mark.parametrize("how", ["--mixed-precision fp16", "ACCELERATE_MIXED_PRECISION=fp16"])
+def test_fp16_on_the_cpu_is_refused_not_run_in_float32(tmp_path, monkeypatch, how):
+    """Accelerate runs fp16 on the CPU as float32 (no autocast, no scaler); run.json recorded fp16."""
+    argv = tiny_argv(tmp_path, "fp16", "--cpu")
+    if how.startswith("--"):
+        argv += how.split()
+    else:
+        monkeypatch.setenv(*how.split("="))
+    with pytest.raises(ValueError, match=r"fp16 mixed precision .* needs a GPU: on cpu accelerate would train in"):
+        make_accelerator(parse_args(argv))
+
+
 def test_weights_of_a_run_directory_are_the_files_its_run_json_names(tmp_path):
     """run.json's ``weights`` may name other files than the defaults (a run directory laid out by hand, or by a
     later version): resolve_weights reads those, and a stale default-named file beside them is not taken."""

@@ -1363,6 +1363,12 @@ def make_accelerator(args: argparse.Namespace) -> Accelerator:
             f"({accelerator.num_processes} process, {accelerator.device}): each would train by itself into the same "
             f"run directory. Without GPUs, pass --cpu to train the {launched} processes together (gloo)."
         )
+    if accelerator.mixed_precision == "fp16" and not accelerator.native_amp:
+        raise ValueError(
+            f"fp16 mixed precision (--mixed-precision or `accelerate launch --mixed_precision`) needs a GPU: on "
+            f"{accelerator.device} accelerate would train in float32 and the run would be recorded as fp16; use bf16 "
+            "(CPU autocast) or no mixed precision"
+        )
     if args.sync_bn and accelerator.num_processes > 1 and accelerator.device.type == "cpu":
         raise ValueError(
             f"--sync-bn: torch's SyncBatchNorm runs on GPUs only, and these {accelerator.num_processes} processes run "
