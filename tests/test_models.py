@@ -222,16 +222,20 @@ def test_grad_checkpointing_matches(name):
     model.set_grad_checkpointing(True)
     assert model.grad_checkpointing and all(stage.grad_checkpointing for stage in model.stages)
     torch.testing.assert_close(model(x), ref)
-    # gradients through recomputed blocks (train mode; BN statistics are per batch so recompute is exact)
+    # gradients through recomputed blocks (train mode; BN statistics are per batch so recompute is exact), and the
+    # batch norms' running statistics and batch counts of one step (the recomputation updated them a second time)
     model.train()
     model.set_grad_checkpointing(False)
-    model(x).sum().backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad()
+    plain = copy.deepcopy(model)
+    plain(x).sum().backward()
     model.set_grad_checkpointing(True)
     model(x).sum().backward()
-    for n, p in model.named_parameters():
-        torch.testing.assert_close(p.grad, grads[n], msg=n)
+    for (n, p), q in zip(model.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=n)
+    buffers = dict(plain.named_buffers())
+    assert bool(buffers) == ("nobn" not in name), "batch norm statistics to compare"
+    for n, b in model.named_buffers():
+        assert torch.equal(b, buffers[n]), n
     # what it is for: the checkpointed stages keep (almost) nothing for backward
     saved = []
     for enable in (False, True):

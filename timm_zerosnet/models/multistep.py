@@ -28,9 +28,9 @@ from timm.layers import BatchNormAct2d, DropPath, create_classifier
 from timm.models import build_model_with_cfg
 from timm.models._builder import resolve_pretrained_cfg
 from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint
 from torch import nn
 
+from ..layers.checkpointing import checkpoint
 from ..layers.diffstride import DOWNSAMPLE_LAYERS, DiffStride, create_downsample
 from ..release import ReleaseError, release_weights_overlay
 from ..schemes import ROLE_MULTISTEP, ROLE_RESET, EulerUpdate, Scheme, eager

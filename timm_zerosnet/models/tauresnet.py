@@ -37,9 +37,9 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint
 from torch import nn
 
+from ..layers.checkpointing import checkpoint
 from ..release import with_released
 from ..schemes import Euler
 from .multistep import (

@@ -1,0 +1,51 @@
+"""Gradient checkpointing that leaves the batch-norm statistics as an ordinary forward leaves them.
+
+torch's checkpoint runs a block's forward twice in training: once without keeping activations and again in
+backward to rebuild them. The batch norms of the block then update their running statistics twice per step (and
+count each batch twice), so a model trained with ``set_grad_checkpointing(True)`` evaluates differently from the
+same training without it. Here the recomputation normalises with the batch statistics as before but leaves the
+running statistics alone: weights, gradients and buffers are those of the plain forward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch.nn as nn
+from timm.models._manipulate import checkpoint as timm_checkpoint
+
+
+@contextlib.contextmanager
+def frozen_running_stats(module: nn.Module) -> Iterator[None]:
+    """Batch norms under ``module`` normalise with the batch's statistics (in training), as always, but leave their
+    running statistics and batch count as they were: momentum 0 for the duration (the update ``(1 - m) * running +
+    m * batch`` is then the running value, exactly), the count put back afterwards. Switching the running buffers
+    off instead would save other tensors for backward than the first forward did, which checkpoint refuses."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, count) in zip(norms, saved):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(count)
+
+
+def checkpoint(block: nn.Module, *args: Any) -> Any:
+    """``block(*args)`` through timm's checkpoint (non-reentrant), its recomputation in backward without a second
+    update of the batch-norm statistics."""
+    calls = 0
+
+    def run(*inputs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return block(*inputs)
+        with frozen_running_stats(block):  # the recomputation
+            return block(*inputs)
+
+    return timm_checkpoint(run, *args)
