@@ -10,10 +10,12 @@ from importlib.metadata import entry_points
 import pytest
 import timm
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
 from timm_zerosnet.analysis import cli
 from timm_zerosnet.analysis.stability import zeros_coefficients
+from timm_zerosnet.run_layout import WEIGHT_FILES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RESNET_CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
@@ -628,3 +630,29 @@ def test_a_run_directory_gives_the_model_its_options_classes_and_channels(capsys
     (tmp_path / "bare.pth").write_bytes((run_dir / "weights.pth").read_bytes())
     bare = ["stability", "--checkpoint", str(tmp_path / "bare.pth")]
     assert_one_line_error(capsys, bare, "has no run.json to name its model: pass --model NAME")
+
+
+def test_a_run_directory_gives_its_pool_and_weights_picks_final_ema_or_best(capsys, tmp_path):
+    """run.json's global pool builds the trained head (a catavgmax classifier did not fit an avg-pool model), and
+    --weights picks which of the run's weights are analysed (the advice for a missing file names it)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    lams = {}
+    for which, lam in (("final", -1.0), ("best", -1.5)):
+        model = timm.create_model("zerosnet20_tra_cifar", num_classes=3, global_pool="catavgmax")
+        weights = {k: v.contiguous() for k, v in model.state_dict().items()}
+        lams[which] = {k: lam for k in weights if k.endswith(".lam")}
+        weights.update({k: torch.full_like(weights[k], lam) for k in lams[which]})
+        save_file(weights, run_dir / WEIGHT_FILES[which])
+    info = dict(model="zerosnet20_tra_cifar", num_classes=3, in_chans=3, global_pool="catavgmax", model_kwargs={})
+    (run_dir / "run.json").write_text(json.dumps(dict(info, status="finished", weights={"ema": None})))
+    for weights, lam in ((None, -1.0), ("final", -1.0), ("best", -1.5)):
+        argv = ["stability", "--checkpoint", str(run_dir)] + (["--weights", weights] if weights else [])
+        blocks = run_json(capsys, *argv)["blocks"]
+        assert [b["param"]["lam"] for b in blocks if "lam" in b["param"]] == pytest.approx([lam] * len(lams["final"]))
+    assert_one_line_error(
+        capsys, ["stability", "--checkpoint", str(run_dir), "--weights", "ema"], "has no ema weights (model_ema"
+    )
+    file = str(run_dir / "model.safetensors")
+    assert_one_line_error(capsys, ["stability", "--checkpoint", file, "--weights", "best"], "is a file: drop --weights")
+    assert_one_line_error(capsys, ["stability", "--lam", "1", "--weights", "best"], "--checkpoint is not given")

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
-from ..run_layout import architecture_name, resolve_weights, run_architecture
+from ..run_layout import WEIGHT_FILES, architecture_name, resolve_weights, run_architecture
 from . import connectivity as conn
 from . import stability as stab
 
@@ -144,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(or a weights file in one): its run.json gives the model, its options and its classes and channels",
     )
     st.add_argument(
+        "--weights",
+        choices=sorted(WEIGHT_FILES),
+        default=None,
+        help="which weights of a run directory --checkpoint loads: final (the default), ema or best",
+    )
+    st.add_argument(
         "--model-kwargs",
         nargs="*",
         default={},
@@ -210,6 +216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_stability(args: argparse.Namespace) -> int:
     if args.checkpoint is not None and args.model is None and _given_scheme_option(args):
         raise _UsageError("--checkpoint only goes with --model NAME, or alone for a run directory")
+    if args.weights is not None and (args.checkpoint is None or not os.path.isdir(os.path.expanduser(args.checkpoint))):
+        raise _UsageError(
+            f"--weights {args.weights} picks the weights of a run directory, and --checkpoint "
+            + (f"{args.checkpoint} is a file: drop --weights" if args.checkpoint else "is not given")
+        )
     if args.model_kwargs and args.model is None and args.checkpoint is None:
         raise _UsageError("--model-kwargs only goes with --model NAME (they are the arguments of that model)")
     scan_only = [name for name, value in (("--family", args.family), ("--num", args.num)) if value is not None]
@@ -305,7 +316,7 @@ def _run_model(args: argparse.Namespace) -> int:
     import timm_zerosnet  # noqa: F401  (registers the model families with timm)
 
     kwargs, name = dict(args.model_kwargs or {}), args.model
-    weights, info = _checkpoint_run(args.checkpoint) if args.checkpoint else (None, None)
+    weights, info = _checkpoint_run(args.checkpoint, args.weights or "final") if args.checkpoint else (None, None)
     if info is not None:
         # the run's architecture and options; --model must agree with it, --model-kwargs win over its options
         recorded = run_architecture(info)
@@ -315,7 +326,7 @@ def _run_model(args: argparse.Namespace) -> int:
                 f"pass --model {recorded}"
             )
         name = recorded
-        shape = {k: info[k] for k in ("num_classes", "in_chans") if info.get(k) is not None}
+        shape = {k: info[k] for k in ("num_classes", "in_chans", "global_pool") if info.get(k) is not None}
         kwargs = {**shape, **(info.get("model_kwargs") or {}), **kwargs}
     elif name is None:
         raise _UsageError(
@@ -360,12 +371,12 @@ def _run_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checkpoint_run(path: str) -> tuple[str, dict | None]:
-    """The weights file of --checkpoint (a file, or a run directory's final weights) and its run's run.json (None
-    for a file outside a run directory)."""
+def _checkpoint_run(path: str, which: str = "final") -> tuple[str, dict | None]:
+    """The weights file of --checkpoint (a file, or a run directory's ``which`` weights) and its run's run.json
+    (None for a file outside a run directory)."""
     if not os.path.exists(os.path.expanduser(path)):
         raise ValueError(f"checkpoint {path!r} does not exist; pass the path of a state dict file or a run directory")
-    weights, info = resolve_weights(path)
+    weights, info = resolve_weights(path, which)
     return str(weights), info
 
 
