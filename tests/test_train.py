@@ -433,6 +433,29 @@ def test_args_yaml_keeps_the_epochs_given_so_it_resumes_its_own_run(tmp_path):
     assert again["epochs"] == {"completed": 2, "planned": 2}
 
 
+def test_args_yaml_resumes_its_run_from_any_directory_and_resume_auto_needs_an_experiment(
+    tmp_path, monkeypatch, capsys
+):
+    """args.yaml records --output absolute: `-c <run>/args.yaml --resume auto` from another directory continued a
+    new run under a relative --output there. --resume auto without --experiment (a new dated folder each time)
+    silently started a new run."""
+    (tmp_path / "here").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    run(Path("runs"), "rel")
+    args_yaml = tmp_path / "here" / "runs" / "rel" / "args.yaml"
+    assert yaml.safe_load(args_yaml.read_text())["output"] == str(tmp_path / "here" / "runs")
+    reset_accelerate()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    summary = train(parse_args(["-c", str(args_yaml), "--resume", "auto"]))
+    assert summary["epochs"] == {"completed": 1, "planned": 1} and not any((tmp_path / "elsewhere").iterdir())
+    argv = [*TINY.split(), "--output", str(tmp_path / "out"), "--resume", "auto", "--no-keep-heap"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--resume auto continues the run named by --experiment" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_resume_from_another_runs_state_refuses_a_directory_holding_a_run(source_run, tmp_path):
     shutil.copytree(source_run, tmp_path / "victim")
     before = _files(tmp_path / "victim")
@@ -1152,7 +1175,7 @@ def test_ctrl_c_records_the_interruption_and_the_run_resumes(tmp_path, monkeypat
     err = capsys.readouterr().err
     state = tmp_path / "ctrl" / "checkpoints" / "state-e0001-b000000"
     assert err.count("\n") == 1 and err.startswith("zerosnet-train: interrupted in epoch 2/2 after 4 of its 4 batches")
-    assert f"the latest complete state is {state}" in err and "--resume auto" in err
+    assert f"the latest complete state is {state}: the same command with --experiment ctrl --resume auto" in err
     info = json.loads((tmp_path / "ctrl" / "run.json").read_text())
     assert info["status"] == "interrupted" and info["error"] == err.strip().removeprefix("zerosnet-train: ")
     assert not (tmp_path / "ctrl" / "model.safetensors").exists()

@@ -1825,7 +1825,9 @@ class Trainer:
         args, acc, state = self.args, self.accelerator, self.state
         if acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            _atomic_write_text(self.run_dir / "args.yaml", yaml.safe_dump(_jsonable(vars(args)), sort_keys=False))
+            # --output absolute: `-c <run>/args.yaml --resume auto` from another directory finds this run again
+            recorded = dict(vars(args), output=str(Path(args.output).expanduser().absolute()))
+            _atomic_write_text(self.run_dir / "args.yaml", yaml.safe_dump(_jsonable(recorded), sort_keys=False))
         # No scheduler step before the first update: timm's schedulers apply their first value (warm-up lr, per-group
         # lr_scale) when they are built, and a resumed run restores the optimizer's lrs. A step(0) here would set the
         # plateau schedule's lr to --warmup-lr for good (it treats epoch 0 as warm-up even with no warm-up epochs).
@@ -1913,8 +1915,9 @@ class Trainer:
         what = (str(e) or "interrupted") if interrupted else f"{type(e).__name__}: {e}"
         latest = self.checkpoints.latest()
         resume = (
-            f"the latest complete state is {latest}: the same command with --resume auto (or `zerosnet-train -c "
-            f"{self.run_dir / 'args.yaml'} --resume auto`) continues from it"
+            f"the latest complete state is {latest}: the same command with --experiment {self.args.experiment} "
+            f"--resume auto (or `zerosnet-train -c {self.run_dir.absolute() / 'args.yaml'} --resume auto`) "
+            "continues from it"
             if latest is not None
             else "no training state was saved yet (nothing to resume: --resume auto starts it again)"
         )
@@ -2112,6 +2115,12 @@ def plot_curves(history: list[dict], path: Path) -> None:
 def train(args: argparse.Namespace) -> dict:
     """Run (or resume) a training run described by parsed arguments; returns the run summary."""
     check_args(args)
+    if args.resume in ("auto", "latest") and not args.experiment:
+        raise ValueError(
+            f"--resume {args.resume} continues the run named by --experiment, and without one every run gets a new "
+            f"dated folder under --output {args.output}, with nothing in it to continue: pass --experiment NAME (the "
+            "run's folder name), or --resume with the run directory or a state of it"
+        )
     accelerator = make_accelerator(args)  # first: it settles the run's name
     run_dir = _run_dir(args)
     resume_from = CheckpointManager(run_dir).resolve(args.resume)
