@@ -456,6 +456,24 @@ def test_args_yaml_resumes_its_run_from_any_directory_and_resume_auto_needs_an_e
     assert not (tmp_path / "out").exists()
 
 
+def test_args_yaml_records_the_options_as_given_not_as_resolved(tmp_path):
+    """The channels, image mode, class count and the lr scaled to the global batch are resolved from the data and
+    the launch; args.yaml recorded the resolved values as if typed, so `-c args.yaml --in-chans 1` failed on the
+    recorded RGB mode and `-c args.yaml -b 8` kept the lr of batch 16."""
+    args = parse_args(tiny_argv(tmp_path, "given", "--lr-base", "0.2", "--lr-base-size", "32"))
+    args.lr = None  # TINY's --lr 0.05: here the lr comes from --lr-base scaled to the batch
+    assert train(args)["training"]["lr"] == pytest.approx(0.1)
+    recorded = yaml.safe_load((tmp_path / "given" / "args.yaml").read_text())
+    assert {k: recorded[k] for k in ("in_chans", "input_img_mode", "num_classes", "lr")} == dict.fromkeys(
+        ("in_chans", "input_img_mode", "num_classes", "lr")
+    )
+    reset_accelerate()
+    argv = ["-c", str(tmp_path / "given" / "args.yaml"), "--experiment", "grey", "--in-chans", "1", "-b", "8"]
+    summary = train(parse_args(argv))
+    assert summary["in_chans"] == 1 and summary["dataset"]["input_img_mode"] == "L"
+    assert summary["training"]["lr"] == pytest.approx(0.05)  # 0.2 * 8 / 32
+
+
 def test_resume_from_another_runs_state_refuses_a_directory_holding_a_run(source_run, tmp_path):
     shutil.copytree(source_run, tmp_path / "victim")
     before = _files(tmp_path / "victim")

@@ -1454,11 +1454,15 @@ class Trainer:
     updates_per_epoch: int
     frozen_norms: list[nn.Module]
     total_epochs: int  # the scheduler's: --epochs plus a warm-up prefix and cool-down (--epochs stays as given)
+    given_args: dict = field(default_factory=dict)  # the options before resolution: what args.yaml records
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, accelerator: Accelerator | None = None) -> Trainer:
         """Build datasets, model, optimizer, scheduler and loaders; prepare them with accelerate."""
         check_args(args)
+        # args.yaml records the options as given, not the values resolved below from the data, the channels and
+        # the global batch: `-c <run>/args.yaml` with another dataset, channel count or batch resolves them again
+        given_args = dict(vars(args))
         # model and data pipeline take the same channels (the model is never left to pick them from a checkpoint)
         args.in_chans = in_chans = resolve_in_chans(args)
         if accelerator is None:
@@ -1587,6 +1591,7 @@ class Trainer:
             updates_per_epoch=updates_per_epoch,
             frozen_norms=frozen_norms,
             total_epochs=num_epochs,
+            given_args=given_args,
         )
         state.settings = trainer.settings()
         return trainer
@@ -1826,7 +1831,8 @@ class Trainer:
         if acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             # --output absolute: `-c <run>/args.yaml --resume auto` from another directory finds this run again
-            recorded = dict(vars(args), output=str(Path(args.output).expanduser().absolute()))
+            output = str(Path(args.output).expanduser().absolute())
+            recorded = dict(self.given_args or vars(args), experiment=args.experiment, output=output)
             _atomic_write_text(self.run_dir / "args.yaml", yaml.safe_dump(_jsonable(recorded), sort_keys=False))
         # No scheduler step before the first update: timm's schedulers apply their first value (warm-up lr, per-group
         # lr_scale) when they are built, and a resumed run restores the optimizer's lrs. A step(0) here would set the
