@@ -995,13 +995,16 @@ def test_finetune_from_a_grey_run_keeps_its_channels_for_model_and_data(tmp_path
     assert load_file(tmp_path / "ft" / "model.safetensors")["conv1.weight"].shape[1] == 1
 
 
-def test_finetune_a_bare_weights_file_reads_its_classes_and_channels(tmp_path, source_run):
+def test_finetune_a_bare_weights_file_reads_its_classes_and_channels(tmp_path, source_run, monkeypatch):
     src = load_file(source_run / "model.safetensors")
     bare = dict(src, **{"fc.weight": src["fc.weight"][:3].clone(), "fc.bias": src["fc.bias"][:3].clone()})
     bare["conv1.weight"] = src["conv1.weight"].sum(1, keepdim=True)  # a grey three-class model, no run.json
     save_file(bare, tmp_path / "bare3.safetensors")
-    extra = ["--pretrained-path", str(tmp_path / "bare3.safetensors"), "--model-kwargs", "tau=0.5"]
+    monkeypatch.chdir(tmp_path)
+    extra = ["--pretrained-path", "bare3.safetensors", "--model-kwargs", "tau=0.5"]  # a path relative to here
     trainer = Trainer.from_args(parse_args(tiny_argv(tmp_path, "ft10", *extra)))
+    # run.json names it absolute, as its data dir: read from elsewhere (the hub's card), it is the same file
+    assert trainer.run_summary("running")["training"]["pretrained_path"] == str(tmp_path / "bare3.safetensors")
     model = trainer.unwrapped_model
     assert trainer.num_classes == 10 and model.fc.weight.shape[0] == 10  # a new head for the digits' 10 classes
     assert trainer.in_chans == 1 and model.conv1.weight.shape[1] == 1 and trainer.args.input_img_mode == "L"

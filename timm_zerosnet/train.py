@@ -2022,7 +2022,7 @@ class Trainer:
                 "model_ema": bool(args.model_ema),
                 "num_updates": state.num_updates,
                 "pretrained": bool(args.pretrained),
-                "pretrained_path": args.pretrained_path,
+                "pretrained_path": _absolute(args.pretrained_path) if args.pretrained_path else None,
                 "freeze_backbone": bool(args.freeze_backbone),
             },
             "pretrained_cfg": _jsonable(dict(pretrained_cfg)),
