@@ -381,7 +381,7 @@ def test_run_directory_outputs(source_run):
     assert len(csv_lines) == 3 and "scheme/" in csv_lines[0]
     assert info["metrics"]["final"] == history[-1]
     saved = yaml.safe_load((run_dir / "args.yaml").read_text())
-    assert saved["model"] == MODEL and saved["num_classes"] == 10 and saved["epochs"] == 2
+    assert saved["model"] == MODEL and saved["num_classes"] is None and saved["epochs"] == 2
     assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
     model = timm.create_model(info["model"], num_classes=info["num_classes"], **info["model_kwargs"])
     model.load_state_dict(load_file(run_dir / "model.safetensors"))
@@ -1032,9 +1032,12 @@ def test_freeze_backbone_trains_only_the_classifier(tmp_path, source_run):
 
 
 def _processes(count: int, device: str = "cuda", printed: list | None = None):
-    """What sync_batchnorm reads of an Accelerator: a launch of ``count`` processes on ``device``."""
+    """What sync_batchnorm and make_accelerator read of an Accelerator: a launch of ``count`` processes on
+    ``device``, without mixed precision."""
     out = printed if printed is not None else []
-    return SimpleNamespace(num_processes=count, device=torch.device(device), print=out.append)
+    return SimpleNamespace(
+        num_processes=count, device=torch.device(device), print=out.append, mixed_precision="no", native_amp=False
+    )
 
 
 def test_sync_bn_converts_every_batch_norm_and_keeps_the_weights_loadable():
