@@ -111,10 +111,10 @@ def counting(*a, **k):
 fc._launch_forward = counting
 real_usable = fc.usable
 
-def run(name, fused, cl):
+def run(name, fused, cl, dtype=torch.float32):
     torch.manual_seed(0)
-    m = timm.create_model(name, num_classes=10).eval()
-    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    m = timm.create_model(name, num_classes=10).eval().to(dtype)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)).to(dtype)
     if cl:
         m, x = m.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     fc.usable = (lambda ts: True) if fused else real_usable
@@ -132,11 +132,16 @@ for name in ("zerosnet20_cifar", "zerosnet20_tra_cifar", "lmresnet20_cifar"):
         out1, g1, updates = run(name, True, cl)
         n = launches[0]
         out0, g0, _ = run(name, False, cl)
+        _, g64, _ = run(name, False, cl, torch.float64)
         coef = [k for k in g0 if k.endswith((".lam", ".k"))]
+        # float32 gradients through 20 blocks differ from the float64 ones by summation order alone (about 1e-5,
+        # more or less with the machine's conv kernels): the fused ones may not be further off than twice the plain
+        # ones' error (per parameter, 1e-6 beyond it)
+        excess = {k: rel(g1[k], g64[k]) - 2 * rel(g0[k], g64[k]) for k in g0}
         res[f"model/{name}/{'cl' if cl else 'nchw'}"] = dict(
             launches=n, updates=updates, logits=rel(out1, out0), grads=max(rel(g1[k], g0[k]) for k in g0),
-            coef_grads=max([rel(g1[k], g0[k]) for k in coef] or [0.0]), n_coef=len(coef),
-            same_params=set(g1) == set(g0),
+            grads_excess=max(excess.values()), coef_excess=max([excess[k] for k in coef] or [0.0]),
+            n_coef=len(coef), same_params=set(g1) == set(g0),
         )
 print(json.dumps(res))
 """
@@ -193,9 +198,10 @@ def test_models_compute_the_same_with_the_kernel(interpreted, name, layout):
     r = interpreted[f"model/{name}/{layout}"]
     # one launch per multistep update (the start-up and transition blocks are Euler steps, plain f + x)
     assert r["launches"] == r["updates"] > 0
-    assert r["logits"] <= 1e-6 and r["grads"] <= 1e-5 and r["same_params"]
+    assert r["logits"] <= 1e-6 and r["grads"] <= 1e-4 and r["same_params"]
+    assert r["grads_excess"] <= 1e-6, r  # as close to the float64 gradients as the plain ops
     if name != "zerosnet20_cifar":
-        assert r["n_coef"] > 0 and r["coef_grads"] <= 1e-5  # lambda / k learn the same
+        assert r["n_coef"] > 0 and r["coef_excess"] <= 1e-6  # lambda / k learn the same
 
 
 def test_kernels_compile_for_sm90():
