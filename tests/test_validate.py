@@ -395,6 +395,7 @@ def test_torchcompile_evaluates_the_same_and_crop_mode_overrides_the_runs(traine
 
     argv = ["--checkpoint", str(trained_run), "--workers", "0", "--num-samples", "40"]
     eager = validate(build_parser().parse_args(argv))["results"]["clean"]
+    torch._dynamo.reset()  # an earlier test's compiled graph of the same model code would be reused, not counted
     counters.clear()
     reset_accelerate()  # accelerate keeps its first Accelerator's state, torch.compile setting included
     try:
