@@ -16,6 +16,7 @@ import timm
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath
+from timm.models._features import FeatureGetterNet
 
 from conftest import REPRESENTATIVES, family_models, tiny_input, tiny_model
 
@@ -423,6 +424,11 @@ def test_torchscript(name):
     x = tiny_input(model)
     scripted = torch.jit.script(model)
     torch.testing.assert_close(scripted(x), model(x))
+    # the features_only model too (timm's getter wrapper scripts forward_intermediates), as timm's resnets script
+    levels = tuple(range(len(model.feature_info)))
+    features = FeatureGetterNet(tiny_model(name), out_indices=levels).eval()  # what features_only=True builds
+    for got, want in zip(torch.jit.script(features)(x), features(x), strict=True):
+        torch.testing.assert_close(got, want)
 
 
 @pytest.mark.parametrize("name", REPRESENTATIVES)

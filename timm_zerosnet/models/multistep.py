@@ -582,6 +582,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
             f"this network ({net.stem} stem, stage strides {net.stage_strides})",
         )
         self.stages = nn.ModuleList(self._make_stages(net, scheme, reduction, dilations, drop_path_rate, dd))
+        self.num_feature_levels = len(self.feature_info)  # an int for TorchScript (feature_info mixes types)
         self.num_features = self.head_hidden_size = net.widths[-1] * net.expansion
         self.norm = BatchNormAct2d(self.num_features, **dd) if net.final_norm else nn.Identity()
         self._make_head(num_classes, global_pool, **dd)
@@ -788,9 +789,9 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
             intermediates_only: return only the intermediates.
         """
         if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}.")
+            raise ValueError("output_fmt must be 'NCHW', got '" + output_fmt + "'.")  # TorchScript: no f-string !r
         intermediates = []
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        take_indices, max_index = feature_take_indices(self.num_feature_levels, indices)
         offset = 1 if self.has_stem_level else 0
 
         x = self.conv1(x)
@@ -803,7 +804,10 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
             x = self.stem_pool(x)
         last, llast = x, x
         last_idx = len(self.stages) - 1 + offset
-        stages = self.stages if not stop_early else self.stages[: max_index - offset + 1]
+        if torch.jit.is_scripting() or not stop_early:  # TorchScript cannot slice a ModuleList by a variable
+            stages = self.stages
+        else:
+            stages = self.stages[: max_index - offset + 1]
         feat_idx = offset - 1
         for feat_idx, stage in enumerate(stages, start=offset):
             x, last, llast = stage(x, last, llast)

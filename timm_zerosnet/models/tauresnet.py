@@ -327,6 +327,7 @@ class TauResNet(ResNetHeadMixin, nn.Module):
             reduction, strides, output_stride, f"this network ({net.stem} stem, stage strides {tuple(strides)})"
         )
         self.stages = nn.ModuleList(self._make_stages(net, reduction, dilations, drop_path_rate, dd))
+        self.num_feature_levels = len(self.feature_info)  # an int for TorchScript (feature_info mixes types)
         self.num_features = self.head_hidden_size = net.widths[-1] * net.expansion
         self._make_head(num_classes, global_pool, **dd)
         self._init_weights()
@@ -480,9 +481,9 @@ class TauResNet(ResNetHeadMixin, nn.Module):
             intermediates_only: return only the intermediates.
         """
         if output_fmt != "NCHW":
-            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}.")
+            raise ValueError("output_fmt must be 'NCHW', got '" + output_fmt + "'.")  # TorchScript: no f-string !r
         intermediates = []
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        take_indices, max_index = feature_take_indices(self.num_feature_levels, indices)
         offset = 1 if self.has_stem_level else 0
 
         x = self.act1(self.bn1(self.conv1(x)))
@@ -490,7 +491,10 @@ class TauResNet(ResNetHeadMixin, nn.Module):
             intermediates.append(x)
         x = self.maxpool(x)
         tau = self.block_tau(x)
-        stages = self.stages if not stop_early else self.stages[: max_index - offset + 1]
+        if torch.jit.is_scripting() or not stop_early:  # TorchScript cannot slice a ModuleList by a variable
+            stages = self.stages
+        else:
+            stages = self.stages[: max_index - offset + 1]
         for feat_idx, stage in enumerate(stages, start=offset):
             x = stage(x, tau)
             if feat_idx in take_indices:
