@@ -187,6 +187,24 @@ def test_builds_on_meta_device_with_every_layer(name):
     assert all(t.device.type == "meta" for t in model.state_dict().values())
 
 
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "lmresnet20_cifar", "preresnet20_cifar", "tauresnet20_cifar"])
+@pytest.mark.parametrize("feature_cls", [None, "getter"])
+def test_features_only_takes_grad_checkpointing_as_timms_resnet_features_do(name, feature_cls):
+    """timm's FeatureGetterNet has no set_grad_checkpointing (timm's resnet18 features, a FeatureListNet, have)."""
+    kwargs = {} if feature_cls is None else dict(feature_cls=feature_cls)
+    features = timm.create_model(name, features_only=True, **kwargs).train()
+    x = torch.randn(2, 3, 32, 32, requires_grad=True)
+    plain = features(x)
+    (want,) = torch.autograd.grad(sum(f.square().sum() for f in plain), x)
+    features.set_grad_checkpointing(True)
+    assert all(stage.grad_checkpointing for stage in features.model.stages)
+    checkpointed = features(x)
+    (got,) = torch.autograd.grad(sum(f.square().sum() for f in checkpointed), x)
+    for a, b in zip(checkpointed, plain, strict=True):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(got, want)
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_features_only_every_stride_level(name):
     model = timm.create_model(name, features_only=True, device=shape_device(name))

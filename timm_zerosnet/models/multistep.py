@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from timm.layers import BatchNormAct2d, DropPath, create_classifier
 from timm.models import build_model_with_cfg
 from timm.models._builder import resolve_pretrained_cfg
-from timm.models._features import feature_take_indices
+from timm.models._features import FeatureGetterNet, feature_take_indices
 from torch import nn
 
 from ..layers.checkpointing import checkpoint
@@ -1123,6 +1123,23 @@ def check_create_kwargs(variant: str, kwargs: dict, model_cls: type, *creators: 
             )
 
 
+class FeatureGetter(FeatureGetterNet):
+    """timm's FeatureGetterNet (the feature maps of ``forward_intermediates``) with ``set_grad_checkpointing``, which
+    timm's FeatureListNet of its ResNets has and FeatureGetterNet lacks."""
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.model.set_grad_checkpointing(enable)
+
+
+def getter_feature_cfg(levels: int, kwargs: dict) -> dict:
+    """The builder's ``feature_cfg`` of these networks: FeatureGetter over every level, also for an explicit
+    ``feature_cls='getter'`` in ``kwargs`` (replaced there)."""
+    if isinstance(kwargs.get("feature_cls"), str) and kwargs["feature_cls"].lower() == "getter":
+        kwargs["feature_cls"] = FeatureGetter
+    return dict(feature_cls=FeatureGetter, out_indices=tuple(range(levels)))
+
+
 def pretrained_filter(filter_fn: Callable, kwargs: dict) -> Callable:
     """``filter_fn`` told what timm's builder does with the head and strictness for these ``create_model`` kwargs
     (timm calls a filter with only the state dict and the model)."""
@@ -1166,7 +1183,7 @@ def create_multistep(
     if pretrained:
         require_released_weights(variant, kwargs)
     levels = len(net.layers) + (1 if net.stem == "imagenet" else 0)
-    feature_cfg = dict(feature_cls="getter", out_indices=tuple(range(levels)))
+    feature_cfg = getter_feature_cfg(levels, kwargs)
     return build_model_with_cfg(
         MultistepResNet,
         variant,

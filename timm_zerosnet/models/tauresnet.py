@@ -50,6 +50,7 @@ from .multistep import (
     cifar_cfg,
     conv3x3,
     discarded_head,
+    getter_feature_cfg,
     imagenet_cfg,
     pretrained_filter,
     require_released_weights,
@@ -564,7 +565,7 @@ def _create_tauresnet(variant: str, pretrained: bool = False, *, net: TauNetCfg,
         pretrained,
         net=net,
         pretrained_filter_fn=pretrained_filter(checkpoint_filter_fn, kwargs),
-        feature_cfg=dict(feature_cls="getter", out_indices=tuple(range(levels))),
+        feature_cfg=getter_feature_cfg(levels, kwargs),
         **kwargs,
     )
 
