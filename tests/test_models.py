@@ -1023,6 +1023,11 @@ def test_strides_below_one_are_refused(kwargs):
         timm.create_model("zerosnet20_cifar", **kwargs)
 
 
+def test_strides_are_one_per_stage_not_a_number():
+    with pytest.raises(ValueError, match=r"strides takes one stride per stage of zerosnet20_cifar \(3 stages\), e.g."):
+        timm.create_model("zerosnet20_cifar", strides=2, device="meta")  # a TypeError of tuple()
+
+
 def test_output_stride_keeps_the_parameters_where_a_strided_stage_keeps_its_width():
     """Roles and projections follow the strided network also where a strided stage keeps the channel count (a
     hand-built skeleton): the dilated network loads the strided one's weights strictly, and each of its feature maps

@@ -424,6 +424,18 @@ def test_scheme_arguments_at_the_edges():
             timm.create_model("zerosnet20_tra_cifar", lam_eps=lam_eps, device="meta")
     with pytest.raises(ValueError, match="lambda must be a finite non-zero number"):
         timm.create_model("zerosnet20_tra_cifar", lam=0.0, device="meta")
-    for bad in ((1, 2, 3, 4, 5), (1, float("nan"), 0, 1), (float("inf"), 0, 0, 1)):
+    for bad in ((1, 2, 3, 4, 5), (1, float("nan"), 0, 1), (float("inf"), 0, 0, 1), (1, "a", 1, 1), 5):
         with pytest.raises(ValueError, match="four finite numbers"):
             timm.create_model("zerosnet20_cifar", coefficients=bad, device="meta")
+    # text and booleans were read as numbers or as truth (trainable='no' trained lambda), or failed in float()
+    for kwargs, message in (
+        (dict(trainable="no"), "trainable must be True or False, got 'no'"),
+        (dict(lam="x"), "lambda must be a finite non-zero number, got 'x'"),
+        (dict(lam=True), "lambda must be a finite non-zero number, got True"),
+        (dict(tau="1"), r"tau \(the step size h of the zeros scheme\) must be a finite number > 0, got '1'"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            timm.create_model("zerosnet20_cifar", device="meta", **kwargs)
+    for tau in ("1", True):
+        with pytest.raises(ValueError, match=f"tau is the step size and must be a finite number > 0, got {tau!r}"):
+            timm.create_model("tauresnet20_cifar", tau=tau, device="meta")

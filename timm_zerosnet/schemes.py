@@ -35,6 +35,7 @@ __all__ = [
     "ZeroStableUpdate",
     "multistep_updates",
     "zeros_coefficients",
+    "finite_number",
     "OPT_LAMBDA",
 ]
 
@@ -61,7 +62,7 @@ class Scheme:
     step_size: float = 1.0
 
     def __post_init__(self):
-        h = _finite(self.step_size)
+        h = finite_number(self.step_size)
         if h is None or h <= 0:
             raise ValueError(
                 f"tau (the step size h of the {self.name} scheme) must be a finite number > 0, got {self.step_size!r}."
@@ -81,8 +82,11 @@ class Scheme:
         raise NotImplementedError
 
 
-def _finite(value: Any) -> float | None:
-    """``value`` as a finite float, or None."""
+def finite_number(value: Any) -> float | None:
+    """``value`` as a finite float, or None; text and booleans are not numbers here (float('1') and float(True)
+    would take them)."""
+    if isinstance(value, (str, bytes, bool)):
+        return None
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -428,7 +432,7 @@ class LinearMultistep(Scheme):
     def __post_init__(self):
         super().__post_init__()
         pair = self.k_init if isinstance(self.k_init, (tuple, list)) else ()
-        bounds = [_finite(v) for v in pair]
+        bounds = [finite_number(v) for v in pair]
         if len(bounds) != 2 or None in bounds or bounds[0] > bounds[1]:
             raise ValueError(
                 f"k_init is the (low, high) range of k's uniform initialisation: two finite numbers, low <= high "
@@ -468,15 +472,21 @@ class ZeroStable(Scheme):
                 "ZeroSNet: trainable=True learns lambda, so explicit coefficients cannot be used with it; "
                 "pass either coefficients=(a0, a1, a2, b0) or trainable=True with lam=<initial lambda>."
             )
+        if not isinstance(self.trainable, bool):  # trainable='no' made the lambdas trainable
+            raise ValueError(f"ZeroSNet trainable must be True or False, got {self.trainable!r}.")
         if self.coefficients is not None:
-            if len(self.coefficients) != 4 or not all(math.isfinite(float(c)) for c in self.coefficients):
+            given = self.coefficients if isinstance(self.coefficients, (tuple, list)) else ()
+            values = [finite_number(c) for c in given]
+            if len(values) != 4 or None in values:
                 raise ValueError(
                     f"ZeroSNet coefficients must be four finite numbers (a0, a1, a2, b0), got {self.coefficients!r}."
                 )
-            object.__setattr__(self, "coefficients", tuple(float(c) for c in self.coefficients))
-        if not math.isfinite(self.lam) or self.lam == 0:
+            object.__setattr__(self, "coefficients", tuple(values))
+        lam = finite_number(self.lam)
+        if lam is None or lam == 0:
             raise ValueError(f"ZeroSNet lambda must be a finite non-zero number, got {self.lam!r}.")
-        eps = _finite(self.lam_eps)
+        object.__setattr__(self, "lam", lam)
+        eps = finite_number(self.lam_eps)
         if eps is None or eps <= 0:  # NaN gave NaN logits; inf fixed every coefficient and stopped lambda learning
             raise ValueError(
                 f"lam_eps must be a finite number > 0 (it keeps lambda away from 0), got {self.lam_eps!r}."

@@ -1167,6 +1167,11 @@ def create_multistep(
     ``NetCfg``), e.g. ``downsample='diffstride', strides=(1, 3, 2, 3)``. ``family_creators``: the family's function
     that called this one, whose keyword arguments (``lam``, ``tau``, ...) are model arguments too.
     """
+    if strides is not None and not isinstance(strides, (tuple, list)):
+        raise ValueError(
+            f"strides takes one stride per stage of {variant} ({len(net.layers)} stages), e.g. "
+            f"{(1,) + (2,) * (len(net.layers) - 1)}; got {strides!r}."
+        )
     overrides = dict(
         downsample=downsample, strides=None if strides is None else tuple(strides), stem_stride=stem_stride
     )

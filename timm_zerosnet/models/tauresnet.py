@@ -41,7 +41,7 @@ from torch import nn
 
 from ..layers.checkpointing import checkpoint
 from ..release import with_released
-from ..schemes import Euler
+from ..schemes import Euler, finite_number
 from .multistep import (
     ResNetHeadMixin,
     check_create_kwargs,
@@ -288,10 +288,10 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         check_skeleton(net, shortcuts=("zero_pad", "conv"))
-        tau = default_tau(net) if tau is None else float(tau)
-        if not (math.isfinite(tau) and tau > 0):
+        given, tau = tau, default_tau(net) if tau is None else finite_number(tau)
+        if tau is None or tau <= 0:  # text and booleans are no numbers ('big' was a ValueError of float())
             raise ValueError(
-                f"tau is the step size and must be a finite number > 0, got {tau!r}; None gives the "
+                f"tau is the step size and must be a finite number > 0, got {given!r}; None gives the "
                 f"default {default_tau(net):.4g}."
             )
         self.net = net
