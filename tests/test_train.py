@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import sys
@@ -1138,16 +1139,21 @@ def test_states_mid_epoch_every_n_updates_and_at_the_last_epoch(tmp_path):
 
 
 class _OneProcess:
-    """What CheckpointManager.save asks of an Accelerator, for one process: save_state writes a marker file."""
+    """What CheckpointManager.save asks of an Accelerator, for one process: save_state writes the progress file,
+    holding the folder it was written to, and dates it a minute after the previous save."""
 
     is_main_process = True
+    saves = 0
 
     def wait_for_everyone(self):
         pass
 
     def save_state(self, output_dir):
         Path(output_dir).mkdir(parents=True)
-        (Path(output_dir) / "marker.txt").write_text(Path(output_dir).name)
+        progress = Path(output_dir) / "custom_checkpoint_1.pkl"
+        progress.write_text(Path(output_dir).name)
+        self.saves += 1
+        os.utime(progress, (1e9 + 60 * self.saves, 1e9 + 60 * self.saves))
 
 
 def test_checkpoint_manager_keeps_the_newest_and_the_state_just_saved(tmp_path):
@@ -1156,17 +1162,18 @@ def test_checkpoint_manager_keeps_the_newest_and_the_state_just_saved(tmp_path):
         manager.save(acc, manager.state_name(epoch, 0))
     states = manager.dir
     assert sorted(p.name for p in states.glob("state-*")) == ["state-e0002-b000000", "state-e0003-b000000"]
-    assert (manager.latest() / "marker.txt").read_text() == ".tmp-state-e0003-b000000"  # written aside, renamed
+    latest = manager.latest() / "custom_checkpoint_1.pkl"
+    assert latest.read_text() == ".tmp-state-e0003-b000000"  # written aside, renamed
     (states / ".tmp-state-e0009-b000000").mkdir()  # a save that died half-way: cleared by the next save
-    older = manager.save(acc, manager.state_name(1, 2))  # e.g. after resuming from an earlier state
-    assert manager.latest() == older and older.is_dir()  # kept although it sorts first; the newest two stay too
-    assert sorted(p.name for p in states.glob("state-*")) == [
-        "state-e0001-b000002",
-        "state-e0002-b000000",
-        "state-e0003-b000000",
-    ]
+    # after resuming from an earlier state: the two saved last stay, although the new one sorts first by name
+    older = manager.save(acc, manager.state_name(1, 2))
+    assert manager.latest() == older and older.is_dir()
+    assert sorted(p.name for p in states.glob("state-*")) == ["state-e0001-b000002", "state-e0003-b000000"]
     assert not list(states.glob(".tmp-*"))
-    shutil.rmtree(older)
+    # the next one of the new branch: the abandoned epoch 3 goes (by name it outlived the new branch's states)
+    manager.save(acc, manager.state_name(1, 4))
+    assert sorted(p.name for p in states.glob("state-*")) == ["state-e0001-b000002", "state-e0001-b000004"]
+    shutil.rmtree(manager.latest())
     assert manager.latest() is None  # the pointer names a state that is gone
 
 

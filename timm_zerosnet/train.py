@@ -1191,6 +1191,14 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
+def _saved_at(state: Path) -> int:
+    """When a state was saved: its progress file's modification time (ns)."""
+    try:
+        return (state / f"custom_checkpoint_{_TRAIN_STATE_INDEX}.pkl").stat().st_mtime_ns
+    except OSError:  # not a complete state: oldest first
+        return 0
+
+
 class CheckpointManager:
     """Accelerate states under ``<run>/checkpoints``, each complete or absent.
 
@@ -1242,7 +1250,9 @@ class CheckpointManager:
         return final
 
     def _prune(self, keep_also: Path) -> None:
-        states = sorted(p for p in self.dir.glob("state-*") if p.is_dir())
+        """Keep the ``keep`` states saved last (and ``keep_also``). By time of saving, not by name: after a resume
+        from an earlier state, the states of the abandoned later epochs sort after the new ones by name."""
+        states = sorted((p for p in self.dir.glob("state-*") if p.is_dir()), key=lambda p: (_saved_at(p), p.name))
         for old in states[: -self.keep]:
             if old != keep_also:
                 shutil.rmtree(old, ignore_errors=True)
