@@ -874,8 +874,8 @@ def _create_model(args: argparse.Namespace, overlay: dict | None, num_classes: i
 def create_model_checked(name: str, model_kwargs: dict | None, **kwargs: Any) -> nn.Module:
     """``timm.create_model(name, **kwargs, **model_kwargs)`` with the bad input of the entry points as ValueError:
     a name timm does not know (with the closest registered ones) and ``--model-kwargs`` the model does not take or
-    cannot use (timm's TypeError). Names with a source (``hf-hub:ORG/NAME``, ``local-dir:PATH``) go to timm as
-    they are."""
+    cannot use (timm's TypeError, the model's ValueError), named as the flag. Names with a source
+    (``hf-hub:ORG/NAME``, ``local-dir:PATH``) go to timm as they are."""
     source, _ = parse_model_name(name)
     if source is None and not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
@@ -886,7 +886,7 @@ def create_model_checked(name: str, model_kwargs: dict | None, **kwargs: Any) ->
         )
     try:
         return timm.create_model(name, **kwargs, **(model_kwargs or {}))
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # a model argument it does not take, or a value it refuses
         if not model_kwargs:
             raise
         given = " ".join(f"{k}={v!r}" for k, v in model_kwargs.items())
