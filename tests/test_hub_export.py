@@ -663,18 +663,24 @@ def test_verify_reads_a_cache_snapshot_of_symbolic_links(exported, tmp_path, cap
         verify_export(snapshot)
 
 
-def test_learned_strides_are_counted_on_the_exported_network(tmp_path):
-    """A DiffStride network cannot run on the meta device (its shapes follow its strides): the card counts the
-    exported network, at the strides it learned."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+def _export_learned_strides(tmp_path, **kwargs):
+    """A DiffStride network whose strides learned 2.5 (not their initial 2), and its export."""
     model = timm.create_model("preresnet18_diffstride_cifar", num_classes=10)
     with torch.no_grad():
         for m in model.modules():
             if hasattr(m, "strides"):
                 m.strides.fill_(2.5)
     safetensors.torch.save_file(model.state_dict(), str(tmp_path / "w.safetensors"))
-    out = export(tmp_path / "w.safetensors", tmp_path / "ds", model="preresnet18_diffstride_cifar", tag="c10").path
+    weights = tmp_path / "w.safetensors"
+    return model, export(weights, tmp_path / "ds", model="preresnet18_diffstride_cifar", tag="c10", **kwargs).path
+
+
+def test_learned_strides_are_counted_on_the_exported_network(tmp_path):
+    """A DiffStride network cannot run on the meta device (its shapes follow its strides): the card counts the
+    exported network, at the strides it learned."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, out = _export_learned_strides(tmp_path)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model.eval()(torch.zeros(1, 3, 32, 32))
     gmacs = counter.get_total_flops() / 2e9
@@ -1064,15 +1070,7 @@ def test_card_gives_the_width_of_features_a_widening_pool_returns(tmp_path):
 def test_card_gives_the_feature_maps_of_learned_strides(tmp_path):
     """DiffStride learns its strides: the card's feature-map and unpooled shapes are measured on the exported network
     (they used to be the input size divided by the nominal reductions)."""
-    model = timm.create_model("preresnet18_diffstride_cifar", num_classes=10)
-    with torch.no_grad():
-        for m in model.modules():
-            if hasattr(m, "strides"):
-                m.strides.fill_(2.5)
-    safetensors.torch.save_file(model.state_dict(), str(tmp_path / "w.safetensors"))
-    out = export(
-        tmp_path / "w.safetensors", tmp_path / "ds", model="preresnet18_diffstride_cifar", tag="c10", repo_id=REPO
-    ).path
+    model, out = _export_learned_strides(tmp_path, repo_id=REPO)
     readme = _card_shapes_are_the_models(out)
     nominal = [
         f"torch.Size([1, {f['num_chs']}, {32 // f['reduction']}, {32 // f['reduction']}])" for f in model.feature_info
