@@ -83,7 +83,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", "-b", type=int, default=8, help="batch of 224-style models")
     p.add_argument("--batch-size-cifar", type=int, default=None, help="batch of 32x32 models (default 64)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "keep_heap.md"))
+    p.add_argument(
+        "--out",
+        default=None,
+        help="markdown result (default: results/keep_heap.md; with --quick results/quick/keep_heap.md, git-ignored)",
+    )
     p.add_argument(
         "--quick",
         action="store_true",
@@ -92,7 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     full = dict(models="preresnet50,lmresnet50", rounds=3, steps=5, warmup=2, batch_size_cifar=64)
+    full.update(out=str(bench.RESULTS / "keep_heap.md"))
     quick = dict(models="lmresnet20_cifar", rounds=1, steps=1, warmup=1, batch_size_cifar=2)
+    quick.update(out=str(bench.QUICK_RESULTS / "keep_heap.md"))  # a smoke run never replaces the published result
     fill_defaults(args, quick if args.quick else full)
     if args.rounds < 1 or args.steps < 1 or args.warmup < 1:
         p.error("--rounds, --steps and --warmup must be >= 1")

@@ -12,7 +12,7 @@ The arms alternate (bare, wrapper, bare, ...) so load drift on a shared machine 
 median images/s of each and their ratio, by wall clock and by CPU time of the process (the latter is steadier on a
 loaded machine). Checkpoint saving and evaluation are not part of the measured epoch.
 
-    python benchmarks/bench_train_overhead.py [--rounds 5] [--train-num-samples 1442] [--threads 2] [--json out.json]
+    python benchmarks/bench_train_overhead.py [--rounds 5] [--train-num-samples 1442] [--threads N] [--json out.json]
 """
 
 from __future__ import annotations

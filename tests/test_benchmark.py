@@ -799,6 +799,12 @@ def test_keep_heap_summary_pairs_the_rounds():
         keep.summarize(runs[:3])
 
 
+def test_keep_heap_quick_run_never_writes_over_the_published_result():
+    assert keep.parse_args(["--quick"]).out == str(bench.QUICK_RESULTS / "keep_heap.md")
+    assert keep.parse_args([]).out == str(bench.RESULTS / "keep_heap.md")
+    assert keep.parse_args(["--quick", "--out", "x.md"]).out == "x.md"
+
+
 def test_keep_heap_quick_run_measures_both_settings_in_workers(monkeypatch, tmp_path):
     for key in bench.MALLOC_ENV:  # ALLOCATOR_ENV and the arena count
         monkeypatch.delenv(key, raising=False)
