@@ -783,7 +783,7 @@ def test_impossible_options_are_refused_before_anything_is_built(tmp_path, monke
     assert not (tmp_path / "bad").exists()
 
 
-def test_the_command_line_switches_off_what_a_recipe_switches_on():
+def test_the_command_line_switches_off_what_a_recipe_switches_on(tmp_path):
     """Every on/off option has its --no- form ('command line wins' over a recipe), --aug undoes --no-aug."""
     demo = parse_args(["-c", "digits_demo"])
     assert demo.sched_on_updates is True
@@ -794,6 +794,11 @@ def test_the_command_line_switches_off_what_a_recipe_switches_on():
     assert parse_args(["-c", "diffstride_cifar"]).no_aug is True
     assert parse_args(["-c", "diffstride_cifar", "--aug"]).no_aug is False
     assert parse_args(["--model-ema", "--no-model-ema"]).model_ema is False
+    # --torchcompile takes an optional backend: its off form is --no-torchcompile (a recipe's could not be undone)
+    assert parse_args(["--torchcompile", "--no-torchcompile"]).torchcompile is None
+    (tmp_path / "compiled.yaml").write_text("torchcompile: inductor\n")
+    assert parse_args(["-c", str(tmp_path / "compiled.yaml")]).torchcompile == "inductor"
+    assert parse_args(["-c", str(tmp_path / "compiled.yaml"), "--no-torchcompile"]).torchcompile is None
 
 
 def test_pad_and_crop_resizes_with_the_train_interpolation():

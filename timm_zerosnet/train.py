@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--grad-accum-steps", type=int, default=1)
     g.add_argument("--torchcompile", nargs="?", const="inductor", default=None, help="torch.compile backend")
+    g.add_argument(
+        "--no-torchcompile", dest="torchcompile", action="store_const", const=None, help="eager (undoes a recipe's)"
+    )
 
     g = p.add_argument_group("Optimizer")
     g.add_argument("--opt", default="sgd")
