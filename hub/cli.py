@@ -8,8 +8,9 @@
     zerosnet-hub install-local DIR --repo-id ORG/NAME [--cache-dir DIR] [--revision HASH] [--manifest PATH]
     zerosnet-hub list [--manifest PATH]
 
---manifest defaults to the package's timm_zerosnet/releases.json. stage and push create a manifest that does not exist
-yet; list and install-local refuse a --manifest PATH that does not exist (a mistyped path is no empty manifest).
+--manifest defaults to the package's timm_zerosnet/releases.json. stage, push and export --stage create a manifest
+that does not exist yet; list and install-local refuse a --manifest PATH that does not exist (a mistyped path is no
+empty manifest).
 
 Exit codes: 0 done, 1 bad input (the message says what and how to fix it), 2 the Hub could not be reached or
 refused (or a usage error).
