@@ -36,6 +36,7 @@ from timm_zerosnet.release import (
 from timm_zerosnet.run_layout import (
     WEIGHT_FILES,
     architecture_name,
+    file_in_the_way,
     read_run_info,
     resolve_weights,
     run_architecture,
@@ -503,8 +504,8 @@ def export(
     from timm.models import save_for_hf
 
     out = Path(out).expanduser().absolute()
-    blocker = next((d for d in out.parents if d.exists()), None)  # the folder --out goes into, or the file in its way
-    if blocker is not None and not blocker.is_dir():
+    blocker = file_in_the_way(out.parent)
+    if blocker is not None:
         raise HubError(
             f"--out {out}: {blocker} is a file, not a folder, so nothing can be written under it; move it away or "
             f"choose another --out."

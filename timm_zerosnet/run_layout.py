@@ -16,6 +16,7 @@ __all__ = [
     "RUN_RECORDS",
     "WEIGHT_FILES",
     "architecture_name",
+    "file_in_the_way",
     "read_run_info",
     "resolve_weights",
     "run_architecture",
@@ -37,6 +38,15 @@ def run_files(run_dir: Path, info: dict[str, Any] | None) -> set[Path]:
     names = set(RUN_RECORDS) | set(WEIGHT_FILES.values())
     names |= {v for v in ((info or {}).get("weights") or {}).values() if isinstance(v, str) and v}
     return {run_dir / n for n in names}
+
+
+def file_in_the_way(folder: str | Path) -> Path | None:
+    """The file that stands where ``folder`` or one of its parents would have to be a folder (the nearest of them
+    that exists, when it is not a directory), or None: what the tools check before writing a run, a results file or
+    an export, so that they fail before any work instead of in ``mkdir``."""
+    folder = Path(folder).expanduser()
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None
 
 
 def weights_file_name(info: dict[str, Any] | None, which: str) -> str:

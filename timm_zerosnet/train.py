@@ -70,7 +70,7 @@ from torchvision.transforms import InterpolationMode
 from .cpu_heap import keep_heap
 from .data import DatasetUnavailableError, EpochShuffleSampler, TransformDataset, create_datasets, dataset_name
 from .release import ReleaseError, respect_umask
-from .run_layout import architecture_name, resolve_weights, run_architecture
+from .run_layout import architecture_name, file_in_the_way, read_run_info, resolve_weights, run_architecture
 
 __all__ = [
     "EXIT_NON_FINITE",
@@ -631,11 +631,10 @@ def check_augment_policy(policy: str | None) -> None:
 
 def check_output(args: argparse.Namespace) -> None:
     """--output is a folder, or a path whose nearest existing part is a folder (a run is a folder inside it)."""
-    output = Path(args.output).expanduser()
-    existing = next((p for p in (output, *output.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
+    blocker = file_in_the_way(args.output)
+    if blocker is not None:
         raise ValueError(
-            f"--output {args.output}: {existing} is a file, and runs are folders inside --output; choose a folder"
+            f"--output {args.output}: {blocker} is a file, and runs are folders inside --output; choose a folder"
         )
 
 
@@ -2049,12 +2048,13 @@ class Trainer:
 
 
 def _run_json_best_epoch(run_dir: Path) -> int | None:
-    """The epoch of the best weights that run.json in ``run_dir`` reports, or None."""
+    """The epoch of the best weights that run.json in ``run_dir`` reports, or None (none, or no readable run.json)."""
     try:
-        best = json.loads((run_dir / "run.json").read_text())["metrics"]["best"]
-        return best["epoch"] if isinstance(best, dict) else None
-    except (OSError, ValueError, KeyError, TypeError):
+        metrics = (read_run_info(run_dir) or {}).get("metrics")
+    except (OSError, ValueError):
         return None
+    best = metrics.get("best") if isinstance(metrics, dict) else None
+    return best.get("epoch") if isinstance(best, dict) else None
 
 
 def _absolute(path: str) -> str:

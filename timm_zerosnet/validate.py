@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from .data import TransformDataset, create_datasets
-from .run_layout import run_architecture, run_files, weights_kind
+from .run_layout import file_in_the_way, run_architecture, run_files, weights_kind
 from .train import (
     INTERPOLATIONS,
     USAGE_ERRORS,
@@ -374,7 +374,7 @@ def _check_results_file(results_file: str | None, weights: Path | None = None, i
     path = Path(results_file).expanduser()
     if path.is_dir():
         raise ValueError(f"--results-file {results_file} is a folder; name a file, e.g. {path / 'results.json'}")
-    blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    blocked = file_in_the_way(path.parent)
     if blocked is not None:
         raise ValueError(f"--results-file {results_file}: {blocked} is a file, not a folder; name another path")
     if weights is None:
