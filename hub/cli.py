@@ -23,6 +23,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from timm_zerosnet.run_layout import WEIGHT_FILES
+
 from . import HubError
 
 __all__ = ["main", "build_parser"]
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--weights",
         default=None,
-        choices=("final", "ema", "best"),
+        choices=tuple(WEIGHT_FILES),
         help="which weights of a run dir (default final), or final / ema of a checkpoint file holding the model's "
         "and the EMA's weights (state_dict / model and state_dict_ema / model_ema; required there)",
     )

@@ -70,7 +70,14 @@ from torchvision.transforms import InterpolationMode
 from .cpu_heap import keep_heap
 from .data import DatasetUnavailableError, EpochShuffleSampler, TransformDataset, create_datasets, dataset_name
 from .release import ReleaseError, respect_umask
-from .run_layout import architecture_name, file_in_the_way, read_run_info, resolve_weights, run_architecture
+from .run_layout import (
+    WEIGHT_FILES,
+    architecture_name,
+    file_in_the_way,
+    read_run_info,
+    resolve_weights,
+    run_architecture,
+)
 
 __all__ = [
     "EXIT_NON_FINITE",
@@ -1287,8 +1294,8 @@ class CheckpointManager:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-BEST_FILE = "best.safetensors"
-RUN_FILES = ("run.json", "model.safetensors", "model_ema.safetensors", BEST_FILE, "metrics.json")
+BEST_FILE = WEIGHT_FILES["best"]
+RUN_FILES = ("run.json", *WEIGHT_FILES.values(), "metrics.json")
 """Files that only a run writes: a directory holding any of them (or a training state) holds a run."""
 
 

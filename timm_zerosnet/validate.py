@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from .data import TransformDataset, create_datasets
-from .run_layout import file_in_the_way, run_architecture, run_files, weights_kind
+from .run_layout import WEIGHT_FILES, file_in_the_way, run_architecture, run_files, weights_kind
 from .train import (
     INTERPOLATIONS,
     USAGE_ERRORS,
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--weights",
         default=None,
-        choices=("final", "ema", "best"),
+        choices=tuple(WEIGHT_FILES),
         help="which weights of a run directory (default: final); with a file, the kind it is, or 'ema' for the EMA "
         "state dict of a training checkpoint of timm's train.py",
     )

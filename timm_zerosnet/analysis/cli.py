@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     st.add_argument(
         "--weights",
-        choices=sorted(WEIGHT_FILES),
+        choices=tuple(WEIGHT_FILES),
         default=None,
         help="which weights of a run directory --checkpoint loads: final (the default), ema or best",
     )
