@@ -181,6 +181,30 @@ def test_feature_wrappers_that_cannot_run_the_model_are_refused(name):
         assert feat.shape[1] == model.feature_info.channels()[0]
 
 
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "lmresnet18", "tauresnet20_cifar"])
+def test_feature_indices_that_select_no_level_are_refused_naming_the_levels(name):
+    """out_indices / indices that select nothing, a level the network lacks or no integer: a ValueError naming the
+    levels, from create_model, forward_intermediates and prune_intermediate_layers alike (timm's own failures were
+    max() of an empty sequence, an AssertionError, gone under python -O, and slice errors). timm's forms still work:
+    a count, negative indices, NumPy integers, a range."""
+    import numpy as np
+
+    levels = 3 if name.endswith("_cifar") else 5
+    size = 32 if name.endswith("_cifar") else 64
+    x = torch.zeros(2, 3, size, size)
+    for bad in ((), (levels,), (-levels - 1,), 0, levels + 1, "a", (1.0,), [0, "1"], True):
+        with pytest.raises(ValueError, match=rf"^out_indices=.*: .*the network has {levels} feature levels \(0 to "):
+            timm.create_model(name, features_only=True, out_indices=bad, device="meta")
+    model = timm.create_model(name).eval()
+    with pytest.raises(ValueError, match=rf"^indices=\[\]: the network has {levels} feature levels"):
+        model.forward_intermediates(x, indices=[])
+    with pytest.raises(ValueError, match=rf"^indices=\[{levels}\]: no level {levels}; the network has"):
+        model.prune_intermediate_layers(indices=[levels])
+    for good, want in ((1, [levels - 1]), ((-1, 0), [0, levels - 1]), ((np.int64(1),), [1]), (range(2), [0, 1])):
+        features = timm.create_model(name, features_only=True, out_indices=good).eval()
+        assert [f.shape[1] for f in features(x)] == [model.feature_info[i]["num_chs"] for i in want]
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_builds_on_meta_device_with_every_layer(name):
     model = timm.create_model(name, device="meta")

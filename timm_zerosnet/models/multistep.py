@@ -16,8 +16,9 @@ from __future__ import annotations
 import inspect
 import logging
 import numbers
+import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -48,6 +49,7 @@ __all__ = [
     "imagenet_cfg",
     "require_released_weights",
     "check_create_kwargs",
+    "check_feature_indices",
     "unwrap_state_dict",
     "check_shapes",
     "check_fit",
@@ -469,6 +471,7 @@ class ResNetHeadMixin:
         prune_head: bool = True,
     ) -> list[int]:
         """Drop the stages (and final norm / head) that the requested intermediates do not need."""
+        check_feature_indices(len(self.feature_info), indices)
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
         keep = max(max_index - int(self.has_stem_level) + 1, 0)
         prune_end = keep < len(self.stages)
@@ -791,6 +794,8 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
         if output_fmt != "NCHW":
             raise ValueError("output_fmt must be 'NCHW', got '" + output_fmt + "'.")  # TorchScript: no f-string !r
         intermediates = []
+        if not torch.jit.is_scripting():
+            check_feature_indices(self.num_feature_levels, indices)
         take_indices, max_index = feature_take_indices(self.num_feature_levels, indices)
         offset = 1 if self.has_stem_level else 0
 
@@ -1123,6 +1128,44 @@ def check_create_kwargs(variant: str, kwargs: dict, model_cls: type, *creators: 
             )
 
 
+def check_feature_indices(levels: int, indices: Any, what: str = "indices") -> None:
+    """Refuse feature-level indices that select no level or one the network lacks, or that are not integers
+    (timm's ``feature_take_indices`` fails on them with ``max()`` of an empty sequence, an assertion or a slice
+    error). ``indices`` follows timm: None for every level, an int n for the last n, or a sequence of levels
+    (negative ones count from the end).
+
+    Raises:
+        ValueError: what was given and what the network takes.
+    """
+    if indices is None:
+        return
+    takes = (
+        f"{levels} feature levels (0 to {levels - 1}): pass a non-empty list of level indices in that range "
+        f"(negative ones count from the end), an int n for the last n levels (1 to {levels}), or None for all"
+    )
+    count = _level_index(indices)
+    if count is not None:
+        if not 1 <= count <= levels:
+            raise ValueError(f"{what}={indices!r}: the network has {takes}.")
+        return
+    items = list(indices) if isinstance(indices, Sequence) and not isinstance(indices, (str, bytes)) else []
+    items = [_level_index(i) for i in items]
+    if not items or None in items:
+        raise ValueError(f"{what}={indices!r}: the network has {takes}.")
+    if outside := [i for i in items if not -levels <= i < levels]:
+        raise ValueError(f"{what}={indices!r}: no level {', '.join(map(str, outside))}; the network has {takes}.")
+
+
+def _level_index(value: Any) -> int | None:
+    """``value`` as an int index (a Python or NumPy integer, not a bool), or None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:  # not an integer (a float, a string, a tensor of several elements, ...)
+        return None
+
+
 class FeatureGetter(FeatureGetterNet):
     """timm's FeatureGetterNet (the feature maps of ``forward_intermediates``) with ``set_grad_checkpointing``, which
     timm's FeatureListNet of its ResNets has and FeatureGetterNet lacks."""
@@ -1134,9 +1177,12 @@ class FeatureGetter(FeatureGetterNet):
 
 def getter_feature_cfg(levels: int, kwargs: dict) -> dict:
     """The builder's ``feature_cfg`` of these networks: FeatureGetter over every level, also for an explicit
-    ``feature_cls='getter'`` in ``kwargs`` (replaced there)."""
+    ``feature_cls='getter'`` in ``kwargs`` (replaced there). Refuses an ``out_indices`` of ``kwargs`` that selects
+    no level or one the network lacks (``check_feature_indices``)."""
     if isinstance(kwargs.get("feature_cls"), str) and kwargs["feature_cls"].lower() == "getter":
         kwargs["feature_cls"] = FeatureGetter
+    if kwargs.get("features_only"):
+        check_feature_indices(levels, kwargs.get("out_indices"), "out_indices")
     return dict(feature_cls=FeatureGetter, out_indices=tuple(range(levels)))
 
 

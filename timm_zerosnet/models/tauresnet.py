@@ -45,6 +45,7 @@ from ..schemes import Euler, finite_number
 from .multistep import (
     ResNetHeadMixin,
     check_create_kwargs,
+    check_feature_indices,
     check_fit,
     check_skeleton,
     cifar_cfg,
@@ -484,6 +485,8 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         if output_fmt != "NCHW":
             raise ValueError("output_fmt must be 'NCHW', got '" + output_fmt + "'.")  # TorchScript: no f-string !r
         intermediates = []
+        if not torch.jit.is_scripting():
+            check_feature_indices(self.num_feature_levels, indices)
         take_indices, max_index = feature_take_indices(self.num_feature_levels, indices)
         offset = 1 if self.has_stem_level else 0
 
