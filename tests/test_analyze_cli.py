@@ -183,6 +183,19 @@ def test_tol_decides_the_verdict_of_a_root_outside_the_unit_circle(capsys):
     scan = run_json(capsys, *argv, "--tol", "0.5")
     assert scan["values"] == pytest.approx([0.9, 1.0, 1.1, 1.2, 1.3])
     assert scan["zero_stable"] == [True] * 5
+    # the verdict says that the tolerance admitted a root outside the circle (it said "all roots in the closed unit
+    # disc", as for (1, 1, 1, 1) at tol 0.9, whose root 1.84 it took as inside)
+    for argv, largest in (
+        (["--lm-k", "1.2", "--tol", "0.5"], "1.2"),
+        (["--coefficients", "1", "1", "1", "1"], "1.83929"),
+    ):
+        code, out, err = run(capsys, "stability", *argv, *([] if "--tol" in argv else ["--tol", "0.9"]))
+        assert code == 0, err
+        (verdict,) = [line for line in out.splitlines() if line.startswith("zero stable:")]
+        assert verdict.startswith("zero stable: yes (every root has |z| <= 1 + tol = ")
+        assert verdict.endswith(f"the largest, |z| = {largest}, lies outside the unit circle by less than tol)")
+    code, out, err = run(capsys, "stability", "--lam", "-1.8", "--tol", "0.5")  # every root inside: as before
+    assert "zero stable: yes (all roots in the closed unit disc, those on the unit circle simple)" in out.splitlines()
 
 
 def test_tol_reaches_every_block_of_a_model(capsys, fake_models):

@@ -166,7 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--num", type=_grid_points, default=None, help="grid points of --scan (>= 2, default 601)")
     st.add_argument(
-        "--tol", type=_tolerance, default=stab.DEFAULT_TOL, help="unit-circle tolerance of the root condition"
+        "--tol",
+        type=_tolerance,
+        default=stab.DEFAULT_TOL,
+        help=f"unit-circle tolerance of the root condition: a root with |z| <= 1 + tol counts as inside (default "
+        f"{stab.DEFAULT_TOL:g}: rounding only; a larger tol admits roots outside the circle, which the verdict names)",
     )
     st.add_argument("--plot", metavar="PNG", help="write the roots (or, with --scan, the modulus curve) to a PNG")
     st.add_argument("--json", action="store_true", help="machine-readable output")

@@ -741,6 +741,12 @@ def _root_condition(a: Sequence[Number], roots: np.ndarray, tol: float) -> tuple
     repeated = _repeated_on_circle(a, on_circle, tol)
     if repeated is not None:
         return False, f"repeated root {_fmt(repeated)} on the unit circle"
+    largest = float(moduli.max()) if moduli.size else 0.0
+    if largest > 1 + DEFAULT_TOL:  # admitted only by a tolerance looser than rounding: say so
+        return True, (
+            f"every root has |z| <= 1 + tol = {_fmt_modulus(1 + tol)}, those on the unit circle simple; the largest, "
+            f"|z| = {_fmt_modulus(largest)}, lies outside the unit circle by less than tol"
+        )
     return True, "all roots in the closed unit disc, those on the unit circle simple"
 
 
