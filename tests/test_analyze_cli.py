@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import sys
 from importlib.metadata import entry_points
@@ -90,6 +91,58 @@ def test_stability_plots(capsys, tmp_path):
     code, _, err = run(capsys, "stability", "--scan", "-3", "3", "--plot", str(scan_png))
     assert code == 0, err
     assert scan_png.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_a_plot_never_overwrites_a_file_that_is_not_a_plot_or_a_run_file(capsys, tmp_path):
+    """--plot replaced whatever file it named with PNG bytes (weights, a run's curves.png): now only an earlier plot
+    is replaced, a run's files and training states never, and the name must end in .png; all refused before any
+    work, with the file as it was."""
+    weights = tmp_path / "victim.safetensors"
+    notes = tmp_path / "notes.png"  # a .png that is not an image
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"model": "zerosnet20_cifar"}))
+    curves = run_dir / "curves.png"
+    folder = tmp_path / "plots.png"
+    folder.mkdir()
+    for path, data in ((weights, b"weights"), (notes, b"my notes"), (curves, PNG_MAGIC + b"curves")):
+        path.write_bytes(data)
+    before = {p: p.read_bytes() for p in (weights, notes, curves, run_dir / "run.json")}
+    for plot, message in (
+        (weights, f"--plot {weights}: the plot is written as a PNG image; name a file ending in .png"),
+        ("", "--plot needs a file name ending in .png"),
+        (notes, f"--plot {notes} exists and is not a PNG image (a plot written earlier); name another file"),
+        (curves, f"--plot {curves} would overwrite curves.png of the run in {run_dir}; name a file of its own"),
+        (run_dir / "checkpoints" / "r.png", "would overwrite checkpoints/r.png of the run in"),
+        (run_dir / "checkpoints", f"--plot {run_dir / 'checkpoints'}: the plot is written as a PNG image"),
+        (folder, f"--plot {folder} is a folder; name a file in it"),
+    ):
+        assert_one_line_error(capsys, ["stability", "--euler", "--plot", str(plot)], message)
+    assert {p: p.read_bytes() for p in before} == before and not any((run_dir / "checkpoints").iterdir())
+    earlier = tmp_path / "roots.png"
+    earlier.write_bytes(PNG_MAGIC + b"an earlier plot")
+    for plot in (earlier, run_dir / "roots.png"):  # an earlier plot, and a new file beside a run's records
+        code, _, err = run(capsys, "stability", "--euler", "--plot", str(plot))
+        assert code == 0, err
+        assert plot.read_bytes()[:8] == PNG_MAGIC and len(plot.read_bytes()) > 1000
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_plot_that_fails_part_way_leaves_the_earlier_plot(capsys, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    earlier = tmp_path / "roots.png"
+    earlier.write_bytes(PNG_MAGIC + b"an earlier plot")
+
+    def half_written(self, f, **kwargs):
+        f.write(PNG_MAGIC)
+        raise OSError(28, "No space left on device (simulated)")
+
+    monkeypatch.setattr(Figure, "savefig", half_written)
+    code, _, err = run(capsys, "stability", "--euler", "--plot", str(earlier))
+    assert code == 2 and "No space left on device (simulated)" in err
+    assert earlier.read_bytes() == PNG_MAGIC + b"an earlier plot" and os.listdir(tmp_path) == ["roots.png"]
 
 
 class FakeZeroSNet(nn.Module):
@@ -542,9 +595,10 @@ def assert_one_line_error(capsys, argv, message):
             "--num only goes with --scan LO HI, not with --model",
         ),
         (["stability", "--model", "tauresnet20_cifar", "--num", "0"], "'0' is not a valid number of grid points"),
-        (["stability", "--scan", "-3", "3", "--num", "0"], "--num takes an integer >= 2"),
+        (["stability", "--scan", "-3", "3", "--num", "0"], "--num takes an integer from 2 to 200,000"),
+        (["stability", "--scan", "-3", "3", "--num", "100000000"], "--num takes an integer from 2 to 200,000 ("),
         (["stability", "--scan", "-3", "3", "--num", "-5"], "argument --num: '-5' is not a valid number of grid"),
-        (["stability", "--scan", "-3", "3", "--num", "1"], "--num takes an integer >= 2"),
+        (["stability", "--scan", "-3", "3", "--num", "1"], "--num takes an integer from 2 to 200,000"),
         (["stability", "--lam", "2", "--model-kwargs", "lam=1"], "--model-kwargs only goes with --model"),
         (["stability", "--model", "zerosnet20_cifar", "--model-kwargs", "lam"], "expects key=value pairs"),
         (

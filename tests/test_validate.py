@@ -506,14 +506,17 @@ def test_a_results_file_never_overwrites_the_run_it_evaluates(trained_run, tmp_p
         (run, "checkpoints/latest"),
     ):
         argv = ["--checkpoint", str(checkpoint), "--workers", "0", "--results-file", str(run / target)]
-        with pytest.raises(ValueError, match=rf"would overwrite {target} of the run in .* name a file of its own"):
+        with pytest.raises(ValueError, match=rf"would overwrite {target} of the run in .*; name a file of its own"):
             validate(build_parser().parse_args(argv))
         reset_accelerate()
     bare = tmp_path / "bare.safetensors"
     bare.write_bytes((run / "model.safetensors").read_bytes())
-    for checkpoint, target in ((bare, bare), (run, run / "model.safetensors")):
+    for checkpoint, target, message in (
+        (bare, bare, "is the weights file being evaluated"),
+        (run, run / "model.safetensors", "would overwrite model.safetensors of the run in"),
+    ):
         argv = ["--checkpoint", str(checkpoint), "--model", "zerosnet20_cifar", "--results-file", str(target)]
-        with pytest.raises(ValueError, match="is the weights file being evaluated"):
+        with pytest.raises(ValueError, match=message):
             validate(build_parser().parse_args(argv))
         reset_accelerate()
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
@@ -521,6 +524,44 @@ def test_a_results_file_never_overwrites_the_run_it_evaluates(trained_run, tmp_p
     reset_accelerate()
     argv = ["--checkpoint", str(run), "--workers", "0", "--num-samples", "3"]
     assert validate(build_parser().parse_args([*argv, "--results-file", str(run / "validation.json")]))["results"]
+
+
+def test_a_results_file_never_overwrites_another_run_or_a_file_that_is_not_results(
+    trained_run, tmp_path, capsys, monkeypatch
+):
+    """Another run's weights, run.json or training states, and any existing file that is not an earlier results
+    file, are refused before the evaluation, as a folder that cannot be written in is (these were replaced by the
+    results JSON, or the evaluation ran to a PermissionError traceback)."""
+    from timm_zerosnet import run_layout
+
+    other = tmp_path / "other"
+    (other / "checkpoints").mkdir(parents=True)
+    for name in ("run.json", "model.safetensors"):
+        (other / name).write_bytes((trained_run / name).read_bytes())
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n not results")
+    before = {p: p.read_bytes() for p in (*other.iterdir(), photo) if p.is_file()}
+    base = ["--checkpoint", str(trained_run), "--workers", "0", "--results-file"]
+    for target, message in (
+        (other / "model.safetensors", f"would overwrite model.safetensors of the run in {other}"),
+        (other / "run.json", f"would overwrite run.json of the run in {other}"),
+        (other / "checkpoints" / "r.json", f"would overwrite checkpoints/r.json of the run in {other}"),
+        (photo, f"--results-file {photo} exists and is not a results file of zerosnet-validate; name another file"),
+    ):
+        assert main([*base, str(target)]) == 2, target
+        captured = capsys.readouterr()
+        assert captured.err.count("\n") == 1 and message in captured.err, captured.err
+        assert "clean" not in captured.out
+    assert {p: p.read_bytes() for p in before} == before and not (other / "checkpoints" / "r.json").exists()
+
+    def no_write(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(run_layout.tempfile, "TemporaryFile", no_write)
+    assert main([*base, str(tmp_path / "new" / "r.json")]) == 2
+    captured = capsys.readouterr()
+    assert f"cannot write in {tmp_path} (Permission denied); name a path you can write" in captured.err
+    assert "clean" not in captured.out and not (tmp_path / "new").exists()
 
 
 def test_a_run_json_overwritten_by_another_file_is_named_as_such(trained_run, tmp_path):
@@ -569,7 +610,8 @@ def test_a_results_file_that_cannot_be_written_keeps_the_previous_results(traine
     import os
 
     results = tmp_path / "results.json"
-    results.write_text('{"previous": true}')
+    previous = {"weights_file": "w.safetensors", "data_config": {}, "results": {"clean": {"top1": 1.0}}}
+    results.write_text(json.dumps(previous))  # an earlier evaluation: replaced, never lost half-way
 
     def fsync_fails(fd):
         raise OSError(5, "I/O error (simulated)")
@@ -578,7 +620,7 @@ def test_a_results_file_that_cannot_be_written_keeps_the_previous_results(traine
     argv = ["--checkpoint", str(trained_run), "--workers", "0", "--num-samples", "3", "--results-file", str(results)]
     with pytest.raises(OSError, match="simulated"):
         validate(build_parser().parse_args(argv))
-    assert json.loads(results.read_text()) == {"previous": True} and os.listdir(tmp_path) == ["results.json"]
+    assert json.loads(results.read_text()) == previous and os.listdir(tmp_path) == ["results.json"]
 
 
 def test_a_grey_torch_dataset_is_evaluated_by_an_rgb_run(trained_run, tmp_path):

@@ -9,6 +9,8 @@ directories through this module alone.
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ __all__ = [
     "RUN_RECORDS",
     "WEIGHT_FILES",
     "architecture_name",
+    "check_output_file",
     "file_in_the_way",
     "read_run_info",
     "resolve_weights",
@@ -47,6 +50,46 @@ def file_in_the_way(folder: str | Path) -> Path | None:
     folder = Path(folder).expanduser()
     existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
     return existing if existing is not None and not existing.is_dir() else None
+
+
+def check_output_file(path: str | Path, option: str, kind: str, is_kind: Callable[[Path], bool]) -> Path:
+    """Refuse the output file of a tool's ``option`` before any work is done, and return it as a Path: a folder,
+    a path under a file, a folder that cannot be written in, a file of any run directory (one with a run.json: its
+    records and weights, and its training states under checkpoints/), or an existing file that is not an earlier
+    output of this ``kind`` (``is_kind`` says whether it is). Such a file is the user's data, written over only
+    when named again by mistake.
+
+    Raises:
+        ValueError: what is wrong with the path, and what to do.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a folder; name a file in it")
+    blocked = file_in_the_way(path.parent)
+    if blocked is not None:
+        raise ValueError(f"{option} {path}: {blocked} is a file, not a folder; name another path")
+    for folder in (path.parent, *(p.parent for p in path.parents if p.name == "checkpoints")):
+        if not (folder / "run.json").is_file():
+            continue
+        try:
+            info = read_run_info(folder)
+        except ValueError:  # a damaged run.json: its run's default files are still the run's
+            info = None
+        if path.resolve() in run_files(folder.resolve(), info) or folder != path.parent:
+            raise ValueError(
+                f"{option} {path} would overwrite {path.relative_to(folder)} of the run in {folder}; name a file "
+                "of its own (not a record, weights file or training state of the run)"
+            )
+    if path.exists() and not is_kind(path):
+        raise ValueError(f"{option} {path} exists and is not {kind}; name another file, or move that one away")
+    ancestor = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as e:
+        why = f"cannot write in {ancestor} ({e.strerror})"
+        raise ValueError(f"{option} {path}: {why}; name a path you can write") from None
+    return path
 
 
 def weights_file_name(info: dict[str, Any] | None, which: str) -> str:

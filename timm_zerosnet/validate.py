@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from .data import TransformDataset, create_datasets
-from .run_layout import WEIGHT_FILES, file_in_the_way, run_architecture, run_files, weights_kind
+from .run_layout import WEIGHT_FILES, check_output_file, run_architecture, weights_kind
 from .train import (
     INTERPOLATIONS,
     USAGE_ERRORS,
@@ -366,27 +366,25 @@ def _check_noise_mode(noise: list, mode: str) -> None:
         )
 
 
-def _check_results_file(results_file: str | None, weights: Path | None = None, info: dict | None = None) -> None:
-    """Refuse a --results-file that cannot be written, or that would overwrite the weights evaluated or a file of
-    their run (run.json, metrics, other weights, training states), before evaluating, not after."""
+def _check_results_file(results_file: str | None, weights: Path | None = None) -> None:
+    """Refuse a --results-file that cannot be written, or that would overwrite the weights evaluated, a file of a
+    run (run.json, metrics, weights, training states) or any file that is not an earlier results file, before
+    evaluating, not after."""
     if not results_file:
         return
-    path = Path(results_file).expanduser()
-    if path.is_dir():
-        raise ValueError(f"--results-file {results_file} is a folder; name a file, e.g. {path / 'results.json'}")
-    blocked = file_in_the_way(path.parent)
-    if blocked is not None:
-        raise ValueError(f"--results-file {results_file}: {blocked} is a file, not a folder; name another path")
-    if weights is None:
-        return
-    target, run_dir = path.resolve(), weights.resolve().parent
-    if target == weights.resolve():
+    if weights is not None and Path(results_file).expanduser().resolve() == weights.resolve():
         raise ValueError(f"--results-file {results_file} is the weights file being evaluated; name another file")
-    if info is not None and (target in run_files(run_dir, info) or run_dir / "checkpoints" in target.parents):
-        raise ValueError(
-            f"--results-file {results_file} would overwrite {target.relative_to(run_dir)} of the run in {run_dir}; "
-            f"name a file of its own, e.g. {run_dir / 'validation.json'}"
-        )
+    check_output_file(results_file, "--results-file", "a results file of zerosnet-validate", _is_results_file)
+
+
+def _is_results_file(path: Path) -> bool:
+    """Whether ``path`` holds the JSON that --results-file writes (an earlier evaluation, fine to replace)."""
+    try:
+        with open(path) as f:
+            payload = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(payload, dict) and {"results", "data_config", "weights_file"} <= set(payload)
 
 
 def validate(args: argparse.Namespace) -> dict:
@@ -394,12 +392,13 @@ def validate(args: argparse.Namespace) -> dict:
     check_minimums(args, dict(num_samples=0, batch_size=1, workers=0, threads=1, num_classes=1, in_chans=1, img_size=1))
     check_ranges(args)
     check_compile_backend(args.torchcompile)
-    _check_results_file(args.results_file)
+    given = Path(args.checkpoint).expanduser() if args.checkpoint else None
+    _check_results_file(args.results_file, given if given is not None and given.is_file() else None)
     if args.threads:
         torch.set_num_threads(args.threads)
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu, dynamo_backend=args.torchcompile)
     model, info, weights = _load_model(args)
-    _check_results_file(args.results_file, weights, info)
+    _check_results_file(args.results_file, weights)
     in_chans = getattr(model, "in_chans", None) or (info or {}).get("in_chans") or 3
     check_stat_counts(args, in_chans)
     overrides = {

@@ -25,9 +25,10 @@ import re
 import sys
 from collections.abc import Sequence
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
-from ..run_layout import WEIGHT_FILES, architecture_name, resolve_weights, run_architecture
+from ..run_layout import WEIGHT_FILES, architecture_name, check_output_file, resolve_weights, run_architecture
 from . import connectivity as conn
 from . import stability as stab
 
@@ -96,12 +97,33 @@ def _grid_points(text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 2:
+    if not 2 <= value <= MAX_GRID_POINTS:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a valid number of grid points: --num takes an integer >= 2 (both ends of --scan are "
-            "grid points; the default is 601)"
+            f"{text!r} is not a valid number of grid points: --num takes an integer from 2 to {MAX_GRID_POINTS:,} "
+            "(both ends of --scan are grid points; the default is 601; 100,000 points take about 30 s)"
         )
     return value
+
+
+MAX_GRID_POINTS = 200_000  # about a minute and 2 GB: a typo such as 100000000 would run for hours
+
+
+def _check_plot(plot: str) -> None:
+    """Refuse a --plot path before any work: no name, not a .png, or a file that is not a plot written earlier (a
+    run's curves.png and weights included; see ``check_output_file``)."""
+    if not plot.strip():
+        raise _UsageError("--plot needs a file name ending in .png")
+    if os.path.splitext(plot)[1].lower() != ".png":
+        raise _UsageError(f"--plot {plot}: the plot is written as a PNG image; name a file ending in .png")
+    check_output_file(plot, "--plot", "a PNG image (a plot written earlier)", _is_png)
+
+
+def _is_png(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
 
 
 class _ModelKwargs(argparse.Action):
@@ -218,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_stability(args: argparse.Namespace) -> int:
+    if args.plot is not None:
+        _check_plot(args.plot)
     if args.checkpoint is not None and args.model is None and _given_scheme_option(args):
         raise _UsageError("--checkpoint only goes with --model NAME, or alone for a run directory")
     if args.weights is not None and (args.checkpoint is None or not os.path.isdir(os.path.expanduser(args.checkpoint))):

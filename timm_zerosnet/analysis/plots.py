@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..release import respect_umask
 from .stability import ModelSchemeReport, RegionScan, SchemeReport
 
 __all__ = ["plot_region_scan", "plot_roots"]
@@ -98,8 +101,17 @@ def _series(reports: object) -> list[tuple[str, SchemeReport]]:
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
+    """Write the figure whole or not at all: a failure part-way leaves an earlier plot at ``path`` as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=110)
+        respect_umask(tmp)  # mkstemp makes it 0600
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     return path
