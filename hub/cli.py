@@ -19,6 +19,7 @@ refused (or a usage error).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +31,38 @@ from . import HubError
 __all__ = ["main", "build_parser"]
 
 
+def _given(text: str) -> str:
+    """An option's value that must say something (an empty one was silently replaced by the default)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty value: give one, or leave the option out for its default")
+    return text
+
+
+def _license(text: str) -> str:
+    """A Hub license identifier, as the card's front matter takes it."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a Hub license identifier: lower-case letters, digits, '.', '+' and '-', such as "
+            "apache-2.0, mit, cc-by-4.0, or 'other'"
+        )
+    return text
+
+
+def _branch(text: str) -> str:
+    """A branch name the Hub (git) accepts, checked before a push creates the repo."""
+    if (
+        not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", text)
+        or ".." in text
+        or "//" in text
+        or text.endswith(("/", ".", ".lock"))
+    ):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a branch name: letters, digits, '.', '_', '-' and '/', starting with a letter or "
+            "digit, without '..' or '//', not ending with '/', '.' or '.lock' (e.g. main, v1, exp/lr-0.1)"
+        )
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zerosnet-hub", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -39,11 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="write a Hub-ready folder from a training run or checkpoint")
     e.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
-    e.add_argument("--out", required=True, help="destination folder (replaced only with --overwrite)")
-    e.add_argument("--model", default=None, help="architecture (default: from run.json)")
-    e.add_argument("--tag", default=None, help="pretrained tag (default from the dataset: c10, c100, in1k, digits)")
-    e.add_argument("--repo-id", default=None, help="Hub repo 'org/name' the card's snippets load")
-    e.add_argument("--dataset", default=None, help="dataset name or Hub dataset id (default: from run.json)")
+    e.add_argument("--out", required=True, type=_given, help="destination folder (replaced only with --overwrite)")
+    e.add_argument("--model", default=None, type=_given, help="architecture (default: from run.json)")
+    e.add_argument(
+        "--tag", default=None, type=_given, help="pretrained tag (default from the dataset: c10, c100, in1k, digits)"
+    )
+    e.add_argument("--repo-id", default=None, type=_given, help="Hub repo 'org/name' the card's snippets load")
+    e.add_argument(
+        "--dataset", default=None, type=_given, help="dataset name or Hub dataset id (default: from run.json)"
+    )
     e.add_argument(
         "--weights",
         default=None,
@@ -51,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="which weights of a run dir (default final), or final / ema of a checkpoint file holding the model's "
         "and the EMA's weights (state_dict / model and state_dict_ema / model_ema; required there)",
     )
-    e.add_argument("--license", default="apache-2.0")
+    e.add_argument("--license", default="apache-2.0", type=_license, help="Hub license identifier of the card")
     e.add_argument(
         "--overwrite",
         action="store_true",
@@ -59,36 +96,41 @@ def build_parser() -> argparse.ArgumentParser:
         "that export did not write)",
     )
     e.add_argument("--stage", action="store_true", help="then verify it and stage it in the manifest")
-    e.add_argument("--manifest", default=None, help=manifest_help + "; with --stage only")
+    e.add_argument("--manifest", default=None, type=_given, help=manifest_help + "; with --stage only")
 
     v = sub.add_parser("verify", help="round-trip check of an export folder (golden outputs, bit for bit)")
     v.add_argument("folder", metavar="DIR")
 
     s = sub.add_parser("stage", help="verify an export folder and add it to the manifest as staged")
     s.add_argument("folder", metavar="DIR")
-    s.add_argument("--repo-id", default=None, help="default: the one given at export")
-    s.add_argument("--manifest", default=None, help=manifest_help)
+    s.add_argument("--repo-id", default=None, type=_given, help="default: the one given at export")
+    s.add_argument("--manifest", default=None, type=_given, help=manifest_help)
 
     u = sub.add_parser("push", help="upload an export folder to the Hub and record the commit in the manifest")
     u.add_argument("folder", metavar="DIR")
-    u.add_argument("--repo-id", required=True)
+    u.add_argument("--repo-id", required=True, type=_given)
     u.add_argument("--private", action="store_true")
-    u.add_argument("--revision", default="main", help="branch to commit to")
+    u.add_argument("--revision", default="main", type=_branch, help="branch to commit to")
     u.add_argument("--dry-run", action="store_true", help="print what would be uploaded; touch nothing")
-    u.add_argument("--commit-message", default=None)
-    u.add_argument("--manifest", default=None, help=manifest_help)
+    u.add_argument("--commit-message", default=None, type=_given)
+    u.add_argument("--manifest", default=None, type=_given, help=manifest_help)
 
     i = sub.add_parser("install-local", help="put an export folder into the local Hugging Face cache")
     i.add_argument("folder", metavar="DIR")
-    i.add_argument("--repo-id", required=True)
-    i.add_argument("--cache-dir", default=None, help="default: HF_HUB_CACHE (or HF_HOME/hub)")
+    i.add_argument("--repo-id", required=True, type=_given)
+    i.add_argument("--cache-dir", default=None, type=_given, help="default: HF_HUB_CACHE (or HF_HOME/hub)")
     i.add_argument("--revision", default=None, help="40-hex commit (default: the published one, else from the files)")
     i.add_argument(
-        "--manifest", default=None, help="where to look up a published commit (default: the package's releases.json)"
+        "--manifest",
+        default=None,
+        type=_given,
+        help="where to look up a published commit (default: the package's releases.json)",
     )
 
     ls = sub.add_parser("list", help="the releases in the manifest")
-    ls.add_argument("--manifest", default=None, help="the manifest to read (default: the package's releases.json)")
+    ls.add_argument(
+        "--manifest", default=None, type=_given, help="the manifest to read (default: the package's releases.json)"
+    )
     return p
 
 
@@ -170,7 +212,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "export" and args.manifest is not None and not args.stage:
         parser.error("export: --manifest is the manifest --stage writes; add --stage, or leave --manifest out.")
+    if args.command == "export" and args.stage and args.repo_id is None:
+        parser.error("export --stage: add --repo-id ORG/NAME, the Hub repo the staged release will be pushed to.")
     try:
+        if args.command == "export" and args.stage:  # before the export, not after it
+            from .manifest import check_writable
+
+            check_writable(args.manifest)
         _run(args)
     except HubError as e:
         print(f"zerosnet-hub {args.command}: error: {e}", file=sys.stderr)

@@ -521,6 +521,12 @@ def export(
         log(f"warning: the run is {info.status!r}, not finished")
     if info.weights is None:
         log(f"warning: {info.weights_path.name} is not one of the run's recorded weights: the card has no metrics")
+    recorded = dataset_info(info.dataset) if info.dataset != "folder" else None
+    if dataset and recorded is not None and dataset_info(dataset).key != recorded.key:
+        raise HubError(
+            f"--dataset {dataset}: the run was trained and evaluated on {info.dataset} (its run.json), and the card's "
+            f"metrics are on that data; leave --dataset out (it names the data of a run that does not record it)."
+        )
     dataset = dataset or info.dataset
     ds = dataset_info(dataset)
     tag = tag or (ds.tag if ds else None)

@@ -70,15 +70,22 @@ def read_manifest(path: str | Path | None = None, *, must_exist: bool = False) -
 
 def check_writable(path: str | Path | None = None) -> Path:
     """The manifest path, if it can be written (checked before anything irreversible, such as a push)."""
-    path = Path(path) if path is not None else manifest_path()
+    given = path is not None
+    path = Path(path) if given else manifest_path()
     _not_a_folder(path)
+    if not path.parent.is_dir():
+        raise HubError(
+            f"{path}: its folder {path.parent} does not exist; create it, or name a manifest in an existing folder."
+        )
     # the atomic write creates a temporary file beside the manifest, so its folder must be writable too
     targets = (path.parent, path) if path.exists() else (path.parent,)
     if not all(os.access(t, os.W_OK) for t in targets):
-        raise HubError(
-            f"{path} is not writable (the file and its folder must be): run from a checkout of timm-zerosnet "
-            f"(pip install -e .) or pass --manifest PATH."
+        advice = (
+            "name a manifest you can write"
+            if given
+            else "run from a checkout of timm-zerosnet (pip install -e .) or pass --manifest PATH"
         )
+        raise HubError(f"{path} is not writable (the file and its folder must be): {advice}.")
     return path
 
 

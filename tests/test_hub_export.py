@@ -823,6 +823,57 @@ def test_explicit_tag_and_dataset_win_over_the_runs(run_dir, tmp_path):
     assert front_matter(readme)["datasets"] == ["myorg/flowers"] and "- **Dataset:** myorg/flowers\n" in readme
 
 
+def test_a_dataset_that_contradicts_the_run_is_refused(run_dir, tmp_path):
+    """The run records CIFAR-10: --dataset digits would have put the CIFAR-10 metrics on a card that calls them
+    digits (and tagged the weights so). The same dataset in another spelling is fine."""
+    with pytest.raises(
+        HubError, match=r"^--dataset digits: the run was trained and evaluated on torch/cifar10 \(its run"
+    ):
+        export(run_dir, tmp_path / "wrong", dataset="digits")
+    assert not (tmp_path / "wrong").exists()
+    out = export(run_dir, tmp_path / "same", dataset="torch/cifar10").path
+    assert json.loads((out / "release.json").read_text())["tag"] == "c10"
+
+
+def test_cli_refuses_empty_values_a_bad_license_or_branch_and_a_stage_it_cannot_do(run_dir, tmp_path, capsys):
+    """Empty --tag / --dataset / --license / --repo-id / --commit-message fell back to defaults without a word, a
+    license that is no identifier went into the card, a branch such as 'a b..c' reached the Hub only after the
+    repo was created, and export --stage exported before finding out that it could not stage (no --repo-id, or a
+    manifest in a folder that does not exist). Each is refused first, with nothing written."""
+    out = tmp_path / "out"
+    export_argv = ["export", str(run_dir), "--out", str(out)]
+    for extra, message in (
+        (["--tag", ""], "argument --tag: empty value: give one, or leave the option out"),
+        (["--dataset", " "], "argument --dataset: empty value"),
+        (["--license", ""], "argument --license: '' is not a Hub license identifier"),
+        (["--license", "not a license!"], "'not a license!' is not a Hub license identifier"),
+        (["--stage"], "export --stage: add --repo-id ORG/NAME"),
+    ):
+        with pytest.raises(SystemExit) as e:
+            main([*export_argv, *extra])
+        assert e.value.code == 2 and message in capsys.readouterr().err, extra
+    manifest = tmp_path / "missing" / "releases.json"
+    argv = [*export_argv, "--stage", "--repo-id", REPO, "--manifest", str(manifest)]
+    assert main(argv) == 1
+    assert f"its folder {manifest.parent} does not exist; create it" in capsys.readouterr().err
+    assert not out.exists() and not manifest.parent.exists()
+    assert main([*export_argv, "--repo-id", REPO, "--license", "cc-by-4.0"]) == 0
+    assert front_matter((out / "README.md").read_text())["license"] == "cc-by-4.0"
+    for extra, message in (
+        (["--revision", ""], "argument --revision: '' is not a branch name"),
+        (["--revision", "a b..c"], "'a b..c' is not a branch name"),
+        (["--revision", "v1.lock"], "'v1.lock' is not a branch name"),
+        (["--commit-message", ""], "argument --commit-message: empty value"),
+        (["--repo-id", ""], "argument --repo-id: empty value"),
+    ):
+        repo = [] if extra[0] == "--repo-id" else ["--repo-id", REPO]
+        with pytest.raises(SystemExit) as e:
+            main(["push", str(out), *repo, "--dry-run", *extra])
+        assert e.value.code == 2 and message in capsys.readouterr().err, extra
+    assert main(["push", str(out), "--repo-id", REPO, "--dry-run", "--revision", "exp/lr-0.1"]) == 0
+    assert "(revision exp/lr-0.1, public repo)" in capsys.readouterr().out
+
+
 def test_refusals_name_the_fix_and_write_nothing(run_dir, tmp_path):
     bare = tmp_path / "w.safetensors"
     shutil.copy(run_dir / "model.safetensors", bare)

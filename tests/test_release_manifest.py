@@ -506,7 +506,7 @@ def test_a_runs_default_named_weights_file_is_recognised_where_run_json_records_
 
 
 def test_export_from_the_command_line_takes_the_weights_and_the_dataset_asked_for(tmp_path):
-    run = make_run(tmp_path / "run")
+    run = make_run(tmp_path / "run", dataset=dict(name="folder", val_split="validation"))  # an ImageFolder run
     out = tmp_path / "ema"
     argv = ["export", str(run), "--out", str(out), "--weights", "ema", "--dataset", "myorg/flowers", "--tag", "flowers"]
     assert main(argv) == 0
