@@ -205,6 +205,59 @@ def test_feature_indices_that_select_no_level_are_refused_naming_the_levels(name
         assert [f.shape[1] for f in features(x)] == [model.feature_info[i]["num_chs"] for i in want]
 
 
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "lmresnet18", "preresnet20_cifar", "zerosnet18_diffstride_cifar"])
+def test_forward_hooks_see_every_layer_and_pruning_trains(name):
+    """The strided projections ran their conv's weight through faster forms without calling the conv, so hooks on
+    it never fired (activation recorders, FLOP counters) and a pruned one failed at the second training step
+    ('backward through the graph a second time'), as timm's resnets do not. A watched conv is now called; the
+    results are those of the unwatched network."""
+    import torch.nn.utils.prune as prune
+
+    from timm_zerosnet.models.multistep import plain_conv
+
+    size = 32 if name.endswith("_cifar") else 64
+    torch.manual_seed(0)
+    model = timm.create_model(name).train()
+    twin = timm.create_model(name).train()
+    twin.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, size, size)
+    leaves = {
+        n: m
+        for n, m in model.named_modules()
+        if not any(m.children()) and next(m.parameters(recurse=False), None) is not None
+    }
+    called = set()
+    for n, m in leaves.items():
+        m.register_forward_hook(lambda m, i, o, n=n: called.add(n))
+    out = model(x)
+    out.square().sum().backward()
+    assert called == set(leaves)
+    want = twin(x)
+    want.square().sum().backward()
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+    for (n, p), q in zip(model.named_parameters(), twin.parameters()):  # float32 sums in another order
+        assert (p.grad - q.grad).abs().max() <= 1e-4 * q.grad.abs().max().clamp(min=1), n
+
+    projections = [m.conv for m in twin.modules() if type(m).__name__ == "Projection" and max(m.conv.stride) > 1]
+    assert all(plain_conv(c) for c in projections)  # the fast forms stay for plain convs
+    if not projections:  # DiffStride downsamples by its pooling layer: no strided projection to prune
+        assert "diffstride" in name
+        return
+    conv = projections[0]
+    prune.l1_unstructured(conv, "weight", amount=0.5)
+    assert not plain_conv(conv)
+    opt = torch.optim.SGD(twin.parameters(), lr=0.01)
+    for _ in range(2):
+        opt.zero_grad()
+        twin(x).square().mean().backward()
+        opt.step()
+    assert conv.weight_orig.grad is not None and (conv.weight == 0).float().mean() >= 0.5
+    hooked = torch.nn.Conv2d(1, 1, 1)
+    hooked.register_forward_pre_hook(lambda m, i: None)
+    assert not plain_conv(hooked) and plain_conv(torch.nn.Conv2d(1, 1, 1))
+    assert not plain_conv(torch.ao.nn.qat.Conv2d(1, 1, 1, qconfig=torch.ao.quantization.get_default_qat_qconfig()))
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_builds_on_meta_device_with_every_layer(name):
     model = timm.create_model(name, device="meta")

@@ -30,6 +30,8 @@ from timm.models import build_model_with_cfg
 from timm.models._builder import resolve_pretrained_cfg
 from timm.models._features import FeatureGetterNet, feature_take_indices
 from torch import nn
+from torch.nn.modules import module as _module_hooks
+from torch.nn.utils import parametrize
 
 from ..layers.checkpointing import checkpoint
 from ..layers.diffstride import DOWNSAMPLE_LAYERS, DiffStride, create_downsample
@@ -191,6 +193,26 @@ class _SubsampledConv1x1(torch.autograd.Function):
         return g_x, g_w, None, None
 
 
+def plain_conv(conv: nn.Module) -> bool:
+    """Whether ``conv`` is a plain ``nn.Conv2d`` that nothing watches or changes, so that code may apply its weight
+    without calling it: no forward or backward hooks (its own or global ones: pruning, legacy spectral norm,
+    activation recorders, FLOP counters), no parametrization, and not a subclass (QAT, adapters)."""
+    if type(conv) is not nn.Conv2d or parametrize.is_parametrized(conv):
+        return False
+    own = (conv._forward_hooks, conv._forward_pre_hooks, conv._backward_hooks, conv._backward_pre_hooks)
+    everyone = (getattr(_module_hooks, name, None) for name in _GLOBAL_HOOKS)
+    return not any(own) and not any(everyone)
+
+
+# torch's module-wide hooks (nn.modules.module.register_module_forward_hook and the like), read, never changed
+_GLOBAL_HOOKS = (
+    "_global_forward_hooks",
+    "_global_forward_pre_hooks",
+    "_global_backward_hooks",
+    "_global_backward_pre_hooks",
+)
+
+
 class Projection(nn.Module):
     """1x1 conv that brings a state to a block's output shape, optionally pre-activated by its own BN-ReLU.
 
@@ -225,8 +247,10 @@ class Projection(nn.Module):
 
     @torch.jit.unused
     def _strided_python(self, x: torch.Tensor, sh: int, sw: int) -> torch.Tensor:
-        # compiled and traced graphs keep the strided conv (an FX trace cannot branch on its input's layout anyway)
-        if not eager() or not x.is_contiguous():
+        # compiled and traced graphs keep the strided conv (an FX trace cannot branch on its input's layout anyway);
+        # so does a conv that something watches or changes (hooks, pruning, spectral norm, parametrizations,
+        # a QAT or adapter class): the faster forms below read its weight without calling it
+        if not eager() or not x.is_contiguous() or not plain_conv(self.conv):
             return self.conv(x)
         if (
             x.device.type == "cpu"
