@@ -33,7 +33,9 @@ for the usual tooling:
   first: it fixes the crop sizes for one input size and drops the host read (and the in-place stride clip).
   Exporting an unfrozen layer raises a ``RuntimeError`` telling you to freeze it (``strict=True`` export wraps it
   in Dynamo's ``Unsupported`` error, message included). A frozen layer still multiplies by the ramp window built
-  from its strides, so the exported graph computes what the eager layer computes.
+  from its strides, so the exported graph computes what the eager layer computes. ONNX: export with
+  ``torch.onnx.export(..., dynamo=True)`` (the default of recent PyTorch); the older TorchScript-based exporter
+  (``dynamo=False``) has no FFT operators, for these layers as for ``FixedSpectralPooling``.
 - timm ``features_only`` / ``feature_info``: the reductions a network reports are the nominal (initial)
   strides; with DiffStride the real feature-map sizes drift during training. Ask the layers
   (:meth:`DiffStride.output_size`) or run a forward pass instead of trusting ``feature_info['reduction']``.
@@ -161,7 +163,7 @@ def _vertical_positions(height: int, device: torch.device, dtype: torch.dtype) -
     centred = torch.cat([v[height % 2 :].flip(0), v])
     # fftshift, not ifftshift, as in the reference code: the same for even H; for odd H the DC row gets position 1
     # and frequency -1 gets 0 (a quirk we keep so that cropped sizes and values match the authors').
-    return torch.fft.fftshift(centred)
+    return torch.roll(centred, height // 2, 0)  # fftshift of 1-D; the ONNX exporters lack fftshift
 
 
 def _ramp(threshold: torch.Tensor, positions: torch.Tensor, smoothness: float) -> torch.Tensor:
@@ -255,7 +257,9 @@ def _diffstride_forward(
         spectrum = torch.fft.rfft2(x.to(compute_dtype))
         if cropping:
             front, back, cols = frozen_plan[2:] if frozen_plan is not None else _crop_plan(mask_h, mask_w)
-            spectrum = _take_rows(spectrum[..., :cols], -2, front, back)
+            if cols < spectrum.shape[-1]:  # no no-op slice: the ONNX exporter has no alias of a complex tensor
+                spectrum = spectrum[..., :cols]
+            spectrum = _take_rows(spectrum, -2, front, back)
             mask_h, mask_w = _take_rows(mask_h, 0, front, back), mask_w[:cols]
         window = (mask_h[:, None] * mask_w[None, :]).to(compute_dtype)
         spectrum = spectrum * window
