@@ -211,3 +211,21 @@ def test_conv_cost_of_learnable_strides():
     # with pooling the first conv of a downsampling block runs before the pool, at the input resolution
     spectral = conv_gmacs(timm.create_model("preresnet18_spectral_cifar"))
     assert strided < spectral < diff
+
+
+@pytest.mark.parametrize("name", ["preresnet18_spectral_cifar", "zerosnet18_diffstride_cifar"])
+def test_an_empty_batch_gives_an_empty_output_as_timms_resnets_do(name):
+    """MKL's FFT refused a batch of 0 images (an empty last shard of a distributed evaluation): 'Inconsistent
+    configuration parameters'. The spectral layers now return an empty output of the right size, eval and train,
+    as conv layers do, and an empty batch leaves the learned strides as they are."""
+    model = timm.create_model(name, num_classes=7).train()
+    full = model.forward_intermediates(torch.randn(2, 3, 32, 32), intermediates_only=True)  # clips the strides
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for mode in ("eval", "train"):
+        getattr(model, mode)()
+        assert model(torch.randn(0, 3, 32, 32)).shape == (0, 7)
+        empty = model.forward_intermediates(torch.randn(0, 3, 32, 32), intermediates_only=True)
+        assert [f.shape for f in empty] == [(0, *f.shape[1:]) for f in full]
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    pool = FixedSpectralPooling(2.0)
+    assert torch.jit.script(pool)(torch.randn(0, 3, 8, 8)).shape == (0, 3, 4, 4)
