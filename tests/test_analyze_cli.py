@@ -697,6 +697,13 @@ def test_a_run_directory_gives_the_model_its_options_classes_and_channels(capsys
     (tmp_path / "bare.pth").write_bytes((run_dir / "weights.pth").read_bytes())
     bare = ["stability", "--checkpoint", str(tmp_path / "bare.pth")]
     assert_one_line_error(capsys, bare, "has no run.json to name its model: pass --model NAME")
+    # a run.json without "model" (an AttributeError traceback inside timm before): --model names it
+    info = json.loads((run_dir / "run.json").read_text())
+    info.pop("model")
+    (run_dir / "run.json").write_text(json.dumps(info))
+    unnamed = ["stability", "--checkpoint", str(run_dir)]
+    assert_one_line_error(capsys, unnamed, "has a run.json that names no model: pass --model NAME")
+    assert run_json(capsys, *unnamed, "--model", "zerosnet20_cifar")["zero_stable"] is True
 
 
 def test_a_run_directory_gives_its_pool_and_weights_picks_final_ema_or_best(capsys, tmp_path):

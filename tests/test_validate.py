@@ -685,6 +685,42 @@ def test_a_damaged_run_json_is_named(trained_run, tmp_path, capsys):
     assert err.count("\n") == 1 and f"{run / 'run.json'} is not valid JSON" in err and "restore it" in err
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("model", 5, "model is 5, not a model name"),
+        ("label_names", 5, "label_names is 5, not a list of names"),
+        ("num_classes", "ten", "num_classes is 'ten', not a class count >= 1"),
+        ("model_kwargs", ["lam"], "model_kwargs is ['lam'], not an object of model arguments"),
+        ("dataset", ["x"], "dataset is ['x'], not a name or an object"),
+        ("weights", {"final": 5}, "weights is {'final': 5}, not an object of file names in the run folder"),
+        ("weights", {"final": "../w.safetensors"}, "weights is {'final': '../w.safetensors'}, not an object of file"),
+        ("data_config", {"input_size": "big"}, "data_config.input_size is 'big', not [channels, height, width]"),
+        ("metrics", {"final": {"top1": "high"}}, "metrics.final.top1 is 'high', not a number"),
+    ],
+)
+def test_a_hand_edited_run_json_field_is_named_by_every_tool(trained_run, tmp_path, capsys, field, value, message):
+    """A run.json field of the wrong type gave TypeError / AttributeError tracebacks in zerosnet-validate,
+    zerosnet-analyze and zerosnet-hub export; each now names the field, in one line, before any work."""
+    from timm_zerosnet.analysis.cli import main as analyze
+    from timm_zerosnet.hub.cli import main as hub
+
+    run = tmp_path / "edited"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes((trained_run / "model.safetensors").read_bytes())
+    info = json.loads((trained_run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, field: value}))
+    for tool, argv, code in (
+        (main, ["--checkpoint", str(run), "--workers", "0"], 2),
+        (analyze, ["stability", "--checkpoint", str(run)], 2),
+        (hub, ["export", str(run), "--out", str(tmp_path / "export")], 1),
+    ):
+        assert tool(argv) == code, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{run / 'run.json'}: {message}" in err and "edited by hand" in err, err
+    assert not (tmp_path / "export").exists()
+
+
 def test_a_split_that_a_dataset_root_lacks_is_refused_in_evaluation(trained_run, tmp_path, capsys):
     """--data-dir may be the split folder itself; but a root with split folders and a --split it lacks (a typo)
     read the whole root as one split, with train/ and val/ as its classes."""

@@ -21,6 +21,7 @@ __all__ = [
     "check_output_file",
     "file_in_the_way",
     "read_run_info",
+    "run_info_problem",
     "resolve_weights",
     "run_architecture",
     "run_files",
@@ -140,7 +141,64 @@ def read_run_info(path: Path) -> dict | None:
                 f"{candidate} is not a run.json of zerosnet-train (another file was written over it?): restore it, or "
                 "copy the weights file out of its folder and pass --model and the options it was trained with"
             )
+        problem = run_info_problem(info)
+        if problem is not None:
+            raise ValueError(
+                f"{candidate}: {problem} (was it edited by hand?): restore it, or copy the weights file out of its "
+                "folder and pass --model and the options it was trained with"
+            )
         return info
+    return None
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_file_name(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and Path(value).name == value and value not in ("", ".", ".."))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# the fields the tools read, with what zerosnet-train writes there (each may be missing or null)
+_RUN_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "model": ("a model name", lambda v: isinstance(v, str) and bool(v.strip())),
+    "model_kwargs": ("an object of model arguments", lambda v: isinstance(v, dict)),
+    "num_classes": ("a class count >= 1", _is_count),
+    "in_chans": ("a channel count >= 1", _is_count),
+    "global_pool": ("a pool type", lambda v: isinstance(v, str)),
+    "label_names": ("a list of names", lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v)),
+    "data_config": ("an object", lambda v: isinstance(v, dict)),
+    "dataset": ("a name or an object", lambda v: isinstance(v, (str, dict))),
+    "weights": ("an object of file names in the run folder", lambda v: all(map(_is_file_name, v.values()))),
+    "metrics": (
+        "an object of evaluations",
+        lambda v: isinstance(v, dict) and all(isinstance(m, dict) for m in v.values()),
+    ),
+    "training": ("an object", lambda v: isinstance(v, dict)),
+    "epochs": ("an object", lambda v: isinstance(v, dict)),
+    "pretrained_cfg": ("an object", lambda v: isinstance(v, dict)),
+    "status": ("a status word", lambda v: isinstance(v, str)),
+}
+
+
+def run_info_problem(info: dict[str, Any]) -> str | None:
+    """What is wrong with a run.json's fields, as the tools read them (types, the input size, the metrics), or
+    None. Each field may be missing or null."""
+    for field, (want, ok) in _RUN_FIELDS.items():
+        value = info.get(field)
+        if value is not None and not ok(value):
+            return f"{field} is {value!r}, not {want}"
+    size = (info.get("data_config") or {}).get("input_size")
+    if size is not None and not (isinstance(size, list) and len(size) == 3 and all(_is_count(n) for n in size)):
+        return f"data_config.input_size is {size!r}, not [channels, height, width] of counts >= 1"
+    for kind, values in (info.get("metrics") or {}).items():
+        for name, value in values.items():
+            if name.startswith(("top", "val_", "train_")) and value is not None and not _is_number(value):
+                return f"metrics.{kind}.{name} is {value!r}, not a number"
     return None
 
 

@@ -348,18 +348,18 @@ def _run_model(args: argparse.Namespace) -> int:
     if info is not None:
         # the run's architecture and options; --model must agree with it, --model-kwargs win over its options
         recorded = run_architecture(info)
-        if name is not None and architecture_name(name) != recorded:
+        if name is not None and recorded is not None and architecture_name(name) != recorded:
             raise ValueError(
                 f"{args.checkpoint} holds a {recorded!r} (see its run.json) but --model is {name!r}; drop --model or "
                 f"pass --model {recorded}"
             )
-        name = recorded
+        name = name if recorded is None else recorded
         shape = {k: info[k] for k in ("num_classes", "in_chans", "global_pool") if info.get(k) is not None}
         kwargs = {**shape, **(info.get("model_kwargs") or {}), **kwargs}
-    elif name is None:
+    if name is None:
+        where = "has no run.json to name its model" if info is None else "has a run.json that names no model"
         raise _UsageError(
-            f"--checkpoint {args.checkpoint} has no run.json to name its model: pass --model NAME (and the "
-            "--model-kwargs it was trained with)"
+            f"--checkpoint {args.checkpoint} {where}: pass --model NAME (and the --model-kwargs it was trained with)"
         )
     args.model = name
     try:
