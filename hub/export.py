@@ -714,7 +714,7 @@ def verify_export(folder: str | Path, allow_links: bool = False) -> VerifyResult
     model_args.setdefault("num_classes", ex.config.get("num_classes"))
     try:
         model = timm.create_model(ex.architecture, **{k: v for k, v in model_args.items() if v is not None})
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # an argument nothing takes, or a value of the wrong type
         raise HubError(
             f"{ex.path / 'config.json'}: model_args {model_args} do not build {ex.architecture} ({e})."
         ) from None
@@ -727,7 +727,10 @@ def verify_export(folder: str | Path, allow_links: bool = False) -> VerifyResult
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        via_timm = timm.create_model(f"local-dir:{ex.path.absolute()}", pretrained=True)
+        try:
+            via_timm = timm.create_model(f"local-dir:{ex.path.absolute()}", pretrained=True)
+        except (TypeError, ValueError) as e:  # config.json's top-level fields, which only timm's loader reads
+            raise HubError(f"{ex.path / 'config.json'}: timm's local-dir: loader cannot build from it ({e}).") from None
     timm_golden = check_golden(via_timm, ex.path / GOLDEN_NAME)
     if not timm_golden.exact:
         raise HubError(

@@ -874,6 +874,27 @@ def test_cli_refuses_empty_values_a_bad_license_or_branch_and_a_stage_it_cannot_
     assert "(revision exp/lr-0.1, public repo)" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (dict(model_args=dict(lam="abc")), "model_args .* do not build zerosnet20_cifar"),
+        (dict(num_classes="ten"), "timm's local-dir: loader cannot build from it"),
+    ],
+)
+def test_verify_names_a_config_that_does_not_build(exported, capsys, change, message):
+    """A config.json edited into values of the wrong type gave ValueError / TypeError tracebacks."""
+    import hashlib
+
+    config = json.loads((exported / "config.json").read_text())
+    (exported / "config.json").write_text(json.dumps({**config, **change}))
+    release = json.loads((exported / "release.json").read_text())  # as if edited before export: recorded
+    release["config_sha256"] = hashlib.sha256((exported / "config.json").read_bytes()).hexdigest()
+    (exported / "release.json").write_text(json.dumps(release))
+    assert main(["verify", str(exported)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(f"{re.escape(str(exported / 'config.json'))}: {message}", err), err
+
+
 def test_refusals_name_the_fix_and_write_nothing(run_dir, tmp_path):
     bare = tmp_path / "w.safetensors"
     shutil.copy(run_dir / "model.safetensors", bare)

@@ -147,6 +147,10 @@ def test_use_manifest_registers_the_tags_and_restores_the_registry():
         (dict(data_config=None), "missing data_config"),
         (dict(label_names=["a", "b"]), "label_names must be a list of num_classes strings"),
         (dict(data_config=dict(input_size=[32, 32])), r"data_config needs input_size \(C, H, W\)"),
+        # `zerosnet-hub list` failed on these with a ValueError traceback while formatting them
+        (dict(metrics=dict(top1="high")), "metrics must give top1, top5, loss as numbers, got"),
+        (dict(metrics=[1]), "metrics must give top1, top5, loss as numbers"),
+        (dict(num_classes="ten"), "num_classes must be a count >= 1, got 'ten'"),
     ],
 )
 def test_manifest_errors_name_the_entry_and_the_problem(change, message):

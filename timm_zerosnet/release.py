@@ -111,6 +111,10 @@ def empty_manifest() -> dict[str, Any]:
     return {"format": MANIFEST_FORMAT, "releases": []}
 
 
+def _is_number_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
 def validate_manifest(manifest: Mapping[str, Any], source: str = "the release manifest") -> dict[str, Any]:
     """Check the structure of a manifest; returns a deep copy. Raises ReleaseError naming the first problem."""
     if not isinstance(manifest, Mapping) or manifest.get("format") != MANIFEST_FORMAT:
@@ -138,6 +142,15 @@ def validate_manifest(manifest: Mapping[str, Any], source: str = "the release ma
             raise ReleaseError(f"{where} ({name}): sha256 must be 64 lowercase hex digits.")
         if entry["state"] == "published" and not _COMMIT_RE.match(str(entry.get("hub_commit") or "")):
             raise ReleaseError(f"{where} ({name}): a published release needs its 40-hex hub_commit.")
+        count = entry["num_classes"]
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ReleaseError(f"{where} ({name}): num_classes must be a count >= 1, got {count!r}.")
+        metrics = entry.get("metrics")
+        if metrics is not None and (
+            not isinstance(metrics, Mapping)
+            or not all(_is_number_or_none(metrics.get(k)) for k in ("top1", "top5", "loss", "epoch", "samples"))
+        ):
+            raise ReleaseError(f"{where} ({name}): metrics must give top1, top5, loss as numbers, got {metrics!r}.")
         data = entry["data_config"]
         if not isinstance(data, Mapping) or len(data.get("input_size") or ()) != 3:
             raise ReleaseError(f"{where} ({name}): data_config needs input_size (C, H, W).")
