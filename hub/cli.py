@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from timm_zerosnet.run_layout import WEIGHT_FILES
 
@@ -204,8 +207,21 @@ def _run(args: argparse.Namespace) -> None:
             )
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler) stops a command as Ctrl-C does: the export's temporary folder is removed on
+    the way out, as for any other failure, instead of being left behind by the default handler."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise _Stopped(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``zerosnet-hub``; returns the exit code."""
+    """``zerosnet-hub``; returns the exit code (128 + the signal's number when Ctrl-C or SIGTERM stopped it)."""
     from timm_zerosnet.release import ReleaseError
 
     parser = build_parser()
@@ -214,18 +230,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("export: --manifest is the manifest --stage writes; add --stage, or leave --manifest out.")
     if args.command == "export" and args.stage and args.repo_id is None:
         parser.error("export --stage: add --repo-id ORG/NAME, the Hub repo the staged release will be pushed to.")
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop) if main_thread else None
     try:
         if args.command == "export" and args.stage:  # before the export, not after it
             from .manifest import check_writable
 
             check_writable(args.manifest)
         _run(args)
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"zerosnet-hub {args.command}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     except HubError as e:
         print(f"zerosnet-hub {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
     except (ReleaseError, OSError) as e:  # OSError: a file or folder that cannot be read or written, named by it
         print(f"zerosnet-hub {args.command}: error: {e}", file=sys.stderr)
         return 1
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     return 0
 
 
