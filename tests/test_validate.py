@@ -661,6 +661,9 @@ def test_bad_values_are_refused_before_anything_is_evaluated(trained_run, tmp_pa
         (["--torchcompile", "foo"], "--torchcompile foo: not a torch.compile backend accelerate knows; use one of"),
         (["--noise", "const:7"], "noise const:7.0: pixels are in [0, 1], so an offset of 7.0 clamps every pixel to 1"),
         (["--noise", "rand:0.1,const:-1"], "an offset of -1.0 clamps every pixel to 0 and the images carry nothing"),
+        (["--noise", "randn:0.1,,"], "--noise 'randn:0.1,,': an empty condition; list conditions such as"),
+        (["--noise", ""], "--noise '': an empty condition"),
+        (["--noise-seed", "5"], "--noise-seed seeds the draws of --noise: add --noise"),
         (["--results-file", str(tmp_path / "folder")], f"--results-file {tmp_path / 'folder'} is a folder"),
         (["--results-file", str(tmp_path / "file" / "r.json")], f"{tmp_path / 'file'} is a file, not a folder"),
     ):

@@ -108,10 +108,15 @@ class _ToUnitFloat:
 def parse_noise(spec: str | None) -> list[tuple[str, float]]:
     """``'randn:0.1,rand:0.1,const:0.1'`` -> [('randn', 0.1), ...]; a bare kind means c = 0.1."""
     out = []
-    for item in (spec or "").split(","):
+    if spec is None:
+        return out
+    for item in spec.split(","):
         item = item.strip()
-        if not item:
-            continue
+        if not item:  # a stray comma (or an empty --noise) was dropped without a word
+            raise ValueError(
+                f"--noise {spec!r}: an empty condition; list conditions such as randn:0.1,rand:0.1 separated by "
+                "single commas, or leave --noise out for the clean evaluation only"
+            )
         kind, _, scale = item.partition(":")
         try:
             strength = float(scale) if scale else 0.1
@@ -203,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--torchcompile", nargs="?", const="inductor", default=None, help="torch.compile backend")
     p.add_argument("--noise", default=None, help="e.g. randn:0.1,rand:0.1,const:0.1 (clean is always evaluated)")
-    p.add_argument("--noise-seed", type=int, default=0)
+    p.add_argument("--noise-seed", type=int, default=None, help="seed of the --noise draws (default 0)")
     p.add_argument("--results-file", default=None, help="write the results as JSON")
     p.add_argument("--mixed-precision", default=None, choices=("no", "fp16", "bf16", "fp8"))
     p.add_argument("--cpu", action="store_true")
@@ -392,6 +397,9 @@ def validate(args: argparse.Namespace) -> dict:
     check_minimums(args, dict(num_samples=0, batch_size=1, workers=0, threads=1, num_classes=1, in_chans=1, img_size=1))
     check_ranges(args)
     check_compile_backend(args.torchcompile)
+    if args.noise_seed is not None and args.noise is None:
+        raise ValueError("--noise-seed seeds the draws of --noise: add --noise (e.g. randn:0.1), or leave it out")
+    parse_noise(args.noise)  # a malformed --noise fails here, before the model and data are loaded
     given = Path(args.checkpoint).expanduser() if args.checkpoint else None
     _check_results_file(args.results_file, given if given is not None and given.is_file() else None)
     if args.threads:
@@ -445,7 +453,7 @@ def validate(args: argparse.Namespace) -> dict:
         dataset = TransformDataset(
             splits.val,
             create_eval_transform(data_config, noise),
-            seed=args.noise_seed if noise else None,
+            seed=(args.noise_seed or 0) if noise else None,
             img_mode=data_args["input_img_mode"],
         )
         loader = accelerator.prepare(
@@ -465,7 +473,7 @@ def validate(args: argparse.Namespace) -> dict:
         "model": args.model or (info or {}).get("model") or unwrapped.pretrained_cfg.get("architecture"),
         "num_classes": unwrapped.num_classes,
         "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
-        "noise_seed": args.noise_seed if args.noise else None,
+        "noise_seed": (args.noise_seed or 0) if args.noise else None,
         "results": results,
     }
     if args.results_file and accelerator.is_main_process:
