@@ -258,6 +258,19 @@ def test_forward_hooks_see_every_layer_and_pruning_trains(name):
     assert not plain_conv(torch.ao.nn.qat.Conv2d(1, 1, 1, qconfig=torch.ao.quantization.get_default_qat_qconfig()))
 
 
+def test_zerosnet_options_that_a_fixed_scheme_would_ignore_are_refused():
+    """lam beside coefficients, and lam_eps on a fixed-coefficient model, were dropped without a word (the
+    coefficients won; lam_eps bounds only a trainable lambda). Each alone, and lam_eps on a Tra model, still build."""
+    with pytest.raises(ValueError, match="^zerosnet20_cifar: lam and coefficients both fix the coefficients"):
+        timm.create_model("zerosnet20_cifar", coefficients=(1 / 3, 5 / 9, 1 / 9, 16 / 9), lam=-2.0, device="meta")
+    with pytest.raises(ValueError, match="^zerosnet20_cifar: lam_eps bounds a trainable lambda away from 0"):
+        timm.create_model("zerosnet20_cifar", lam_eps=0.5, device="meta")
+    coefficients = (1 / 3, 5 / 9, 1 / 9, 16 / 9)
+    assert timm.create_model("zerosnet20_cifar", coefficients=coefficients, device="meta").scheme.coefficients
+    assert timm.create_model("zerosnet20_cifar", lam=-2.0, device="meta").scheme.lam == -2.0
+    assert timm.create_model("zerosnet20_tra_cifar", lam_eps=0.5, device="meta").scheme.lam_eps == 0.5
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_builds_on_meta_device_with_every_layer(name):
     model = timm.create_model(name, device="meta")

@@ -48,14 +48,30 @@ def _create_zerosnet(
     pretrained: bool = False,
     *,
     net,
-    lam: float = OPT_LAMBDA,
+    lam: float | None = None,
     coefficients: tuple[float, float, float, float] | None = None,
     trainable: bool = False,
-    lam_eps: float = 1.0 / 3.0,
+    lam_eps: float | None = None,
     tau: float = 1.0,
     **kwargs: Any,
 ) -> MultistepResNet:
-    scheme = ZeroStable(lam=lam, coefficients=coefficients, trainable=trainable, lam_eps=lam_eps, step_size=tau)
+    # options that a fixed scheme would otherwise ignore without a word
+    if trainable is False and coefficients is not None and lam is not None:
+        raise ValueError(
+            f"{variant}: lam and coefficients both fix the coefficients (lam through the Opt family); pass one of them."
+        )
+    if trainable is False and lam_eps is not None:
+        raise ValueError(
+            f"{variant}: lam_eps bounds a trainable lambda away from 0, and this model's coefficients are fixed; leave "
+            "lam_eps out, or use a _tra model (or trainable=True)."
+        )
+    scheme = ZeroStable(
+        lam=OPT_LAMBDA if lam is None else lam,
+        coefficients=coefficients,
+        trainable=trainable,
+        lam_eps=1.0 / 3.0 if lam_eps is None else lam_eps,
+        step_size=tau,
+    )
     return create_multistep(variant, pretrained, net, scheme, family_creators=(_create_zerosnet,), **kwargs)
 
 
