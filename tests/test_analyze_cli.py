@@ -602,6 +602,10 @@ def assert_one_line_error(capsys, argv, message):
         (["stability", "--lam", "2", "--model-kwargs", "lam=1"], "--model-kwargs only goes with --model"),
         (["stability", "--model", "zerosnet20_cifar", "--model-kwargs", "lam"], "expects key=value pairs"),
         (
+            ["stability", "--model", "zerosnet20_cifar", "--model-kwargs", "lam=-1.8", "lam=2"],
+            "--model-kwargs gives lam twice ('lam=-1.8' and 'lam=2'); give it once",
+        ),
+        (
             ["stability", "--model", "zerosnet20_cifar", "--model-kwargs", "nosuch=1"],
             "cannot build model 'zerosnet20_cifar' with --model-kwargs nosuch=1",
         ),

@@ -171,11 +171,16 @@ class _KeyValueAction(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         merged = dict(getattr(namespace, self.dest, None) or {})
+        given: dict[str, str] = {}
         for item in values:
             key, sep, value = item.partition("=")
-            if not sep or not key:
+            if not sep or not key.strip():
                 parser.error(f"{option_string} expects key=value pairs, got {item!r}")
-            merged[key.strip()] = _literal(value)
+            key = key.strip()
+            if key in given:  # the last one won without a word
+                parser.error(f"{option_string} gives {key} twice ({given[key]!r} and {item!r}); give it once")
+            given[key] = item
+            merged[key] = _literal(value)
         setattr(namespace, self.dest, merged)
 
 
