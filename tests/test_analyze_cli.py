@@ -611,6 +611,11 @@ def assert_one_line_error(capsys, argv, message):
         ),
         (["stability", "--lam", "-1e400"], "argument --lam: '-1e400' is too large for a float"),
         (["stability", "--lam", "-1/0"], "argument --lam: '-1/0' is not a finite number"),
+        # meant as negative numbers: named by the number parser (argparse said "expected one argument")
+        (["stability", "--lam", "-inf"], "argument --lam: '-inf' is not a finite number (use e.g. -1.8 or -9/5)"),
+        (["stability", "--lam", "-1,8"], "argument --lam: '-1,8' is not a finite number"),
+        (["stability", "--coefficients", "1", "-nan", "1", "1"], "argument --coefficients: '-nan' is not a finite"),
+        (["connectivity", "--nb201-all", "--depth-range", "nan", "2"], "argument --depth-range: 'nan' is not a number"),
     ],
 )
 def test_options_that_do_not_apply_or_invalid_values_are_errors(capsys, argv, message):

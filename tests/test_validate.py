@@ -724,6 +724,20 @@ def test_a_hand_edited_run_json_field_is_named_by_every_tool(trained_run, tmp_pa
     assert not (tmp_path / "export").exists()
 
 
+def test_a_run_record_given_as_the_checkpoint_is_named(trained_run, capsys):
+    """--checkpoint run/run.json was read with torch.load, whose refusal advised weights_only=False."""
+    from timm_zerosnet.analysis.cli import main as analyze
+
+    for name in ("run.json", "args.yaml"):
+        path = trained_run / name
+        message = f"{path} is the run's {name}, not a weights file: pass the run folder {trained_run}"
+        assert main(["--checkpoint", str(path), "--workers", "0"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "weights_only" not in err, err
+        assert analyze(["stability", "--checkpoint", str(path)]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_a_split_that_a_dataset_root_lacks_is_refused_in_evaluation(trained_run, tmp_path, capsys):
     """--data-dir may be the split folder itself; but a root with split folders and a --split it lacks (a typo)
     read the whole root as one split, with train/ and val/ as its classes."""

@@ -207,6 +207,11 @@ def resolve_weights(path: str | Path, which: str = "final") -> tuple[Path, dict 
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such weights file or run directory")
+    if path.is_file() and path.name in RUN_RECORDS:  # not a checkpoint that torch.load refuses: say what it is
+        raise ValueError(
+            f"{path} is the run's {path.name}, not a weights file: pass the run folder {path.parent} (its final, ema "
+            "or best weights), or a weights file"
+        )
     info = read_run_info(path)
     if path.is_dir():
         if which not in WEIGHT_FILES:

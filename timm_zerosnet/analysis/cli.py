@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -49,7 +50,9 @@ class _Parser(argparse.ArgumentParser):
 # A negative number as a command-line value: -2, -1.8, -.5, -1e-3, -9/5, -1/3e2. argparse would take such a token
 # for an option (it only knows plain decimals like -1.8), so main() marks it with a leading space, which the value
 # parsers strip.
-_NEGATIVE_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?(/[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)?")
+# a negative number, or what was meant as one (-inf, -nan, -1,8): a value, which the number parser then names,
+# rather than an unknown option (argparse said "expected one argument"); no option name starts with a digit
+_NEGATIVE_NUMBER = re.compile(r"-(\d|\.\d|inf|nan).*", re.IGNORECASE)
 _VALUE_MARK = " "
 
 
@@ -85,9 +88,12 @@ def _tolerance(text: str) -> float:
 def _float(text: str) -> float:
     """Parse a float (--depth-range / --width-range)."""
     try:
-        return float(text.strip())
+        value = float(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number (use e.g. 0.99 or 2.51)") from None
+        value = math.nan
+    if math.isnan(value):  # NaN compares false with everything: no bound at all
+        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number (use e.g. 0.99 or 2.51, or -inf / inf)")
+    return value
 
 
 def _grid_points(text: str) -> int:
@@ -209,8 +215,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the NAS-Bench-201 supernet without 'none' (each edge's ops weighted equally)",
     )
-    cn.add_argument("--depth-range", type=_float, nargs=2, metavar=("LO", "HI"), default=conn.DEFAULT_DEPTH_RANGE)
-    cn.add_argument("--width-range", type=_float, nargs=2, metavar=("LO", "HI"), default=conn.DEFAULT_WIDTH_RANGE)
+    cn.add_argument(
+        "--depth-range",
+        type=_float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        default=conn.DEFAULT_DEPTH_RANGE,
+        help="effective depths a cell may have to be kept (default: %(default)s)",
+    )
+    cn.add_argument(
+        "--width-range",
+        type=_float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        default=conn.DEFAULT_WIDTH_RANGE,
+        help="effective widths a cell may have to be kept (default: %(default)s)",
+    )
     cn.add_argument("--json", action="store_true", help="machine-readable output")
     cn.set_defaults(func=_run_connectivity)
     return parser
