@@ -167,6 +167,14 @@ def push(
     step = "create"
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
+        if private:  # create_repo leaves an existing repo's visibility as it is: never upload into a public one
+            step = "read the visibility of"
+            if api.repo_info(repo_id).private is False:
+                raise HubError(
+                    f"{repo_id} exists and is public, and --private does not change an existing repo: make it "
+                    "private on the Hub (its Settings) and push again, or drop --private to publish there. Nothing "
+                    "was uploaded."
+                )
         if revision != "main":
             step = f"create branch {revision} of"
             api.create_branch(repo_id, branch=revision, exist_ok=True)
@@ -178,6 +186,8 @@ def push(
             allow_patterns=list(files),
             commit_message=commit_message or f"Add {ex.name}",
         )
+    except HubError:  # our own refusal, already one line
+        raise
     except Exception as e:  # network, offline mode, HTTP errors: one line each
         raise _hub_failure(e, step, repo_id, token) from None
     commit = info.oid

@@ -32,6 +32,7 @@ class FakeHfApi:
     """Records calls after checking they bind to huggingface_hub.HfApi's real signatures."""
 
     instances: list[FakeHfApi] = []
+    public_repos: frozenset[str] = frozenset()  # repos that exist already, public
 
     def __init__(self, *args, **kwargs):
         inspect.signature(REAL_HF_API.__init__).bind(self, *args, **kwargs)
@@ -50,6 +51,14 @@ class FakeHfApi:
 
     def create_branch(self, *args, **kwargs):
         self._record("create_branch", *args, **kwargs)
+
+    def repo_info(self, *args, **kwargs):
+        self._record("repo_info", *args, **kwargs)
+        # a repo this fake created is as create_repo asked; one that existed (public_repos) stays public
+        repo_id = args[0] if args else kwargs["repo_id"]
+        created = [c for c in self.calls if c[0] == "create_repo"]
+        private = created[-1][1].get("private", False) if created else False
+        return SimpleNamespace(private=private and repo_id not in self.public_repos)
 
     def upload_folder(self, *args, **kwargs):
         self._record("upload_folder", *args, **kwargs)
@@ -97,9 +106,9 @@ def test_push_uploads_the_folder_and_records_the_commit(folder, manifest, fake_h
     (api,) = fake_hub
     assert api.init["token"] == SECRET and api.init["endpoint"] == "https://huggingface.co"
     names = [name for name, _ in api.calls]
-    assert names == ["create_repo", "upload_folder"]
+    assert names == ["create_repo", "repo_info", "upload_folder"]  # a private push reads the visibility
     assert api.calls[0][1] == dict(repo_id=REPO, private=True, exist_ok=True)
-    upload = api.calls[1][1]
+    upload = api.calls[2][1]
     assert upload["repo_id"] == REPO and upload["revision"] == "main"
     assert upload["commit_message"] == f"Add {MODEL}.c10"
     assert api.uploaded == {p.name: p.read_bytes() for p in folder.iterdir()}
@@ -447,3 +456,19 @@ def test_push_and_install_local_without_a_repo_id_are_usage_errors(folder, capsy
         with pytest.raises(SystemExit) as exit_info:
             main([command, str(folder)])
         assert exit_info.value.code == 2 and "--repo-id" in capsys.readouterr().err
+
+
+def test_private_push_never_uploads_into_an_existing_public_repo(folder, manifest, fake_hub, monkeypatch, capsys):
+    """create_repo(private=True, exist_ok=True) leaves an existing public repo public: the upload went there, and
+    the weights were public, without a word. Refused before the upload; a new repo is created private."""
+    before = manifest.read_bytes()
+    monkeypatch.setattr(FakeHfApi, "public_repos", frozenset({REPO}))
+    assert main(["push", str(folder), "--repo-id", REPO, "--private", "--manifest", str(manifest)]) == 1
+    err = capsys.readouterr().err
+    assert f"{REPO} exists and is public, and --private does not change an existing repo" in err
+    assert err.count("\n") == 1 and "Nothing was uploaded" in err
+    assert [name for name, _ in fake_hub[-1].calls] == ["create_repo", "repo_info"] and manifest.read_bytes() == before
+    monkeypatch.setattr(FakeHfApi, "public_repos", frozenset())
+    assert main(["push", str(folder), "--repo-id", REPO, "--private", "--manifest", str(manifest)]) == 0
+    assert [name for name, _ in fake_hub[-1].calls] == ["create_repo", "repo_info", "upload_folder"]
+    assert fake_hub[-1].calls[0][1]["private"] is True
