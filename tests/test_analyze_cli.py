@@ -601,6 +601,11 @@ def assert_one_line_error(capsys, argv, message):
         (["stability", "--scan", "-3", "3", "--num", "1"], "--num takes an integer from 2 to 200,000"),
         (["stability", "--lam", "2", "--model-kwargs", "lam=1"], "--model-kwargs only goes with --model"),
         (["stability", "--model", "zerosnet20_cifar", "--model-kwargs", "lam"], "expects key=value pairs"),
+        (["stability", "--checkpoint", ""], "--checkpoint is empty: name a run folder or a weights file"),
+        (
+            ["stability", "--model", "zerosnet20_cifar", "--model-kwargs", "features_only=True"],
+            "--model-kwargs features_only: the analysis reads the blocks of the classification network",
+        ),
         (
             ["stability", "--model", "zerosnet20_cifar", "--model-kwargs", "lam=-1.8", "lam=2"],
             "--model-kwargs gives lam twice ('lam=-1.8' and 'lam=2'); give it once",

@@ -738,6 +738,19 @@ def test_a_run_record_given_as_the_checkpoint_is_named(trained_run, capsys):
         assert message in capsys.readouterr().err
 
 
+def test_help_gives_each_default_once():
+    """'model name (default: from run.json) (default: None)': the help's own default, then argparse's."""
+    import re
+
+    from timm_zerosnet.train import build_parser as train_parser
+
+    for parser in (build_parser(), train_parser()):
+        text = " ".join(parser.format_help().split())
+        assert not re.search(r"\(default:[^()]*\) \(default:", text), re.findall(r".{60}\) \(default:.{20}", text)
+        assert "(default: from run.json)" in text or parser.prog == "zerosnet-train"
+        assert "(default: None)" in text  # argparse's own defaults are still shown where the help gives none
+
+
 def test_a_split_that_a_dataset_root_lacks_is_refused_in_evaluation(trained_run, tmp_path, capsys):
     """--data-dir may be the split folder itself; but a root with split folders and a --split it lacks (a typo)
     read the whole root as one split, with train/ and val/ as its classes."""

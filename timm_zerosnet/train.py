@@ -191,12 +191,22 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")
 _ON_OFF: dict[str, Any] = dict(action=argparse.BooleanOptionalAction, default=False)
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's defaults in the help, except where the help already says what the default is ('(default: from
+    run.json)' was followed by '(default: None)')."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; names follow timm's train.py wherever the concept is the same."""
     p = argparse.ArgumentParser(
         prog="zerosnet-train",
         description="Train a timm model with accelerate (run it through `accelerate launch` for several processes).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("-c", "--config", default=None, help="YAML file or packaged recipe name; command line overrides it")
 

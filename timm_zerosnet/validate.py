@@ -40,6 +40,7 @@ from .run_layout import WEIGHT_FILES, check_output_file, run_architecture, weigh
 from .train import (
     INTERPOLATIONS,
     USAGE_ERRORS,
+    DefaultsHelpFormatter,
     _atomic_write_text,
     _KeyValueAction,
     check_compile_backend,
@@ -152,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zerosnet-validate",
         description="Evaluate a checkpoint (run directory or weights file) or a pretrained timm model.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("--checkpoint", default=None, help="run directory or .safetensors file (run.json next to it)")
     p.add_argument(
@@ -208,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--torchcompile", nargs="?", const="inductor", default=None, help="torch.compile backend")
     p.add_argument("--noise", default=None, help="e.g. randn:0.1,rand:0.1,const:0.1 (clean is always evaluated)")
-    p.add_argument("--noise-seed", type=int, default=None, help="seed of the --noise draws (default 0)")
+    p.add_argument("--noise-seed", type=int, default=None, help="seed of the --noise draws (default: 0)")
     p.add_argument("--results-file", default=None, help="write the results as JSON")
     p.add_argument("--mixed-precision", default=None, choices=("no", "fp16", "bf16", "fp8"))
     p.add_argument("--cpu", action="store_true")

@@ -262,6 +262,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_stability(args: argparse.Namespace) -> int:
     if args.plot is not None:
         _check_plot(args.plot)
+    if args.checkpoint is not None and not args.checkpoint.strip():
+        raise _UsageError("--checkpoint is empty: name a run folder or a weights file")
+    if feature_options := sorted(set(args.model_kwargs or {}) & {"features_only", "out_indices", "feature_cls"}):
+        raise _UsageError(
+            f"--model-kwargs {', '.join(feature_options)}: the analysis reads the blocks of the classification "
+            "network; leave the feature-extractor options out"
+        )
     if args.checkpoint is not None and args.model is None and _given_scheme_option(args):
         raise _UsageError("--checkpoint only goes with --model NAME, or alone for a run directory")
     if args.weights is not None and (args.checkpoint is None or not os.path.isdir(os.path.expanduser(args.checkpoint))):
