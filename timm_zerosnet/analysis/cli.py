@@ -215,22 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the NAS-Bench-201 supernet without 'none' (each edge's ops weighted equally)",
     )
-    cn.add_argument(
-        "--depth-range",
-        type=_float,
-        nargs=2,
-        metavar=("LO", "HI"),
-        default=conn.DEFAULT_DEPTH_RANGE,
-        help="effective depths a cell may have to be kept (default: %(default)s)",
-    )
-    cn.add_argument(
-        "--width-range",
-        type=_float,
-        nargs=2,
-        metavar=("LO", "HI"),
-        default=conn.DEFAULT_WIDTH_RANGE,
-        help="effective widths a cell may have to be kept (default: %(default)s)",
-    )
+    for measure, default in (("depth", conn.DEFAULT_DEPTH_RANGE), ("width", conn.DEFAULT_WIDTH_RANGE)):
+        cn.add_argument(
+            f"--{measure}-range",
+            type=_float,
+            nargs=2,
+            metavar=("LO", "HI"),
+            default=default,
+            help=f"effective {measure}s a cell may have to be kept (default: %(default)s)",
+        )
     cn.add_argument("--json", action="store_true", help="machine-readable output")
     cn.set_defaults(func=_run_connectivity)
     return parser
