@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="family of --scan: zeros (lambda, the default) or lm (k)",
     )
-    st.add_argument("--num", type=_grid_points, default=None, help="grid points of --scan (>= 2, default 601)")
+    st.add_argument("--num", type=_grid_points, default=None, help="grid points of --scan (2 to 200,000, default 601)")
     st.add_argument(
         "--tol",
         type=_tolerance,
