@@ -515,6 +515,15 @@ def test_resume_refuses_settings_the_state_cannot_honour(source_run, tmp_path):
         assert part in message
     assert _files(tmp_path / "res") == before
     reset_accelerate()
+    # the recipe's data, augmentation and loss too: a resume with others mixed two recipes in one run, and rewrote
+    # the run's records (a finished run's run.json then gave another input size than its weights were trained at)
+    recipe = "--smoothing 0.3 --img-size 24 --hflip 0.2".split()
+    with pytest.raises(ValueError, match="Cannot resume") as e:
+        run(tmp_path, "res", *same, *recipe, "--resume", str(state))
+    for part in ("--smoothing 0.3 (the state: --smoothing ", "--img-size 24 (the state: ", "--hflip 0.2 (the state: "):
+        assert part in str(e.value)
+    assert _files(tmp_path / "res") == before
+    reset_accelerate()
     # the way out the message gives: the run's own settings, from its args.yaml; it ends where the source ended
     argv = ["-c", str(tmp_path / "res" / "args.yaml"), "--output", str(tmp_path), "--experiment", "res"]
     summary = train(parse_args([*argv, "--resume", str(state)]))
@@ -772,11 +781,21 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ("--aa rand-x9", "--aa rand-x9: not an augmentation policy timm can build"),
         ("--output {tmp}/file", "is a file, and runs are folders inside --output"),
         ("--output {tmp}/file/sub", "/file is a file, and runs are folders inside --output"),
+        # a run written into another run's folder or its checkpoints/, or outside --output, without a word
+        ("--experiment base/checkpoints", "--experiment 'base/checkpoints': the name of the run's folder inside"),
+        ("--experiment ../escape", "--experiment '../escape': the name of the run's folder inside --output (no '/'"),
+        ("--experiment {tmp}/elsewhere", "the name of the run's folder inside --output"),
+        ("--output {tmp}/run", "--output {tmp}/run lies inside the run in {tmp}/run, whose folders hold its own"),
+        ("--output {tmp}/run/checkpoints", "lies inside the run in {tmp}/run, whose folders hold its own files"),
+        ("--output {tmp}/run/sub/deeper", "lies inside the run in {tmp}/run,"),
     ],
 )
 def test_impossible_options_are_refused_before_anything_is_built(tmp_path, monkeypatch, extra, problem):
     monkeypatch.setattr(train_mod, "create_datasets", None)  # never reached
     (tmp_path / "file").write_text("")
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "run.json").write_text("{}")
+    problem = problem.format(tmp=tmp_path)
     with pytest.raises(ValueError) as e:
         Trainer.from_args(parse_args([*tiny_argv(tmp_path, "bad"), *extra.format(tmp=tmp_path).split()]))
     assert problem in str(e.value)

@@ -658,6 +658,20 @@ def check_output(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--output {args.output}: {blocker} is a file, and runs are folders inside --output; choose a folder"
         )
+    name = args.experiment
+    if name is not None and (not name.strip() or name != Path(name).name or name in (".", "..")):
+        raise ValueError(
+            f"--experiment {name!r}: the name of the run's folder inside --output (no '/' or '..', not empty); "
+            "choose one such as zerosnet20-c10-s0, or leave --experiment out for a dated name"
+        )
+    output = Path(args.output).expanduser().absolute()
+    for folder in (output, *output.parents):
+        inside = folder.parent if folder.name == "checkpoints" and (folder.parent / "run.json").is_file() else None
+        if (folder / "run.json").is_file() or inside is not None:
+            raise ValueError(
+                f"--output {args.output} lies inside the run in {inside or folder}, whose folders hold its own files "
+                "and training states: runs are folders side by side in --output; choose a folder outside any run"
+            )
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -1426,7 +1440,14 @@ RESUME_SETTINGS = (
     "warmup_lr warmup_epochs warmup_prefix cooldown_epochs decay_milestones decay_epochs decay_rate patience_epochs "
     "eval_metric model_ema model_ema_decay model_ema_warmup "
     # the data order and the batches the schedule counts
-    "seed batch_size grad_accum_steps train_num_samples"
+    "seed batch_size grad_accum_steps train_num_samples "
+    # the data, its preprocessing and augmentation, the loss and the regularisation: the recipe the run trains
+    # with, which run.json and args.yaml report (a resume with others mixed two recipes in one run, and a finished
+    # run's records were rewritten with settings it never trained with); --data-dir may move
+    "dataset train_split val_split class_map input_img_mode input_key target_key val_num_samples img_size input_size "
+    "crop_pct mean std interpolation train_interpolation train_crop_mode crop_padding scale ratio hflip vflip "
+    "color_jitter aa no_aug reprob remode recount mixup cutmix cutmix_minmax mixup_prob mixup_switch_prob mixup_mode "
+    "mixup_off_epoch smoothing bce_loss bce_sum bce_target_thresh bce_pos_weight drop drop_path clip_grad clip_mode"
 ).split()
 _TRAIN_STATE_INDEX = 1  # TrainState is the second object registered for checkpointing (after the scheduler)
 _DERIVED_SETTINGS = {
