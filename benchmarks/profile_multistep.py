@@ -22,7 +22,9 @@ of one step is read for each. The variants:
   its own autograd Functions (``schemes._LerpAddFunction``, ``schemes._ZeroStableTraFunction``), whose coefficient
   gradients are dot products; ``update`` keeps autograd's backward, so it times that backward against theirs.
 - ``inplace``: every ``F.relu`` of ``multistep.py`` in place (they all act on a fresh BatchNorm output, as in timm's
-  own blocks), and the Euler and fixed ZeroSNet combinations accumulated into the fresh branch output ``f``.
+  own blocks), and the Euler and fixed ZeroSNet combinations accumulated into the fresh branch output ``f``. The
+  package's CPU eager code goes further for those two (``PreActBlock._folded_branch``: the coefficient of f folded
+  into the last conv's weight), so ``current`` runs that, and every other variant runs the blocks unfolded.
 - ``both``.
 - ``strided``: the strided 1x1 projections as plain strided convs, as before the package ran them on the subsampled
   input (a matrix product on CPU, ``multistep.Projection``).
@@ -289,6 +291,10 @@ class _InplaceReluF:
         return F.relu(x, inplace=True)
 
 
+def _no_folding(self, pre):
+    return None
+
+
 _ORIG = dict(
     zs=ZeroStableUpdate.forward,
     lm=LinearMultistepUpdate.forward,
@@ -310,7 +316,7 @@ def variant(name: str):
     if name not in VARIANTS + COST_VARIANTS:
         raise ValueError(f"unknown variant {name!r}; choose from {VARIANTS + COST_VARIANTS}")
     active = {"both": {"update", "inplace"}, "current": set()}.get(name, {name})
-    patched = [(multistep, "F"), (multistep.Projection, "forward")]
+    patched = [(multistep, "F"), (multistep.Projection, "forward"), (multistep.PreActBlock, "_folded_branch")]
     patched += [(cls, "forward") for cls in (ZeroStableUpdate, LinearMultistepUpdate, EulerUpdate)]
     saved_active, saved = set(_ACTIVE), [getattr(obj, attr) for obj, attr in patched]
     try:
@@ -318,6 +324,8 @@ def variant(name: str):
         _ACTIVE.update(active)
         ZeroStableUpdate.forward, LinearMultistepUpdate.forward = _zs_forward, _lm_forward
         EulerUpdate.forward, multistep.Projection.forward = _euler_forward, _proj_forward
+        if active:  # the blocks call the (patched) update modules: no folded combination (PreActBlock._folded_branch)
+            multistep.PreActBlock._folded_branch = _no_folding
         if "inplace" in active:
             multistep.F = _InplaceReluF()
         yield

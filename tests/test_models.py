@@ -210,17 +210,18 @@ def test_forward_hooks_see_every_layer_and_pruning_trains(name):
     """The strided projections ran their conv's weight through faster forms without calling the conv, so hooks on
     it never fired (activation recorders, FLOP counters) and a pruned one failed at the second training step
     ('backward through the graph a second time'), as timm's resnets do not. A watched conv is now called; the
-    results are those of the unwatched network."""
+    results are those of the unwatched network (in float64: the watched network also runs its combinations
+    unfolded, and the float32 gradients of DiffStride's last stage at batch 2 are 6% off float64 either way)."""
     import torch.nn.utils.prune as prune
 
     from timm_zerosnet.models.multistep import plain_conv
 
     size = 32 if name.endswith("_cifar") else 64
     torch.manual_seed(0)
-    model = timm.create_model(name).train()
-    twin = timm.create_model(name).train()
+    model = timm.create_model(name).double().train()
+    twin = timm.create_model(name).double().train()
     twin.load_state_dict(model.state_dict())
-    x = torch.randn(2, 3, size, size)
+    x = torch.randn(2, 3, size, size, dtype=torch.float64)
     leaves = {
         n: m
         for n, m in model.named_modules()
@@ -234,9 +235,9 @@ def test_forward_hooks_see_every_layer_and_pruning_trains(name):
     assert called == set(leaves)
     want = twin(x)
     want.square().sum().backward()
-    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
-    for (n, p), q in zip(model.named_parameters(), twin.parameters()):  # float32 sums in another order
-        assert (p.grad - q.grad).abs().max() <= 1e-4 * q.grad.abs().max().clamp(min=1), n
+    torch.testing.assert_close(out, want, rtol=1e-10, atol=1e-10)
+    for (n, p), q in zip(model.named_parameters(), twin.parameters()):  # sums in another order
+        assert (p.grad - q.grad).abs().max() <= 1e-9 * q.grad.abs().max().clamp(min=1), n
 
     projections = [m.conv for m in twin.modules() if type(m).__name__ == "Projection" and max(m.conv.stride) > 1]
     assert all(plain_conv(c) for c in projections)  # the fast forms stay for plain convs
@@ -256,6 +257,71 @@ def test_forward_hooks_see_every_layer_and_pruning_trains(name):
     hooked.register_forward_pre_hook(lambda m, i: None)
     assert not plain_conv(hooked) and plain_conv(torch.nn.Conv2d(1, 1, 1))
     assert not plain_conv(torch.ao.nn.qat.Conv2d(1, 1, 1, qconfig=torch.ao.quantization.get_default_qat_qconfig()))
+
+
+class _ActivationOps(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts the multiplies and out-of-place additions whose output is an activation (4-D, batch first)."""
+
+    def __init__(self, batch: int):
+        super().__init__()
+        self.batch, self.count = batch, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        packet = func.overloadpacket
+        if packet in (torch.ops.aten.mul, torch.ops.aten.add) and out.dim() == 4 and out.shape[0] == self.batch:
+            self.count += 1
+        return out
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("zerosnet20_cifar", {}),
+        ("zerosnet20_cifar", {"tau": 0.5}),
+        ("preresnet20_cifar", {"tau": 0.5}),
+        ("preresnet20_cifar", {}),
+        ("zerosnet18_diffstride_cifar", {}),
+        ("zerosnet50", {}),
+    ],
+)
+def test_cpu_eager_blocks_fold_the_branch_coefficient_into_the_last_conv(name, kwargs):
+    """On the CPU in eager mode a fixed combination (ZeroSNet Opt, Euler) scales the last conv's weight by the
+    coefficient of F(x_n) and adds the history terms into that conv's output: no activation-sized multiply or new
+    sum in the forward, one multiply fewer per block in the backward. It computes what the update modules compute:
+    a hook on them (which must see them called) turns the folding off."""
+    from timm_zerosnet.schemes import EulerUpdate, ZeroStableUpdate
+
+    batch, size = 3, (32 if name.endswith("_cifar") else 64)
+    torch.manual_seed(0)
+    model = timm.create_model(name, **kwargs).double().train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(batch, 3, size, size, dtype=torch.float64)
+    updates = [m for m in model.modules() if isinstance(m, (EulerUpdate, ZeroStableUpdate))]
+    scaled = sum(u.branch_scale(x) != 1.0 for u in updates)
+
+    def step():
+        model.load_state_dict(state)
+        model.zero_grad()
+        with _ActivationOps(batch) as forward:
+            out = model(x)
+        with _ActivationOps(batch) as backward:
+            out.square().sum().backward()
+        return out.detach(), [p.grad for p in model.parameters()], forward.count, backward.count
+
+    out, grads, fwd_ops, bwd_ops = step()
+    seen = []
+    hooks = [u.register_forward_hook(lambda m, i, o: seen.append(m)) for u in updates]
+    want, want_grads, plain_fwd_ops, plain_bwd_ops = step()
+    for h in hooks:
+        h.remove()
+    assert seen == updates
+    assert plain_fwd_ops - fwd_ops == len(updates)  # every plain update makes a new tensor (a mul, or f + x)
+    assert fwd_ops == 0 or "diffstride" in name  # spectral pooling multiplies activations itself
+    assert plain_bwd_ops - bwd_ops == scaled
+    torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12)
+    for g, w in zip(grads, want_grads):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10 * w.abs().max().item())
 
 
 def test_zerosnet_options_that_a_fixed_scheme_would_ignore_are_refused():
@@ -536,7 +602,9 @@ def test_torchscript(name):
     levels = tuple(range(len(model.feature_info)))
     features = FeatureGetterNet(tiny_model(name), out_indices=levels).eval()  # what features_only=True builds
     for got, want in zip(torch.jit.script(features)(x), features(x), strict=True):
-        torch.testing.assert_close(got, want)
+        # TorchScript runs the update modules; eager CPU code folds their coefficient of F(x_n) into the last conv's
+        # weight (PreActBlock._folded_branch), which rounds differently (about 1e-6 of the largest value)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
 
 
 @pytest.mark.parametrize("name", REPRESENTATIVES)

@@ -104,8 +104,18 @@ class EulerUpdate(nn.Module):
 
     def forward(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor:
         # f first: the sum takes f's memory layout (channels_last), whatever a pooled x_n has, and f * h + x rounds
-        # as the weights' golden outputs were computed
+        # as the weights' golden outputs were computed (before 2026-12-01: eager CPU blocks now fold h into their
+        # last conv's weight, PreActBlock._folded_branch, which rounds h F(x_n) differently)
         return torch.mul(f, self.step_size).add_(x) if self.step_size != 1.0 else f + x
+
+    def branch_scale(self, like: torch.Tensor) -> float | None:
+        """The constant that multiplies F(x_n), for a block that folds it into its last conv (``accumulate_``)."""
+        return self.step_size
+
+    def accumulate_(self, fs: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor:
+        """The update with ``fs`` = h F(x_n) given: x_n added into ``fs`` in place. Only for a caller that owns
+        ``fs`` (nothing else holds it: no hook saw it) and folded h into the conv that made it."""
+        return fs.add_(x)
 
     def coefficients(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return (1.0,), (1.0,)
@@ -362,6 +372,20 @@ class ZeroStableUpdate(nn.Module):
         # constant coefficients: one new tensor, the other terms accumulated into it, nothing saved for backward;
         # f first, as in EulerUpdate (layout, and the rounding golden outputs were computed with)
         return torch.mul(f, self.hb0).add_(x, alpha=self.a0).add_(last, alpha=self.a1).add_(llast, alpha=self.a2)
+
+    def branch_scale(self, like: torch.Tensor) -> float | None:
+        """h b0, the constant that multiplies F(x_n), for a block that folds it into its last conv (``accumulate_``)
+        in eager code; None with a trainable lambda (the coefficients are tensors), and where the update runs as one
+        Triton kernel on tensors like ``like`` (CUDA: that does the whole combination in one pass)."""
+        if self.lam is not None or fused_combine.usable((like,)):
+            return None
+        return self.hb0
+
+    def accumulate_(self, fs: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor:
+        """The fixed update with ``fs`` = h b0 F(x_n) given: the history terms added into ``fs`` in place, in the
+        order of ``forward``. Only for a caller that owns ``fs`` (nothing else holds it:
+        no hook saw it) and folded h b0 into the conv that made it."""
+        return fs.add_(x, alpha=self.a0).add_(last, alpha=self.a1).add_(llast, alpha=self.a2)
 
     @torch.jit.unused
     def _fused(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor | None:

@@ -197,9 +197,12 @@ def plain_conv(conv: nn.Module) -> bool:
     """Whether ``conv`` is a plain ``nn.Conv2d`` that nothing watches or changes, so that code may apply its weight
     without calling it: no forward or backward hooks (its own or global ones: pruning, legacy spectral norm,
     activation recorders, FLOP counters), no parametrization, and not a subclass (QAT, adapters)."""
-    if type(conv) is not nn.Conv2d or parametrize.is_parametrized(conv):
-        return False
-    own = (conv._forward_hooks, conv._forward_pre_hooks, conv._backward_hooks, conv._backward_pre_hooks)
+    return type(conv) is nn.Conv2d and not parametrize.is_parametrized(conv) and unwatched(conv)
+
+
+def unwatched(module: nn.Module) -> bool:
+    """Whether no forward or backward hook, its own or a global one, would see ``module`` called."""
+    own = (module._forward_hooks, module._forward_pre_hooks, module._backward_hooks, module._backward_pre_hooks)
     everyone = (getattr(_module_hooks, name, None) for name in _GLOBAL_HOOKS)
     return not any(own) and not any(everyone)
 
@@ -303,7 +306,18 @@ class PreActBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def residual(self, pre: torch.Tensor) -> torch.Tensor:
+        """The branch F after relu(bn1(x)): ``last_conv()(branch_body(pre))``."""
         raise NotImplementedError
+
+    def branch_body(self, pre: torch.Tensor) -> torch.Tensor:
+        """The branch up to its last conv: that conv's input."""
+        raise NotImplementedError
+
+    @torch.jit.unused
+    def last_conv(self) -> nn.Module | None:
+        """The branch's last conv (None: a subclass that does not split its branch, which ``_folded_branch`` then
+        leaves as it is)."""
+        return None
 
     def forward(
         self,
@@ -312,7 +326,10 @@ class PreActBlock(nn.Module):
         llast: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         pre = F.relu(self.bn1(x), inplace=True)  # BN's backward does not need its output
-        f = self.drop_path(self.residual(pre))
+        folded: torch.Tensor | None = None
+        if not torch.jit.is_scripting():
+            folded = self._folded_branch(pre)
+        f = self.drop_path(self.residual(pre)) if folded is None else folded
         x_slot = x
         if self.shortcut is not None:
             x_slot = self.shortcut(pre) if self.shortcut_on_preact else self.shortcut(x)
@@ -326,7 +343,10 @@ class PreActBlock(nn.Module):
                 last = self.pool(last)
             if self.reads >= 3:
                 llast = self.pool(llast)
-        out = self.update(f, x_slot, last, llast)
+        if torch.jit.is_scripting():
+            out = self.update(f, x_slot, last, llast)
+        else:
+            out = self._combine(f, folded, x_slot, last, llast)
         if self.history == 1:  # _HISTORY_SHIFT (literals: TorchScript cannot read module globals)
             return out, x_slot, last
         if self.history == 2:  # _HISTORY_SHIFT_RAW
@@ -334,6 +354,39 @@ class PreActBlock(nn.Module):
         if self.history == 3:  # _HISTORY_RESET
             return out, x_slot, x_slot
         return out, out, out  # no history kept: nothing extra stays alive
+
+    @torch.jit.unused
+    def _folded_branch(self, pre: torch.Tensor) -> torch.Tensor | None:
+        """h b0 F(x_n) as a fresh tensor, the constant folded into the last conv's weight, where the update will add
+        its history terms into it in place (``_combine``); None where the plain path runs.
+
+        Op by op on the CPU, ZeroSNet's fixed update h b0 f + a0 x + a1 x_{n-1} + a2 x_{n-2} was a multiply and three
+        additions into a new tensor, and its backward a fourth multiply for f's gradient; scaling the (small) weight
+        instead and adding into the conv's output leaves three additions, no new tensor, and passes the gradient to
+        the conv as it is (``benchmarks/profile_multistep.py --ablate``). It runs only where nothing can tell: the
+        conv and the update are plain modules that no hook watches (a hook sees F(x_n), never h b0 F(x_n) or the
+        sum written into it), there is no drop path, and the code runs eagerly (compilers fuse the plain ops
+        themselves), and not where the update runs as one Triton kernel (CUDA), which does the whole combination in
+        one pass (``update.branch_scale``)."""
+        if not eager():  # first: a trace must not reach the checks below
+            return None
+        update, conv = self.update, self.last_conv()
+        if conv is None or not hasattr(update, "branch_scale") or not isinstance(self.drop_path, nn.Identity):
+            return None
+        if not unwatched(update) or not plain_conv(conv) or conv.bias is not None:
+            return None
+        scale = update.branch_scale(pre)
+        if scale is None:
+            return None
+        weight = conv.weight if scale == 1.0 else conv.weight * scale
+        return conv._conv_forward(self.branch_body(pre), weight, None)
+
+    @torch.jit.unused
+    def _combine(self, f: torch.Tensor, folded: torch.Tensor | None, x: torch.Tensor, last, llast) -> torch.Tensor:
+        """The update: called as a module, or its history terms added into the folded branch output."""
+        if folded is None:
+            return self.update(f, x, last, llast)
+        return self.update.accumulate_(folded, x, last, llast)
 
 
 class PreActBasic(PreActBlock):
@@ -348,10 +401,17 @@ class PreActBasic(PreActBlock):
         self.conv2 = conv3x3(width, width, 1, dilation[1], **dd)
 
     def residual(self, pre: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.branch_body(pre))
+
+    def branch_body(self, pre: torch.Tensor) -> torch.Tensor:
         out = self.conv1(pre)
         if self.pool is not None:
             out = self.pool(out)
-        return self.conv2(F.relu(self.bn2(out), inplace=True))
+        return F.relu(self.bn2(out), inplace=True)
+
+    @torch.jit.unused
+    def last_conv(self) -> nn.Module:
+        return self.conv2
 
 
 class PreActBottleneck(PreActBlock):
@@ -369,10 +429,17 @@ class PreActBottleneck(PreActBlock):
         self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False, **dd)
 
     def residual(self, pre: torch.Tensor) -> torch.Tensor:
+        return self.conv3(self.branch_body(pre))
+
+    def branch_body(self, pre: torch.Tensor) -> torch.Tensor:
         out = self.conv2(F.relu(self.bn2(self.conv1(pre)), inplace=True))
         if self.pool is not None:
             out = self.pool(out)
-        return self.conv3(F.relu(self.bn3(out), inplace=True))
+        return F.relu(self.bn3(out), inplace=True)
+
+    @torch.jit.unused
+    def last_conv(self) -> nn.Module:
+        return self.conv3
 
 
 class MultistepStage(nn.Sequential):
