@@ -642,12 +642,12 @@ def read_export(folder: str | Path, allow_links: bool = False) -> ExportedFolder
             f"{config_path}: architecture {architecture!r} is not a timm_zerosnet model; this tool "
             f"publishes only timm_zerosnet weights."
         )
-    entries = sorted(folder.rglob("*"))  # everything a push would upload, subfolders included
+    entries = sorted(folder.rglob("*"))  # everything a push would upload (or install-local copy), subfolders too
     links = [p.relative_to(folder).as_posix() for p in entries if p.is_symlink()]
     if links and not allow_links:
         raise HubError(
-            f"{folder}: holds symbolic links ({', '.join(links)}); a push would upload what they point to: "
-            f"replace them by the files themselves or remove them."
+            f"{folder}: holds symbolic links ({', '.join(links)}); pushing or installing the folder would take what "
+            f"they point to: replace them by the files themselves or remove them."
         )
     pickles = [p.relative_to(folder).as_posix() for p in entries if p.suffix in _PICKLE_SUFFIXES]
     if pickles:

@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from timm_zerosnet.hub import HubError
+from timm_zerosnet.hub.cache import install_local
 from timm_zerosnet.hub.cli import main
 from timm_zerosnet.hub.export import EXPORT_NAMES, export, read_export, read_run, verify_export
 from timm_zerosnet.release import ReleaseError, check_golden, load_weights
@@ -636,8 +637,10 @@ def test_export_folder_checks(exported):
     outside = exported.parent / "outside.txt"
     outside.write_text("not for the Hub")
     (exported / "notes.txt").symlink_to(outside)
-    with pytest.raises(HubError, match=r"holds symbolic links \(notes\.txt\); a push would upload what they point"):
-        read_export(exported)
+    for read in (read_export, lambda folder: install_local(folder, REPO, cache_dir=exported.parent / "cache")):
+        with pytest.raises(HubError, match=r"holds symbolic links \(notes\.txt\); pushing or installing the folder"):
+            read(exported)
+    assert not (exported.parent / "cache").exists()
     (exported / "notes.txt").unlink()
     read_export(exported)
     (exported / "config.json").write_text(json.dumps(dict(config, label_names=list("abcdefghij"))))
