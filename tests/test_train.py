@@ -485,13 +485,23 @@ def test_resume_from_another_runs_state_refuses_a_directory_holding_a_run(source
     assert _files(tmp_path / "victim") == before
 
 
-def test_resume_auto_after_finish_does_not_train_again(source_run):
-    before = load_file(source_run / "model.safetensors")
+def test_resume_auto_after_finish_does_not_train_again(source_run, tmp_path, capsys):
+    """Nothing is trained, and nothing written: the run's records stay as they are (they were rewritten with the
+    same content, and the log said it had resumed), and the log says how to train further."""
+    shutil.copytree(source_run, tmp_path / "done")
+    before = load_file(tmp_path / "done" / "model.safetensors")
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "done").rglob("*")}
     extra = "--epochs 2 --resume auto --model-ema --model-ema-decay 0.5 --model-kwargs tau=0.5".split()
-    summary = run(source_run.parent, source_run.name, *extra)
-    assert summary["epochs"]["completed"] == 2
-    after = load_file(source_run / "model.safetensors")
+    capsys.readouterr()
+    summary = run(tmp_path, "done", *extra)
+    assert summary == json.loads((tmp_path / "done" / "run.json").read_text())
+    assert summary["epochs"]["completed"] == 2 and summary["status"] == "finished"
+    after = load_file(tmp_path / "done" / "model.safetensors")
     assert all(torch.equal(before[k], after[k]) for k in before)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "done").rglob("*")} == stamps
+    out = capsys.readouterr().out
+    assert f"Nothing to train: {tmp_path / 'done'} already finished its 2 epochs" in out
+    assert f"--pretrained-path {tmp_path / 'done' / 'model.safetensors'}" in out and "Epoch " not in out
 
 
 def test_resume_refuses_settings_the_state_cannot_honour(source_run, tmp_path):

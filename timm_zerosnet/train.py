@@ -1883,6 +1883,14 @@ class Trainer:
     def fit(self) -> dict:
         """Train for the remaining epochs, evaluating, checkpointing and writing the run directory."""
         args, acc, state = self.args, self.accelerator, self.state
+        finished = self._finished_record()
+        if finished is not None:
+            final = self.run_dir / (finished["weights"].get("final") or "model.safetensors")
+            self.log(
+                f"Nothing to train: {self.run_dir} already finished its {self.total_epochs} epochs, and its records "
+                f"stay as they are. To train further, start a new run from its weights: --pretrained-path {final}"
+            )
+            return finished
         if acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             # --output absolute: `-c <run>/args.yaml --resume auto` from another directory finds this run again
@@ -1969,6 +1977,18 @@ class Trainer:
         if args.log_with:
             acc.end_training()
         return summary
+
+    def _finished_record(self) -> dict | None:
+        """run.json of this run directory where it records this (resumed) state's end as a finished run with its
+        final weights: then nothing is left to train, and nothing to write."""
+        state = self.state
+        if state.epoch < self.total_epochs or state.step_in_epoch:
+            return None
+        info = read_run_info(self.run_dir)
+        if not info or info.get("status") != "finished" or (info.get("epochs") or {}).get("completed") != state.epoch:
+            return None
+        final = (info.get("weights") or {}).get("final")
+        return info if final and (self.run_dir / final).is_file() else None
 
     def _stopped_note(self, e: BaseException, interrupted: bool) -> str:
         """Where a run stood when ``e`` stopped it, and how to go on."""
