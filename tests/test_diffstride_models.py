@@ -217,7 +217,9 @@ def test_conv_cost_of_learnable_strides():
 def test_an_empty_batch_gives_an_empty_output_as_timms_resnets_do(name):
     """MKL's FFT refused a batch of 0 images (an empty last shard of a distributed evaluation): 'Inconsistent
     configuration parameters'. The spectral layers now return an empty output of the right size, eval and train,
-    as conv layers do, and an empty batch leaves the learned strides as they are."""
+    as conv layers do, and an empty batch leaves the learned strides as they are. Its backward gives every
+    parameter a zero gradient, as timm's resnets do (the empty output had been cut from the input and the strides:
+    most gradients stayed None, which DDP without find_unused_parameters does not allow on one rank)."""
     model = timm.create_model(name, num_classes=7).train()
     full = model.forward_intermediates(torch.randn(2, 3, 32, 32), intermediates_only=True)  # clips the strides
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -227,5 +229,8 @@ def test_an_empty_batch_gives_an_empty_output_as_timms_resnets_do(name):
         empty = model.forward_intermediates(torch.randn(0, 3, 32, 32), intermediates_only=True)
         assert [f.shape for f in empty] == [(0, *f.shape[1:]) for f in full]
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    model.train()(torch.randn(0, 3, 32, 32)).sum().backward()
+    none = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not none and all(not p.grad.any() for p in model.parameters()), none
     pool = FixedSpectralPooling(2.0)
     assert torch.jit.script(pool)(torch.randn(0, 3, 8, 8)).shape == (0, 3, 4, 4)

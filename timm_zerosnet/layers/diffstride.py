@@ -229,10 +229,12 @@ def _diffstride_forward(
     parameter, so that inference never rewrites the learned strides.
     """
     height, width = _check_spatial_size(x, "DiffStride")
-    if x.numel() == 0:  # MKL's FFT refuses an empty batch: the output of one zero image, emptied (strides in the graph)
+    if x.numel() == 0:
+        # MKL's FFT refuses an empty batch: the output size from one zero image; x and the strides stay in the graph
+        # (zero gradients, as a conv gives its weight: DDP reduces every parameter on every rank)
         probe = x.new_zeros((1, 1, height, width))
         out = _diffstride_forward(probe, strides, smoothness, cropping, lower_limit, upper_limit, frozen_plan, training)
-        return out[:0].expand(*x.shape[:-2], *out.shape[-2:])
+        return x.reshape(*x.shape[:-2], *out.shape[-2:]) + out[:0]
     if frozen_plan is None:
         if torch.compiler.is_exporting() or torch.jit.is_tracing():
             raise RuntimeError(
@@ -464,8 +466,8 @@ def _fixed_spectral_pool(x: torch.Tensor, stride_h: float, stride_w: float) -> t
     """FixedSpectralPooling forward: the output size is Python arithmetic on the input's shape."""
     height, width = _check_spatial_size(x, "FixedSpectralPooling")
     out_h, out_w = _spectral_pool_size(height, width, stride_h, stride_w)
-    if x.numel() == 0:  # MKL's FFT refuses an empty batch
-        return x.new_zeros(list(x.shape[:-2]) + [out_h, out_w])
+    if x.numel() == 0:  # MKL's FFT refuses an empty batch; x stays in the graph (a zero gradient)
+        return x.reshape(list(x.shape[:-2]) + [out_h, out_w])
     compute_dtype = _fft_dtype(x)
     if torch.jit.is_scripting():
         # TorchScript compiles only this branch (it has no contextlib); autocast keeps these float32 FFTs in float32
