@@ -35,6 +35,10 @@ of one step is read for each. The variants:
     python benchmarks/profile_multistep.py --ablate --models zerosnet20_cifar,lmresnet20_cifar --batch 64 \
         --variants no_history,euler_update --reps 21
 
+- ``no_history_projections``, a cost bound too: ZeroSNet's 1x1 projections of x_{n-1} and x_{n-2} at the stage
+  transitions give zeros (nothing computed, nothing backpropagated; the combination's passes stay), so its time
+  against ``current`` is what those projections cost. They add 1.3% to zerosnet20_cifar's multiply-adds.
+
 ``--variants current,strided`` times a subset (``current`` always runs: it is the reference of the ratios).
 ``--malloc glibc`` reads each variant's memory as the peak RSS of a whole process that trains with glibc's default
 settings (heap fragmentation included) instead of one step's growth with the mmap threshold pinned::
@@ -52,6 +56,7 @@ import statistics
 import subprocess
 import sys
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -111,6 +116,9 @@ def category(op: str) -> str:
 def build(name: str, args: argparse.Namespace):
     torch.manual_seed(0)
     model = create_bench_model(name)  # any timm model, ours, or benchmark.py's timm-resnet<depth>_cifar
+    for block in model.modules():
+        if isinstance(block, multistep.PreActBlock):
+            _HISTORY_PROJECTIONS.update(p for p in (block.proj_last, block.proj_llast) if p is not None)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     size = int(model.pretrained_cfg["input_size"][-1]) if args.img_size is None else args.img_size
@@ -271,7 +279,12 @@ def _euler_forward(self, f, x, last, llast):
 
 
 def _proj_forward(self, x):
-    """strided: a strided projection as the plain strided conv, whatever the layout and grad mode."""
+    """strided: a strided projection as the plain strided conv, whatever the layout and grad mode.
+    no_history_projections: a projection of x_{n-1} or x_{n-2} (ZeroSNet's transitions) gives zeros of its output's
+    shape, outside the graph (changes the network: see COST_VARIANTS)."""
+    if "no_history_projections" in _ACTIVE and self in _HISTORY_PROJECTIONS:
+        (sh, sw), (b, _, h, w) = self.conv.stride, x.shape
+        return x.new_zeros(b, self.conv.out_channels, -(-h // sh), -(-w // sw))
     if "strided" not in _ACTIVE:
         return _ORIG["proj"](self, x)
     if self.norm is not None:
@@ -306,7 +319,11 @@ VARIANTS = ("current", "update", "inplace", "both", "strided")
 # check_equivalent skips them). no_history: the multistep updates without their x_{n-1}, x_{n-2} terms (the history
 # projections still run in the forward, their outputs unused). euler_update: every multistep update is x + f. Their
 # time against 'current' is what those terms cost: no faster kernel for the combination can save more.
-COST_VARIANTS = ("no_history", "euler_update")
+# no_history_projections: the 1x1 projections of x_{n-1} and x_{n-2} at ZeroSNet's stage transitions give zeros
+# instead (nothing computed, nothing to backpropagate; the combination's passes stay): what those projections cost.
+COST_VARIANTS = ("no_history", "euler_update", "no_history_projections")
+_HISTORY_PROJECTIONS: weakref.WeakSet = weakref.WeakSet()  # filled by build()
+_UPDATE_CHANGES = {"update", "inplace", "no_history", "euler_update"}  # the changes made in the update modules
 
 
 @contextmanager
@@ -324,7 +341,9 @@ def variant(name: str):
         _ACTIVE.update(active)
         ZeroStableUpdate.forward, LinearMultistepUpdate.forward = _zs_forward, _lm_forward
         EulerUpdate.forward, multistep.Projection.forward = _euler_forward, _proj_forward
-        if active:  # the blocks call the (patched) update modules: no folded combination (PreActBlock._folded_branch)
+        if (
+            active & _UPDATE_CHANGES
+        ):  # the blocks must call the patched updates: no folding (PreActBlock._folded_branch)
             multistep.PreActBlock._folded_branch = _no_folding
         if "inplace" in active:
             multistep.F = _InplaceReluF()
@@ -494,8 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--variants",
         default=",".join(VARIANTS),
-        help="--ablate: comma separated, from " + ", ".join(VARIANTS + COST_VARIANTS) + " (the last two change the "
-        "network: they bound what the scheme's combination costs)",
+        help="--ablate: comma separated, from " + ", ".join(VARIANTS + COST_VARIANTS) + " (the last three change the "
+        "network: they bound what the scheme's combination and its history projections cost)",
     )
     p.add_argument(
         "--malloc",

@@ -358,6 +358,7 @@ def test_profile_script_variants_are_equivalent_and_restored(capsys):
             LinearMultistepUpdate.forward,
             ZeroStableUpdate.forward,
             multistep.Projection.forward,
+            multistep.PreActBlock._folded_branch,
         )
 
     before = patched()
@@ -389,6 +390,19 @@ def test_profile_script_cost_variants_drop_the_history_terms(monkeypatch, capsys
             assert torch.equal(upd(f.clone(), x, last, llast), f + x)
         assert torch.allclose(upd(f.clone(), x, last, llast), b0 * f + a0 * x + a1 * last + a2 * llast)
     assert (ZeroStableUpdate.forward, multistep.Projection.forward) == before
+    # no_history_projections: a projection of x_{n-1} / x_{n-2} gives zeros outside the graph, the others run, and
+    # the blocks keep folding (the update modules are not patched); the history-dropping variants stop the folding
+    proj = multistep.Projection(4, 8, 2).double()
+    shortcut = multistep.Projection(4, 8, 2).double()
+    prof._HISTORY_PROJECTIONS.add(proj)
+    folding = multistep.PreActBlock._folded_branch
+    with prof.variant("no_history_projections"):
+        zeros = proj(x.requires_grad_())
+        assert zeros.shape == (2, 8, 2, 2) and not zeros.any() and zeros.grad_fn is None
+        assert torch.equal(shortcut(x), shortcut.conv(x)) and multistep.PreActBlock._folded_branch is folding
+    with prof.variant("no_history"):
+        assert multistep.PreActBlock._folded_branch is not folding
+    assert torch.equal(proj(x), proj.conv(x)) and multistep.PreActBlock._folded_branch is folding
     with pytest.raises(ValueError, match="unknown variant 'fused'"):
         with prof.variant("fused"):
             pass
