@@ -724,6 +724,22 @@ def test_a_hand_edited_run_json_field_is_named_by_every_tool(trained_run, tmp_pa
     assert not (tmp_path / "export").exists()
 
 
+def test_a_run_stopped_before_its_first_evaluation_is_named_as_such(trained_run, tmp_path, capsys):
+    """zerosnet-train records null metrics until the first evaluation; the run.json check read them as a run.json
+    edited by hand ('metrics is {'final': None, 'best': None}, not an object of evaluations')."""
+    run = tmp_path / "stopped"
+    run.mkdir()
+    info = json.loads((trained_run / "run.json").read_text())
+    info.update(status="interrupted", metrics={"final": None, "best": None}, weights=dict.fromkeys(info["weights"]))
+    (run / "run.json").write_text(json.dumps(info))
+    (run / "args.yaml").write_text((trained_run / "args.yaml").read_text())
+    assert main(["--checkpoint", str(run), "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "edited by hand" not in err and f"{run} has no final weights" in err
+    assert "(the run is interrupted: final weights are written when it finishes)" in err
+    assert f"`zerosnet-train -c {run.absolute() / 'args.yaml'} --resume auto` continues it" in err
+
+
 def test_a_run_record_given_as_the_checkpoint_is_named(trained_run, capsys):
     """--checkpoint run/run.json was read with torch.load, whose refusal advised weights_only=False."""
     from timm_zerosnet.analysis.cli import main as analyze

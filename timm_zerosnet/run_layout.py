@@ -176,7 +176,7 @@ _RUN_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "weights": ("an object of file names in the run folder", lambda v: all(map(_is_file_name, v.values()))),
     "metrics": (
         "an object of evaluations",
-        lambda v: isinstance(v, dict) and all(isinstance(m, dict) for m in v.values()),
+        lambda v: isinstance(v, dict) and all(m is None or isinstance(m, dict) for m in v.values()),
     ),
     "training": ("an object", lambda v: isinstance(v, dict)),
     "epochs": ("an object", lambda v: isinstance(v, dict)),
@@ -196,7 +196,7 @@ def run_info_problem(info: dict[str, Any]) -> str | None:
     if size is not None and not (isinstance(size, list) and len(size) == 3 and all(_is_count(n) for n in size)):
         return f"data_config.input_size is {size!r}, not [channels, height, width] of counts >= 1"
     for kind, values in (info.get("metrics") or {}).items():
-        for name, value in values.items():
+        for name, value in (values or {}).items():  # null: no evaluation yet (a run stopped before its first)
             if name.startswith(("top", "val_", "train_")) and value is not None and not _is_number(value):
                 return f"metrics.{kind}.{name} is {value!r}, not a number"
     return None
@@ -235,4 +235,6 @@ def _missing_weights(run_dir: Path, which: str, info: dict | None) -> str:
     elif info.get("status") not in (None, "finished"):
         why = f" (the run is {info.get('status')}: final weights are written when it finishes)"
     advice = f"; use --weights {' or '.join(have)}" if have else "; it holds no weights files yet"
+    if info is not None and info.get("status") in ("interrupted", "failed") and (run_dir / "args.yaml").is_file():
+        advice += f" (`zerosnet-train -c {run_dir.absolute() / 'args.yaml'} --resume auto` continues it)"
     return f"{run_dir} has no {which} weights ({weights_file_name(info, which)}){why}{advice}"
