@@ -510,6 +510,16 @@ def test_wrong_depth_names_the_first_unexpected_key(authors_checkpoints, tmp_pat
     assert "zerosnet32_cifar" in msg
 
 
+def test_a_checkpoint_file_that_is_not_there_is_named(tmp_path, monkeypatch):
+    """timm's loader raised a FileNotFoundError with neither message nor path for the README's snippet run where
+    ZeroSNet20_Tra.pth is not."""
+    monkeypatch.chdir(tmp_path)
+    for file in ("ZeroSNet20_Tra.pth", str(tmp_path / "missing.pth"), str(tmp_path)):
+        with pytest.raises(FileNotFoundError, match="pretrained_cfg_overlay file .* is not a file") as e:
+            timm.create_model("zerosnet20_tra_cifar", pretrained=True, pretrained_cfg_overlay=dict(file=file))
+        assert repr(file) in str(e.value) and str(tmp_path) in str(e.value)
+
+
 def test_renamed_key_is_named(authors_checkpoints, tmp_path):
     sd = dict(authors_checkpoints["zerosnet20_cifar_tra"][0])
     sd = {("blocks.4.bn2.running_variance" if k == "blocks.4.bn2.running_var" else k): v for k, v in sd.items()}

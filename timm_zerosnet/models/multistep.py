@@ -17,10 +17,12 @@ import inspect
 import logging
 import numbers
 import operator
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -1157,6 +1159,13 @@ def require_released_weights(variant: str, kwargs: dict) -> None:
             f"(released tags for it: {', '.join(tags) if tags else 'none yet'}). Train one with "
             f"`zerosnet-train --model {variant} ...` and publish it with `zerosnet-hub export/push`, load a file with "
             f"pretrained_cfg_overlay=dict(file=PATH), or pass pretrained=False."
+        )
+    file = cfg.file
+    if isinstance(file, (str, os.PathLike)) and not Path(file).expanduser().is_file():
+        # timm's loader raised a FileNotFoundError without a message or a path
+        raise FileNotFoundError(
+            f"{variant}: pretrained_cfg_overlay file {str(file)!r} is not a file (a relative path is looked for in "
+            f"{Path.cwd()}); give the path of the weights file (a .pth / .safetensors checkpoint, e.g. the authors')"
         )
     # a released tag: check the local cache / sha256 and say "not pushed yet" rather than a 404 from the Hub
     kwargs["pretrained_cfg_overlay"] = release_weights_overlay(
