@@ -58,3 +58,13 @@ def test_the_installed_publishing_tool_is_the_hub_folder():
     (script,) = entry_points(group="console_scripts", name="zerosnet-hub")
     assert script.value == "timm_zerosnet.hub.cli:main"
     assert script.load() is cli.main
+
+
+def test_the_folders_the_docs_write_into_are_ignored_by_git():
+    """docs/RELEASING.md exports into exports/ ("not in git"), the demo trains into runs/: their cards, configs and
+    run records were offered to `git add` (only *.safetensors was ignored)."""
+    import subprocess
+
+    for path in ("exports/zerosnet20_cifar.digits/README.md", "runs/demo/run.json"):
+        done = subprocess.run(["git", "check-ignore", "--no-index", "-q", path], cwd=ROOT)
+        assert done.returncode == 0, path
