@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import re
 import time
 from pathlib import Path
 
@@ -1025,3 +1026,12 @@ def test_an_explicit_size_keeps_the_reference_of_the_same_skeleton_at_that_size(
     for spec, (pre, post) in expected.items():
         info = bench.model_info(spec, args)
         assert (bench.reference_for(info, args), bench.post_reference_for(info, args)) == (pre, post), spec
+
+
+def test_every_benchmark_script_is_in_the_readme_table():
+    """bench_train_overhead.py and profile_gpu.py were missing from the table of scripts that opens the README."""
+    readme = (ROOT / "benchmarks" / "README.md").read_text()
+    table = readme.split("\n\n")[1]  # the table right under the title
+    listed = set(re.findall(r"^\| `([^`]+)` \|", table, re.M))
+    scripts = {p.name for p in (ROOT / "benchmarks").iterdir() if p.suffix in (".py", ".sh")}
+    assert scripts <= listed, sorted(scripts - listed)
