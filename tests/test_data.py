@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import sys
@@ -360,12 +361,18 @@ def test_failed_download_says_so_in_one_line(monkeypatch, tmp_path):
     import torchvision.datasets
 
     def offline(self, *args, **kwargs):
+        os.makedirs(self.root, exist_ok=True)  # as torchvision's download_url does before it connects
         raise URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", offline)
     with pytest.raises(RuntimeError, match="Downloading 'torch/cifar10' into .* failed .*name resolution") as e:
         create_datasets({"dataset": "torch/cifar10", "data_dir": str(tmp_path), "dataset_download": True})
     assert "cifar-10-batches-py" in str(e.value) and e.value.__suppress_context__ and "\n" not in str(e.value)
+    assert tmp_path.is_dir()  # a folder that was there stays
+    # one that the failed download made is not left behind, empty
+    with pytest.raises(RuntimeError, match="Downloading 'torch/cifar10' into .* failed"):
+        create_datasets({"dataset": "torch/cifar10", "data_dir": str(tmp_path / "new"), "dataset_download": True})
+    assert not (tmp_path / "new").exists()
 
 
 def test_hfds_goes_through_timm_create_dataset(monkeypatch):

@@ -594,6 +594,7 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
                     raise ValueError(
                         f"{name!r} is a Hugging Face dataset: it needs the 'datasets' package (pip install datasets)"
                     ) from None
+            existed = data_dir is None or os.path.exists(data_dir)
             try:
                 if folder:
                     root = _search_split(data_dir, split)
@@ -603,6 +604,8 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
             except (URLError, ConnectionError, TimeoutError) as e:
                 if not download:
                     raise
+                if not existed and os.path.isdir(data_dir) and not os.listdir(data_dir):
+                    os.rmdir(data_dir)  # the download made it and put nothing in it: leave no empty folder behind
                 reason = getattr(e, "reason", None) or e
                 # from None: the urllib traceback says nothing the message does not
                 raise DatasetUnavailableError(
