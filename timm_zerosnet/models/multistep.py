@@ -375,10 +375,11 @@ class PreActBlock(nn.Module):
         update, conv = self.update, self.last_conv()
         if conv is None or not hasattr(update, "branch_scale") or not isinstance(self.drop_path, nn.Identity):
             return None
-        if not unwatched(update) or not plain_conv(conv) or conv.bias is not None:
+        if not unwatched(update) or not unwatched(self.drop_path) or not plain_conv(conv) or conv.bias is not None:
             return None
         scale = update.branch_scale(pre)
-        if scale is None:
+        if scale is None or (scale != 1.0 and torch.is_grad_enabled() and conv.weight.requires_grad):
+            # with autograd the scaled weight would stay saved for backward (a weight-sized tensor per block)
             return None
         weight = conv.weight if scale == 1.0 else conv.weight * scale
         return conv._conv_forward(self.branch_body(pre), weight, None)
@@ -1161,7 +1162,8 @@ def require_released_weights(variant: str, kwargs: dict) -> None:
             f"pretrained_cfg_overlay=dict(file=PATH), or pass pretrained=False."
         )
     file = cfg.file
-    if isinstance(file, (str, os.PathLike)) and not Path(file).expanduser().is_file():
+    local = cfg.source in ("hf-hub", "local-dir")  # timm resolves these itself (a local-dir file is the folder)
+    if not local and isinstance(file, (str, os.PathLike)) and not Path(file).expanduser().is_file():
         # timm's loader raised a FileNotFoundError without a message or a path
         raise FileNotFoundError(
             f"{variant}: pretrained_cfg_overlay file {str(file)!r} is not a file (a relative path is looked for in "
