@@ -378,8 +378,9 @@ class PreActBlock(nn.Module):
         if not unwatched(update) or not unwatched(self.drop_path) or not plain_conv(conv) or conv.bias is not None:
             return None
         scale = update.branch_scale(pre)
-        if scale is None or (scale != 1.0 and torch.is_grad_enabled() and conv.weight.requires_grad):
-            # with autograd the scaled weight would stay saved for backward (a weight-sized tensor per block)
+        if scale is None or (scale != 1.0 and self.training and torch.is_grad_enabled()):
+            # in training the scaled weight would stay saved for backward (a weight-sized tensor per block); an eval
+            # forward folds with gradients on or off alike (the same bits)
             return None
         weight = conv.weight if scale == 1.0 else conv.weight * scale
         return conv._conv_forward(self.branch_body(pre), weight, None)
