@@ -341,9 +341,8 @@ def variant(name: str):
         _ACTIVE.update(active)
         ZeroStableUpdate.forward, LinearMultistepUpdate.forward = _zs_forward, _lm_forward
         EulerUpdate.forward, multistep.Projection.forward = _euler_forward, _proj_forward
-        if (
-            active & _UPDATE_CHANGES
-        ):  # the blocks must call the patched updates: no folding (PreActBlock._folded_branch)
+        # the blocks must call the patched updates: no folding (PreActBlock._folded_branch)
+        if active & _UPDATE_CHANGES:
             multistep.PreActBlock._folded_branch = _no_folding
         if "inplace" in active:
             multistep.F = _InplaceReluF()

@@ -362,14 +362,14 @@ class PreActBlock(nn.Module):
         """h b0 F(x_n) as a fresh tensor, the constant folded into the last conv's weight, where the update will add
         its history terms into it in place (``_combine``); None where the plain path runs.
 
-        Op by op on the CPU, ZeroSNet's fixed update h b0 f + a0 x + a1 x_{n-1} + a2 x_{n-2} was a multiply and three
-        additions into a new tensor, and its backward a fourth multiply for f's gradient; scaling the (small) weight
-        instead and adding into the conv's output leaves three additions, no new tensor, and passes the gradient to
-        the conv as it is (``benchmarks/profile_multistep.py --ablate``). It runs only where nothing can tell: the
-        conv and the update are plain modules that no hook watches (a hook sees F(x_n), never h b0 F(x_n) or the
-        sum written into it), there is no drop path, and the code runs eagerly (compilers fuse the plain ops
-        themselves), and not where the update runs as one Triton kernel (CUDA), which does the whole combination in
-        one pass (``update.branch_scale``)."""
+        Op by op, ZeroSNet's fixed update h b0 f + a0 x + a1 x_{n-1} + a2 x_{n-2} is a multiply and three additions
+        into a new tensor; scaling the (small) weight instead and adding into the conv's output leaves three
+        additions and no new tensor (``benchmarks/profile_multistep.py --ablate``). In training only a coefficient
+        of 1 (Euler's f + x) folds: a scaled weight would stay saved for backward. It runs only where nothing can
+        tell: the conv, the update and the drop path are plain modules that no hook watches (a hook sees F(x_n),
+        never h b0 F(x_n) or the sum written into it), there is no drop path, the code runs eagerly (compilers fuse
+        the plain ops themselves), and the update does not run as one Triton kernel (CUDA), which does the whole
+        combination in one pass (``update.branch_scale``)."""
         if not eager():  # first: a trace must not reach the checks below
             return None
         update, conv = self.update, self.last_conv()
