@@ -200,9 +200,51 @@ def test_feature_indices_that_select_no_level_are_refused_naming_the_levels(name
         model.forward_intermediates(x, indices=[])
     with pytest.raises(ValueError, match=rf"^indices=\[{levels}\]: no level {levels}; the network has"):
         model.prune_intermediate_layers(indices=[levels])
+    for twice in ((0, 0), (0, -levels)):
+        with pytest.raises(ValueError, match=r"^out_indices=.* names a level twice .*Name each level once\."):
+            timm.create_model(name, features_only=True, out_indices=twice, device="meta")
+        with pytest.raises(ValueError, match=r"^indices=.* names a level twice"):
+            model.forward_intermediates(x, indices=list(twice))
     for good, want in ((1, [levels - 1]), ((-1, 0), [0, levels - 1]), ((np.int64(1),), [1]), (range(2), [0, 1])):
         features = timm.create_model(name, features_only=True, out_indices=good).eval()
         assert [f.shape[1] for f in features(x)] == [model.feature_info[i]["num_chs"] for i in want]
+
+
+@pytest.mark.parametrize(
+    "name", ["zerosnet20_cifar", "lmresnet20_cifar", "preresnet20_cifar", "tauresnet20_nobn_cifar"]
+)
+def test_model_arguments_out_of_range_are_refused_saying_the_range(name):
+    """A negative drop rate built a network that never dropped, one of 1 or more failed in the first training
+    forward (bernoulli_), num_classes=-1 gave pooled features, an unknown pool an AssertionError and
+    global_pool='' with classes a matmul error at the first forward: each is now a ValueError naming the range,
+    from create_model and reset_classifier alike. The edges still build."""
+    for kwargs, message in (
+        (dict(drop_path_rate=-0.1), r"^drop_path_rate is the stochastic depth .* in \[0, 1\); got -0\.1\."),
+        (dict(drop_path_rate=1.0), r"^drop_path_rate .*got 1\.0\."),
+        (dict(drop_path_rate="0.1"), r"^drop_path_rate .*got '0\.1'\."),
+        (dict(drop_rate=2.0), r"^drop_rate is dropout before the classifier, a probability in \[0, 1\); got 2\.0"),
+        (dict(drop_rate=float("nan")), r"^drop_rate .*got nan\."),
+        (dict(in_chans=0), r"^in_chans is the number of input image channels, an int >= 1; got 0\."),
+        (dict(in_chans=3.0), r"^in_chans .*got 3\.0\."),
+        (dict(num_classes=-1), r"^num_classes is the classifier's number of outputs, an int >= 0 .*got -1\."),
+        (dict(num_classes=True), r"^num_classes .*got True\."),
+        (dict(global_pool="mean"), r"^global_pool='mean' is no pooling of timm's: pass one of '', 'avg', "),
+        (dict(global_pool=""), r"^global_pool='' leaves the feature map unpooled, .* 10 classes needs pooled"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            timm.create_model(name, num_classes=kwargs.pop("num_classes", 10), **kwargs, device="meta")
+    model = timm.create_model(name, num_classes=10, drop_rate=0.0, drop_path_rate=0.99)
+    with pytest.raises(ValueError, match=r"^num_classes .*got -2\."):
+        model.reset_classifier(-2)
+    with pytest.raises(ValueError, match=r"^global_pool='' leaves the feature map unpooled, .* 5 classes"):
+        model.reset_classifier(5, "")
+    assert model.fc.out_features == model.num_classes == 10  # a refused head leaves the old one
+    model.reset_classifier(0, "")
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, model.num_features, 32 // 4, 32 // 4)
+    with pytest.raises(ValueError, match=r"^global_pool='fastCatAvgMax' is no pooling"):
+        model.reset_classifier(3, "fastCatAvgMax")  # timm's pool took it, its feat_mult() did not: a 64-wide fc
+    model.reset_classifier(3, "fastcatavgmax")
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
 
 
 @pytest.mark.parametrize("name", ["zerosnet20_cifar", "lmresnet18", "preresnet20_cifar", "zerosnet18_diffstride_cifar"])

@@ -69,6 +69,7 @@ from torchvision.transforms import InterpolationMode
 
 from .cpu_heap import keep_heap
 from .data import DatasetUnavailableError, EpochShuffleSampler, TransformDataset, create_datasets, dataset_name
+from .models.multistep import POOL_TYPES
 from .release import ReleaseError, respect_umask
 from .run_layout import (
     WEIGHT_FILES,
@@ -184,8 +185,6 @@ class _KeyValueAction(argparse.Action):
         setattr(namespace, self.dest, merged)
 
 
-# timm's SelectAdaptivePool2d pool types ('' is no pooling)
-_POOL_TYPES = ("avg", "max", "avgmax", "catavgmax", "fast", "fastavg", "fastmax", "fastavgmax", "fastcatavgmax", "")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")  # timm's str_to_interp_mode names
 # an on/off option: --flag and --no-flag, so that the command line can switch off what a recipe switches on
 _ON_OFF: dict[str, Any] = dict(action=argparse.BooleanOptionalAction, default=False)
@@ -229,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pretrained-path", default=None, help="weights file or run directory to fine-tune from")
     g.add_argument("--num-classes", type=int, default=None, help="default: number of classes of the dataset")
     g.add_argument("--in-chans", type=int, default=None, help="input channels (1 for grey images)")
-    g.add_argument("--gp", default=None, choices=_POOL_TYPES, help="global pool type (timm's)")
+    g.add_argument("--gp", default=None, choices=POOL_TYPES, help="global pool type (timm's; '' is no pooling)")
     g.add_argument("--model-kwargs", nargs="*", default={}, action=_KeyValueAction, help="family options k=v ...")
     g.add_argument("--freeze-backbone", **_ON_OFF, help="train the classifier only (BN stats frozen too)")
     g.add_argument("--img-size", type=int, default=None)

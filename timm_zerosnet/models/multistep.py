@@ -38,7 +38,7 @@ from torch.nn.utils import parametrize
 from ..layers.checkpointing import checkpoint
 from ..layers.diffstride import DOWNSAMPLE_LAYERS, DiffStride, create_downsample
 from ..release import ReleaseError, release_weights_overlay
-from ..schemes import ROLE_MULTISTEP, ROLE_RESET, EulerUpdate, Scheme, eager
+from ..schemes import ROLE_MULTISTEP, ROLE_RESET, EulerUpdate, Scheme, eager, finite_number
 
 __all__ = [
     "NetCfg",
@@ -480,6 +480,48 @@ def check_skeleton(net: Any, shortcuts: tuple[str, ...]) -> None:
         raise ValueError(f"layers {net.layers} must give at least one block for each of the widths {net.widths}.")
 
 
+POOL_TYPES = ("", "avg", "max", "avgmax", "catavgmax", "fast", "fastavg", "fastmax", "fastavgmax", "fastcatavgmax")
+
+
+def check_model_args(in_chans: Any, drop_rate: Any, drop_path_rate: Any) -> None:
+    """The input channels and the two dropout rates every network takes: a rate outside [0, 1) built a network that
+    either never dropped (a negative one) or failed in its first training forward (``bernoulli_ expects p in
+    [0, 1]``), and in_chans below 1 failed in the stem conv.
+
+    Raises:
+        ValueError: what was given and the range it must lie in.
+    """
+    if isinstance(in_chans, bool) or not isinstance(in_chans, numbers.Integral) or in_chans < 1:
+        raise ValueError(f"in_chans is the number of input image channels, an int >= 1; got {in_chans!r}.")
+    for name, rate in (("drop_rate", drop_rate), ("drop_path_rate", drop_path_rate)):
+        value = finite_number(rate)
+        if value is None or not 0.0 <= value < 1.0:
+            what = "dropout before the classifier" if name == "drop_rate" else "the stochastic depth of the last block"
+            raise ValueError(f"{name} is {what}, a probability in [0, 1); got {rate!r}. 0 turns it off.")
+
+
+def check_head_args(num_classes: Any, pool_type: Any) -> None:
+    """The classifier's arguments, for the constructor and ``reset_classifier`` alike (timm's pooling asserted on
+    an unknown pool type, and global_pool='' with classes failed at the first forward in a matmul).
+
+    Raises:
+        ValueError: what was given and what to pass instead.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 0:
+        raise ValueError(
+            f"num_classes is the classifier's number of outputs, an int >= 0 (0: no classifier); got {num_classes!r}."
+        )
+    if not isinstance(pool_type, str) or pool_type not in POOL_TYPES:  # lower case: timm's feat_mult() compares so
+        raise ValueError(
+            f"global_pool={pool_type!r} is no pooling of timm's: pass one of {', '.join(map(repr, POOL_TYPES))}."
+        )
+    if not pool_type and num_classes:
+        raise ValueError(
+            f"global_pool='' leaves the feature map unpooled, and a classifier of {num_classes} classes needs pooled "
+            f"features: pass a pool ('avg', ...) or num_classes=0 for the unpooled map."
+        )
+
+
 def stage_dilations(
     stem_reduction: int, strides: tuple[float, ...], output_stride: int | None, what: str = "this network"
 ) -> list[tuple[int, int, int]]:
@@ -546,16 +588,17 @@ class ResNetHeadMixin:
     def _make_head(self, num_classes: int, pool_type: str, device=None, dtype=None) -> None:
         """The pool and classifier; ``head_hidden_size`` is the width of the pooled features (twice
         ``num_features`` for a concatenating pool such as 'catavgmax'), as in timm's ResNet."""
+        check_head_args(num_classes, pool_type)
         self.global_pool, self.fc = create_classifier(
             self.num_features, num_classes, pool_type=pool_type, device=device, dtype=dtype
         )
         self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None):
-        self.num_classes = num_classes
         ref = next(self.parameters())
         pool_type = global_pool if global_pool is not None else self.global_pool.pool_type
         self._make_head(num_classes, pool_type, device=ref.device, dtype=ref.dtype)
+        self.num_classes = num_classes
         self.global_pool.train(self.training)
         self.fc.train(self.training)
 
@@ -629,6 +672,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         check_skeleton(net, shortcuts=("norm_act", "preact", "conv"))
+        check_model_args(in_chans, drop_rate, drop_path_rate)
         if net.downsample not in ("conv",) + tuple(sorted(DOWNSAMPLE_LAYERS)):
             raise ValueError(
                 f"downsample must be 'conv', 'spectral', 'subsample' or 'diffstride', got {net.downsample!r}."
@@ -1234,8 +1278,8 @@ def check_create_kwargs(variant: str, kwargs: dict, model_cls: type, *creators: 
 def check_feature_indices(levels: int, indices: Any, what: str = "indices") -> None:
     """Refuse feature-level indices that select no level or one the network lacks, or that are not integers
     (timm's ``feature_take_indices`` fails on them with ``max()`` of an empty sequence, an assertion or a slice
-    error). ``indices`` follows timm: None for every level, an int n for the last n, or a sequence of levels
-    (negative ones count from the end).
+    error), or that name a level twice (one map came out, and feature_info listed two). ``indices`` follows timm:
+    None for every level, an int n for the last n, or a sequence of levels (negative ones count from the end).
 
     Raises:
         ValueError: what was given and what the network takes.
@@ -1257,6 +1301,11 @@ def check_feature_indices(levels: int, indices: Any, what: str = "indices") -> N
         raise ValueError(f"{what}={indices!r}: the network has {takes}.")
     if outside := [i for i in items if not -levels <= i < levels]:
         raise ValueError(f"{what}={indices!r}: no level {', '.join(map(str, outside))}; the network has {takes}.")
+    if len({i % levels for i in items}) < len(items):
+        raise ValueError(
+            f"{what}={indices!r} names a level twice (negative indices count from the end): the network gives each "
+            f"level once, so feature_info would list more maps than come out. Name each level once."
+        )
 
 
 def _level_index(value: Any) -> int | None:

@@ -47,6 +47,7 @@ from .multistep import (
     check_create_kwargs,
     check_feature_indices,
     check_fit,
+    check_model_args,
     check_skeleton,
     cifar_cfg,
     conv3x3,
@@ -289,6 +290,7 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         super().__init__()
         dd = dict(device=device, dtype=dtype)
         check_skeleton(net, shortcuts=("zero_pad", "conv"))
+        check_model_args(in_chans, drop_rate, drop_path_rate)
         given, tau = tau, default_tau(net) if tau is None else finite_number(tau)
         if tau is None or tau <= 0:  # text and booleans are no numbers ('big' was a ValueError of float())
             raise ValueError(
