@@ -1383,6 +1383,34 @@ def test_failed_atomic_writes_leave_the_old_file_and_no_temporary(tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.safetensors"]
 
 
+@pytest.mark.parametrize("pointer", ["missing", "garbage", "names a removed state"])
+def test_resume_auto_without_a_valid_pointer_takes_the_state_saved_last(source_run, tmp_path, capsys, pointer):
+    """checkpoints/latest missing (a crash between a first state's rename and the pointer's write), edited, or
+    naming a state removed by hand: --resume auto said the run held no training state, trained it again from
+    scratch and pruned the intact states. It now continues the complete state saved last, and the log says so."""
+    shutil.copytree(source_run, tmp_path / "lost")
+    states = tmp_path / "lost" / "checkpoints"
+    (tmp_path / "lost" / "model.safetensors").unlink()  # its end not written yet: there is something to do
+    if pointer == "missing":
+        (states / "latest").unlink()
+    elif pointer == "garbage":
+        (states / "latest").write_text("../../elsewhere\n")
+    else:
+        shutil.rmtree(states / "state-e0002-b000000")
+    want = "state-e0001-b000000" if pointer == "names a removed state" else "state-e0002-b000000"
+    manager = CheckpointManager(tmp_path / "lost")
+    assert manager.resolve("auto") == manager.resolve(str(tmp_path / "lost")) == states / want
+    extra = "--epochs 2 --resume auto --model-ema --model-ema-decay 0.5 --model-kwargs tau=0.5".split()
+    capsys.readouterr()
+    summary = run(tmp_path, "lost", *extra)
+    out = capsys.readouterr().out
+    assert f"{states / 'latest'} " in out and f"the latest complete state is the one saved last, {want}" in out
+    assert f"Resumed from {states / want}" in out and "starting it again" not in out
+    assert summary["status"] == "finished" and (tmp_path / "lost" / "model.safetensors").is_file()
+    assert (states / "state-e0001-b000000").is_dir()  # nothing pruned that a fresh start would have replaced
+    assert ("Epoch 1/2" in out) is False and ("Epoch 2/2" in out) is (want == "state-e0001-b000000")
+
+
 def test_resume_accepts_a_run_dir_a_state_dir_or_the_pointer_folder(source_run):
     manager = CheckpointManager(source_run)
     latest = manager.latest()

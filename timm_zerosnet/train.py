@@ -1254,13 +1254,39 @@ class CheckpointManager:
     def state_name(epoch: int, step_in_epoch: int) -> str:
         return f"state-e{epoch:04d}-b{step_in_epoch:06d}"
 
-    def latest(self) -> Path | None:
-        """The state ``latest`` points to, or None."""
+    def states(self) -> list[Path]:
+        """The complete states here (those with their progress file), oldest saved first."""
+        if not self.dir.is_dir():
+            return []
+        return sorted((p for p in self.dir.glob("state-*") if _saved_at(p)), key=lambda p: (_saved_at(p), p.name))
+
+    def _pointed(self) -> Path | None:
         pointer = self.dir / self.POINTER
         if not pointer.is_file():
             return None
-        target = self.dir / pointer.read_text().strip()
-        return target if target.is_dir() else None
+        name = pointer.read_text(errors="replace").strip()
+        target = self.dir / name
+        return target if name and "/" not in name and target.is_dir() else None
+
+    def latest(self) -> Path | None:
+        """The state ``latest`` points to; where it names none (a crash between a first state's rename and the
+        pointer's write, a pointer edited, a state removed by hand), the complete state saved last; or None."""
+        found = self._pointed()
+        if found is not None:
+            return found
+        states = self.states()
+        return states[-1] if states else None
+
+    def pointer_note(self) -> str | None:
+        """What :meth:`latest` says when it does not follow the pointer, for the log."""
+        if self._pointed() is not None or not (states := self.states()):
+            return None
+        pointer = self.dir / self.POINTER
+        names = f"names {pointer.read_text(errors='replace').strip()[:80]!r}, no state" if pointer.is_file() else None
+        return (
+            f"{pointer} {names or 'is missing'}; the latest complete state is the one saved last, {states[-1].name} "
+            f"(of {', '.join(p.name for p in states)})"
+        )
 
     def save(self, accelerator: Accelerator, name: str, attach: Sequence[Path] = ()) -> Path:
         """Save accelerate's state as ``name`` (a collective call: every process must enter it), with a copy of each
@@ -1306,12 +1332,10 @@ class CheckpointManager:
                 raise FileNotFoundError(f"--resume latest: no complete state under {self.dir}")
             return found
         path = Path(resume).expanduser()
-        if (path / "checkpoints" / self.POINTER).is_file():
-            found = CheckpointManager(path).latest()
-            if found is not None:
-                return found
-        if (path / self.POINTER).is_file() and CheckpointManager(path.parent).latest() is not None:
-            return CheckpointManager(path.parent).latest()
+        if (path / "checkpoints").is_dir() and (found := CheckpointManager(path).latest()) is not None:
+            return found  # a run directory
+        if path.name == "checkpoints" and (found := CheckpointManager(path.parent).latest()) is not None:
+            return found  # its folder of states
         if (path / "custom_checkpoint_0.pkl").is_file():  # a state: the scheduler is always its first custom object
             return path
         raise FileNotFoundError(f"--resume {resume}: not a training state, a run directory, 'latest' or 'auto'")
@@ -2204,10 +2228,13 @@ def train(args: argparse.Namespace) -> dict:
         )
     accelerator = make_accelerator(args)  # first: it settles the run's name
     run_dir = _run_dir(args)
-    resume_from = CheckpointManager(run_dir).resolve(args.resume)
-    note = check_run_dir(run_dir, resume_from, args.resume)
+    checkpoints = CheckpointManager(run_dir)
+    resume_from = checkpoints.resolve(args.resume)
+    notes = [check_run_dir(run_dir, resume_from, args.resume)]
+    if resume_from is not None and args.resume in ("auto", "latest"):
+        notes.append(checkpoints.pointer_note())
     trainer = Trainer.from_args(args, accelerator)
-    if note:
+    for note in filter(None, notes):
         trainer.log(f"note: {note}")
     if resume_from is not None:
         trainer.resume(resume_from)
