@@ -1411,6 +1411,23 @@ def test_resume_auto_without_a_valid_pointer_takes_the_state_saved_last(source_r
     assert ("Epoch 1/2" in out) is False and ("Epoch 2/2" in out) is (want == "state-e0001-b000000")
 
 
+def test_resume_of_an_earlier_state_of_a_finished_run_is_refused(source_run, tmp_path):
+    """It trained the last epoch again and replaced the final weights and run.json without a word; now it is
+    refused, naming how to branch from the state (a new --experiment), which still works."""
+    shutil.copytree(source_run, tmp_path / "done")
+    before = _files(tmp_path / "done")
+    earlier = tmp_path / "done" / "checkpoints" / "state-e0001-b000000"
+    extra = "--epochs 2 --model-ema --model-ema-decay 0.5 --model-kwargs tau=0.5 --resume".split()
+    with pytest.raises(FileExistsError, match=r"is a state at epoch 2, batch 0 of .*which finished its 2 epochs") as e:
+        run(tmp_path, "done", *extra, str(earlier))
+    assert "pass a new --experiment" in str(e.value)
+    assert _files(tmp_path / "done") == before
+    reset_accelerate()
+    summary = run(tmp_path, "branch", *extra, str(earlier))
+    assert summary["status"] == "finished" and summary["epochs"]["completed"] == 2
+    assert _files(tmp_path / "done") == before
+
+
 def test_resume_accepts_a_run_dir_a_state_dir_or_the_pointer_folder(source_run):
     manager = CheckpointManager(source_run)
     latest = manager.latest()

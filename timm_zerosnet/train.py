@@ -1740,10 +1740,38 @@ class Trainer:
                 f"cannot load the training state {path} ({type(e).__name__}: {first_line}); a file of it is damaged "
                 f"or missing: {advice}"
             ) from None
+        self.check_not_rewinding_finished(path)
         self.restore_best(path)
         self.log(
             f"Resumed from {path}: epoch {self.state.epoch + 1}, batch {self.state.step_in_epoch}, "
             f"{self.state.num_updates} updates done"
+        )
+
+    def check_not_rewinding_finished(self, path: Path) -> None:
+        """Refuse to continue an earlier state of a finished run in its own directory: training its last epochs
+        again would replace the final weights and records it finished with (a nondeterministic run, e.g. on a GPU,
+        would not even give them back). A run that stopped may go back to an earlier state (after a loss that
+        became NaN, say): it has no final weights to lose.
+
+        Raises:
+            FileExistsError: which run, what it holds and how to branch from the state instead.
+        """
+        info = read_run_info(self.run_dir)
+        if not info or info.get("status") != "finished":
+            return
+        completed = (info.get("epochs") or {}).get("completed")
+        final = (info.get("weights") or {}).get("final")
+        state = self.state
+        if not isinstance(completed, int) or not final or not (self.run_dir / final).is_file():
+            return
+        if (state.epoch, state.step_in_epoch) >= (completed, 0):
+            return
+        raise FileExistsError(
+            f"--resume {path} is a state at epoch {state.epoch + 1}, batch {state.step_in_epoch} of {self.run_dir}, "
+            f"which finished its "
+            f"{completed} epochs with final weights {final}; continuing the state there would train its last epochs "
+            f"again and replace them. To train from that state again, pass a new --experiment (the state is "
+            f"continued in a directory of its own, and this run stays as it is)"
         )
 
     def save_state(self) -> Path:
