@@ -600,6 +600,37 @@ def _refuse_options_of_an_off_switch(
         raise ValueError(f"{' and '.join(flags)} set(s) {what}, which is off: add {how} to use it, or leave them out")
 
 
+_AUGMENTATIONS = ("crop_padding", "train_crop_mode", "scale", "ratio", "hflip", "vflip", "color_jitter", "aa", "reprob")
+# the options of timm's schedulers that only some of them read (create_scheduler_v2)
+_SCHEDULER_OPTIONS = {
+    "decay_epochs": ("step", "wsd", "rsqrt"),
+    "decay_milestones": ("multistep",),
+    "patience_epochs": ("plateau",),
+    "decay_rate": ("step", "multistep", "plateau", "poly"),
+}
+
+
+def unused_option_notes(args: argparse.Namespace) -> list[str]:
+    """Options given (on the command line or by the recipe) that another option makes unused, for the log: an
+    option a recipe sets stays given when the command line switches off what it tunes (``-c recipe --no-aug``), so
+    these are notes, not errors."""
+    notes = []
+    augmenting = [name for name in _AUGMENTATIONS if getattr(args, name)]  # hflip 0 and the like change nothing
+    if args.no_aug and (flags := _given_flags(args, augmenting)):
+        notes.append(
+            f"--no-aug trains on resized, centre-cropped images and does not use {' and '.join(flags)} (--aug does)"
+        )
+    unread = [name for name, scheds in _SCHEDULER_OPTIONS.items() if args.sched not in scheds]
+    if flags := _given_flags(args, unread):
+        notes.append(f"--sched {args.sched} does not read {' and '.join(flags)}, so the schedule does not use it")
+    if args.pretrained and args.pretrained_path:
+        notes.append(
+            f"--pretrained-path {args.pretrained_path} gives the starting weights: --pretrained (the model's "
+            "released weights) is not used"
+        )
+    return notes
+
+
 def check_optimizer_options(args: argparse.Namespace) -> None:
     """--opt names an optimizer timm knows, and the options that only some optimizers take are not given to one
     that would drop them (timm's factory silently leaves out betas, eps and momentum an optimizer has none of)."""
@@ -2261,6 +2292,7 @@ def train(args: argparse.Namespace) -> dict:
     notes = [check_run_dir(run_dir, resume_from, args.resume)]
     if resume_from is not None and args.resume in ("auto", "latest"):
         notes.append(checkpoints.pointer_note())
+    notes += unused_option_notes(args)
     trainer = Trainer.from_args(args, accelerator)
     for note in filter(None, notes):
         trainer.log(f"note: {note}")
