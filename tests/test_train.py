@@ -792,6 +792,7 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ("--aa rand-x9", "--aa rand-x9: not an augmentation policy timm can build"),
         ("--output {tmp}/file", "is a file, and runs are folders inside --output"),
         ("--output {tmp}/file/sub", "/file is a file, and runs are folders inside --output"),
+        ("--experiment file", "--experiment file: {tmp}/file is a file, and a run is a folder of that name inside"),
         # a run written into another run's folder or its checkpoints/, or outside --output, without a word
         ("--experiment base/checkpoints", "--experiment 'base/checkpoints': the name of the run's folder inside"),
         ("--experiment ../escape", "--experiment '../escape': the name of the run's folder inside --output (no '/'"),

@@ -695,6 +695,11 @@ def check_output(args: argparse.Namespace) -> None:
             "choose one such as zerosnet20-c10-s0, or leave --experiment out for a dated name"
         )
     output = Path(args.output).expanduser().absolute()
+    if name is not None and (output / name).exists() and not (output / name).is_dir():
+        raise ValueError(
+            f"--experiment {name}: {output / name} is a file, and a run is a folder of that name inside --output; "
+            "choose another --experiment (or --output)"
+        )
     for folder in (output, *output.parents):
         inside = folder.parent if folder.name == "checkpoints" and (folder.parent / "run.json").is_file() else None
         if (folder / "run.json").is_file() or inside is not None:
