@@ -1150,7 +1150,9 @@ def test_non_finite_loss_stops_with_epoch_step_and_checkpoint(tmp_path, monkeypa
     assert "CPU heap kept" not in out
     good = tmp_path / "nan" / "checkpoints" / "state-e0001-b000000"
     assert code == EXIT_NON_FINITE
-    assert "epoch 2/2, step 2/4" in err and str(good) in err and bad in err
+    assert (
+        err.startswith("zerosnet-train: error: ") and "epoch 2/2, step 2/4" in err and str(good) in err and bad in err
+    )
     info = json.loads((tmp_path / "nan" / "run.json").read_text())
     assert info["status"] == "failed" and "epoch 2/2" in info["error"]
     assert not (tmp_path / "nan" / "model.safetensors").exists()

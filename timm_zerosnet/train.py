@@ -2345,7 +2345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         train(args)
     except NonFiniteLossError as e:
         if PartialState().is_main_process:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"zerosnet-train: error: {e}", file=sys.stderr)  # the prefix of every other error it reports
         return EXIT_NON_FINITE
     except USAGE_ERRORS as e:
         return usage_error("zerosnet-train", e)
