@@ -1804,10 +1804,9 @@ class Trainer:
             return
         raise FileExistsError(
             f"--resume {path} is a state at epoch {state.epoch + 1}, batch {state.step_in_epoch} of {self.run_dir}, "
-            f"which finished its "
-            f"{completed} epochs with final weights {final}; continuing the state there would train its last epochs "
-            f"again and replace them. To train from that state again, pass a new --experiment (the state is "
-            f"continued in a directory of its own, and this run stays as it is)"
+            f"which finished its {completed} epochs with final weights {final}; continuing the state there would "
+            "train its last epochs again and replace them. To train from that state again, pass a new --experiment "
+            "(the state is continued in a directory of its own, and this run stays as it is)"
         )
 
     def save_state(self) -> Path:
