@@ -536,11 +536,12 @@ def test_resume_refuses_settings_the_state_cannot_honour(source_run, tmp_path):
     assert _files(tmp_path / "res") == before
     reset_accelerate()
     # the way out the message gives: the run's own settings, from its args.yaml; it ends where the source ended
-    argv = ["-c", str(tmp_path / "res" / "args.yaml"), "--output", str(tmp_path), "--experiment", "res"]
+    # (in a new directory: the finished run's own keeps its final weights)
+    argv = ["-c", str(tmp_path / "res" / "args.yaml"), "--output", str(tmp_path), "--experiment", "again"]
     summary = train(parse_args([*argv, "--resume", str(state)]))
     assert summary["epochs"] == {"completed": 2, "planned": 2} and summary["training"]["lr"] == 0.05
     for weights in ("model.safetensors", "model_ema.safetensors"):  # the EMA is part of the state too
-        want, got = load_file(source_run / weights), load_file(tmp_path / "res" / weights)
+        want, got = load_file(source_run / weights), load_file(tmp_path / "again" / weights)
         assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want), weights
 
 
@@ -632,6 +633,7 @@ def test_a_resumed_run_has_the_best_weights_of_its_state(tmp_path, monkeypatch, 
         trainer.resume(state)
         return trainer
 
+    (src / "model.safetensors").unlink()  # not finished yet: a finished run's earlier state continues elsewhere only
     for name in ("elsewhere", "src"):  # a new directory; the run's own directory, from its earlier state
         trainer = resume(name, first)
         assert trainer.state.best_epoch == 1
@@ -1211,8 +1213,13 @@ def test_checkpoint_manager_keeps_the_newest_and_the_state_just_saved(tmp_path):
     # the next one of the new branch: the abandoned epoch 3 goes (by name it outlived the new branch's states)
     manager.save(acc, manager.state_name(1, 4))
     assert sorted(p.name for p in states.glob("state-*")) == ["state-e0001-b000002", "state-e0001-b000004"]
-    shutil.rmtree(manager.latest())
-    assert manager.latest() is None  # the pointer names a state that is gone
+    shutil.rmtree(manager.latest())  # the pointer names a state that is gone: the one saved last before it
+    assert manager.latest() == states / "state-e0001-b000002"
+    assert "names 'state-e0001-b000004', no state; the latest complete state is the one saved last" in (
+        manager.pointer_note()
+    )
+    shutil.rmtree(states / "state-e0001-b000002")
+    assert manager.latest() is None and manager.pointer_note() is None
 
 
 def test_existing_run_sees_states_without_a_pointer(tmp_path):
