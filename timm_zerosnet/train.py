@@ -1792,21 +1792,15 @@ class Trainer:
         Raises:
             FileExistsError: which run, what it holds and how to branch from the state instead.
         """
-        info = read_run_info(self.run_dir)
-        if not info or info.get("status") != "finished":
-            return
-        completed = (info.get("epochs") or {}).get("completed")
-        final = (info.get("weights") or {}).get("final")
-        state = self.state
-        if not isinstance(completed, int) or not final or not (self.run_dir / final).is_file():
-            return
-        if (state.epoch, state.step_in_epoch) >= (completed, 0):
+        info, state = self._finished_run(), self.state
+        completed = info["epochs"].get("completed") if info else None
+        if not isinstance(completed, int) or (state.epoch, state.step_in_epoch) >= (completed, 0):
             return
         raise FileExistsError(
             f"--resume {path} is a state at epoch {state.epoch + 1}, batch {state.step_in_epoch} of {self.run_dir}, "
-            f"which finished its {completed} epochs with final weights {final}; continuing the state there would "
-            "train its last epochs again and replace them. To train from that state again, pass a new --experiment "
-            "(the state is continued in a directory of its own, and this run stays as it is)"
+            f"which finished its {completed} epochs with final weights {info['weights']['final']}; continuing the "
+            "state there would train its last epochs again and replace them. To train from that state again, pass a "
+            "new --experiment (the state is continued in a directory of its own, and this run stays as it is)"
         )
 
     def save_state(self) -> Path:
@@ -2070,8 +2064,13 @@ class Trainer:
         state = self.state
         if state.epoch < self.total_epochs or state.step_in_epoch:
             return None
+        info = self._finished_run()
+        return info if info and info["epochs"].get("completed") == state.epoch else None
+
+    def _finished_run(self) -> dict | None:
+        """run.json of this run directory where it records a finished run whose final weights are there."""
         info = read_run_info(self.run_dir)
-        if not info or info.get("status") != "finished" or (info.get("epochs") or {}).get("completed") != state.epoch:
+        if not info or info.get("status") != "finished" or not isinstance(info.get("epochs"), dict):
             return None
         final = (info.get("weights") or {}).get("final")
         return info if final and (self.run_dir / final).is_file() else None
