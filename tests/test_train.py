@@ -1491,7 +1491,7 @@ def test_weights_of_a_run_directory_are_the_files_its_run_json_names(tmp_path):
 def test_options_that_other_options_leave_unused_are_named_in_the_log(tmp_path, capsys):
     """--no-aug dropped --aa, --reprob, --crop-padding ..., a scheduler dropped the options of another one
     (--decay-milestones under --sched step), --pretrained-path overrode --pretrained: all without a word (args.yaml
-    recorded them as if used). Notes, not errors: a recipe's own options stay given when the command line switches
+    recorded them as if used), --freeze-backbone froze a random backbone. Notes, not errors: a recipe's own options stay given when the command line switches
     off what they tune, and no recipe as it is gets one."""
     cases = {
         "--no-aug --aa rand-m9-mstd0.5 --reprob 0.5 --hflip 0": "--no-aug trains on resized, centre-cropped images "
@@ -1502,11 +1502,20 @@ def test_options_that_other_options_leave_unused_are_named_in_the_log(tmp_path, 
         "--decay-rate 0.5,",
         "--pretrained --pretrained-path w.safetensors": "--pretrained-path w.safetensors gives the starting weights: "
         "--pretrained (the model's released weights) is not used",
+        "--freeze-backbone": "--freeze-backbone trains the classifier on a backbone left at its random "
+        "initialisation; give --pretrained or --pretrained-path",
     }
     for argv, note in cases.items():
         (given,) = unused_option_notes(parse_args(argv.split()))
         assert given.startswith(note), argv
-    for argv in ("--aa rand-m9-mstd0.5", "--sched step --decay-epochs 5", "--pretrained", "--no-aug --hflip 0"):
+    for argv in (
+        "--aa rand-m9-mstd0.5",
+        "--sched step --decay-epochs 5",
+        "--pretrained",
+        "--no-aug --hflip 0",
+        "--freeze-backbone --pretrained",
+        "--freeze-backbone --pretrained-path w.safetensors",
+    ):
         assert unused_option_notes(parse_args(argv.split())) == []
     for recipe in list_recipes():
         assert unused_option_notes(parse_args(["-c", recipe])) == [], recipe

@@ -628,6 +628,11 @@ def unused_option_notes(args: argparse.Namespace) -> list[str]:
             f"--pretrained-path {args.pretrained_path} gives the starting weights: --pretrained (the model's "
             "released weights) is not used"
         )
+    if args.freeze_backbone and not (args.pretrained or args.pretrained_path or args.resume):
+        notes.append(
+            "--freeze-backbone trains the classifier on a backbone left at its random initialisation; give "
+            "--pretrained or --pretrained-path to fine-tune learned features"
+        )
     return notes
 
 
