@@ -201,11 +201,15 @@ def test_a_class_map_is_read_strictly_and_must_name_every_class_folder(tmp_path)
     with pytest.raises(ValueError, match="class name\\(s\\) on more than one line: cat"):
         create_datasets({**cfg, "class_map": str(tmp_path / "twice.txt")})
     (tmp_path / "short.txt").write_text("cat\nemu\n")
-    with pytest.raises(ValueError, match="'train' split .* class folders that --class-map .*short.txt lacks: dog;"):
+    with pytest.raises(
+        ValueError, match=r"train \(the 'train' split\) has class folders that --class-map .*short.txt lacks: dog;"
+    ):
         create_datasets({**cfg, "class_map": str(tmp_path / "short.txt")})
     assert len(create_datasets({**cfg, "class_map": str(tmp_path / "short.txt")}, train=False).val) == 4
     _write_split(tmp_path, "val", ("fox",))
-    with pytest.raises(ValueError, match="'validation' split .* lacks: fox; .* add them to the class map"):
+    with pytest.raises(
+        ValueError, match=r"/val \(the 'validation' split\) has .* lacks: fox; .* add them to the class map"
+    ):
         create_datasets({**cfg, "class_map": str(tmp_path / "map.txt")})
     (tmp_path / "map.csv").write_text("cat,0\n")
     with pytest.raises(ValueError, match="a .txt file .* or a .pkl dict, not .csv"):

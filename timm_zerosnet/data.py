@@ -392,7 +392,7 @@ def _check_split_classes(data_dir: str, split: str, classes: dict[str, int], sou
     if unknown:
         fix = "add them to the class map" if source.startswith("--class-map") else "pass --class-map"
         raise ValueError(
-            f"the {split!r} split of {data_dir} has class folders that {source} lacks: {', '.join(unknown[:10])}; "
+            f"{root} (the {split!r} split) has class folders that {source} lacks: {', '.join(unknown[:10])}; "
             f"their images would be left out or mislabelled. Use the classes of {source} (or {fix})"
         )
 
