@@ -1320,3 +1320,18 @@ def test_filter_drops_the_head_for_a_model_built_without_one():
     assert not any(k.startswith("fc.") for k in out)
     model.load_state_dict(out)
     _backbone_equal(model, source)
+
+
+@pytest.mark.parametrize("name", ["lmresnet20_cifar", "zerosnet20_tra_cifar", "tauresnet20_nobn_cifar"])
+def test_a_network_on_the_meta_device_names_its_scheme_placeholders_until_materialised(name):
+    """block_coefficients / scheme_state of a network built on the meta device failed with 'Tensor.item() cannot be
+    called on meta tensors'; they name the placeholder and the way to give it values, and read them once loaded."""
+    reference = timm.create_model(name)
+    with torch.device("meta"):
+        model = timm.create_model(name)
+    for report in (model.block_coefficients, model.scheme_state):
+        with pytest.raises(ValueError, match=r"\b(k|lam|tau) is on the meta device and holds no value yet: .*to_empty"):
+            report()
+    model.to_empty(device="cpu").load_state_dict(reference.state_dict())
+    assert model.scheme_state() == reference.scheme_state()
+    assert model.block_coefficients() == reference.block_coefficients()

@@ -500,6 +500,21 @@ def check_model_args(in_chans: Any, drop_rate: Any, drop_path_rate: Any) -> None
             raise ValueError(f"{name} is {what}, a probability in [0, 1); got {rate!r}. 0 turns it off.")
 
 
+def scheme_values_readable(model: nn.Module) -> None:
+    """The scheme's trainable scalars hold values: a network built on the meta device has none to report until it
+    is materialised (``Tensor.item() cannot be called on meta tensors`` before).
+
+    Raises:
+        ValueError: which parameter is a placeholder, and how to give it values.
+    """
+    for name, p in model.named_parameters():
+        if p.ndim == 0 and p.is_meta:
+            raise ValueError(
+                f"{name} is on the meta device and holds no value yet: materialise the network first "
+                "(model.to_empty(device='cpu') and load_state_dict, or timm.create_model without the meta device)."
+            )
+
+
 def check_head_args(num_classes: Any, pool_type: Any) -> None:
     """The classifier's arguments, for the constructor and ``reset_classifier`` alike (timm's pooling asserted on
     an unknown pool type, and global_pool='' with classes failed at the first forward in a matmul).
@@ -871,6 +886,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
 
         b excludes the step size h, which is reported in ``param``; trained lambda / k values are read live.
         """
+        scheme_values_readable(self)
         rows = []
         for (name, block), role in zip(self._named_blocks(), self._roles):
             a, b = block.update.coefficients()
@@ -883,6 +899,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
     @torch.jit.ignore
     def scheme_state(self) -> dict[str, float]:
         """The scheme's trainable scalars by parameter name (for per-epoch logging), plus the step size."""
+        scheme_values_readable(self)
         state = {"step_size": float(self.scheme.step_size)}
         for name, p in self.named_parameters():
             if p.ndim == 0 and name.rsplit(".", 1)[-1] in ("lam", "k", "tau"):

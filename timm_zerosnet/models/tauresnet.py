@@ -56,6 +56,7 @@ from .multistep import (
     imagenet_cfg,
     pretrained_filter,
     require_released_weights,
+    scheme_values_readable,
     stage_dilations,
     timm_drops_head,
     unwrap_state_dict,
@@ -419,6 +420,7 @@ class TauResNet(ResNetHeadMixin, nn.Module):
     @torch.jit.ignore
     def current_tau(self) -> float:
         """The step size now: the fixed tau with BN, the trained value of the learnable one without."""
+        scheme_values_readable(self)
         return self.tau_init if self.tau is None else float(self.tau.detach())
 
     @torch.jit.ignore
