@@ -1491,8 +1491,8 @@ def test_weights_of_a_run_directory_are_the_files_its_run_json_names(tmp_path):
 def test_options_that_other_options_leave_unused_are_named_in_the_log(tmp_path, capsys):
     """--no-aug dropped --aa, --reprob, --crop-padding ..., a scheduler dropped the options of another one
     (--decay-milestones under --sched step), --pretrained-path overrode --pretrained: all without a word (args.yaml
-    recorded them as if used), --freeze-backbone froze a random backbone. Notes, not errors: a recipe's own options stay given when the command line switches
-    off what they tune, and no recipe as it is gets one."""
+    recorded them as if used), --freeze-backbone froze a random backbone. Notes, not errors: a recipe's own options
+    stay given when the command line switches off what they tune, and no recipe as it is gets one."""
     cases = {
         "--no-aug --aa rand-m9-mstd0.5 --reprob 0.5 --hflip 0": "--no-aug trains on resized, centre-cropped images "
         "and does not use --aa rand-m9-mstd0.5 and --reprob 0.5 (--aug does)",
