@@ -545,6 +545,24 @@ def test_resume_refuses_settings_the_state_cannot_honour(source_run, tmp_path):
         assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want), weights
 
 
+def test_resume_with_other_threads_goes_on_with_a_note(source_run, tmp_path, capsys):
+    """A state resumed with another number of intra-op threads trains on (the bits of CPU sums differ, nothing the
+    state cannot honour), but the log says so and how to get the state's: it was accepted without a word."""
+    state = source_run / "checkpoints" / "state-e0001-b000000"
+    argv = ["-c", str(source_run / "args.yaml"), "--output", str(tmp_path), "--experiment", "threads"]
+    capsys.readouterr()
+    summary = train(parse_args([*argv, "--resume", str(state), "--threads", "2"]))
+    assert summary["epochs"] == {"completed": 2, "planned": 2}
+    assert (
+        f"note: resuming {state} with torch intra-op threads 2 (the state: torch intra-op threads 1): training goes "
+        "on, but its results differ in the last bits from a run that was not interrupted (--threads 1 gives the "
+        "state's)"
+    ) in capsys.readouterr().out
+    reset_accelerate()
+    train(parse_args([*argv, "--experiment", "same", "--resume", str(state)]))
+    assert "note: resuming" not in capsys.readouterr().out
+
+
 def test_resume_of_a_state_without_settings_still_checks_the_processes(source_run, tmp_path, capsys):
     shutil.copytree(source_run, tmp_path / "old")
     state = CheckpointManager(tmp_path / "old").latest()

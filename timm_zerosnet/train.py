@@ -1226,7 +1226,7 @@ class TrainState:
     best_epoch: int | None = None
     best_source: str | None = None
     history: list[dict] = field(default_factory=list)
-    settings: dict | None = None  # Trainer.settings() of the run that saved it: what a resume must not change
+    settings: dict | None = None  # Trainer.settings() of the saving run: what a resume must not change (threads: noted)
 
     def state_dict(self) -> dict:
         return asdict(self)
@@ -1519,7 +1519,11 @@ _DERIVED_SETTINGS = {
     "num_processes": "number of processes",
     "updates_per_epoch": "updates per epoch",
     "train_samples": "training images",
+    "threads": "torch intra-op threads",
 }
+# settings a state may be resumed with changed, with a note: the run goes on, but no longer gives the same bits as
+# one that was never interrupted (CPU kernels split their sums by thread)
+_NOTED_SETTINGS = ("threads",)
 
 
 def _saved_settings(state_dir: Path) -> tuple[dict, bool]:
@@ -1734,6 +1738,7 @@ class Trainer:
             num_processes=self.accelerator.num_processes,
             updates_per_epoch=self.updates_per_epoch,
             train_samples=len(self.train_dataset),
+            threads=torch.get_num_threads(),
         )
         return out
 
@@ -1747,6 +1752,13 @@ class Trainer:
                 "is checked: resume it with the settings it was trained with"
             )
         changed = [name for name in current if name in saved and saved[name] != current[name]]
+        for name in [n for n in changed if n in _NOTED_SETTINGS]:
+            changed.remove(name)
+            self.log(
+                f"note: resuming {path} with {_describe_setting(name, current[name])} (the state: "
+                f"{_describe_setting(name, saved[name])}): training goes on, but its results differ in the last bits "
+                f"from a run that was not interrupted (--threads {saved[name]} gives the state's)"
+            )
         if not changed:
             return
         diffs = "; ".join(
