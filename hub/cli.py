@@ -1,7 +1,8 @@
 """zerosnet-hub: publish timm_zerosnet weights (docs/RELEASING.md has the whole procedure).
 
-    zerosnet-hub export RUN_DIR_OR_CHECKPOINT --out DIR [--model NAME] [--tag TAG] [--repo-id ORG/NAME]
-                 [--dataset NAME] [--weights final|ema|best] [--overwrite] [--stage [--manifest PATH]]
+    zerosnet-hub export RUN_DIR_OR_CHECKPOINT --out DIR [--model NAME] [--model-kwargs K=V ...] [--tag TAG]
+                 [--repo-id ORG/NAME] [--dataset NAME] [--weights final|ema|best] [--overwrite]
+                 [--stage [--manifest PATH]]
     zerosnet-hub verify DIR
     zerosnet-hub stage DIR [--repo-id ORG/NAME] [--manifest PATH]
     zerosnet-hub push DIR --repo-id ORG/NAME [--private] [--revision main] [--dry-run] [--manifest PATH]
@@ -28,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from timm_zerosnet.run_layout import WEIGHT_FILES
+from timm_zerosnet.train import _KeyValueAction
 
 from . import HubError
 
@@ -91,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="which weights of a run dir (default final), or final / ema of a checkpoint file holding the model's "
         "and the EMA's weights (state_dict / model and state_dict_ema / model_ema; required there)",
     )
+    e.add_argument(
+        "--model-kwargs",
+        nargs="+",
+        default={},
+        action=_KeyValueAction,
+        metavar="KEY=VALUE",
+        help="family options the weights were trained with (e.g. lam=-1.5), for weights without a run.json",
+    )
     e.add_argument("--license", default="apache-2.0", type=_license, help="Hub license identifier of the card")
     e.add_argument(
         "--overwrite",
@@ -152,6 +162,7 @@ def _run(args: argparse.Namespace) -> None:
             repo_id=args.repo_id,
             dataset=args.dataset,
             weights=args.weights,
+            model_kwargs=args.model_kwargs,
             license=args.license,
             overwrite=args.overwrite,
             log=out,

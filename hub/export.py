@@ -135,7 +135,12 @@ def _metrics_for(info: Mapping[str, Any], weights: str | None, history: list[dic
     return dict(out, weights="best (EMA)" if from_ema and weights == "best" else weights)
 
 
-def read_run(source: str | Path, weights: str | None = None, model: str | None = None) -> RunInfo:
+def read_run(
+    source: str | Path,
+    weights: str | None = None,
+    model: str | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+) -> RunInfo:
     """Read a run directory or a checkpoint file (with the run.json next to it, if any).
 
     This is the one place of the hub tool that knows the layout written by ``zerosnet-train``: ``run.json`` (model,
@@ -150,6 +155,8 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
             (required there: without it such a file is refused). A file the run recorded as other weights than asked
             for is refused.
         model: the architecture; required when there is no run.json, must agree with it otherwise.
+        model_kwargs: the family options the weights were trained with (e.g. ``lam``), when there is no run.json;
+            must agree with the run.json's otherwise.
     """
     source = Path(source).expanduser()
     if weights is not None and weights not in WEIGHT_FILES:
@@ -205,8 +212,22 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
             f"drop --model or pass --model {recorded_model}."
         )
     model = model or recorded_model
+    if not info and (weights_path.parent / "config.json").is_file() and (weights_path.parent / RELEASE_NAME).is_file():
+        # its config.json holds the model's arguments, which a run.json-less export would drop: the scheme's
+        # coefficients (lam, ...) are no tensors, so the weights load into the defaults without a word
+        raise HubError(
+            f"{weights_path.parent} is an export folder (config.json, {RELEASE_NAME}), not a training run: export "
+            f"again from the run it came from, or verify / stage / push this folder as it is."
+        )
     if not model:
         raise HubError(f"{weights_path}: no run.json next to it says which model it is; pass --model NAME.")
+    recorded_kwargs = info.get("model_kwargs") or {}
+    if model_kwargs and info and dict(model_kwargs) != recorded_kwargs:
+        raise HubError(
+            f"--model-kwargs {_kwargs_text(model_kwargs)}: the run was trained with "
+            f"{_kwargs_text(recorded_kwargs) or 'the defaults'} (its run.json); leave --model-kwargs out (it names the "
+            f"options of weights without a run.json)."
+        )
     history = None
     if (run_dir / "metrics.json").is_file() and not info.get("metrics"):
         history = _read_json(run_dir / "metrics.json")
@@ -237,7 +258,7 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
         weights=choice,
         state_key=state_key,
         model=model,
-        model_kwargs=dict(info.get("model_kwargs") or {}),
+        model_kwargs=dict(recorded_kwargs if info else model_kwargs or {}),
         num_classes=info.get("num_classes"),
         in_chans=info.get("in_chans"),
         global_pool=info.get("global_pool"),
@@ -250,6 +271,10 @@ def read_run(source: str | Path, weights: str | None = None, model: str | None =
         run_name=run_dir.name if info else None,
         status=info.get("status"),
     )
+
+
+def _kwargs_text(kwargs: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in kwargs.items())
 
 
 def _finetuned_from(info: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -479,6 +504,7 @@ def export(
     repo_id: str | None = None,
     dataset: str | None = None,
     weights: str | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
     license: str = "apache-2.0",
     overwrite: bool = False,
     log: Callable[[str], None] = lambda msg: None,
@@ -494,6 +520,7 @@ def export(
         dataset: dataset name or Hub dataset id, when the run did not record it (or to name an ImageFolder).
         weights: 'final' (default), 'ema' or 'best' weights of a run directory; 'final' / 'ema' of a checkpoint
             file holding state_dict and state_dict_ema (see ``read_run``).
+        model_kwargs: the family options (e.g. ``lam``) of weights without a run.json.
         license: the weights' license (Hub metadata and pretrained cfg).
         overwrite: replace an existing destination (atomically), if it is an earlier export (or empty) and does not
             hold the source.
@@ -516,7 +543,12 @@ def export(
         _check_replaceable(out, Path(source))
     if repo_id is not None and repo_id_problem(repo_id):
         raise HubError(f"--repo-id: {repo_id_problem(repo_id)}.")
-    info = read_run(source, weights=weights, model=model)
+    info = read_run(source, weights=weights, model=model, model_kwargs=model_kwargs)
+    if info.run_name is None and not info.model_kwargs:
+        log(
+            f"warning: no run.json next to {info.weights_path.name}: {info.model} is built with its default options; "
+            f"pass --model-kwargs (e.g. lam=-1.5) if the weights were trained with others"
+        )
     if info.status not in (None, "finished"):
         log(f"warning: the run is {info.status!r}, not finished")
     if info.weights is None:

@@ -1208,3 +1208,55 @@ def test_a_release_json_that_is_not_an_object_is_not_an_exports(exported, capsys
     assert main(["verify", str(exported)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected in err and "Traceback" not in err
+
+
+def test_the_model_kwargs_of_weights_without_a_run_json_are_given_or_warned_and_an_export_is_no_source(tmp_path):
+    """The scheme's coefficients (lam) are no tensors: weights without their run.json loaded strictly into the
+    default lam and were published as another function, verified against itself. An export folder used as the
+    source (it has no run.json) lost its model_args that way; it is refused. A bare file takes --model-kwargs (the
+    CLI had none) and is warned about without them; a run.json's are not overridden."""
+    run = make_run(tmp_path / "run", model_kwargs={"lam": -1.5})
+    first = export(run, tmp_path / "first").path
+    for source in (first, first / "model.safetensors"):
+        with pytest.raises(HubError, match=r"first is an export folder \(config.json, release.json\), not a training"):
+            export(source, tmp_path / "again", model=MODEL, dataset="cifar10")
+    assert not (tmp_path / "again").exists()
+    bare = tmp_path / "bare.safetensors"
+    shutil.copy(run / "model.safetensors", bare)
+    logged: list[str] = []
+    given = export(
+        bare, tmp_path / "given", model=MODEL, dataset="cifar10", model_kwargs={"lam": -1.5}, log=logged.append
+    )
+    assert not any("default options" in line for line in logged)
+    golden = safetensors.torch.load_file(str(first / "golden.safetensors"))
+    assert torch.equal(safetensors.torch.load_file(str(given.path / "golden.safetensors"))["logits"], golden["logits"])
+    assert json.loads((given.path / "config.json").read_text())["model_args"]["lam"] == -1.5
+    logged.clear()
+    export(bare, tmp_path / "defaults", model=MODEL, dataset="cifar10", log=logged.append)
+    assert (
+        f"warning: no run.json next to bare.safetensors: {MODEL} is built with its default options; pass "
+        "--model-kwargs (e.g. lam=-1.5) if the weights were trained with others"
+    ) in logged
+    with pytest.raises(HubError, match=r"--model-kwargs lam=-1.2: the run was trained with lam=-1.5 \(its run.json\)"):
+        export(run, tmp_path / "other", model_kwargs={"lam": -1.2})
+    assert (
+        main(
+            [
+                str(x)
+                for x in (
+                    "export",
+                    bare,
+                    "--out",
+                    tmp_path / "cli",
+                    "--model",
+                    MODEL,
+                    "--dataset",
+                    "cifar10",
+                    "--model-kwargs",
+                    "lam=-1.5",
+                )
+            ]
+        )
+        == 0
+    )
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["model_args"]["lam"] == -1.5
