@@ -66,7 +66,7 @@ RELEASE_FORMAT = "timm_zerosnet.export/1"
 # everything export writes into its folder (config.json and the weights by timm's save_for_hf)
 EXPORT_NAMES = (WEIGHTS_NAME, "config.json", GOLDEN_NAME, RELEASE_NAME, "README.md")
 _CHECKPOINT_KEYS = {"final": ("state_dict", "model"), "ema": ("state_dict_ema", "model_ema")}
-_PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".pkl", ".pickle", ".ckpt", ".tar")
+_PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".pkl", ".pickle", ".ckpt", ".tar", ".npy", ".npz", ".joblib")
 _DATA_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode")
 
 
@@ -681,11 +681,21 @@ def read_export(folder: str | Path, allow_links: bool = False) -> ExportedFolder
             f"{folder}: holds symbolic links ({', '.join(links)}); pushing or installing the folder would take what "
             f"they point to: replace them by the files themselves or remove them."
         )
-    pickles = [p.relative_to(folder).as_posix() for p in entries if p.suffix in _PICKLE_SUFFIXES]
+    pickles = [p.relative_to(folder).as_posix() for p in entries if p.suffix.lower() in _PICKLE_SUFFIXES]
     if pickles:
         raise HubError(
-            f"{folder}: holds pickle files ({', '.join(pickles)}); only .safetensors weights are "
+            f"{folder}: holds pickle or numpy files ({', '.join(pickles)}); only .safetensors weights are "
             f"published: remove them."
+        )
+    weights = [
+        rel
+        for rel in (p.relative_to(folder).as_posix() for p in entries if p.suffix.lower() == ".safetensors")
+        if rel not in (WEIGHTS_NAME, GOLDEN_NAME)
+    ]
+    if weights:
+        raise HubError(
+            f"{folder}: holds other weights than {WEIGHTS_NAME} ({', '.join(weights)}); its config.json and card "
+            f"describe {WEIGHTS_NAME} only: move them out of the folder (another set of weights is another export)."
         )
     if not weights_path.is_file():
         raise HubError(f"{folder}: no {WEIGHTS_NAME}.")

@@ -23,6 +23,7 @@ from timm_zerosnet.hub import HubError
 from timm_zerosnet.hub.cache import install_local
 from timm_zerosnet.hub.cli import main
 from timm_zerosnet.hub.export import EXPORT_NAMES, export, read_export, read_run, verify_export
+from timm_zerosnet.hub.push import push
 from timm_zerosnet.release import ReleaseError, check_golden, load_weights
 
 MODEL = "zerosnet20_cifar"
@@ -626,13 +627,26 @@ def test_export_folder_checks(exported):
         read_export(exported)
     (exported / "config.json").write_bytes(config_bytes)
     torch.save({}, exported / "pytorch_model.bin")
-    with pytest.raises(HubError, match=r"holds pickle files \(pytorch_model\.bin\)"):
+    with pytest.raises(HubError, match=r"holds pickle or numpy files \(pytorch_model\.bin\)"):
         read_export(exported)
     (exported / "pytorch_model.bin").unlink()
     (exported / "extra").mkdir()
     torch.save({}, exported / "extra" / "optimizer.bin")
-    with pytest.raises(HubError, match=r"holds pickle files \(extra/optimizer\.bin\)"):
+    with pytest.raises(HubError, match=r"holds pickle or numpy files \(extra/optimizer\.bin\)"):
         read_export(exported)
+    shutil.rmtree(exported / "extra")
+    torch.save({}, exported / "LAST.PTH")  # the suffix in any case
+    with pytest.raises(HubError, match=r"holds pickle or numpy files \(LAST\.PTH\)"):
+        read_export(exported)
+    (exported / "LAST.PTH").unlink()
+    (exported / "extra").mkdir()  # notes may go along (a push uploads them too), other weights may not
+    (exported / "extra" / "notes.md").write_text("how these weights were made\n")
+    safetensors.torch.save_file({"w": torch.zeros(1)}, str(exported / "extra" / "best.Safetensors"))
+    for read in (read_export, lambda folder: push(folder, REPO, dry_run=True)):
+        with pytest.raises(HubError, match=r"holds other weights than model\.safetensors \(extra/best\.Safetensors\)"):
+            read(exported)
+    (exported / "extra" / "best.Safetensors").unlink()
+    assert "extra/notes.md" in read_export(exported).files
     shutil.rmtree(exported / "extra")
     outside = exported.parent / "outside.txt"
     outside.write_text("not for the Hub")
