@@ -6,6 +6,7 @@ client and never written or printed. Network and Hub failures become one ``HubUn
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -183,7 +184,7 @@ def push(
             repo_id=repo_id,
             folder_path=str(ex.path),
             revision=revision,
-            allow_patterns=list(files),
+            allow_patterns=[glob.escape(name) for name in files],  # fnmatch patterns: each name matches itself
             commit_message=commit_message or f"Add {ex.name}",
         )
     except HubError:  # our own refusal, already one line

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import huggingface_hub
 import pytest
+from huggingface_hub.utils import filter_repo_objects
 from test_hub_export import MODEL, REPO, hf_cache, make_run  # noqa: F401  (hf_cache: a fixture)
 
 from timm_zerosnet.hub import HubError
@@ -63,7 +64,10 @@ class FakeHfApi:
     def upload_folder(self, *args, **kwargs):
         self._record("upload_folder", *args, **kwargs)
         folder = Path(kwargs["folder_path"])
-        self.uploaded = {name: (folder / name).read_bytes() for name in kwargs["allow_patterns"]}
+        names = [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*")) if p.is_file()]
+        # what upload_folder itself takes: the folder's files that the patterns match
+        chosen = filter_repo_objects(names, allow_patterns=kwargs["allow_patterns"])
+        self.uploaded = {name: (folder / name).read_bytes() for name in chosen}
         return SimpleNamespace(oid=COMMIT, commit_url=f"https://huggingface.co/{kwargs['repo_id']}/commit/{COMMIT}")
 
 
@@ -120,6 +124,16 @@ def test_push_uploads_the_folder_and_records_the_commit(folder, manifest, fake_h
     assert COMMIT in out.out and SECRET not in out.out + out.err
     cfg = released_cfgs(MODEL, json.loads(manifest.read_text()))["c10"]
     assert cfg["origin_url"] == f"https://huggingface.co/{REPO}" and f"Hub commit {COMMIT}" in " ".join(cfg["notes"])
+
+
+def test_files_whose_names_read_as_glob_patterns_are_uploaded_as_named(folder, manifest, fake_hub):
+    """upload_folder matches allow_patterns with fnmatch: a name with [ ] or ? is escaped to match itself."""
+    (folder / "notes").mkdir()
+    for name in ("run[v1].md", "what?.md"):
+        (folder / "notes" / name).write_text(f"{name}\n")
+    push(folder, REPO, manifest=manifest)
+    expected = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert "notes/run[v1].md" in expected and fake_hub[0].uploaded == expected
 
 
 def test_push_of_an_unstaged_folder_verifies_it_and_adds_the_entry(folder, manifest, fake_hub):
