@@ -27,6 +27,7 @@ from . import HubError
 from .export import ExportedFolder, read_export, verify_export
 
 __all__ = [
+    "NotARegistryTag",
     "read_manifest",
     "write_manifest",
     "check_writable",
@@ -106,6 +107,10 @@ def write_manifest(manifest: Mapping[str, Any], path: str | Path | None = None) 
     return path
 
 
+class NotARegistryTag(HubError):
+    """Weights that can be pushed and loaded with ``hf-hub:`` but never become a registry tag."""
+
+
 def manifest_entry(ex: ExportedFolder, repo_id: str | None = None) -> dict[str, Any]:
     """The manifest entry (state 'staged') describing an export folder."""
     recorded = ex.release.get("repo_id")
@@ -126,10 +131,16 @@ def manifest_entry(ex: ExportedFolder, repo_id: str | None = None) -> dict[str, 
     if extra.get("global_pool", "avg") == "avg":
         extra.pop("global_pool", None)
     if extra:
-        raise HubError(
+        raise NotARegistryTag(
             f"{ex.path}: {ex.architecture} was trained with model arguments {extra}, which a registry tag cannot "
             f"carry (timm's pretrained tags do not set model arguments). Push it and load it with 'hf-hub:{repo_id}', "
             f"which reads them from config.json, instead of staging it."
+        )
+    if not ex.config.get("num_classes"):
+        raise NotARegistryTag(
+            f"{ex.path}: {ex.architecture} has no classifier (num_classes 0), and a registry tag is a classifier "
+            f"(its pretrained cfg names the classes). Push it and load it with 'hf-hub:{repo_id}', which builds it "
+            f"headless from config.json, instead of staging it; or export the run's weights with their head."
         )
     cfg = ex.config.get("pretrained_cfg") or {}
     training = ex.release.get("training") or {}

@@ -17,7 +17,7 @@ from timm_zerosnet.release import find_release, manifest_path, repo_id_problem
 
 from . import HubError, HubUnreachable
 from .export import read_export, verify_export
-from .manifest import check_recordable, manifest_entry, read_manifest, record_published
+from .manifest import NotARegistryTag, check_recordable, manifest_entry, read_manifest, record_published
 
 __all__ = ["push", "PushResult", "upload_plan", "format_plan", "hub_endpoint"]
 
@@ -104,14 +104,12 @@ def push(
     # what the manifest will say: refuse now rather than after an upload
     try:
         entry = manifest_entry(ex, repo_id)
-    except HubError as e:
-        if "model arguments" not in str(e):
-            raise
+    except NotARegistryTag as e:
         entry = None  # pushable, but not a registry tag
         if not ex.release.get("repo_id"):
             raise HubError(
-                f"{ex.path}: its card loads {ex.name!r}, a registry tag, which weights with model arguments never "
-                f"become; export again with --repo-id {repo_id} so that the card loads 'hf-hub:{repo_id}'."
+                f"{e} Its card loads {ex.name!r}, a registry tag it never becomes: export again with --repo-id "
+                f"{repo_id} so that the card loads 'hf-hub:{repo_id}'."
             ) from None
         log(f"note: {e}")
     old = None

@@ -228,7 +228,7 @@ def test_weights_with_model_arguments_push_only_with_a_card_that_loads_their_rep
     (run / "run.json").write_text(json.dumps(dict(info, model_kwargs={"lam": -1.5})))
     bare = export(run, tmp_path / "bare").path
     assert "timm.create_model('zerosnet20_cifar.c10', pretrained=True)" in (bare / "README.md").read_text()
-    with pytest.raises(HubError, match=rf"its card loads 'zerosnet20_cifar.c10', a registry tag.*--repo-id {REPO}"):
+    with pytest.raises(HubError, match=rf"Its card loads 'zerosnet20_cifar.c10', a registry tag.*--repo-id {REPO}"):
         push(bare, REPO, manifest=manifest)
     assert not fake_hub
     good = export(run, tmp_path / "good", repo_id=REPO).path
@@ -277,6 +277,24 @@ def test_weights_with_model_arguments_are_not_compared_with_the_registry_tag(tmp
     other = export(run, tmp_path / "lam", repo_id="testorg/zerosnet20_cifar.lam").path
     result = push(other, "testorg/zerosnet20_cifar.lam", manifest=manifest)
     assert result.commit == COMMIT and result.manifest_entry is None and manifest.read_bytes() == staged
+
+
+def test_headless_weights_are_pushed_for_hf_hub_and_never_staged_as_a_registry_tag(tmp_path, manifest, fake_hub):
+    """A backbone without a classifier (num_classes 0) loads with 'hf-hub:' from its config.json; a registry tag is a
+    classifier, so stage refuses it in its own words and push uploads it without a manifest entry."""
+    import safetensors.torch
+    import timm
+
+    weights = tmp_path / "backbone.safetensors"
+    safetensors.torch.save_file(timm.create_model(MODEL, num_classes=0).state_dict(), str(weights))
+    folder = export(weights, tmp_path / "headless", model=MODEL, tag="backbone", repo_id=REPO).path
+    assert json.loads((folder / "config.json").read_text())["num_classes"] == 0
+    with pytest.raises(HubError, match=rf"no classifier \(num_classes 0\).*'hf-hub:{REPO}'"):
+        stage(folder, manifest)
+    assert json.loads(manifest.read_text()) == empty_manifest() and not fake_hub
+    result = push(folder, REPO, manifest=manifest)
+    assert result.commit == COMMIT and result.manifest_entry is None
+    assert set(fake_hub[0].uploaded) == set(result.files) and json.loads(manifest.read_text()) == empty_manifest()
 
 
 def test_a_manifest_whose_folder_is_not_writable_is_refused_before_uploading(folder, tmp_path, fake_hub, monkeypatch):
