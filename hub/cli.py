@@ -218,9 +218,13 @@ def _run(args: argparse.Namespace) -> None:
             )
 
 
+# SIGTERM (``kill``, a scheduler) and SIGHUP (the terminal or ssh session closed) where the platform has it
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class _Stopped(KeyboardInterrupt):
-    """SIGTERM (``kill``, a scheduler) stops a command as Ctrl-C does: the export's temporary folder is removed on
-    the way out, as for any other failure, instead of being left behind by the default handler."""
+    """SIGTERM or SIGHUP stops a command as Ctrl-C does: the export's temporary folder is removed on the way out, as
+    for any other failure, instead of being left behind by the default handler."""
 
     def __init__(self, signum: int = signal.SIGINT):
         super().__init__(signal.Signals(signum).name)
@@ -232,7 +236,7 @@ def _stop(signum: int, frame: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``zerosnet-hub``; returns the exit code (128 + the signal's number when Ctrl-C or SIGTERM stopped it)."""
+    """``zerosnet-hub``; returns the exit code (128 + the signal's number when Ctrl-C, SIGTERM or SIGHUP stopped it)."""
     from timm_zerosnet.release import ReleaseError
 
     parser = build_parser()
@@ -242,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "export" and args.stage and args.repo_id is None:
         parser.error("export --stage: add --repo-id ORG/NAME, the Hub repo the staged release will be pushed to.")
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _stop) if main_thread else None
+    previous = {signum: signal.signal(signum, _stop) for signum in _STOP_SIGNALS} if main_thread else {}
     try:
         if args.command == "export" and args.stage:  # before the export, not after it
             from .manifest import check_writable
@@ -260,8 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zerosnet-hub {args.command}: error: {e}", file=sys.stderr)
         return 1
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
     return 0
 
 

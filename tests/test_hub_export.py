@@ -912,11 +912,11 @@ def test_verify_names_a_config_that_does_not_build(exported, capsys, change, mes
     assert err.count("\n") == 1 and re.search(f"{re.escape(str(exported / 'config.json'))}: {message}", err), err
 
 
-@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT", "SIGHUP"])
 def test_an_export_stopped_by_a_signal_leaves_nothing(run_dir, tmp_path, monkeypatch, capsys, signum):
-    """SIGTERM half-way (kill, a scheduler) left the hidden temporary folder behind, as Python's default handler
-    ends the process at once; Ctrl-C cleaned up but printed a traceback. Both now remove it and say so in one line,
-    with the shell's status for the signal."""
+    """SIGTERM half-way (kill, a scheduler) or SIGHUP (the terminal closed) left the hidden temporary folder behind,
+    as the default handlers end the process at once; Ctrl-C cleaned up but printed a traceback. All now remove it and
+    say so in one line, with the shell's status for the signal."""
     import os
     import signal
 
@@ -929,10 +929,11 @@ def test_an_export_stopped_by_a_signal_leaves_nothing(run_dir, tmp_path, monkeyp
         os.kill(os.getpid(), getattr(signal, signum))
 
     monkeypatch.setattr(export_module, "write_golden", stopped_while_writing)
-    before = signal.getsignal(signal.SIGTERM)
+    before = [signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)]
     assert main(["export", str(run_dir), "--out", str(tmp_path / "out")]) == 128 + getattr(signal, signum)
     assert capsys.readouterr().err == f"zerosnet-hub export: interrupted ({signum})\n"
-    assert os.listdir(tmp_path) == ["runs"] and signal.getsignal(signal.SIGTERM) == before
+    assert os.listdir(tmp_path) == ["runs"]
+    assert [signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)] == before
 
 
 def test_refusals_name_the_fix_and_write_nothing(run_dir, tmp_path):
