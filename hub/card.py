@@ -41,18 +41,28 @@ _ALIASES = {
 }
 
 
+# timm's dataset prefixes (create_dataset), and hf-hub: as the Hub spells a repo
+_DATASET_PREFIXES = ("torch", "tfds", "hfds", "hfids", "wds", "hf-hub")
+
+
 def dataset_info(name: str | None) -> DatasetInfo | None:
     """Recognise a dataset from a timm dataset name ('torch/cifar10', 'hfds/uoft-cs/cifar10', 'imagenet', ...)."""
     if not name:
         return None
-    key = re.sub(r"^(torch|tfds|hfds|wds|hf-hub)[/:]", "", name.strip()).lower()
+    name = name.strip()
+    prefix, sep, rest = name.partition(":") if name.startswith("hf-hub:") else name.partition("/")
+    if not sep or prefix not in _DATASET_PREFIXES:
+        prefix, rest = "", name
+    key = rest.lower()
     for info in _DATASETS.values():
         if info.hub_id and key == info.hub_id.lower():
             return info
     key = _ALIASES.get(key, key)
     if key in _DATASETS:
         return _DATASETS[key]
-    return DatasetInfo(key, name, name if "/" in name else None, None)
+    # hfds/ORG/NAME names a Hub dataset; torch/, tfds/ and wds/ name none (a bare ORG/NAME is taken as one)
+    hub = rest if prefix in ("hfds", "hfids", "hf-hub") else name if not prefix and "/" in name else None
+    return DatasetInfo(key, name, hub, None)
 
 
 # ----- numbers -----
@@ -252,7 +262,7 @@ def _metadata(
         "pipeline_tag": task,
         "license": license,
     }
-    if ds is not None:
+    if ds is not None and (ds.hub_id or ds.key in _DATASETS):  # the Hub links it: never a torch/ or wds/ name
         meta["datasets"] = [ds.hub_id or ds.key]
     base = (release.get("training") or {}).get("finetuned_from") or {}
     if base.get("hf_hub_id"):  # the Hub's model tree links the two repos

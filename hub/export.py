@@ -554,14 +554,19 @@ def export(
     if info.weights is None:
         log(f"warning: {info.weights_path.name} is not one of the run's recorded weights: the card has no metrics")
     recorded = dataset_info(info.dataset) if info.dataset != "folder" else None
-    if dataset and recorded is not None and dataset_info(dataset).key != recorded.key:
-        raise HubError(
-            f"--dataset {dataset}: the run was trained and evaluated on {info.dataset} (its run.json), and the card's "
-            f"metrics are on that data; leave --dataset out (it names the data of a run that does not record it)."
-        )
+    given = dataset_info(dataset)
+    if given is not None and recorded is not None and given.key != recorded.key:
+        if recorded.hub_id is None and given.hub_id is not None:  # torch/mnist and the Hub's copy of it
+            log(f"note: the card links the data the run recorded as {info.dataset} to the Hub dataset {given.hub_id}")
+        else:
+            raise HubError(
+                f"--dataset {dataset}: the run was trained and evaluated on {info.dataset} (its run.json), and the "
+                f"card's metrics are on that data; leave --dataset out (it names the data of a run that does not "
+                f"record it, or the Hub dataset of data that the run names by no Hub id)."
+            )
     dataset = dataset or info.dataset
     ds = dataset_info(dataset)
-    tag = tag or (ds.tag if ds else None)
+    tag = tag or (ds.tag if ds else None) or (recorded.tag if recorded else None)
     if not tag and dataset in (None, "folder"):  # what an ImageFolder run or a bare checkpoint records
         raise HubError(
             "no tag: the run names no dataset (an ImageFolder run or a bare checkpoint); pass --tag (e.g. --tag c10), "

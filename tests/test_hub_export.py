@@ -840,6 +840,23 @@ def test_explicit_tag_and_dataset_win_over_the_runs(run_dir, tmp_path):
     assert front_matter(readme)["datasets"] == ["myorg/flowers"] and "- **Dataset:** myorg/flowers\n" in readme
 
 
+def test_a_run_on_data_without_a_hub_id_gets_no_made_up_one_and_takes_the_hubs_from_dataset(tmp_path):
+    """torch/mnist named the Hub dataset 'torch/mnist' in the card's metadata (a dead link); now the card names none,
+    and --dataset ORG/NAME links the run's data to its Hub copy, with a note."""
+    run = make_run(tmp_path / "run", dataset=dict(name="torch/mnist", val_split="test"))
+    out = export(run, tmp_path / "plain", tag="mnist").path
+    readme = (out / "README.md").read_text()
+    assert "datasets" not in front_matter(readme) and "- **Dataset:** torch/mnist\n" in readme
+    logs: list[str] = []
+    out = export(run, tmp_path / "linked", tag="mnist", dataset="ylecun/mnist", log=logs.append).path
+    assert json.loads((out / "release.json").read_text())["dataset"] == "ylecun/mnist"
+    assert front_matter((out / "README.md").read_text())["datasets"] == ["ylecun/mnist"]
+    assert "note: the card links the data the run recorded as torch/mnist to the Hub dataset ylecun/mnist" in logs
+    hfds = make_run(tmp_path / "hfds", dataset=dict(name="hfds/MyOrg/Flowers", val_split="validation"))
+    out = export(hfds, tmp_path / "flowers", tag="flowers").path
+    assert front_matter((out / "README.md").read_text())["datasets"] == ["MyOrg/Flowers"]
+
+
 def test_a_dataset_that_contradicts_the_run_is_refused(run_dir, tmp_path):
     """The run records CIFAR-10: --dataset digits would have put the CIFAR-10 metrics on a card that calls them
     digits (and tagged the weights so). The same dataset in another spelling is fine."""
@@ -1044,6 +1061,11 @@ def test_dataset_names_as_timm_spells_them(tmp_path):
         assert dataset_info(name).tag == tag, name
     other = dataset_info("myorg/flowers")
     assert other.tag is None and other.hub_id == "myorg/flowers" and dataset_info("folder").hub_id is None
+    # a Hub dataset behind timm's hfds/ prefix keeps its spelling; torch/, tfds/ and wds/ name no Hub dataset
+    assert dataset_info("hfds/MyOrg/Flowers").hub_id == "MyOrg/Flowers"
+    assert dataset_info("hfids/myorg/stream").hub_id == "myorg/stream"
+    for name in ("torch/mnist", "tfds/mnist", "wds/shards/train"):
+        assert dataset_info(name).hub_id is None and dataset_info(name).tag is None, name
     assert dataset_info("") is None and dataset_info(None) is None
 
 
