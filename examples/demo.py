@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import timm_zerosnet  # noqa: F401  (registers the models with timm)
+from timm_zerosnet.run_layout import file_in_the_way
 from timm_zerosnet.train import USAGE_ERRORS, parse_args, train, usage_error
 
 REQUIRED_TOP1 = 95.0
@@ -50,6 +51,9 @@ def _remove_earlier_demo_run(run_dir: Path) -> None:
 def train_step(context: dict) -> dict:
     """Train zerosnet20_cifar from scratch with the packaged `digits_demo` recipe (a fresh run each time)."""
     run_dir = Path(context["run_dir"])
+    blocker = file_in_the_way(run_dir)
+    if blocker is not None:
+        raise ValueError(f"--run-dir {run_dir}: {blocker} is a file, and the demo's run is a folder; choose a folder")
     if run_dir.exists():
         _remove_earlier_demo_run(run_dir)
     argv = ["-c", "digits_demo", "--output", str(run_dir.parent), "--experiment", run_dir.name]

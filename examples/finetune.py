@@ -21,6 +21,7 @@ from pathlib import Path
 
 import timm_zerosnet  # noqa: F401  (registers the models with timm)
 from timm_zerosnet.data import DigitsDataset
+from timm_zerosnet.run_layout import file_in_the_way
 from timm_zerosnet.train import USAGE_ERRORS, parse_args, resolve_weights, train, usage_error
 
 
@@ -46,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", default="runs", help="parent of the run directories written here")
     args = parser.parse_args(argv)
+    blocker = file_in_the_way(args.output)
+    if blocker is not None:  # before a source run is trained, and before the images are written under it
+        parser.error(
+            f"--output {args.output}: {blocker} is a file, and the runs and the parity images are folders inside "
+            "--output; choose a folder"
+        )
     tic = time.perf_counter()
 
     source = Path(args.source or DEMO_RUN)

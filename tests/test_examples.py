@@ -265,3 +265,59 @@ def test_every_documented_command_line_is_accepted_by_its_tool():
             parse_noise(validate_parser().parse_args(argv).noise)
         else:
             (analyze_parser if tool == "zerosnet-analyze" else hub_parser)().parse_args(argv)
+
+
+SPEC = ROOT.parent / "shared" / "spec" / "ANALYSIS.md"  # the reference moduli by lambda
+
+
+def test_zero_stability_study_prints_the_specs_moduli(tmp_path, monkeypatch):
+    """The study's table (and the README's) shows each lambda's largest spurious-root modulus as ANALYSIS.md gives
+    it: lambda = -1.2 read 0.825 for 0.82446 (rounded to 4 digits, then to 3)."""
+    import re
+
+    text = SPEC.read_text()
+    listing = text[text.index("Largest spurious-root modulus by lambda:") : text.index("it tends to 1/2")]
+    reference = {float(lam): modulus for lam, modulus in re.findall(r"(-?\d+(?:\.\d+)?): (\d\.\d{3})", listing)}
+    monkeypatch.setattr(study, "run_one", lambda *args, **kwargs: (50.0, "ok"))  # the moduli need no training
+    with pytest.warns(UserWarning, match="not zero stable"):  # the (1, 1, 1, 1) scheme
+        assert study.main(["--depth", "20", "--seeds", "0", "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "results.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    schemes = [(label, kwargs["lam"]) for label, _, kwargs in study.SCHEMES if "lam" in kwargs]
+    assert -1.2 in [lam for _, lam in schemes]  # the one the double rounding printed wrong
+    for label, lam in schemes:
+        assert f"| {label} | zerosnet20_cifar | {reference[lam]} |" in table
+        assert f"| ZeroSNet lambda = {lam:g} | {reference[lam]} |" in readme
+
+
+def test_examples_refuse_an_output_path_that_is_a_file(tmp_path, monkeypatch, capsys):
+    """An output folder option naming a file (or a path under one) is one usage error line and status 2 before any
+    work; it was a FileExistsError / NotADirectoryError traceback (the study's mkdir, the demo's iterdir, the
+    fine-tuning's image folder when a source run was there)."""
+    spec = importlib.util.spec_from_file_location("zerosnet_demo", ROOT / "examples" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    finetune = _load_finetune()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "demo").mkdir(parents=True)
+    (tmp_path / "runs" / "demo" / "model.safetensors").write_bytes(b"")  # a source: finetune goes straight to its data
+    monkeypatch.setattr(finetune, "train", lambda args: pytest.fail("trained with --output a file"))
+    monkeypatch.setattr(demo, "train", lambda args: pytest.fail("trained with --run-dir a file"))
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    for path in (taken, taken / "sub"):
+        cases = [
+            (study.main, "--out", "the study writes a folder of results; choose a folder"),
+            (finetune.main, "--output", "the runs and the parity images are folders inside --output; choose a folder"),
+            (demo.main, "--run-dir", "the demo's run is a folder; choose a folder"),
+        ]
+        for main, option, what in cases:
+            try:
+                status = main([option, str(path)])
+            except SystemExit as e:
+                status = e.code
+            err = capsys.readouterr().err
+            assert status == 2, (option, path, err)
+            assert f"error: {option} {path}: {taken} is a file, and {what}\n" in err
+            assert "Traceback" not in err
+    assert taken.read_text() == "x"
