@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import re
 
 import pytest
 import torch
@@ -463,6 +464,49 @@ def test_darts_rejects_bad_inputs_and_concat_nodes(pairs, concat, message):
         parse_darts_genotype(pairs, concat)
 
 
+_TWO_NODES = [("sep_conv_3x3", 0), ("skip_connect", 1), ("sep_conv_3x3", 2), ("skip_connect", 0)]  # DARTS nodes 2, 3
+
+
+@pytest.mark.parametrize(
+    ("concat", "message"),
+    [
+        ([], "is empty, so no node reaches the cell output"),  # the default replaced it; an argument gave d = 0
+        (range(3, 3), "is empty, so no node reaches the cell output"),
+        ([2, 3, 2], r"\[2, 3, 2\] names node 2 twice"),  # its paths were counted twice
+        ([True, 3], "node True is not an intermediate node; use int ids 2..3"),
+        ([2.0, 3], "node 2.0 is not an intermediate node; use int ids 2..3"),
+        (range(4), "node 0 is not an intermediate node; use int ids 2..3"),
+        (5, "is 5, not a list of node ids"),  # a TypeError from list()
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("where", ["argument", "genotype"])
+def test_darts_concat_must_name_distinct_intermediate_nodes(concat, message, where):
+    """The concat nodes, as the concat argument or as a Genotype's normal_concat, are distinct int ids of
+    intermediate nodes, at least one; the error names the field and the allowed ids."""
+    if where == "argument":
+        call, field = (lambda: parse_darts_genotype(_TWO_NODES, concat)), "concat"
+    else:
+        genotype = f"Genotype(normal={_TWO_NODES!r}, normal_concat={concat!r}, reduce=[], reduce_concat=[2])"
+        call, field = (lambda: parse_darts_genotype(genotype)), "normal_concat"
+    with pytest.raises(ValueError, match=f"^DARTS {field} {message}") as refused:
+        call()
+    assert "2..3" in str(refused.value)
+
+
+def test_darts_concat_takes_ranges_of_valid_nodes_and_refuses_malformed_ones():
+    """range(...) as DARTS' genotypes.py writes it is the list it stands for; one that is no range of ints is
+    refused as malformed (it was a TypeError from range())."""
+    as_list = parse_darts_genotype(_TWO_NODES, [3])
+    assert parse_darts_genotype(_TWO_NODES, range(3, 4)) == as_list
+    genotype = f"Genotype(normal={_TWO_NODES!r}, normal_concat=range(3, 4), reduce=[], reduce_concat=[2])"
+    assert parse_darts_genotype(genotype) == as_list
+    assert parse_darts_genotype(genotype.replace("range(3, 4)", "range(2, 4)")) == parse_darts_genotype(_TWO_NODES)
+    for bad in ("range(2.0, 4)", "range()", "range(start=2)"):
+        with pytest.raises(ValueError, match=rf"malformed DARTS genotype .*: {re.escape(bad)} is not a range of ints"):
+            parse_darts_genotype(genotype.replace("range(3, 4)", bad))
+
+
 def test_nb201_supernet_default_holds_all_five_ops():
     # every edge: P(broken) = 1/5, P(non-param) = P(param) = 2/5; a route of L edges keeps mass (4/5)^L, weighs its
     # depth by L (2/5)(4/5)^(L-1) and has a parameterised edge with probability (4/5)^L - (2/5)^L
@@ -487,6 +531,25 @@ def test_nb201_supernet_default_holds_all_five_ops():
 def test_pruning_search_rejects_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         prune_nb201_supernet(lambda supernet: 0.0, **kwargs)
+
+
+@pytest.mark.parametrize("nan_call", [1, 2, 7])
+def test_pruning_search_names_a_nan_score(nan_call):
+    """A NaN score is refused by edge and op: as the first of an edge's candidates it was a bare StopIteration, as a
+    later one it was skipped and another candidate pruned."""
+    calls = []
+
+    def score(supernet):
+        calls.append(supernet)
+        return float("nan") if len(calls) == nan_call else float(len(calls))
+
+    ops = ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    with pytest.raises(ValueError, match="score is NaN") as refused:
+        prune_nb201_supernet(score, ops=ops, reserve_per_edge=0)
+    (edge,) = [edge for edge in NB201_EDGES if calls[-1][edge] != ops]
+    (op,) = set(ops) - set(calls[-1][edge])
+    assert len(calls) == nan_call
+    assert f"supernet without {op!r} on edge {edge[0]}->{edge[1]} (round 1)" in str(refused.value)
 
 
 def test_supernet_rejects_unknown_ops():

@@ -22,7 +22,7 @@ import enum
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -373,11 +373,12 @@ def parse_darts_genotype(genotype: str | Sequence[tuple[str, int]], concat: Sequ
     Args:
         genotype: The normal cell as a list of ``(op, input_node)`` pairs, two per intermediate node, or a string:
             that list's repr, or a whole ``Genotype(normal=[...], normal_concat=[...], ...)`` repr.
-        concat: DARTS node ids concatenated into the output; overrides ``normal_concat`` of a Genotype string.
+        concat: DARTS node ids concatenated into the output (a list or a ``range``); overrides ``normal_concat``
+            of a Genotype string.
 
     Raises:
         ValueError: If the genotype cannot be parsed, has an odd number of edges, an unknown op or an input that
-            is not an earlier node.
+            is not an earlier node, or if the concat nodes are not distinct intermediate node ids, at least one.
     """
     pairs, parsed_concat = _read_genotype(genotype)
     if not pairs:
@@ -385,7 +386,12 @@ def parse_darts_genotype(genotype: str | Sequence[tuple[str, int]], concat: Sequ
     if len(pairs) % 2:
         raise ValueError(f"DARTS genotype has {len(pairs)} edges; a normal cell has two per intermediate node.")
     num_intermediate = len(pairs) // 2
-    concat = list(concat if concat is not None else parsed_concat or range(2, 2 + num_intermediate))
+    if concat is not None:
+        concat = _check_concat(concat, "concat", num_intermediate)
+    elif parsed_concat is not None:
+        concat = _check_concat(parsed_concat, "normal_concat", num_intermediate)
+    else:
+        concat = list(range(2, 2 + num_intermediate))
     edges = []
     for i, pair in enumerate(pairs):
         if not (isinstance(pair, Sequence) and len(pair) == 2 and isinstance(pair[0], str)):
@@ -399,15 +405,33 @@ def parse_darts_genotype(genotype: str | Sequence[tuple[str, int]], concat: Sequ
         edges.append(Edge(max(src - 1, 0), node - 1, DARTS_OPS[op], op))
     out = num_intermediate + 1
     for node in concat:
-        if not isinstance(node, int) or not 2 <= node < 2 + num_intermediate:
-            raise ValueError(
-                f"DARTS concat node {node!r} is not an intermediate node; use ids 2..{1 + num_intermediate}."
-            )
         edges.append(Edge(node - 1, out, EdgeKind.NONPARAM, "concat"))
     return Cell(out + 1, tuple(edges))
 
 
-def _read_genotype(genotype: Any) -> tuple[list[Any], list[int] | None]:
+def _check_concat(concat: Any, field: str, num_intermediate: int) -> list[int]:
+    """The DARTS node ids of ``concat`` (named ``field`` in messages), refused unless they are distinct
+    intermediate node ids 2..num_intermediate + 1, at least one: an empty list leaves the output unreachable and a
+    repeated node would count its paths twice."""
+    last = 1 + num_intermediate
+    allowed = f"distinct intermediate node ids in 2..{last}, e.g. range(2, {last + 1}) for all of them"
+    if isinstance(concat, str | bytes) or not isinstance(concat, Iterable):
+        raise ValueError(f"DARTS {field} is {concat!r}, not a list of node ids; give {allowed}.")
+    nodes = list(concat)
+    if not nodes:
+        raise ValueError(f"DARTS {field} is empty, so no node reaches the cell output; give {allowed}.")
+    for node in nodes:
+        if not isinstance(node, int) or isinstance(node, bool) or not 2 <= node <= last:
+            raise ValueError(f"DARTS {field} node {node!r} is not an intermediate node; use int ids 2..{last}.")
+    repeated = next((node for i, node in enumerate(nodes) if node in nodes[:i]), None)
+    if repeated is not None:
+        raise ValueError(
+            f"DARTS {field} {nodes} names node {repeated} twice, which would count its paths twice; give {allowed}."
+        )
+    return nodes
+
+
+def _read_genotype(genotype: Any) -> tuple[list[Any], Any]:
     if not isinstance(genotype, str):
         return list(genotype), None
     text = genotype.strip()
@@ -427,7 +451,6 @@ def _read_genotype(genotype: Any) -> tuple[list[Any], list[int] | None]:
         tree = kwargs["normal"]
         if "normal_concat" in kwargs:
             concat = _literal(kwargs["normal_concat"], text)
-            concat = list(concat)
     value = _literal(tree, text)
     if not isinstance(value, list | tuple):
         raise ValueError(f"malformed DARTS genotype {_short(text)}: expected a list of (op, input_node) pairs.")
@@ -440,7 +463,15 @@ def _literal(node: ast.AST, text: str) -> Any:
     except ValueError:
         # Genotypes printed by DARTS write normal_concat=range(2, 6).
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "range":
-            return list(range(*(ast.literal_eval(arg) for arg in node.args)))
+            try:
+                if node.keywords:  # range() takes none
+                    raise TypeError
+                return list(range(*(ast.literal_eval(arg) for arg in node.args)))
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"malformed DARTS genotype {_short(text)}: {ast.unparse(node)} is not a range of ints, "
+                    "such as range(2, 6)."
+                ) from None
         raise ValueError(f"malformed DARTS genotype {_short(text)}: only literal lists are accepted.") from None
 
 
@@ -652,6 +683,9 @@ def prune_nb201_supernet(
 
     Returns:
         A :class:`PruningResult`.
+
+    Raises:
+        ValueError: If ``ops`` or ``reserve_per_edge`` is invalid, or a score is NaN.
     """
     unknown = [op for op in ops if op not in NB201_OPS]
     if unknown or not ops or len(set(ops)) != len(ops):
@@ -678,7 +712,19 @@ def prune_nb201_supernet(
                 nearest = sorted(range(n), key=lambda i: dist[i])[:reserve]
                 reserved = {trials[i][0] for i in nearest}
                 skipped += reserve
-            scored = [(score(trial), op) for op, trial in trials if op not in reserved]
+            scored = []
+            for op, trial in trials:
+                if op in reserved:
+                    continue
+                value = score(trial)
+                if math.isnan(value):  # NaN compares false: max() kept a first one (then StopIteration), skipped others
+                    raise ValueError(
+                        f"score is NaN for the supernet without {op!r} on edge {edge[0]}->{edge[1]} (round "
+                        f"{len(history) + 1}): the search prunes the candidate with the highest score and NaN has no "
+                        "order; make the score function return a number for every candidate (e.g. -inf for one it "
+                        "cannot score: that op is then removed last)"
+                    )
+                scored.append((value, op))
             evaluations += len(scored)
             best = max(s for s, _ in scored)
             pruned.append((edge, next(op for s, op in scored if s == best)))
