@@ -1297,3 +1297,34 @@ def test_the_model_kwargs_of_weights_without_a_run_json_are_given_or_warned_and_
         == 0
     )
     assert json.loads((tmp_path / "cli" / "config.json").read_text())["model_args"]["lam"] == -1.5
+
+
+def test_an_export_loads_with_its_own_cfg_through_local_dir_and_its_file_alone_says_whose_cfg_it_gets(exported):
+    """pretrained_cfg_overlay=dict(file=...) of an export's weights loaded them into the registry tag's pretrained cfg
+    (the digits release's label names) without a word; the folder itself gave timm's bare FileNotFoundError."""
+    import warnings
+
+    labels = json.loads((exported / "config.json").read_text())["label_names"]
+    default = timm.create_model(MODEL).pretrained_cfg
+    assert labels != list(default["label_names"])  # CIFAR-10's names against the default tag's
+    with pytest.warns(
+        UserWarning, match=rf"config\.json whose label_names differ .*'local-dir:{re.escape(str(exported))}'"
+    ):
+        net = timm.create_model(
+            MODEL, pretrained=True, pretrained_cfg_overlay=dict(file=str(exported / "model.safetensors"))
+        )
+    assert list(net.pretrained_cfg["label_names"]) == list(default["label_names"])
+    with pytest.raises(FileNotFoundError, match=rf"is a folder of weights .*'local-dir:{re.escape(str(exported))}'"):
+        timm.create_model(MODEL, pretrained=True, pretrained_cfg_overlay=dict(file=str(exported)))
+    net = timm.create_model(f"local-dir:{exported}", pretrained=True)
+    assert list(net.pretrained_cfg["label_names"]) == labels
+    same = exported.parent / "same"  # a folder whose config.json agrees with the tag's cfg: no warning
+    same.mkdir()
+    config = json.loads((exported / "config.json").read_text())
+    config["label_names"] = list(default["label_names"])
+    config["pretrained_cfg"].update(mean=list(default["mean"]), std=list(default["std"]))
+    (same / "config.json").write_text(json.dumps(config))
+    shutil.copy(exported / "model.safetensors", same / "model.safetensors")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        timm.create_model(MODEL, pretrained=True, pretrained_cfg_overlay=dict(file=str(same / "model.safetensors")))

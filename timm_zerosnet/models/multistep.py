@@ -1225,16 +1225,51 @@ def require_released_weights(variant: str, kwargs: dict) -> None:
         )
     file = cfg.file
     local = cfg.source in ("hf-hub", "local-dir")  # timm resolves these itself (a local-dir file is the folder)
-    if not local and isinstance(file, (str, os.PathLike)) and not Path(file).expanduser().is_file():
-        # timm's loader raised a FileNotFoundError without a message or a path
-        raise FileNotFoundError(
-            f"{variant}: pretrained_cfg_overlay file {str(file)!r} is not a file (a relative path is looked for in "
-            f"{Path.cwd()}); give the path of the weights file (a .pth / .safetensors checkpoint, e.g. the authors')"
-        )
+    if not local and isinstance(file, (str, os.PathLike)):
+        path = Path(file).expanduser()
+        if (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{variant}: pretrained_cfg_overlay file {str(file)!r} is a folder of weights with its config.json "
+                f"(an export or a Hub snapshot): load it with timm.create_model('local-dir:{file}', pretrained=True), "
+                f"which takes its architecture, classes, label names and mean / std from that config.json"
+            )
+        if not path.is_file():
+            # timm's loader raised a FileNotFoundError without a message or a path
+            raise FileNotFoundError(
+                f"{variant}: pretrained_cfg_overlay file {str(file)!r} is not a file (a relative path is looked for "
+                f"in {Path.cwd()}); give the path of the weights file (a .pth / .safetensors checkpoint, e.g. the "
+                f"authors')"
+            )
+        _warn_of_another_folder_cfg(variant, cfg, path)
     # a released tag: check the local cache / sha256 and say "not pushed yet" rather than a 404 from the Hub
     kwargs["pretrained_cfg_overlay"] = release_weights_overlay(
         cfg, kwargs.get("pretrained_cfg_overlay"), kwargs.get("cache_dir")
     )
+
+
+def _warn_of_another_folder_cfg(variant: str, cfg: Any, file: Path) -> None:
+    """A weights file beside a config.json (an export folder) loads into the pretrained cfg of ``variant``, not the
+    folder's: warn when the two disagree on what a user reads from it (classes, label names, normalisation)."""
+    import json
+    import warnings
+
+    try:
+        folder_cfg = json.loads((file.parent / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(folder_cfg, dict) or not isinstance(folder_cfg.get("pretrained_cfg"), dict):
+        return
+    theirs = {**folder_cfg["pretrained_cfg"], "label_names": folder_cfg.get("label_names")}
+    ours = {"label_names": getattr(cfg, "label_names", None), "mean": cfg.mean, "std": cfg.std}
+    differ = [k for k, v in ours.items() if theirs.get(k) is not None and list(theirs[k]) != list(v or ())]
+    if differ:
+        warnings.warn(
+            f"{variant}: {file} sits beside a config.json whose {', '.join(differ)} differ from those of the "
+            f"pretrained cfg it is loaded with ({variant}{'.' + cfg.tag if cfg.tag else ''}); the model's "
+            f"pretrained_cfg keeps the latter. timm.create_model('local-dir:{file.parent}', pretrained=True) takes the "
+            f"folder's own.",
+            stacklevel=3,
+        )
 
 
 # what timm's builder takes itself (the rest of create_model's kwargs goes to the model class)
