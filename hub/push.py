@@ -139,6 +139,11 @@ def push(
             )
     if entry is not None:
         check_recordable(ex, repo_id, manifest)  # refuse now what the manifest would refuse after the upload
+    if revision != "main" and ex.release.get("repo_id"):
+        log(
+            f"note: the card's snippets load 'hf-hub:{repo_id}', its main branch; the weights of branch {revision} "
+            f"load with timm.create_model('hf-hub:{repo_id}@{revision}', pretrained=True)"
+        )
     if dry_run:
         log("dry run: would upload to " + "\n".join(format_plan(repo_id, revision, private, files)))
         if entry is not None:

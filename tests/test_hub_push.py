@@ -137,7 +137,10 @@ def test_files_whose_names_read_as_glob_patterns_are_uploaded_as_named(folder, m
 
 
 def test_push_of_an_unstaged_folder_verifies_it_and_adds_the_entry(folder, manifest, fake_hub):
-    result = push(folder, REPO, revision="v1", manifest=manifest, commit_message="Release c10 weights")
+    logs: list[str] = []
+    result = push(folder, REPO, revision="v1", manifest=manifest, commit_message="Release c10 weights", log=logs.append)
+    # the card loads the main branch: the log says how the branch's weights load
+    assert f"timm.create_model('hf-hub:{REPO}@v1', pretrained=True)" in "\n".join(logs)
     assert [name for name, _ in fake_hub[0].calls] == ["create_repo", "create_branch", "upload_folder"]
     assert fake_hub[0].calls[1][1] == dict(repo_id=REPO, branch="v1", exist_ok=True)
     upload = fake_hub[0].calls[2][1]
