@@ -1281,6 +1281,22 @@ def test_ctrl_c_records_the_interruption_and_the_run_resumes(tmp_path, monkeypat
     assert summary["status"] == "finished" and summary["epochs"]["completed"] == 2
 
 
+def test_a_run_stopped_while_it_writes_its_curves_is_not_finished_and_resume_writes_them(tmp_path, monkeypatch):
+    """run.json said 'finished' before curves.png was written: Ctrl-C then left a finished run without its curves,
+    which --resume (nothing to train) never wrote. run.json is now the last file finish() writes."""
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "plot_curves", stopped)
+    assert main(tiny_argv(tmp_path, "fin", "--epochs", "1", "--no-keep-heap")) == 130
+    assert json.loads((tmp_path / "fin" / "run.json").read_text())["status"] != "finished"
+    reset_accelerate()
+    monkeypatch.undo()
+    summary = run(tmp_path, "fin", "--epochs", "1", "--resume", "auto")
+    assert summary["status"] == "finished" and (tmp_path / "fin" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_sigterm_stops_the_run_like_ctrl_c_and_the_handler_is_restored(tmp_path, monkeypatch, capsys):
     import os
     import signal

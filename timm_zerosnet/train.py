@@ -2121,8 +2121,8 @@ class Trainer:
             if self.model_ema is not None:
                 _atomic_save_safetensors(self.model_ema.module.state_dict(), self.run_dir / "model_ema.safetensors")
             self.write_metrics()
-            self.write_run_json(status="finished")
             plot_curves(self.state.history, self.run_dir / "curves.png")
+            self.write_run_json(status="finished")  # last: a run stopped before it finishes on --resume
             final = summary["metrics"].get("final") or {}
             self.log(
                 f"Done: top1 {final.get('top1', float('nan')):.2f}% after {len(self.state.history)} epochs; "
