@@ -246,7 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "export" and args.stage and args.repo_id is None:
         parser.error("export --stage: add --repo-id ORG/NAME, the Hub repo the staged release will be pushed to.")
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = {signum: signal.signal(signum, _stop) for signum in _STOP_SIGNALS} if main_thread else {}
+    # a signal ignored on purpose (`nohup` ignores SIGHUP) stays ignored
+    ours = [signum for signum in _STOP_SIGNALS if main_thread and signal.getsignal(signum) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, _stop) for signum in ours}
     try:
         if args.command == "export" and args.stage:  # before the export, not after it
             from .manifest import check_writable

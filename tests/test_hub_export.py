@@ -953,6 +953,30 @@ def test_an_export_stopped_by_a_signal_leaves_nothing(run_dir, tmp_path, monkeyp
     assert [signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)] == before
 
 
+def test_a_signal_ignored_by_the_caller_stays_ignored(run_dir, tmp_path, monkeypatch):
+    """`nohup zerosnet-hub push ...` ignores SIGHUP so that the push outlives the terminal: main() must not stop on
+    it, and leaves the disposition as it found it."""
+    import os
+    import signal
+
+    from timm_zerosnet.hub import export as export_module
+
+    real = export_module.write_golden
+
+    def hung_up_while_writing(*args, **kwargs):
+        real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    monkeypatch.setattr(export_module, "write_golden", hung_up_while_writing)
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        assert main(["export", str(run_dir), "--out", str(tmp_path / "out")]) == 0
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
 def test_refusals_name_the_fix_and_write_nothing(run_dir, tmp_path):
     bare = tmp_path / "w.safetensors"
     shutil.copy(run_dir / "model.safetensors", bare)
