@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from timm_zerosnet.analysis.stability import (
+    DEFAULT_TOL,
     analyze_scheme,
     characteristic_polynomial,
     consistency_order,
@@ -301,10 +302,9 @@ def test_repeated_root_on_circle_other_than_one_is_found_exactly(a):
     assert is_zero_stable(a) is not repeated
     if repeated:
         assert report.reason == "repeated root -1 on the unit circle"
-        # the same verdict in floats, where the double root lands just outside the circle; the reason says by how much
+        # the same verdict and reason in floats, where the double root splits into roots just inside and outside
         floats = analyze_scheme([float(v) for v in a])
-        assert not floats.zero_stable
-        assert "lies outside the unit circle (|z| = 1 + " in floats.reason or "repeated root" in floats.reason
+        assert not floats.zero_stable and floats.reason == "repeated root -1 on the unit circle"
 
 
 def test_consistency_order_reaches_the_highest_order_a_scheme_has():
@@ -378,7 +378,6 @@ def test_zeros_lambda_too_close_to_zero_for_a_float_is_rejected(lam):
     [
         pytest.param(lambda tol: is_zero_stable((1, 1, 1), tol=tol), id="is_zero_stable"),
         pytest.param(lambda tol: analyze_scheme((1, 1, 1), tol=tol), id="analyze_scheme"),
-        pytest.param(lambda tol: largest_spurious_modulus((1, 1, 1), tol=tol), id="largest_spurious_modulus"),
         pytest.param(lambda tol: zero_stable_region("zeros", -3, 3, 7, tol=tol), id="zero_stable_region"),
         pytest.param(lambda tol: model_scheme_report(FakeMultistepNet(), tol=tol), id="model_scheme_report"),
         pytest.param(lambda tol: consistency_order((1,), (1,), tol=tol), id="consistency_order"),
@@ -581,15 +580,108 @@ def test_float_double_root_on_the_circle_is_found_within_sqrt_tol():
     assert not report.zero_stable and report.reason.startswith("repeated root -1")
 
 
-def test_analysis_takes_the_principal_root_within_sqrt_tol_of_one():
-    # rho = (z - 1.01)(z + 0.5): with tol = 1e-3 the root 1.01 is within sqrt(tol) of 1, so it is the principal root
-    # (and, being outside 1 + tol, makes the scheme unstable); with the default tol there is no principal root
-    a = (0.51, 0.505)
-    loose = analyze_scheme(a, tol=1e-3)
-    assert loose.principal_root == pytest.approx(1.01) and loose.spurious_roots == pytest.approx((-0.5,))
-    assert loose.max_spurious_modulus == pytest.approx(0.5) and not loose.zero_stable
-    strict = analyze_scheme(a)
-    assert strict.principal_root is None and strict.max_spurious_modulus == pytest.approx(1.01)
+@pytest.mark.parametrize(
+    ("a", "root", "tol"),
+    [
+        ((1.2, 0.0, 0.0), 1.2, 0.05),  # rho = z^2 (z - 1.2): the CLI's --coefficients 1.2 0 0 1 --tol 0.05
+        ((Q(6, 5), Q(0), Q(0)), 1.2, 0.05),
+        ((0.51, 0.505), 1.01, 1e-3),  # rho = (z - 1.01)(z + 0.5)
+    ],
+)
+def test_a_root_near_one_of_an_inconsistent_scheme_is_spurious(a, root, tol):
+    """The principal root is the root at 1 of a consistent scheme (rho(1) = 1 - sum a = 0). These schemes have
+    rho(1) != 0, so their root near 1 is spurious: it is the largest spurious modulus and, lying beyond 1 + tol, makes
+    the scheme unstable. A window of sqrt(tol) around 1 took it as the principal root (largest spurious |z| 0)."""
+    assert 1 - sum(a) != 0
+    report = analyze_scheme(a, tol=tol)
+    assert report.principal_root is None and report.spurious_roots == report.roots
+    assert report.max_spurious_modulus == pytest.approx(root) and root > 1 + tol
+    assert not report.zero_stable and report.reason.startswith(f"root {root:g} lies outside the unit circle")
+    assert largest_spurious_modulus(a) == pytest.approx(root)
+
+
+@pytest.mark.parametrize("a", [(1.2, -0.2, 0.0), (Q(6, 5), Q(-1, 5), Q(0)), zeros_scheme(-1.8).a, lm_scheme(0.5).a])
+def test_the_root_at_one_of_a_consistent_scheme_is_principal_at_every_tolerance(a):
+    """rho = z (z - 1)(z - 0.2) (sum a = 1) and the float ZeroSNet / LM-ResNet schemes, whose root 1 numpy returns
+    off by rounding (1 + 4e-16 at lambda = -1.8): the principal root is 1, the spurious ones are the rest."""
+    roots = np.roots([1.0, *(-float(c) for c in a)])
+    expected = sorted(np.abs(np.delete(roots, np.argmin(np.abs(roots - 1)))), reverse=True)
+    for tol in (0.0, 1e-9, 0.05):
+        report = analyze_scheme(a, tol=tol)
+        assert report.principal_root == 1 and report.roots[0] == 1
+        assert report.moduli[1:] == pytest.approx(expected, abs=1e-7)
+
+
+def test_tolerance_zero_admits_simple_roots_on_the_circle_up_to_rounding():
+    """tol = 0 means exactly, up to floating-point rounding. rho = z^3 + z^2 + z + 1 = (z + 1)(z^2 + 1) has the simple
+    roots -1, i and -i on the unit circle, so it is zero stable; numpy returns moduli like 1 + 9e-16, which tol = 0
+    took as outside the circle. A root outside by much more than rounding (-1 - 1e-12) still is outside."""
+    expected = sorted([-1, 1j, -1j], key=lambda z: (z.real, z.imag))
+    for a in ((-1.0, -1.0, -1.0), (Q(-1), Q(-1), Q(-1))):
+        report = analyze_scheme(a, tol=0)
+        assert sorted(report.roots, key=lambda z: (z.real, z.imag)) == pytest.approx(expected, abs=1e-12)
+        assert report.zero_stable and is_zero_stable(a, tol=0)
+        assert report.reason == "all roots in the closed unit disc, those on the unit circle simple"
+    outside = analyze_scheme(lm_scheme(1 + 1e-12).a, tol=0)
+    assert not outside.zero_stable
+    assert outside.reason.startswith("root -1 lies outside the unit circle (|z| = 1 + 1e-12")
+
+
+@pytest.mark.parametrize("lam", [-10.0, -3.0, -1.8, -1.5, -1.2, 0.5, 1.0, 2.0, 10.0])
+def test_float_zerosnet_at_tolerance_zero_follows_the_exact_region(lam):
+    """A float lambda gives float coefficients whose root 1 numpy returns off by rounding (1 + 4e-16 at -1.8): with
+    tol = 0 the scheme was not zero stable although lambda lies in the exact region (ANALYSIS.md), and so were a
+    model's blocks."""
+    assert is_zero_stable(zeros_scheme(lam).a, tol=0) is exact_zero_stable("zeros", lam)
+    report = model_scheme_report(FakeMultistepNet(lam=lam), tol=0)
+    assert report.zero_stable is exact_zero_stable("zeros", lam)
+    assert report.unstable_blocks == (() if exact_zero_stable("zeros", lam) else ("layer1.2",))
+
+
+@pytest.mark.parametrize(
+    ("roots", "names"),
+    [
+        ((-1, -1), ("-1",)),  # (z + 1)^2
+        ((1, -1, -1), ("-1",)),  # (z - 1)(z + 1)^2: consistent, its spurious root -1 double
+        ((1, 1), ("1",)),  # (z - 1)^2: LM-ResNet at k = -1
+        ((1j, 1j, -1j, -1j), ("0+1j", "0-1j")),  # (z^2 + 1)^2
+    ],
+)
+@pytest.mark.parametrize("tol", [0.0, 1e-9])
+def test_float_double_root_on_the_circle_is_repeated_not_outside(roots, names, tol):
+    """Floating point splits a double root on the unit circle into two roots about sqrt(eps) apart, one just outside
+    (|z| = 1 + 5e-9 for the -1 of (z - 1)(z + 1)^2): the verdict said "outside the unit circle" instead of naming the
+    repeated root. Roots closer than sqrt(max(tol, rounding)) are now one root at their mean."""
+    a = tuple(-float(c) for c in np.real(np.poly(roots))[1:])
+    report = analyze_scheme(a, tol=tol)
+    assert not report.zero_stable and not is_zero_stable(a, tol=tol)
+    assert report.reason in {f"repeated root {name} on the unit circle" for name in names}
+
+
+@pytest.mark.parametrize("tol", [0.0, DEFAULT_TOL])
+def test_two_close_roots_are_judged_each_unless_they_are_a_repeated_root_on_the_circle(tol):
+    """Roots 1 + 1e-5 and 1 - 2e-5 lie within sqrt(tol) of each other, their mean inside the circle: that mean must not
+    hide the root outside (it read "zero stable"), while two close distinct roots inside stay simple."""
+    outside = tuple(-float(c) for c in np.real(np.poly([1 + 1e-5, 1 - 2e-5, 0.5]))[1:])
+    report = analyze_scheme(outside, tol=tol)
+    assert not report.zero_stable and not is_zero_stable(outside, tol=tol)
+    assert report.reason.startswith("root 1.00001 lies outside the unit circle")
+    inside = tuple(-float(c) for c in np.real(np.poly([1.0, 1 - 1e-5, 1 - 2e-5]))[1:])
+    assert analyze_scheme(inside, tol=tol).zero_stable and is_zero_stable(inside, tol=tol)
+
+
+def test_zerosnet_warning_words_a_repeated_root_on_the_circle_from_the_report():
+    """(a0, a1, a2) = (2, -1, 0): rho = z^3 - 2 z^2 + z = z (z - 1)^2, a double root 1 of modulus 1. The warning said
+    "the largest root ... has modulus 1 > 1"; it names the repeated root as the report does."""
+    from timm_zerosnet.schemes import ZeroStable
+
+    reason = analyze_scheme((2.0, -1.0, 0.0)).reason
+    assert reason == "repeated root 1 on the unit circle"
+    with pytest.warns(UserWarning, match="not zero stable") as record:
+        ZeroStable(coefficients=(2, -1, 0, 1))
+    (message,) = [str(w.message) for w in record if "zero stable" in str(w.message)]
+    assert f"the characteristic polynomial has a {reason}, so errors grow with depth" in message
+    assert "> 1" not in message
 
 
 def test_zero_stable_region_passes_its_tolerance_to_the_root_condition():

@@ -529,10 +529,14 @@ class ZeroStable(Scheme):
         if not report.zero_stable:
             import warnings
 
+            # a repeated root on the unit circle has modulus 1 (it said "modulus 1 > 1"): the report names it
+            if report.reason.startswith("repeated root"):
+                why = f"the characteristic polynomial has a {report.reason}"
+            else:
+                why = f"the largest root of the characteristic polynomial has modulus {report.max_modulus:.4g} > 1"
             warnings.warn(
-                f"ZeroSNet coefficients (a0, a1, a2, b0) = {self.fixed_coefficients} are not zero stable: the "
-                f"largest root of the characteristic polynomial has modulus {report.max_modulus:.4g} > 1, so errors "
-                f"grow with depth. Building it anyway (the paper trains such schemes on purpose).",
+                f"ZeroSNet coefficients (a0, a1, a2, b0) = {self.fixed_coefficients} are not zero stable: {why}, so "
+                "errors grow with depth. Building it anyway (the paper trains such schemes on purpose).",
                 UserWarning,
                 stacklevel=4,
             )

@@ -64,8 +64,12 @@ __all__ = [
 
 Number = int | float | Fraction
 
-#: Roots with ``| |z| - 1 | <= tol`` count as on the unit circle; ``|z| > 1 + tol`` as outside it.
+#: Roots with ``| |z| - 1 | <= tol`` count as on the unit circle, ``|z| > 1 + tol`` as outside it (the bound is never
+#: below rounding level: tol = 0 means exactly, up to floating-point rounding).
 DEFAULT_TOL = 1e-9
+#: Rounding level of a computed root relative to ``max(1, |z|)``: numpy's roots of the simple roots of the schemes
+#: here lie within a few machine eps of the exact ones (at most about 20 eps on random schemes of degree up to 13).
+_ROUNDING = 64 * sys.float_info.epsilon
 #: Relative tolerance of the consistency conditions when the coefficients are floats (exact otherwise).
 DEFAULT_ORDER_TOL = 1e-9
 
@@ -171,11 +175,7 @@ def polynomial_roots(a: Sequence[Number]) -> np.ndarray:
     into square-free factors by exact gcds, so a multiple root (the triple root 1 of ZeroSNet at lambda = 1/3,
     the double root -1/3 at lambda = -9/5) comes out as one accurate value repeated, and a root at 1 is exactly 1.
     """
-    poly = characteristic_polynomial(a)
-    if all(isinstance(c, Fraction) for c in poly):
-        groups = _exact_root_groups(list(poly))
-        return np.array([z for z, mult in groups for _ in range(mult)], dtype=complex)
-    return np.roots(np.array([float(c) for c in poly], dtype=float)).astype(complex)
+    return _roots_and_groups(a, DEFAULT_TOL)[0]
 
 
 def root_moduli(a: Sequence[Number]) -> np.ndarray:
@@ -183,38 +183,34 @@ def root_moduli(a: Sequence[Number]) -> np.ndarray:
     return np.abs(polynomial_roots(a))
 
 
-def split_roots(roots: Sequence[complex], tol: float = DEFAULT_TOL) -> tuple[complex | None, np.ndarray]:
+def split_roots(roots: Sequence[complex]) -> tuple[complex | None, np.ndarray]:
     """Separate the principal root (the one at z = 1) from the spurious roots.
 
     A consistent scheme has rho(1) = 0; that root carries the solution, every other root only carries error.
-    When no root lies within ``sqrt(tol)`` of 1 (an inconsistent scheme such as coefficients (1, 1, 1, 1)) there
-    is no principal root and every root is spurious. Only one root is taken as principal, so the two extra
-    copies of a triple root at 1 stay among the spurious roots.
+    rho(1) = 0 is decided from the roots themselves: rho(1) = prod(1 - z), which is exactly 0 when 1 is an exact
+    root (rational coefficients) and at rounding level relative to prod(1 + |z|) for float coefficients, whatever
+    the multiplicity of the root at 1. Otherwise (an inconsistent scheme such as coefficients (1, 1, 1, 1), or
+    1.2 0 0 1 whose root 1.2 is no solution root) there is no principal root and every root is spurious. Only one
+    root is taken as principal, so the two extra copies of a triple root at 1 stay among the spurious roots.
 
     Returns:
-        ``(principal, spurious)``: the principal root or ``None``, and the spurious roots sorted by descending
-        modulus.
-
-    Raises:
-        ValueError: If ``tol`` is not a finite number in [0, 1).
+        ``(principal, spurious)``: the principal root (exactly 1) or ``None``, and the spurious roots sorted by
+        descending modulus.
     """
-    tol = _check_tol(tol)
     roots = np.asarray(roots, dtype=complex)
     spurious = roots
     principal = None
-    if roots.size:
-        idx = int(np.argmin(np.abs(roots - 1)))
-        # sqrt(tol): a multiple root at 1 is only known to about sqrt(machine eps) in floating point.
-        if abs(roots[idx] - 1) <= math.sqrt(tol):
-            principal = complex(roots[idx])
-            spurious = np.delete(roots, idx)
+    # Each factor |1 - z| / (1 + |z|) is at most 1, so the product neither overflows nor needs a scale.
+    if roots.size and float(np.prod(np.abs(1 - roots) / (1 + np.abs(roots)))) <= _ROUNDING:
+        principal = 1 + 0j
+        spurious = np.delete(roots, int(np.argmin(np.abs(roots - 1))))
     order = np.argsort(-np.abs(spurious), kind="stable")
     return principal, spurious[order]
 
 
-def largest_spurious_modulus(a: Sequence[Number], tol: float = DEFAULT_TOL) -> float:
+def largest_spurious_modulus(a: Sequence[Number]) -> float:
     """Largest modulus among the spurious roots of rho (0.0 for a one-step scheme, which has none)."""
-    _, spurious = split_roots(polynomial_roots(a), tol)
+    _, spurious = split_roots(polynomial_roots(a))
     return float(np.max(np.abs(spurious))) if spurious.size else 0.0
 
 
@@ -223,10 +219,13 @@ def is_zero_stable(a: Sequence[Number], tol: float = DEFAULT_TOL) -> bool:
 
     Args:
         a: State coefficients ``(a_0, ..., a_{k-1})``.
-        tol: A root with ``|z| > 1 + tol`` is outside the unit circle, one with ``| |z| - 1 | <= tol`` is on it.
-            Repeated roots are found exactly (gcd of rho and rho') when every ``a_j`` is rational; with float
-            coefficients two roots on the circle closer than ``sqrt(tol)`` count as one double root, because
-            floating point splits a double root by about sqrt(machine eps).
+        tol: A root with ``|z| > 1 + tol`` is outside the unit circle, one with ``| |z| - 1 | <= tol`` is on it;
+            the bound is never below rounding level (64 machine eps times ``max(1, |z|)``), so ``tol = 0`` means
+            "exactly, up to floating-point rounding". Repeated roots are found exactly (gcd of rho and rho') when
+            every ``a_j`` is rational; with float coefficients roots closer than ``sqrt(tol)`` (and at least
+            ``sqrt(64 eps)``) count as one multiple root at their mean, because floating point splits a double
+            root by about sqrt(machine eps), so a double root on the circle is a repeated root, not two roots
+            just inside and just outside it.
 
     Returns:
         Whether the scheme is zero stable.
@@ -235,7 +234,7 @@ def is_zero_stable(a: Sequence[Number], tol: float = DEFAULT_TOL) -> bool:
         ValueError: If ``a`` is empty or holds a non-finite value, or ``tol`` is not in [0, 1).
     """
     tol = _check_tol(tol)
-    return _root_condition(a, polynomial_roots(a), tol)[0]
+    return _root_condition(_roots_and_groups(a, tol)[1], tol)[0]
 
 
 def consistency_order(a: Sequence[Number], b: Sequence[Number], tol: float = DEFAULT_ORDER_TOL) -> int:
@@ -384,9 +383,9 @@ def analyze_scheme(
     if b_vals is not None:
         a_vals, b_vals = _pad(a_vals, b_vals)
     exact = all(isinstance(v, Fraction) for v in (*a_vals, *(b_vals or ())))
-    raw_roots = polynomial_roots(a_vals)
-    stable, reason = _root_condition(a_vals, raw_roots, tol)
-    principal, spurious = split_roots(raw_roots, tol)
+    raw_roots, groups = _roots_and_groups(a_vals, tol)
+    stable, reason = _root_condition(groups, tol)
+    principal, spurious = split_roots(raw_roots)
     roots = ((principal,) if principal is not None else ()) + tuple(complex(z) for z in spurious)
     roots = tuple(_clean(z) for z in roots)
     moduli = tuple(abs(z) for z in roots)
@@ -727,43 +726,71 @@ def _pad(a: list[Number], b: list[Number]) -> tuple[list[Number], list[Number]]:
 
 
 def _clean(z: complex) -> complex:
-    """Drop imaginary parts at rounding level so real roots print as real."""
-    return complex(z.real, 0.0) if abs(z.imag) <= 1e-12 * max(1.0, abs(z)) else complex(z)
+    """Drop imaginary parts at rounding level so real roots print as real, and real parts of complex roots so that
+    +-i prints as +-1j (not -3.5e-17+1j)."""
+    level = 1e-12 * max(1.0, abs(z))
+    if abs(z.imag) <= level:
+        return complex(z.real, 0.0)
+    return complex(0.0 if abs(z.real) <= level else z.real, z.imag)
 
 
-def _root_condition(a: Sequence[Number], roots: np.ndarray, tol: float) -> tuple[bool, str]:
-    moduli = np.abs(roots)
-    outside = roots[moduli > 1 + tol]
-    if outside.size:
-        worst = outside[np.argmax(np.abs(outside))]
+def _rounding(z: complex) -> float:
+    """How far from its exact value a computed root ``z`` may lie through rounding alone."""
+    return _ROUNDING * max(1.0, abs(z))
+
+
+def _root_condition(groups: list[tuple[complex, tuple[complex, ...]]], tol: float) -> tuple[bool, str]:
+    """Groups: (root, its computed copies), as :func:`_roots_and_groups`. A group of several copies whose root lies on
+    the unit circle is a repeated root there, however its copies were split; every other computed root is judged
+    by its own modulus (the mean of two close roots, one of them outside, can lie inside)."""
+
+    def on_circle(z: complex) -> bool:
+        return abs(abs(z) - 1) <= max(tol, _rounding(z))
+
+    repeated = [z for z, copies in groups if len(copies) > 1 and on_circle(z)]
+    judged = [c for z, copies in groups if not (len(copies) > 1 and on_circle(z)) for c in copies]
+    outside = [z for z in judged if abs(z) > 1 + max(tol, _rounding(z))]
+    if outside:
+        worst = max(outside, key=abs)
         return False, f"root {_fmt(worst)} lies outside the unit circle (|z| = {_fmt_modulus(abs(worst))})"
-    on_circle = roots[np.abs(moduli - 1) <= tol]
-    repeated = _repeated_on_circle(a, on_circle, tol)
-    if repeated is not None:
-        return False, f"repeated root {_fmt(repeated)} on the unit circle"
-    largest = float(moduli.max()) if moduli.size else 0.0
-    if largest > 1 + DEFAULT_TOL:  # admitted only by a tolerance looser than rounding: say so
+    if repeated:
+        return False, f"repeated root {_fmt(repeated[0])} on the unit circle"
+    admitted = [abs(z) for z in judged if abs(z) > 1 + _rounding(z)]
+    if admitted:  # admitted only by a tolerance looser than rounding: say so
         return True, (
             f"every root has |z| <= 1 + tol = {_fmt_modulus(1 + tol)}, those on the unit circle simple; the largest, "
-            f"|z| = {_fmt_modulus(largest)}, lies outside the unit circle by less than tol"
+            f"|z| = {_fmt_modulus(max(admitted))}, lies outside the unit circle by less than tol"
         )
     return True, "all roots in the closed unit disc, those on the unit circle simple"
 
 
-def _repeated_on_circle(a: Sequence[Number], on_circle: np.ndarray, tol: float) -> complex | None:
-    if on_circle.size < 2:
-        return None
+def _roots_and_groups(a: Sequence[Number], tol: float) -> tuple[np.ndarray, list[tuple[complex, tuple[complex, ...]]]]:
+    """The roots of rho (as :func:`polynomial_roots`) and its distinct roots, each with its computed copies (as many
+    as its multiplicity): exact (gcds) for rational coefficients; for float ones the clusters of roots closer than
+    ``sqrt(max(tol, 64 eps))``, each at its mean (the mean of a split multiple root is accurate to rounding, its
+    copies only to about eps^(1/multiplicity))."""
     poly = characteristic_polynomial(a)
     if all(isinstance(c, Fraction) for c in poly):
-        for z, mult in _exact_root_groups(list(poly)):
-            if mult > 1 and abs(abs(z) - 1) <= tol:
-                return z
-        return None
-    for i in range(on_circle.size):
-        for j in range(i + 1, on_circle.size):
-            if abs(on_circle[i] - on_circle[j]) <= math.sqrt(tol):
-                return complex((on_circle[i] + on_circle[j]) / 2)
-    return None
+        exact = _exact_root_groups(list(poly))
+        groups = [(z, (z,) * mult) for z, mult in exact]
+        return np.array([z for _, copies in groups for z in copies], dtype=complex), groups
+    roots = np.roots(np.array([float(c) for c in poly], dtype=float)).astype(complex)
+    radius = math.sqrt(max(tol, _ROUNDING))
+    cluster = list(range(len(roots)))  # union-find over the roots
+
+    def find(i: int) -> int:
+        while cluster[i] != i:
+            i = cluster[i]
+        return i
+
+    for i in range(len(roots)):
+        for j in range(i + 1, len(roots)):
+            if abs(roots[i] - roots[j]) <= radius * max(1.0, abs(roots[i]), abs(roots[j])):
+                cluster[find(j)] = find(i)
+    members: dict[int, list[complex]] = {}
+    for i, z in enumerate(roots):
+        members.setdefault(find(i), []).append(complex(z))
+    return roots, [(complex(np.mean(zs)), tuple(zs)) for zs in members.values()]
 
 
 def _exact_root_groups(poly: list[Fraction]) -> list[tuple[complex, int]]:
