@@ -256,6 +256,47 @@ def test_tol_reaches_every_block_of_a_model(capsys, fake_models):
     assert [b["tol"] for b in payload["blocks"]] == [0.5, 0.5, 0.5]
 
 
+def test_tol_zero_is_exact_up_to_rounding(capsys, fake_models):
+    """--tol 0: rho = z^3 + z^2 + z + 1 = (z + 1)(z^2 + 1) has the simple roots -1 and +-i on the unit circle (zero
+    stable), and the blocks of a model at the float lambda = -1.8 have their root 1 at 1 + 4e-16: both came out
+    not zero stable, their roots of modulus 1 + 1e-16 taken as outside the circle."""
+    code, out, err = run(capsys, "stability", "--coefficients", "-1", "-1", "-1", "1", "--tol", "0")
+    assert code == 0, err
+    assert "zero stable: yes (all roots in the closed unit disc, those on the unit circle simple)" in out.splitlines()
+    payload = run_json(capsys, "stability", "--model", "fake_zerosnet", "--tol", "0")
+    assert payload["zero_stable"] is True and payload["unstable_blocks"] == []
+
+
+def test_a_root_near_one_of_an_inconsistent_scheme_is_not_principal(capsys):
+    """--coefficients 1.2 0 0 1: rho = z^2 (z - 1.2), rho(1) = -0.2, so no root is principal; with --tol 0.05 the root
+    1.2 lay within sqrt(tol) of 1 and was tagged principal, its modulus left out of the largest spurious |z|."""
+    argv = ["stability", "--coefficients", "1.2", "0", "0", "1", "--tol", "0.05"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert "roots: 1.2 (|z| = 1.2), 0 (|z| = 0), 0 (|z| = 0)" in out.splitlines()
+    assert "max |z| = 1.2, largest spurious |z| = 1.2" in out.splitlines()
+    payload = run_json(capsys, *argv)
+    assert payload["principal_root"] is None and payload["max_spurious_modulus"] == pytest.approx(1.2)
+
+
+def test_rho_omits_unit_coefficients(capsys):
+    """rho(z) = z^3 - z^2 - z - 1 for the coefficients 1 1 1 1 (it printed 'z^3 - 1 z^2 - 1 z - 1')."""
+    code, out, err = run(capsys, "stability", "--coefficients", "1", "1", "1", "1")
+    assert code == 0, err
+    assert "rho(z) = z^3 - z^2 - z - 1" in out.splitlines()
+    code, out, err = run(capsys, "stability", "--lm-k", "-1")  # rho = z^2 - 2 z + 1: a 2 and a constant 1 stay
+    assert code == 0, err
+    assert "rho(z) = z^2 - 2 z + 1" in out.splitlines()
+
+
+def test_a_large_parameter_is_shown_as_typed(capsys):
+    """--lm-k 1.7976931348623157e308 was shown as its 309-digit integer."""
+    typed = "1.7976931348623157e308"
+    code, out, err = run(capsys, "stability", "--lm-k", typed)
+    assert code == 0, err
+    assert out.splitlines()[0] == f"scheme: LM-ResNet k = {float(typed)!r}"
+
+
 def test_scan_table_prints_every_fiftieth_of_601_points(capsys):
     """A 601-point scan prints 13 table rows: every 50th grid point, both ends included (step (601 - 1) // 12)."""
     code, out, err = run(capsys, "stability", "--scan", "-3", "3")
@@ -469,6 +510,18 @@ def test_authors_checkpoint_loads_through_the_family_filter(capsys, tmp_path, ca
 )
 def test_negative_fractions_and_exponents_are_values(capsys, argv, key, expected):
     assert run_json(capsys, *argv)[key] == expected
+
+
+def test_a_path_that_starts_like_a_negative_number_is_taken_as_given(capsys, tmp_path, monkeypatch):
+    """The mark that lets argparse take -1.8 as a value reached path options: --plot -1.png wrote ' -1.png' and
+    --checkpoint -2.safetensors looked for ' -2.safetensors'."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "stability", "--euler", "--plot", "-1.png")
+    assert code == 0, err
+    assert os.listdir(tmp_path) == ["-1.png"] and (tmp_path / "-1.png").read_bytes()[:8] == PNG_MAGIC
+    assert "plot: -1.png" in out.splitlines()
+    message = "checkpoint '-2.safetensors' does not exist; pass the path of a state dict file or a run directory"
+    assert_one_line_error(capsys, ["stability", "--checkpoint", "-2.safetensors"], message)
 
 
 # --------------------------------------------------------------------------------------------- invalid input

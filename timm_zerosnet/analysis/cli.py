@@ -48,8 +48,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 # A negative number as a command-line value: -2, -1.8, -.5, -1e-3, -9/5, -1/3e2. argparse would take such a token
-# for an option (it only knows plain decimals like -1.8), so main() marks it with a leading space, which the value
-# parsers strip.
+# for an option (it only knows plain decimals like -1.8), so main() marks it with a leading space, which the number
+# parsers strip and _text takes off a name or path that merely starts like one (--plot -1.png).
 # a negative number, or what was meant as one (-inf, -nan, -1,8): a value, which the number parser then names,
 # rather than an unknown option (argparse said "expected one argument"); no option name starts with a digit
 _NEGATIVE_NUMBER = re.compile(r"-(\d|\.\d|inf|nan).*", re.IGNORECASE)
@@ -59,6 +59,13 @@ _VALUE_MARK = " "
 def _mark_negative_numbers(argv: Sequence[str]) -> list[str]:
     """Mark the tokens that are negative numbers so argparse reads them as values, not as unknown options."""
     return [_VALUE_MARK + arg if _NEGATIVE_NUMBER.fullmatch(arg) else arg for arg in argv]
+
+
+def _text(text: str) -> str:
+    """A name or path (--plot, --checkpoint, --model, the cell options) as given: without the mark that
+    _mark_negative_numbers put before '-1.png' (it reached the file name as ' -1.png')."""
+    unmarked = text[len(_VALUE_MARK) :]
+    return unmarked if text.startswith(_VALUE_MARK) and _NEGATIVE_NUMBER.fullmatch(unmarked) else text
 
 
 def _number(text: str) -> Fraction:
@@ -163,10 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what.add_argument("--lm-k", type=_number, help="LM-ResNet k (paper convention)")
     what.add_argument("--euler", action="store_true", help="forward Euler (ResNet / tau-ResNet)")
-    what.add_argument("--model", help="timm model name; its per-block schemes are analysed")
+    what.add_argument("--model", type=_text, help="timm model name; its per-block schemes are analysed")
     what.add_argument("--scan", type=_number, nargs=2, metavar=("LO", "HI"), help="scan a one-parameter family")
     st.add_argument(
         "--checkpoint",
+        type=_text,
         help="state dict to load into --model (.pth, .pt or .safetensors; the authors' checkpoints too, read through "
         "the family's checkpoint filter as timm's pretrained loading reads them), or a zerosnet-train run directory "
         "(or a weights file in one): its run.json gives the model, its options and its classes and channels",
@@ -198,17 +206,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=_tolerance,
         default=stab.DEFAULT_TOL,
         help=f"unit-circle tolerance of the root condition: a root with |z| <= 1 + tol counts as inside (default "
-        f"{stab.DEFAULT_TOL:g}: rounding only; a larger tol admits roots outside the circle, which the verdict names)",
+        f"{stab.DEFAULT_TOL:g}; 0: exactly, up to floating-point rounding; a larger tol admits roots outside the "
+        "circle, which the verdict names)",
     )
-    st.add_argument("--plot", metavar="PNG", help="write the roots (or, with --scan, the modulus curve) to a PNG")
+    st.add_argument(
+        "--plot", type=_text, metavar="PNG", help="write the roots (or, with --scan, the modulus curve) to a PNG"
+    )
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=_run_stability)
 
     cn = sub.add_parser("connectivity", help="effective depth / width of a cell and the NAS-Bench-201 filter")
     cell = cn.add_mutually_exclusive_group()
-    cell.add_argument("--nb201", metavar="ARCH", help="NAS-Bench-201 arch string")
-    cell.add_argument("--dag", metavar="ENCODING", help="MLP DAG encoding such as 2_21_112")
-    cell.add_argument("--darts", metavar="GENOTYPE", help="DARTS normal cell: [(op, input), ...] or Genotype(...)")
+    cell.add_argument("--nb201", type=_text, metavar="ARCH", help="NAS-Bench-201 arch string")
+    cell.add_argument("--dag", type=_text, metavar="ENCODING", help="MLP DAG encoding such as 2_21_112")
+    cell.add_argument(
+        "--darts", type=_text, metavar="GENOTYPE", help="DARTS normal cell: [(op, input), ...] or Genotype(...)"
+    )
     cell.add_argument("--nb201-all", action="store_true", help="filter all 15,625 NAS-Bench-201 cells")
     cell.add_argument(
         "--nb201-supernet",
@@ -535,7 +548,9 @@ def _polynomial(coeffs: Sequence[float]) -> str:
         if c == 0:
             continue
         power = k - i
-        term = f"{abs(c):.6g}" + (f" z^{power}" if power > 1 else " z" if power == 1 else "")
+        variable = f"z^{power}" if power > 1 else "z" if power == 1 else ""
+        magnitude = f"{abs(c):.6g}"
+        term = variable if magnitude == "1" and variable else f"{magnitude} {variable}".rstrip()
         parts.append(("- " if c < 0 else "+ ") + term)
     return " ".join(parts)
 
@@ -547,9 +562,12 @@ def _complex(z: complex) -> str:
 
 
 def _show(value: Fraction) -> str:
-    """A number as the user would write it: decimal when exact in a few digits, else the fraction."""
-    text = f"{float(value):.10g}"
-    return text if Fraction(text) == value else str(value)
+    """A number as the user would write it: decimal when exact in a few digits (up to a float's 17: 1.7e+308 is no
+    309-digit integer), else the fraction."""
+    for text in (f"{float(value):.10g}", repr(float(value))):
+        if Fraction(text) == value:
+            return text
+    return str(value)
 
 
 # ---------------------------------------------------------------------------------------------------------------
