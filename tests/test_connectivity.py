@@ -257,6 +257,7 @@ def test_darts_op_kinds_and_concat():
         ("|nor_conv_3x3~0|+|none~0|", "must list one edge from each of nodes 0..1"),
         ("|conv_3x3~0|", "unknown NAS-Bench-201 op 'conv_3x3'"),
         ("|skip_connect0|", "malformed NAS-Bench-201 edge 'skip_connect0'"),
+        ("|skip_connect~\u00b2|", "malformed NAS-Bench-201 edge 'skip_connect~\u00b2'"),  # a digit int() refuses
         ("|skip_connect~1|", "must list one edge from each of nodes 0..0"),
     ],
 )

@@ -105,6 +105,7 @@ def test_config_rejects_unknown_keys(tmp_path):
         ("clip_mode: nrm", "clip_mode: must be one of norm, value"),
         ('model_ema: "false"', "model_ema: must be true or false"),
         ("epochs: 1.5", "epochs: must be an integer, got 1.5"),
+        ('epochs: "\u00b2"', "epochs: must be an integer, got '\u00b2'"),  # isdigit(), but no int
         ("lr: abc", "lr: must be a number"),
         ("input_size: 32", "input_size: takes 3 values"),
         ("mean: {r: 0.5}", "mean: must be a number"),

@@ -422,7 +422,7 @@ def _config_value(action: argparse.Action, value: Any, where: str) -> Any:
     def convert(v: Any) -> Any:
         if action.type is int:
             text = v.strip() if isinstance(v, str) else None
-            if isinstance(v, bool) or not (isinstance(v, int) or (text and text.lstrip("+-").isdigit())):
+            if isinstance(v, bool) or not (isinstance(v, int) or (text and text.lstrip("+-").isdecimal())):
                 raise bad(f"must be an integer, got {v!r}")
             v = int(v)
         elif action.type is float:

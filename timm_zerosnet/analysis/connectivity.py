@@ -293,7 +293,7 @@ def parse_nb201(arch: str) -> Cell:
         sources = []
         for token in tokens:
             op, sep, src = token.partition("~")
-            if not sep or not src.isdigit():
+            if not sep or not src.isdecimal():  # isdigit() takes "²", which int() refuses
                 raise ValueError(f"malformed NAS-Bench-201 edge {token!r}: expected 'op~src' such as 'skip_connect~0'.")
             if op not in NB201_OPS:
                 raise ValueError(
