@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 import torch.nn as nn
 from timm.models._manipulate import checkpoint as timm_checkpoint
 
@@ -37,7 +38,13 @@ def frozen_running_stats(module: nn.Module) -> Iterator[None]:
 
 def checkpoint(block: nn.Module, *args: Any) -> Any:
     """``block(*args)`` through timm's checkpoint (non-reentrant), its recomputation in backward without a second
-    update of the batch-norm statistics."""
+    update of the batch-norm statistics.
+
+    Under torch.compile the block goes to timm's checkpoint as it is: the compiled graph recomputes the activations
+    from the traced forward, whose buffer updates happen once, and dynamo refuses the call counter below (a
+    mutation from inside the checkpointed function, so ``fullgraph=True`` failed)."""
+    if torch.compiler.is_compiling():
+        return timm_checkpoint(block, *args)
     calls = 0
 
     def run(*inputs: Any) -> Any:
