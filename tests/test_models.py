@@ -179,6 +179,18 @@ def test_feature_wrappers_that_cannot_run_the_model_are_refused(name):
         model = timm.create_model(name, features_only=True, feature_cls=feature_cls, out_indices=(1,))
         (feat,) = model(torch.zeros(1, 3, size, size))
         assert feat.shape[1] == model.feature_info.channels()[0]
+    # timm's feature_cfg (a TypeError, "got multiple values for keyword argument 'feature_cfg'", before): its
+    # out_indices and feature_cls are checked as create_model's, which win over them as in timm's builder
+    model = timm.create_model(name, features_only=True, feature_cfg=dict(feature_cls="hook", out_indices=(1,)))
+    assert type(model).__name__ == "FeatureHookNet" and len(model.feature_info.channels()) == 1
+    both = timm.create_model(name, features_only=True, feature_cfg=dict(out_indices=(1,)), out_indices=(0, 1))
+    assert both.feature_info.channels() == timm.create_model(name, features_only=True).feature_info.channels()[:2]
+    with pytest.raises(ValueError, match="is not such a chain"):
+        timm.create_model(name, features_only=True, feature_cfg=dict(feature_cls="list"), device="meta")
+    with pytest.raises(TypeError, match="^feature_cfg choose the feature maps of features_only=True"):
+        timm.create_model(name, feature_cfg=dict(out_indices=(1,)), device="meta")
+    with pytest.raises(TypeError, match="^feature_cfg must be a dict"):
+        timm.create_model(name, features_only=True, feature_cfg=3, device="meta")
 
 
 @pytest.mark.parametrize("name", ["zerosnet20_cifar", "lmresnet18", "tauresnet20_cifar"])
@@ -205,9 +217,15 @@ def test_feature_indices_that_select_no_level_are_refused_naming_the_levels(name
             timm.create_model(name, features_only=True, out_indices=twice, device="meta")
         with pytest.raises(ValueError, match=r"^indices=.* names a level twice"):
             model.forward_intermediates(x, indices=list(twice))
-    for good, want in ((1, [levels - 1]), ((-1, 0), [0, levels - 1]), ((np.int64(1),), [1]), (range(2), [0, 1])):
+    goods = ((1, [levels - 1]), ((-1, 0), [0, levels - 1]), ((np.int64(1),), [1]), (range(2), [0, 1]))
+    # a NumPy integer or a 0-d tensor as a count: timm's feature_take_indices iterated it (a TypeError)
+    goods += ((np.int64(2), [levels - 2, levels - 1]), (torch.tensor(1), [levels - 1]))
+    for good, want in goods:
         features = timm.create_model(name, features_only=True, out_indices=good).eval()
         assert [f.shape[1] for f in features(x)] == [model.feature_info[i]["num_chs"] for i in want]
+        taken = model.forward_intermediates(x, indices=good, intermediates_only=True)
+        assert [f.shape[1] for f in taken] == [model.feature_info[i]["num_chs"] for i in want]
+    assert copy.deepcopy(model).prune_intermediate_layers(np.int64(1)) == [levels - 1]
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import numbers
 import operator
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -624,7 +624,7 @@ class ResNetHeadMixin:
         prune_head: bool = True,
     ) -> list[int]:
         """Drop the stages (and final norm / head) that the requested intermediates do not need."""
-        check_feature_indices(len(self.feature_info), indices)
+        indices = check_feature_indices(len(self.feature_info), indices)
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
         keep = max(max_index - int(self.has_stem_level) + 1, 0)
         prune_end = keep < len(self.stages)
@@ -951,7 +951,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
             raise ValueError("output_fmt must be 'NCHW', got '" + output_fmt + "'.")  # TorchScript: no f-string !r
         intermediates = []
         if not torch.jit.is_scripting():
-            check_feature_indices(self.num_feature_levels, indices)
+            indices = check_feature_indices(self.num_feature_levels, indices)
         take_indices, max_index = feature_take_indices(self.num_feature_levels, indices)
         offset = 1 if self.has_stem_level else 0
 
@@ -1279,7 +1279,8 @@ _BUILDER_KWARGS = frozenset(inspect.signature(build_model_with_cfg).parameters) 
     "pretrained",
     "kwargs",
 } | {"features_only", "pruned"}
-_FEATURE_KWARGS = frozenset({"out_indices", "feature_cls"})  # taken by the builder with features_only=True only
+# taken by the builder with features_only=True only
+_FEATURE_KWARGS = frozenset({"out_indices", "feature_cls", "feature_cfg"})
 
 
 def check_create_kwargs(variant: str, kwargs: dict, model_cls: type, *creators: Callable) -> None:
@@ -1303,6 +1304,16 @@ def check_create_kwargs(variant: str, kwargs: dict, model_cls: type, *creators: 
     if not features_only and _FEATURE_KWARGS & set(kwargs):
         given = " and ".join(sorted(_FEATURE_KWARGS & set(kwargs)))
         raise TypeError(f"{given} choose the feature maps of features_only=True: add it, or leave {given} out.")
+    if kwargs.get("feature_cfg") is not None:
+        user_cfg = kwargs["feature_cfg"]
+        if not isinstance(user_cfg, Mapping):
+            raise TypeError(f"feature_cfg must be a dict such as dict(out_indices=(1, 2)), got {user_cfg!r}.")
+        # as timm's builder: create_model's own out_indices / feature_cls win over the feature_cfg's; checked below
+        user_cfg = dict(user_cfg)
+        for key in ("out_indices", "feature_cls"):
+            if key in user_cfg:
+                kwargs.setdefault(key, user_cfg.pop(key))
+        kwargs["feature_cfg"] = user_cfg  # the rest (output_fmt, flatten_sequential, ...): getter_feature_cfg
     unknown = sorted(set(kwargs) - taken - _BUILDER_KWARGS - _FEATURE_KWARGS)
     if unknown:
         raise TypeError(
@@ -1327,17 +1338,21 @@ def check_create_kwargs(variant: str, kwargs: dict, model_cls: type, *creators: 
             )
 
 
-def check_feature_indices(levels: int, indices: Any, what: str = "indices") -> None:
+def check_feature_indices(levels: int, indices: Any, what: str = "indices") -> int | list[int] | None:
     """Refuse feature-level indices that select no level or one the network lacks, or that are not integers
     (timm's ``feature_take_indices`` fails on them with ``max()`` of an empty sequence, an assertion or a slice
     error), or that name a level twice (one map came out, and feature_info listed two). ``indices`` follows timm:
     None for every level, an int n for the last n, or a sequence of levels (negative ones count from the end).
 
+    Returns:
+        ``indices`` as timm's ``feature_take_indices`` reads them: a Python int, or a list of them (a NumPy integer
+        or a one-element tensor as a count fell through its ``isinstance(indices, int)`` into iterating it).
+
     Raises:
         ValueError: what was given and what the network takes.
     """
     if indices is None:
-        return
+        return None
     takes = (
         f"{levels} feature levels (0 to {levels - 1}): pass a non-empty list of level indices in that range "
         f"(negative ones count from the end), an int n for the last n levels (1 to {levels}), or None for all"
@@ -1346,7 +1361,7 @@ def check_feature_indices(levels: int, indices: Any, what: str = "indices") -> N
     if count is not None:
         if not 1 <= count <= levels:
             raise ValueError(f"{what}={indices!r}: the network has {takes}.")
-        return
+        return count
     items = list(indices) if isinstance(indices, Sequence) and not isinstance(indices, (str, bytes)) else []
     items = [_level_index(i) for i in items]
     if not items or None in items:
@@ -1358,6 +1373,7 @@ def check_feature_indices(levels: int, indices: Any, what: str = "indices") -> N
             f"{what}={indices!r} names a level twice (negative indices count from the end): the network gives each "
             f"level once, so feature_info would list more maps than come out. Name each level once."
         )
+    return items
 
 
 def _level_index(value: Any) -> int | None:
@@ -1381,13 +1397,15 @@ class FeatureGetter(FeatureGetterNet):
 
 def getter_feature_cfg(levels: int, kwargs: dict) -> dict:
     """The builder's ``feature_cfg`` of these networks: FeatureGetter over every level, also for an explicit
-    ``feature_cls='getter'`` in ``kwargs`` (replaced there). Refuses an ``out_indices`` of ``kwargs`` that selects
+    ``feature_cls='getter'`` in ``kwargs`` (replaced there), with the other entries of a ``feature_cfg`` in ``kwargs``
+    (taken from there). Refuses an ``out_indices`` of ``kwargs`` that selects
     no level or one the network lacks (``check_feature_indices``)."""
     if isinstance(kwargs.get("feature_cls"), str) and kwargs["feature_cls"].lower() == "getter":
         kwargs["feature_cls"] = FeatureGetter
-    if kwargs.get("features_only"):
-        check_feature_indices(levels, kwargs.get("out_indices"), "out_indices")
-    return dict(feature_cls=FeatureGetter, out_indices=tuple(range(levels)))
+    if kwargs.get("features_only") and kwargs.get("out_indices") is not None:
+        kwargs["out_indices"] = check_feature_indices(levels, kwargs["out_indices"], "out_indices")
+    # a user's feature_cfg, its out_indices and feature_cls moved to kwargs (check_create_kwargs)
+    return dict(feature_cls=FeatureGetter, out_indices=tuple(range(levels)), **(kwargs.pop("feature_cfg", None) or {}))
 
 
 def pretrained_filter(filter_fn: Callable, kwargs: dict) -> Callable:

@@ -490,7 +490,7 @@ class TauResNet(ResNetHeadMixin, nn.Module):
             raise ValueError("output_fmt must be 'NCHW', got '" + output_fmt + "'.")  # TorchScript: no f-string !r
         intermediates = []
         if not torch.jit.is_scripting():
-            check_feature_indices(self.num_feature_levels, indices)
+            indices = check_feature_indices(self.num_feature_levels, indices)
         take_indices, max_index = feature_take_indices(self.num_feature_levels, indices)
         offset = 1 if self.has_stem_level else 0
 
