@@ -783,3 +783,82 @@ def test_a_split_that_a_dataset_root_lacks_is_refused_in_evaluation(trained_run,
     reset_accelerate()
     split_folder = [*argv[:-1], str(tmp_path / "data" / "val")]  # the split folder itself, as timm takes it
     assert validate(build_parser().parse_args(split_folder))["results"]["clean"]["count"] == 2
+
+
+def _digits_folder(root: Path, classes: set[int]) -> Path:
+    """The digits validation images of ``classes`` as an ImageFolder ``root/val/<digit>/``."""
+    from timm_zerosnet.data import DigitsDataset
+
+    ds = DigitsDataset("validation", img_mode="L")
+    for i, (img, target) in enumerate(zip(ds.images, ds.targets)):
+        if target in classes:
+            (root / "val" / str(target)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img, "L").save(root / "val" / str(target) / f"{i:04d}.png")
+    return root
+
+
+def test_released_weights_label_a_folder_by_their_classes_and_keep_their_head(trained_run, tmp_path, capsys):
+    """Weights loaded with --pretrained (here local-dir: of an export) labelled a folder of the 3s, 5s and 7s as 0, 1
+    and 2 (their config.json's label names were ignored), and --num-classes gave them a new random head."""
+    from timm_zerosnet.hub.export import export
+
+    folder = _digits_folder(tmp_path / "images", {3, 5, 7})
+    exported = export(trained_run, tmp_path / "export", tag="digits").path
+    common = ["--data-dir", str(folder), "--workers", "0", "--cpu"]
+    by_run = validate(build_parser().parse_args(["--checkpoint", str(trained_run), *common]))["results"]["clean"]
+    reset_accelerate()
+    argv = ["--model", f"local-dir:{exported}", "--pretrained", *common]
+    released = validate(build_parser().parse_args(argv))["results"]["clean"]
+    reset_accelerate()
+    assert by_run["count"] == released["count"] > 0 and by_run["correct1"] > 0
+    assert released == by_run
+    assert "weights name no classes" not in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"^--num-classes 12: the released weights of .* classify 10 classes"):
+        validate(build_parser().parse_args([*argv, "--num-classes", "12"]))
+
+
+def test_a_bare_weights_file_on_a_folder_of_fewer_classes_warns_how_they_are_labelled(trained_run, tmp_path, capsys):
+    folder = _digits_folder(tmp_path / "images", {3, 5, 7})
+    bare = tmp_path / "bare.safetensors"  # no run.json next to it
+    bare.write_bytes((trained_run / "model.safetensors").read_bytes())
+    argv = ["--checkpoint", str(bare), "--model", "zerosnet20_cifar"]
+    validate(build_parser().parse_args([*argv, "--data-dir", str(folder), "--workers", "0", "--img-size", "16"]))
+    out = capsys.readouterr().out
+    assert "warning: the weights name no classes (no run.json), so the data's 3 classes (3, 5, 7, ...)" in out
+    assert "--class-map" in out
+
+
+def test_fp16_on_the_cpu_is_refused_instead_of_evaluating_in_float32(trained_run):
+    with pytest.raises(ValueError, match=r"^--mixed-precision fp16 needs a GPU: on cpu accelerate would evaluate"):
+        validate(build_parser().parse_args(["--checkpoint", str(trained_run), "--cpu", "--mixed-precision", "fp16"]))
+
+
+def test_the_results_name_the_data_and_precision_and_another_dataset_keeps_none_of_the_runs(trained_run, tmp_path):
+    """The results file said nothing of the data evaluated; a run's --val-num-samples (45) was applied to another
+    dataset, and --dataset folder did not match the '' that run.json records for an ImageFolder run."""
+    from timm_zerosnet.validate import _data_args
+
+    folder = _digits_folder(tmp_path / "images", {1, 2})
+    argv = ["--checkpoint", str(trained_run), "--data-dir", str(folder), "--workers", "0", "--cpu"]
+    out = validate(build_parser().parse_args([*argv, "--mixed-precision", "bf16"]))
+    assert out["mixed_precision"] == "bf16"
+    assert out["dataset"] == dict(
+        name="",
+        data_dir=str(folder),
+        split=None,  # the dataset's own validation split
+        num_samples=None,
+        class_map=None,
+        samples=len(
+            create_datasets(
+                dict(dataset="", data_dir=str(folder), class_names=[str(i) for i in range(10)]), train=False
+            ).val
+        ),
+    )
+    assert out["results"]["clean"]["count"] == out["dataset"]["samples"] > 45
+    info = {"dataset": {"name": "", "data_dir": "/run/images", "val_split": "val", "val_num_samples": 45}}
+    for given in ("folder", "ImageFolder", ""):
+        data = _data_args(build_parser().parse_args(["--checkpoint", "x", "--dataset", given]), info, 3)
+        assert (data["data_dir"], data["val_split"], data["val_num_samples"]) == ("/run/images", "val", 45), given
+    info = {"dataset": {"name": "torch/cifar10", "data_dir": "/c", "val_num_samples": 45}}
+    data = _data_args(build_parser().parse_args(["--checkpoint", "x", "--dataset", "torch/CIFAR10"]), info, 3)
+    assert (data["data_dir"], data["val_num_samples"]) == ("/c", 45)

@@ -35,7 +35,7 @@ from timm.models import clean_state_dict
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from .data import TransformDataset, create_datasets
+from .data import TransformDataset, create_datasets, dataset_name
 from .run_layout import WEIGHT_FILES, check_output_file, run_architecture, weights_kind
 from .train import (
     INTERPOLATIONS,
@@ -255,6 +255,13 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
         in_chans=in_chans,
         global_pool=(info or {}).get("global_pool"),
     )
+    released = model.pretrained_cfg.get("num_classes") if args.pretrained else None
+    if released and args.num_classes and args.num_classes != released:
+        raise ValueError(
+            f"--num-classes {args.num_classes}: the released weights of {name} classify {released} classes, and "
+            f"timm gives the model a new, untrained head for {args.num_classes}, whose accuracy means nothing; leave "
+            "--num-classes out, or fine-tune the weights for your classes first (zerosnet-train --pretrained)"
+        )
     if weights is not None:
         state_dict = read_state_dict(weights, ema=args.weights == "ema" and _is_file(args))
         try:
@@ -337,7 +344,9 @@ def _weights_choice(args: argparse.Namespace, weights: Path | None, info: dict |
     return weights_kind(weights.name, info) or ("ema" if args.weights == "ema" else None)
 
 
-def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> dict:
+def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int, class_names: list | None = None) -> dict:
+    """The data to evaluate: the options, else the run's. ``class_names``: the model's classes by name (default: the
+    run's label names; a pretrained cfg's), by which an ImageFolder's class folders are labelled."""
     ds = (info or {}).get("dataset") or {}
     if args.dataset is not None:
         name = args.dataset
@@ -345,8 +354,10 @@ def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> di
         name = None  # --data-dir alone on a digits run: that folder (the digits read no data dir: it would be ignored)
     else:
         name = ds.get("name")
-    # the run's folder, split, class map and columns are its dataset's: another --dataset inherits none of them
-    run = ds if args.dataset is None or args.dataset == ds.get("name") else {}
+    # the run's folder, split, class map, columns and sample count are its dataset's: other data (--dataset, or a
+    # --data-dir on a digits run) inherits none of them ('folder' names the ImageFolder that run.json records as '',
+    # timm's torch/ names in any case)
+    run = ds if name is not None and _same_dataset(name, ds.get("name")) else {}
     return {
         "dataset": name,
         "data_dir": args.data_dir if args.data_dir is not None else run.get("data_dir"),
@@ -356,11 +367,18 @@ def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int) -> di
         "input_key": args.input_key or run.get("input_key"),
         "target_key": args.target_key or run.get("target_key"),
         # an ImageFolder's labels are the checkpoint's classes, by name (not the evaluated folder's own order)
-        "class_names": (info or {}).get("label_names"),
+        "class_names": class_names if class_names is not None else (info or {}).get("label_names"),
         # the model's input: --input-img-mode, else the run's own (YCbCr, RGBA, ...), else the channel count's
         "input_img_mode": image_mode(in_chans, args.input_img_mode or ds.get("input_img_mode")),
-        "val_num_samples": (args.num_samples or None) if args.num_samples is not None else ds.get("val_num_samples"),
+        "val_num_samples": (args.num_samples or None) if args.num_samples is not None else run.get("val_num_samples"),
     }
+
+
+def _same_dataset(given: str, recorded: str | None) -> bool:
+    def canonical(name: str | None) -> str:
+        return dataset_name({"dataset": name, "data_dir": "-"}).lower()
+
+    return recorded is not None and canonical(given) == canonical(recorded)
 
 
 def _check_noise_mode(noise: list, mode: str) -> None:
@@ -406,6 +424,11 @@ def validate(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu, dynamo_backend=args.torchcompile)
+    if accelerator.mixed_precision == "fp16" and not accelerator.native_amp:
+        raise ValueError(
+            f"--mixed-precision fp16 needs a GPU: on {accelerator.device} accelerate would evaluate in float32 "
+            "without a word; use bf16 (CPU autocast) or leave --mixed-precision out"
+        )
     model, info, weights = _load_model(args)
     _check_results_file(args.results_file, weights)
     in_chans = getattr(model, "in_chans", None) or (info or {}).get("in_chans") or 3
@@ -426,10 +449,21 @@ def validate(args: argparse.Namespace) -> dict:
         data_config = resolve_data_config({"in_chans": in_chans, **overrides}, model=model)
     data_config = match_channels(data_config, in_chans)
 
-    data_args = _data_args(args, info, in_chans)
+    # the weights' classes by name: a run's, else (--pretrained) its pretrained cfg's; a bare weights file names none
+    class_names = (info or {}).get("label_names")
+    if class_names is None and args.pretrained:
+        class_names = list(model.pretrained_cfg.get("label_names") or ()) or None
+    data_args = _data_args(args, info, in_chans, class_names)
     _check_noise_mode(parse_noise(args.noise), data_args["input_img_mode"])
     splits = create_datasets(data_args, train=False)
     num_classes = accelerator.unwrap_model(model).num_classes
+    if class_names is None and splits.label_names and len(splits.label_names) < num_classes:
+        accelerator.print(
+            f"warning: the weights name no classes (no run.json), so the data's {len(splits.label_names)} classes "
+            f"({', '.join(map(str, splits.label_names[:5]))}, ...) are taken as the model's classes 0 to "
+            f"{len(splits.label_names) - 1} in that order, of its {num_classes}; if they are others, pass --class-map "
+            "(a file of the model's classes in order) or evaluate the run directory"
+        )
     if len(splits.label_names) > num_classes:
         trained = (info or {}).get("label_names")
         trained_on = f" (it was trained on {', '.join(map(str, trained[:5]))}, ...)" if trained else ""
@@ -473,6 +507,16 @@ def validate(args: argparse.Namespace) -> dict:
         "weights_file": str(weights) if weights is not None else None,
         "model": args.model or (info or {}).get("model") or unwrapped.pretrained_cfg.get("architecture"),
         "num_classes": unwrapped.num_classes,
+        # what was evaluated: two evaluations on other data or in another precision differ here
+        "dataset": {
+            "name": dataset_name(data_args),
+            "data_dir": data_args["data_dir"],
+            "split": data_args["val_split"],
+            "num_samples": data_args["val_num_samples"],
+            "class_map": data_args["class_map"],
+            "samples": len(splits.val),
+        },
+        "mixed_precision": accelerator.mixed_precision,
         "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
         "noise_seed": (args.noise_seed or 0) if args.noise else None,
         "results": results,
