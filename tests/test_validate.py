@@ -862,3 +862,26 @@ def test_the_results_name_the_data_and_precision_and_another_dataset_keeps_none_
     info = {"dataset": {"name": "torch/cifar10", "data_dir": "/c", "val_num_samples": 45}}
     data = _data_args(build_parser().parse_args(["--checkpoint", "x", "--dataset", "torch/CIFAR10"]), info, 3)
     assert (data["data_dir"], data["val_num_samples"]) == ("/c", 45)
+
+
+def test_an_error_in_a_dataloader_worker_is_its_own_one_line_message(capsys):
+    """A bad image refused in a worker (the default -j 2) printed "Caught ValueError in DataLoader worker process 0."
+    and the worker's traceback after "error:"; the error line is the image's own message now."""
+    import sys
+
+    from torch._utils import ExceptionWrapper
+
+    from timm_zerosnet.train import usage_error
+
+    try:
+        try:
+            raise ValueError("/data/val/3/a.tif: a F (32-bit) image\nthat spans lines")
+        except ValueError:
+            ExceptionWrapper(sys.exc_info(), where="in DataLoader worker process 0").reraise()  # as torch does
+    except ValueError as e:
+        assert str(e).startswith("Caught ValueError in DataLoader worker process 0.")
+        assert usage_error("zerosnet-validate", e) == 2
+    err = capsys.readouterr().err
+    assert err == "zerosnet-validate: error: /data/val/3/a.tif: a F (32-bit) image\nthat spans lines\n"
+    usage_error("zerosnet-validate", ValueError("Caught nothing: an ordinary message"))
+    assert capsys.readouterr().err == "zerosnet-validate: error: Caught nothing: an ordinary message\n"

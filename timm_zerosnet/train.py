@@ -2334,8 +2334,20 @@ files, a run directory that is taken, released weights that cannot be loaded, a 
 def usage_error(prog: str, e: BaseException) -> int:
     """Print ``prog: error: ...`` once (the main process of a launch) and return ``EXIT_USAGE``."""
     if os.environ.get("RANK", "0") == "0":
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {_worker_message(e)}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _worker_message(e: BaseException) -> str:
+    """The message of an error raised in a DataLoader worker (a bad image, say), without the "Caught ValueError in
+    DataLoader worker process 0." and the worker's traceback that torch wraps it in."""
+    text = str(e)
+    wrapped = re.match(r"Caught (\w+) in DataLoader worker process \d+\.\nOriginal Traceback", text)
+    if wrapped:
+        head, sep, message = text.rpartition(f"\n{wrapped.group(1)}: ")
+        if sep:
+            return message.strip()
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
