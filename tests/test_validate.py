@@ -763,6 +763,11 @@ def test_help_gives_each_default_once():
     for parser in (build_parser(), train_parser()):
         text = " ".join(parser.format_help().split())
         assert not re.search(r"\(default:[^()]*\) \(default:", text), re.findall(r".{60}\) \(default:.{20}", text)
+        # a help that says its default without the parenthesis ("default: the run's") got argparse's too
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            shown = formatter._get_help_string(action) or ""
+            assert shown.count("default:") <= 1, (parser.prog, action.option_strings, shown)
         assert "(default: from run.json)" in text or parser.prog == "zerosnet-train"
         assert "(default: None)" in text  # argparse's own defaults are still shown where the help gives none
 

@@ -192,10 +192,10 @@ _ON_OFF: dict[str, Any] = dict(action=argparse.BooleanOptionalAction, default=Fa
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """argparse's defaults in the help, except where the help already says what the default is ('(default: from
-    run.json)' was followed by '(default: None)')."""
+    run.json)' or 'default: the run's' was followed by '(default: None)')."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if "(default:" in (action.help or ""):
+        if "default:" in (action.help or "").lower():
             return action.help
         return super()._get_help_string(action)
 

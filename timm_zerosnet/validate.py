@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--in-chans", type=int, default=None)
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--dataset", default=None, help="default: the run's dataset, else digits")
+    p.add_argument("--dataset", default=None, help="dataset name (default: the run's dataset, else digits)")
     p.add_argument("--split", default=None, help="evaluation split (default: the run's val split)")
     p.add_argument("--dataset-download", action="store_true")
     p.add_argument("--class-map", default="")
@@ -198,11 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--crop-mode",
         default=None,
         choices=("center", "squash", "border"),
-        help="eval crop (timm's): center crop, squash the whole image, or fit it inside a border; default: the run's",
+        help="eval crop (timm's): center crop, squash the whole image, or fit it inside a border (default: the run's)",
     )
     p.add_argument("--mean", type=float, nargs="+", default=None)
     p.add_argument("--std", type=float, nargs="+", default=None)
-    p.add_argument("--interpolation", default=None, choices=INTERPOLATIONS, help="default: the run's")
+    p.add_argument(
+        "--interpolation", default=None, choices=INTERPOLATIONS, help="resize interpolation (default: the run's)"
+    )
     p.add_argument("-b", "--batch-size", type=int, default=256)
     p.add_argument("-j", "--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
