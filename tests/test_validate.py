@@ -890,3 +890,15 @@ def test_an_error_in_a_dataloader_worker_is_its_own_one_line_message(capsys):
     assert err == "zerosnet-validate: error: /data/val/3/a.tif: a F (32-bit) image\nthat spans lines\n"
     usage_error("zerosnet-validate", ValueError("Caught nothing: an ordinary message"))
     assert capsys.readouterr().err == "zerosnet-validate: error: Caught nothing: an ordinary message\n"
+
+
+def test_a_results_file_named_for_another_format_is_refused_before_evaluating(trained_run, tmp_path):
+    """--results-file out.csv got JSON (timm's validate.py writes CSV there)."""
+    for name in ("out.csv", "out.CSV.txt"):
+        with pytest.raises(
+            ValueError, match=rf"^--results-file .*{name}: zerosnet-validate writes the results as JSON"
+        ):
+            validate(
+                build_parser().parse_args(["--checkpoint", str(trained_run), "--results-file", str(tmp_path / name)])
+            )
+    assert not list(tmp_path.iterdir())

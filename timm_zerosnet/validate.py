@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--torchcompile", nargs="?", const="inductor", default=None, help="torch.compile backend")
     p.add_argument("--noise", default=None, help="e.g. randn:0.1,rand:0.1,const:0.1 (clean is always evaluated)")
     p.add_argument("--noise-seed", type=int, default=None, help="seed of the --noise draws (default: 0)")
-    p.add_argument("--results-file", default=None, help="write the results as JSON")
+    p.add_argument("--results-file", default=None, help="write the results as JSON (a .json file)")
     p.add_argument("--mixed-precision", default=None, choices=("no", "fp16", "bf16", "fp8"))
     p.add_argument("--cpu", action="store_true")
     return p
@@ -401,6 +401,12 @@ def _check_results_file(results_file: str | None, weights: Path | None = None) -
     if weights is not None and Path(results_file).expanduser().resolve() == weights.resolve():
         raise ValueError(f"--results-file {results_file} is the weights file being evaluated; name another file")
     check_output_file(results_file, "--results-file", "a results file of zerosnet-validate", _is_results_file)
+    suffix = Path(results_file).suffix
+    if suffix and suffix.lower() != ".json":
+        raise ValueError(
+            f"--results-file {results_file}: zerosnet-validate writes the results as JSON, which a {suffix} file "
+            "would hold without saying so; name a .json file"
+        )
 
 
 def _is_results_file(path: Path) -> bool:
