@@ -235,9 +235,9 @@ def test_a_pickled_class_map_labels_its_classes_zero_to_n_minus_one(tmp_path):
     assert splits.label_names == ["dog", "cat"] and {label for _, label in splits.train} == {0, 1}
 
 
-def test_sixteen_bit_images_are_scaled_not_clipped_and_broken_files_skipped(tmp_path, caplog):
+def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
     """PIL's convert clipped a 16-bit grey PNG at 255 (a ramp became almost all white); it is scaled to 8 bits.
-    A 32-bit image outside 0..255 is refused, not clipped; a file that does not decode is skipped, as timm does."""
+    A 32-bit image outside 0..255 is refused, not clipped."""
     ramp = (np.arange(16 * 16, dtype=np.uint32).reshape(16, 16) * 257).astype(np.uint16)  # 0..65535 in 256 steps
     for split in ("train", "val"):
         (tmp_path / split / "a").mkdir(parents=True)
@@ -264,26 +264,6 @@ def test_sixteen_bit_images_are_scaled_not_clipped_and_broken_files_skipped(tmp_
     whole = Image.fromarray(np.full((2, 2), -3.0, dtype=np.float32), "F")
     assert np.asarray(convert_image(whole, "I")).tolist() == [[-3, -3], [-3, -3]]
     assert np.asarray(convert_image(Image.fromarray(np.full((2, 2), 1e10, dtype=np.float32), "F"), "F")).max() == 1e10
-    (tmp_path / "train" / "a" / "1.png").write_bytes((tmp_path / "train" / "a" / "0.png").read_bytes()[:60])
-    splits = create_datasets({"data_dir": str(tmp_path), "input_img_mode": "L"})
-    with caplog.at_level("WARNING"):
-        assert np.asarray(splits.train[1][0]).max() == 255  # index 1 is broken: the next image (0.png) comes
-    # it opens (the header is whole) and fails to decode: skipped here, not by timm's ImageDataset
-    assert [r.name for r in caplog.records if "Skipped sample (index 1)" in r.message] == ["timm_zerosnet.data"]
-    # also where no conversion is needed (an RGB JPEG for an RGB model), which decoded nothing before the transform
-    jpeg = tmp_path / "rgb"
-    for split in ("train", "val"):
-        (jpeg / split / "a").mkdir(parents=True)
-        Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
-            jpeg / split / "a" / "0.jpg"
-        )
-    whole = (jpeg / "train" / "a" / "0.jpg").read_bytes()
-    (jpeg / "train" / "a" / "1.jpg").write_bytes(whole[: len(whole) * 3 // 4])
-    splits = create_datasets({"data_dir": str(jpeg), "input_img_mode": "RGB"})
-    caplog.clear()
-    with caplog.at_level("WARNING"):
-        assert np.asarray(splits.train[1][0]).shape == (32, 32, 3)  # 1.jpg is cut short: 0.jpg comes instead
-    assert "Skipped sample (index 1)" in caplog.text
 
 
 def test_evaluation_alone_may_read_the_split_folder_itself(tmp_path):
@@ -683,12 +663,10 @@ def test_dataset_names_without_data_dir_are_refused_or_expanded(monkeypatch, tmp
 
 
 def test_image_folder_checks_only_the_splits_asked_for(tmp_path):
-    """Training without validation needs no val/ folder; a split's [...] slice suffix names the same folder."""
+    """Training without validation needs no val/ folder."""
     _write_split(tmp_path, "train", ("cat", "dog"))
     splits = create_datasets({"dataset": "folder", "data_dir": str(tmp_path)}, val=False)
     assert splits.val is None and len(splits.train) == 4
-    sliced = create_datasets({"dataset": "folder", "data_dir": str(tmp_path), "train_split": "train[:2]"}, val=False)
-    assert len(sliced.train) == 4
 
 
 def test_class_map_as_dict_pickle_or_loose_text(tmp_path):
@@ -753,3 +731,131 @@ def test_a_split_folder_without_images_is_refused_in_one_line(tmp_path):
         create_datasets({"data_dir": str(tmp_path)})
     with pytest.raises(ValueError, match=r"val holds no images in class folders"):
         create_datasets({"data_dir": str(tmp_path / "val")}, train=False)
+
+
+def _break(path, keep=None):
+    """Overwrite an image file with the first ``keep`` bytes of a noise image (it opens, and fails to decode), or
+    with no image."""
+    if keep:
+        noise = np.random.default_rng(0).integers(0, 255, (12, 10, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(path, path.suffix[1:].replace("jpg", "jpeg"))
+    path.write_bytes(path.read_bytes()[:keep] if keep else b"not an image at all")
+
+
+def test_an_unreadable_image_in_evaluation_is_an_error_naming_it(tmp_path):
+    """timm's dataset returned the next sample, with its label, for a file that does not open or decode: the
+    neighbour was counted twice under 'Skipped sample'. Each such file is refused, naming it and what to do."""
+    _write_split(tmp_path, "val", ("cat", "dog"), n=3)
+    _break(tmp_path / "val" / "cat" / "cat1.png", keep=60)  # the header is whole: it opens, and fails to decode
+    _break(tmp_path / "val" / "dog" / "dog0.png")  # no image: PIL's open fails (timm's dataset skipped it itself)
+    (tmp_path / "val" / "dog" / "dog2.png").rename(tmp_path / "val" / "dog" / "dog2.jpg")
+    _break(tmp_path / "val" / "dog" / "dog2.jpg", keep=-20)  # an RGB JPEG for an RGB model: no conversion decodes it
+    for name in ("cat/cat1.png", "dog/dog2.jpg"):
+        assert Image.open(tmp_path / "val" / name).size == (10, 12)  # they open: only decoding finds them broken
+    splits = create_datasets({"data_dir": str(tmp_path / "val"), "class_names": ["cat", "dog"]}, train=False)
+    files = [os.path.relpath(splits.val.filename(i, absolute=True), tmp_path) for i in range(len(splits.val))]
+    assert files == [f"val/{c}/{c}{i}.png" for c in ("cat", "dog") for i in range(3)][:5] + ["val/dog/dog2.jpg"]
+    for i, name in enumerate(files):
+        if name in ("val/cat/cat1.png", "val/dog/dog0.png", "val/dog/dog2.jpg"):
+            with pytest.raises(ValueError) as e:
+                splits.val[i]
+            message = str(e.value)
+            assert message.startswith(f"{tmp_path / name} cannot be read as an image (") and "\n" not in message
+            assert message.endswith("; remove it from the folder or replace it with a readable copy")
+            assert message.count(name) == 1  # PIL's 'cannot identify image file PATH' does not name it twice
+        else:
+            img, label = splits.val[i]
+            assert label == ("cat", "dog").index(name.split("/")[1]) and img.getpixel((0, 0))[0] == 10 * int(name[-5])
+
+
+def test_training_stands_in_an_image_of_the_same_class_for_an_unreadable_one(tmp_path, caplog):
+    """Training goes on past an unreadable file, as timm's train.py does, but with an image of the same class (the
+    next one, wrapping around) and its label, not the next sample's; the warning names both files, once."""
+    _write_split(tmp_path, "train", ("cat", "dog"), n=3)
+    _write_split(tmp_path, "val", ("cat", "dog"))
+    _break(tmp_path / "train" / "cat" / "cat2.png", keep=60)  # the last cat: timm's next sample was dog0.png
+    splits = create_datasets({"data_dir": str(tmp_path)})
+    with caplog.at_level("WARNING"):
+        for _ in range(2):
+            img, label = splits.train[2]
+            assert label == 0 and img.getpixel((0, 0)) == (0, 0, 0)  # cat0.png
+    warnings = [r.getMessage() for r in caplog.records if r.name == "timm_zerosnet.data"]
+    assert warnings == [
+        f"{tmp_path}/train/cat/cat2.png cannot be read as an image (image file is truncated); training uses "
+        f"{tmp_path}/train/cat/cat0.png, same class, in its place: remove the file from the folder or replace it "
+        "with a readable copy"
+    ]
+    assert [splits.train[i][1] for i in range(6)] == [0, 0, 0, 1, 1, 1]
+
+
+def test_a_run_of_unreadable_images_is_a_value_error_naming_them(tmp_path):
+    """Ten unreadable files in a row were timm's 'RuntimeError: Failed to load 10 consecutive samples' traceback,
+    naming none; it is a ValueError (a one-line usage error of the entry points) that names them."""
+    _write_split(tmp_path, "train", ("cat", "dog"), n=12)
+    _write_split(tmp_path, "val", ("cat", "dog"))
+    for i in range(12):
+        _break(tmp_path / "train" / "cat" / f"cat{i}.png")
+    _break(tmp_path / "train" / "dog" / "dog0.png")
+    _break(tmp_path / "train" / "dog" / "dog1.png", keep=60)
+    _break(tmp_path / "train" / "dog" / "dog2.png")
+    splits = create_datasets({"data_dir": str(tmp_path)})
+    with pytest.raises(ValueError) as e:
+        splits.train[0]
+    cat = tmp_path / "train" / "cat"
+    assert str(e.value) == (
+        f"class 'cat': 10 images in a row cannot be read as images, so none stands in for the first: "
+        f"{cat}/cat0.png (cannot identify image file), {cat}/cat1.png (cannot identify image file), "
+        f"{cat}/cat2.png (cannot identify image file) and 7 more; remove them from the folder or replace them with "
+        "readable copies"
+    )
+    assert splits.train[12][1] == 1  # dog3.png stands in for dog0.png, past two more unreadable dogs
+    _write_split(tmp_path / "two", "train", ("emu",))
+    _write_split(tmp_path / "two", "val", ("emu",))
+    for i in range(2):
+        _break(tmp_path / "two" / "train" / "emu" / f"emu{i}.png")
+    with pytest.raises(ValueError, match=r"^class 'emu': 2 images in a row cannot be read .*emu1.png \(cannot"):
+        create_datasets({"data_dir": str(tmp_path / "two")}).train[1]  # every image of the class: no endless loop
+
+
+def test_an_image_refused_for_its_mode_names_its_file(tmp_path):
+    """timm's reader hands PIL a file object, so the refusal of a 32-bit float image said 'an image'."""
+    (tmp_path / "val" / "cat").mkdir(parents=True)
+    Image.fromarray(np.full((4, 4), 1000.5, dtype=np.float32), "F").save(tmp_path / "val" / "cat" / "f.png", "TIFF")
+    splits = create_datasets({"data_dir": str(tmp_path / "val"), "class_names": ["cat"]}, train=False)
+    path = re.escape(str(tmp_path / "val" / "cat" / "f.png"))  # a TIFF: timm reads .png, .jpg and .jpeg only
+    with pytest.raises(ValueError, match=rf"^{path}: a F \(32-bit\) image with values 1000.5..1000.5, which mode RGB"):
+        splits.val[0]
+    with pytest.raises(ValueError, match=r"^x\.tif: a F \(32-bit\) image"):
+        convert_image(Image.fromarray(np.full((4, 4), 1000.5, dtype=np.float32), "F"), "L", name="x.tif")
+
+
+def test_a_sliced_image_folder_split_is_refused_naming_the_subset_option(tmp_path):
+    """timm drops an ImageFolder split's [...] slice: 'val[:10]' evaluated the whole folder."""
+    _write_split(tmp_path, "train", ("cat", "dog"))
+    _write_split(tmp_path, "val", ("cat", "dog"))
+    cfg = {"dataset": "folder", "data_dir": str(tmp_path)}
+    slice_text = r"a \[\.\.\.\] slice takes part of a split of a Hugging Face \(hfds/\) or TFDS \(tfds/\) dataset"
+    with pytest.raises(ValueError, match=rf"^--train-split 'train\[:2\]': {slice_text}.* Pass --train-split 'train', "):
+        create_datasets({**cfg, "train_split": "train[:2]"}, val=False)
+    with pytest.raises(ValueError, match=r"^--val-split 'val\[50%:\]': .* and --val-num-samples N for an evenly"):
+        create_datasets({**cfg, "val_split": "val[50%:]"})
+    for data_dir in (tmp_path, tmp_path / "val"):  # zerosnet-validate: a root or the split folder itself
+        with pytest.raises(ValueError, match=r"^--split 'val\[:10\]': .* Pass --split 'val', and --num-samples N "):
+            create_datasets({"data_dir": str(data_dir), "val_split": "val[:10]"}, train=False)
+
+
+def test_a_split_folder_with_classes_named_like_splits_is_read_as_it_is(tmp_path):
+    """CIFAR-100 has a class 'train': its val folder given as --data-dir was taken for a dataset root and refused
+    (no 'validation' split); a class 'val' was read as the split. A folder is a root only if a split-named
+    sub-folder holds class folders; a root's typo is still refused."""
+    _write_split(tmp_path, "val", ("bus", "train"))
+    alone = create_datasets({"data_dir": str(tmp_path / "val"), "class_names": ["bus", "train"]}, train=False)
+    assert len(alone.val) == 4 and [alone.val[i][1] for i in range(4)] == [0, 0, 1, 1]
+    _write_split(tmp_path, "val", ("val",))
+    names = ["bus", "train", "val"]
+    alone = create_datasets({"data_dir": str(tmp_path / "val"), "class_names": names}, train=False)
+    assert [alone.val[i][1] for i in range(6)] == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(FileNotFoundError, match=r"no folder for the 'vall' split .*it holds val/\).*--split"):
+        create_datasets({"data_dir": str(tmp_path), "val_split": "vall", "class_names": names}, train=False)
+    root = create_datasets({"data_dir": str(tmp_path), "class_names": names}, train=False)
+    assert len(root.val) == 6

@@ -56,14 +56,15 @@ _SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
 _RANGES_OF_MODES = {"I": (-(2**31), 2**31 - 1), "F": (-np.inf, np.inf), **dict.fromkeys(_SIXTEEN_BIT_GREY, (0, 65535))}
 
 
-def convert_image(img: Image.Image, mode: str) -> Image.Image:
+def convert_image(img: Image.Image, mode: str, name: str | None = None) -> Image.Image:
     """``img.convert(mode)``, except where PIL's conversion would lose values without a word. To an 8-bit mode:
     16-bit grey images (a 16-bit PNG, mode 'I;16') are scaled to 8 bits first (0..65535 to 0..255; PIL clipped them
     at 255, turning most of an image white), and 32-bit integer or float images ('I', 'F') are converted only if
     their values lie in 0..255 (their range is not known, so anything else is refused instead of clipped). To a
     wide mode ('I', 'I;16'), PIL's conversion is used where it is exact: a 32-bit or float image must hold whole
     values within the target's range. Any image goes to 'F' as PIL converts it: float32, which rounds integers
-    beyond 2**24 to its 24-bit mantissa."""
+    beyond 2**24 to its 24-bit mantissa. ``name`` (the file, where ``img.filename`` is empty: an image opened from a
+    file object) names the image in the error."""
     if img.mode == mode:
         return img
     wide = mode in _RANGES_OF_MODES
@@ -75,7 +76,7 @@ def convert_image(img: Image.Image, mode: str) -> Image.Image:
         # the bounds compared as Python floats (float64): in float32, I's 2**31 - 1 rounds up to 2**31, which wraps
         vmin, vmax = float(values.min()), float(values.max())
         if vmin < low or vmax > high or not whole:
-            name = getattr(img, "filename", "") or "an image"
+            name = name or getattr(img, "filename", "") or "an image"
             what = "whole values" if wide else "values"
             raise ValueError(
                 f"{name}: a {img.mode} (32-bit) image with values {vmin:g}..{vmax:g}, which mode "
@@ -90,25 +91,72 @@ def convert_image(img: Image.Image, mode: str) -> Image.Image:
     return img if img.mode == mode else img.convert(mode)
 
 
+def _open_image(path: str) -> Image.Image:
+    img = Image.open(path)
+    img.load()  # decode here, where a broken file is caught (a conversion may not decode it)
+    return img
+
+
+def _reason(path: str, error: OSError) -> str:
+    return str(error).replace(f" {path!r}", "")  # PIL's "cannot identify image file 'PATH'" names the file again
+
+
 class _FolderImages(ImageDataset):
     """timm's ImageFolder dataset, with the images converted by :func:`convert_image` (timm's ``input_img_mode``
-    converts with PIL's, which clips 16-bit images). A file that does not decode is skipped with a warning, as timm
-    skips it. Takes no transform (:class:`TransformDataset` applies them)."""
+    converts with PIL's, which clips 16-bit images). Takes no transform (:class:`TransformDataset` applies them).
 
-    def __init__(self, root: str, class_map: dict[str, int] | str | None, img_mode: str):
+    A file that does not decode is refused, naming it. timm instead returned the next sample, with that sample's
+    label, so an evaluation counted the neighbour twice. A training split (``stand_in=True``) may go on, as timm's
+    train.py does: another image of the same class stands in, with a warning that names both files; the labels are
+    unchanged."""
+
+    def __init__(self, root: str, class_map: dict[str, int] | str | None, img_mode: str, stand_in: bool = False):
         super().__init__(root, reader="", class_map=class_map or "", input_img_mode=None)
         self.img_mode = img_mode
+        self.stand_in = stand_in
+        self._warned: set[str] = set()
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
-        for _ in range(self._max_retries):
-            img, target = super().__getitem__(index)  # opened, not decoded yet (no input_img_mode)
+        path, target = self.reader.samples[index]
+        try:
+            img = _open_image(path)
+        except OSError as e:
+            if not self.stand_in:
+                raise ValueError(
+                    f"{path} cannot be read as an image ({_reason(path, e)}); remove it from the folder or replace "
+                    "it with a readable copy"
+                ) from None
+            img, path = self._same_class_image(index, e)
+        return convert_image(img, self.img_mode, name=path), target
+
+    def _same_class_image(self, index: int, error: OSError) -> tuple[Image.Image, str]:
+        """The next readable image of the class of the unreadable sample ``index``, and its path (as many tries as
+        timm makes)."""
+        samples = self.reader.samples
+        path, target = samples[index]
+        same = [i for i, (_, t) in enumerate(samples) if t == target]
+        k = same.index(index)
+        unreadable = [f"{path} ({_reason(path, error)})"]
+        for i in (same[k + 1 :] + same[:k])[: self._max_retries - 1]:
             try:
-                img.load()  # decode here, where a broken file is skipped (a conversion may not decode it)
-                return convert_image(img, self.img_mode), target
+                img = _open_image(samples[i][0])
             except OSError as e:
-                _logger.warning(f"Skipped sample (index {index}). {e}")
-                index = (index + 1) % len(self)
-        raise RuntimeError(f"Failed to load {self._max_retries} consecutive samples")
+                unreadable.append(f"{samples[i][0]} ({_reason(samples[i][0], e)})")
+                continue
+            if path not in self._warned:
+                self._warned.add(path)
+                _logger.warning(
+                    f"{path} cannot be read as an image ({_reason(path, error)}); training uses {samples[i][0]}, "
+                    "same class, in its place: remove the file from the folder or replace it with a readable copy"
+                )
+            return img, samples[i][0]
+        label = next((c for c, t in self.reader.class_to_idx.items() if t == target), target)
+        more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+        raise ValueError(
+            f"class {label!r}: {len(unreadable)} images in a row cannot be read as images, so none stands in for "
+            f"the first: {', '.join(unreadable[:3])}{more}; remove them from the folder or replace them with readable "
+            "copies"
+        )
 
 
 def _digits_split(targets: np.ndarray, split: str) -> np.ndarray:
@@ -351,18 +399,33 @@ def _folder_split(data_dir: str, split: str, option: str) -> None:
     )
 
 
+def _holds_images(folder: str) -> bool:
+    from timm.data.readers.img_extensions import get_img_extensions
+
+    types = get_img_extensions(as_set=True)
+    return any(e.is_file() and os.path.splitext(e.name)[1].lower() in types for e in os.scandir(folder))
+
+
+def _is_split_folder(folder: str) -> bool:
+    """Whether a folder holds class folders: a sub-folder with images, or sub-folders and no images of its own (a
+    folder of images is a class, such as CIFAR-100's class 'train')."""
+    subfolders = [e.path for e in os.scandir(folder) if e.is_dir()]
+    return bool(subfolders) and (not _holds_images(folder) or any(_holds_images(f) for f in subfolders))
+
+
 def _holds_split_folders(data_dir: str) -> bool:
-    """Whether a folder has a sub-folder named as a split (train/, val/, validation/, test/, ...): it is a dataset
-    root, not a split folder."""
+    """Whether a folder has a sub-folder named as a split (train/, val/, validation/, test/, ...) that holds class
+    folders: it is a dataset root, not a split folder (whose class folders may bear such names)."""
     from timm.data.dataset_factory import _EVAL_SYNONYM, _TRAIN_SYNONYM
 
-    return any(os.path.isdir(os.path.join(data_dir, s)) for s in (*_TRAIN_SYNONYM, *_EVAL_SYNONYM, "test"))
+    splits = [os.path.join(data_dir, s) for s in (*_TRAIN_SYNONYM, *_EVAL_SYNONYM, "test")]
+    return any(os.path.isdir(s) and _is_split_folder(s) for s in splits)
 
 
-def _folder_images(root: str, class_map: dict[str, int] | None, img_mode: str) -> Dataset:
+def _folder_images(root: str, class_map: dict[str, int] | None, img_mode: str, stand_in: bool) -> Dataset:
     """A split folder as a dataset; a folder without images in class folders is refused (timm's RuntimeError)."""
     try:
-        return _FolderImages(root, class_map, img_mode)
+        return _FolderImages(root, class_map, img_mode, stand_in)
     except RuntimeError as e:
         if "Found 0 images" not in str(e):
             raise
@@ -376,12 +439,11 @@ def _class_to_idx(dataset: Dataset | None) -> dict[str, int] | None:
     return getattr(getattr(dataset, "reader", None), "class_to_idx", None)
 
 
-def _check_split_classes(data_dir: str, split: str, classes: dict[str, int], source: str) -> None:
-    """Refuse a split with class folders the labels do not know: timm's folder reader skips their images silently
-    (and a val split read without the train split's classes would be mislabelled)."""
+def _check_split_classes(root: str, split: str, classes: dict[str, int], source: str) -> None:
+    """Refuse a split (the folder ``root``) with class folders the labels do not know: timm's folder reader skips
+    their images silently (and a val split read without the train split's classes would be mislabelled)."""
     from timm.data.readers.reader_image_folder import find_images_and_targets
 
-    root = _search_split(data_dir, split)
     _, found = find_images_and_targets(root)
     if "" in found:
         raise ValueError(
@@ -559,13 +621,27 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
         names = _get(args, "class_names")
         if folder and class_map is None and names:
             class_map = {str(n): i for i, n in enumerate(names)}
+        if folder:
+            counts = (("--train-num-samples", train_split, train, "--train-split"),)
+            counts += (("--val-num-samples" if train else "--num-samples", val_split, val, val_option),)
+            for count, split, wanted, option in counts:
+                if wanted and "[" in split:
+                    raise ValueError(
+                        f"{option} {split!r}: a [...] slice takes part of a split of a Hugging Face (hfds/) or TFDS "
+                        f"(tfds/) dataset; an ImageFolder split is a folder, read whole. Pass {option} "
+                        f"{split.split('[')[0]!r}, and {count} N for an evenly spaced subset of N images"
+                    )
+        # evaluation alone may point --data-dir at the split folder itself (as timm's validate.py), read as it is:
+        # timm would take a class folder named as the split (CIFAR-100 has a class 'train') for the split
+        is_root = folder and (train or _holds_split_folders(data_dir))
+        split_dirs = {s: _search_split(data_dir, s) if is_root else data_dir for s in (train_split, val_split)}
         if folder and train:
             # both splits from one root: a split folder timm does not find would be the whole root, i.e. validation
             # on the training images (evaluation alone may point --data-dir at the split folder itself, as timm's)
             for split, wanted, option in ((train_split, train, "--train-split"), (val_split, val, "--val-split")):
                 if wanted:
                     _folder_split(data_dir, split, option)
-        elif folder and val and _holds_split_folders(data_dir):
+        elif is_root and val:
             # evaluation alone, a root with split folders: a split it lacks (a typo) would read the whole root
             _folder_split(data_dir, val_split, "--split")
         common = dict(
@@ -579,13 +655,13 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
             if not wanted:
                 continue
             if folder and given_map is not None:
-                _check_split_classes(data_dir, split, class_map, f"--class-map {given_map}")
+                _check_split_classes(split_dirs[split], split, class_map, f"--class-map {given_map}")
             elif folder and key == "val":
                 # the val labels are the train split's (or the given names'), by class name, not its own folder order
                 classes = _class_to_idx(splits["train"]) or common["class_map"]
                 if classes:
                     source = "the train split" if splits["train"] is not None else "the checkpoint"
-                    _check_split_classes(data_dir, split, classes, source)
+                    _check_split_classes(split_dirs[split], split, classes, source)
                     common["class_map"] = dict(classes)
             if name.lower().startswith("hfds/"):
                 try:
@@ -597,8 +673,7 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
             existed = data_dir is None or os.path.exists(data_dir)
             try:
                 if folder:
-                    root = _search_split(data_dir, split)
-                    splits[key] = _folder_images(root, common["class_map"], img_mode)
+                    splits[key] = _folder_images(split_dirs[split], common["class_map"], img_mode, is_training)
                 else:
                     splits[key] = create_dataset(name, split=split, is_training=is_training, **common, **columns)
             except (URLError, ConnectionError, TimeoutError) as e:
