@@ -687,3 +687,19 @@ def test_freezing_a_training_model_leaves_its_batchnorm_statistics_alone():
     assert net[2].frozen and [m.training for m in net] == [True, True, True, False]
     for name, value in net.named_buffers():
         assert torch.equal(value, buffers[name]), name
+
+
+@pytest.mark.parametrize("layer", [DiffStride, FixedSpectralPooling, Subsample])
+def test_strides_are_numbers_as_torch_layers_take_them_and_anything_else_is_named(layer):
+    """'23' was read as the strides (2, 3) and '2' refused as "1 values (2.0,)"; a NumPy integer or a one-element
+    tensor (which torch's own pooling layers take) and None failed with "object is not iterable"."""
+    for given in (np.int64(2), torch.tensor(2.0), 2, (np.float32(2.0), 2)):
+        built, reference = layer(given), layer(2.0)
+        assert built.output_size((9, 9)) == reference.output_size((9, 9)), given
+        x = _randn(1, 2, 9, 9)
+        torch.testing.assert_close(built(x), reference(x), msg=str(given))
+    for bad in ("23", "2", None, ("2", "3"), (True, 2)):
+        with pytest.raises(
+            TypeError, match=rf"^{layer.__name__} needs one stride or a \(height, width\) pair of numbers"
+        ):
+            layer(bad)

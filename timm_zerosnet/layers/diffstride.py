@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -66,10 +67,23 @@ __all__ = [
 StrideArg = float | Sequence[float]
 
 
+def _is_number(value: object) -> bool:
+    """A Python or NumPy real number (not a bool) or a one-element tensor."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and not value.dtype.is_complex
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _stride_pair(strides: StrideArg, layer: str) -> tuple[float, float]:
-    """Normalise a scalar or a (height, width) pair of strides to two floats."""
-    if isinstance(strides, int | float):
+    """Normalise a scalar (a Python or NumPy number, a one-element tensor) or a (height, width) pair of strides to two
+    floats; anything else (a string, None) is refused naming what was given."""
+    if _is_number(strides):
         return float(strides), float(strides)
+    if isinstance(strides, str | bytes) or not isinstance(strides, Sequence) or not all(map(_is_number, strides)):
+        raise TypeError(
+            f"{layer} needs one stride or a (height, width) pair of numbers, got {strides!r}; pass e.g. strides=2.0 "
+            "or strides=(2.0, 2.0)."
+        )
     values = tuple(float(s) for s in strides)
     if len(values) != 2:
         raise ValueError(
