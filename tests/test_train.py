@@ -564,6 +564,15 @@ def test_resume_with_other_threads_goes_on_with_a_note(source_run, tmp_path, cap
     assert "note: resuming" not in capsys.readouterr().out
 
 
+def test_resume_with_another_mixed_precision_is_refused_naming_it(source_run, tmp_path):
+    """An fp32 state resumed under bf16 trained on without a word, and run.json then said bf16 for the whole run."""
+    state = source_run / "checkpoints" / "state-e0001-b000000"
+    argv = ["-c", str(source_run / "args.yaml"), "--output", str(tmp_path), "--experiment", "bf16"]
+    with pytest.raises(ValueError, match=r"mixed precision \(--mixed-precision\) bf16 \(the state: mixed precision "):
+        train(parse_args([*argv, "--resume", str(state), "--mixed-precision", "bf16"]))
+    assert not (tmp_path / "bf16" / "model.safetensors").exists()
+
+
 def test_resume_of_a_state_without_settings_still_checks_the_processes(source_run, tmp_path, capsys):
     shutil.copytree(source_run, tmp_path / "old")
     state = CheckpointManager(tmp_path / "old").latest()

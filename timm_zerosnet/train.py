@@ -1520,6 +1520,7 @@ _DERIVED_SETTINGS = {
     "updates_per_epoch": "updates per epoch",
     "train_samples": "training images",
     "threads": "torch intra-op threads",
+    "mixed_precision": "mixed precision (--mixed-precision)",
 }
 # settings a state may be resumed with changed, with a note: the run goes on, but no longer gives the same bits as
 # one that was never interrupted (CPU kernels split their sums by thread)
@@ -1739,6 +1740,8 @@ class Trainer:
             updates_per_epoch=self.updates_per_epoch,
             train_samples=len(self.train_dataset),
             threads=torch.get_num_threads(),
+            # the option or accelerate's own setting (launch flags, env): what run.json records for the whole run
+            mixed_precision=str(self.accelerator.mixed_precision),
         )
         return out
 
