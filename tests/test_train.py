@@ -1532,6 +1532,29 @@ def test_weights_of_a_run_directory_are_the_files_its_run_json_names(tmp_path):
     assert weights_kind("model_ema.safetensors", None) is None
 
 
+def test_schedules_get_timms_defaults_and_those_the_loop_cannot_step_are_refused():
+    """--decay-epochs defaulted to 90 for every schedule: --sched wsd over 10 epochs failed with "got decay 90"
+    (timm decays over the last 20% when it is not given). --sched none (no scheduler object) failed inside accelerate's
+    checkpointing, plateau with --sched-on-updates with an AssertionError from timm's factory."""
+    from timm.scheduler import create_scheduler_v2
+    from timm.scheduler.scheduler_factory import scheduler_kwargs
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    for sched, epochs, lr_at in (("wsd", 10, {7: 1.0, 9: None}), ("step", 100, {89: 1.0, 90: 0.1})):
+        args = parse_args(["--sched", sched, "--epochs", str(epochs)])
+        train_mod.check_args(args)
+        scheduler, _ = create_scheduler_v2(optimizer, **scheduler_kwargs(args), updates_per_epoch=1)
+        for epoch, lr in lr_at.items():
+            value = scheduler._get_lr(epoch)[0]
+            assert value < 1.0 if lr is None else value == pytest.approx(lr), (sched, epoch, value)
+    for argv, message in (
+        ("--sched none", r"^--sched none: timm builds no scheduler for it; --sched constant keeps the lr"),
+        ("--sched plateau --sched-on-updates", r"^--sched plateau steps once per epoch, on the validation metric"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            train_mod.check_args(parse_args(argv.split()))
+
+
 def test_options_that_other_options_leave_unused_are_named_in_the_log(tmp_path, capsys):
     """--no-aug dropped --aa, --reprob, --crop-padding ..., a scheduler dropped the options of another one
     (--decay-milestones under --sched step), --pretrained-path overrode --pretrained: all without a word (args.yaml
@@ -1548,6 +1571,11 @@ def test_options_that_other_options_leave_unused_are_named_in_the_log(tmp_path, 
         "--pretrained (the model's released weights) is not used",
         "--freeze-backbone": "--freeze-backbone trains the classifier on a backbone left at its random "
         "initialisation; give --pretrained or --pretrained-path",
+        # what timm's create_scheduler_v2 leaves out for a schedule, and a warm-up lr without a warm-up
+        "--sched step --min-lr 0.05 --cooldown-epochs 2": "--sched step does not read --min-lr 0.05 and "
+        "--cooldown-epochs 2,",
+        "--sched plateau --warmup-prefix": "--sched plateau does not read --warmup-prefix,",
+        "--warmup-lr 0.3": "--warmup-epochs 0 (no warm-up) does not use --warmup-lr 0.3 (--warmup-epochs N does)",
     }
     for argv, note in cases.items():
         (given,) = unused_option_notes(parse_args(argv.split()))
@@ -1559,6 +1587,7 @@ def test_options_that_other_options_leave_unused_are_named_in_the_log(tmp_path, 
         "--no-aug --hflip 0",
         "--freeze-backbone --pretrained",
         "--freeze-backbone --pretrained-path w.safetensors",
+        "--sched cosine --min-lr 0.001 --cooldown-epochs 2 --warmup-epochs 1 --warmup-lr 0.01 --warmup-prefix",
     ):
         assert unused_option_notes(parse_args(argv.split())) == []
     for recipe in list_recipes():

@@ -279,7 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--min-lr", type=float, default=0.0)
     g.add_argument("--epochs", type=int, default=100)
     g.add_argument("--decay-milestones", type=int, nargs="+", default=[90, 180, 270])
-    g.add_argument("--decay-epochs", type=float, default=90)
+    g.add_argument(
+        "--decay-epochs",
+        type=float,
+        default=None,
+        help="step: epochs between decays (default 90); wsd / rsqrt: length of the decay phase, a value in (0, 1) a "
+        "fraction of the schedule (default 0.2)",
+    )
     g.add_argument("--warmup-epochs", type=int, default=0)
     g.add_argument("--warmup-prefix", **_ON_OFF)
     g.add_argument("--cooldown-epochs", type=int, default=0)
@@ -602,11 +608,15 @@ def _refuse_options_of_an_off_switch(
 
 _AUGMENTATIONS = ("crop_padding", "train_crop_mode", "scale", "ratio", "hflip", "vflip", "color_jitter", "aa", "reprob")
 # the options of timm's schedulers that only some of them read (create_scheduler_v2)
+# the schedules of timm's create_scheduler_v2 that read each option (the others leave it out without a word)
 _SCHEDULER_OPTIONS = {
     "decay_epochs": ("step", "wsd", "rsqrt"),
     "decay_milestones": ("multistep",),
     "patience_epochs": ("plateau",),
     "decay_rate": ("step", "multistep", "plateau", "poly"),
+    "min_lr": ("cosine", "tanh", "poly", "plateau", "wsd", "rsqrt"),
+    "cooldown_epochs": ("cosine", "tanh", "poly"),
+    "warmup_prefix": ("cosine", "tanh", "step", "multistep", "poly", "wsd", "rsqrt", "constant"),
 }
 
 
@@ -623,6 +633,8 @@ def unused_option_notes(args: argparse.Namespace) -> list[str]:
     unread = [name for name, scheds in _SCHEDULER_OPTIONS.items() if args.sched not in scheds]
     if flags := _given_flags(args, unread):
         notes.append(f"--sched {args.sched} does not read {' and '.join(flags)}, so the schedule does not use it")
+    if not args.warmup_epochs and (flags := _given_flags(args, ["warmup_lr"])):
+        notes.append(f"--warmup-epochs 0 (no warm-up) does not use {flags[0]} (--warmup-epochs N does)")
     if args.pretrained and args.pretrained_path:
         notes.append(
             f"--pretrained-path {args.pretrained_path} gives the starting weights: --pretrained (the model's "
@@ -634,6 +646,21 @@ def unused_option_notes(args: argparse.Namespace) -> list[str]:
             "--pretrained or --pretrained-path to fine-tune learned features"
         )
     return notes
+
+
+def check_schedule(args: argparse.Namespace) -> None:
+    """--sched names a schedule the training loop can step (timm's 'none' is no scheduler object, and its plateau
+    schedule steps per epoch only: an AssertionError from timm's factory)."""
+    if args.sched == "none":
+        raise ValueError(
+            "--sched none: timm builds no scheduler for it; --sched constant keeps the lr at --lr (after a warm-up of "
+            "--warmup-epochs, if any)"
+        )
+    if args.sched == "plateau" and args.sched_on_updates:
+        raise ValueError(
+            "--sched plateau steps once per epoch, on the validation metric; drop --sched-on-updates, or choose a "
+            "schedule that steps per update (cosine, step, ...)"
+        )
 
 
 def check_optimizer_options(args: argparse.Namespace) -> None:
@@ -754,6 +781,7 @@ def check_args(args: argparse.Namespace) -> None:
     )
     _refuse_options_of_an_off_switch(args, "--reprob", ("remode", "recount"), "random erasing", on=bool(args.reprob))
     check_optimizer_options(args)
+    check_schedule(args)
     check_augment_policy(args.aa)
     check_output(args)
     if args.input_size is not None:
@@ -1734,6 +1762,8 @@ class Trainer:
     def settings(self) -> dict:
         """What a training state can only be resumed with (RESUME_SETTINGS and what follows from them), as JSON."""
         out = {name: _jsonable(getattr(self.args, name)) for name in RESUME_SETTINGS}
+        if out.get("decay_epochs") is None:  # timm's default for the schedule, as states saved it when it was ours
+            out["decay_epochs"] = 0.2 if self.args.sched in ("wsd", "rsqrt") else 90
         out.update(
             in_chans=self.in_chans,
             num_processes=self.accelerator.num_processes,
