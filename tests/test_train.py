@@ -1742,3 +1742,28 @@ def test_interpolations_are_timms_names_on_the_command_line_and_in_recipes(tmp_p
         match=r"interpolation: must be one of '', nearest, .*got 'cubic' \(it is the value of --interpolation\)",
     ):
         parse_args(["-c", str(recipe)])
+
+
+def test_a_pth_checkpoint_of_other_classes_fine_tunes_with_a_new_head_and_a_damaged_one_is_named(tmp_path, capsys):
+    """A timm train.py checkpoint (.pth.tar) with 3 classes was refused for the 10 digits with Python-API advice
+    (its classes were read from .safetensors files only); a truncated .pth or one that is no checkpoint ended in a
+    traceback."""
+    import argparse
+
+    source = timm.create_model(MODEL, num_classes=3)
+    checkpoint = tmp_path / "model_best.pth.tar"
+    torch.save({"epoch": 3, "state_dict": source.state_dict(), "args": argparse.Namespace(model="x")}, checkpoint)
+    summary = run(tmp_path, "ft", "--pretrained-path", str(checkpoint))
+    assert summary["status"] == "finished" and summary["num_classes"] == 10
+    reset_accelerate()
+    truncated = tmp_path / "truncated.pth"
+    torch.save(source.state_dict(), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:30000])
+    not_weights = tmp_path / "notweights.pth"
+    not_weights.write_bytes(b"\x89PNG not weights")
+    for path in (truncated, not_weights):
+        assert main(tiny_argv(tmp_path, path.stem, "--pretrained-path", str(path), "--no-keep-heap")) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("zerosnet-train: error: --pretrained-path ") and str(path) in err
+        assert "(--weights)" not in err  # zerosnet-validate's advice
+        reset_accelerate()

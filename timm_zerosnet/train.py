@@ -870,24 +870,31 @@ def _jsonable(value: Any) -> Any:
 
 
 def _weights_file_shapes(weights: Path, model_name: str) -> tuple[int | None, int | None]:
-    """(classes, input channels) of a bare .safetensors file, read from its classifier and first conv (the keys the
-    model's pretrained cfg names); None for what the file does not tell."""
-    if weights.suffix != ".safetensors":
-        return None, None
+    """(classes, input channels) of a bare weights file (.safetensors, or a .pth / .bin state dict or training
+    checkpoint, read as zerosnet-validate reads it), from its classifier and first conv (the keys the model's
+    pretrained cfg names); None for what the file does not tell."""
     try:
         cfg = timm.models.get_pretrained_cfg(model_name)
     except RuntimeError:
         return None, None
     if cfg is None:
         return None, None
-    with safe_open(str(weights), framework="pt") as f:
-        keys = set(f.keys())
+    if weights.suffix == ".safetensors":
+        with safe_open(str(weights), framework="pt") as f:
+            shapes = {name: list(f.get_slice(name).get_shape()) for name in f.keys()}
+    else:
+        from .validate import read_state_dict  # a ValueError naming a damaged or unsafe file
 
-        def shape(key: Any) -> list[int] | None:
-            name = f"{key}.weight" if isinstance(key, str) else None
-            return list(f.get_slice(name).get_shape()) if name in keys else None
+        try:
+            state_dict = read_state_dict(weights, instead="pick other weights")
+            shapes = {name: list(t.shape) for name, t in state_dict.items() if hasattr(t, "shape")}
+        except ValueError as e:
+            raise ValueError(f"--pretrained-path {e}") from None
 
-        head, stem = shape(cfg.classifier), shape(cfg.first_conv)
+    def shape(key: Any) -> list[int] | None:
+        return shapes.get(f"{key}.weight") if isinstance(key, str) else None
+
+    head, stem = shape(cfg.classifier), shape(cfg.first_conv)
     num_classes = head[0] if head is not None and len(head) == 2 else None
     in_chans = stem[1] if stem is not None and len(stem) == 4 else None
     return num_classes, in_chans

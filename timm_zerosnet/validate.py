@@ -279,12 +279,16 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
     return model, info, weights
 
 
-def read_state_dict(weights: Path, ema: bool = False) -> dict[str, torch.Tensor]:
+def read_state_dict(
+    weights: Path, ema: bool = False, instead: str = "evaluate another weights file of the run (--weights)"
+) -> dict[str, torch.Tensor]:
     """The state dict of a weights file: a .safetensors file as it is; a pickle file with
     ``torch.load(weights_only=True)`` (plus the ``argparse.Namespace`` that timm's training checkpoints hold, as
     timm's own loader allows). Of a training checkpoint (timm's train.py: ``state_dict``, ``state_dict_ema``; or
     ``model`` / ``model_ema``) it takes the model's weights, the EMA ones with ``ema``, without the ``module.`` /
     ``_orig_mod.`` prefixes of DDP and torch.compile (timm's ``clean_state_dict``).
+
+    ``instead``: what to do about a damaged file, besides copying it again.
 
     Raises:
         ValueError: the file cannot be read, holds objects that weights_only refuses, or has no EMA weights.
@@ -302,8 +306,8 @@ def read_state_dict(weights: Path, ema: bool = False) -> dict[str, torch.Tensor]
         ) from None
     except Exception as e:  # safetensors' header errors, pickle's EOFError, zip errors, ...
         raise ValueError(
-            f"cannot read {weights} ({type(e).__name__}: {e}); the file is damaged or truncated: evaluate "
-            f"another weights file of the run (--weights) or copy it again"
+            f"cannot read {weights} ({type(e).__name__}: {e}); the file is damaged or truncated: {instead} or copy "
+            "it again"
         ) from None
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{weights} holds a {type(checkpoint).__name__}, not a state dict or a training checkpoint")
