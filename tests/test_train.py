@@ -1767,3 +1767,20 @@ def test_a_pth_checkpoint_of_other_classes_fine_tunes_with_a_new_head_and_a_dama
         assert err.count("\n") == 1 and err.startswith("zerosnet-train: error: --pretrained-path ") and str(path) in err
         assert "(--weights)" not in err  # zerosnet-validate's advice
         reset_accelerate()
+
+
+def test_optimizer_options_timm_builds_or_refuses_are_taken_or_refused_in_words():
+    """--opt lookahead_adamw (timm wraps Lookahead around adamw) was refused as unknown; an --opt-kwargs value of the
+    wrong type and an optimizer that needs CUDA ended in a TypeError / AssertionError traceback."""
+    model = torch.nn.Linear(2, 2)
+    args = parse_args(["--opt", "lookahead_adamw", "--lr", "0.1"])
+    train_mod.check_args(args)
+    assert type(train_mod.create_optimizer_from_args(model, args)).__name__ == "Lookahead"
+    for argv, message in (
+        ("--opt-kwargs momentum=abc", r"^--opt-kwargs momentum='abc': --opt sgd refuses it \("),
+        ("--opt adamw --opt-kwargs betas=0.5", r"^--opt-kwargs betas=0.5: --opt adamw refuses it \("),
+        ("--opt fusedadamw", r"^--opt fusedadamw: "),
+    ):
+        args = parse_args([*argv.split(), "--lr", "0.1"])
+        with pytest.raises(ValueError, match=message):
+            train_mod.create_optimizer_from_args(model, args)

@@ -666,8 +666,8 @@ def check_schedule(args: argparse.Namespace) -> None:
 def check_optimizer_options(args: argparse.Namespace) -> None:
     """--opt names an optimizer timm knows, and the options that only some optimizers take are not given to one
     that would drop them (timm's factory silently leaves out betas, eps and momentum an optimizer has none of)."""
-    try:
-        info = get_optimizer_info(args.opt)
+    try:  # timm's create_optimizer_v2 wraps lookahead_<name> around <name>
+        info = get_optimizer_info(args.opt.lower().removeprefix("lookahead_"))
     except ValueError:
         raise ValueError(
             f"--opt {args.opt}: not an optimizer timm knows; e.g. sgd (Nesterov), momentum, adamw, lamb, rmsproptf "
@@ -1089,11 +1089,14 @@ def create_optimizer_from_args(model: nn.Module, args: argparse.Namespace) -> to
     kwargs.update(args.opt_kwargs or {})
     try:
         return _create_optimizer(model, args, kwargs)
-    except TypeError as e:
-        if not args.opt_kwargs or "keyword argument" not in str(e):
+    except (TypeError, ValueError) as e:
+        if not args.opt_kwargs or isinstance(e, ValueError) and "--" in str(e):  # our own refusals name an option
             raise
-        given = " ".join(f"{k}={v}" for k, v in args.opt_kwargs.items())
-        raise ValueError(f"--opt-kwargs {given}: --opt {args.opt} does not take it ({e})") from None
+        given = " ".join(f"{k}={v!r}" for k, v in args.opt_kwargs.items())
+        what = "does not take it" if "keyword argument" in str(e) else "refuses it"
+        raise ValueError(f"--opt-kwargs {given}: --opt {args.opt} {what} ({e})") from None
+    except AssertionError as e:  # timm's factory asserts what an optimizer needs (fused ones: CUDA)
+        raise ValueError(f"--opt {args.opt}: {str(e).strip() or 'timm cannot build it here'}") from None
 
 
 def _create_optimizer(model: nn.Module, args: argparse.Namespace, kwargs: dict[str, Any]) -> torch.optim.Optimizer:
