@@ -1784,3 +1784,19 @@ def test_optimizer_options_timm_builds_or_refuses_are_taken_or_refused_in_words(
         args = parse_args([*argv.split(), "--lr", "0.1"])
         with pytest.raises(ValueError, match=message):
             train_mod.create_optimizer_from_args(model, args)
+
+
+def test_the_last_partial_accumulation_group_of_an_epoch_updates_at_full_strength(tmp_path):
+    """accelerate divides every loss by --grad-accum-steps, so an epoch's last group of fewer batches made an update
+    of their share only (one batch with --grad-accum-steps 4: a quarter of the step); timm's train.py divides by the
+    group's own length. One batch trained with 4 and with 1 now takes the same step."""
+    deltas = {}
+    for accum in (1, 4):
+        argv = tiny_argv(tmp_path, f"a{accum}", "--train-num-samples", "16", "--grad-accum-steps", str(accum))
+        trainer = Trainer.from_args(parse_args([*argv, "--weight-decay", "0", "--sched", "constant"]))
+        before = trainer.unwrapped_model.fc.weight.detach().clone()
+        trainer.fit()
+        assert trainer.state.num_updates == 1
+        deltas[accum] = trainer.unwrapped_model.fc.weight.detach() - before
+        reset_accelerate()
+    torch.testing.assert_close(deltas[4], deltas[1])

@@ -1940,6 +1940,9 @@ class Trainer:
         self.train_loader.set_epoch(epoch)
         loader = acc.skip_first_batches(self.train_loader, skip) if skip else self.train_loader
         num_batches = len(self.train_loader)
+        # accelerate divides each loss by --grad-accum-steps; the epoch's last group may hold fewer batches, whose
+        # losses are then divided by their own number, as timm's train.py does (its update had their share only)
+        tail = num_batches % args.grad_accum_steps
         tic = time.perf_counter()
         for batch_idx, (x, y) in enumerate(
             _progress(loader, acc, f"epoch {epoch + 1}", total=num_batches, initial=skip), start=skip
@@ -1962,7 +1965,9 @@ class Trainer:
                         state.num_updates,
                         self.checkpoints.latest(),
                     )
-                acc.backward(loss)
+                acc.backward(
+                    loss * (args.grad_accum_steps / tail) if tail and batch_idx >= num_batches - tail else loss
+                )
                 if acc.sync_gradients and args.clip_grad:
                     if args.clip_mode == "value":
                         acc.clip_grad_value_(self.model.parameters(), args.clip_grad)
