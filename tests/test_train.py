@@ -1800,3 +1800,25 @@ def test_the_last_partial_accumulation_group_of_an_epoch_updates_at_full_strengt
         deltas[accum] = trainer.unwrapped_model.fc.weight.detach() - before
         reset_accelerate()
     torch.testing.assert_close(deltas[4], deltas[1])
+
+
+def test_a_plateau_schedule_resumes_with_its_counters(tmp_path):
+    """timm's plateau schedule saves its best metric and epoch only: resumed from an epoch's state, torch's counter of
+    epochs without improvement started again at 0, and the lr was cut an epoch later than in the run it continues
+    (other weights, other metrics)."""
+    plateau = "--epochs 5 --sched plateau --patience-epochs 1 --decay-rate 0.5 --lr 1e-4 --checkpoint-hist 10".split()
+    full = run(tmp_path, "full", *plateau)
+    reset_accelerate()
+    state = tmp_path / "full" / "checkpoints" / "state-e0002-b000000"  # one epoch without improvement counted
+    resumed = run(tmp_path, "resumed", *plateau, "--resume", str(state))
+    lrs = [row["lr"] for row in json.loads((tmp_path / "full" / "metrics.json").read_text())]
+    assert lrs[:3] == [1e-4] * 3 and lrs[3] < 1e-4, lrs  # cut after the second epoch without improvement
+    assert [r["lr"] for r in json.loads((tmp_path / "resumed" / "metrics.json").read_text())] == lrs
+    for name in ("model.safetensors", "best.safetensors"):
+        a, b = (load_file(tmp_path / run_name / name) for run_name in ("full", "resumed"))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+    def timeless(metrics: dict) -> dict:
+        return {k: {n: v for n, v in m.items() if "time" not in n and "per_s" not in n} for k, m in metrics.items()}
+
+    assert timeless(resumed["metrics"]) == timeless(full["metrics"])

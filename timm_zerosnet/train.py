@@ -60,7 +60,7 @@ from timm.layers import convert_sync_batchnorm
 from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.models import parse_model_name
 from timm.optim import create_optimizer_v2, get_optimizer_info, param_groups_layer_decay
-from timm.scheduler import create_scheduler_v2
+from timm.scheduler import PlateauLRScheduler, create_scheduler_v2
 from timm.scheduler.scheduler_factory import scheduler_kwargs
 from timm.utils import AverageMeter, ModelEmaV3, accuracy
 from torch.utils.data import DataLoader
@@ -1591,6 +1591,33 @@ def _describe_setting(name: str, value: Any) -> str:
     return f"{flag} {value}"
 
 
+class _CompleteSchedulerState:
+    """The checkpointed state of a timm scheduler. timm's plateau schedule saves its best metric and epoch only, not
+    the counters of torch's ReduceLROnPlateau inside it (epochs without improvement, cool-down) nor the lr its noise
+    displaced: a resumed run cut its lr at other epochs. Those are saved too; a state saved before loads as it was."""
+
+    def __init__(self, scheduler: Any):
+        self.scheduler = scheduler
+
+    def state_dict(self) -> dict:
+        inner = getattr(self.scheduler, "lr_scheduler", None)
+        if not isinstance(self.scheduler, PlateauLRScheduler) or inner is None:
+            return self.scheduler.state_dict()
+        return {
+            "timm": self.scheduler.state_dict(),
+            "torch": inner.state_dict(),
+            "restore_lr": self.scheduler.restore_lr,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if isinstance(self.scheduler, PlateauLRScheduler) and "torch" in state:
+            self.scheduler.load_state_dict(state["timm"])
+            self.scheduler.lr_scheduler.load_state_dict(state["torch"])
+            self.scheduler.restore_lr = state["restore_lr"]
+        else:
+            self.scheduler.load_state_dict(state)
+
+
 @dataclass
 class Trainer:
     """Everything a run needs; build it with :meth:`from_args`, run it with :meth:`fit`."""
@@ -1725,7 +1752,7 @@ class Trainer:
                 use_warmup=args.model_ema_warmup,
             )
         state = TrainState()
-        accelerator.register_for_checkpointing(scheduler)
+        accelerator.register_for_checkpointing(_CompleteSchedulerState(scheduler))
         accelerator.register_for_checkpointing(state)
         if model_ema is not None:
             accelerator.register_for_checkpointing(model_ema)
