@@ -1822,3 +1822,30 @@ def test_a_plateau_schedule_resumes_with_its_counters(tmp_path):
         return {k: {n: v for n, v in m.items() if "time" not in n and "per_s" not in n} for k, m in metrics.items()}
 
     assert timeless(resumed["metrics"]) == timeless(full["metrics"])
+
+
+def test_timms_policies_that_posterize_to_0_bits_run_with_pillow_13():
+    """timm's Posterize draws 0 bits (v0; rand-m9-mstd0.5-inc1 when the magnitude reaches 10), which Pillow 13 refuses
+    ('bits must be between or equal to 1 and 8'): training with these policies failed within the first batches. 0
+    bits gives the black image it gave before."""
+    import random
+
+    from PIL import Image
+    from timm.data.auto_augment import NAME_TO_OP
+
+    hparams = dict(translate_const=10, img_mean=(124, 116, 104))
+    random.seed(0)
+    images = [Image.new("RGB", (16, 16), (i, 255 - i, 128)) for i in range(0, 250, 10)]
+    for policy in [*train_mod._AA_EXAMPLES.split(", "), "v0", "rand-m10-n3-mstd0.5-inc1"]:
+        if policy.startswith("rand"):
+            transform = train_mod.rand_augment_transform(policy, hparams)
+        elif policy.startswith("augmix"):
+            transform = train_mod.augment_and_mix_transform(policy, hparams)
+        else:
+            transform = train_mod.auto_augment_transform(policy, hparams)
+        for _ in range(20):
+            for img in images:
+                transform(img)
+    black = NAME_TO_OP["PosterizeIncreasing"](images[5], 0)
+    assert black.mode == "RGB" and black.getextrema() == ((0, 0),) * 3
+    assert NAME_TO_OP["Posterize"](images[5], 8) is images[5]

@@ -23,8 +23,9 @@ from urllib.error import URLError
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from timm.data import ImageDataset, create_dataset
+from timm.data import auto_augment as _auto_augment
 from timm.data.dataset_factory import _search_split  # the split folder timm's create_dataset reads
 from torch.utils.data import Dataset, IterableDataset, Sampler, Subset
 
@@ -51,6 +52,30 @@ class DatasetUnavailableError(RuntimeError):
     """A named dataset is not under its data dir (and may be downloaded there), or its download failed. The message
     says what to do; the entry points print it as one line."""
 
+
+def _posterize(img: Image.Image, bits_to_keep: int, **__: Any) -> Image.Image:
+    """timm's posterize op, where 0 bits gives the black image that it gave before Pillow 13 refused 0 bits. timm's
+    policies draw 0 bits (v0, and rand-m9-mstd0.5-inc1 when the magnitude reaches 10), so training with them failed
+    in the first epochs with Pillow's "bits must be between or equal to 1 and 8"."""
+    if bits_to_keep >= 8:
+        return img
+    if bits_to_keep <= 0:
+        return Image.new(img.mode, img.size)
+    return ImageOps.posterize(img, bits_to_keep)
+
+
+def _pillow_refuses_zero_bits() -> bool:
+    try:
+        ImageOps.posterize(Image.new("L", (1, 1)), 0)
+    except ValueError:
+        return True
+    return False
+
+
+if _pillow_refuses_zero_bits():  # timm's AugmentOp takes its function from NAME_TO_OP when a policy is built
+    for _name, _op in list(_auto_augment.NAME_TO_OP.items()):
+        if _op is _auto_augment.posterize:
+            _auto_augment.NAME_TO_OP[_name] = _posterize
 
 _SIXTEEN_BIT_GREY = ("I;16", "I;16L", "I;16B", "I;16N")
 _RANGES_OF_MODES = {"I": (-(2**31), 2**31 - 1), "F": (-np.inf, np.inf), **dict.fromkeys(_SIXTEEN_BIT_GREY, (0, 65535))}
