@@ -275,6 +275,7 @@ def model_info(spec: str, args: argparse.Namespace) -> dict[str, Any]:
         block=block_type(model),
         preact=is_preact(model),
         depth=int(m.group(1)) if m else None,
+        downsample=getattr(getattr(model, "net", None), "downsample", "conv"),
         img_size=size,
         batch=args.batch_size_cifar if style == "cifar" else args.batch_size,
         params_m=sum(p.numel() for p in model.parameters()) / 1e6,
@@ -293,16 +294,20 @@ def reference_for(info: dict[str, Any], args: argparse.Namespace, activation: st
     style = info.get("arch_style", info["style"]) if info.get("family") in OURS else info["style"]
     _, size = split_name(info["model"])
     at = f"@{size}" if size is not None and style == "imagenet" else ""
+    if info.get("downsample", "conv") != "conv":
+        return None  # DiffStride / spectral pooling: full-resolution convs, then pooling; no timm ResNet does that work
     if style == "cifar":
-        if info["depth"] is None:
-            return None
-        ref = (args.ref_preact_cifar if pre else args.ref_cifar).format(depth=info["depth"])
+        template = args.ref_preact_cifar if pre else args.ref_cifar
     elif info["block"] == "bottleneck":
-        ref = (args.ref_preact_bottleneck if pre else args.ref_bottleneck) + at
+        template = args.ref_preact_bottleneck if pre else args.ref_bottleneck
     elif info["block"] == "basic":
-        ref = (args.ref_preact_basic if pre else args.ref_basic) + at
+        template = args.ref_preact_basic if pre else args.ref_basic
     else:
         return None
+    if "{depth}" in template and info["depth"] is None:
+        return None
+    # a template names the reference of the model's depth (resnetv2_{depth}: zerosnet34 against resnetv2_34)
+    ref = template.format(depth=info["depth"]) + ("" if style == "cifar" else at)
     return None if ref == info["model"] or not is_known(ref) else ref
 
 
@@ -1288,18 +1293,16 @@ def check_ranges(
 
 
 _REF_DEPTHS = (18, 20, 32, 34, 44, 50, 56, 101, 110, 152, 164, 1202)
-"""Depths a CIFAR reference template ('resnet{depth}@32') is tried at: ours and timm's ResNets'."""
+"""Depths a reference template ('resnetv2_{depth}', 'resnet{depth}@32') is tried at: ours and timm's ResNets'."""
 
 
 def check_references(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The ``--ref-*`` options name models that exist (a misspelt one dropped every ratio against it, silently).
-    The CIFAR ones may be templates with ``{depth}``: they must give a known model at one of ``_REF_DEPTHS`` at
-    least (at the others a model simply has no reference); the others get the model's ``@SIZE``."""
+    Each may be a template with ``{depth}``: it must give a known model at one of ``_REF_DEPTHS`` at least (at the
+    others a model simply has no reference); the 224-style ones get the model's ``@SIZE``."""
     bad = []
-    for key in ("ref_preact_basic", "ref_preact_bottleneck", "ref_basic", "ref_bottleneck"):
-        if not is_known(getattr(args, key)):
-            bad.append(f"--{key.replace('_', '-')} {getattr(args, key)!r}")
-    for key in ("ref_preact_cifar", "ref_cifar"):
+    keys = ("ref_preact_basic", "ref_preact_bottleneck", "ref_basic", "ref_bottleneck", "ref_preact_cifar", "ref_cifar")
+    for key in keys:
         template = getattr(args, key)
         try:
             names = [template.format(depth=d) for d in _REF_DEPTHS]
@@ -1309,8 +1312,8 @@ def check_references(p: argparse.ArgumentParser, args: argparse.Namespace) -> No
             bad.append(f"--{key.replace('_', '-')} {template!r}")
     if bad:
         p.error(
-            f"{', '.join(bad)}: not a known model (timm's, ours or timm-resnet<depth>_cifar; the CIFAR references "
-            "may use {depth}, e.g. 'timm-resnetv2_{depth}_cifar')"
+            f"{', '.join(bad)}: not a known model (timm's, ours or timm-resnet<depth>_cifar; a reference may use "
+            "{depth}, e.g. 'resnetv2_{depth}' or 'timm-resnetv2_{depth}_cifar')"
         )
 
 
@@ -1337,13 +1340,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--ref-preact-basic",
-        default="resnetv2_18",
-        help="timm reference of 224-style pre-activation basic-block models",
+        default="resnetv2_{depth}",
+        help="timm reference of 224-style pre-activation basic-block models; {depth} is the model's depth",
     )
     p.add_argument(
         "--ref-preact-bottleneck",
-        default="resnetv2_50",
-        help="timm reference of 224-style pre-activation bottleneck models",
+        default="resnetv2_{depth}",
+        help="timm reference of 224-style pre-activation bottleneck models; {depth} is the model's depth",
     )
     p.add_argument(
         "--ref-preact-cifar",
@@ -1351,10 +1354,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="reference of 32x32 pre-activation models; {depth} is the model's depth",
     )
     p.add_argument(
-        "--ref-basic", default="resnet18", help="post-activation reference of 224-style basic-block models ('x post')"
+        "--ref-basic",
+        default="resnet{depth}",
+        help="post-activation reference of 224-style basic-block models ('x post'); {depth} is the model's depth",
     )
     p.add_argument(
-        "--ref-bottleneck", default="resnet50", help="post-activation reference of 224-style bottleneck models"
+        "--ref-bottleneck",
+        default="resnet{depth}",
+        help="post-activation reference of 224-style bottleneck models; {depth} is the model's depth",
     )
     p.add_argument(
         "--ref-cifar",

@@ -334,6 +334,20 @@ def test_model_expansion_pairing_and_cifar_reference():
     assert bench.post_reference_for(v2, full) == "resnet50"
     tau = bench.model_info("tauresnet20_cifar", args)
     assert not tau["preact"] and bench.reference_for(tau, args) == "timm-resnet20_cifar"
+    # timm's ResNet of the model's depth (zerosnet34 was compared with resnetv2_18, zerosnet101 with resnetv2_50),
+    # and none for a DiffStride net, whose full-resolution convs and pooling no timm ResNet does
+    for name, ref, post in (("zerosnet34", "resnetv2_34", "resnet34"), ("lmresnet101", "resnetv2_101", "resnet101")):
+        info = bench.model_info(name, full)
+        assert (bench.reference_for(info, full), bench.post_reference_for(info, full)) == (ref, post)
+        assert bench.count_macs(timm.create_model(ref, device="meta"), (3, 224, 224)) == pytest.approx(
+            bench.count_macs(
+                timm.create_model(name.replace("zeros", "preres").replace("lm", "pre"), device="meta"), (3, 224, 224)
+            ),
+            rel=0.01,
+        )
+    diffstride = bench.model_info("zerosnet18_diffstride_cifar", args)
+    assert diffstride["downsample"] == "diffstride" and bench.reference_for(diffstride, args) is None
+    assert "zerosnet18_diffstride_cifar" in bench.unreferenced({"zerosnet18_diffstride_cifar": diffstride}, args)
     r18 = bench.model_info("resnet18@32", args)
     assert (r18["style"], r18["block"], r18["img_size"]) == ("cifar", "basic", 32)
 
