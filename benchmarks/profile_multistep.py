@@ -86,17 +86,20 @@ from timm_zerosnet.models import multistep  # noqa: E402
 from timm_zerosnet.schemes import EulerUpdate, LinearMultistepUpdate, ZeroStableUpdate  # noqa: E402
 
 CATEGORIES = [  # (category, regex fully matching the aten op name without its 'aten::' prefix); first match wins
-    ("convolution", r"_?(mkldnn_)?conv.*|thnn_conv.*"),
+    # bmm: the subsampled 1x1 projections of strided shortcuts and history terms (eager CPU), forward and backward;
+    # _slow_conv2d: the 1x1 stride-1 convs PyTorch runs so at small batches on one thread
+    ("convolution", r"_?(mkldnn_)?conv.*|thnn_conv.*|_slow_conv2d.*|bmm"),
     ("batch norm", r".*batch_norm.*"),
     ("activation", r"relu_?|threshold_backward|clamp_min_?"),
     ("optimizer", r"_foreach_.*|_fused_sgd.*"),
-    ("pool / linear / loss", r".*pool.*|addmm|mm|linear|mean|.*log_softmax.*|nll_loss.*|cross_entropy.*|t"),
+    ("pool / linear / loss", r".*pool.*|addmm|mm|linear|mean|.*log_softmax.*|nll_loss.*|cross_entropy.*"),
     ("elementwise add/mul", r"(add|mul|sub|rsub|div|lerp|neg|where|addcmul|reciprocal)_?"),
+    ("reductions", r"sum|dot"),  # weight gradients of the projections, LM-ResNet's k
     ("copy / alloc", r"copy_|clone|contiguous|empty.*|zero_|fill_|to|_to_copy|resize_|zeros.*|ones.*|as_strided.*"),
     (
         "views / metadata",
         r"view|reshape|_reshape_alias|transpose|permute|expand|squeeze.*|unsqueeze.*|flatten|"
-        r"detach.*|alias|slice|select|t_?|_unsafe_view|result_type|is_same_size|sum",
+        r"detach.*|alias|slice|select|t_?|_unsafe_view|result_type|is_same_size",
     ),
 ]
 

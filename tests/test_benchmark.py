@@ -387,6 +387,18 @@ def test_profile_script_variants_are_equivalent_and_restored(capsys):
     assert prof.category("aten::clamp_min") == "activation"
     assert prof.category("aten::add_") == "elementwise add/mul"
     assert prof.category("autograd::engine::evaluate_function: AddBackward0") == "autograd engine / framework"
+    # the subsampled 1x1 projections (bmm) and small-batch 1x1 convs were "other aten", a transpose a linear layer,
+    # a weight-gradient sum a view
+    for op, want in (
+        ("aten::bmm", "convolution"),
+        ("aten::_slow_conv2d_forward", "convolution"),
+        ("aten::_slow_conv2d_backward", "convolution"),
+        ("aten::t", "views / metadata"),
+        ("aten::sum", "reductions"),
+        ("aten::dot", "reductions"),
+        ("aten::mm", "pool / linear / loss"),
+    ):
+        assert prof.category(op) == want, op
 
 
 def test_profile_script_cost_variants_drop_the_history_terms(monkeypatch, capsys):
