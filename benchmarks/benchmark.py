@@ -1088,7 +1088,10 @@ def markdown_report(
         f"activations one forward saves for backward",
         "- check 2 (memory) at a batch marked 'memory-only process': peak RSS of a training step in a worker that "
         "times nothing and fixes glibc's mmap threshold before it builds the model, so that every large block goes "
-        "back to the OS when freed and the peak does not depend on the heap that earlier steps left",
+        "back to the OS when freed and the peak does not depend on the heap that earlier steps left. That is not "
+        "the allocator a training run has (zerosnet-train keeps the heap; glibc's defaults return it): there the "
+        "ratio follows the heap's fragmentation too (the README gives both), and the tables' mem MB, measured in "
+        "the timed workers after their timed steps, can differ from the check's figure",
         "",
         "## Models",
         "",
@@ -1224,7 +1227,7 @@ def write_chart(path: Path, rows: list[dict[str, Any]], machine: dict[str, Any])
     panels = [
         ("infer", "gmac_s", "inference GMAC/s"),
         ("train", "gmac_s", "training GMAC/s"),
-        ("train", "mem_mb", "training peak memory (MB)"),
+        ("train", "mem_mb", "training peak memory after the timed steps (MB)"),
     ]
     fig, axes = plt.subplots(
         len(panels), 1, figsize=(max(8.0, 0.8 * len(models) * max(len(modes), 1) / 2 + 3), 11), squeeze=False

@@ -86,6 +86,8 @@ def test_quick_run_writes_table_csv_png_and_ratios(tmp_path):
 
     md = out["paths"]["md"].read_text()
     assert "torch " + torch.__version__ in md and "## Target checks" in md and "| zerosnet20_cifar | eager |" in md
+    # the memory of check 2 is not the allocator of a training run, and the tables' mem MB is the timed workers'
+    assert "That is not the allocator a training run has" in " ".join(md.split())
     with open(out["paths"]["csv"]) as f:
         csv_rows = list(csv.DictReader(f))
     assert len(csv_rows) == 8 and float(csv_rows[0]["img_s"]) > 0
