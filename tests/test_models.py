@@ -445,6 +445,12 @@ def test_features_only_every_stride_level(name):
         assert f.shape[1] == chs
         if "diffstride" not in name:  # learnable strides: the reductions are nominal (test_diffstride_models.py)
             assert f.shape[-1] == size // red
+    # TIMM.md: feature_info names real submodules (timm's hook wrapper finds them by name), and no_weight_decay real
+    # parameters (timm's optimizer factory matches them by name)
+    full = timm.create_model(name, device="meta")
+    modules, parameters = dict(full.named_modules()), dict(full.named_parameters())
+    assert all(entry["module"] in modules for entry in full.feature_info), full.feature_info
+    assert all(n in parameters for n in full.no_weight_decay()), set(full.no_weight_decay()) - set(parameters)
 
 
 @pytest.mark.parametrize("name", MODELS)
