@@ -560,3 +560,31 @@ def test_a_manifest_given_to_install_local_must_exist(release, tmp_path, capsys,
     monkeypatch.setattr(manifest_module, "manifest_path", lambda: tmp_path / "missing" / "releases.json")
     assert main(argv) == 0
     assert "installed zerosnet20_cifar.c10" in capsys.readouterr().out
+
+
+def test_paths_with_a_tilde_and_unreadable_weights_files(release, tmp_path, monkeypatch):
+    """cache_dir='~/...' found a released tag's weights through hf-hub: but not through the tag ('not pushed yet');
+    pretrained_cfg_overlay=dict(file='~/w.safetensors') ended in timm's bare FileNotFoundError(); a truncated
+    weights file in the overlay gave safetensors' header error or torch's 'OSError: [Errno 22]', naming no file."""
+    import shutil
+
+    from timm_zerosnet.release import ReleaseError, load_weights
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    install_local(release["folder"], REPO, cache_dir=home / "hf", manifest=release["manifest"])
+    expected = load_weights(release["folder"] / "model.safetensors")
+    with use_manifest(release["manifest"]):
+        tagged = timm.create_model(f"{MODEL}.{TAG}", pretrained=True, cache_dir="~/hf")
+    assert all(torch.equal(tagged.state_dict()[k], v) for k, v in expected.items())
+    shutil.copy(release["folder"] / "model.safetensors", home / "w.safetensors")
+    filed = timm.create_model(MODEL, pretrained=True, pretrained_cfg_overlay=dict(file="~/w.safetensors"))
+    assert all(torch.equal(filed.state_dict()[k], v) for k, v in expected.items())
+    whole = (home / "w.safetensors").read_bytes()
+    (home / "cut.safetensors").write_bytes(whole[: len(whole) // 2])
+    torch.save(expected, home / "cut.pth")
+    (home / "cut.pth").write_bytes((home / "cut.pth").read_bytes()[:30000])
+    for name in ("cut.safetensors", "cut.pth"):
+        for family in (MODEL, "tauresnet20_cifar"):
+            with pytest.raises(ReleaseError, match=rf"{family}: .*{name} cannot be read as weights .*corrupt or trunc"):
+                timm.create_model(family, pretrained=True, pretrained_cfg_overlay=dict(file=str(home / name)))

@@ -441,7 +441,7 @@ def resolve_release_file(entry: Mapping[str, Any], cache_dir: str | Path | None 
     from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 
     name, repo_id, commit = f"{entry['model']}.{entry['tag']}", entry["repo_id"], entry.get("hub_commit")
-    cache = str(cache_dir or constants.HF_HUB_CACHE)
+    cache = str(Path(cache_dir).expanduser()) if cache_dir else constants.HF_HUB_CACHE  # '~/...' as install-local
     mismatched = None
     for revision in ([commit] if commit else []) + [None]:
         path = try_to_load_from_cache(repo_id, WEIGHTS_NAME, cache_dir=cache, revision=revision)

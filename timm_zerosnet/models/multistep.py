@@ -13,13 +13,15 @@ simply never read the extra slots. Each history slot whose shape differs from a 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import numbers
 import operator
 import os
+import pickle
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -27,6 +29,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from timm.layers import BatchNormAct2d, DropPath, create_classifier
 from timm.models import build_model_with_cfg
 from timm.models._builder import resolve_pretrained_cfg
@@ -54,6 +57,7 @@ __all__ = [
     "require_released_weights",
     "check_create_kwargs",
     "check_feature_indices",
+    "unreadable_weights_named",
     "unwrap_state_dict",
     "check_shapes",
     "check_fit",
@@ -1241,6 +1245,8 @@ def require_released_weights(variant: str, kwargs: dict) -> None:
                 f"authors')"
             )
         _warn_of_another_folder_cfg(variant, cfg, path)
+        # timm reads the overlay's file as given: '~/w.safetensors' ended in its bare FileNotFoundError
+        kwargs["pretrained_cfg_overlay"] = {**(kwargs.get("pretrained_cfg_overlay") or {}), "file": str(path)}
     # a released tag: check the local cache / sha256 and say "not pushed yet" rather than a 404 from the Hub
     kwargs["pretrained_cfg_overlay"] = release_weights_overlay(
         cfg, kwargs.get("pretrained_cfg_overlay"), kwargs.get("cache_dir")
@@ -1270,6 +1276,31 @@ def _warn_of_another_folder_cfg(variant: str, cfg: Any, file: Path) -> None:
             f"folder's own.",
             stacklevel=3,
         )
+
+
+@contextlib.contextmanager
+def unreadable_weights_named(variant: str, pretrained: bool, kwargs: dict) -> Iterator[None]:
+    """A weights file that timm's loader cannot read (truncated, corrupt) is named with what to do, as
+    ``release.load_weights`` names it, instead of the reader's bare error (safetensors' header error, an
+    ``OSError: [Errno 22] Invalid argument`` of torch.load)."""
+    try:
+        yield
+    except (OSError, EOFError, pickle.UnpicklingError, SafetensorError) as e:
+        if not pretrained:
+            raise
+        cfg = resolve_pretrained_cfg(variant, pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"))
+        if cfg.source == "hf-hub" and cfg.hf_hub_id:
+            what = f"the weights of hf-hub:{cfg.hf_hub_id} in the Hugging Face cache"
+            again = "delete that repo's folder in the cache (`hf cache rm` / `hf cache scan`) and download it again"
+        elif cfg.file:
+            what, again = str(cfg.file), "export, copy or download it again"
+        else:
+            raise
+        detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ReleaseError(
+            f"{variant}: {what} cannot be read as weights ({type(e).__name__}: {detail}); the file is corrupt or "
+            f"truncated: {again}."
+        ) from None
 
 
 # what timm's builder takes itself (the rest of create_model's kwargs goes to the model class)
@@ -1457,16 +1488,17 @@ def create_multistep(
         require_released_weights(variant, kwargs)
     levels = len(net.layers) + (1 if net.stem == "imagenet" else 0)
     feature_cfg = getter_feature_cfg(levels, kwargs)
-    return build_model_with_cfg(
-        MultistepResNet,
-        variant,
-        pretrained,
-        net=net,
-        scheme=scheme,
-        pretrained_filter_fn=pretrained_filter(checkpoint_filter_fn, kwargs),
-        feature_cfg=feature_cfg,
-        **kwargs,
-    )
+    with unreadable_weights_named(variant, pretrained, kwargs):
+        return build_model_with_cfg(
+            MultistepResNet,
+            variant,
+            pretrained,
+            net=net,
+            scheme=scheme,
+            pretrained_filter_fn=pretrained_filter(checkpoint_filter_fn, kwargs),
+            feature_cfg=feature_cfg,
+            **kwargs,
+        )
 
 
 def cifar_cfg(**kwargs: Any) -> dict[str, Any]:

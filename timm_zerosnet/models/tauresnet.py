@@ -59,6 +59,7 @@ from .multistep import (
     scheme_values_readable,
     stage_dilations,
     timm_drops_head,
+    unreadable_weights_named,
     unwrap_state_dict,
 )
 
@@ -566,15 +567,16 @@ def _create_tauresnet(variant: str, pretrained: bool = False, *, net: TauNetCfg,
     if pretrained:
         require_released_weights(variant, kwargs)
     levels = len(net.layers) + (1 if net.stem == "imagenet" else 0)
-    return build_model_with_cfg(
-        TauResNet,
-        variant,
-        pretrained,
-        net=net,
-        pretrained_filter_fn=pretrained_filter(checkpoint_filter_fn, kwargs),
-        feature_cfg=getter_feature_cfg(levels, kwargs),
-        **kwargs,
-    )
+    with unreadable_weights_named(variant, pretrained, kwargs):
+        return build_model_with_cfg(
+            TauResNet,
+            variant,
+            pretrained,
+            net=net,
+            pretrained_filter_fn=pretrained_filter(checkpoint_filter_fn, kwargs),
+            feature_cfg=getter_feature_cfg(levels, kwargs),
+            **kwargs,
+        )
 
 
 _PAPER = dict(
