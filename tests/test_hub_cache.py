@@ -588,3 +588,14 @@ def test_paths_with_a_tilde_and_unreadable_weights_files(release, tmp_path, monk
         for family in (MODEL, "tauresnet20_cifar"):
             with pytest.raises(ReleaseError, match=rf"{family}: .*{name} cannot be read as weights .*corrupt or trunc"):
                 timm.create_model(family, pretrained=True, pretrained_cfg_overlay=dict(file=str(home / name)))
+    # a weights file missing from the cache, or a network failure, is not called corrupt
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from timm_zerosnet.models import multistep
+
+    for error in (LocalEntryNotFoundError("not in the cache"), ConnectionError("no network")):
+        with pytest.raises(type(error)):
+            with multistep.unreadable_weights_named(
+                MODEL, True, {"pretrained_cfg_overlay": dict(file=str(home / "w.safetensors"))}
+            ):
+                raise error

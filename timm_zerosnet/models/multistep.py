@@ -1286,13 +1286,14 @@ def unreadable_weights_named(variant: str, pretrained: bool, kwargs: dict) -> It
     try:
         yield
     except (OSError, EOFError, pickle.UnpicklingError, SafetensorError) as e:
-        if not pretrained:
+        # a missing file, a download or network failure (OSErrors too) is no unreadable file: it stays as it is
+        if not pretrained or isinstance(e, FileNotFoundError | ConnectionError | TimeoutError):
             raise
         cfg = resolve_pretrained_cfg(variant, pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"))
-        if cfg.source == "hf-hub" and cfg.hf_hub_id:
+        if cfg.source == "hf-hub" and cfg.hf_hub_id and not isinstance(e, OSError):  # read from the cache
             what = f"the weights of hf-hub:{cfg.hf_hub_id} in the Hugging Face cache"
             again = "delete that repo's folder in the cache (`hf cache rm` / `hf cache scan`) and download it again"
-        elif cfg.file:
+        elif cfg.file and Path(cfg.file).is_file():
             what, again = str(cfg.file), "export, copy or download it again"
         else:
             raise
