@@ -607,7 +607,6 @@ def _refuse_options_of_an_off_switch(
 
 
 _AUGMENTATIONS = ("crop_padding", "train_crop_mode", "scale", "ratio", "hflip", "vflip", "color_jitter", "aa", "reprob")
-# the options of timm's schedulers that only some of them read (create_scheduler_v2)
 # the schedules of timm's create_scheduler_v2 that read each option (the others leave it out without a word)
 _SCHEDULER_OPTIONS = {
     "decay_epochs": ("step", "wsd", "rsqrt"),
@@ -2419,7 +2418,7 @@ def _worker_message(e: BaseException) -> str:
     text = str(e)
     wrapped = re.match(r"Caught (\w+) in DataLoader worker process \d+\.\nOriginal Traceback", text)
     if wrapped:
-        head, sep, message = text.rpartition(f"\n{wrapped.group(1)}: ")
+        _, sep, message = text.rpartition(f"\n{wrapped.group(1)}: ")
         if sep:
             return message.strip()
     return text
