@@ -127,6 +127,17 @@ def test_lmresnet_k_where_used_and_history_reset():
     assert llast is last
 
 
+@pytest.mark.parametrize("name", ["lmresnet18", "lmresnet34", "lmresnet50", "lmresnet101"])
+def test_imagenet_lmresnet_has_k_where_the_cifar_rules_use_it(name):
+    """ARCHITECTURES.md section 2 on ImageNet: "apply the same rules", k only where used. No k in the first block
+    (no history yet) nor in the first block of each later stage (a transition resets the history): blocks - stages."""
+    model = timm.create_model(name, device="meta")
+    ks = {n for n, _ in model.named_parameters() if n.endswith(".k")}
+    assert len(ks) == sum(model.net.layers) - len(model.net.layers)
+    assert not {f"stages.{i}.0.update.k" for i in range(len(model.net.layers))} & ks
+    assert ks == {f"stages.{i}.{j}.update.k" for i, depth in enumerate(model.net.layers) for j in range(1, depth)}
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("h", [1.0, 0.5])
 def test_lm_update_backward_is_exact(channels_last, h):
