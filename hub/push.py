@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from timm_zerosnet.release import find_release, manifest_path, repo_id_problem
+from timm_zerosnet.release import _first_line, find_release, manifest_path, repo_id_problem
 
 from . import HubError, HubUnreachable
 from .export import read_export, verify_export
@@ -60,8 +60,7 @@ def _hub_failure(e: BaseException, step: str, repo_id: str, token: str | None) -
         msg = f"cannot {step} {repo_id}: HF_HUB_OFFLINE is set; unset it to push."
     elif isinstance(e, HfHubHTTPError):
         status = getattr(getattr(e, "response", None), "status_code", None)
-        detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        msg = f"the Hub refused to {step} {repo_id} (HTTP {status}): {detail}"
+        msg = f"the Hub refused to {step} {repo_id} (HTTP {status}): {_first_line(e)}"
     else:
         detail = (str(e).strip().splitlines() or [""])[0]
         msg = (

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from .data import TransformDataset, create_datasets, dataset_name
+from .release import _first_line
 from .run_layout import WEIGHT_FILES, check_output_file, run_architecture, weights_kind
 from .train import (
     INTERPOLATIONS,
@@ -299,10 +300,9 @@ def read_state_dict(
         with torch.serialization.safe_globals([argparse.Namespace]):
             checkpoint = torch.load(weights, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(
-            f"{weights} holds Python objects that torch.load(weights_only=True) refuses ({first}). Where you trust "
-            f"its origin, save its state dict alone (torch.save(model.state_dict(), PATH)) or as .safetensors"
+            f"{weights} holds Python objects that torch.load(weights_only=True) refuses ({_first_line(e)}). Where you "
+            f"trust its origin, save its state dict alone (torch.save(model.state_dict(), PATH)) or as .safetensors"
         ) from None
     except Exception as e:  # safetensors' header errors, pickle's EOFError, zip errors, ...
         raise ValueError(

@@ -40,7 +40,7 @@ from torch.nn.utils import parametrize
 
 from ..layers.checkpointing import checkpoint
 from ..layers.diffstride import DOWNSAMPLE_LAYERS, DiffStride, create_downsample
-from ..release import ReleaseError, release_weights_overlay
+from ..release import ReleaseError, _first_line, release_weights_overlay
 from ..schemes import ROLE_MULTISTEP, ROLE_RESET, EulerUpdate, Scheme, eager, finite_number
 
 __all__ = [
@@ -1297,10 +1297,9 @@ def unreadable_weights_named(variant: str, pretrained: bool, kwargs: dict) -> It
             what, again = str(cfg.file), "export, copy or download it again"
         else:
             raise
-        detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ReleaseError(
-            f"{variant}: {what} cannot be read as weights ({type(e).__name__}: {detail}); the file is corrupt or "
-            f"truncated: {again}."
+            f"{variant}: {what} cannot be read as weights ({type(e).__name__}: {_first_line(e)}); the file is "
+            f"corrupt or truncated: {again}."
         ) from None
 
 
