@@ -1329,6 +1329,32 @@ def test_sigterm_stops_the_run_like_ctrl_c_and_the_handler_is_restored(tmp_path,
     assert json.loads((tmp_path / "term" / "run.json").read_text())["status"] == "interrupted"
 
 
+def test_sighup_stops_the_run_like_ctrl_c_unless_nohup_ignores_it(tmp_path, monkeypatch, capsys):
+    """A closed terminal or ssh session (SIGHUP) killed the run on the spot: run.json said 'running' for a run that
+    had stopped. It now stops like SIGTERM, with its own exit status; under `nohup` (SIGHUP ignored) it trains on."""
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGHUP)
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        _stop_in_evaluation(monkeypatch, 1, lambda: os.kill(os.getpid(), signal.SIGHUP))
+        assert main(tiny_argv(tmp_path, "hup", "--epochs", "2", "--no-keep-heap")) == 128 + signal.SIGHUP
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+        err = capsys.readouterr().err
+        assert err.startswith("zerosnet-train: hung up (SIGHUP) in epoch 1/2")
+        assert json.loads((tmp_path / "hup" / "run.json").read_text())["status"] == "interrupted"
+        reset_accelerate()
+        monkeypatch.undo()
+        _stop_in_evaluation(monkeypatch, 1, lambda: os.kill(os.getpid(), signal.SIGHUP))
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
+        assert main(tiny_argv(tmp_path, "nohup", "--epochs", "1", "--no-keep-heap")) == 0
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert json.loads((tmp_path / "nohup" / "run.json").read_text())["status"] == "finished"
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 def test_ctrl_c_before_training_starts_is_one_line(tmp_path, monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt  # e.g. while the datasets are read: no run to record yet

@@ -137,8 +137,9 @@ class NonFiniteLossError(RuntimeError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C, or SIGTERM under ``zerosnet-train`` (a scheduler's preemption, ``kill``), stopped a training run;
-    ``str()`` says where it stood and how to resume it. A KeyboardInterrupt, so code that catches Ctrl-C still does.
+    """Ctrl-C, or SIGTERM / SIGHUP under ``zerosnet-train`` (a scheduler's preemption, ``kill``, a closed terminal),
+    stopped a training run; ``str()`` says where it stood and how to resume it. A KeyboardInterrupt, so code that
+    catches Ctrl-C still does.
     """
 
     def __init__(self, message: str = "interrupted", signum: int = signal.SIGINT):
@@ -146,8 +147,13 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.signum = int(signum)
 
 
-def _raise_on_sigterm(signum: int, frame: Any) -> None:
-    raise TrainingInterrupted("terminated (SIGTERM)", signum)
+# SIGTERM (``kill``, a scheduler's preemption) and SIGHUP (the terminal or ssh session closed) where the platform has it
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _raise_on_stop_signal(signum: int, frame: Any) -> None:
+    what = "hung up" if signum == getattr(signal, "SIGHUP", None) else "terminated"
+    raise TrainingInterrupted(f"{what} ({signal.Signals(signum).name})", signum)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -2426,7 +2432,7 @@ def _worker_message(e: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``zerosnet-train``: returns 0, EXIT_NON_FINITE when the loss became NaN/inf, EXIT_USAGE for bad input, or
-    128 + the signal's number when Ctrl-C (130) or SIGTERM (143) stopped it.
+    128 + the signal's number when Ctrl-C (130), SIGTERM (143) or SIGHUP (129) stopped it.
 
     The entry point owns its process, so on CPU it keeps freed memory in the heap (``cpu_heap.keep_heap``);
     ``train()`` and ``Trainer`` leave the allocator of their caller alone."""
@@ -2439,9 +2445,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # RANK (set by accelerate launch / torchrun), not PartialState: the Accelerator must be the first to build it
         if os.environ.get("RANK", "0") == "0":
             print(note, flush=True)
-    # SIGTERM stops the run like Ctrl-C (run.json records it); the handler is the entry point's, restored on return
+    # SIGTERM and SIGHUP stop the run like Ctrl-C (run.json records it); the handlers are the entry point's, restored
+    # on return. A signal ignored on purpose (`nohup` ignores SIGHUP) stays ignored.
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_on_sigterm) if main_thread else None
+    ours = [signum for signum in _STOP_SIGNALS if main_thread and signal.getsignal(signum) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, _raise_on_stop_signal) for signum in ours}
     try:
         train(args)
     except NonFiniteLossError as e:
@@ -2455,8 +2463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"zerosnet-train: {str(e) or 'interrupted'}", file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)  # the shell's status for a process stopped by the signal
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
     return 0
 
 
