@@ -383,6 +383,19 @@ def test_smallest_eigenvalue_normalises_by_the_mean_diagonal():
     assert smallest_eigenvalue(torch.tensor([[2.0, 0.0], [2.0, 4.0]], dtype=torch.float64)) == pytest.approx(3 - 2**0.5)
 
 
+def test_a_disconnected_dag_or_a_zero_kernel_is_refused_in_words():
+    """A DAG whose output no path reaches has zero kernels: the normalised eigenvalue divided 0 by 0, and eigvalsh
+    then failed with 'The algorithm failed to converge' on the NaNs."""
+    with pytest.raises(ValueError, match=r"mean diagonal is 0.*normalize=False"):
+        smallest_eigenvalue(torch.zeros(3, 3, dtype=torch.float64), normalize=True)
+    assert smallest_eigenvalue(torch.zeros(3, 3, dtype=torch.float64)) == 0.0
+    dead = DagMLP("0_00_002", in_features=4, width=8, num_classes=1).double()
+    with pytest.raises(ValueError, match="DAG '0_00_002': no path of live edges"):
+        kernel_eigenvalues(dead, random_unit_inputs(5, 4, seed=0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="DAG '0_00_000'"):
+        dag_kernel_study(["2_21_112", "0_00_000"], width=8, in_features=4, num_inputs=5, seeds=(0,))
+
+
 def test_dag_kernel_study_averages_its_seeds():
     encodings = tuple(PAPER_DAGS.values())[:2]
     kwargs = dict(width=16, in_features=8, num_inputs=6)

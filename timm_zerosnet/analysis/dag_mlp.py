@@ -200,7 +200,14 @@ def smallest_eigenvalue(kernel: torch.Tensor, *, normalize: bool = False) -> flo
     """Smallest eigenvalue of a symmetric kernel matrix; ``normalize`` divides the kernel by its mean diagonal."""
     sym = (kernel + kernel.T) / 2
     if normalize:
-        sym = sym / torch.diagonal(sym).mean()
+        scale = torch.diagonal(sym).mean()
+        if not scale > 0:  # a zero kernel (or NaN) made eigvalsh fail to converge on a matrix of NaNs
+            raise ValueError(
+                f"smallest_eigenvalue(normalize=True): the kernel's mean diagonal is {float(scale):g}, so there is no "
+                "scale to divide by; a kernel matrix has a positive diagonal unless the features are zero for every "
+                "input (take the raw value, normalize=False)"
+            )
+        sym = sym / scale
     return float(torch.linalg.eigvalsh(sym)[0])
 
 
@@ -237,6 +244,12 @@ def kernel_eigenvalues(model: DagMLP, x: torch.Tensor) -> KernelEigenvalues:
     diagonal removes the overall scale and flips DAG#2 and DAG#3.
     """
     nngp = nngp_gram(model, x)
+    if isinstance(model, DagMLP) and not torch.any(nngp):
+        raise ValueError(
+            f"DAG {model.encoding!r}: no path of live edges leads from the input to the output node, so its "
+            "features are zero for every input and the kernels have nothing to rank (their normalised eigenvalues are "
+            "undefined); give an encoding whose last row reaches the input, e.g. '2_21_112'"
+        )
     ntk = empirical_ntk(model, x)
     return KernelEigenvalues(
         nngp=smallest_eigenvalue(nngp),
