@@ -93,6 +93,30 @@ def test_stability_plots(capsys, tmp_path):
     assert scan_png.read_bytes()[:8] == PNG_MAGIC
 
 
+def test_a_root_too_large_for_a_plot_is_drawn_on_its_edge(capsys, tmp_path):
+    """LM-ResNet k = 1e308 has the root -1e308: matplotlib's axis arithmetic overflowed and --plot failed with
+    'cannot convert float NaN to integer'. The root is now drawn on the edge of the plot, labelled off scale."""
+    from matplotlib.figure import Figure
+
+    labels = []
+    real_add_subplot = Figure.add_subplot
+
+    def add_subplot(self, *args, **kwargs):  # collect the annotations of the roots plot
+        ax = real_add_subplot(self, *args, **kwargs)
+        annotate = ax.annotate
+        ax.annotate = lambda text, *a, **k: (labels.append(text), annotate(text, *a, **k))[1]
+        return ax
+
+    roots_png = tmp_path / "roots.png"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Figure, "add_subplot", add_subplot)
+        code, out, err = run(capsys, "stability", "--lm-k", "1e308", "--plot", str(roots_png))
+    assert code == 0, err
+    assert "roots: 1 (principal), -1e+308 (|z| = 1e+308)" in out
+    assert roots_png.read_bytes()[:8] == PNG_MAGIC
+    assert labels == ["|z| = 1e+308 (off scale)"]
+
+
 def test_a_plot_never_overwrites_a_file_that_is_not_a_plot_or_a_run_file(capsys, tmp_path):
     """--plot replaced whatever file it named with PNG bytes (weights, a run's curves.png): now only an earlier plot
     is replaced, a run's files and training states never, and the name must end in .png; all refused before any

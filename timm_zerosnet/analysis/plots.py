@@ -17,6 +17,9 @@ from .stability import ModelSchemeReport, RegionScan, SchemeReport
 
 __all__ = ["plot_region_scan", "plot_roots"]
 
+#: The largest half-width of the roots plot; a root beyond it is drawn on the edge, labelled with its modulus.
+_MAX_EXTENT = 1e100
+
 
 def plot_roots(
     reports: SchemeReport | ModelSchemeReport | Sequence[tuple[str, SchemeReport]],
@@ -44,6 +47,14 @@ def plot_roots(
     for i, (label, report) in enumerate(series):
         roots = np.array(report.roots, dtype=complex)
         verdict = "zero stable" if report.zero_stable else "NOT zero stable"
+        moduli = np.abs(roots)
+        off = moduli > _MAX_EXTENT / 1.1
+        if off.any():
+            # matplotlib's axis arithmetic overflows near 1e308 (a NaN error for --lm-k 1e308): such a root is drawn
+            # on the edge, in its direction, and labelled with its modulus
+            roots = np.where(off, roots / np.where(off, moduli, 1.0) * _MAX_EXTENT / 1.1, roots)
+            for z, r in zip(roots[off], moduli[off]):
+                ax.annotate(f"|z| = {r:.3g} (off scale)", (z.real, z.imag), fontsize=7, ha="center", va="bottom")
         ax.scatter(roots.real, roots.imag, s=45, marker="ox^sdv"[i % 6], label=f"{label} ({verdict})", zorder=3)
         extent = max(extent, 1.1 * float(np.max(np.abs(roots))))
     ax.axhline(0, color="0.85", lw=0.8, zorder=0)
