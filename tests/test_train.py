@@ -196,6 +196,29 @@ def test_multistep_recipes_divide_the_lr_after_the_spec_epochs(name, epochs, dro
         assert lr_at(drop) == pytest.approx(peak * args.decay_rate ** (k + 1))
 
 
+@pytest.mark.parametrize("name", ["zerosnet_imagenet18", "zerosnet_imagenet34", "zerosnet_imagenet50"])
+def test_cosine_recipes_warm_up_to_the_spec_lr_then_decay_to_the_end(name):
+    """RECIPES.md's "lr 0.2 ... cosine, 5 warm-up epochs": timm's cosine runs under the warm-up unless warmup_prefix,
+    so the lr peaked at 0.19945 (0.2 x (1 + cos(pi 5/150)) / 2), never at 0.2."""
+    from timm.scheduler import create_scheduler_v2
+    from timm.scheduler.scheduler_factory import scheduler_kwargs
+
+    args = parse_args(["-c", name])
+    lr = resolve_lr(args, args.batch_size * 8)  # the papers' 8 GPUs
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    scheduler, num_epochs = create_scheduler_v2(optimizer, **scheduler_kwargs(args), updates_per_epoch=10)
+    assert num_epochs == 150  # warm-up included
+
+    def lr_at(epoch: int) -> float:
+        scheduler.step(epoch)
+        return optimizer.param_groups[0]["lr"]
+
+    assert lr_at(0) == pytest.approx(args.warmup_lr)
+    assert lr_at(args.warmup_epochs) == pytest.approx(lr, rel=1e-12)
+    lrs = [lr_at(epoch) for epoch in range(args.warmup_epochs, num_epochs)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < lr / 1000
+
+
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))  # RECIPES.md, CIFAR normalisation
 CIFAR100_STATS = ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))
 CIFAR_AUG = dict(crop_padding=4, hflip=0.5, no_aug=False)  # "crop 32 pad 4, flip"
@@ -224,7 +247,8 @@ def test_paper_recipes_carry_the_table_of_recipes_md(name, processes, batch, lr,
     decay, augmentation and the CIFAR normalisation."""
     args = parse_args(["-c", name])
     assert args.batch_size == batch and resolve_lr(args, batch * processes) == pytest.approx(lr)
-    assert (args.sched, args.warmup_epochs, args.epochs, args.weight_decay) == (sched, warmup, epochs, wd)
+    total = args.epochs + (args.warmup_epochs if args.warmup_prefix else 0)  # timm's create_scheduler_v2 counts so
+    assert (args.sched, args.warmup_epochs, total, args.weight_decay) == (sched, warmup, epochs, wd)
     assert {k: getattr(args, k) for k in aug} == aug
     assert (tuple(args.mean), tuple(args.std)) == stats if stats else (args.mean, args.std) == (None, None)
     if name == "diffstride_cifar":
