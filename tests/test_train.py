@@ -279,6 +279,13 @@ def test_lr_scaling_rule():
     args = parse_args(["--lr-base", "0.2", "--lr-base-size", "1024", "--lr-base-scale", "sqrt"])
     assert resolve_lr(args, 256) == pytest.approx(0.1)
     assert resolve_lr(parse_args(["--lr", "0.3"]), 4096) == 0.3
+    # without --lr-base-scale, timm's train.py rule: sqrt for the adaptive optimisers, linear for SGD (it was linear
+    # for every optimiser: an AdamW run at 8x the base batch took 8x the lr, not timm's 2.83x)
+    base = ["--lr-base", "0.001", "--lr-base-size", "128"]
+    assert resolve_lr(parse_args([*base, "--opt", "adamw"]), 1024) == pytest.approx(0.001 * 8**0.5)
+    assert resolve_lr(parse_args([*base, "--opt", "lamb"]), 1024) == pytest.approx(0.001 * 8**0.5)
+    assert resolve_lr(parse_args([*base, "--opt", "momentum"]), 1024) == pytest.approx(0.008)
+    assert resolve_lr(parse_args([*base, "--opt", "adamw", "--lr-base-scale", "linear"]), 1024) == pytest.approx(0.008)
 
 
 # ------------------------------------------------------------------------------------------ optimiser, schedule

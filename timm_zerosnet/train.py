@@ -279,8 +279,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sched-on-updates", **_ON_OFF)
     g.add_argument("--lr", type=float, default=None, help="default: --lr-base scaled to the global batch size")
     g.add_argument("--lr-base", type=float, default=0.1)
-    g.add_argument("--lr-base-size", type=int, default=128)
-    g.add_argument("--lr-base-scale", default="linear", choices=("linear", "sqrt"))
+    g.add_argument(
+        "--lr-base-size",
+        type=int,
+        default=128,
+        help="the global batch --lr-base is for (the papers' CIFAR batch; timm: 256)",
+    )
+    g.add_argument(
+        "--lr-base-scale",
+        default=None,
+        choices=("linear", "sqrt"),
+        help="rule from --lr-base-size to the global batch; default as timm's train.py: sqrt for the adaptive "
+        "optimisers (an --opt name with 'ada' or 'lamb'), linear otherwise",
+    )
     g.add_argument("--warmup-lr", type=float, default=1e-5)
     g.add_argument("--min-lr", type=float, default=0.0)
     g.add_argument("--epochs", type=int, default=100)
@@ -1198,11 +1209,13 @@ def build_loss_fns(args: argparse.Namespace, mixup_active: bool, device: torch.d
 
 
 def resolve_lr(args: argparse.Namespace, global_batch_size: int) -> float:
-    """``--lr`` or ``--lr-base`` scaled from ``--lr-base-size`` to the global batch (linear or sqrt rule)."""
+    """``--lr`` or ``--lr-base`` scaled from ``--lr-base-size`` to the global batch: by ``--lr-base-scale``, or as
+    timm's train.py picks the rule, the square root for adaptive optimisers (Adam, LAMB, ...) and linear otherwise."""
     if args.lr is not None:
         return args.lr
     ratio = global_batch_size / args.lr_base_size
-    return args.lr_base * (math.sqrt(ratio) if args.lr_base_scale == "sqrt" else ratio)
+    scale = args.lr_base_scale or ("sqrt" if any(o in args.opt.lower() for o in ("ada", "lamb")) else "linear")
+    return args.lr_base * (math.sqrt(ratio) if scale == "sqrt" else ratio)
 
 
 @torch.no_grad()
