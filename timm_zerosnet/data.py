@@ -288,7 +288,8 @@ class TransformDataset(Dataset):
         transform: Image transform (timm's ``create_transform`` output or any callable).
         seed: When given, the transform runs under RNGs seeded by ``(seed, epoch, index)``: augmentation becomes
             reproducible per sample and does not consume the global RNG streams (dropout, mixup) of the
-            training loop. ``None`` runs the transform on the global RNGs.
+            training loop. ``None`` runs the transform on the global RNGs. The index is the image's in the full
+            dataset, also through a ``Subset`` (``--val-num-samples``): an image gets the same draws in a subset.
         img_mode: Convert images to this PIL mode first ('L' for one-channel models), when they are not already.
     """
 
@@ -318,8 +319,15 @@ class TransformDataset(Dataset):
             return img, target
         if self.seed is None:
             return self.transform(img), target
-        with seeded_rng(_sample_seed(self.seed, self.epoch, index)):
+        with seeded_rng(_sample_seed(self.seed, self.epoch, _source_index(self.dataset, index))):
             return self.transform(img), target
+
+
+def _source_index(dataset: Dataset, index: int) -> int:
+    """The index in the full dataset of item ``index`` of ``dataset``, through (nested) ``Subset`` views."""
+    while isinstance(dataset, Subset):
+        index, dataset = int(dataset.indices[index]), dataset.dataset
+    return index
 
 
 class EpochShuffleSampler(Sampler[int]):

@@ -11,7 +11,8 @@ only then normalised: 'randn' x + c*N(0, 1), 'rand' x + c*U[0, 1), 'const' x + c
 tensor conversion and Normalize because where the noise enters decides what c means: added after normalisation (as
 the authors' CIFAR-100 script did, a bug) a scale c becomes c*std of the pixels and nothing is clamped, so results are
 not comparable across datasets or with the paper's CIFAR-10 numbers. The noise of each image is drawn from a
-generator seeded by ``(--noise-seed, image index)``: reproducible whatever the batch size, workers or processes.
+generator seeded by ``(--noise-seed, image index)``, the index in the full split also under --val-num-samples:
+reproducible whatever the batch size, workers, processes or subset.
 """
 
 from __future__ import annotations
