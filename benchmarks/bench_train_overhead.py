@@ -10,9 +10,11 @@ augmentation) with SGD and cross-entropy, in one process, with the same torch th
 
 The arms alternate (bare, wrapper, bare, ...) so load drift on a shared machine hits both, and the report gives the
 median images/s of each and their ratio, by wall clock and by CPU time of the process (the latter is steadier on a
-loaded machine). Checkpoint saving and evaluation are not part of the measured epoch.
+loaded machine). Checkpoint saving and evaluation are not part of the measured epoch. Both arms run on the heap
+that zerosnet-train keeps on CPU (``cpu_heap.keep_heap``; ``--no-keep-heap``: glibc's defaults).
 
     python benchmarks/bench_train_overhead.py [--rounds 5] [--train-num-samples 1442] [--threads N] [--json out.json]
+        [--no-keep-heap]
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import timm_zerosnet  # noqa: E402,F401  (registers the models)
+from timm_zerosnet.cpu_heap import keep_heap  # noqa: E402
 from timm_zerosnet.data import TransformDataset  # noqa: E402
 from timm_zerosnet.train import Trainer, parse_args  # noqa: E402
 
@@ -60,15 +63,28 @@ def timed(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="timed epochs per arm")
     parser.add_argument("--train-num-samples", type=int, default=None, help="a subset per epoch (default: all)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", default=None, help="also write the results here")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--keep-heap",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="both arms on the kept heap of zerosnet-train on CPU (cpu_heap.keep_heap); --no-keep-heap: glibc's "
+        "defaults",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    # the allocator zerosnet-train's entry point runs under (Trainer itself leaves it alone), for both arms alike
+    allocator = keep_heap() if args.keep_heap else "glibc's defaults (--no-keep-heap)"
 
     with tempfile.TemporaryDirectory() as tmp:
         argv_train = ["-c", "digits_demo", "--output", tmp, "--experiment", "bench", "--epochs", str(args.rounds + 1)]
@@ -101,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {"model": cfg.model, "images_per_epoch": images, "batch_size": cfg.batch_size, "rounds": args.rounds}
     result["torch_threads"] = torch.get_num_threads()
+    result["cpu_allocator"] = allocator
     for arm, samples in times.items():
         result[f"{arm}_images_per_s"] = [images / wall for wall, _ in samples]
         result[f"{arm}_images_per_cpu_s"] = [images / cpu for _, cpu in samples]
@@ -110,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         result[f"ratio_{unit}"] = result[f"wrapper_median_{unit}"] / result[f"bare_median_{unit}"]
     print(
         f"{cfg.model}, batch {cfg.batch_size}, {images} images/epoch, {result['torch_threads']} torch threads, "
-        f"{args.rounds} alternating rounds (median; per-round values in brackets)"
+        f"{args.rounds} alternating rounds (median; per-round values in brackets); CPU allocator: {allocator}"
     )
     for arm, label in (("bare", "bare PyTorch loop  "), ("wrapper", "zerosnet-train loop")):
         wall = result[f"{arm}_images_per_s"]

@@ -1063,3 +1063,17 @@ def test_every_benchmark_script_is_in_the_readme_table():
     listed = set(re.findall(r"^\| `([^`]+)` \|", table, re.M))
     scripts = {p.name for p in (ROOT / "benchmarks").iterdir() if p.suffix in (".py", ".sh")}
     assert scripts <= listed, sorted(scripts - listed)
+
+
+def test_train_overhead_names_the_allocator_both_arms_ran_on(tmp_path, capsys):
+    """The wrapper arm stood for zerosnet-train's loop but ran on glibc's defaults, where zerosnet-train keeps the
+    heap on CPU; the allocator is now chosen (--keep-heap by default) and reported with the ratio."""
+    overhead = _load("zerosnet_bench_train_overhead", ROOT / "benchmarks" / "bench_train_overhead.py")
+    out = tmp_path / "overhead.json"
+    argv = ["--rounds", "1", "--train-num-samples", "64", "--json", str(out), "--no-keep-heap"]
+    assert overhead.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["cpu_allocator"] == "glibc's defaults (--no-keep-heap)"
+    assert result["images_per_epoch"] == 64 and result["ratio_images_per_s"] > 0
+    assert "CPU allocator: glibc's defaults (--no-keep-heap)" in capsys.readouterr().out
+    assert overhead.build_parser().parse_args([]).keep_heap is True
