@@ -44,10 +44,13 @@ def forms(stride: int):
     }
 
 
-def form_used(shape: tuple[int, ...]) -> str:
-    """The form ``Projection`` runs at this shape in eager CPU inference and training."""
+def form_used(shape: tuple[int, ...], phase: str) -> str:
+    """The form ``Projection`` runs at this shape in eager CPU float32 ``phase`` ('infer' or 'train'): the package's
+    where its output is 8x8 or larger, else the strided conv without gradients and the subsampled conv with them."""
     b, c, o, size, stride = shape
-    return "package" if matmul_projection_pays(size, size, stride, stride) else "conv (output < 8x8)"
+    if matmul_projection_pays(size, size, stride, stride):
+        return "package"
+    return f"{'subsampled' if phase == 'train' else 'strided'} conv (output < 8x8)"
 
 
 def check_agree(shape: tuple[int, ...]) -> None:
@@ -115,8 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         for phase, med in time_shape(shape, args.reps, args.inner).items():
             b, c, o, size, stride = shape
             cells = " | ".join(f"{med[n]:.3f}" for n in FORMS)
-            ratio = med["strided conv"] / med["package"]
-            print(f"| {b}, {c} -> {o}, {size}, {stride} | {phase} | {cells} | {ratio:.2f} | {form_used(shape)} |")
+            ratio, used = med["strided conv"] / med["package"], form_used(shape, phase)
+            print(f"| {b}, {c} -> {o}, {size}, {stride} | {phase} | {cells} | {ratio:.2f} | {used} |")
 
 
 if __name__ == "__main__":

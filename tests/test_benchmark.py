@@ -870,12 +870,26 @@ def test_projection_benchmark_checks_the_forms_and_prints_ratios(capsys, monkeyp
     assert [row[header.index("phase")] for row in rows] == ["infer", "train"]
     assert all(float(row[header.index("strided / package")]) > 0 for row in rows)
     assert {row[header.index("Projection runs")] for row in rows} == {"package"}  # 16x16 outputs
-    assert proj.form_used(proj.SHAPES[-1]) == "conv (output < 8x8)"  # 1024 -> 2048 channels, 7x7 outputs
+    # 1024 -> 2048 channels, 7x7 outputs: the two phases run different convs (both were labelled "conv")
+    assert proj.form_used(proj.SHAPES[-1], "infer") == "strided conv (output < 8x8)"
+    assert proj.form_used(proj.SHAPES[-1], "train") == "subsampled conv (output < 8x8)"
     # a form that computed something else is caught before anything is timed
     right = lambda x, w, s=2: torch.conv2d(x, w, stride=s)  # noqa: E731
     monkeypatch.setattr(proj, "forms", lambda s: {"a": right, "b": lambda x, w: right(x, w * 1.01)})
     with pytest.raises(AssertionError):
         proj.check_agree(proj.SHAPES[0])
+    from timm_zerosnet.models.multistep import Projection
+
+    calls = []
+    monkeypatch.setattr(
+        torch.nn.functional, "conv2d", lambda x, w, *a: calls.append(tuple(x.shape[-2:])) or right(x, w)
+    )
+    projection = Projection(8, 16, stride=2)
+    x = torch.randn(1, 8, 14, 14)
+    with torch.no_grad():
+        projection(x)
+    projection(x)
+    assert calls == [(14, 14), (7, 7)]  # what the labels say: the strided conv, then the subsampled one
 
 
 def test_cuda_memory_step_subtracts_what_was_allocated_before_the_model(monkeypatch):
