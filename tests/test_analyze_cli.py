@@ -117,6 +117,30 @@ def test_a_root_too_large_for_a_plot_is_drawn_on_its_edge(capsys, tmp_path):
     assert labels == ["|z| = 1e+308 (off scale)"]
 
 
+def test_an_export_folder_is_analysed_with_its_options_through_local_dir(capsys, tmp_path):
+    """--checkpoint of an export folder read its weights into the default lambda (the folder's config.json has
+    lam=-1.5); it is refused, and --model local-dir:DIR analyses the export with its options and weights."""
+    from timm.models import save_for_hf
+
+    model = timm.create_model("zerosnet20_cifar", num_classes=10, lam=-1.5)
+    save_for_hf(model, tmp_path / "export", model_args={"lam": -1.5}, safe_serialization=True)
+    (tmp_path / "export" / "release.json").write_text("{}")
+    code, _, err = run(capsys, "stability", "--model", "zerosnet20_cifar", "--checkpoint", str(tmp_path / "export"))
+    assert code == 2 and f"analyse it as --model local-dir:{tmp_path / 'export'} (no --checkpoint)" in err
+    payload = run_json(capsys, "stability", "--model", f"local-dir:{tmp_path / 'export'}")
+    expected = [float(c) for c in zeros_coefficients(-1.5)[:3]]
+    assert payload["blocks"][-1]["a"] == pytest.approx(expected)
+    # a _tra export: its trained lambda is in the weights, which local-dir: loads
+    tra = timm.create_model("zerosnet20_tra_cifar", num_classes=10)
+    with torch.no_grad():
+        for name, p in tra.named_parameters():
+            if name.endswith(".lam"):
+                p.fill_(-1.2)
+    save_for_hf(tra, tmp_path / "tra", safe_serialization=True)
+    payload = run_json(capsys, "stability", "--model", f"local-dir:{tmp_path / 'tra'}")
+    assert payload["blocks"][-1]["a"] == pytest.approx([float(c) for c in zeros_coefficients(-1.2)[:3]])
+
+
 def test_a_plot_never_overwrites_a_file_that_is_not_a_plot_or_a_run_file(capsys, tmp_path):
     """--plot replaced whatever file it named with PNG bytes (weights, a run's curves.png): now only an earlier plot
     is replaced, a run's files and training states never, and the name must end in .png; all refused before any

@@ -1011,6 +1011,23 @@ def test_models_named_with_a_source_go_to_timm_as_they_are(tmp_path):
     assert re.fullmatch(r"\d{8}-\d{6}-local-dir-[\w.-]+", run_dir.name) and len(run_dir.name) <= 96, run_dir.name
 
 
+def test_an_export_folder_as_pretrained_path_is_refused_naming_its_local_dir_source(tmp_path):
+    """Fine-tuning from an export's weights file took the default lambda, not its config.json's, without a word."""
+    from timm.models import save_for_hf
+
+    save_for_hf(
+        timm.create_model(MODEL, num_classes=10, lam=-1.5),
+        tmp_path / "export",
+        model_args={"lam": -1.5},
+        safe_serialization=True,
+    )
+    (tmp_path / "export" / "release.json").write_text("{}")
+    for source in (tmp_path / "export", tmp_path / "export" / "model.safetensors"):
+        args = parse_args(["--pretrained-path", str(source), "--output", str(tmp_path / "out")])
+        with pytest.raises(ValueError, match=r"is an export folder .*\(--model local-dir:\S*export --pretrained"):
+            train_mod.create_model_from_args(args, num_classes=10)
+
+
 @pytest.mark.parametrize("extra", ["--gp bad", "--train-crop-mode rrcd", "--remode foo", "--mixup-mode foo"])
 def test_unknown_choices_are_refused_by_the_parser(extra, capsys):
     with pytest.raises(SystemExit):

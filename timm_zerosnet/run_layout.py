@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "EXPORT_RECORDS",
+    "ExportFolderError",
     "RUN_RECORDS",
     "WEIGHT_FILES",
     "architecture_name",
@@ -31,6 +33,9 @@ __all__ = [
 
 WEIGHT_FILES = {"final": "model.safetensors", "ema": "model_ema.safetensors", "best": "best.safetensors"}
 """A run directory's default weights files by kind (run.json's ``weights`` may record other names)."""
+
+EXPORT_RECORDS = ("config.json", "release.json")
+"""The files beside the weights by which an export folder of ``zerosnet-hub export`` is known."""
 
 RUN_RECORDS = ("run.json", "args.yaml", "metrics.csv", "metrics.json", "curves.png")
 """The files beside the weights in which zerosnet-train records a run (its training states are in checkpoints/)."""
@@ -202,8 +207,27 @@ def run_info_problem(info: dict[str, Any]) -> str | None:
     return None
 
 
+class ExportFolderError(ValueError):
+    """A weights path inside a ``zerosnet-hub export`` folder, given where a run or a bare weights file is read: the
+    folder's config.json holds the model's arguments (a scheme's lambda or tau are no tensors) and data config, which
+    the weights alone would load without."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        super().__init__(
+            f"{folder} is an export folder ({', '.join(EXPORT_RECORDS)}), not a training run: its weights alone "
+            "would be built with the default model arguments and data config, not those its config.json records; "
+            f"load it whole through timm's local-dir: source (--model local-dir:{folder} --pretrained, or "
+            f"timm.create_model('local-dir:{folder}', pretrained=True))"
+        )
+
+
 def resolve_weights(path: str | Path, which: str = "final") -> tuple[Path, dict | None]:
-    """A weights file and its run.json (if any) from a file or a run directory ('final', 'ema' or 'best')."""
+    """A weights file and its run.json (if any) from a file or a run directory ('final', 'ema' or 'best').
+
+    Raises:
+        ExportFolderError: ``path`` is (a file in) an export folder of ``zerosnet-hub export``.
+    """
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such weights file or run directory")
@@ -213,6 +237,9 @@ def resolve_weights(path: str | Path, which: str = "final") -> tuple[Path, dict 
             "or best weights), or a weights file"
         )
     info = read_run_info(path)
+    folder = path if path.is_dir() else path.parent
+    if info is None and all((folder / name).is_file() for name in EXPORT_RECORDS):
+        raise ExportFolderError(folder)
     if path.is_dir():
         if which not in WEIGHT_FILES:
             raise ValueError(f"weights must be one of {sorted(WEIGHT_FILES)}, got {which!r}")

@@ -29,7 +29,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from ..run_layout import WEIGHT_FILES, architecture_name, check_output_file, resolve_weights, run_architecture
+from ..run_layout import (
+    WEIGHT_FILES,
+    ExportFolderError,
+    architecture_name,
+    check_output_file,
+    resolve_weights,
+    run_architecture,
+)
 from . import connectivity as conn
 from . import stability as stab
 
@@ -170,7 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what.add_argument("--lm-k", type=_number, help="LM-ResNet k (paper convention)")
     what.add_argument("--euler", action="store_true", help="forward Euler (ResNet / tau-ResNet)")
-    what.add_argument("--model", type=_text, help="timm model name; its per-block schemes are analysed")
+    what.add_argument(
+        "--model",
+        type=_text,
+        help="timm model name; its per-block schemes are analysed (local-dir:DIR, an export, or hf-hub:ORG/NAME: a "
+        "published model with its weights and options)",
+    )
     what.add_argument("--scan", type=_number, nargs=2, metavar=("LO", "HI"), help="scan a one-parameter family")
     st.add_argument(
         "--checkpoint",
@@ -395,8 +407,10 @@ def _run_model(args: argparse.Namespace) -> int:
             f"--checkpoint {args.checkpoint} {where}: pass --model NAME (and the --model-kwargs it was trained with)"
         )
     args.model = name
+    # a published model (an export folder, a Hub repo) is its weights and config.json: both make its schemes
+    published = weights is None and name.split(":", 1)[0] in ("local-dir", "hf-hub")
     try:
-        model = timm.create_model(args.model, **kwargs)
+        model = timm.create_model(args.model, pretrained=published, **kwargs)
     except (RuntimeError, TypeError, ValueError) as exc:
         with_kwargs = " with --model-kwargs " + " ".join(f"{k}={v!r}" for k, v in kwargs.items()) if kwargs else ""
         raise ValueError(f"cannot build model {args.model!r}{with_kwargs}: {exc}") from None
@@ -437,7 +451,14 @@ def _checkpoint_run(path: str, which: str = "final") -> tuple[str, dict | None]:
     (None for a file outside a run directory)."""
     if not os.path.exists(os.path.expanduser(path)):
         raise ValueError(f"checkpoint {path!r} does not exist; pass the path of a state dict file or a run directory")
-    weights, info = resolve_weights(path, which)
+    try:
+        weights, info = resolve_weights(path, which)
+    except ExportFolderError as e:
+        raise ValueError(
+            f"--checkpoint {path}: {e.folder} is an export folder (config.json, release.json), whose config.json "
+            "holds the model's options (lambda, tau) that its weights alone lack; analyse it as --model "
+            f"local-dir:{e.folder} (no --checkpoint): its weights and options are loaded"
+        ) from None
     return str(weights), info
 
 
