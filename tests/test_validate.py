@@ -316,6 +316,10 @@ def test_bad_input_is_one_error_line_and_exit_status_2(trained_run, tmp_path, ca
         assert main(["--checkpoint", str(trained_run), "--workers", "0", *extra]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("zerosnet-validate: error: ") and message in err
+    # --weights with --pretrained was ignored: the released weights were evaluated and the results said weights None
+    assert main(["--model", "zerosnet20_cifar", "--pretrained", "--weights", "ema", "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--weights ema chooses among a run directory's weights (--checkpoint)" in err
     damaged = tmp_path / "damaged.safetensors"
     damaged.write_bytes(b"x" * 100)
     argv = ["--pretrained-path", str(damaged), "--output", str(tmp_path), "--no-keep-heap"]

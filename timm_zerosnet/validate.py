@@ -238,6 +238,11 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
             "--pretrained evaluates the model's released weights and --checkpoint a file or run of yours: pass one "
             "of them"
         )
+    if args.pretrained and args.weights is not None:
+        raise ValueError(
+            f"--weights {args.weights} chooses among a run directory's weights (--checkpoint); --pretrained evaluates "
+            "the released weights of --model, which are one file: leave --weights out"
+        )
     if args.checkpoint:
         weights, info = resolve_weights(args.checkpoint, args.weights or "final")
         _check_weights_option(args, weights, info)
