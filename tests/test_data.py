@@ -83,14 +83,17 @@ def test_seeded_transform_is_per_sample_and_leaves_global_rng_alone(digits):
 
 
 def test_an_image_draws_the_same_in_a_subset_as_in_the_full_dataset(digits):
-    """The draws were seeded by the position in the subset: with --val-num-samples an image got other noise than in
-    the full evaluation (the noise docs promise a seed by image index)."""
+    """The draws were seeded by the position in the subset: with --num-samples an image got other noise than in the
+    full evaluation (the noise docs promise a seed by image index)."""
     from torch.utils.data import Subset
 
-    full = TransformDataset(digits.val, _Noise(), seed=7)
-    subset = TransformDataset(Subset(Subset(digits.val, [9, 3, 40, 7]), [3, 1]), _Noise(), seed=7)
+    full = TransformDataset(digits.val, _Noise(), seed=7, source_index=True)
+    view = Subset(Subset(digits.val, [9, 3, 40, 7]), [3, 1])
+    subset = TransformDataset(view, _Noise(), seed=7, source_index=True)
     assert torch.equal(subset[0][0], full[7][0]) and torch.equal(subset[1][0], full[3][0])
     assert subset[0][1] == full[7][1]
+    # training keeps seeding by the position (a run's augmentation streams stay as they were)
+    assert torch.equal(TransformDataset(view, _Noise(), seed=7)[0][0], full[0][0])
 
 
 def test_unseeded_transform_uses_global_rng(digits):

@@ -364,6 +364,22 @@ def test_a_data_dir_alone_on_a_digits_run_evaluates_that_folder(trained_run, tmp
     assert out["results"]["clean"]["count"] == 10
 
 
+def test_a_split_folder_is_read_whole_without_a_split_and_download_is_no_folders_option(trained_run, tmp_path):
+    """--data-dir DATA/val --split train (or a typo) evaluated DATA/val without a word and recorded the split given;
+    --dataset-download was ignored for an ImageFolder. Both are refused; the split folder alone records no split."""
+    for i in range(10):
+        (tmp_path / "val" / str(i)).mkdir(parents=True)
+        Image.new("RGB", (32, 32), (20 * i, 0, 0)).save(tmp_path / "val" / str(i) / "a.png")
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "--dataset", "folder", "--num-samples", "0"]
+    with pytest.raises(ValueError, match=r"--split train: --data-dir .*val is a split folder itself"):
+        validate(build_parser().parse_args([*argv, "--data-dir", str(tmp_path / "val"), "--split", "train"]))
+    out = validate(build_parser().parse_args([*argv, "--data-dir", str(tmp_path / "val")]))
+    assert out["dataset"]["split"] is None and out["results"]["clean"]["count"] == 10
+    for data_dir in (tmp_path, tmp_path / "val"):
+        with pytest.raises(ValueError, match="is an ImageFolder, read as it is: leave --dataset-download out"):
+            validate(build_parser().parse_args([*argv, "--data-dir", str(data_dir), "--dataset-download"]))
+
+
 def test_data_flags_override_a_run_directorys_recorded_data_config(trained_run):
     """A run directory's run.json gives the data config (input size 16, crop_pct 1.0, ...), but --img-size, --mean,
     --std, --crop-pct and --interpolation given by the user win: each one is what the evaluation used."""

@@ -38,6 +38,7 @@ __all__ = [
     "TransformDataset",
     "convert_image",
     "create_datasets",
+    "holds_split_folders",
     "label_names_of",
     "seeded_rng",
 ]
@@ -288,13 +289,20 @@ class TransformDataset(Dataset):
         transform: Image transform (timm's ``create_transform`` output or any callable).
         seed: When given, the transform runs under RNGs seeded by ``(seed, epoch, index)``: augmentation becomes
             reproducible per sample and does not consume the global RNG streams (dropout, mixup) of the
-            training loop. ``None`` runs the transform on the global RNGs. The index is the image's in the full
-            dataset, also through a ``Subset`` (``--val-num-samples``): an image gets the same draws in a subset.
+            training loop. ``None`` runs the transform on the global RNGs.
         img_mode: Convert images to this PIL mode first ('L' for one-channel models), when they are not already.
+        source_index: Seed by the image's index in the full dataset, through ``Subset`` views, not by its position:
+            an image gets the same draws in a subset (``--num-samples`` of an evaluation under noise) as in the whole
+            split. Training keeps the position (a run's subset is fixed; its augmentation streams stay as they were).
     """
 
     def __init__(
-        self, dataset: Dataset, transform: Callable | None, seed: int | None = None, img_mode: str | None = None
+        self,
+        dataset: Dataset,
+        transform: Callable | None,
+        seed: int | None = None,
+        img_mode: str | None = None,
+        source_index: bool = False,
     ):
         if isinstance(dataset, IterableDataset):
             raise TypeError("Only map-style datasets are supported (folder, torch/..., hfds/...); got an iterable one.")
@@ -302,6 +310,7 @@ class TransformDataset(Dataset):
         self.transform = transform
         self.seed = seed
         self.img_mode = img_mode
+        self.source_index = source_index
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -319,7 +328,9 @@ class TransformDataset(Dataset):
             return img, target
         if self.seed is None:
             return self.transform(img), target
-        with seeded_rng(_sample_seed(self.seed, self.epoch, _source_index(self.dataset, index))):
+        if self.source_index:
+            index = _source_index(self.dataset, index)
+        with seeded_rng(_sample_seed(self.seed, self.epoch, index)):
             return self.transform(img), target
 
 
@@ -446,7 +457,7 @@ def _is_split_folder(folder: str) -> bool:
     return bool(subfolders) and (not _holds_images(folder) or any(_holds_images(f) for f in subfolders))
 
 
-def _holds_split_folders(data_dir: str) -> bool:
+def holds_split_folders(data_dir: str) -> bool:
     """Whether a folder has a sub-folder named as a split (train/, val/, validation/, test/, ...) that holds class
     folders: it is a dataset root, not a split folder (whose class folders may bear such names)."""
     from timm.data.dataset_factory import _EVAL_SYNONYM, _TRAIN_SYNONYM
@@ -645,6 +656,11 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
                 )
         # an ImageFolder: no name, or a name without a prefix (timm reads any such name as a folder)
         folder = "/" not in name and data_dir is not None and os.path.isdir(data_dir)
+        if folder and download:
+            raise ValueError(
+                f"--dataset-download fetches timm's named datasets (torch/..., hfds/..., tfds/...); {data_dir} is an "
+                "ImageFolder, read as it is: leave --dataset-download out"
+            )
         class_map = _get(args, "class_map", None) or None
         val_option = "--val-split" if train else "--split"  # evaluation alone: zerosnet-validate's option
         _check_torch_options(name, class_map, ((train_split, train, "--train-split"), (val_split, val, val_option)))
@@ -666,7 +682,7 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
                     )
         # evaluation alone may point --data-dir at the split folder itself (as timm's validate.py), read as it is:
         # timm would take a class folder named as the split (CIFAR-100 has a class 'train') for the split
-        is_root = folder and (train or _holds_split_folders(data_dir))
+        is_root = folder and (train or holds_split_folders(data_dir))
         split_dirs = {s: _search_split(data_dir, s) if is_root else data_dir for s in (train_split, val_split)}
         if folder and train:
             # both splits from one root: a split folder timm does not find would be the whole root, i.e. validation

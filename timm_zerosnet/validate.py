@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import pickle
 import sys
 from collections.abc import Callable, Sequence
@@ -36,7 +37,7 @@ from timm.models import clean_state_dict
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from .data import TransformDataset, create_datasets, dataset_name
+from .data import TransformDataset, create_datasets, dataset_name, holds_split_folders
 from .release import _first_line
 from .run_layout import WEIGHT_FILES, check_output_file, run_architecture, weights_kind
 from .train import (
@@ -386,6 +387,24 @@ def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int, class
     }
 
 
+def _check_split_folder(args: argparse.Namespace, data_args: dict) -> None:
+    """An ImageFolder --data-dir that is a split folder itself (class folders, no train/ or val/) is read whole, as
+    timm's validate.py reads it: --split has nothing to choose there (it was ignored, and recorded in the results),
+    and the run's split is not what is evaluated."""
+    name, data_dir = data_args["dataset"] or "", data_args["data_dir"]
+    if "/" in name or name == "digits" or data_dir is None:
+        return
+    data_dir = os.path.expanduser(str(data_dir))
+    if not os.path.isdir(data_dir) or holds_split_folders(data_dir):
+        return
+    if args.split:
+        raise ValueError(
+            f"--split {args.split}: --data-dir {data_dir} is a split folder itself (class folders, no train/ or val/ "
+            "sub-folders), which is evaluated whole; leave --split out, or pass the dataset's root folder with it"
+        )
+    data_args["val_split"] = None  # the results record no split: the folder is the data
+
+
 def _same_dataset(given: str, recorded: str | None) -> bool:
     def canonical(name: str | None) -> str:
         return dataset_name({"dataset": name, "data_dir": "-"}).lower()
@@ -472,6 +491,7 @@ def validate(args: argparse.Namespace) -> dict:
     if class_names is None and args.pretrained:
         class_names = list(model.pretrained_cfg.get("label_names") or ()) or None
     data_args = _data_args(args, info, in_chans, class_names)
+    _check_split_folder(args, data_args)
     _check_noise_mode(parse_noise(args.noise), data_args["input_img_mode"])
     splits = create_datasets(data_args, train=False)
     num_classes = accelerator.unwrap_model(model).num_classes
@@ -508,6 +528,7 @@ def validate(args: argparse.Namespace) -> dict:
             create_eval_transform(data_config, noise),
             seed=(args.noise_seed or 0) if noise else None,
             img_mode=data_args["input_img_mode"],
+            source_index=True,  # an image's noise is the same in a --num-samples subset
         )
         loader = accelerator.prepare(
             DataLoader(dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.workers)
