@@ -1626,9 +1626,21 @@ def test_schedules_get_timms_defaults_and_those_the_loop_cannot_step_are_refused
     for argv, message in (
         ("--sched none", r"^--sched none: timm builds no scheduler for it; --sched constant keeps the lr"),
         ("--sched plateau --sched-on-updates", r"^--sched plateau steps once per epoch, on the validation metric"),
+        # timm bisects the milestones as given: '3 2' dropped the lr by 100x at once, '0 2' from the first epoch
+        *(
+            (f"--sched multistep --decay-milestones {m}", rf"^--decay-milestones {m}: give the epochs at which the lr")
+            for m in ("3 2", "0 2", "2 2")
+        ),
+        # torch's "Nesterov momentum requires a momentum and zero dampening" named no option
+        ("--momentum 0", r"^--momentum 0: --opt sgd is timm's Nesterov SGD, which needs a momentum > 0; pass --opt mo"),
+        # --opt-kwargs opt=adamw lr=0.001 trained AdamW at 0.001 where run.json and the log said SGD at --lr
+        ("--opt-kwargs opt=adamw lr=0.001", r"^--opt-kwargs opt= \(use --opt\), lr= \(use --lr\): these have opt"),
+        ("--opt adamw --opt-kwargs betas=(0.9,0.99)", r"^--opt-kwargs betas= \(use --opt-betas\)"),
     ):
         with pytest.raises(ValueError, match=message):
             train_mod.check_args(parse_args(argv.split()))
+    for argv in ("--opt momentum --momentum 0", "--sched multistep --decay-milestones 2 3", "--opt-kwargs foreach=0"):
+        train_mod.check_args(parse_args(argv.split()))
 
 
 def test_options_that_other_options_leave_unused_are_named_in_the_log(tmp_path, capsys):
@@ -1640,7 +1652,7 @@ def test_options_that_other_options_leave_unused_are_named_in_the_log(tmp_path, 
         "--no-aug --aa rand-m9-mstd0.5 --reprob 0.5 --hflip 0": "--no-aug trains on resized, centre-cropped images "
         "and does not use --aa rand-m9-mstd0.5 and --reprob 0.5 (--aug does)",
         "-c zerosnet_cifar10 --sched step": "--sched step does not read --decay-milestones 81 121,",
-        "--sched multistep --decay-epochs 5": "--sched multistep does not read --decay-epochs 5.0,",
+        "--sched multistep --decay-epochs 5 --epochs 300": "--sched multistep does not read --decay-epochs 5.0,",
         "--sched cosine --decay-rate 0.5 --patience-epochs 3": "--sched cosine does not read --patience-epochs 3 and "
         "--decay-rate 0.5,",
         "--pretrained --pretrained-path w.safetensors": "--pretrained-path w.safetensors gives the starting weights: "
@@ -1652,6 +1664,9 @@ def test_options_that_other_options_leave_unused_are_named_in_the_log(tmp_path, 
         "--cooldown-epochs 2,",
         "--sched plateau --warmup-prefix": "--sched plateau does not read --warmup-prefix,",
         "--warmup-lr 0.3": "--warmup-epochs 0 (no warm-up) does not use --warmup-lr 0.3 (--warmup-epochs N does)",
+        # milestones past the run: the lr never dropped, without a word
+        "--sched multistep --epochs 50": "--decay-milestones 90 180 270: past the 50 epochs of --epochs, so the lr",
+        "--sched multistep --epochs 100 --decay-milestones 30 101": "--decay-milestones 101: past the 100 epochs",
     }
     for argv, note in cases.items():
         (given,) = unused_option_notes(parse_args(argv.split()))
@@ -1664,6 +1679,7 @@ def test_options_that_other_options_leave_unused_are_named_in_the_log(tmp_path, 
         "--freeze-backbone --pretrained",
         "--freeze-backbone --pretrained-path w.safetensors",
         "--sched cosine --min-lr 0.001 --cooldown-epochs 2 --warmup-epochs 1 --warmup-lr 0.01 --warmup-prefix",
+        "--sched multistep --epochs 100 --decay-milestones 30 100",
     ):
         assert unused_option_notes(parse_args(argv.split())) == []
     for recipe in list_recipes():

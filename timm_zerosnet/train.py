@@ -649,6 +649,12 @@ def unused_option_notes(args: argparse.Namespace) -> list[str]:
     unread = [name for name, scheds in _SCHEDULER_OPTIONS.items() if args.sched not in scheds]
     if flags := _given_flags(args, unread):
         notes.append(f"--sched {args.sched} does not read {' and '.join(flags)}, so the schedule does not use it")
+    if args.sched == "multistep" and (late := [m for m in args.decay_milestones or () if m > args.epochs]):
+        # timm's milestone m lowers the lr of epoch m (1-based) on, after a warm-up prefix
+        notes.append(
+            f"--decay-milestones {' '.join(map(str, late))}: past the {args.epochs} epochs of --epochs, so the lr "
+            f"never drops there"
+        )
     if not args.warmup_epochs and (flags := _given_flags(args, ["warmup_lr"])):
         notes.append(f"--warmup-epochs 0 (no warm-up) does not use {flags[0]} (--warmup-epochs N does)")
     if args.pretrained and args.pretrained_path:
@@ -677,6 +683,25 @@ def check_schedule(args: argparse.Namespace) -> None:
             "--sched plateau steps once per epoch, on the validation metric; drop --sched-on-updates, or choose a "
             "schedule that steps per update (cosine, step, ...)"
         )
+    milestones = list(args.decay_milestones or ())
+    if args.sched == "multistep" and (min(milestones, default=1) < 1 or milestones != sorted(set(milestones))):
+        # timm bisects the list as given: '3 2' dropped the lr once by decay_rate^2, at epoch 1
+        raise ValueError(
+            f"--decay-milestones {' '.join(map(str, milestones))}: give the epochs at which the lr drops as positive "
+            "numbers in increasing order, each once"
+        )
+
+
+# the arguments of timm's create_optimizer_v2 that zerosnet-train sets from an option of its own
+_OPTIMIZER_FLAGS = {
+    "opt": "--opt",
+    "lr": "--lr",
+    "weight_decay": "--weight-decay",
+    "momentum": "--momentum",
+    "eps": "--opt-eps",
+    "betas": "--opt-betas",
+    "layer_decay": "--layer-decay",
+}
 
 
 def check_optimizer_options(args: argparse.Namespace) -> None:
@@ -702,6 +727,20 @@ def check_optimizer_options(args: argparse.Namespace) -> None:
     if args.opt_betas is not None and len(args.opt_betas) != info.num_betas:
         raise ValueError(
             f"--opt-betas {' '.join(map(str, args.opt_betas))}: --opt {args.opt} takes {info.num_betas} betas"
+        )
+    if args.opt.lower().removeprefix("lookahead_") in ("sgd", "nesterov") and args.momentum <= 0:
+        # torch's "Nesterov momentum requires a momentum and zero dampening" named neither option nor way out
+        raise ValueError(
+            f"--momentum {args.momentum:g}: --opt {args.opt} is timm's Nesterov SGD, which needs a momentum > 0; pass "
+            "--opt momentum for plain SGD (with --momentum 0: SGD without momentum)"
+        )
+    # an --opt-kwargs key with a flag of its own replaced the flag's value: run.json and the log named the flag's
+    # (--opt-kwargs opt=adamw lr=0.001 trained AdamW at 0.001 where both said SGD at 0.05)
+    if overridden := [key for key in (args.opt_kwargs or {}) if key in _OPTIMIZER_FLAGS]:
+        flags = ", ".join(f"{key}= (use {_OPTIMIZER_FLAGS[key]})" for key in overridden)
+        raise ValueError(
+            f"--opt-kwargs {flags}: these have options of their own, which run.json and the log record; pass them "
+            "there and keep --opt-kwargs for the optimizer's other arguments"
         )
 
 
