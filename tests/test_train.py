@@ -993,6 +993,21 @@ def test_bad_input_found_while_building_is_one_error_line_and_nothing_is_written
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
 
 
+def test_an_option_another_timm_model_does_not_take_is_named(tmp_path, capsys):
+    """--model vgg11 --drop-path 0.1 ended in a TypeError traceback (VGG takes no drop_path_rate)."""
+    from timm_zerosnet.train import create_model_checked
+
+    with pytest.raises(ValueError, match=r"^--drop-path 0.1: vgg11 takes no drop_path_rate \(.*\); leave --drop-path"):
+        create_model_checked("vgg11", None, drop_path_rate=0.1, num_classes=10)
+    argv = ["--model", "vgg11", "--drop-path", "0.1", "--output", str(tmp_path), "--no-keep-heap", "--epochs", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("zerosnet-train: error: --drop-path 0.1: vgg11 takes no")
+    # a model argument given in --model-kwargs is the flag's concern as before
+    with pytest.raises(ValueError, match=r"^--model-kwargs drop_path_rate=0.1: vgg11 cannot be built with them"):
+        create_model_checked("vgg11", {"drop_path_rate": 0.1}, num_classes=10)
+
+
 def test_models_named_with_a_source_go_to_timm_as_they_are(tmp_path):
     """local-dir: / hf-hub: names are timm's loaders, not registered names: the unknown-model check refused them."""
     from timm.models import save_for_hf

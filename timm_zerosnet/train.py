@@ -1039,6 +1039,16 @@ def _create_model(args: argparse.Namespace, overlay: dict | None, num_classes: i
     )
 
 
+# the timm.create_model arguments that the entry points set from an option of their own
+_MODEL_OPTION_FLAGS = {
+    "drop_rate": "--drop",
+    "drop_path_rate": "--drop-path",
+    "global_pool": "--gp",
+    "in_chans": "--in-chans",
+    "num_classes": "--num-classes",
+}
+
+
 def create_model_checked(name: str, model_kwargs: dict | None, **kwargs: Any) -> nn.Module:
     """``timm.create_model(name, **kwargs, **model_kwargs)`` with the bad input of the entry points as ValueError:
     a name timm does not know (with the closest registered ones) and ``--model-kwargs`` the model does not take or
@@ -1055,6 +1065,12 @@ def create_model_checked(name: str, model_kwargs: dict | None, **kwargs: Any) ->
     try:
         return timm.create_model(name, **kwargs, **(model_kwargs or {}))
     except (TypeError, ValueError) as e:  # a model argument it does not take, or a value it refuses
+        # an option's argument that another timm model has no use for (vgg11 and --drop-path: a TypeError traceback)
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        key = unknown.group(1) if unknown else None
+        if key in _MODEL_OPTION_FLAGS and kwargs.get(key) is not None and key not in (model_kwargs or {}):
+            flag = _MODEL_OPTION_FLAGS[key]
+            raise ValueError(f"{flag} {kwargs[key]}: {name} takes no {key} ({e}); leave {flag} out") from None
         if not model_kwargs:
             raise
         given = " ".join(f"{k}={v!r}" for k, v in model_kwargs.items())
