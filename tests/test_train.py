@@ -1365,11 +1365,28 @@ def test_a_run_stopped_while_it_writes_its_curves_is_not_finished_and_resume_wri
 
     monkeypatch.setattr(train_mod, "plot_curves", stopped)
     assert main(tiny_argv(tmp_path, "fin", "--epochs", "1", "--no-keep-heap")) == 130
-    assert json.loads((tmp_path / "fin" / "run.json").read_text())["status"] != "finished"
+    # recorded as stopped, where and how to go on (run.json said 'running', the message nothing of where it stood)
+    info = json.loads((tmp_path / "fin" / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["weights"]["final"] is None
+    assert info["error"].startswith("interrupted while the final weights and records were written, after all 1 ")
+    assert "--resume auto" in info["error"]
     reset_accelerate()
     monkeypatch.undo()
     summary = run(tmp_path, "fin", "--epochs", "1", "--resume", "auto")
     assert summary["status"] == "finished" and (tmp_path / "fin" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_error_while_the_final_files_are_written_marks_the_run_failed(tmp_path, monkeypatch):
+    """A full disk (OSError) while the curves were written left run.json saying 'running', after a traceback."""
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train_mod, "plot_curves", full)
+    with pytest.raises(OSError, match="No space left"):
+        run(tmp_path, "full", "--epochs", "1")
+    info = json.loads((tmp_path / "full" / "run.json").read_text())
+    assert info["status"] == "failed" and info["error"].startswith("OSError: [Errno 28] No space left on device while")
 
 
 def test_sigterm_stops_the_run_like_ctrl_c_and_the_handler_is_restored(tmp_path, monkeypatch, capsys):

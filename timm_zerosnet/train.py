@@ -2205,6 +2205,7 @@ class Trainer:
                     f"{row['top5']:.2f}%, lr {lr:.3e}, {row['images_per_s']:.0f} img/s"
                     + (f", EMA top1 {row['ema_top1']:.2f}%" if "ema_top1" in row else "")
                 )
+            summary = self.finish()  # a stop while the final files are written is recorded like one in an epoch
         except BaseException as e:
             # run.json must not say "running" for a run that stopped: failed (an error) or interrupted (Ctrl-C,
             # SIGTERM), with where it stood; the error itself goes on up
@@ -2218,7 +2219,6 @@ class Trainer:
             if interrupted:
                 raise TrainingInterrupted(note, getattr(e, "signum", signal.SIGINT)) from None
             raise
-        summary = self.finish()
         if args.log_with:
             acc.end_training()
         return summary
@@ -2252,6 +2252,8 @@ class Trainer:
             if latest is not None
             else "no training state was saved yet (nothing to resume: --resume auto starts it again)"
         )
+        if state.epoch >= self.total_epochs:
+            return f"{what} while the final weights and records were written, after all {state.epoch} epochs; {resume}"
         return (
             f"{what} in epoch {state.epoch + 1}/{self.total_epochs} after {state.step_in_epoch} of its "
             f"{len(self.train_loader)} batches; {resume}"
