@@ -1321,6 +1321,19 @@ def test_existing_run_sees_states_without_a_pointer(tmp_path):
     assert train_mod.existing_run(tmp_path) == ["checkpoints/"]
 
 
+def test_a_run_killed_in_its_first_epoch_keeps_its_folder(tmp_path):
+    """args.yaml alone (a run killed in its first epoch, or still in it): another run took the folder over and
+    replaced its args.yaml without a word. It is refused like any stopped run; --resume auto starts it again."""
+    first = tmp_path / "early"
+    first.mkdir()
+    (first / "args.yaml").write_text("model: zerosnet20_cifar\nseed: 1\n")
+    with pytest.raises(FileExistsError, match=r"already holds a run \(args.yaml\); it stopped before saving"):
+        run(tmp_path, "early", "--seed", "7")
+    assert (first / "args.yaml").read_text() == "model: zerosnet20_cifar\nseed: 1\n"
+    summary = run(tmp_path, "early", "--resume", "auto")
+    assert summary["status"] == "finished"
+
+
 def _stop_in_evaluation(monkeypatch, call: int, stop) -> None:
     """Trainer.evaluate runs ``stop()`` at its ``call``-th call (1-based) instead of evaluating."""
     real, calls = Trainer.evaluate, []

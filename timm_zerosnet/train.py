@@ -1499,8 +1499,9 @@ class CheckpointManager:
 
 
 BEST_FILE = WEIGHT_FILES["best"]
-RUN_FILES = ("run.json", *WEIGHT_FILES.values(), "metrics.json")
-"""Files that only a run writes: a directory holding any of them (or a training state) holds a run."""
+RUN_FILES = ("run.json", *WEIGHT_FILES.values(), "metrics.json", "args.yaml")
+"""Files that only a run writes: a directory holding any of them (or a training state) holds a run. args.yaml is
+written first: alone, it is a run killed in its first epoch (SIGKILL, a crash) or one still in it."""
 
 
 def existing_run(run_dir: str | Path) -> list[str]:
