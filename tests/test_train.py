@@ -597,6 +597,31 @@ def test_resume_with_other_threads_goes_on_with_a_note(source_run, tmp_path, cap
     assert "note: resuming" not in capsys.readouterr().out
 
 
+def test_a_diverged_run_names_a_state_with_finite_weights_that_resumes_with_clipping(source_run, tmp_path, capsys):
+    """After a non-finite loss the error named the latest state as good and said to resume it with --clip-grad:
+    that resume was refused (a changed setting), and the state's batch-norm variances were already infinite. The
+    latest state with finite weights is named, and --clip-grad may change on a resume, with a note."""
+    shutil.copytree(source_run, tmp_path / "div")
+    manager = CheckpointManager(tmp_path / "div")
+    first, second = (manager.dir / f"state-e000{e}-b000000" for e in (1, 2))
+    assert manager.latest() == second and manager.latest_finite() == second
+    weights = load_file(second / "model.safetensors")
+    name = next(k for k in weights if k.endswith("running_var"))
+    weights[name][0] = float("inf")
+    save_file(weights, second / "model.safetensors")
+    assert manager.latest() == second and manager.latest_finite() == first
+    err = NonFiniteLossError(float("nan"), 2, 3, 0, 4, 8, manager.latest_finite())
+    assert f"Last checkpoint with finite weights: {first}: resume it with --resume {first} and --clip-grad" in str(err)
+    argv = ["-c", str(source_run / "args.yaml"), "--output", str(tmp_path), "--experiment", "clipped"]
+    capsys.readouterr()
+    summary = train(parse_args([*argv, "--resume", str(first), "--clip-grad", "1.0"]))
+    assert summary["epochs"] == {"completed": 2, "planned": 2}
+    assert yaml.safe_load((tmp_path / "clipped" / "args.yaml").read_text())["clip_grad"] == 1.0
+    assert (
+        f"note: resuming {first} with --clip-grad 1.0 (the state: no --clip-grad): gradients are clipped so from here"
+    ) in capsys.readouterr().out
+
+
 def test_resume_with_another_mixed_precision_is_refused_naming_it(source_run, tmp_path):
     """An fp32 state resumed under bf16 trained on without a word, and run.json then said bf16 for the whole run."""
     state = source_run / "checkpoints" / "state-e0001-b000000"

@@ -52,7 +52,7 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import DynamoBackend, ProjectConfiguration, broadcast, broadcast_object_list, set_seed
 from PIL import Image
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from timm.data import Mixup, create_transform, resolve_data_config
 from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
 from timm.data.transforms import str_to_interp_mode
@@ -127,11 +127,12 @@ class NonFiniteLossError(RuntimeError):
         self.loss, self.epoch, self.batch, self.update, self.checkpoint = loss, epoch, batch, update, checkpoint
         where = f"epoch {epoch + 1}/{num_epochs}, step {batch + 1}/{num_batches} of that epoch (after {update} updates)"
         last = (
-            f"Last good checkpoint: {checkpoint}: resume it with --resume {checkpoint} and --clip-grad (a resume "
-            f"keeps the state's --lr and schedule), or start a new run from its weights with --pretrained-path "
-            f"{checkpoint / 'model.safetensors'} and a lower --lr."
+            f"Last checkpoint with finite weights: {checkpoint}: resume it with --resume {checkpoint} and --clip-grad "
+            f"(a resume keeps the state's --lr and schedule), or start a new run from its weights with "
+            f"--pretrained-path {checkpoint / 'model.safetensors'} and a lower --lr."
             if checkpoint
-            else "No checkpoint was saved before it (nothing to resume from; lower --lr or enable --clip-grad)."
+            else "No checkpoint with finite weights was saved before it (nothing to resume from; lower --lr or enable "
+            "--clip-grad)."
         )
         super().__init__(f"Non-finite training loss ({loss}) at {where}; training stopped before this step. {last}")
 
@@ -1429,6 +1430,20 @@ class CheckpointManager:
         states = self.states()
         return states[-1] if states else None
 
+    def latest_finite(self) -> Path | None:
+        """The latest state whose model weights and buffers are all finite (a diverging run saves states whose
+        batch-norm statistics are already infinite before its loss is), newest first from :meth:`latest`."""
+        newest = self.latest()
+        states = [p for p in reversed(self.states()) if p != newest]
+        for state in [newest, *states] if newest is not None else states:
+            try:
+                tensors = load_file(str(state / "model.safetensors"))
+            except (OSError, SafetensorError):
+                continue
+            if all(t.isfinite().all() for t in tensors.values() if t.is_floating_point()):
+                return state
+        return None
+
     def pointer_note(self) -> str | None:
         """What :meth:`latest` says when it does not follow the pointer, for the log."""
         if self._pointed() is not None or not (states := self.states()):
@@ -1634,9 +1649,15 @@ _DERIVED_SETTINGS = {
     "threads": "torch intra-op threads",
     "mixed_precision": "mixed precision (--mixed-precision)",
 }
-# settings a state may be resumed with changed, with a note: the run goes on, but no longer gives the same bits as
-# one that was never interrupted (CPU kernels split their sums by thread)
-_NOTED_SETTINGS = ("threads",)
+# settings a state may be resumed with changed, with a note of what follows: the run goes on, but no longer gives
+# the same bits as one that was never interrupted (CPU kernels split their sums by thread), or (gradient clipping,
+# the way out of a diverging run) goes on differently from there
+_NOTED_SETTINGS = {
+    "threads": "training goes on, but its results differ in the last bits from a run that was not interrupted "
+    "(--threads {saved} gives the state's)",
+    "clip_grad": "gradients are clipped so from here on; args.yaml records the new setting for the whole run",
+    "clip_mode": "gradients are clipped so from here on; args.yaml records the new setting for the whole run",
+}
 
 
 def _saved_settings(state_dir: Path) -> tuple[dict, bool]:
@@ -1900,8 +1921,7 @@ class Trainer:
             changed.remove(name)
             self.log(
                 f"note: resuming {path} with {_describe_setting(name, current[name])} (the state: "
-                f"{_describe_setting(name, saved[name])}): training goes on, but its results differ in the last bits "
-                f"from a run that was not interrupted (--threads {saved[name]} gives the state's)"
+                f"{_describe_setting(name, saved[name])}): {_NOTED_SETTINGS[name].format(saved=saved[name])}"
             )
         if not changed:
             return
@@ -2064,7 +2084,7 @@ class Trainer:
                         batch_idx,
                         num_batches,
                         state.num_updates,
-                        self.checkpoints.latest(),
+                        self.checkpoints.latest_finite(),
                     )
                 acc.backward(
                     loss * (args.grad_accum_steps / tail) if tail and batch_idx >= num_batches - tail else loss
