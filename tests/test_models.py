@@ -548,6 +548,8 @@ def test_reset_classifier_and_pooling(name):
     feats = model.forward_features(x)
     model.reset_classifier(3)
     assert model(x).shape == (2, 3) and model.get_classifier().out_features == 3
+    # timm's ResNet API: the classifier's attribute name (a TypeError before)
+    assert getattr(model, model.get_classifier(name_only=True)) is model.get_classifier()
     model.reset_classifier(0)
     torch.testing.assert_close(model(x), feats.mean((2, 3)))
     model.reset_classifier(0, "")

@@ -601,8 +601,9 @@ class ResNetHeadMixin:
             stage.grad_checkpointing = enable
 
     @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.fc
+    def get_classifier(self, name_only: bool = False) -> nn.Module | str:
+        """The classifier, or with ``name_only`` its attribute name, as timm's ResNet."""
+        return "fc" if name_only else self.fc
 
     def _make_head(self, num_classes: int, pool_type: str, device=None, dtype=None) -> None:
         """The pool and classifier; ``head_hidden_size`` is the width of the pooled features (twice
