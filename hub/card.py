@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["DatasetInfo", "dataset_info", "model_stats", "model_card", "CITATIONS"]
+__all__ = ["DatasetInfo", "dataset_info", "default_image_mode", "model_stats", "model_card", "CITATIONS"]
 
 
 class DatasetInfo:
@@ -302,10 +302,28 @@ def _base_weights(base: Mapping[str, Any]) -> str:
     return what + (", backbone frozen (only the new head trained)" if base.get("frozen_backbone") else "")
 
 
+def default_image_mode(in_chans: int) -> str | None:
+    """The PIL mode zerosnet-train converts images to for ``in_chans`` channels without --input-img-mode (L, RGB,
+    RGBA); None for a channel count that has none."""
+    from timm_zerosnet.train import image_mode
+
+    try:
+        return image_mode(in_chans, None)
+    except ValueError:
+        return None
+
+
 def _usage(
-    model_id: str, in_chans: int, stats: Mapping[str, Any], input_size: tuple[int, int, int], headless: bool
+    model_id: str,
+    img_mode: str | None,
+    stats: Mapping[str, Any],
+    input_size: tuple[int, int, int],
+    headless: bool,
 ) -> str:
-    mode = "RGB" if in_chans == 3 else "L"
+    if img_mode:
+        load = f"img = Image.open('image.png').convert('{img_mode}')"
+    else:  # no PIL mode has this many channels (a bare file's; a run records its mode)
+        load = f"img = Image.open('image.png')  # the model takes {input_size[0]}-channel images; no PIL mode has that"
     shapes = "\n".join(f"    # torch.Size([{', '.join(map(str, s))}])" for s in stats["feature_shapes"])
     unpooled = f"({', '.join(map(str, stats['unpooled_shape']))})"
     pooled = f"(1, {stats['pooled_features']})"
@@ -314,7 +332,7 @@ import timm
 import torch
 from PIL import Image
 
-img = Image.open('image.png').convert('{mode}')
+{load}
 """
     transforms = """data_config = timm.data.resolve_model_data_config(model)
 transforms = timm.data.create_transform(**data_config, is_training=False)
@@ -389,6 +407,9 @@ def model_card(
     license = cfg.get("license") or "apache-2.0"
     input_size = tuple(cfg.get("input_size") or (3, 224, 224))
     in_chans = int(input_size[0])
+    # the run's --input-img-mode (export records it at the top of config.json), else the channel count's usual mode
+    default_mode = default_image_mode(in_chans)
+    img_mode = config.get("input_img_mode") or default_mode
     ds = dataset_info(release.get("dataset"))
     metrics = release.get("metrics") or {}
     training = release.get("training") or {}
@@ -414,7 +435,8 @@ def model_card(
         f"  - Params (M): {stats['params'] / 1e6:.2f}",
         f"  - GMACs: {stats['gmacs']:.3f}",
         f"  - Activations (M): {stats['activations_m']:.2f}",
-        f"  - Image size: {input_size[1]} x {input_size[2]} ({in_chans} channel{'s' if in_chans > 1 else ''})",
+        f"  - Image size: {input_size[1]} x {input_size[2]} ({in_chans} channel{'s' if in_chans > 1 else ''}"
+        + (f", {img_mode})" if img_mode != default_mode else ")"),
     ]
     if papers:
         lines.append("- **Papers:**")
@@ -437,7 +459,17 @@ def model_card(
     if code:
         lines.append(f"- **Original:** {code[0]}")
     lines.append(f"- **Weights:** `model.safetensors`, sha256 `{release.get('sha256', '-')}`")
-    lines += ["", "## Model Usage", _usage(model_id, in_chans, stats, input_size, headless)]
+    lines += ["", "## Model Usage"]
+    if img_mode != default_mode:
+        lines += [
+            f"The model was trained and evaluated on images converted to {img_mode} (PIL mode `{img_mode}`, "
+            f"config.json's `input_img_mode`), and its mean and std normalise the {img_mode} channels: convert "
+            f"images to {img_mode} before the transforms, as the snippets do. timm's pretrained cfg has no image "
+            f"mode, so nothing converts them for you, and {default_mode or 'other'} images give other outputs than "
+            f"those evaluated below.",
+            "",
+        ]
+    lines.append(_usage(model_id, img_mode, stats, input_size, headless))
     lines += [
         "### Checking the weights",
         "`golden.safetensors` holds a seeded input batch and the logits and pooled features these weights give "

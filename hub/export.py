@@ -35,6 +35,7 @@ from timm_zerosnet.release import (
 )
 from timm_zerosnet.run_layout import (
     WEIGHT_FILES,
+    ExportFolderError,
     architecture_name,
     file_in_the_way,
     read_run_info,
@@ -86,6 +87,7 @@ class RunInfo:
     global_pool: str | None = None
     label_names: list[str] | None = None
     data_config: dict[str, Any] | None = None
+    input_img_mode: str | None = None  # the PIL mode the run converted its images to (--input-img-mode)
     dataset: str | None = None
     split: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -135,6 +137,15 @@ def _metrics_for(info: Mapping[str, Any], weights: str | None, history: list[dic
     return dict(out, weights="best (EMA)" if from_ema and weights == "best" else weights)
 
 
+def _not_a_source(folder: Path) -> HubError:
+    # its config.json holds the model's arguments, which a run.json-less export would drop: the scheme's
+    # coefficients (lam, ...) are no tensors, so the weights load into the defaults without a word
+    return HubError(
+        f"{folder} is an export folder (config.json, {RELEASE_NAME}), not a training run: export again from the run "
+        f"it came from, or verify / stage / push this folder as it is."
+    )
+
+
 def read_run(
     source: str | Path,
     weights: str | None = None,
@@ -144,9 +155,10 @@ def read_run(
     """Read a run directory or a checkpoint file (with the run.json next to it, if any).
 
     This is the one place of the hub tool that knows the layout written by ``zerosnet-train``: ``run.json`` (model,
-    model_kwargs, num_classes, in_chans, global_pool, label_names, data_config, dataset {name, val_split}, weights
-    {final, ema, best}, metrics {final, best}, training {...}, epochs {...}) and ``metrics.json``. Every field is
-    optional. The weights files are named by ``timm_zerosnet.run_layout``, which train and validate read too.
+    model_kwargs, num_classes, in_chans, global_pool, label_names, data_config, dataset {name, val_split,
+    input_img_mode}, weights {final, ema, best}, metrics {final, best}, training {...}, epochs {...}) and
+    ``metrics.json``. Every field is optional. The weights files are named by ``timm_zerosnet.run_layout``, which
+    train and validate read too.
 
     Args:
         source: a run directory, or a weights file (.safetensors; .bin / .pth are read with weights_only=True).
@@ -180,6 +192,8 @@ def read_run(
         choice, run_dir = weights or "final", source
         try:  # the run layout train and validate read: which file, and why a run lacks it
             weights_path, info = resolve_weights(source, choice)
+        except ExportFolderError as e:
+            raise _not_a_source(e.folder) from None
         except (FileNotFoundError, ValueError) as e:
             raise HubError(str(e)) from None
         info = info or {}
@@ -213,12 +227,7 @@ def read_run(
         )
     model = model or recorded_model
     if not info and (weights_path.parent / "config.json").is_file() and (weights_path.parent / RELEASE_NAME).is_file():
-        # its config.json holds the model's arguments, which a run.json-less export would drop: the scheme's
-        # coefficients (lam, ...) are no tensors, so the weights load into the defaults without a word
-        raise HubError(
-            f"{weights_path.parent} is an export folder (config.json, {RELEASE_NAME}), not a training run: export "
-            f"again from the run it came from, or verify / stage / push this folder as it is."
-        )
+        raise _not_a_source(weights_path.parent)
     if not model:
         raise HubError(f"{weights_path}: no run.json next to it says which model it is; pass --model NAME.")
     recorded_kwargs = info.get("model_kwargs") or {}
@@ -235,6 +244,7 @@ def read_run(
     dataset = info.get("dataset")
     dataset_name = dataset.get("name") if isinstance(dataset, Mapping) else dataset
     split = dataset.get("val_split") if isinstance(dataset, Mapping) else None
+    img_mode = dataset.get("input_img_mode") if isinstance(dataset, Mapping) else None
     training = dict(info.get("training") or {})
     epochs = info.get("epochs")
     if isinstance(epochs, Mapping):
@@ -264,6 +274,7 @@ def read_run(
         global_pool=info.get("global_pool"),
         label_names=list(info["label_names"]) if info.get("label_names") else None,
         data_config={k: v for k, v in data_config.items() if v is not None} if data_config else None,
+        input_img_mode=img_mode or None,
         dataset=dataset_name or None,
         split=split,
         metrics=metrics,
@@ -377,14 +388,12 @@ def build_model(info: RunInfo) -> Any:
         raise HubError(str(e)) from None
     flat = _unwrap(state_dict, info.weights_path, info.state_key)
     stem = _shape_of(flat, ("conv1.weight",))
-    num_classes = info.num_classes
-    if num_classes is None:
-        shape = _shape_of(flat, ("fc.weight", "linear.weight"))
-        # a stem and no classifier: a headless backbone (timm's num_classes=0), published as such
-        num_classes = shape[0] if shape else (0 if stem else None)
-    in_chans = info.in_chans
-    if in_chans is None:
-        in_chans = stem[1] if stem else None
+    head = _shape_of(flat, ("fc.weight", "linear.weight"))
+    # a stem and no classifier: a headless backbone (timm's num_classes=0), published as such
+    held = dict(num_classes=head[0] if head else (0 if stem else None), in_chans=stem[1] if stem else None)
+    _refuse_weights_args(info, held)
+    num_classes = info.num_classes if info.num_classes is not None else held["num_classes"]
+    in_chans = info.in_chans if info.in_chans is not None else held["in_chans"]
     kwargs = dict(info.model_kwargs)
     kwargs.update(
         {
@@ -396,10 +405,51 @@ def build_model(info: RunInfo) -> Any:
     try:
         # the family's weightless cfg: a released tag's cfg (the default one, if any) describes other weights
         model = timm.create_model(f"{info.model}.untrained", **kwargs)
-    except TypeError as e:
-        raise HubError(f"{info.model}: cannot be built with {kwargs} ({e}).") from None
+    except (TypeError, ValueError) as e:  # an option the family does not take, or a value it refuses
+        reason = str(e).rstrip(".")
+        if info.run_name is None and info.model_kwargs:
+            raise HubError(
+                f"--model-kwargs {_kwargs_text(info.model_kwargs)}: {info.model} cannot be built with them "
+                f"({reason}); give the family options the weights were trained with (e.g. lam=-1.5), or leave "
+                f"--model-kwargs out for the defaults."
+            ) from None
+        if info.run_name is not None:
+            raise HubError(
+                f"{info.weights_path}: {info.model} cannot be built with {kwargs}, what its run.json records "
+                f"({reason}); correct the run.json, or export the weights file alone with --model and --model-kwargs."
+            ) from None
+        raise HubError(f"{info.weights_path}: {info.model} cannot be built with {kwargs} ({reason}).") from None
     load_into(model, flat, info.weights_path, info.model)
     return model.eval()
+
+
+def _refuse_weights_args(info: RunInfo, held: Mapping[str, int | None]) -> None:
+    """num_classes and in_chans are no family options: export reads them from the run.json or the weights (``held``),
+    and one given as a model kwarg could only repeat the weights or contradict them; it is refused, naming what the
+    weights hold and how to publish another value (fine-tune, then export that run). global_pool stays a model kwarg
+    of a bare file: the weights cannot tell it (an avg and a max pool feed the same classifier)."""
+    source = "--model-kwargs" if info.run_name is None else f"{info.weights_path}: its run.json's model_kwargs"
+    for key, option in (("num_classes", "--num-classes"), ("in_chans", "--in-chans")):
+        if key not in info.model_kwargs:
+            continue
+        value, n = info.model_kwargs[key], held[key]
+        if key == "num_classes":
+            what = "classes"
+            found = "no classifier found" if n is None else f"a classifier of {n} classes" if n else "no classifier"
+        else:
+            what = "input channels"
+            found = "no first conv found" if n is None else f"a first conv of {n} input channels"
+        other = ""
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0 and value != n:
+            model = f"a {value}-class model" if key == "num_classes" else f"a model of {value}-channel images"
+            other = (
+                f"; to publish {model}, fine-tune these weights (zerosnet-train --pretrained-path "
+                f"{info.weights_path} {option} {value}) and export that run"
+            )
+        raise HubError(
+            f"{source} {key}={value}: the number of {what} is not a family option: export reads it from the "
+            f"run.json or the weights ({info.weights_path.name}: {found}). Leave {key} out{other}."
+        )
 
 
 # ----- export -----
@@ -438,6 +488,29 @@ def _data_config(model: Any, recorded: Mapping[str, Any] | None, log: Callable[[
             )
         cfg[key] = values
     return cfg
+
+
+def _image_mode(info: RunInfo, in_chans: int) -> str | None:
+    """The PIL mode the run converted its images to (run.json's dataset.input_img_mode: YCbCr, RGBA, ...), checked
+    against the model's input channels; None where the run recorded none (a bare file: the card assumes the
+    channel count's usual mode)."""
+    from PIL import Image
+
+    mode = info.input_img_mode
+    if mode is None:
+        return None
+    try:
+        bands = Image.getmodebands(mode)
+    except (KeyError, ValueError):
+        bands = None
+    if bands != in_chans:
+        what = "is no PIL image mode" if bands is None else f"gives {bands}-channel images"
+        raise HubError(
+            f"{info.weights_path}: its run.json records dataset.input_img_mode {mode!r}, which {what}, for a model of "
+            f"{in_chans} input channels; the card could not say how to feed it. Correct the run.json to the mode the "
+            f"run converted its images to."
+        )
+    return mode
 
 
 def _files(folder: Path) -> dict[str, dict[str, Any]]:
@@ -578,6 +651,7 @@ def export(
         raise HubError(f"--{tag_problem(tag)}.")
     net = build_model(info)
     data_config = _data_config(net, info.data_config, log)
+    img_mode = _image_mode(info, net.in_chans)
     if info.label_names and len(info.label_names) != net.num_classes:
         raise HubError(
             f"{info.weights_path}: run.json lists {len(info.label_names)} label names for {net.num_classes} classes."
@@ -590,6 +664,8 @@ def export(
         model_config: dict[str, Any] = dict(pretrained_cfg=dict(tag=tag, license=license))
         if info.label_names:
             model_config["label_names"] = list(info.label_names)
+        if img_mode:  # top level: timm's pretrained cfg has no such field (and its loader refuses unknown ones)
+            model_config["input_img_mode"] = img_mode
         save_for_hf(
             net,
             tmp,

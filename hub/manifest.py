@@ -24,6 +24,7 @@ from timm_zerosnet.release import (
 )
 
 from . import HubError
+from .card import default_image_mode
 from .export import ExportedFolder, read_export, verify_export
 
 __all__ = [
@@ -143,6 +144,14 @@ def manifest_entry(ex: ExportedFolder, repo_id: str | None = None) -> dict[str, 
             f"headless from config.json, instead of staging it; or export the run's weights with their head."
         )
     cfg = ex.config.get("pretrained_cfg") or {}
+    img_mode, usual = ex.config.get("input_img_mode"), default_image_mode(int(cfg["input_size"][0]))
+    if img_mode and img_mode != usual:
+        raise NotARegistryTag(
+            f"{ex.path}: {ex.architecture} was trained on {img_mode} images (config.json's input_img_mode), which a "
+            f"registry tag cannot carry (timm's pretrained cfgs have no image mode: its users would feed "
+            f"{usual or 'other'} images without a word). Push it and load it with 'hf-hub:{repo_id}', whose card "
+            f"converts images to {img_mode}, instead of staging it."
+        )
     training = ex.release.get("training") or {}
     return dict(
         model=ex.architecture,

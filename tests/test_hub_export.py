@@ -1279,7 +1279,9 @@ def test_the_model_kwargs_of_weights_without_a_run_json_are_given_or_warned_and_
     run = make_run(tmp_path / "run", model_kwargs={"lam": -1.5})
     first = export(run, tmp_path / "first").path
     for source in (first, first / "model.safetensors"):
-        with pytest.raises(HubError, match=r"first is an export folder \(config.json, release.json\), not a training"):
+        with pytest.raises(
+            HubError, match=r"first is an export folder \(config.json, release.json\), not a training run: export again"
+        ):
             export(source, tmp_path / "again", model=MODEL, dataset="cifar10")
     assert not (tmp_path / "again").exists()
     bare = tmp_path / "bare.safetensors"
@@ -1352,3 +1354,101 @@ def test_an_export_loads_with_its_own_cfg_through_local_dir_and_its_file_alone_s
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         timm.create_model(MODEL, pretrained=True, pretrained_cfg_overlay=dict(file=str(same / "model.safetensors")))
+
+
+def test_model_kwargs_the_model_refuses_or_the_weights_fix_are_one_line_errors(tmp_path, capsys):
+    """--model-kwargs lam=abc / lam=0 (refused by the family) and num_classes=5 (refused by timm's save_for_hf)
+    printed a raw traceback. Each is now one line naming the fix; num_classes and in_chans, which the weights hold,
+    are refused even when they agree, while global_pool (which the weights cannot tell) is taken from a bare file."""
+    bare = tmp_path / "bare.safetensors"
+    safetensors.torch.save_file(trained_like_model().state_dict(), str(bare))
+    expected = {
+        "lam=abc": f"--model-kwargs lam=abc: {MODEL} cannot be built with them (ZeroSNet lambda must be a finite "
+        "non-zero number, got 'abc'); give the family options the weights were trained with",
+        "lam=0": "--model-kwargs lam=0: zerosnet20_cifar cannot be built with them (ZeroSNet lambda must be a finite",
+        "num_classes=5": "--model-kwargs num_classes=5: the number of classes is not a family option: export reads "
+        "it from the run.json or the weights (bare.safetensors: a classifier of 10 classes). Leave num_classes out; "
+        f"to publish a 5-class model, fine-tune these weights (zerosnet-train --pretrained-path {bare} "
+        "--num-classes 5) and export that run.",
+        "in_chans=1": "(bare.safetensors: a first conv of 3 input channels). Leave in_chans out; to publish a model "
+        f"of 1-channel images, fine-tune these weights (zerosnet-train --pretrained-path {bare} --in-chans 1)",
+        "num_classes=10": "(bare.safetensors: a classifier of 10 classes). Leave num_classes out.\n",
+    }
+    for kwarg, message in expected.items():
+        args = ["export", str(bare), "--out", str(tmp_path / "out"), "--model", MODEL, "--tag", "t1"]
+        assert main([*args, "--model-kwargs", kwarg]) == 1, kwarg
+        err = capsys.readouterr().err
+        assert err.startswith("zerosnet-hub export: error: ") and err.count("\n") == 1, err
+        assert message in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bare.safetensors"]
+    out = export(bare, tmp_path / "max", model=MODEL, tag="t1", model_kwargs={"global_pool": "max"}).path
+    assert json.loads((out / "config.json").read_text())["model_args"]["global_pool"] == "max"
+
+
+def _run_card_snippet(out: Path, image: PIL.Image.Image, section: str = "Image Classification") -> None:
+    """Run one of the card's snippets on ``image`` (saved as image.png in the working directory), loading ``out``
+    through timm's local-dir: loader instead of the Hub."""
+    image.save("image.png")
+    readme = (out / "README.md").read_text()
+    code = re.search(rf"### {section}\n```python\n(.*?)```", readme, re.S).group(1)
+    model_id = re.search(r"timm\.create_model\('([^']+)'", code).group(1)
+    exec(code.replace(f"'{model_id}'", f"'local-dir:{out}'"), {})
+
+
+def test_card_snippets_open_images_in_the_mode_of_the_models_channels(tmp_path, monkeypatch):
+    """A 4-channel model's card converted images to 'L' (1 channel), and its snippets failed; RGBA now, whose
+    snippets run."""
+    monkeypatch.chdir(tmp_path)
+    stats = dict(input_size=[4, 32, 32], mean=[0.5] * 4, std=[0.25] * 4, crop_pct=1.0)
+    run = make_run(tmp_path / "run", in_chans=4, data_config=stats)
+    torch.manual_seed(0)
+    net = timm.create_model(MODEL, num_classes=10, in_chans=4)
+    safetensors.torch.save_file(net.state_dict(), str(run / "model.safetensors"))
+    out = export(run, tmp_path / "rgba").path
+    readme = (out / "README.md").read_text()
+    assert readme.count(".convert('RGBA')") == 3 and ".convert('L')" not in readme
+    assert "  - Image size: 32 x 32 (4 channels)\n" in readme
+    for section in ("Image Classification", "Feature Map Extraction", "Image Embeddings"):
+        _run_card_snippet(out, PIL.Image.new("RGB", (40, 40), (10, 20, 30)), section)
+
+
+def test_the_runs_image_mode_reaches_config_json_and_the_card(tmp_path, monkeypatch, capsys):
+    """A run trained with --input-img-mode YCbCr was published as if it took RGB images: config.json said nothing,
+    the card's snippets converted to RGB, and its metrics could not be reproduced. The mode is now a top-level key of
+    config.json (timm's pretrained cfg has no such field, and its loader refuses unknown ones), the card converts to
+    it and says so, and stage refuses to make it a registry tag, whose cfg cannot carry it. A mode that does not fit
+    the model's channels is refused."""
+    from timm_zerosnet.hub.manifest import NotARegistryTag, stage
+
+    monkeypatch.chdir(tmp_path)
+    dataset = dict(name="torch/cifar10", val_split="test", input_img_mode="YCbCr")
+    out = export(make_run(tmp_path / "run", dataset=dataset), tmp_path / "ycc", repo_id=REPO).path
+    config = json.loads((out / "config.json").read_text())
+    assert config["input_img_mode"] == "YCbCr" and "input_img_mode" not in config["pretrained_cfg"]
+    readme = (out / "README.md").read_text()
+    assert readme.count(".convert('YCbCr')") == 3 and ".convert('RGB')" not in readme
+    assert "  - Image size: 32 x 32 (3 channels, YCbCr)\n" in readme
+    assert "The model was trained and evaluated on images converted to YCbCr (PIL mode `YCbCr`" in readme
+    verify_export(out)  # timm's local-dir: loader reads the folder (an unknown pretrained_cfg key would break it)
+    image = PIL.Image.new("RGB", (32, 32), (200, 30, 90))
+    _run_card_snippet(out, image)
+    model = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+    transform = timm.data.create_transform(**timm.data.resolve_model_data_config(model))
+    with torch.no_grad():
+        logits = model(transform(image.convert("YCbCr")).unsqueeze(0))
+    top = torch.topk(logits.softmax(dim=1) * 100, k=5)
+    shown = [(CIFAR10_LABELS[i], float(p)) for p, i in zip(top.values[0], top.indices[0])]
+    assert capsys.readouterr().out.strip() == str(shown)  # the snippet feeds the model YCbCr, as training did
+    with pytest.raises(NotARegistryTag, match=r"trained on YCbCr images \(config.json's input_img_mode\), which a"):
+        stage(out, tmp_path / "releases.json")
+
+    rgb = export(make_run(tmp_path / "rgb", dataset=dict(dataset, input_img_mode="RGB")), tmp_path / "rgbout").path
+    assert json.loads((rgb / "config.json").read_text())["input_img_mode"] == "RGB"
+    rgb_readme = (rgb / "README.md").read_text()  # the channel count's usual mode: the card as before
+    assert "(3 channels)\n" in rgb_readme and "images converted to" not in rgb_readme
+    assert rgb_readme.count(".convert('RGB')") == 3
+    with pytest.raises(
+        HubError, match=r"records dataset.input_img_mode 'L', which gives 1-channel images, for a model"
+    ):
+        export(make_run(tmp_path / "bad", dataset=dict(dataset, input_img_mode="L")), tmp_path / "bad_out")
+    assert not (tmp_path / "bad_out").exists()
