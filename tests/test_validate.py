@@ -211,6 +211,14 @@ def test_a_run_with_another_image_mode_is_evaluated_in_that_mode(tmp_path):
     logged = json.loads((tmp_path / "ycbcr" / "metrics.json").read_text())[-1]
     clean = out["results"]["clean"]
     assert clean["correct1"] == logged["val_correct1"] and clean["loss"] == pytest.approx(logged["val_loss"], rel=1e-5)
+    # its export, loaded as a published model: config.json's input_img_mode (it was evaluated in RGB)
+    from timm_zerosnet.hub.export import export
+
+    exported = export(tmp_path / "ycbcr", tmp_path / "export", tag="ycc").path
+    reset_accelerate()
+    argv = ["--model", f"local-dir:{exported}", "--pretrained", "--workers", "0", "--dataset", "digits"]
+    published = validate(build_parser().parse_args([*argv, "--num-samples", "20"]))["results"]["clean"]
+    assert published["correct1"] == clean["correct1"] and published["loss"] == pytest.approx(clean["loss"], rel=1e-5)
 
 
 def test_validate_noise_results_are_reproducible(trained_run):

@@ -357,9 +357,36 @@ def _weights_choice(args: argparse.Namespace, weights: Path | None, info: dict |
     return weights_kind(weights.name, info) or ("ema" if args.weights == "ema" else None)
 
 
-def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int, class_names: list | None = None) -> dict:
+def _published_image_mode(model: nn.Module) -> str | None:
+    """The image mode an export's config.json records (``input_img_mode``, a run's --input-img-mode such as YCbCr)
+    for a model loaded from ``local-dir:`` or ``hf-hub:`` (timm's pretrained cfg has no such field); else None."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    try:
+        if cfg.get("source") == "local-dir":
+            path = Path(cfg["file"]) / "config.json"
+        elif cfg.get("source") == "hf-hub":
+            from huggingface_hub import hf_hub_download
+
+            repo_id, _, revision = str(cfg["hf_hub_id"]).partition("@")
+            path = Path(hf_hub_download(repo_id, "config.json", revision=revision or None))  # timm's cached copy
+        else:
+            return None
+        mode = json.loads(path.read_text()).get("input_img_mode")
+    except (OSError, ValueError, KeyError, TypeError):  # no config.json to read: timm built the model without one
+        return None
+    return mode if isinstance(mode, str) else None
+
+
+def _data_args(
+    args: argparse.Namespace,
+    info: dict | None,
+    in_chans: int,
+    class_names: list | None = None,
+    published_mode: str | None = None,
+) -> dict:
     """The data to evaluate: the options, else the run's. ``class_names``: the model's classes by name (default: the
-    run's label names; a pretrained cfg's), by which an ImageFolder's class folders are labelled."""
+    run's label names; a pretrained cfg's), by which an ImageFolder's class folders are labelled. ``published_mode``:
+    the image mode of a published model's config.json, used where neither --input-img-mode nor a run gives one."""
     ds = (info or {}).get("dataset") or {}
     if args.dataset is not None:
         name = args.dataset
@@ -381,8 +408,9 @@ def _data_args(args: argparse.Namespace, info: dict | None, in_chans: int, class
         "target_key": args.target_key or run.get("target_key"),
         # an ImageFolder's labels are the checkpoint's classes, by name (not the evaluated folder's own order)
         "class_names": class_names if class_names is not None else (info or {}).get("label_names"),
-        # the model's input: --input-img-mode, else the run's own (YCbCr, RGBA, ...), else the channel count's
-        "input_img_mode": image_mode(in_chans, args.input_img_mode or ds.get("input_img_mode")),
+        # the model's input: --input-img-mode, else the run's own (YCbCr, RGBA, ...) or the export's, else the
+        # channel count's
+        "input_img_mode": image_mode(in_chans, args.input_img_mode or ds.get("input_img_mode") or published_mode),
         "val_num_samples": (args.num_samples or None) if args.num_samples is not None else run.get("val_num_samples"),
     }
 
@@ -490,7 +518,8 @@ def validate(args: argparse.Namespace) -> dict:
     class_names = (info or {}).get("label_names")
     if class_names is None and args.pretrained:
         class_names = list(model.pretrained_cfg.get("label_names") or ()) or None
-    data_args = _data_args(args, info, in_chans, class_names)
+    published_mode = _published_image_mode(model) if args.pretrained else None
+    data_args = _data_args(args, info, in_chans, class_names, published_mode)
     _check_split_folder(args, data_args)
     _check_noise_mode(parse_noise(args.noise), data_args["input_img_mode"])
     splits = create_datasets(data_args, train=False)
