@@ -20,6 +20,7 @@ refused (or a usage error).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import signal
 import sys
@@ -257,7 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _run(args)
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", signal.SIGINT)
-        print(f"zerosnet-hub {args.command}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) takes stderr with it
+            print(f"zerosnet-hub {args.command}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
         return 128 + signum
     except HubError as e:
         print(f"zerosnet-hub {args.command}: error: {e}", file=sys.stderr)

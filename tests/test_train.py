@@ -1462,6 +1462,21 @@ def test_sighup_stops_the_run_like_ctrl_c_unless_nohup_ignores_it(tmp_path, monk
         err = capsys.readouterr().err
         assert err.startswith("zerosnet-train: hung up (SIGHUP) in epoch 1/2")
         assert json.loads((tmp_path / "hup" / "run.json").read_text())["status"] == "interrupted"
+        # a terminal that closed took stderr with it: writing the message failed with an OSError (exit status 1)
+
+        class ClosedTerminal:
+            def write(self, text):
+                raise OSError(5, "Input/output error")
+
+            def flush(self):
+                raise OSError(5, "Input/output error")
+
+        reset_accelerate()
+        monkeypatch.undo()
+        _stop_in_evaluation(monkeypatch, 1, lambda: os.kill(os.getpid(), signal.SIGHUP))
+        monkeypatch.setattr(sys, "stderr", ClosedTerminal())
+        assert main(tiny_argv(tmp_path, "hup2", "--epochs", "2", "--no-keep-heap")) == 128 + signal.SIGHUP
+        monkeypatch.setattr(sys, "stderr", sys.__stderr__)
         reset_accelerate()
         monkeypatch.undo()
         _stop_in_evaluation(monkeypatch, 1, lambda: os.kill(os.getpid(), signal.SIGHUP))

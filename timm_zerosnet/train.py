@@ -2537,7 +2537,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("RANK", "0") == "0":
             print(note, flush=True)
     # SIGTERM and SIGHUP stop the run like Ctrl-C (run.json records it); the handlers are the entry point's, restored
-    # on return. A signal ignored on purpose (`nohup` ignores SIGHUP) stays ignored.
+    # on return. A signal ignored on purpose (`nohup` ignores SIGHUP) stays ignored (torchrun's agent, behind a launch
+    # of several processes, hands its workers SIGHUP by its own handler: README).
     main_thread = threading.current_thread() is threading.main_thread()
     ours = [signum for signum in _STOP_SIGNALS if main_thread and signal.getsignal(signum) is not signal.SIG_IGN]
     previous = {signum: signal.signal(signum, _raise_on_stop_signal) for signum in ours}
@@ -2551,7 +2552,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return usage_error("zerosnet-train", e)
     except KeyboardInterrupt as e:
         if os.environ.get("RANK", "0") == "0":
-            print(f"zerosnet-train: {str(e) or 'interrupted'}", file=sys.stderr)
+            # a closed terminal (SIGHUP) takes stderr with it: the status, not an OSError traceback, says what stopped
+            with contextlib.suppress(OSError):
+                print(f"zerosnet-train: {str(e) or 'interrupted'}", file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)  # the shell's status for a process stopped by the signal
     finally:
         for signum, handler in previous.items():
