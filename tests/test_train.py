@@ -1357,6 +1357,14 @@ def test_a_run_killed_in_its_first_epoch_keeps_its_folder(tmp_path):
     assert (first / "args.yaml").read_text() == "model: zerosnet20_cifar\nseed: 1\n"
     summary = run(tmp_path, "early", "--resume", "auto")
     assert summary["status"] == "finished"
+    # a run continuing another run's state, killed in its first epoch: the same command starts it again from that
+    # state (--resume auto, which the refusal advised, would have started from scratch)
+    reset_accelerate()
+    (tmp_path / "cont").mkdir()
+    (tmp_path / "cont" / "args.yaml").write_text("model: zerosnet20_cifar\n")
+    state = CheckpointManager(first).latest()
+    again = run(tmp_path, "cont", "--resume", str(state))
+    assert again["status"] == "finished" and again["epochs"] == {"completed": 1, "planned": 1}
 
 
 def _stop_in_evaluation(monkeypatch, call: int, stop) -> None:

@@ -1562,6 +1562,8 @@ def check_run_dir(run_dir: Path, resume_from: Path | None, resume: str | None) -
         prefix = f"--resume {resume} found no training state, but " if resume else ""
         raise FileExistsError(f"{prefix}{what}; {how}")
     if resume_from.resolve().parent != (run_dir / "checkpoints").resolve():
+        if held == ["args.yaml"]:  # the same command stopped in its first epoch: it starts again from that state
+            return f"{run_dir} holds only the args.yaml of a run that stopped before saving anything: starting it again"
         raise FileExistsError(
             f"--resume {resume} is a state of another run ({resume_from.parent.parent}), but {what}, which resuming "
             f"would overwrite; to continue that run in a new directory pass an --experiment / --output that holds no "
