@@ -618,7 +618,7 @@ def test_a_diverged_run_names_a_state_with_finite_weights_that_resumes_with_clip
     assert summary["epochs"] == {"completed": 2, "planned": 2}
     assert yaml.safe_load((tmp_path / "clipped" / "args.yaml").read_text())["clip_grad"] == 1.0
     assert (
-        f"note: resuming {first} with --clip-grad 1.0 (the state: no --clip-grad): gradients are clipped so from here"
+        f"note: resuming {first} with --clip-grad 1.0 (the state: no --clip-grad): gradient clipping follows the new"
     ) in capsys.readouterr().out
 
 
@@ -1725,15 +1725,33 @@ def test_schedules_get_timms_defaults_and_those_the_loop_cannot_step_are_refused
             for m in ("3 2", "0 2", "2 2")
         ),
         # torch's "Nesterov momentum requires a momentum and zero dampening" named no option
-        ("--momentum 0", r"^--momentum 0: --opt sgd is timm's Nesterov SGD, which needs a momentum > 0; pass --opt mo"),
+        (
+            "--momentum 0",
+            r"^--momentum 0: --opt sgd uses Nesterov momentum, which needs a momentum > 0; pass --opt mom",
+        ),
+        ("--opt lookahead_nlars --momentum 0", r"--opt lookahead_nlars uses Nesterov .* pass --opt lars, its form"),
+        ("--opt sgdw --momentum 0", r"^--momentum 0: --opt sgdw uses Nesterov momentum, .*; pass --momentum > 0$"),
         # --opt-kwargs opt=adamw lr=0.001 trained AdamW at 0.001 where run.json and the log said SGD at --lr
         ("--opt-kwargs opt=adamw lr=0.001", r"^--opt-kwargs opt= \(use --opt\), lr= \(use --lr\): these have opt"),
-        ("--opt adamw --opt-kwargs betas=(0.9,0.99)", r"^--opt-kwargs betas= \(use --opt-betas\)"),
+        ("--opt adamw --opt-betas 0.9 0.9 --opt-kwargs betas=(0.9,0.99)", r"^--opt-kwargs betas= \(use --opt-betas\)"),
     ):
         with pytest.raises(ValueError, match=message):
             train_mod.check_args(parse_args(argv.split()))
-    for argv in ("--opt momentum --momentum 0", "--sched multistep --decay-milestones 2 3", "--opt-kwargs foreach=0"):
+    # eps / betas / layer_decay whose options are not given: the kwarg is the only value (runs trained so resume)
+    for argv in (
+        "--opt momentum --momentum 0",
+        "--sched multistep --decay-milestones 2 3",
+        "--opt-kwargs foreach=0",
+        "--opt adamw --opt-kwargs eps=1e-6 betas=(0.9,0.99)",
+    ):
         train_mod.check_args(parse_args(argv.split()))
+    # every optimizer the check names fails so in torch, and their plain forms do not (sgdp's Nesterov does not)
+    model = torch.nn.Linear(2, 2)
+    for name, plain in train_mod._NESTEROV_OPTIMIZERS.items():
+        with pytest.raises(ValueError, match="Nesterov momentum requires a momentum"):
+            timm.optim.create_optimizer_v2(model, opt=name, lr=0.1, momentum=0.0)
+        for working in (plain, "sgdp") if plain else ("sgdp",):
+            timm.optim.create_optimizer_v2(model, opt=working, lr=0.1, momentum=0.0)
 
 
 def test_options_that_other_options_leave_unused_are_named_in_the_log(tmp_path, capsys):

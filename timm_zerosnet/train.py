@@ -693,6 +693,19 @@ def check_schedule(args: argparse.Namespace) -> None:
         )
 
 
+# timm's optimizers with Nesterov momentum, which torch refuses at momentum 0, and their plain-momentum forms
+_NESTEROV_OPTIMIZERS = {
+    "sgd": "momentum",
+    "nesterov": "momentum",
+    "nlars": "lars",
+    "nlarc": "larc",
+    "sgdw": None,
+    "nesterovw": None,
+    "sgdc": None,
+    "csgdc": None,
+    "csgdw": None,
+}
+
 # the arguments of timm's create_optimizer_v2 that zerosnet-train sets from an option of its own
 _OPTIMIZER_FLAGS = {
     "opt": "--opt",
@@ -703,6 +716,7 @@ _OPTIMIZER_FLAGS = {
     "betas": "--opt-betas",
     "layer_decay": "--layer-decay",
 }
+_ALWAYS_SET = ("opt", "lr", "weight_decay", "momentum")  # options that always give a value (lr: the resolved one)
 
 
 def check_optimizer_options(args: argparse.Namespace) -> None:
@@ -729,15 +743,27 @@ def check_optimizer_options(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--opt-betas {' '.join(map(str, args.opt_betas))}: --opt {args.opt} takes {info.num_betas} betas"
         )
-    if args.opt.lower().removeprefix("lookahead_") in ("sgd", "nesterov") and args.momentum <= 0:
+    base = args.opt.lower().removeprefix("lookahead_")
+    if base in _NESTEROV_OPTIMIZERS and args.momentum <= 0:
         # torch's "Nesterov momentum requires a momentum and zero dampening" named neither option nor way out
+        plain = _NESTEROV_OPTIMIZERS[base]
         raise ValueError(
-            f"--momentum {args.momentum:g}: --opt {args.opt} is timm's Nesterov SGD, which needs a momentum > 0; pass "
-            "--opt momentum for plain SGD (with --momentum 0: SGD without momentum)"
+            f"--momentum {args.momentum:g}: --opt {args.opt} uses Nesterov momentum, which needs a momentum > 0; "
+            + (
+                f"pass --opt {plain}, its form with plain momentum (with --momentum 0: none)"
+                if plain
+                else "pass --momentum > 0"
+            )
         )
     # an --opt-kwargs key with a flag of its own replaced the flag's value: run.json and the log named the flag's
     # (--opt-kwargs opt=adamw lr=0.001 trained AdamW at 0.001 where both said SGD at 0.05)
-    if overridden := [key for key in (args.opt_kwargs or {}) if key in _OPTIMIZER_FLAGS]:
+    # (eps, betas and layer_decay have no value unless their option is given: then only the option's is recorded)
+    if overridden := [
+        key
+        for key in (args.opt_kwargs or {})
+        if key in _OPTIMIZER_FLAGS
+        and (key in _ALWAYS_SET or getattr(args, _OPTIMIZER_FLAGS[key][2:].replace("-", "_")) is not None)
+    ]:
         flags = ", ".join(f"{key}= (use {_OPTIMIZER_FLAGS[key]})" for key in overridden)
         raise ValueError(
             f"--opt-kwargs {flags}: these have options of their own, which run.json and the log record; pass them "
@@ -1657,8 +1683,8 @@ _DERIVED_SETTINGS = {
 _NOTED_SETTINGS = {
     "threads": "training goes on, but its results differ in the last bits from a run that was not interrupted "
     "(--threads {saved} gives the state's)",
-    "clip_grad": "gradients are clipped so from here on; args.yaml records the new setting for the whole run",
-    "clip_mode": "gradients are clipped so from here on; args.yaml records the new setting for the whole run",
+    "clip_grad": "gradient clipping follows the new setting from here on; args.yaml records it for the whole run",
+    "clip_mode": "gradient clipping follows the new setting from here on; args.yaml records it for the whole run",
 }
 
 
