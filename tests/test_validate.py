@@ -383,6 +383,11 @@ def test_a_split_folder_is_read_whole_without_a_split_and_download_is_no_folders
         validate(build_parser().parse_args([*argv, "--data-dir", str(tmp_path / "val"), "--split", "train"]))
     out = validate(build_parser().parse_args([*argv, "--data-dir", str(tmp_path / "val")]))
     assert out["dataset"]["split"] is None and out["results"]["clean"]["count"] == 10
+    # a root whose split folder is named as no timm split: --split names it, and it is the root
+    (tmp_path / "val").rename(tmp_path / "holdout")
+    out = validate(build_parser().parse_args([*argv, "--data-dir", str(tmp_path), "--split", "holdout"]))
+    assert out["dataset"]["split"] == "holdout" and out["results"]["clean"]["count"] == 10
+    (tmp_path / "holdout").rename(tmp_path / "val")
     for data_dir in (tmp_path, tmp_path / "val"):
         with pytest.raises(ValueError, match="is an ImageFolder, read as it is: leave --dataset-download out"):
             validate(build_parser().parse_args([*argv, "--data-dir", str(data_dir), "--dataset-download"]))

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 from urllib.error import URLError
 
@@ -457,12 +457,13 @@ def _is_split_folder(folder: str) -> bool:
     return bool(subfolders) and (not _holds_images(folder) or any(_holds_images(f) for f in subfolders))
 
 
-def holds_split_folders(data_dir: str) -> bool:
-    """Whether a folder has a sub-folder named as a split (train/, val/, validation/, test/, ...) that holds class
-    folders: it is a dataset root, not a split folder (whose class folders may bear such names)."""
+def holds_split_folders(data_dir: str, names: Sequence[str] = ()) -> bool:
+    """Whether a folder has a sub-folder named as a split (train/, val/, validation/, test/, ..., or one of
+    ``names``: a split asked for by name, such as holdout/) that holds class folders: it is a dataset root, not a
+    split folder (whose class folders may bear such names)."""
     from timm.data.dataset_factory import _EVAL_SYNONYM, _TRAIN_SYNONYM
 
-    splits = [os.path.join(data_dir, s) for s in (*_TRAIN_SYNONYM, *_EVAL_SYNONYM, "test")]
+    splits = [os.path.join(data_dir, s) for s in (*_TRAIN_SYNONYM, *_EVAL_SYNONYM, "test", *names) if s]
     return any(os.path.isdir(s) and _is_split_folder(s) for s in splits)
 
 
@@ -682,7 +683,7 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
                     )
         # evaluation alone may point --data-dir at the split folder itself (as timm's validate.py), read as it is:
         # timm would take a class folder named as the split (CIFAR-100 has a class 'train') for the split
-        is_root = folder and (train or holds_split_folders(data_dir))
+        is_root = folder and (train or holds_split_folders(data_dir, (val_split,)))
         split_dirs = {s: _search_split(data_dir, s) if is_root else data_dir for s in (train_split, val_split)}
         if folder and train:
             # both splits from one root: a split folder timm does not find would be the whole root, i.e. validation

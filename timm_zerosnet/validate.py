@@ -423,7 +423,7 @@ def _check_split_folder(args: argparse.Namespace, data_args: dict) -> None:
     if "/" in name or name == "digits" or data_dir is None:
         return
     data_dir = os.path.expanduser(str(data_dir))
-    if not os.path.isdir(data_dir) or holds_split_folders(data_dir):
+    if not os.path.isdir(data_dir) or holds_split_folders(data_dir, (args.split,) if args.split else ()):
         return
     if args.split:
         raise ValueError(
