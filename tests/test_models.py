@@ -531,6 +531,11 @@ def test_forward_intermediates_and_prune(name):
     for a, b in zip(pruned, inter[:2]):
         torch.testing.assert_close(a, b)
     assert model.num_features == model.feature_info[1]["num_chs"]
+    # the levels left count: a pruned one is refused in words (it gave no map and no error), -1 is the last left
+    with pytest.raises(ValueError, match=r"no level 2; the network has 2 feature levels \(0 to 1\)"):
+        model.forward_intermediates(x, indices=[2])
+    torch.testing.assert_close(model.forward_intermediates(x, indices=[-1], intermediates_only=True)[0], inter[1])
+    assert len(model.forward_intermediates(x, intermediates_only=True)) == 2
     # the pruned network ends at level 1: forward_features is that state, and the head (dropped) passes it on
     assert len(model.stages) == 2 - int(model.has_stem_level)
     torch.testing.assert_close(model.forward_features(x), inter[1])

@@ -628,9 +628,11 @@ class ResNetHeadMixin:
         prune_norm: bool = False,
         prune_head: bool = True,
     ) -> list[int]:
-        """Drop the stages (and final norm / head) that the requested intermediates do not need."""
-        indices = check_feature_indices(len(self.feature_info), indices)
-        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        """Drop the stages (and final norm / head) that the requested intermediates do not need. The levels left
+        are those up to the last one asked for: forward_intermediates then counts (and checks) its indices by them,
+        as timm's models count their remaining blocks."""
+        indices = check_feature_indices(self.num_feature_levels, indices)
+        take_indices, max_index = feature_take_indices(self.num_feature_levels, indices)
         keep = max(max_index - int(self.has_stem_level) + 1, 0)
         prune_end = keep < len(self.stages)
         self.stages = self.stages[:keep]
@@ -644,6 +646,8 @@ class ResNetHeadMixin:
             self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
         if prune_head or prune_end:
             self.reset_classifier(0, "")
+        # a pruned level asked for gave no map and no error ([2] and [-1] after pruning to [0, 1])
+        self.num_feature_levels = max_index + 1
         return take_indices
 
     def _stages_pruned(self, drop_norm: bool) -> None:
