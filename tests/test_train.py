@@ -622,6 +622,26 @@ def test_a_diverged_run_names_a_state_with_finite_weights_that_resumes_with_clip
     ) in capsys.readouterr().out
 
 
+def test_args_yaml_resumes_a_run_of_relative_paths_from_another_directory(source_run, tmp_path, monkeypatch):
+    """The resume command a stopped run names (`-c <run>/args.yaml --resume auto`) failed from another directory
+    for a run given relative paths: args.yaml kept --pretrained-path src as given ('no such weights file'), and the
+    absolute path was refused as a changed setting. Paths are now recorded absolute, and compared resolved."""
+    shutil.copytree(source_run, tmp_path / "work" / "src")
+    monkeypatch.chdir(tmp_path / "work")
+    _stop_in_evaluation(monkeypatch, 2, _raise_keyboard_interrupt)
+    argv = ["--epochs", "2", "--pretrained-path", "src", "--model-kwargs", "tau=0.5"]
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "work" / "out", "ft", *argv)
+    args_yaml = tmp_path / "work" / "out" / "ft" / "args.yaml"
+    assert yaml.safe_load(args_yaml.read_text())["pretrained_path"] == str(tmp_path / "work" / "src")
+    reset_accelerate()
+    monkeypatch.undo()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    summary = train(parse_args(["-c", str(args_yaml), "--resume", "auto"]))
+    assert summary["status"] == "finished" and summary["epochs"]["completed"] == 2
+
+
 def test_resume_with_another_mixed_precision_is_refused_naming_it(source_run, tmp_path):
     """An fp32 state resumed under bf16 trained on without a word, and run.json then said bf16 for the whole run."""
     state = source_run / "checkpoints" / "state-e0001-b000000"

@@ -1669,6 +1669,9 @@ RESUME_SETTINGS = (
     "mixup_off_epoch smoothing bce_loss bce_sum bce_target_thresh bce_pos_weight drop drop_path clip_grad clip_mode"
 ).split()
 _TRAIN_STATE_INDEX = 1  # TrainState is the second object registered for checkpointing (after the scheduler)
+_PATH_SETTINGS = ("pretrained_path", "class_map")  # settings that name a file: recorded as absolute paths
+
+
 _DERIVED_SETTINGS = {
     "in_chans": "input channels",
     "num_processes": "number of processes",
@@ -1922,6 +1925,8 @@ class Trainer:
     def settings(self) -> dict:
         """What a training state can only be resumed with (RESUME_SETTINGS and what follows from them), as JSON."""
         out = {name: _jsonable(getattr(self.args, name)) for name in RESUME_SETTINGS}
+        for name in _PATH_SETTINGS:  # absolute: a resume from another directory names the same file
+            out[name] = _absolute(out[name]) if out[name] else out[name]
         if out.get("decay_epochs") is None:  # timm's default for the schedule, as states saved it when it was ours
             out["decay_epochs"] = 0.2 if self.args.sched in ("wsd", "rsqrt") else 90
         out.update(
@@ -1944,7 +1949,11 @@ class Trainer:
                 f"warning: {path} was saved without its settings (an older version); only the number of processes "
                 "is checked: resume it with the settings it was trained with"
             )
-        changed = [name for name in current if name in saved and saved[name] != current[name]]
+        # a path a state saved relative (older versions) is the same file where it resolves to the same absolute one
+        same = {
+            name: saved[name] and _absolute(saved[name]) == current[name] for name in _PATH_SETTINGS if name in saved
+        }
+        changed = [name for name in current if name in saved and saved[name] != current[name] and not same.get(name)]
         for name in [n for n in changed if n in _NOTED_SETTINGS]:
             changed.remove(name)
             self.log(
@@ -2190,6 +2199,9 @@ class Trainer:
             # --output absolute: `-c <run>/args.yaml --resume auto` from another directory finds this run again
             output = str(Path(args.output).expanduser().absolute())
             recorded = dict(self.given_args or vars(args), experiment=args.experiment, output=output)
+            for name in ("data_dir", *_PATH_SETTINGS):  # and the data and weights it reads, from anywhere
+                if recorded.get(name):
+                    recorded[name] = _absolute(recorded[name])
             _atomic_write_text(self.run_dir / "args.yaml", yaml.safe_dump(_jsonable(recorded), sort_keys=False))
         # No scheduler step before the first update: timm's schedulers apply their first value (warm-up lr, per-group
         # lr_scale) when they are built, and a resumed run restores the optimizer's lrs. A step(0) here would set the
