@@ -38,6 +38,7 @@ from timm_zerosnet.run_layout import (
     ExportFolderError,
     architecture_name,
     file_in_the_way,
+    is_export_folder,
     read_run_info,
     resolve_weights,
     run_architecture,
@@ -226,7 +227,7 @@ def read_run(
             f"drop --model or pass --model {recorded_model}."
         )
     model = model or recorded_model
-    if not info and (weights_path.parent / "config.json").is_file() and (weights_path.parent / RELEASE_NAME).is_file():
+    if not info and is_export_folder(weights_path.parent):
         raise _not_a_source(weights_path.parent)
     if not model:
         raise HubError(f"{weights_path}: no run.json next to it says which model it is; pass --model NAME.")

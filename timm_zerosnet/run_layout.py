@@ -21,6 +21,7 @@ __all__ = [
     "WEIGHT_FILES",
     "architecture_name",
     "check_output_file",
+    "is_export_folder",
     "file_in_the_way",
     "read_run_info",
     "run_info_problem",
@@ -207,6 +208,11 @@ def run_info_problem(info: dict[str, Any]) -> str | None:
     return None
 
 
+def is_export_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a folder written by ``zerosnet-hub export`` (its EXPORT_RECORDS are there)."""
+    return all((folder / name).is_file() for name in EXPORT_RECORDS)
+
+
 class ExportFolderError(ValueError):
     """A weights path inside a ``zerosnet-hub export`` folder, given where a run or a bare weights file is read: the
     folder's config.json holds the model's arguments (a scheme's lambda or tau are no tensors) and data config, which
@@ -238,7 +244,7 @@ def resolve_weights(path: str | Path, which: str = "final") -> tuple[Path, dict 
         )
     info = read_run_info(path)
     folder = path if path.is_dir() else path.parent
-    if info is None and all((folder / name).is_file() for name in EXPORT_RECORDS):
+    if info is None and is_export_folder(folder):
         raise ExportFolderError(folder)
     if path.is_dir():
         if which not in WEIGHT_FILES:

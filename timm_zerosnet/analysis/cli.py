@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..run_layout import (
+    EXPORT_RECORDS,
     WEIGHT_FILES,
     ExportFolderError,
     architecture_name,
@@ -455,7 +456,7 @@ def _checkpoint_run(path: str, which: str = "final") -> tuple[str, dict | None]:
         weights, info = resolve_weights(path, which)
     except ExportFolderError as e:
         raise ValueError(
-            f"--checkpoint {path}: {e.folder} is an export folder (config.json, release.json), whose config.json "
+            f"--checkpoint {path}: {e.folder} is an export folder ({', '.join(EXPORT_RECORDS)}), whose config.json "
             "holds the model's options (lambda, tau) that its weights alone lack; analyse it as --model "
             f"local-dir:{e.folder} (no --checkpoint): its weights and options are loaded"
         ) from None
