@@ -203,7 +203,8 @@ def test_processes_without_experiment_share_one_run_directory(tmp_path):
     launch = "-m accelerate.commands.launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no"
     launch += f" --dynamo_backend no --main_process_port {_free_port()} {script} --cpu"
     argv = _train_argv(tmp_path / "runs", "x", "--epochs", "1", "--val-num-samples", "32")
-    argv = argv[: argv.index("--experiment")]  # no --experiment
+    at = argv.index("--experiment")
+    argv = argv[:at] + argv[at + 2 :]  # no --experiment (and still one epoch: it trained 100 when cut off here)
     proc = subprocess.run(
         [sys.executable, *launch.split(), *argv],
         env=dict(_env(tmp_path), CUDA_VISIBLE_DEVICES=""),
@@ -214,6 +215,7 @@ def test_processes_without_experiment_share_one_run_directory(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert run_dir.name == "20260101-000000-zerosnet20_cifar"
+    assert len(json.loads((run_dir / "metrics.json").read_text())) == 1
     state = CheckpointManager(run_dir).latest()
     assert sorted(p.name for p in state.glob("random_states_*.pkl")) == ["random_states_0.pkl", "random_states_1.pkl"]
 
