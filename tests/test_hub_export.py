@@ -946,11 +946,18 @@ def test_an_export_stopped_by_a_signal_leaves_nothing(run_dir, tmp_path, monkeyp
         os.kill(os.getpid(), getattr(signal, signum))
 
     monkeypatch.setattr(export_module, "write_golden", stopped_while_writing)
-    before = [signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)]
-    assert main(["export", str(run_dir), "--out", str(tmp_path / "out")]) == 128 + getattr(signal, signum)
-    assert capsys.readouterr().err == f"zerosnet-hub export: interrupted ({signum})\n"
-    assert os.listdir(tmp_path) == ["runs"]
-    assert [signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)] == before
+    # as in a terminal's foreground job: under `nohup` or a shell's `&`, pytest itself ignores SIGHUP / SIGINT, and
+    # main() rightly leaves an ignored signal ignored (test_a_signal_ignored_by_the_caller_stays_ignored)
+    sig = getattr(signal, signum)
+    outer = signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+    try:
+        before = [signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)]
+        assert main(["export", str(run_dir), "--out", str(tmp_path / "out")]) == 128 + sig
+        assert capsys.readouterr().err == f"zerosnet-hub export: interrupted ({signum})\n"
+        assert os.listdir(tmp_path) == ["runs"]
+        assert [signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)] == before
+    finally:
+        signal.signal(sig, outer)
 
 
 def test_a_signal_ignored_by_the_caller_stays_ignored(run_dir, tmp_path, monkeypatch):
