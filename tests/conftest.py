@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import re
 import struct
 from pathlib import Path
 from types import SimpleNamespace
@@ -79,22 +81,50 @@ REPRESENTATIVES = [
 _MODEL_ARGS = ("num_classes", "in_chans", "global_pool", "drop_rate", "drop_path_rate", "output_stride")
 
 
+@functools.cache
+def _reference(name: str, family_args: tuple = ()) -> MultistepResNet | TauResNet:
+    """The registered model on the meta device, built once (tauresnet1202_cifar takes two seconds): tiny models
+    read only its frozen configuration (net, scheme, tau) and a copy of its pretrained_cfg."""
+    return timm.create_model(name, device="meta", **dict(family_args))
+
+
+def _tiny_layers(net) -> tuple[int, ...]:
+    return (3, 2, 1) if len(net.layers) == 3 else (2, 2, 1, 1)
+
+
 def tiny_model(name: str, **kwargs) -> MultistepResNet | TauResNet:
     """The registered model with fewer blocks: same class, scheme (or tau) and skeleton, every block role still
     present (start-up steps, multistep steps inside a stage, transitions). Family options (lam, tau, ...) are passed
     to the registered entrypoint, the rest to the model class."""
     family_args = {k: v for k, v in kwargs.items() if k not in _MODEL_ARGS}
     model_args = {k: v for k, v in kwargs.items() if k in _MODEL_ARGS}
-    ref = timm.create_model(name, device="meta", **family_args)
-    layers = (3, 2, 1) if len(ref.net.layers) == 3 else (2, 2, 1, 1)
+    try:
+        ref = _reference(name, tuple(sorted(family_args.items())))
+    except TypeError:  # an unhashable option value (a list): built afresh
+        ref = timm.create_model(name, device="meta", **family_args)
+    layers = _tiny_layers(ref.net)
     model_args.setdefault("num_classes", 7)
     net = dataclasses.replace(ref.net, layers=layers)
     if isinstance(ref, TauResNet):
         model = TauResNet(net, tau=ref.tau_init, **model_args)
     else:
         model = MultistepResNet(net, ref.scheme, **model_args)
-    model.pretrained_cfg = ref.pretrained_cfg
+    model.pretrained_cfg = dict(ref.pretrained_cfg)
     return model
+
+
+def distinct_tiny(names: list[str]) -> list[str]:
+    """The first of ``names`` for each distinct tiny model. Registered depths that differ only in their blocks per
+    stage (zerosnet20/32/44/56/110_cifar) give one and the same tiny model, so a check on tiny models runs it once;
+    a different class, skeleton, block, scheme or tau (tau-ResNet's depends on the depth) is a model of its own."""
+    first = {}
+    for name in sorted(names, key=lambda n: int(re.search(r"\d+", n).group())):  # the shallowest names the group
+        ref = _reference(name)
+        tau = ref.tau_init if isinstance(ref, TauResNet) else None
+        scheme = None if isinstance(ref, TauResNet) else ref.scheme
+        key = (type(ref), dataclasses.replace(ref.net, layers=_tiny_layers(ref.net)), scheme, tau)
+        first.setdefault(key, name)
+    return [n for n in names if n in first.values()]
 
 
 def tiny_input(model: MultistepResNet, batch: int = 2, in_chans: int = 3) -> torch.Tensor:
