@@ -115,6 +115,10 @@ def test_validate_a_run_directory_matches_the_training_metrics(trained_run, tmp_
     assert set(out["results"]) == {"clean", "randn:0.1", "const:0.1"}
     assert out["model"] == "zerosnet20_cifar" and out["data_config"]["input_size"] == [3, 16, 16]
     assert out["weights"] == "final" and out["weights_file"] == str(trained_run / "model.safetensors")
+    assert (out["in_chans"], out["model_kwargs"]) == (3, {})
+    # the same weights in a model built with other family options: the results say which (they had no word of it)
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "--num-samples", "5", "--model-kwargs", "tau=0.5"]
+    assert validate(build_parser().parse_args(argv))["model_kwargs"] == {"tau": 0.5}
 
 
 def test_results_record_the_weights_actually_evaluated(trained_run, tmp_path):

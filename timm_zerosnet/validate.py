@@ -223,12 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None]:
     """The model to evaluate and the run.json it came from (None for a bare file or a pretrained model)."""
-    model, info, _ = _load_model(args)
+    model, info, _, _ = _load_model(args)
     return model, info
 
 
-def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path | None]:
-    """``load_model`` and the weights file it loaded (None: timm's pretrained weights)."""
+def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path | None, dict[str, Any]]:
+    """``load_model``, the weights file it loaded (None: timm's pretrained weights) and the family options the model
+    was built with (the run's, updated by --model-kwargs)."""
     info = None
     model_kwargs: dict[str, Any] = {}
     weights = None
@@ -284,7 +285,7 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
                 "trained with (a run's run.json holds them). "
                 f"{detail[:400]}{'...' if len(detail) > 400 else ''}"
             ) from None
-    return model, info, weights
+    return model, info, weights, model_kwargs
 
 
 def read_state_dict(
@@ -494,7 +495,7 @@ def validate(args: argparse.Namespace) -> dict:
             f"--mixed-precision fp16 needs a GPU: on {accelerator.device} accelerate would evaluate in float32 "
             "without a word; use bf16 (CPU autocast) or leave --mixed-precision out"
         )
-    model, info, weights = _load_model(args)
+    model, info, weights, model_kwargs = _load_model(args)
     _check_results_file(args.results_file, weights)
     in_chans = getattr(model, "in_chans", None) or (info or {}).get("in_chans") or 3
     check_stat_counts(args, in_chans)
@@ -575,6 +576,8 @@ def validate(args: argparse.Namespace) -> dict:
         "weights_file": str(weights) if weights is not None else None,
         "model": args.model or (info or {}).get("model") or unwrapped.pretrained_cfg.get("architecture"),
         "num_classes": unwrapped.num_classes,
+        "in_chans": in_chans,
+        "model_kwargs": model_kwargs,  # family options: with --model-kwargs lam=-2 the same weights are another model
         # what was evaluated: two evaluations on other data or in another precision differ here
         "dataset": {
             "name": dataset_name(data_args),
