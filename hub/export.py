@@ -658,6 +658,7 @@ def export(
             f"{info.weights_path}: run.json lists {len(info.label_names)} label names for {net.num_classes} classes."
         )
 
+    made = [d for d in (out.parent, *out.parent.parents) if not d.exists()]  # deepest first
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -708,6 +709,11 @@ def export(
         _replace_dir(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for d in made:  # the folders made for --out go too, while empty
+            try:
+                d.rmdir()
+            except OSError:
+                break
         raise
     log(f"exported {info.model}.{tag} from {info.weights_path} to {out}")
     return ExportResult(path=out, model=info.model, tag=tag, files=files, golden_exact=golden.exact)

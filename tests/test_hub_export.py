@@ -7,6 +7,7 @@ writes) and an isolated, offline Hugging Face cache.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
 import shutil
@@ -256,7 +257,6 @@ def test_card_cites_the_family_paper(tmp_path, family, arxiv, key):
 
 def test_exported_files_get_the_permissions_of_the_umask(exported):
     """timm's save_for_hf and the golden file go through safetensors, which creates files 0600."""
-    import os
     import stat
 
     mask = os.umask(0)
@@ -267,7 +267,6 @@ def test_exported_files_get_the_permissions_of_the_umask(exported):
 
 def test_exported_files_follow_a_group_writable_umask(run_dir, tmp_path):
     """Under umask 002 every file, the safetensors ones too, is 0664 (the ambient 022 cannot tell 0644 from it)."""
-    import os
     import stat
 
     old = os.umask(0o002)
@@ -934,7 +933,6 @@ def test_an_export_stopped_by_a_signal_leaves_nothing(run_dir, tmp_path, monkeyp
     """SIGTERM half-way (kill, a scheduler) or SIGHUP (the terminal closed) left the hidden temporary folder behind,
     as the default handlers end the process at once; Ctrl-C cleaned up but printed a traceback. All now remove it and
     say so in one line, with the shell's status for the signal."""
-    import os
     import signal
 
     from timm_zerosnet.hub import export as export_module
@@ -960,10 +958,24 @@ def test_an_export_stopped_by_a_signal_leaves_nothing(run_dir, tmp_path, monkeyp
         signal.signal(sig, outer)
 
 
+def test_a_failed_export_removes_the_folders_it_made_for_out(run_dir, tmp_path, monkeypatch):
+    """--out new/folder/model: a failure removed the temporary folder but left new/folder behind, empty."""
+    from timm_zerosnet.hub import export as export_module
+
+    def failing(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export_module, "write_golden", failing)
+    (tmp_path / "kept").mkdir()
+    for out in (tmp_path / "new" / "folder" / "model", tmp_path / "kept" / "new" / "model"):
+        with pytest.raises(OSError, match="No space left"):
+            export_module.export(run_dir, out)
+    assert sorted(os.listdir(tmp_path)) == ["kept", "runs"] and os.listdir(tmp_path / "kept") == []
+
+
 def test_a_signal_ignored_by_the_caller_stays_ignored(run_dir, tmp_path, monkeypatch):
     """`nohup zerosnet-hub push ...` ignores SIGHUP so that the push outlives the terminal: main() must not stop on
     it, and leaves the disposition as it found it."""
-    import os
     import signal
 
     from timm_zerosnet.hub import export as export_module
