@@ -24,12 +24,12 @@ import contextlib
 import re
 import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from timm_zerosnet.run_layout import WEIGHT_FILES
+from timm_zerosnet.stop_signals import stopping_like_ctrl_c
 from timm_zerosnet.train import _KeyValueAction
 
 from . import HubError
@@ -219,10 +219,6 @@ def _run(args: argparse.Namespace) -> None:
             )
 
 
-# SIGTERM (``kill``, a scheduler) and SIGHUP (the terminal or ssh session closed) where the platform has it
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
 class _Stopped(KeyboardInterrupt):
     """SIGTERM or SIGHUP stops a command as Ctrl-C does: the export's temporary folder is removed on the way out, as
     for any other failure, instead of being left behind by the default handler."""
@@ -246,16 +242,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("export: --manifest is the manifest --stage writes; add --stage, or leave --manifest out.")
     if args.command == "export" and args.stage and args.repo_id is None:
         parser.error("export --stage: add --repo-id ORG/NAME, the Hub repo the staged release will be pushed to.")
-    main_thread = threading.current_thread() is threading.main_thread()
-    # a signal ignored on purpose (`nohup` ignores SIGHUP) stays ignored
-    ours = [signum for signum in _STOP_SIGNALS if main_thread and signal.getsignal(signum) is not signal.SIG_IGN]
-    previous = {signum: signal.signal(signum, _stop) for signum in ours}
     try:
         if args.command == "export" and args.stage:  # before the export, not after it
             from .manifest import check_writable
 
             check_writable(args.manifest)
-        _run(args)
+        with stopping_like_ctrl_c(_stop):
+            _run(args)
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", signal.SIGINT)
         with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) takes stderr with it
@@ -267,9 +260,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ReleaseError, OSError) as e:  # OSError: a file or folder that cannot be read or written, named by it
         print(f"zerosnet-hub {args.command}: error: {e}", file=sys.stderr)
         return 1
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
     return 0
 
 

@@ -36,7 +36,6 @@ import re
 import shutil
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -79,6 +78,7 @@ from .run_layout import (
     resolve_weights,
     run_architecture,
 )
+from .stop_signals import stopping_like_ctrl_c
 
 __all__ = [
     "EXIT_NON_FINITE",
@@ -146,10 +146,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, message: str = "interrupted", signum: int = signal.SIGINT):
         super().__init__(message)
         self.signum = int(signum)
-
-
-# SIGTERM (``kill``, a scheduler's preemption) and SIGHUP (the terminal or ssh session closed) where the platform has it
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def _raise_on_stop_signal(signum: int, frame: Any) -> None:
@@ -2576,14 +2572,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # RANK (set by accelerate launch / torchrun), not PartialState: the Accelerator must be the first to build it
         if os.environ.get("RANK", "0") == "0":
             print(note, flush=True)
-    # SIGTERM and SIGHUP stop the run like Ctrl-C (run.json records it); the handlers are the entry point's, restored
-    # on return. A signal ignored on purpose (`nohup` ignores SIGHUP) stays ignored (torchrun's agent, behind a launch
-    # of several processes, hands its workers SIGHUP by its own handler: README).
-    main_thread = threading.current_thread() is threading.main_thread()
-    ours = [signum for signum in _STOP_SIGNALS if main_thread and signal.getsignal(signum) is not signal.SIG_IGN]
-    previous = {signum: signal.signal(signum, _raise_on_stop_signal) for signum in ours}
     try:
-        train(args)
+        # SIGTERM and SIGHUP stop the run like Ctrl-C (run.json records it); the handlers are the entry point's,
+        # restored on return. Under `nohup`, SIGHUP stays ignored (torchrun's agent, behind a launch of several
+        # processes, hands its workers SIGHUP by its own handler: README).
+        with stopping_like_ctrl_c(_raise_on_stop_signal):
+            train(args)
     except NonFiniteLossError as e:
         if PartialState().is_main_process:
             print(f"zerosnet-train: error: {e}", file=sys.stderr)  # the prefix of every other error it reports
@@ -2596,9 +2590,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(OSError):
                 print(f"zerosnet-train: {str(e) or 'interrupted'}", file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)  # the shell's status for a process stopped by the signal
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
     return 0
 
 
