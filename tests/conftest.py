@@ -114,11 +114,12 @@ def tiny_model(name: str, **kwargs) -> MultistepResNet | TauResNet:
 
 
 def distinct_tiny(names: list[str]) -> list[str]:
-    """The first of ``names`` for each distinct tiny model. Registered depths that differ only in their blocks per
-    stage (zerosnet20/32/44/56/110_cifar) give one and the same tiny model, so a check on tiny models runs it once;
-    a different class, skeleton, block, scheme or tau (tau-ResNet's depends on the depth) is a model of its own."""
+    """One of ``names``, the shallowest, for each distinct tiny model. Registered depths that differ only in their
+    blocks per stage (zerosnet20/32/44/56/110_cifar) give one and the same tiny model, so a check on tiny models runs
+    it once; a different class, skeleton, block, scheme or tau (tau-ResNet's depends on the depth) is a model of its
+    own."""
     first = {}
-    for name in sorted(names, key=lambda n: int(re.search(r"\d+", n).group())):  # the shallowest names the group
+    for name in sorted(names, key=lambda n: int(re.search(r"\d+", n).group())):
         ref = _reference(name)
         tau = ref.tau_init if isinstance(ref, TauResNet) else None
         scheme = None if isinstance(ref, TauResNet) else ref.scheme
