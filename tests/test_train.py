@@ -1088,6 +1088,39 @@ def test_an_export_folder_as_pretrained_path_is_refused_naming_its_local_dir_sou
             train_mod.create_model_from_args(args, num_classes=10)
 
 
+def test_a_run_from_a_published_model_records_the_model_arguments_it_was_built_with(tmp_path):
+    """Fine-tuning local-dir: / hf-hub: weights builds the model with the lambda of their config.json's model_args,
+    and run.json recorded none: validate, zerosnet-hub export and --pretrained-path then built the run's weights
+    into a model with the default lambda (a different model, whose outputs the export's golden file then recorded)."""
+    from timm.models import save_for_hf
+
+    from timm_zerosnet.validate import build_parser as validate_parser
+    from timm_zerosnet.validate import validate
+
+    save_for_hf(
+        timm.create_model(MODEL, num_classes=10, lam=-1.5),
+        tmp_path / "export",
+        model_args={"lam": -1.5},
+        safe_serialization=True,
+    )
+    argv = tiny_argv(tmp_path / "out", "ft", "--pretrained")
+    argv[argv.index(MODEL)] = f"local-dir:{tmp_path / 'export'}"
+    out = train(parse_args(argv))
+    run_dir = tmp_path / "out" / "ft"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["model_kwargs"] == {"lam": -1.5}
+    reset_accelerate()
+    # the run's own evaluation, read back from run.json alone: the same model, the same numbers
+    result = validate(validate_parser().parse_args(["--checkpoint", str(run_dir), "--workers", "0"]))
+    logged = json.loads((run_dir / "metrics.json").read_text())[-1]
+    assert result["results"]["clean"]["loss"] == pytest.approx(logged["val_loss"], rel=1e-5), out
+    # --model-kwargs goes over the published ones
+    reset_accelerate()
+    train(parse_args([*argv[:-2], "ft2", "--pretrained", "--model-kwargs", "tau=0.5"]))
+    info = json.loads((tmp_path / "out" / "ft2" / "run.json").read_text())
+    assert info["model_kwargs"] == {"lam": -1.5, "tau": 0.5}
+
+
 @pytest.mark.parametrize("extra", ["--gp bad", "--train-crop-mode rrcd", "--remode foo", "--mixup-mode foo"])
 def test_unknown_choices_are_refused_by_the_parser(extra, capsys):
     with pytest.raises(SystemExit):

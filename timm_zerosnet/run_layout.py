@@ -22,6 +22,7 @@ __all__ = [
     "architecture_name",
     "check_output_file",
     "is_export_folder",
+    "published_config",
     "file_in_the_way",
     "read_run_info",
     "run_info_problem",
@@ -211,6 +212,28 @@ def run_info_problem(info: dict[str, Any]) -> str | None:
 def is_export_folder(folder: Path) -> bool:
     """Whether ``folder`` is a folder written by ``zerosnet-hub export`` (its EXPORT_RECORDS are there)."""
     return all((folder / name).is_file() for name in EXPORT_RECORDS)
+
+
+def published_config(model: Any) -> dict[str, Any] | None:
+    """The config.json of the published model that ``model`` was built from (``local-dir:`` or ``hf-hub:``, timm's
+    cached copy), found through its pretrained cfg; None for any other model, or where there is none to read. It
+    holds what timm's pretrained cfg has no field for: ``model_args`` (passed on to the model by timm's loader) and
+    ``input_img_mode``."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    try:
+        if cfg.get("source") == "local-dir":
+            path = Path(cfg["file"]) / "config.json"
+        elif cfg.get("source") == "hf-hub":
+            from huggingface_hub import hf_hub_download
+
+            repo_id, _, revision = str(cfg["hf_hub_id"]).partition("@")
+            path = Path(hf_hub_download(repo_id, "config.json", revision=revision or None))
+        else:
+            return None
+        config = json.loads(path.read_text())
+    except (OSError, ValueError, KeyError, TypeError):  # no config.json to read: timm built the model without one
+        return None
+    return config if isinstance(config, dict) else None
 
 
 class ExportFolderError(ValueError):

@@ -74,6 +74,7 @@ from .run_layout import (
     WEIGHT_FILES,
     architecture_name,
     file_in_the_way,
+    published_config,
     read_run_info,
     resolve_weights,
     run_architecture,
@@ -1060,6 +1061,16 @@ def _create_model(args: argparse.Namespace, overlay: dict | None, num_classes: i
         drop_rate=args.drop,
         drop_path_rate=args.drop_path,
     )
+
+
+def built_model_kwargs(model_kwargs: dict | None, model: nn.Module) -> dict[str, Any]:
+    """The family options ``model`` was built with: --model-kwargs over those of the published model it came from
+    (``local-dir:`` / ``hf-hub:``: config.json's ``model_args``, which timm's loader passes on). What run.json records,
+    so that the tools that build a run's model from it (validate, zerosnet-hub export, --pretrained-path) build this
+    one: a lambda is no tensor, and the weights load as well into a model with another."""
+    source = (published_config(model) or {}).get("model_args")
+    source = {k: v for k, v in source.items() if k not in _MODEL_OPTION_FLAGS} if isinstance(source, dict) else {}
+    return {**source, **(model_kwargs or {})}
 
 
 # the timm.create_model arguments that the entry points set from an option of their own
@@ -2364,7 +2375,7 @@ class Trainer:
             "status": status,
             "error": error,
             "model": args.model,
-            "model_kwargs": _jsonable(args.model_kwargs or {}),
+            "model_kwargs": _jsonable(built_model_kwargs(args.model_kwargs, self.unwrapped_model)),
             "num_classes": self.num_classes,
             "in_chans": self.in_chans,
             "global_pool": args.gp,

@@ -39,7 +39,7 @@ from torchvision import transforms
 
 from .data import TransformDataset, create_datasets, dataset_name, holds_split_folders
 from .release import _first_line
-from .run_layout import WEIGHT_FILES, check_output_file, run_architecture, weights_kind
+from .run_layout import WEIGHT_FILES, check_output_file, published_config, run_architecture, weights_kind
 from .train import (
     INTERPOLATIONS,
     USAGE_ERRORS,
@@ -361,20 +361,7 @@ def _weights_choice(args: argparse.Namespace, weights: Path | None, info: dict |
 def _published_image_mode(model: nn.Module) -> str | None:
     """The image mode an export's config.json records (``input_img_mode``, a run's --input-img-mode such as YCbCr)
     for a model loaded from ``local-dir:`` or ``hf-hub:`` (timm's pretrained cfg has no such field); else None."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    try:
-        if cfg.get("source") == "local-dir":
-            path = Path(cfg["file"]) / "config.json"
-        elif cfg.get("source") == "hf-hub":
-            from huggingface_hub import hf_hub_download
-
-            repo_id, _, revision = str(cfg["hf_hub_id"]).partition("@")
-            path = Path(hf_hub_download(repo_id, "config.json", revision=revision or None))  # timm's cached copy
-        else:
-            return None
-        mode = json.loads(path.read_text()).get("input_img_mode")
-    except (OSError, ValueError, KeyError, TypeError):  # no config.json to read: timm built the model without one
-        return None
+    mode = (published_config(model) or {}).get("input_img_mode")
     return mode if isinstance(mode, str) else None
 
 
