@@ -1114,6 +1114,17 @@ def test_a_run_from_a_published_model_records_the_model_arguments_it_was_built_w
     result = validate(validate_parser().parse_args(["--checkpoint", str(run_dir), "--workers", "0"]))
     logged = json.loads((run_dir / "metrics.json").read_text())[-1]
     assert result["results"]["clean"]["loss"] == pytest.approx(logged["val_loss"], rel=1e-5), out
+    reset_accelerate()  # and validate's results say which lambda a published model was evaluated with
+    argv_published = [
+        "--model",
+        f"local-dir:{tmp_path / 'export'}",
+        "--pretrained",
+        "--workers",
+        "0",
+        "--num-samples",
+        "2",
+    ]
+    assert validate(validate_parser().parse_args(argv_published))["model_kwargs"] == {"lam": -1.5}
     # --model-kwargs goes over the published ones
     reset_accelerate()
     train(parse_args([*argv[:-2], "ft2", "--pretrained", "--model-kwargs", "tau=0.5"]))

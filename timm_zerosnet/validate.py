@@ -46,6 +46,7 @@ from .train import (
     DefaultsHelpFormatter,
     _atomic_write_text,
     _KeyValueAction,
+    built_model_kwargs,
     check_compile_backend,
     check_minimums,
     check_ranges,
@@ -564,7 +565,8 @@ def validate(args: argparse.Namespace) -> dict:
         "model": args.model or (info or {}).get("model") or unwrapped.pretrained_cfg.get("architecture"),
         "num_classes": unwrapped.num_classes,
         "in_chans": in_chans,
-        "model_kwargs": model_kwargs,  # family options: with --model-kwargs lam=-2 the same weights are another model
+        # family options: with --model-kwargs lam=-2 (or a published model's own) the same weights are another model
+        "model_kwargs": built_model_kwargs(model_kwargs, unwrapped),
         # what was evaluated: two evaluations on other data or in another precision differ here
         "dataset": {
             "name": dataset_name(data_args),
