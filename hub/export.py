@@ -605,6 +605,12 @@ def export(
     from timm.models import save_for_hf
 
     out = Path(out).expanduser().absolute()
+    if out.is_symlink():  # replacing it would put a new folder in the link's place and leave its target as it was
+        target = out.resolve()
+        raise HubError(
+            f"--out {out} is a symbolic link to {target}; export writes a folder, not through a link: pass the target "
+            f"folder itself (--out {target})."
+        )
     blocker = file_in_the_way(out.parent)
     if blocker is not None:
         raise HubError(
@@ -630,7 +636,8 @@ def export(
     recorded = dataset_info(info.dataset) if info.dataset != "folder" else None
     given = dataset_info(dataset)
     if given is not None and recorded is not None and given.key != recorded.key:
-        if recorded.hub_id is None and given.hub_id is not None:  # torch/mnist and the Hub's copy of it
+        # torch/mnist and the Hub's copy of it; a dataset this tool knows (one with a default tag) is another one
+        if recorded.hub_id is None and given.hub_id is not None and given.tag is None:
             log(f"note: the card links the data the run recorded as {info.dataset} to the Hub dataset {given.hub_id}")
         else:
             raise HubError(
@@ -816,6 +823,19 @@ def read_export(folder: str | Path, allow_links: bool = False) -> ExportedFolder
                 f"{path}: sha256 {files[path.name]['sha256']} differs from the one recorded at export "
                 f"({release[key]}); the file changed after export: export again."
             )
+    golden = release.get("golden")
+    recorded_golden = golden.get("sha256") if isinstance(golden, Mapping) else None
+    if recorded_golden and GOLDEN_NAME in files and recorded_golden != files[GOLDEN_NAME]["sha256"]:
+        raise HubError(
+            f"{folder / GOLDEN_NAME}: sha256 {files[GOLDEN_NAME]['sha256']} differs from the one recorded at export "
+            f"({recorded_golden}); the golden file does not belong to these weights or was changed: export again."
+        )
+    model_args = config.get("model_args")
+    if model_args is not None and not isinstance(model_args, Mapping):
+        raise HubError(
+            f"{config_path}: model_args is {json.dumps(model_args)}, not an object of model arguments (name: value); "
+            f"correct it, or export again."
+        )
     return ExportedFolder(folder, config, release, architecture, tag, files)
 
 

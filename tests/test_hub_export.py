@@ -6,6 +6,7 @@ writes) and an isolated, offline Hugging Face cache.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -460,6 +461,33 @@ def test_a_failed_final_rename_with_overwrite_restores_the_earlier_export(run_di
     assert read_export(dest).tag == "c10"
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_out_that_is_a_symbolic_link_is_refused_naming_its_target(run_dir, tmp_path, capsys, overwrite):
+    """--overwrite through a link to an earlier export said it exported, but put a new folder in the link's place,
+    left the target holding the old export and a hidden .NAME.old-* link beside it. A link as --out is refused before
+    anything is written, naming its target to pass instead; a dangling link too."""
+    real = export(run_dir, tmp_path / "real").path
+    before = {p.name: p.read_bytes() for p in real.iterdir()}
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    listing = sorted(p.name for p in tmp_path.iterdir())
+    expected = f"--out {link} is a symbolic link to {real}; export writes a folder, not through a link: pass the target"
+    with pytest.raises(HubError, match=re.escape(expected) + rf" folder itself \(--out {re.escape(str(real))}\)\.$"):
+        export(run_dir, link, overwrite=overwrite, tag="again")
+    argv = ["export", str(run_dir), "--out", str(link), "--tag", "again"] + (["--overwrite"] if overwrite else [])
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err, err
+    assert link.is_symlink() and link.resolve() == real and sorted(p.name for p in tmp_path.iterdir()) == listing
+    assert {p.name: p.read_bytes() for p in real.iterdir()} == before
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "gone", target_is_directory=True)
+    with pytest.raises(HubError, match=rf"--out {re.escape(str(dangling))} is a symbolic link to .*gone; "):
+        export(run_dir, dangling, overwrite=overwrite)
+    assert dangling.is_symlink() and not (tmp_path / "gone").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*listing, "dangling"])
+
+
 # ----- clear errors -----
 
 
@@ -868,6 +896,28 @@ def test_a_dataset_that_contradicts_the_run_is_refused(run_dir, tmp_path):
     assert json.loads((out / "release.json").read_text())["tag"] == "c10"
 
 
+def test_a_known_dataset_is_never_the_hub_copy_of_a_runs_data_without_a_hub_id(tmp_path, capsys):
+    """A digits run (data with no Hub id) given --dataset cifar10 exported with a note, and its card said "trained on
+    CIFAR-10" (tag c10, datasets uoft-cs/cifar10) over the digits metrics. Only a Hub copy of the run's own data may be
+    named so; a dataset the tool knows as another is refused, like a cifar100 run given --dataset cifar10."""
+    run = make_run(tmp_path / "digits", dataset=dict(name="digits", val_split="validation"))
+    for given in ("cifar10", "uoft-cs/cifar10", "torch/cifar100", "imagenet"):
+        with pytest.raises(HubError, match=rf"^--dataset {re.escape(given)}: the run was trained and evaluated on "):
+            export(run, tmp_path / "wrong", dataset=given)
+    assert main(["export", str(run), "--out", str(tmp_path / "wrong"), "--dataset", "cifar10"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the run was trained and evaluated on digits (its run.json)" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits"]
+    logs: list[str] = []
+    out = export(run, tmp_path / "linked", dataset="myorg/digits", log=logs.append).path  # a Hub copy of digits
+    release = json.loads((out / "release.json").read_text())
+    assert release["tag"] == "digits" and release["dataset"] == "myorg/digits"
+    assert "note: the card links the data the run recorded as digits to the Hub dataset myorg/digits" in logs
+    mnist = make_run(tmp_path / "mnist", dataset=dict(name="torch/mnist", val_split="test"))
+    with pytest.raises(HubError, match=r"^--dataset uoft-cs/cifar10: the run was trained and evaluated on torch/mn"):
+        export(mnist, tmp_path / "wrong", tag="mnist", dataset="uoft-cs/cifar10")
+
+
 def test_cli_refuses_empty_values_a_bad_license_or_branch_and_a_stage_it_cannot_do(run_dir, tmp_path, capsys):
     """Empty --tag / --dataset / --license / --repo-id / --commit-message fell back to defaults without a word, a
     license that is no identifier went into the card, a branch such as 'a b..c' reached the Hub only after the
@@ -916,8 +966,6 @@ def test_cli_refuses_empty_values_a_bad_license_or_branch_and_a_stage_it_cannot_
 )
 def test_verify_names_a_config_that_does_not_build(exported, capsys, change, message):
     """A config.json edited into values of the wrong type gave ValueError / TypeError tracebacks."""
-    import hashlib
-
     config = json.loads((exported / "config.json").read_text())
     (exported / "config.json").write_text(json.dumps({**config, **change}))
     release = json.loads((exported / "release.json").read_text())  # as if edited before export: recorded
@@ -1288,6 +1336,45 @@ def test_a_release_json_that_is_not_an_object_is_not_an_exports(exported, capsys
     assert main(["verify", str(exported)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected in err and "Traceback" not in err
+
+
+def test_a_golden_file_of_another_export_is_refused_by_its_recorded_sha256(exported, tmp_path, capsys):
+    """golden.safetensors copied from a 1-channel export made verify (and stage) fail with a conv's RuntimeError
+    traceback: release.json records the golden file's sha256, and reading the export now checks it."""
+    weights = tmp_path / "gray.safetensors"
+    safetensors.torch.save_file(timm.create_model(MODEL, num_classes=10, in_chans=1).state_dict(), str(weights))
+    gray = export(weights, tmp_path / "gray", model=MODEL, tag="gray").path
+    shutil.copy(gray / "golden.safetensors", exported / "golden.safetensors")
+    found = hashlib.sha256((gray / "golden.safetensors").read_bytes()).hexdigest()
+    expected = f"{exported / 'golden.safetensors'}: sha256 {found} differs from the one recorded at export"
+    reason = "the golden file does not belong to these weights or was changed: export again."
+    for check in (read_export, verify_export):
+        with pytest.raises(HubError, match=re.escape(expected) + r" \([0-9a-f]{64}\); " + re.escape(reason)):
+            check(exported)
+    manifest = tmp_path / "releases.json"
+    for argv in (["verify", str(exported)], ["stage", str(exported), "--manifest", str(manifest)]):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err and reason in err and "Traceback" not in err, err
+    assert not manifest.exists()
+
+
+@pytest.mark.parametrize("model_args", [[1], "lam=-1.5", 3])
+def test_a_config_whose_model_args_are_no_object_is_one_error(exported, capsys, model_args):
+    """A folder without release.json whose config.json has model_args [1] gave "TypeError: cannot convert dictionary
+    update sequence element" from verify; reading the export names the field."""
+    (exported / "release.json").unlink()
+    config = json.loads((exported / "config.json").read_text())
+    (exported / "config.json").write_text(json.dumps(dict(config, model_args=model_args)))
+    expected = (
+        f"{exported / 'config.json'}: model_args is {json.dumps(model_args)}, not an object of model arguments "
+        f"(name: value); correct it, or export again."
+    )
+    with pytest.raises(HubError, match=re.escape(expected)):
+        verify_export(exported)
+    assert main(["verify", str(exported)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err and "Traceback" not in err, err
 
 
 def test_the_model_kwargs_of_weights_without_a_run_json_are_given_or_warned_and_an_export_is_no_source(tmp_path):
