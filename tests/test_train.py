@@ -146,6 +146,18 @@ def test_model_kwargs_values_are_literals():
         parse_args(["--model-kwargs", "novalue"])
 
 
+def test_an_empty_model_kwargs_value_is_refused_and_null_means_the_default(capsys):
+    """lam= (an empty shell variable) became None, the model's default lambda, without a word."""
+    for option in ("--model-kwargs", "--opt-kwargs"):
+        with pytest.raises(SystemExit):
+            parse_args([option, "lam= "])
+        assert (
+            f"{option} lam= : no value after '='; give one (lam=...), lam=null for the default"
+            in capsys.readouterr().err
+        )
+    assert parse_args(["--model-kwargs", "lam=null"]).model_kwargs == {"lam": None}
+
+
 def test_packaged_recipes_resolve_by_name_and_parse():
     names = list_recipes()
     required = "digits_demo zerosnet_cifar10 zerosnet_cifar100 zerosnet_imagenet18 zerosnet_imagenet34"

@@ -185,6 +185,11 @@ class _KeyValueAction(argparse.Action):
             if key in given:  # the last one won without a word
                 parser.error(f"{option_string} gives {key} twice ({given[key]!r} and {item!r}); give it once")
             given[key] = item
+            if not value.strip():  # an empty shell variable (lam=$LAM): None, the model's default, without a word
+                parser.error(
+                    f"{option_string} {item}: no value after '='; give one ({key}=...), {key}=null for the default, "
+                    f"or leave {key} out"
+                )
             merged[key] = _literal(value)
         setattr(namespace, self.dest, merged)
 
