@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from fractions import Fraction as Q
 from types import SimpleNamespace
 
@@ -319,7 +320,7 @@ def test_consistency_order_reaches_the_highest_order_a_scheme_has():
 
 def test_float_triple_root_at_one_keeps_its_principal_root():
     """At lambda = 1/3 in floats the triple root 1 splits by about 1e-5 (the cube root of machine precision):
-    the root nearest 1 is still taken as the principal one (the test allows sqrt(tol)), and the verdict holds."""
+    the root nearest 1 is still taken as the principal one, and the verdict holds."""
     report = analyze_scheme(*zeros_scheme(1 / 3))
     assert report.principal_root is not None and abs(report.principal_root - 1) < 1e-4
     assert len(report.spurious_roots) == 2 and not report.zero_stable
@@ -569,9 +570,9 @@ def test_tolerance_zero_still_finds_an_exact_double_root_on_the_circle():
 
 
 def test_float_double_root_on_the_circle_is_found_within_sqrt_tol():
-    """is_zero_stable: with float coefficients, roots on the circle closer than sqrt(tol) count as one double root.
-    Floating point splits the double root -1 of (z - 1)(z + 1)^2 radially by about sqrt(eps); with a tol just above
-    that offset both copies are on the circle, and they are much closer than sqrt(tol) (though not closer than tol)."""
+    """is_zero_stable: with float coefficients, the copies of a split double root on the circle count as one double
+    root. Floating point splits the double root -1 of (z - 1)(z + 1)^2 radially by about sqrt(eps); with a tol just
+    above that offset both copies are within tol of the circle, and they are still one repeated root."""
     a = (-1.0, 1.0, 1.0)
     roots = np.roots([1.0, *(-c for c in a)])
     offset = float(np.max(np.abs(np.abs(roots) - 1)))
@@ -651,7 +652,7 @@ def test_float_zerosnet_at_tolerance_zero_follows_the_exact_region(lam):
 def test_float_double_root_on_the_circle_is_repeated_not_outside(roots, names, tol):
     """Floating point splits a double root on the unit circle into two roots about sqrt(eps) apart, one just outside
     (|z| = 1 + 5e-9 for the -1 of (z - 1)(z + 1)^2): the verdict said "outside the unit circle" instead of naming the
-    repeated root. Roots closer than sqrt(max(tol, rounding)) are now one root at their mean."""
+    repeated root. Copies of one multiple root (coefficients within rounding of it) are now one root."""
     a = tuple(-float(c) for c in np.real(np.poly(roots))[1:])
     report = analyze_scheme(a, tol=tol)
     assert not report.zero_stable and not is_zero_stable(a, tol=tol)
@@ -716,3 +717,83 @@ def test_float_bounds_build_the_decimal_grid():
     assert scan.values == (0.9, 1.0, 1.1, 1.2, 1.3)
     assert scan.zero_stable == (True, True, False, False, False)
     assert scan.mismatches == () and scan.intervals == ((0.9, 1.0),)
+
+
+# --------------------------------------------------------------------------------------------- audit: tol, str, range
+
+MONOTONE_TOLS = (0.0, 1e-12, 1e-9, 1e-6, 1e-3, 0.1, 0.5, 0.9, 0.99)
+MONOTONE_SCHEMES = {
+    **{f"lm-k={k}": lm_scheme(k).a for k in (Q(-3, 2), Q(-1), Q(-1, 2), Q(-1, 20), Q(0), Q(1, 2), Q(1), Q(6, 5))},
+    **{f"lm-k={k!r}": lm_scheme(k).a for k in (-1.5, -1.0, -0.5, -0.05, 0.5, 1.0, 1.2)},
+    **{f"zeros-lam={lam}": zeros_scheme(Q(lam)).a for lam in (*SPURIOUS_TABLE, "-9/5", "-1/3", "1/5", "1/3")},
+    **{
+        f"zeros-lam={lam}-float": zeros_scheme(float(Q(lam))).a
+        for lam in (*SPURIOUS_TABLE, "-9/5", "-1/3", "1/5", "1/3")
+    },
+    "ones": given_scheme(1, 1, 1, 1).a,
+    "(z-1)(z+1)^2": (-1.0, 1.0, 1.0),
+    "roots-1e-3-apart": tuple(-float(c) for c in np.real(np.poly([1.0, 1 - 1e-3, -0.5]))[1:]),
+}
+
+
+@pytest.mark.parametrize("a", MONOTONE_SCHEMES.values(), ids=MONOTONE_SCHEMES.keys())
+def test_a_larger_tolerance_never_makes_the_verdict_stricter(a):
+    """tol admits roots slightly outside the unit circle, so raising it can only turn "not zero stable" into "zero
+    stable". With float coefficients roots closer than sqrt(tol) were one root at their mean, so at tol = 0.99 the roots
+    1 and 0.5 of LM-ResNet k = -0.5 became a "repeated root" 0.75 on the circle, and every LM block of
+    lmresnet20_cifar read NOT zero stable; a tol wide enough to reach a double root inside the circle (ZeroSNet's
+    -1/3 at lambda = -9/5) did the same."""
+    verdicts = [is_zero_stable(a, tol=tol) for tol in MONOTONE_TOLS]
+    assert [analyze_scheme(a, tol=tol).zero_stable for tol in MONOTONE_TOLS] == verdicts
+    assert verdicts == sorted(verdicts), dict(zip(MONOTONE_TOLS, verdicts))
+
+
+def test_a_larger_tolerance_keeps_lm_resnet_and_optimal_zerosnet_zero_stable():
+    assert is_zero_stable((1.5, -0.5), tol=0.5) and is_zero_stable((1.5, -0.5), tol=0.1)  # LM-ResNet k = -0.5
+    report = analyze_scheme((1.5, -0.5), tol=0.99)
+    assert report.zero_stable and report.reason == "all roots in the closed unit disc, those on the unit circle simple"
+    assert analyze_scheme(*zeros_scheme(Q(-9, 5)), tol=0.99).zero_stable  # double root -1/3: inside, not on circle
+    assert model_scheme_report(FakeMultistepNet(), tol=0.99).unstable_blocks == ()
+    # repeated roots on the circle stay unstable at every tolerance, exact or float
+    for a in ((Q(-1), Q(1), Q(1)), (-1.0, 1.0, 1.0), lm_scheme(-1.0).a, zeros_scheme(1 / 3).a):
+        for tol in MONOTONE_TOLS:
+            report = analyze_scheme(a, tol=tol)
+            assert not report.zero_stable and report.reason.startswith("repeated root"), (a, tol, report.reason)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: analyze_scheme("21"), "a must be a sequence of coefficients, got '21'"),
+        (lambda: analyze_scheme(b"\x01"), "a must be a sequence of coefficients, got b'\\x01'"),
+        (lambda: analyze_scheme(bytearray(b"\x01")), "a must be a sequence of coefficients, got bytearray"),
+        (lambda: characteristic_polynomial("11"), "a must be a sequence of coefficients, got '11'"),
+        (lambda: is_zero_stable("11"), "a must be a sequence of coefficients, got '11'"),
+        (lambda: analyze_scheme((1,), "1"), "b must be a sequence of coefficients, got '1'"),
+        (lambda: consistency_order((1,), "1"), "b must be a sequence of coefficients, got '1'"),
+    ],
+    ids=["str", "bytes", "bytearray", "characteristic_polynomial", "is_zero_stable", "b-str", "consistency_order"],
+)
+def test_a_string_is_not_a_sequence_of_coefficients(call, message):
+    """A str or bytes is a Sequence, so '21' was read as the coefficients (2.0, 1.0) and b'\\x01' as (1.0,)."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call()
+
+
+@pytest.mark.parametrize("a", [(1e308, -1e308, 1e308), (Q(10**308), -Q(10**308), Q(10**308)), zeros_scheme(1e-100).a])
+def test_coefficients_whose_roots_floating_point_cannot_find_are_refused(a):
+    """rho = z^3 - 1e308 (z^2 - z + 1) has the roots 0.5 +- 0.866j next to 1e308 (the CLI's --coefficients 1e308 -1e308
+    1e308 1); numpy's companion matrix lost them, and the CLI printed "roots: 1 (principal), 1e+308, 0". A computed
+    root that leaves |rho(z)| far above rounding is now refused with what to do."""
+    message = r"the roots of rho cannot be computed accurately in floating point: .* give coefficients of less extreme"
+    with pytest.raises(ValueError, match=message):
+        analyze_scheme(a)
+    with pytest.raises(ValueError, match=message):
+        is_zero_stable(a, tol=0.5)
+
+
+def test_extreme_coefficients_whose_roots_floating_point_finds_still_work():
+    assert analyze_scheme(*lm_scheme(1e308)).roots == (1, -1e308)  # rho = (z - 1)(z + 1e308)
+    assert is_zero_stable((1e-300, 1.0, 1e-300))  # roots 1, -1 and -1e-300 (found as 0)
+    assert analyze_scheme(*zeros_scheme(Q(1, 10**300))).principal_root == 1  # exact: the root 1 divided out first
+    assert analyze_scheme(*zeros_scheme(1e-38)).max_spurious_modulus == pytest.approx(7.5e37)

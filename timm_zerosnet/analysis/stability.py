@@ -64,12 +64,19 @@ __all__ = [
 
 Number = int | float | Fraction
 
-#: Roots with ``| |z| - 1 | <= tol`` count as on the unit circle, ``|z| > 1 + tol`` as outside it (the bound is never
-#: below rounding level: tol = 0 means exactly, up to floating-point rounding).
+#: A root with ``|z| > 1 + tol`` is outside the unit circle; a simple root with ``|z| <= 1 + tol`` passes (the bound is
+#: never below rounding level: tol = 0 means exactly, up to floating-point rounding).
 DEFAULT_TOL = 1e-9
 #: Rounding level of a computed root relative to ``max(1, |z|)``: numpy's roots of the simple roots of the schemes
 #: here lie within a few machine eps of the exact ones (at most about 20 eps on random schemes of degree up to 13).
 _ROUNDING = 64 * sys.float_info.epsilon
+#: Computed roots of float coefficients are copies of one multiple root when the coefficients lie within this relative
+#: distance of a polynomial with that multiple root (4096 eps: split copies of multiple roots of random schemes stay
+#: below 10 eps, two roots 3e-5 apart are at 1e5 eps). Independent of tol, so a larger tol never merges more roots.
+_MULTIPLE = 2.0**-40
+#: Largest relative residual ``|rho(z)|`` of a computed root (against its coefficients' magnitudes): numpy's roots stay
+#: below a few hundred eps unless the coefficients span hundreds of orders of magnitude, where they are simply wrong.
+_RESIDUAL = 2.0**-26
 #: Relative tolerance of the consistency conditions when the coefficients are floats (exact otherwise).
 DEFAULT_ORDER_TOL = 1e-9
 
@@ -175,7 +182,7 @@ def polynomial_roots(a: Sequence[Number]) -> np.ndarray:
     into square-free factors by exact gcds, so a multiple root (the triple root 1 of ZeroSNet at lambda = 1/3,
     the double root -1/3 at lambda = -9/5) comes out as one accurate value repeated, and a root at 1 is exactly 1.
     """
-    return _roots_and_groups(a, DEFAULT_TOL)[0]
+    return _roots_and_groups(a)[0]
 
 
 def root_moduli(a: Sequence[Number]) -> np.ndarray:
@@ -219,22 +226,25 @@ def is_zero_stable(a: Sequence[Number], tol: float = DEFAULT_TOL) -> bool:
 
     Args:
         a: State coefficients ``(a_0, ..., a_{k-1})``.
-        tol: A root with ``|z| > 1 + tol`` is outside the unit circle, one with ``| |z| - 1 | <= tol`` is on it;
-            the bound is never below rounding level (64 machine eps times ``max(1, |z|)``), so ``tol = 0`` means
-            "exactly, up to floating-point rounding". Repeated roots are found exactly (gcd of rho and rho') when
-            every ``a_j`` is rational; with float coefficients roots closer than ``sqrt(tol)`` (and at least
-            ``sqrt(64 eps)``) count as one multiple root at their mean, because floating point splits a double
-            root by about sqrt(machine eps), so a double root on the circle is a repeated root, not two roots
-            just inside and just outside it.
+        tol: A root with ``|z| > 1 + tol`` is outside the unit circle, a simple root with ``|z| <= 1 + tol``
+            passes: tol admits roots slightly outside, so a larger tol never makes the verdict stricter. The bound
+            is never below rounding level (64 machine eps times ``max(1, |z|)``), so ``tol = 0`` means "exactly, up
+            to floating-point rounding". A repeated root fails when it lies on the unit circle up to rounding (or
+            outside), whatever tol. Repeated roots are found exactly (gcd of rho and rho') when every ``a_j`` is
+            rational; with float coefficients, which floating point splits into copies about
+            ``eps^(1/multiplicity)`` apart, computed roots count as one multiple root when the coefficients lie
+            within 2^-40 (relative) of a polynomial with that multiple root, so a double root on the circle is a
+            repeated root, not two roots just inside and just outside it.
 
     Returns:
         Whether the scheme is zero stable.
 
     Raises:
-        ValueError: If ``a`` is empty or holds a non-finite value, or ``tol`` is not in [0, 1).
+        ValueError: If ``a`` is empty or holds a non-finite value, ``tol`` is not in [0, 1), or the coefficients span
+            so many orders of magnitude that floating-point root finding fails.
     """
     tol = _check_tol(tol)
-    return _root_condition(_roots_and_groups(a, tol)[1], tol)[0]
+    return _root_condition(_roots_and_groups(a)[1], tol)[0]
 
 
 def consistency_order(a: Sequence[Number], b: Sequence[Number], tol: float = DEFAULT_ORDER_TOL) -> int:
@@ -383,7 +393,7 @@ def analyze_scheme(
     if b_vals is not None:
         a_vals, b_vals = _pad(a_vals, b_vals)
     exact = all(isinstance(v, Fraction) for v in (*a_vals, *(b_vals or ())))
-    raw_roots, groups = _roots_and_groups(a_vals, tol)
+    raw_roots, groups = _roots_and_groups(a_vals)
     stable, reason = _root_condition(groups, tol)
     principal, spurious = split_roots(raw_roots)
     roots = ((principal,) if principal is not None else ()) + tuple(complex(z) for z in spurious)
@@ -711,7 +721,9 @@ def _check_tol(tol: Any, what: str = "tol") -> float:
 
 
 def _as_numbers(values: Any, what: str) -> list[Number]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray):
+    if isinstance(values, str | bytes | bytearray):  # a Sequence, but of characters, not coefficients
+        raise ValueError(f"{what} must be a sequence of coefficients, got {values!r}.")
+    if not isinstance(values, Sequence | np.ndarray):
         try:
             values = list(values)
         except TypeError:
@@ -739,23 +751,27 @@ def _rounding(z: complex) -> float:
     return _ROUNDING * max(1.0, abs(z))
 
 
-def _root_condition(groups: list[tuple[complex, tuple[complex, ...]]], tol: float) -> tuple[bool, str]:
-    """Groups: (root, its computed copies), as :func:`_roots_and_groups`. A group of several copies whose root lies on
-    the unit circle is a repeated root there, however its copies were split; every other computed root is judged
-    by its own modulus (the mean of two close roots, one of them outside, can lie inside)."""
+class _Root(NamedTuple):
+    """A distinct root of rho: its value, its computed copies (as many as its multiplicity) and how far from the
+    exact root the value may lie (rounding for a simple root; more for a multiple root of float coefficients)."""
 
-    def on_circle(z: complex) -> bool:
-        return abs(abs(z) - 1) <= max(tol, _rounding(z))
+    value: complex
+    copies: tuple[complex, ...]
+    margin: float
 
-    repeated = [z for z, copies in groups if len(copies) > 1 and on_circle(z)]
-    judged = [c for z, copies in groups if not (len(copies) > 1 and on_circle(z)) for c in copies]
-    outside = [z for z in judged if abs(z) > 1 + max(tol, _rounding(z))]
+
+def _root_condition(groups: list[_Root], tol: float) -> tuple[bool, str]:
+    """The verdict on the distinct roots of :func:`_roots_and_groups`. Only the test for a root outside the circle
+    depends on tol (and admits more as tol grows); a repeated root fails on the circle up to its margin, whatever tol,
+    so that a larger tol never turns a verdict from stable to unstable."""
+    outside = [g.value for g in groups if abs(g.value) > 1 + max(tol, g.margin)]
     if outside:
         worst = max(outside, key=abs)
         return False, f"root {_fmt(worst)} lies outside the unit circle (|z| = {_fmt_modulus(abs(worst))})"
+    repeated = [g.value for g in groups if len(g.copies) > 1 and abs(g.value) >= 1 - g.margin]
     if repeated:
         return False, f"repeated root {_fmt(repeated[0])} on the unit circle"
-    admitted = [abs(z) for z in judged if abs(z) > 1 + _rounding(z)]
+    admitted = [abs(g.value) for g in groups if abs(g.value) > 1 + g.margin]
     if admitted:  # admitted only by a tolerance looser than rounding: say so
         return True, (
             f"every root has |z| <= 1 + tol = {_fmt_modulus(1 + tol)}, those on the unit circle simple; the largest, "
@@ -764,33 +780,99 @@ def _root_condition(groups: list[tuple[complex, tuple[complex, ...]]], tol: floa
     return True, "all roots in the closed unit disc, those on the unit circle simple"
 
 
-def _roots_and_groups(a: Sequence[Number], tol: float) -> tuple[np.ndarray, list[tuple[complex, tuple[complex, ...]]]]:
-    """The roots of rho (as :func:`polynomial_roots`) and its distinct roots, each with its computed copies (as many
-    as its multiplicity): exact (gcds) for rational coefficients; for float ones the clusters of roots closer than
-    ``sqrt(max(tol, 64 eps))``, each at its mean (the mean of a split multiple root is accurate to rounding, its
-    copies only to about eps^(1/multiplicity))."""
+def _roots_and_groups(a: Sequence[Number]) -> tuple[np.ndarray, list[_Root]]:
+    """The roots of rho (as :func:`polynomial_roots`) and its distinct roots with their copies: exact (gcds) for
+    rational coefficients; for float ones the computed roots that are copies of one multiple root (see
+    :func:`_float_root_groups`). Neither depends on the tolerance of the root condition."""
     poly = characteristic_polynomial(a)
+    floats = [float(c) for c in poly]
     if all(isinstance(c, Fraction) for c in poly):
-        exact = _exact_root_groups(list(poly))
-        groups = [(z, (z,) * mult) for z, mult in exact]
-        return np.array([z for _, copies in groups for z in copies], dtype=complex), groups
-    roots = np.roots(np.array([float(c) for c in poly], dtype=float)).astype(complex)
-    radius = math.sqrt(max(tol, _ROUNDING))
-    cluster = list(range(len(roots)))  # union-find over the roots
+        groups = [_Root(z, (z,) * mult, _rounding(z)) for z, mult in _exact_root_groups(list(poly))]
+        roots = np.array([z for g in groups for z in g.copies], dtype=complex)
+        _check_roots(floats, roots)
+        return roots, groups
+    roots = np.roots(floats).astype(complex)
+    _check_roots(floats, roots)
+    return roots, _float_root_groups(floats, roots)
 
-    def find(i: int) -> int:
-        while cluster[i] != i:
-            i = cluster[i]
-        return i
 
-    for i in range(len(roots)):
-        for j in range(i + 1, len(roots)):
-            if abs(roots[i] - roots[j]) <= radius * max(1.0, abs(roots[i]), abs(roots[j])):
-                cluster[find(j)] = find(i)
-    members: dict[int, list[complex]] = {}
-    for i, z in enumerate(roots):
-        members.setdefault(find(i), []).append(complex(z))
-    return roots, [(complex(np.mean(zs)), tuple(zs)) for zs in members.values()]
+def _check_roots(poly: list[float], roots: np.ndarray) -> None:
+    """Refuse roots that numpy got wrong: with coefficients spanning hundreds of orders of magnitude (1e308 next to 1)
+    the companion matrix loses the small roots entirely, and the verdict would rest on made-up roots."""
+    residuals = [abs(value) / bound for value, bound in (_taylor(poly, complex(z), 0) for z in roots)]
+    worst = int(np.argmax(residuals))
+    if residuals[worst] <= _RESIDUAL:  # also False for NaN
+        return
+    sizes = [abs(c) for c in poly if c]
+    raise ValueError(
+        f"the roots of rho cannot be computed accurately in floating point: its coefficients range from "
+        f"{min(sizes):.3g} to {max(sizes):.3g} in magnitude, and the computed root {_fmt(roots[worst])} leaves "
+        f"|rho(z)| at {residuals[worst]:.2g} of their size instead of rounding level; give coefficients of less "
+        "extreme magnitudes."
+    )
+
+
+def _taylor(poly: list[float], z: complex, j: int) -> tuple[complex, float]:
+    """The Taylor coefficient ``t_j = rho^(j)(z) / j!`` of rho at ``z`` and the same sum over coefficient magnitudes,
+    both times ``s^j`` (``s = max(1, |z|)``) and divided by ``s^n`` and the largest coefficient, so that nothing
+    overflows. ``|t_j| / bound`` is about the relative change of the coefficients that makes ``t_j`` vanish; a
+    coefficient below eps times the largest counts as that size (a tiny constant term is noise next to it)."""
+    n = len(poly) - 1
+    s = max(1.0, abs(z))
+    u = z / s
+    top = max(abs(c) for c in poly)
+    value, bound = 0j, 0.0
+    for i, c in enumerate(poly[: n - j + 1]):  # the term c z^d with d = n - i, scaled by s^-n / top
+        weight = math.comb(n - i, j) * s**-i
+        value += c / top * weight * u ** (n - i - j)
+        bound += max(abs(c) / top, sys.float_info.epsilon) * weight * abs(u) ** (n - i - j)
+    return value, bound
+
+
+def _multiple_root(poly: list[float], copies: np.ndarray) -> _Root | None:
+    """The copies as one root of multiplicity ``m = len(copies)``, or ``None`` when they are distinct roots.
+
+    They are one root when the coefficients lie within :data:`_MULTIPLE` of a polynomial with an m-fold root at
+    their center: every Taylor coefficient t_0 .. t_(m-1) there vanishes to that precision. The center is the mean
+    of the copies after one Newton step on rho^(m-1) (the mean of a split multiple root is accurate, its copies only to
+    about eps^(1/m)); its margin is how far a perturbation of the coefficients by :data:`_MULTIPLE` moves it.
+    """
+    m = len(copies)
+    center = complex(np.mean(copies))
+    if m == 1:
+        return _Root(center, (center,), _rounding(center))
+    lead, below = _taylor(poly, center, m)[0], _taylor(poly, center, m - 1)[0]
+    if lead == 0:
+        return None
+    center -= max(1.0, abs(center)) * below / (m * lead)
+    if any(abs(t) > _MULTIPLE * bound for t, bound in (_taylor(poly, center, j) for j in range(m))):
+        return None
+    lead, (_, bound) = _taylor(poly, center, m)[0], _taylor(poly, center, m - 1)
+    if lead == 0:
+        return None
+    margin = _MULTIPLE * bound / (m * abs(lead)) * max(1.0, abs(center))
+    return _Root(center, tuple(complex(z) for z in copies), max(margin, _rounding(center)))
+
+
+def _float_root_groups(poly: list[float], roots: np.ndarray) -> list[_Root]:
+    """The distinct roots among the computed roots of float coefficients: each root with the most of its nearest
+    neighbours (within half its size) that :func:`_multiple_root` takes as copies of one multiple root."""
+    left = list(range(len(roots)))
+    groups = []
+    while left:
+        first = roots[left[0]]
+
+        def distance(j: int, first: complex = first) -> float:
+            return abs(roots[j] - first) / max(1.0, abs(first), abs(roots[j]))
+
+        near = sorted((j for j in left if distance(j) <= 0.5), key=distance)
+        for m in range(len(near), 0, -1):
+            group = _multiple_root(poly, roots[near[:m]])
+            if group is not None:
+                break
+        groups.append(group)
+        left = [j for j in left if j not in near[:m]]
+    return groups
 
 
 def _exact_root_groups(poly: list[Fraction]) -> list[tuple[complex, int]]:
