@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import runpy
+import subprocess
 import sys
 from importlib.metadata import entry_points
 
@@ -175,6 +177,45 @@ def test_a_plot_never_overwrites_a_file_that_is_not_a_plot_or_a_run_file(capsys,
         assert plot.read_bytes()[:8] == PNG_MAGIC and len(plot.read_bytes()) > 1000
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
     assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_plot_path_with_a_tilde_is_written_to_the_file_that_was_checked(capsys, tmp_path, monkeypatch):
+    """--plot '~/data.png' (a literal ~) was checked as $HOME/data.png but written to ./~/data.png, over a file there
+    that is not a plot: the path is expanded once, and the plot goes to the file that was checked."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    (work / "~").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    literal = work / "~" / "data.png"
+    literal.write_bytes(b"my notes")
+    code, out, err = run(capsys, "stability", "--lam", "-1.8", "--plot", "~/data.png")
+    assert code == 0, err
+    assert literal.read_bytes() == b"my notes"
+    assert (home / "data.png").read_bytes()[:8] == PNG_MAGIC
+    assert f"plot: {home / 'data.png'}" in out.splitlines()
+    (home / "notes.png").write_bytes(b"my notes")
+    message = f"--plot {home / 'notes.png'} exists and is not a PNG image (a plot written earlier)"
+    assert_one_line_error(capsys, ["stability", "--lam", "-1.8", "--plot", "~/notes.png"], message)
+    assert (home / "notes.png").read_bytes() == b"my notes" and os.listdir(work / "~") == ["data.png"]
+
+
+def test_a_scan_too_wide_for_matplotlib_is_plotted_in_units_of_a_power_of_ten(capsys, tmp_path, monkeypatch):
+    """--scan -1e308 1e308 --plot failed with matplotlib's 'Singular matrix' (its axis arithmetic overflows), while
+    the same scan without --plot worked: such a scan is drawn in units of 1e308, which the axis label names."""
+    from timm_zerosnet.analysis import plots
+
+    figures, save = [], plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or save(fig, path))
+    path = tmp_path / "hs.png"
+    code, out, err = run(capsys, "stability", "--scan", "-1e308", "1e308", "--num", "3", "--plot", str(path))
+    assert code == 0, err
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    (ax,) = figures[0].axes
+    assert ax.get_xlabel() == "lambda (x 1e+308)" and ax.get_xlim() == pytest.approx((-1.0, 1.0))
+    code, out, err = run(capsys, "stability", "--scan", "-3", "3", "--num", "7", "--plot", str(path))
+    assert code == 0, err
+    assert figures[1].axes[0].get_xlabel() == "lambda"  # an ordinary scan is drawn as it is
 
 
 def test_a_plot_that_fails_part_way_leaves_the_earlier_plot(capsys, tmp_path, monkeypatch):
@@ -455,6 +496,45 @@ def test_connectivity_ranges_that_include_zero_keep_cells_of_depth_zero(capsys):
     assert code == 0 and "removed (d = 0 or every route broken)" in out
 
 
+def test_connectivity_json_is_standard_json_with_null_for_an_unbounded_end(capsys):
+    """--depth-range -inf inf --json wrote -Infinity and Infinity, which strict JSON parsers refuse."""
+    argv = ["connectivity", "--nb201-all", "--depth-range", "-inf", "inf", "--width-range", "0", "inf", "--json"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+
+    def refuse(constant):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    payload = json.loads(out, parse_constant=refuse)
+    assert payload["depth_range"] == [None, None] and payload["width_range"] == [0.0, None]
+    assert payload["removed"] == payload["by_reason"]["no_depth"] == 0
+    with pytest.raises(ValueError, match="the result holds a NaN or infinite number, which JSON cannot represent"):
+        cli._print_json({"depth": float("nan")})
+    assert capsys.readouterr().out == ""
+
+
+def test_output_into_a_closed_pipe_ends_quietly(capsys, monkeypatch):
+    """zerosnet-analyze ... --json | head -1 printed 'error: [Errno 32] Broken pipe' and exited 2, as for invalid
+    input: a reader that stops early now ends the command quietly, with status 141 (128 + SIGPIPE)."""
+
+    class ClosedPipe(io.TextIOBase):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["connectivity", "--nb201-all", "--json"]) == 141
+    assert capsys.readouterr().err == ""
+
+
+def test_a_reader_that_closes_the_pipe_gets_no_error_message():
+    command = [sys.executable, "-m", "timm_zerosnet.analysis", "connectivity", "--nb201-all", "--json"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line is written (as with | head -0)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert err == b""
+
+
 # --------------------------------------------------------------------------------------------- model arguments
 
 
@@ -642,6 +722,25 @@ def test_checkpoint_of_another_model_prints_one_line_and_exits_2(capsys, fake_mo
     assert_one_line_error(capsys, argv, f"checkpoint '{path}' does not fit model 'fake_zerosnet'")
     argv = ["stability", "--model", "fake_zerosnet", "--checkpoint", str(tmp_path)]
     assert_one_line_error(capsys, argv, "has no final weights (model.safetensors) (no run.json: is it a run directory")
+
+
+def test_a_checkpoint_with_a_nan_lambda_names_the_checkpoint_and_its_blocks(capsys, tmp_path):
+    """Weights of a diverged run (lambda = NaN) gave only 'lambda must be finite, got nan.': which file, which block,
+    and what to do were missing."""
+    state = timm.create_model("zerosnet20_tra_cifar").state_dict()
+    lams = [name for name in state if name.endswith(".update.lam")]
+    for name in lams:
+        state[name] = torch.tensor(float("nan"))
+    path = tmp_path / "diverged.pth"
+    torch.save(state, path)
+    argv = ["stability", "--model", "zerosnet20_tra_cifar", "--checkpoint", str(path)]
+    message = (
+        f"checkpoint '{path}' holds a non-finite lambda in {len(lams)} block(s) ({lams[0]} = nan, {lams[1]} = nan, "
+        f"{lams[2]} = nan and {len(lams) - 3} more), so its scheme has no roots to analyse (did the training "
+        "diverge?); pass other or earlier weights"
+    )
+    assert lams[0] == "stages.0.2.update.lam"
+    assert_one_line_error(capsys, argv, message)
 
 
 def test_a_learnable_tau_checkpoint_gets_no_note(capsys, tmp_path):

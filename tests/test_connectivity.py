@@ -87,6 +87,16 @@ def test_nb201_filter_ranges_are_arguments():
         keep_cell(1.0, 1.0, depth_range=(2.0, 1.0))
 
 
+@pytest.mark.parametrize(("depth", "width", "name"), [(float("nan"), 1.0, "depth"), (1.0, float("nan"), "width")])
+def test_the_filter_refuses_a_nan_depth_or_width(depth, width, name):
+    """NaN compares false with every bound, so a NaN depth or width was kept (keep_cell True, no rejection reason)."""
+    for check in (keep_cell, rejection_reason):
+        with pytest.raises(ValueError, match=f"^{name} is NaN, which no range can judge; pass the cell's effective"):
+            check(depth, width)
+    with pytest.raises(ValueError, match="depth must be a number, got None"):
+        keep_cell(None, 1.0)
+
+
 def test_ranges_that_include_zero_keep_cells_of_depth_zero():
     # ANALYSIS.md section 2: keep a cell iff lo <= d <= hi and lo <= m <= hi, d = 0 included
     assert keep_cell(0, 0, (0, 3), (0, 5))
@@ -414,6 +424,20 @@ def test_dag_kernel_study_averages_its_seeds():
         assert [getattr(values, f) for f in fields] == pytest.approx([getattr(single[1][enc], f) for f in fields])
 
 
+def test_dag_kernel_study_refuses_a_repeated_encoding_and_no_seeds():
+    """Results are keyed by encoding: a repeated one was summed twice (twice its eigenvalues); no seeds gave zeros."""
+    kwargs = dict(width=8, in_features=4, num_inputs=5)
+    with pytest.raises(ValueError, match="^encodings repeat '2_21_112': each encoding has one entry in the result"):
+        dag_kernel_study(["2_21_112", "1_11_111", "2_21_112"], seeds=(0,), **kwargs)
+    with pytest.raises(ValueError, match=r"^seeds is empty: .* pass at least one, e\.g\. \(0,\)"):
+        dag_kernel_study(["2_21_112"], seeds=(), **kwargs)
+    with pytest.raises(TypeError, match=r"got the string '2_21_112'; pass \['2_21_112'\]"):
+        dag_kernel_study("2_21_112", seeds=(0,), **kwargs)
+    # iterators are read once, as the sequences they list
+    listed = dag_kernel_study(["2_21_112", "1_11_111"], seeds=(0, 1), **kwargs)
+    assert dag_kernel_study(iter(["2_21_112", "1_11_111"]), seeds=iter((0, 1)), **kwargs) == listed
+
+
 # --------------------------------------------------------------------------------------------- mutation audit
 
 
@@ -564,6 +588,21 @@ def test_pruning_search_names_a_nan_score(nan_call):
     (op,) = set(ops) - set(calls[-1][edge])
     assert len(calls) == nan_call
     assert f"supernet without {op!r} on edge {edge[0]}->{edge[1]} (round 1)" in str(refused.value)
+
+
+def test_pruning_search_names_a_score_that_is_not_a_number():
+    """A score function returning None failed with math.isnan's 'must be real number, not NoneType'."""
+    with pytest.raises(TypeError, match=r"^score returned None for the supernet without 'skip_connect' on edge 0->1"):
+        prune_nb201_supernet(lambda supernet: None)
+    # numbers of other types (numpy, 0-d tensors) are scores like floats
+    assert prune_nb201_supernet(lambda s: torch.tensor(1.0)) == prune_nb201_supernet(lambda s: 1.0)
+
+
+@pytest.mark.parametrize("reserve", [1.5, 2.0, "2", True])
+def test_pruning_search_needs_a_whole_number_of_reserved_candidates(reserve):
+    """reserve_per_edge=1.5 failed deep inside with 'slice indices must be integers or None'."""
+    with pytest.raises(TypeError, match=f"reserve_per_edge must be a whole number of candidates .*, got {reserve!r}"):
+        prune_nb201_supernet(lambda supernet: 0.0, reserve_per_edge=reserve)
 
 
 def test_supernet_rejects_unknown_ops():

@@ -13,7 +13,8 @@ Examples::
     zerosnet-analyze connectivity --dag 2_21_112
     zerosnet-analyze connectivity --nb201-all --depth-range 0.99 2.51 --width-range 0.99 3.01
 
-Invalid input prints one line to stderr and exits with status 2.
+Invalid input prints one line to stderr and exits with status 2. Output piped into a reader that stops early
+(``| head``) ends quietly with status 141, as for other tools that SIGPIPE ends.
 """
 
 from __future__ import annotations
@@ -129,14 +130,16 @@ def _grid_points(text: str) -> int:
 MAX_GRID_POINTS = 200_000  # about a minute and 2 GB: a typo such as 100000000 would run for hours
 
 
-def _check_plot(plot: str) -> None:
+def _check_plot(plot: str) -> str:
     """Refuse a --plot path before any work: no name, not a .png, or a file that is not a plot written earlier (a
-    run's curves.png and weights included; see ``check_output_file``)."""
+    run's curves.png and weights included; see ``check_output_file``). Returns the path with ``~`` expanded: the
+    plot is written to the very file that was checked (a literal '~/x.png' was checked as $HOME/x.png but written
+    to ./~/x.png)."""
     if not plot.strip():
         raise _UsageError("--plot needs a file name ending in .png")
     if os.path.splitext(plot)[1].lower() != ".png":
         raise _UsageError(f"--plot {plot}: the plot is written as a PNG image; name a file ending in .png")
-    check_output_file(plot, "--plot", "a PNG image (a plot written earlier)", _is_png)
+    return str(check_output_file(plot, "--plot", "a PNG image (a plot written earlier)", _is_png))
 
 
 def _is_png(path: Path) -> bool:
@@ -248,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
             nargs=2,
             metavar=("LO", "HI"),
             default=default,
-            help=f"effective {measure}s a cell may have to be kept (default: %(default)s)",
+            help=f"effective {measure}s a cell may have to be kept (default: %(default)s; -inf or inf for no bound, "
+            "written as null by --json)",
         )
     cn.add_argument("--json", action="store_true", help="machine-readable output")
     cn.set_defaults(func=_run_connectivity)
@@ -256,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``zerosnet-analyze``; returns the exit status (0 ok, 2 invalid input)."""
+    """Entry point of ``zerosnet-analyze``; returns the exit status (0 ok, 2 invalid input, 141 when the reader of
+    stdout closed the pipe early, as for a process that SIGPIPE ends)."""
     parser = build_parser()
     if argv is None:
         argv = sys.argv[1:]
@@ -264,13 +269,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(_mark_negative_numbers(argv))
         if args.command is None:
             raise _UsageError("choose a subcommand: 'stability' or 'connectivity' (see --help)")
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's flush at exit
+        return code
     except SystemExit as exc:  # --help / --version
         return exc.code if isinstance(exc.code, int) else 0
+    except BrokenPipeError:
+        # the reader went away (| head): stop quietly like other command-line tools, with the status a shell gives a
+        # process killed by SIGPIPE (128 + 13); stdout now points at devnull so that the flush at exit raises nothing
+        _silence_stdout()
+        return 141
     except (_UsageError, ValueError, OSError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull (the Python docs' recipe for SIGPIPE): what is still buffered for a closed pipe is
+    dropped instead of raising again when the interpreter flushes it at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor (a test's capture)
+        pass
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -280,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_stability(args: argparse.Namespace) -> int:
     if args.plot is not None:
-        _check_plot(args.plot)
+        args.plot = _check_plot(args.plot)
     if args.checkpoint is not None and not args.checkpoint.strip():
         raise _UsageError("--checkpoint is empty: name a run folder or a weights file")
     if feature_options := sorted(set(args.model_kwargs or {}) & {"features_only", "out_indices", "feature_cls"}):
@@ -418,6 +441,7 @@ def _run_model(args: argparse.Namespace) -> int:
     note = None
     if weights is not None:
         _load_checkpoint(model, weights, args.model)
+        _check_scheme_values(model, weights, info is not None)
         note = _constants_note(model, args.model, args.model_kwargs or {}, info)
     report = stab.model_scheme_report(model, tol=args.tol)
     if args.plot:
@@ -538,6 +562,32 @@ def _load_checkpoint(model: Any, path: str, name: str) -> None:
         raise ValueError(f"checkpoint {path!r} does not fit model {name!r}: {exc}") from None
 
 
+_SCHEME_SCALARS = {"lam": "lambda", "k": "k", "tau": "tau"}  # trained scheme constants, by parameter name
+
+
+def _check_scheme_values(model: Any, path: str, in_run: bool) -> None:
+    """Refuse weights whose trained scheme constants (lambda, k, tau) are NaN or infinite (a diverged training run):
+    name the checkpoint and the blocks, rather than the bare 'lambda must be finite, got nan.' of the analysis."""
+    bad = [
+        (name, float(p.detach()))
+        for name, p in model.named_parameters()
+        if p.ndim == 0 and name.rsplit(".", 1)[-1] in _SCHEME_SCALARS and not math.isfinite(float(p.detach()))
+    ]
+    if not bad:
+        return
+    what = sorted({_SCHEME_SCALARS[name.rsplit(".", 1)[-1]] for name, _ in bad})
+    shown = ", ".join(f"{name} = {value}" for name, value in bad[:3])
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    if in_run:
+        other = "other weights of the run (--weights final, best or ema) or an earlier checkpoint"
+    else:
+        other = "other or earlier weights (e.g. a checkpoint saved before the training diverged)"
+    raise ValueError(
+        f"checkpoint {path!r} holds a non-finite {' and '.join(what)} in {len(bad)} block(s) ({shown}{more}), so its "
+        f"scheme has no roots to analyse (did the training diverge?); pass {other}"
+    )
+
+
 def _format_report(report: stab.SchemeReport) -> str:
     a = ", ".join(f"{v:.6g}" for v in report.a)
     b = "-" if report.b is None else ", ".join(f"{v:.6g}" for v in report.b)
@@ -602,7 +652,10 @@ def _run_connectivity(args: argparse.Namespace) -> int:
     if args.nb201_all:
         summary = conn.enumerate_nb201(depth_range, width_range)
         if args.json:
-            _print_json(summary.to_dict())
+            record = summary.to_dict()
+            for key in ("depth_range", "width_range"):  # JSON has no infinity: an unbounded end is null
+                record[key] = [v if math.isfinite(v) else None for v in record[key]]
+            _print_json(record)
             return 0
         print(f"NAS-Bench-201: {summary.total:,} cells, filter {_ranges(depth_range, width_range)}")
         print(f"{'kept':<32}{summary.kept:>7,}")
@@ -641,4 +694,12 @@ def _ranges(depth_range: Sequence[float], width_range: Sequence[float]) -> str:
 
 
 def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2))
+    """Print ``obj`` as standard JSON: NaN and infinity (which json.dumps would write as the non-standard NaN and
+    Infinity that strict parsers refuse) are an error, never output."""
+    try:
+        text = json.dumps(obj, indent=2, allow_nan=False)
+    except ValueError:
+        raise ValueError(
+            "the result holds a NaN or infinite number, which JSON cannot represent; run without --json to see it"
+        ) from None
+    print(text)

@@ -21,6 +21,7 @@ import ast
 import enum
 import itertools
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -223,7 +224,11 @@ def rejection_reason(
     a cell with d = 0 (every kept path parameter-free, or every route broken) is no exception: ranges that include
     0 keep it. Returns the first key of :data:`REJECTION_REASONS` that applies (depth is judged before width); a
     cell below the depth range is reported as ``"no_depth"`` when d = 0 and ``"too_shallow"`` otherwise.
+
+    Raises:
+        ValueError: If ``depth`` or ``width`` is NaN or not a number, or a range is not ``lo <= hi``.
     """
+    depth, width = _check_measure(depth, "depth"), _check_measure(width, "width")
     depth_lo, depth_hi = _check_range(depth_range, "depth_range")
     width_lo, width_hi = _check_range(width_range, "width_range")
     if depth < depth_lo:
@@ -255,6 +260,20 @@ def keep_cell(
         Whether the cell is kept.
     """
     return rejection_reason(depth, width, depth_range, width_range) is None
+
+
+def _check_measure(value: float, name: str) -> float:
+    """The effective depth or width of a cell as a float; NaN (every comparison false: the cell passed every bound)
+    is refused."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}; pass the cell's effective {name}") from None
+    if math.isnan(value):
+        raise ValueError(
+            f"{name} is NaN, which no range can judge; pass the cell's effective {name} (e.g. from cell_connectivity)"
+        )
+    return value
 
 
 def _check_range(bounds: Sequence[float], name: str) -> tuple[float, float]:
@@ -686,10 +705,15 @@ def prune_nb201_supernet(
 
     Raises:
         ValueError: If ``ops`` or ``reserve_per_edge`` is invalid, or a score is NaN.
+        TypeError: If ``reserve_per_edge`` is not an int, or a score is not a number.
     """
     unknown = [op for op in ops if op not in NB201_OPS]
     if unknown or not ops or len(set(ops)) != len(ops):
         raise ValueError(f"ops must be distinct names from {', '.join(NB201_OPS)}, got {list(ops)!r}.")
+    if isinstance(reserve_per_edge, bool) or not isinstance(reserve_per_edge, numbers.Integral):
+        raise TypeError(
+            f"reserve_per_edge must be a whole number of candidates (an int >= 0), got {reserve_per_edge!r}"
+        )
     if reserve_per_edge < 0:
         raise ValueError(f"reserve_per_edge must be >= 0, got {reserve_per_edge}.")
     active = {edge: tuple(ops) for edge in NB201_EDGES}
@@ -716,7 +740,15 @@ def prune_nb201_supernet(
             for op, trial in trials:
                 if op in reserved:
                     continue
-                value = score(trial)
+                returned = score(trial)
+                try:
+                    value = float(returned)
+                except (TypeError, ValueError):
+                    raise TypeError(
+                        f"score returned {returned!r} for the supernet without {op!r} on edge {edge[0]}->{edge[1]}: "
+                        "the search prunes the candidate with the highest score; make the score function return a "
+                        "number for every candidate"
+                    ) from None
                 if math.isnan(value):  # NaN compares false: max() kept a first one (then StopIteration), skipped others
                     raise ValueError(
                         f"score is NaN for the supernet without {op!r} on edge {edge[0]}->{edge[1]} (round "

@@ -285,7 +285,25 @@ def dag_kernel_study(
 
     Returns:
         ``{encoding: KernelEigenvalues}`` averaged over the seeds.
+
+    Raises:
+        TypeError: If ``encodings`` is a single string rather than a sequence of encodings.
+        ValueError: If an encoding is repeated (the results are keyed by encoding) or ``seeds`` is empty.
     """
+    if isinstance(encodings, str):
+        raise TypeError(
+            f"encodings must be a sequence of DAG encodings, got the string {encodings!r}; pass [{encodings!r}]"
+        )
+    encodings, seeds = tuple(encodings), tuple(seeds)
+    repeated = sorted({enc for enc in encodings if encodings.count(enc) > 1})
+    if repeated:
+        # the results are keyed by encoding: a repeated one was summed twice (twice its eigenvalues)
+        raise ValueError(
+            f"encodings repeat {', '.join(map(repr, repeated))}: each encoding has one entry in the result; "
+            "list every encoding once"
+        )
+    if not seeds:
+        raise ValueError("seeds is empty: the eigenvalues are averaged over the seeds; pass at least one, e.g. (0,)")
     sums: dict[str, list[float]] = {enc: [0.0, 0.0, 0.0, 0.0] for enc in encodings}
     for seed in seeds:
         x = random_unit_inputs(num_inputs, in_features, seed=seed, dtype=dtype)

@@ -80,8 +80,13 @@ def plot_region_scan(scan: RegionScan, path: str | Path, *, title: str | None = 
     Returns:
         The written path.
     """
-    values = np.array(scan.values)
+    values = np.array(scan.values, dtype=float)
     moduli = np.array(scan.max_spurious_modulus)
+    largest = float(np.max(np.abs(values)))
+    # matplotlib's axis arithmetic overflows near 1e308 ('Singular matrix' for --scan -1e308 1e308): beyond
+    # _MAX_EXTENT the axis is drawn in units of a power of ten, which its label names
+    scale = 10.0 ** math.floor(math.log10(largest)) if largest > _MAX_EXTENT else 1.0
+    values = values / scale
     stable = np.array(scan.zero_stable)
     fig = Figure(figsize=(7.0, 4.0))
     FigureCanvasAgg(fig)
@@ -92,7 +97,7 @@ def plot_region_scan(scan: RegionScan, path: str | Path, *, title: str | None = 
     ax.axhline(1.0, color="tab:red", lw=1, ls="--", label="|z| = 1")
     ax.set_ylim(0, top)
     ax.set_xlim(values[0], values[-1])
-    ax.set_xlabel(scan.parameter)
+    ax.set_xlabel(scan.parameter if scale == 1.0 else f"{scan.parameter} (x {scale:.0e})")
     ax.set_ylabel("largest spurious |z|")
     family = {"zeros": "ZeroSNet", "lm": "LM-ResNet"}.get(scan.family, scan.family)
     ax.set_title(title or f"{family}: zero stable iff {scan.region}")
