@@ -1117,7 +1117,12 @@ def test_a_run_from_a_published_model_records_the_model_arguments_it_was_built_w
     )
     argv = tiny_argv(tmp_path / "out", "ft", "--pretrained")
     argv[argv.index(MODEL)] = f"local-dir:{tmp_path / 'export'}"
-    out = train(parse_args(argv))
+    read = []
+    real_read = train_mod.published_config
+    with pytest.MonkeyPatch.context() as mp:  # read once, not at every epoch's run.json (hf-hub: asks the Hub)
+        mp.setattr(train_mod, "published_config", lambda model: read.append(model) or real_read(model))
+        out = train(parse_args([*argv, "--epochs", "2"]))
+    assert len(read) == 1
     run_dir = tmp_path / "out" / "ft"
     info = json.loads((run_dir / "run.json").read_text())
     assert info["model_kwargs"] == {"lam": -1.5}

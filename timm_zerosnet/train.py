@@ -25,6 +25,7 @@ import contextlib
 import copy
 import csv
 import difflib
+import functools
 import importlib.resources
 import inspect
 import io
@@ -2380,7 +2381,7 @@ class Trainer:
             "status": status,
             "error": error,
             "model": args.model,
-            "model_kwargs": _jsonable(built_model_kwargs(args.model_kwargs, self.unwrapped_model)),
+            "model_kwargs": _jsonable(self.built_model_kwargs),
             "num_classes": self.num_classes,
             "in_chans": self.in_chans,
             "global_pool": args.gp,
@@ -2429,6 +2430,12 @@ class Trainer:
             "versions": _versions(),
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+
+    @functools.cached_property
+    def built_model_kwargs(self) -> dict[str, Any]:
+        """run.json's ``model_kwargs`` (:func:`built_model_kwargs`), read once: for an ``hf-hub:`` model, reading its
+        config.json asks the Hub whether it changed, and run.json is written every epoch."""
+        return built_model_kwargs(self.args.model_kwargs, self.unwrapped_model)
 
     def write_run_json(self, status: str, error: str | None = None) -> None:
         text = json.dumps(self.run_summary(status, error), indent=2)
