@@ -1069,12 +1069,13 @@ def _create_model(args: argparse.Namespace, overlay: dict | None, num_classes: i
     )
 
 
-def built_model_kwargs(model_kwargs: dict | None, model: nn.Module) -> dict[str, Any]:
-    """The family options ``model`` was built with: --model-kwargs over those of the published model it came from
-    (``local-dir:`` / ``hf-hub:``: config.json's ``model_args``, which timm's loader passes on). What run.json records,
-    so that the tools that build a run's model from it (validate, zerosnet-hub export, --pretrained-path) build this
-    one: a lambda is no tensor, and the weights load as well into a model with another."""
-    source = (published_config(model) or {}).get("model_args")
+def built_model_kwargs(model_kwargs: dict | None, published: dict | None) -> dict[str, Any]:
+    """The family options a model was built with: --model-kwargs over those of the published model it came from
+    (``published``: the config.json of a ``local-dir:`` / ``hf-hub:`` model, ``run_layout.published_config``; its
+    ``model_args`` are what timm's loader passes on). What run.json records, so that the tools that build a run's
+    model from it (validate, zerosnet-hub export, --pretrained-path) build this one: a lambda is no tensor, and the
+    weights load as well into a model with another."""
+    source = (published or {}).get("model_args")
     source = {k: v for k, v in source.items() if k not in _MODEL_OPTION_FLAGS} if isinstance(source, dict) else {}
     return {**source, **(model_kwargs or {})}
 
@@ -2435,7 +2436,7 @@ class Trainer:
     def built_model_kwargs(self) -> dict[str, Any]:
         """run.json's ``model_kwargs`` (:func:`built_model_kwargs`), read once: for an ``hf-hub:`` model, reading its
         config.json asks the Hub whether it changed, and run.json is written every epoch."""
-        return built_model_kwargs(self.args.model_kwargs, self.unwrapped_model)
+        return built_model_kwargs(self.args.model_kwargs, published_config(self.unwrapped_model))
 
     def write_run_json(self, status: str, error: str | None = None) -> None:
         text = json.dumps(self.run_summary(status, error), indent=2)

@@ -359,10 +359,10 @@ def _weights_choice(args: argparse.Namespace, weights: Path | None, info: dict |
     return weights_kind(weights.name, info) or ("ema" if args.weights == "ema" else None)
 
 
-def _published_image_mode(model: nn.Module) -> str | None:
+def _published_image_mode(published: dict | None) -> str | None:
     """The image mode an export's config.json records (``input_img_mode``, a run's --input-img-mode such as YCbCr)
     for a model loaded from ``local-dir:`` or ``hf-hub:`` (timm's pretrained cfg has no such field); else None."""
-    mode = (published_config(model) or {}).get("input_img_mode")
+    mode = (published or {}).get("input_img_mode")
     return mode if isinstance(mode, str) else None
 
 
@@ -507,7 +507,8 @@ def validate(args: argparse.Namespace) -> dict:
     class_names = (info or {}).get("label_names")
     if class_names is None and args.pretrained:
         class_names = list(model.pretrained_cfg.get("label_names") or ()) or None
-    published_mode = _published_image_mode(model) if args.pretrained else None
+    published = published_config(model)  # read once (for an hf-hub: model it asks the Hub): image mode, model_args
+    published_mode = _published_image_mode(published) if args.pretrained else None
     data_args = _data_args(args, info, in_chans, class_names, published_mode)
     _check_split_folder(args, data_args)
     _check_noise_mode(parse_noise(args.noise), data_args["input_img_mode"])
@@ -566,7 +567,7 @@ def validate(args: argparse.Namespace) -> dict:
         "num_classes": unwrapped.num_classes,
         "in_chans": in_chans,
         # family options: with --model-kwargs lam=-2 (or a published model's own) the same weights are another model
-        "model_kwargs": built_model_kwargs(model_kwargs, unwrapped),
+        "model_kwargs": built_model_kwargs(model_kwargs, published),
         # what was evaluated: two evaluations on other data or in another precision differ here
         "dataset": {
             "name": dataset_name(data_args),
