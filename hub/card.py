@@ -262,8 +262,8 @@ def _metadata(
         "pipeline_tag": task,
         "license": license,
     }
-    if ds is not None and (ds.hub_id or ds.key in _DATASETS):  # the Hub links it: never a torch/ or wds/ name
-        meta["datasets"] = [ds.hub_id or ds.key]
+    if ds is not None and ds.hub_id:  # the Hub links it: never a torch/ or wds/ name, nor digits (no Hub dataset)
+        meta["datasets"] = [ds.hub_id]
     base = (release.get("training") or {}).get("finetuned_from") or {}
     if base.get("hf_hub_id"):  # the Hub's model tree links the two repos
         meta["base_model"] = base["hf_hub_id"]

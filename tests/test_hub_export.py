@@ -868,12 +868,16 @@ def test_explicit_tag_and_dataset_win_over_the_runs(run_dir, tmp_path):
 
 
 def test_a_run_on_data_without_a_hub_id_gets_no_made_up_one_and_takes_the_hubs_from_dataset(tmp_path):
-    """torch/mnist named the Hub dataset 'torch/mnist' in the card's metadata (a dead link); now the card names none,
-    and --dataset ORG/NAME links the run's data to its Hub copy, with a note."""
+    """torch/mnist named the Hub dataset 'torch/mnist' in the card's metadata (a dead link), and digits the Hub
+    dataset 'digits' (none such); now the card names none, and --dataset ORG/NAME links the run's data to its Hub
+    copy, with a note."""
     run = make_run(tmp_path / "run", dataset=dict(name="torch/mnist", val_split="test"))
     out = export(run, tmp_path / "plain", tag="mnist").path
     readme = (out / "README.md").read_text()
     assert "datasets" not in front_matter(readme) and "- **Dataset:** torch/mnist\n" in readme
+    digits = make_run(tmp_path / "digits", dataset=dict(name="digits", val_split="validation"))
+    meta = front_matter((export(digits, tmp_path / "digits_out").path / "README.md").read_text())
+    assert "datasets" not in meta and meta["model-index"][0]["results"][0]["dataset"]["type"] == "digits", meta
     logs: list[str] = []
     out = export(run, tmp_path / "linked", tag="mnist", dataset="ylecun/mnist", log=logs.append).path
     assert json.loads((out / "release.json").read_text())["dataset"] == "ylecun/mnist"
