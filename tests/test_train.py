@@ -1321,6 +1321,31 @@ def test_sync_bn_is_refused_for_several_cpu_processes_and_noted_for_one(tmp_path
     assert summary["status"] == "finished" and summary["epochs"]["completed"] == 1
 
 
+def test_a_tracker_that_is_unknown_or_not_installed_is_refused(tmp_path, monkeypatch):
+    """accelerate drops a tracker whose package is missing with a debug message only: --log-with wandb without wandb
+    trained unlogged without a word."""
+    import accelerate.tracking
+    from accelerate.utils import LoggerType
+
+    monkeypatch.setattr(train_mod, "create_datasets", None)  # never reached
+    monkeypatch.setattr(accelerate.tracking, "get_available_trackers", lambda: [LoggerType.TENSORBOARD])
+    for value, problem in (
+        ("wandb", "--log-with wandb: the wandb package is not installed, so accelerate would train without logging"),
+        ("tensorboard,wandb", "(installed trackers: tensorboard)"),
+        ("tensorbord", "--log-with tensorbord: 'tensorbord' is no tracker accelerate knows; use one of all, aim,"),
+        ("tensorboard,", "'' is no tracker accelerate knows"),
+    ):
+        with pytest.raises(ValueError) as e:
+            Trainer.from_args(parse_args([*tiny_argv(tmp_path, "bad"), "--log-with", value]))
+        assert problem in str(e.value)
+        assert not (tmp_path / "bad").exists()
+    train_mod.check_trackers("tensorboard")
+    train_mod.check_trackers("all")
+    monkeypatch.setattr(accelerate.tracking, "get_available_trackers", lambda: [])
+    with pytest.raises(ValueError, match=r"^--log-with all: no tracker package is installed"):
+        train_mod.check_trackers("all")
+
+
 def test_tensorboard_tracker(tmp_path):
     run(tmp_path, "tb", "--log-with", "tensorboard")
     events = list((tmp_path / "tb" / "logs").rglob("events.out.tfevents.*"))

@@ -598,6 +598,36 @@ def check_compile_backend(name: str | None) -> None:
         )
 
 
+def check_trackers(value: str | None) -> None:
+    """``--log-with``: trackers accelerate knows and finds installed. accelerate drops a tracker whose package is
+    missing with a debug message only, so the run would go unlogged without a word."""
+    if value is None:
+        return
+    from accelerate.tracking import get_available_trackers
+    from accelerate.utils import LoggerType
+
+    names = [t.strip() for t in value.split(",")]
+    known = [t.value for t in LoggerType]
+    installed = [str(t.value) for t in get_available_trackers()]
+    installed_text = ", ".join(installed) if installed else "none"
+    for name in names:
+        if name.lower() not in known:
+            raise ValueError(
+                f"--log-with {value}: {name!r} is no tracker accelerate knows; use one of {', '.join(known)} (comma "
+                "separated)"
+            )
+        if name.lower() == "all" and not installed:
+            raise ValueError(
+                f"--log-with {value}: no tracker package is installed (e.g. pip install tensorboard), so nothing "
+                "would be logged; install one or leave --log-with out"
+            )
+        if name.lower() != "all" and name.lower() not in installed:
+            raise ValueError(
+                f"--log-with {value}: the {name} package is not installed, so accelerate would train without logging "
+                f"to it; pip install {name}, or leave it out (installed trackers: {installed_text})"
+            )
+
+
 def _given_flags(args: argparse.Namespace, options: Sequence[str]) -> list[str]:
     """``options`` given a value other than their default, as flags with their values."""
     parser = build_parser()
@@ -832,6 +862,7 @@ def check_args(args: argparse.Namespace) -> None:
     check_minimums(args, {**dict.fromkeys(_AT_LEAST_ONE, 1), **dict.fromkeys(_AT_LEAST_ZERO, 0)})
     check_ranges(args)
     check_compile_backend(args.torchcompile)
+    check_trackers(args.log_with)
     for name in ("scale", "ratio", "cutmix_minmax"):
         pair = getattr(args, name, None)
         if pair is not None and pair[0] > pair[1]:
