@@ -458,7 +458,7 @@ def test_connectivity_nb201(capsys):
     payload = run_json(capsys, "connectivity", "--nb201", RESNET_CELL)
     assert (payload["depth"], payload["width"], payload["kept"]) == (1.0, 1.0, True)
     code, out, _ = run(capsys, "connectivity", "--nb201", RESNET_CELL, "--width-range", "1.5", "3")
-    assert code == 0 and "removed (m < width_lo)" in out
+    assert code == 0 and "removed (m < 1.5)" in out  # the bound as a number, not its name width_lo
 
 
 def test_connectivity_dag_and_darts(capsys):
@@ -477,6 +477,7 @@ def test_connectivity_nb201_all(capsys):
     code, out, _ = run(capsys, "connectivity", "--nb201-all")
     assert code == 0
     assert "8,226" in out and "7,399 (47.35%)" in out and "elapsed" in out
+    assert "  0 < d < 0.99" in out and "  m > 3.01" in out and "_lo" not in out and "_hi" not in out, out
     payload = run_json(capsys, "connectivity", "--nb201-all", "--depth-range", "1e-9", "3", "--width-range", "0", "99")
     assert payload["removed"] == payload["by_reason"]["no_depth"] == 1983
 

@@ -660,8 +660,8 @@ def _run_connectivity(args: argparse.Namespace) -> int:
         print(f"NAS-Bench-201: {summary.total:,} cells, filter {_ranges(depth_range, width_range)}")
         print(f"{'kept':<32}{summary.kept:>7,}")
         print(f"{'removed':<32}{summary.removed:>7,} ({100 * summary.removed_fraction:.2f}%)")
-        for key, description in conn.REJECTION_REASONS.items():
-            print(f"  {description:<30}{summary.by_reason[key]:>7,}")
+        for key in conn.REJECTION_REASONS:
+            print(f"  {_reason(key, depth_range, width_range):<30}{summary.by_reason[key]:>7,}")
         print(f"elapsed: {summary.elapsed_s * 1000:.1f} ms")
         return 0
     if args.nb201_supernet:
@@ -684,9 +684,18 @@ def _run_connectivity(args: argparse.Namespace) -> int:
     depths = " ".join(str(d) for d in result.path_depths)
     print(f"paths: {result.num_paths} (kept {result.kept_paths:g})" + (f", depths {depths}" if depths else ""))
     print(f"effective depth d = {result.depth:.4g}, effective width m = {result.width:.4g}")
-    verdict = "kept" if reason is None else f"removed ({conn.REJECTION_REASONS[reason]})"
+    verdict = "kept" if reason is None else f"removed ({_reason(reason, depth_range, width_range)})"
     print(f"filter {_ranges(depth_range, width_range)}: {verdict}")
     return 0
+
+
+def _reason(key: str, depth_range: Sequence[float], width_range: Sequence[float]) -> str:
+    """A rejection reason with the filter's bounds as numbers: '0 < d < 2', not '0 < d < depth_lo'."""
+    text = conn.REJECTION_REASONS[key]
+    bounds = dict(depth_lo=depth_range[0], depth_hi=depth_range[1], width_lo=width_range[0], width_hi=width_range[1])
+    for name, value in bounds.items():
+        text = text.replace(name, f"{value:g}")
+    return text
 
 
 def _ranges(depth_range: Sequence[float], width_range: Sequence[float]) -> str:
