@@ -37,6 +37,7 @@ from timm_zerosnet.run_layout import (
     WEIGHT_FILES,
     ExportFolderError,
     architecture_name,
+    architecture_options,
     file_in_the_way,
     is_export_folder,
     read_run_info,
@@ -269,7 +270,8 @@ def read_run(
         weights=choice,
         state_key=state_key,
         model=model,
-        model_kwargs=dict(recorded_kwargs if info else model_kwargs or {}),
+        # how the run loaded its starting weights (pretrained_strict) is no option of the published model
+        model_kwargs=architecture_options(recorded_kwargs if info else model_kwargs),
         num_classes=info.get("num_classes"),
         in_chans=info.get("in_chans"),
         global_pool=info.get("global_pool"),

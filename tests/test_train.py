@@ -1256,6 +1256,24 @@ def test_finetune_checks_the_architecture(tmp_path, source_run):
     args.model = "lmresnet20_cifar"
     with pytest.raises(ValueError, match=f"--model {MODEL}"):
         Trainer.from_args(args)
+    # a bare weights file (no run.json) of another model: the advice names the option this command has
+    bare = tmp_path / "bare.safetensors"
+    bare.write_bytes((source_run / "model.safetensors").read_bytes())
+    args = parse_args(tiny_argv(tmp_path, "bad", "--pretrained-path", str(bare)))
+    args.model = "lmresnet20_cifar"
+    with pytest.raises(ValueError, match=r"zerosnet-train takes it as --model-kwargs pretrained_strict=False\)\.$"):
+        Trainer.from_args(args)
+    assert not (tmp_path / "bad").exists()
+    # so loaded, the keys that fit are the backbone's; how they loaded is no option of the model run.json records
+    # (validate, export and a published config.json build the model from those)
+    args = parse_args(tiny_argv(tmp_path, "loose", "--pretrained-path", str(bare), "--model-kwargs", "lam=-1.5"))
+    args.model, args.model_kwargs["pretrained_strict"] = "lmresnet20_cifar", False
+    with pytest.raises(ValueError, match=r"lam=-1.5"):  # LM-ResNet takes no lam: the option still reaches the model
+        Trainer.from_args(args)
+    args.model_kwargs.pop("lam")
+    summary = Trainer.from_args(args).run_summary("running")
+    assert summary["model_kwargs"] == {} and summary["training"]["pretrained_strict"] is False
+    assert args.model_kwargs == {"pretrained_strict": False}  # the options as given (args.yaml) keep it
 
 
 def test_freeze_backbone_trains_only_the_classifier(tmp_path, source_run):

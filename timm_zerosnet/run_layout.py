@@ -17,9 +17,11 @@ from typing import Any
 __all__ = [
     "EXPORT_RECORDS",
     "ExportFolderError",
+    "LOADING_OPTIONS",
     "RUN_RECORDS",
     "WEIGHT_FILES",
     "architecture_name",
+    "architecture_options",
     "check_output_file",
     "is_export_folder",
     "published_config",
@@ -36,11 +38,21 @@ __all__ = [
 WEIGHT_FILES = {"final": "model.safetensors", "ema": "model_ema.safetensors", "best": "best.safetensors"}
 """A run directory's default weights files by kind (run.json's ``weights`` may record other names)."""
 
+LOADING_OPTIONS = ("pretrained_strict",)
+"""timm.create_model arguments that say how weights load, not what the model is: a run records them in its options as
+given (args.yaml), never among the options its model was built with (run.json's ``model_kwargs``, an export's
+``model_args``), which whoever loads the published weights passes on."""
+
 EXPORT_RECORDS = ("config.json", "release.json")
 """The files beside the weights by which an export folder of ``zerosnet-hub export`` is known."""
 
 RUN_RECORDS = ("run.json", "args.yaml", "metrics.csv", "metrics.json", "curves.png")
 """The files beside the weights in which zerosnet-train records a run (its training states are in checkpoints/)."""
+
+
+def architecture_options(kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """Model options without the ``LOADING_OPTIONS``."""
+    return {k: v for k, v in (kwargs or {}).items() if k not in LOADING_OPTIONS}
 
 
 def run_files(run_dir: Path, info: dict[str, Any] | None) -> set[Path]:

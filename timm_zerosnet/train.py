@@ -74,6 +74,7 @@ from .release import ReleaseError, respect_umask
 from .run_layout import (
     WEIGHT_FILES,
     architecture_name,
+    architecture_options,
     file_in_the_way,
     published_config,
     read_run_info,
@@ -1108,7 +1109,7 @@ def built_model_kwargs(model_kwargs: dict | None, published: dict | None) -> dic
     weights load as well into a model with another."""
     source = (published or {}).get("model_args")
     source = {k: v for k, v in source.items() if k not in _MODEL_OPTION_FLAGS} if isinstance(source, dict) else {}
-    return {**source, **(model_kwargs or {})}
+    return architecture_options({**source, **(model_kwargs or {})})  # pretrained_strict=False: how weights loaded
 
 
 # the timm.create_model arguments that the entry points set from an option of their own
@@ -2456,6 +2457,7 @@ class Trainer:
                 "num_updates": state.num_updates,
                 "pretrained": bool(args.pretrained),
                 "pretrained_path": _absolute(args.pretrained_path) if args.pretrained_path else None,
+                "pretrained_strict": bool((args.model_kwargs or {}).get("pretrained_strict", True)),
                 "freeze_backbone": bool(args.freeze_backbone),
             },
             "pretrained_cfg": _jsonable(dict(pretrained_cfg)),

@@ -1156,7 +1156,8 @@ def check_fit(
                 "and build it as it was trained: that --model, with its model kwargs (a run's run.json lists both; "
                 "zerosnet-analyze takes the kwargs as --model-kwargs)."
                 if exact
-                else "or pass pretrained_strict=False to load the keys that fit and leave the rest as built."
+                else "or pass pretrained_strict=False to load the keys that fit and leave the rest as built (to "
+                "timm.create_model; zerosnet-train takes it as --model-kwargs pretrained_strict=False)."
             )
         )
     if unexpected and not strict:
