@@ -292,9 +292,12 @@ def test_scheme_defaults_are_the_documented_ones():
     """The lambda guard of Tra keeps |lambda| >= 1/3 (the edge of the zero-stable region lambda > 1/3), in the
     registered models too; LM-ResNet's k starts in U[-0.1, 0] (the paper's) for every way of building it."""
     assert ZeroStable(trainable=True).lam_eps == ZeroStableUpdate(lam_init=1.0).lam_eps == 1 / 3
-    for lam, guarded in ((0.31, 1 / 3), (-0.2, -1 / 3), (0.5, 0.5)):
-        model = timm.create_model("zerosnet20_tra_cifar", lam=lam)
-        tra = [m for m in model.modules() if isinstance(m, ZeroStableUpdate) and m.lam is not None]
+    model = timm.create_model("zerosnet20_tra_cifar")
+    tra = [m for m in model.modules() if isinstance(m, ZeroStableUpdate) and m.lam is not None]
+    for lam, guarded in ((0.31, 1 / 3), (-0.2, -1 / 3), (0.5, 0.5)):  # where training takes lambda
+        with torch.no_grad():
+            for m in tra:
+                m.lam.fill_(lam)
         lams = [float(m.safe_lam().detach()) for m in tra]
         assert lams == pytest.approx([guarded] * 7)
     assert LinearMultistep().k_init == (-0.1, 0.0)
@@ -435,6 +438,13 @@ def test_scheme_arguments_at_the_edges():
             timm.create_model("zerosnet20_tra_cifar", lam_eps=lam_eps, device="meta")
     with pytest.raises(ValueError, match="lambda must be a finite non-zero number"):
         timm.create_model("zerosnet20_tra_cifar", lam=0.0, device="meta")
+    # an initial lambda the guard replaces was taken without a word (at 1/3, b0 = 0: no branch got a gradient)
+    for lam, lam_eps, guarded in ((0.2, None, "0.333333"), (-0.1, 0.5, "-0.5")):
+        kwargs = dict(lam=lam) if lam_eps is None else dict(lam=lam, lam_eps=lam_eps)
+        with pytest.raises(ValueError, match=rf"initial lambda {lam:g} .* start from lambda = {guarded} instead"):
+            timm.create_model("zerosnet20_tra_cifar", **kwargs, device="meta")
+    assert timm.create_model("zerosnet20_tra_cifar", lam=-1 / 3, device="meta").scheme.lam == -1 / 3  # the edge
+    assert timm.create_model("zerosnet20_cifar", lam=0.2, device="meta").scheme.lam == 0.2  # Opt: no guard
     for bad in ((1, 2, 3, 4, 5), (1, float("nan"), 0, 1), (float("inf"), 0, 0, 1), (1, "a", 1, 1), 5):
         with pytest.raises(ValueError, match="four finite numbers"):
             timm.create_model("zerosnet20_cifar", coefficients=bad, device="meta")

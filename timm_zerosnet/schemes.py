@@ -516,6 +516,14 @@ class ZeroStable(Scheme):
                 f"lam_eps must be a finite number > 0 (it keeps lambda away from 0), got {self.lam_eps!r}."
             )
         object.__setattr__(self, "lam_eps", eps)
+        if self.trainable and abs(lam) < eps:
+            # the guard would replace it in every forward: at lam_eps = 1/3, b0 = 0 and no branch would learn
+            guarded = eps if lam > 0 else -eps
+            raise ValueError(
+                f"ZeroSNet Tra: the initial lambda {lam:g} lies inside the guard band |lambda| < lam_eps = {eps:g}, "
+                f"so every block would start from lambda = {guarded:g} instead; pass lam with |lam| >= {eps:g} (the "
+                "zero-stable region is lam <= -1 or lam > 1/3) or a smaller lam_eps."
+            )
         if not self.trainable:
             self._warn_if_not_zero_stable()
 
