@@ -194,6 +194,13 @@ def test_feature_wrappers_that_cannot_run_the_model_are_refused(name):
         timm.create_model(name, feature_cfg=dict(out_indices=(1,)), device="meta")
     with pytest.raises(TypeError, match="^feature_cfg must be a dict"):
         timm.create_model(name, features_only=True, feature_cfg=3, device="meta")
+    # NHWC maps: the getter refused them at the first forward only, the hook and fx wrappers returned NCHW ones
+    for feature_cls in ("getter", "hook", "fx"):
+        with pytest.raises(ValueError, match=r"^feature_cfg output_fmt='NHWC': .* feature maps are NCHW only"):
+            cfg = dict(output_fmt="NHWC", feature_cls=feature_cls)
+            timm.create_model(name, features_only=True, feature_cfg=cfg, device="meta")
+    nchw = timm.create_model(name, features_only=True, feature_cfg=dict(output_fmt="NCHW"), device="meta")
+    assert type(nchw).__name__ == "FeatureGetter"
 
 
 @pytest.mark.parametrize("name", ["zerosnet20_cifar", "lmresnet18", "tauresnet20_cifar"])

@@ -1351,6 +1351,13 @@ def check_create_kwargs(variant: str, kwargs: dict, model_cls: type, *creators: 
             if key in user_cfg:
                 kwargs.setdefault(key, user_cfg.pop(key))
         kwargs["feature_cfg"] = user_cfg  # the rest (output_fmt, flatten_sequential, ...): getter_feature_cfg
+        fmt = user_cfg.get("output_fmt", "NCHW")
+        if str(getattr(fmt, "value", fmt)) != "NCHW":  # the getter refused it at the first forward only
+            raise ValueError(
+                f"feature_cfg output_fmt={fmt!r}: {variant}'s feature maps are NCHW only (timm's hook and fx wrappers "
+                "would return them so whatever output_fmt says); leave output_fmt out and permute the maps "
+                "(m.permute(0, 2, 3, 1) for NHWC)."
+            )
     unknown = sorted(set(kwargs) - taken - _BUILDER_KWARGS - _FEATURE_KWARGS)
     if unknown:
         raise TypeError(
