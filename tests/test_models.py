@@ -718,6 +718,30 @@ def test_fx_trace_and_feature_extraction(name):
     torch.testing.assert_close(out["pooled"], model.forward_head(model.forward_features(x), pre_logits=True))
 
 
+@pytest.mark.parametrize(
+    "name, kwargs, first_op",
+    [("zerosnet20_cifar", {}, "mul"), ("lmresnet20_cifar", {}, "lerp"), ("preresnet20_cifar", {"tau": 0.5}, "mul")],
+)
+def test_fx_nodes_inside_an_update_keep_their_own_values(name, kwargs, first_op):
+    """The updates accumulated their terms in place in traces too: FX recorded add_ nodes that changed the first op's
+    value, so a feature extractor asked for stages.0.2.update.mul got the finished x_{n+1}, not h b0 F(x_n)."""
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    model = timm.create_model(name, **kwargs).eval()
+    update = model.stages[0][2].update
+    h = update.hb0 if hasattr(update, "hb0") else update.step_size
+    block = "stages.0.2"
+    nodes = [f"{block}.conv2", f"{block}.update.{first_op}", block]
+    out = create_feature_extractor(model, return_nodes=nodes)(torch.randn(2, 3, 32, 32))
+    f, first, x_next = out[nodes[0]], out[nodes[1]], out[block]  # the block's node: its x_{n+1}
+    assert first.shape == f.shape == x_next.shape
+    if first_op == "mul":
+        torch.testing.assert_close(first, f * h, rtol=0, atol=0)
+    else:  # lerp(x_n, x_{n-1}, k) = x_{n+1} - h F(x_n)
+        torch.testing.assert_close(first, x_next - h * f)
+    assert (first - x_next).abs().max() > 0.1
+
+
 @pytest.mark.parametrize("name", REPRESENTATIVES)
 def test_torch_compile_fullgraph(name):
     torch._dynamo.reset()

@@ -106,7 +106,12 @@ class EulerUpdate(nn.Module):
         # f first: the sum takes f's memory layout (channels_last), whatever a pooled x_n has, and f * h + x rounds
         # as the weights' golden outputs were computed (before 2026-12-01: eager CPU blocks now fold h into their
         # last conv's weight, PreActBlock._folded_branch, which rounds h F(x_n) differently)
-        return torch.mul(f, self.step_size).add_(x) if self.step_size != 1.0 else f + x
+        if self.step_size == 1.0:
+            return f + x
+        if not torch.jit.is_scripting():
+            if not eager():  # a graph's mul node keeps h F(x_n) (traced code: see _lerp_add)
+                return torch.mul(f, self.step_size).add(x)
+        return torch.mul(f, self.step_size).add_(x)
 
     def branch_scale(self, like: torch.Tensor) -> float | None:
         """The constant that multiplies F(x_n), for a block that folds it into its last conv (``accumulate_``)."""
@@ -160,11 +165,21 @@ def _flat_like(t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
-def _lerp_add(f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, k: torch.Tensor, h: float) -> torch.Tensor:
+# Traced code (torch.compile, torch.export, FX and JIT traces) runs the updates out of place: an FX graph records an
+# in-place op as a node that changes its input node's value, so a feature extractor asked for the update's lerp or mul
+# node got the finished x_{n+1} (compilers turn in-place ops into out-of-place ones anyway). Eager code and
+# TorchScript accumulate into the fresh tensor.
+
+
+def _lerp_add(
+    f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, k: torch.Tensor, h: float, inplace: bool = True
+) -> torch.Tensor:
     """LM-ResNet's update as plain ops, (1 - k) x + k last + h f: lerp saves nothing beyond x and last, which stay
     alive anyway (k * (last - x) would save last - x). Used by TorchScript, torch.compile, exports and traces
-    (whose compilers fuse the backward) and by ``_LerpAddFunction``'s forward."""
-    return torch.lerp(x, last, k).add_(f, alpha=h)
+    (whose compilers fuse the backward; ``inplace=False``) and by ``_LerpAddFunction``'s forward."""
+    if inplace:
+        return torch.lerp(x, last, k).add_(f, alpha=h)
+    return torch.lerp(x, last, k).add(f, alpha=h)
 
 
 def _zero_stable_sum(
@@ -290,7 +305,7 @@ class LinearMultistepUpdate(nn.Module):
                 return fused_combine.combine((f, x, last), coefs, self.k, force=True)  # usable() just held
             if torch.is_grad_enabled():  # eager training
                 return _LerpAddFunction.apply(f, x, last, self.k, self.step_size)
-        return _lerp_add(f, x, last, self.k, self.step_size)
+        return _lerp_add(f, x, last, self.k, self.step_size, inplace=eager())
 
     def coefficients(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         k = float(self.k.detach())
@@ -371,6 +386,9 @@ class ZeroStableUpdate(nn.Module):
             return self._trainable_python(f, x, last, llast, hb0, a0, inv, a2)
         # constant coefficients: one new tensor, the other terms accumulated into it, nothing saved for backward;
         # f first, as in EulerUpdate (layout, and the rounding golden outputs were computed with)
+        if not torch.jit.is_scripting():
+            if not eager():  # traced code: out of place (see _lerp_add)
+                return torch.mul(f, self.hb0).add(x, alpha=self.a0).add(last, alpha=self.a1).add(llast, alpha=self.a2)
         return torch.mul(f, self.hb0).add_(x, alpha=self.a0).add_(last, alpha=self.a1).add_(llast, alpha=self.a2)
 
     def branch_scale(self, like: torch.Tensor) -> float | None:
