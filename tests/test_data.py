@@ -25,6 +25,7 @@ from timm_zerosnet.data import (
     convert_image,
     create_datasets,
     label_names_of,
+    used_num_samples,
 )
 
 
@@ -127,6 +128,21 @@ def test_num_samples_takes_an_evenly_spaced_subset():
     targets = [splits.train[i][1] for i in range(100)]
     assert len(set(targets)) == 10  # spread over the whole set, not its first rows
     assert label_names_of(splits.val) == [str(i) for i in range(10)]
+    assert splits.notes == ()
+    assert (used_num_samples(splits.train, 100), used_num_samples(splits.val, None)) == (100, None)
+
+
+def test_a_sample_count_past_a_split_reads_it_whole_and_says_so():
+    """It was clamped without a word, and recorded (run.json, the results) as the count used."""
+    splits = create_datasets({"train_num_samples": 100000, "val_num_samples": 355})
+    assert (len(splits.train), len(splits.val)) == (1442, 355)
+    assert splits.notes == (
+        "--train-num-samples 100000: the 'train' split has only 1442 images, so all 1442 are used (and recorded as "
+        "the whole split, with no count)",
+    )
+    assert (used_num_samples(splits.train, 100000), used_num_samples(splits.val, 355)) == (None, 355)
+    alone = create_datasets({"val_num_samples": 400}, train=False)  # evaluation alone: zerosnet-validate's option
+    assert len(alone.val) == 355 and alone.notes[0].startswith("--num-samples 400: the 'validation' split has only")
 
 
 def _write_folder(root, classes=("cat", "dog", "emu"), per_split=(4, 2)):

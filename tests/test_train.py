@@ -438,6 +438,25 @@ def test_run_directory_outputs(source_run):
     assert CheckpointManager(run_dir).latest().name == "state-e0002-b000000"
 
 
+def test_a_sample_count_past_the_split_reads_it_whole_with_a_note_and_is_not_recorded(tmp_path, capsys):
+    """--val-num-samples 100000 ran on all 355 digits without a word, and run.json recorded 100000 beside them."""
+    capsys.readouterr()
+    summary = run(tmp_path, "all", "--val-num-samples", "100000")
+    assert (
+        "note: --val-num-samples 100000: the 'validation' split has only 355 images, so all 355 are used"
+        in capsys.readouterr().out
+    )
+    dataset = json.loads((tmp_path / "all" / "run.json").read_text())["dataset"]
+    assert summary["dataset"] == dataset
+    assert (dataset["val_num_samples"], dataset["num_val"]) == (None, 355)  # the whole split
+    assert (dataset["train_num_samples"], dataset["num_train"]) == (64, 64)
+    assert yaml.safe_load((tmp_path / "all" / "args.yaml").read_text())["val_num_samples"] == 100000  # as given
+    reset_accelerate()
+    # the same command resumes its state (the settings it checks are the options as given): nothing left to train
+    resumed = run(tmp_path, "all", "--val-num-samples", "100000", "--resume", "auto")
+    assert resumed == json.loads((tmp_path / "all" / "run.json").read_text()) and resumed["dataset"] == dataset
+
+
 def test_fresh_run_refuses_to_overwrite_a_state(source_run):
     with pytest.raises(FileExistsError, match="--resume auto"):
         run(source_run.parent, source_run.name)
@@ -589,6 +608,30 @@ def test_resume_refuses_settings_the_state_cannot_honour(source_run, tmp_path):
     for weights in ("model.safetensors", "model_ema.safetensors"):  # the EMA is part of the state too
         want, got = load_file(source_run / weights), load_file(tmp_path / "again" / weights)
         assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want), weights
+
+
+def test_the_resume_advice_for_changed_settings_keeps_the_experiment_asked_for(source_run, tmp_path):
+    """The command the refusal suggests (`-c <run>/args.yaml --resume <state>`) dropped the --experiment (and
+    --output) asked for: args.yaml names the state's run, so for a finished run it failed with a second error, and
+    an interrupted one would have gone on in the state's run instead of the new one."""
+    state = source_run / "checkpoints" / "state-e0001-b000000"
+    args_yaml = source_run / "args.yaml"
+    same = "--epochs 2 --model-ema --model-ema-decay 0.5 --model-kwargs tau=0.5".split()  # the source's settings
+    with pytest.raises(ValueError, match="Cannot resume") as e:
+        run(tmp_path, "x1", *same, "--lr", "0.1", "--resume", str(state))
+    assert f"(`-c {args_yaml} --output {tmp_path.resolve()} --experiment x1 --resume {state}` repeats them)" in str(
+        e.value
+    )
+    suggested = re.search(r"`(-c .*?)` repeats them", str(e.value)).group(1)
+    reset_accelerate()
+    with pytest.raises(ValueError, match="Cannot resume") as e:  # another run in the state's own --output
+        train(parse_args([*tiny_argv(source_run.parent, "x2", *same, "--lr", "0.1", "--resume", str(state))]))
+    assert f"(`-c {args_yaml} --experiment x2 --resume {state}` repeats them)" in str(e.value)
+    assert not (source_run.parent / "x2").exists()
+    reset_accelerate()
+    # the suggested command continues the state in the run directory asked for
+    summary = train(parse_args(suggested.split()))
+    assert summary["epochs"] == {"completed": 2, "planned": 2} and (tmp_path / "x1" / "model.safetensors").is_file()
 
 
 def test_resume_with_other_threads_goes_on_with_a_note(source_run, tmp_path, capsys):
@@ -902,6 +945,14 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ("--mixup-prob 0.5", "--mixup-prob 0.5 set(s) mixup / cutmix, which is off: add --mixup or --cutmix"),
         ("--mixup-mode pair --mixup-off-epoch 3", "--mixup-mode pair and --mixup-off-epoch 3 set(s) mixup / cutmix"),
         ("--remode rand", "--remode rand set(s) random erasing, which is off: add --reprob"),
+        ("--clip-mode value", "--clip-mode value set(s) gradient clipping, which is off: add --clip-grad to use it"),
+        # what timm drops without a word: colour jitter under an augmentation policy, --cutmix's alpha under a minmax
+        (
+            "--color-jitter 0.4 --aa rand-m9-mstd0.5",
+            "--color-jitter 0.4 with --aa rand-m9-mstd0.5: timm leaves colour jitter out under an augmentation policy",
+        ),
+        ("--color-jitter 0.4 --aa augmix-m5-w4-d2", "--color-jitter 0.4 with --aa augmix-m5-w4-d2: timm leaves"),
+        ("--cutmix 0.3 --cutmix-minmax 0.2 0.8", "--cutmix 0.3 with --cutmix-minmax 0.2 0.8: timm's cutmix then draws"),
         ("--opt sgd --opt-betas 0.9 0.99", "--opt-betas 0.9 0.99: --opt sgd takes no such value (timm would drop"),
         ("--opt momentum --opt-eps 1e-6", "--opt-eps 1e-06: --opt momentum takes no such value"),
         ("--opt adamw --momentum 0.8", "--momentum 0.8: --opt adamw takes no such value"),
@@ -997,8 +1048,14 @@ def test_values_timm_accepts_are_accepted():
         "--ratio 1 1 --crop-padding 0",  # min == max: a fixed aspect ratio
         "--no-aug --crop-padding 4 --scale 0.3 1",  # --no-aug turns every augmentation off, whatever they say
         "--layer-decay 1",
+        "--clip-grad 1 --clip-mode value",
+        "--color-jitter 0.4 --aa 3a",  # timm's '3a' policies keep the colour jitter
+        "--color-jitter 0.4 --aa rand-m9-mstd0.5 --no-aug",  # neither is used: a note says so
+        "--cutmix-minmax 0.2 0.8",
     ):
         train_mod.check_args(parse_args(extra.split()))
+    for recipe in list_recipes():  # a recipe's colour jitter is 0: its own, and timm's, none
+        train_mod.check_args(parse_args(["-c", recipe, "--aa", "rand-m9-mstd0.5"]))
     assert train_mod.resolve_in_chans(parse_args(["--mean", "0.5", "--std", "0.25"])) == 3  # one value for all
     assert parse_args(["--no-keep-heap"]).keep_heap is False and parse_args(["--keep-heap"]).keep_heap is True
 
@@ -1899,6 +1956,15 @@ def test_options_that_other_options_leave_unused_are_named_in_the_log(tmp_path, 
         "--cooldown-epochs 2,",
         "--sched plateau --warmup-prefix": "--sched plateau does not read --warmup-prefix,",
         "--warmup-lr 0.3": "--warmup-epochs 0 (no warm-up) does not use --warmup-lr 0.3 (--warmup-epochs N does)",
+        "--warmup-prefix": "--warmup-epochs 0 (no warm-up) does not use --warmup-prefix (--warmup-epochs N does)",
+        "--warmup-lr 0.3 --warmup-prefix": "--warmup-epochs 0 (no warm-up) does not use --warmup-lr 0.3 and "
+        "--warmup-prefix (--warmup-epochs N does)",
+        # the base lr and its scaling, which --lr replaces; a recipe's too (the ImageNet ones give them)
+        "--lr 0.1 --lr-base 0.5 --lr-base-size 256 --lr-base-scale sqrt": "--lr 0.1 is the learning rate as given: "
+        "--lr-base 0.5 and --lr-base-size 256 and --lr-base-scale sqrt (which scale a base lr to the global batch "
+        "when --lr is left out) are not used",
+        "-c zerosnet_imagenet18 --lr 0.1": "--lr 0.1 is the learning rate as given: --lr-base 0.2 and --lr-base-size "
+        "1024 and --lr-base-scale linear (which",
         # milestones past the run: the lr never dropped, without a word
         "--sched multistep --epochs 50": "--decay-milestones 90 180 270: past the 50 epochs of --epochs, so the lr",
         "--sched multistep --epochs 100 --decay-milestones 30 101": "--decay-milestones 101: past the 100 epochs",
@@ -1915,8 +1981,11 @@ def test_options_that_other_options_leave_unused_are_named_in_the_log(tmp_path, 
         "--freeze-backbone --pretrained-path w.safetensors",
         "--sched cosine --min-lr 0.001 --cooldown-epochs 2 --warmup-epochs 1 --warmup-lr 0.01 --warmup-prefix",
         "--sched multistep --epochs 100 --decay-milestones 30 100",
+        "--lr 0.1",
+        "--lr-base 0.5 --lr-base-size 256 --lr-base-scale sqrt",
+        "--warmup-epochs 1 --warmup-prefix",
     ):
-        assert unused_option_notes(parse_args(argv.split())) == []
+        assert unused_option_notes(parse_args(argv.split())) == [], argv
     for recipe in list_recipes():
         assert unused_option_notes(parse_args(["-c", recipe])) == [], recipe
     capsys.readouterr()
@@ -1948,19 +2017,42 @@ def test_torchcompile_with_ema_saves_plain_weights_that_validate_reads(tmp_path)
     assert out["results"]["clean"]["top1"] == summary["metrics"]["final"]["top1"]
 
 
-@pytest.mark.parametrize("damaged", ["model.safetensors", "optimizer.bin"])
-def test_a_damaged_state_names_itself_and_the_state_to_resume_instead(tmp_path, damaged):
-    """A truncated file in the latest state (safetensors, or torch.load's zip archive): the error names the state
-    and the earlier complete one to resume."""
+@pytest.mark.parametrize(
+    "damaged, how",
+    [
+        ("model.safetensors", "truncated"),
+        ("optimizer.bin", "truncated"),
+        # the progress file is read first, for the settings the state was saved with: a traceback (exit status 1)
+        # when damaged, a bare "[Errno 2] No such file" when missing
+        ("custom_checkpoint_1.pkl", "truncated"),
+        ("custom_checkpoint_1.pkl", "missing"),
+        ("custom_checkpoint_0.pkl", "missing"),  # was "not a training state" given as the state itself
+    ],
+)
+def test_a_damaged_state_names_itself_and_the_state_to_resume_instead(tmp_path, capsys, damaged, how):
+    """A truncated or missing file in the latest state (safetensors, torch.load's zip archive, the progress file):
+    the error names the state and the earlier complete one to resume."""
     run(tmp_path, "dmg", "--epochs", "2", "--checkpoint-hist", "2")
     reset_accelerate()
     manager = CheckpointManager(tmp_path / "dmg")
     latest = manager.latest()
     earlier = sorted(p for p in manager.dir.glob("state-*") if p != latest)[-1]
     file = latest / damaged
-    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
-    with pytest.raises(ValueError, match=rf"cannot load the training state {latest} .*--resume {earlier}$"):
+    if how == "missing":
+        file.unlink()
+    else:
+        file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    message = rf"cannot load the training state {latest} \(.*\); a file of it is damaged or missing: resume the state "
+    message += rf"before it with --resume {earlier}$"
+    with pytest.raises(ValueError, match=message):
         run(tmp_path, "dmg", "--epochs", "2", "--checkpoint-hist", "2", "--resume", "auto")
+    reset_accelerate()
+    capsys.readouterr()
+    argv = [*tiny_argv(tmp_path, "dmg2", "--epochs", "2", "--checkpoint-hist", "2"), "--no-keep-heap"]
+    assert main([*argv, "--resume", str(latest)]) == 2  # the state itself, resumed in a new directory
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"zerosnet-train: error: cannot load the training state {latest}")
+    assert not (tmp_path / "dmg2").exists()
     reset_accelerate()
     # a state that does not fit the model is no damage: the load error itself, not this advice
     weights = load_file(earlier / "model.safetensors")

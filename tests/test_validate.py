@@ -115,7 +115,7 @@ def test_validate_a_run_directory_matches_the_training_metrics(trained_run, tmp_
     assert set(out["results"]) == {"clean", "randn:0.1", "const:0.1"}
     assert out["model"] == "zerosnet20_cifar" and out["data_config"]["input_size"] == [3, 16, 16]
     assert out["weights"] == "final" and out["weights_file"] == str(trained_run / "model.safetensors")
-    assert (out["in_chans"], out["model_kwargs"]) == (3, {})
+    assert (out["in_chans"], out["input_img_mode"], out["model_kwargs"]) == (3, "RGB", {})
     # the same weights in a model built with other family options: the results say which (they had no word of it)
     argv = ["--checkpoint", str(trained_run), "--workers", "0", "--num-samples", "5", "--model-kwargs", "tau=0.5"]
     assert validate(build_parser().parse_args(argv))["model_kwargs"] == {"tau": 0.5}
@@ -186,7 +186,7 @@ def test_input_img_mode_is_an_option_and_a_channel_count_without_a_mode_is_refus
         validate(build_parser().parse_args(argv))
     reset_accelerate()
     out = validate(build_parser().parse_args([*argv, "--input-img-mode", "LA", "--num-samples", "4"]))
-    assert out["results"]["clean"]["count"] == 4
+    assert out["results"]["clean"]["count"] == 4 and out["input_img_mode"] == "LA"  # the results say which
     reset_accelerate()
     with pytest.raises(ValueError, match="--input-img-mode RGB gives 3-channel images but the model takes 2"):
         validate(build_parser().parse_args([*argv, "--input-img-mode", "RGB"]))
@@ -215,14 +215,17 @@ def test_a_run_with_another_image_mode_is_evaluated_in_that_mode(tmp_path):
     logged = json.loads((tmp_path / "ycbcr" / "metrics.json").read_text())[-1]
     clean = out["results"]["clean"]
     assert clean["correct1"] == logged["val_correct1"] and clean["loss"] == pytest.approx(logged["val_loss"], rel=1e-5)
+    assert out["input_img_mode"] == "YCbCr"  # the results name the mode evaluated, taken from the run
     # its export, loaded as a published model: config.json's input_img_mode (it was evaluated in RGB)
     from timm_zerosnet.hub.export import export
 
     exported = export(tmp_path / "ycbcr", tmp_path / "export", tag="ycc").path
     reset_accelerate()
     argv = ["--model", f"local-dir:{exported}", "--pretrained", "--workers", "0", "--dataset", "digits"]
-    published = validate(build_parser().parse_args([*argv, "--num-samples", "20"]))["results"]["clean"]
+    published_out = validate(build_parser().parse_args([*argv, "--num-samples", "20"]))
+    published = published_out["results"]["clean"]
     assert published["correct1"] == clean["correct1"] and published["loss"] == pytest.approx(clean["loss"], rel=1e-5)
+    assert published_out["input_img_mode"] == "YCbCr"  # from the export's config.json
 
 
 def test_validate_noise_results_are_reproducible(trained_run):
@@ -350,6 +353,27 @@ def test_num_samples_defaults_to_the_runs_and_0_is_the_whole_split(trained_run):
     assert count() == 45  # the run's --val-num-samples
     assert count("--num-samples", "0") == 355  # the whole digits validation split
     assert count("--num-samples", "10") == 10
+
+
+def test_a_sample_count_past_the_split_reads_it_whole_with_a_note_and_records_no_count(trained_run, capsys):
+    """--num-samples 100000 evaluated all 355 digits without a word, and the results recorded 100000 beside them."""
+    capsys.readouterr()
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "--num-samples", "100000"]
+    out = validate(build_parser().parse_args(argv))
+    assert (
+        "note: --num-samples 100000: the 'validation' split has only 355 images, so all 355 are used"
+        in capsys.readouterr().out
+    )
+    assert (out["dataset"]["num_samples"], out["dataset"]["samples"], out["results"]["clean"]["count"]) == (
+        None,
+        355,
+        355,
+    )
+    reset_accelerate()
+    out = validate(build_parser().parse_args([*argv[:-1], "10"]))
+    assert (out["dataset"]["num_samples"], out["dataset"]["samples"]) == (10, 10) and "note:" not in (
+        capsys.readouterr().out
+    )
 
 
 def test_mean_and_std_counts_are_checked_as_in_training(trained_run):

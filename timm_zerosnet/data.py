@@ -365,11 +365,13 @@ class EpochShuffleSampler(Sampler[int]):
 
 
 class DatasetSplits(NamedTuple):
-    """Untransformed train and validation datasets and the class names (index i is class i)."""
+    """Untransformed train and validation datasets and the class names (index i is class i); ``notes``: what the
+    caller should tell the user (a sample count past the size of its split, which reads the whole split)."""
 
     train: Dataset | None
     val: Dataset | None
     label_names: list[str]
+    notes: tuple[str, ...] = ()
 
 
 def label_names_of(dataset: Dataset) -> list[str] | None:
@@ -387,11 +389,30 @@ def label_names_of(dataset: Dataset) -> list[str] | None:
 
 
 def _evenly_spaced_subset(dataset: Dataset, num_samples: int | None) -> Dataset:
-    """The first-to-last evenly spaced ``num_samples`` items (class-sorted folders keep every class)."""
+    """The first-to-last evenly spaced ``num_samples`` items (class-sorted folders keep every class); the whole
+    ``dataset`` for a count of at least its size (:func:`_past_the_split` says so)."""
     if not num_samples or num_samples >= len(dataset):
         return dataset
     indices = np.unique(np.linspace(0, len(dataset) - 1, num_samples).round().astype(int))
     return Subset(dataset, indices.tolist())
+
+
+def _past_the_split(dataset: Dataset, num_samples: int | None, option: str, split: str) -> str | None:
+    """The note for a sample count larger than its split, which reads the whole split (it was clamped without a
+    word, and recorded as if that many had been used); None otherwise."""
+    if not num_samples or num_samples <= len(dataset):
+        return None
+    return (
+        f"{option} {num_samples}: the {split!r} split has only {len(dataset)} images, so all {len(dataset)} are used "
+        "(and recorded as the whole split, with no count)"
+    )
+
+
+def used_num_samples(dataset: Dataset, num_samples: int | None) -> int | None:
+    """The sample count a split of :func:`create_datasets` was read with, as run.json and the results record it:
+    ``num_samples`` where the split holds that many, None where it is the whole split (no count, or one past its
+    size)."""
+    return num_samples if num_samples and len(dataset) == num_samples else None
 
 
 def _get(args: Any, name: str, default: Any = None) -> Any:
@@ -752,8 +773,11 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
     if label_names is None:
         raise ValueError(f"Could not determine the class names of dataset {name!r}; pass --class-map.")
 
-    if splits["train"] is not None:
-        splits["train"] = _evenly_spaced_subset(splits["train"], _get(args, "train_num_samples"))
-    if splits["val"] is not None:
-        splits["val"] = _evenly_spaced_subset(splits["val"], _get(args, "val_num_samples"))
-    return DatasetSplits(splits["train"], splits["val"], label_names)
+    notes = []
+    val_count = "--val-num-samples" if train else "--num-samples"  # evaluation alone: zerosnet-validate's option
+    for key, option, split in (("train", "--train-num-samples", train_split), ("val", val_count, val_split)):
+        if splits[key] is not None:
+            count = _get(args, f"{key}_num_samples")
+            notes.append(_past_the_split(splits[key], count, option, split))
+            splits[key] = _evenly_spaced_subset(splits[key], count)
+    return DatasetSplits(splits["train"], splits["val"], label_names, tuple(filter(None, notes)))

@@ -68,7 +68,14 @@ from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
 from .cpu_heap import keep_heap
-from .data import DatasetUnavailableError, EpochShuffleSampler, TransformDataset, create_datasets, dataset_name
+from .data import (
+    DatasetUnavailableError,
+    EpochShuffleSampler,
+    TransformDataset,
+    create_datasets,
+    dataset_name,
+    used_num_samples,
+)
 from .models.multistep import POOL_TYPES
 from .release import ReleaseError, respect_umask
 from .run_layout import (
@@ -690,8 +697,15 @@ def unused_option_notes(args: argparse.Namespace) -> list[str]:
             f"--decay-milestones {' '.join(map(str, late))}: past the {args.epochs} epochs of --epochs, so the lr "
             f"never drops there"
         )
-    if not args.warmup_epochs and (flags := _given_flags(args, ["warmup_lr"])):
-        notes.append(f"--warmup-epochs 0 (no warm-up) does not use {flags[0]} (--warmup-epochs N does)")
+    # (--warmup-prefix where the schedule does not read it is named above)
+    warmup = [name for name in ("warmup_lr", "warmup_prefix") if name not in unread]
+    if not args.warmup_epochs and (flags := _given_flags(args, warmup)):
+        notes.append(f"--warmup-epochs 0 (no warm-up) does not use {' and '.join(flags)} (--warmup-epochs N does)")
+    if args.lr is not None and (flags := _given_flags(args, ["lr_base", "lr_base_size", "lr_base_scale"])):
+        notes.append(
+            f"--lr {args.lr:g} is the learning rate as given: {' and '.join(flags)} (which scale a base lr to the "
+            "global batch when --lr is left out) are not used"
+        )
     if args.pretrained and args.pretrained_path:
         notes.append(
             f"--pretrained-path {args.pretrained_path} gives the starting weights: --pretrained (the model's "
@@ -879,6 +893,22 @@ def check_args(args: argparse.Namespace) -> None:
                 f"--crop-padding {args.crop_padding} (CIFAR's pad-and-crop) replaces the random-resized crop, so "
                 f"{', '.join(ignored)} would be ignored: pass --crop-padding 0 to crop with them instead"
             )
+    if args.color_jitter and args.aa and "3a" not in args.aa and not args.no_aug:
+        # timm's transform factory turns colour jitter off under an augmentation policy (its '3a' ones excepted);
+        # --color-jitter is 0 unless given (the recipes leave it at 0)
+        raise ValueError(
+            f"--color-jitter {args.color_jitter:g} with --aa {args.aa}: timm leaves colour jitter out under an "
+            "augmentation policy (other than its '3a' ones), so it would be ignored: pass --color-jitter 0 to augment "
+            "with the policy alone, or leave --aa out to jitter the colours"
+        )
+    if args.cutmix_minmax is not None and args.cutmix not in (0.0, 1.0):
+        # timm's Mixup cuts boxes of a size drawn from --cutmix-minmax and sets its cutmix alpha to 1.0
+        raise ValueError(
+            f"--cutmix {args.cutmix:g} with --cutmix-minmax {' '.join(f'{v:g}' for v in args.cutmix_minmax)}: "
+            "timm's cutmix then draws its box sizes from --cutmix-minmax and takes an alpha of 1.0, so --cutmix "
+            f"{args.cutmix:g} would be ignored: leave --cutmix out (--cutmix-minmax alone turns cutmix on), or leave "
+            "--cutmix-minmax out to draw the boxes with --cutmix's alpha"
+        )
     if args.sync_bn and args.freeze_backbone:
         raise ValueError(
             "--sync-bn with --freeze-backbone: the frozen backbone's batch norms use their running statistics, so "
@@ -888,6 +918,7 @@ def check_args(args: argparse.Namespace) -> None:
         args, "bce_loss", ("bce_sum", "bce_target_thresh", "bce_pos_weight"), "the BCE loss"
     )
     _refuse_options_of_an_off_switch(args, "model_ema", ("model_ema_decay", "model_ema_warmup"), "the weight EMA")
+    _refuse_options_of_an_off_switch(args, "clip_grad", ("clip_mode",), "gradient clipping")
     mixing = bool(args.mixup or args.cutmix or args.cutmix_minmax)
     _refuse_options_of_an_off_switch(
         args,
@@ -1575,7 +1606,9 @@ class CheckpointManager:
             return found  # a run directory
         if path.name == "checkpoints" and (found := CheckpointManager(path.parent).latest()) is not None:
             return found  # its folder of states
-        if (path / "custom_checkpoint_0.pkl").is_file():  # a state: the scheduler is always its first custom object
+        # a state: the scheduler and the progress are always its first custom objects; one of them alone is a state
+        # with a file missing, which resuming names with the state to resume instead
+        if any((path / f"custom_checkpoint_{i}.pkl").is_file() for i in (0, _TRAIN_STATE_INDEX)):
             return path
         raise FileNotFoundError(f"--resume {resume}: not a training state, a run directory, 'latest' or 'auto'")
 
@@ -1740,12 +1773,40 @@ _NOTED_SETTINGS = {
 def _saved_settings(state_dir: Path) -> tuple[dict, bool]:
     """The settings recorded with a training state, and whether it recorded them all (older states record none:
     their number of processes is still known, from the RNG state accelerate saves per process)."""
-    state = torch.load(state_dir / f"custom_checkpoint_{_TRAIN_STATE_INDEX}.pkl", map_location="cpu", weights_only=True)
+    with _reading_state(state_dir):
+        state = torch.load(
+            state_dir / f"custom_checkpoint_{_TRAIN_STATE_INDEX}.pkl", map_location="cpu", weights_only=True
+        )
     settings = state.get("settings") if isinstance(state, dict) else None
     if settings is not None:
         return settings, True
     processes = len(list(state_dir.glob("random_states_*.pkl")))
     return ({"num_processes": processes} if processes else {}), False
+
+
+@contextlib.contextmanager
+def _reading_state(path: Path) -> Iterator[None]:
+    """Reading the training state ``path``: a file of it that is damaged or missing (its progress file as well as the
+    model's, the optimizer's, ...) becomes one ValueError that names the state and the earlier one to resume."""
+    try:
+        yield
+    except (SafetensorError, EOFError, pickle.UnpicklingError, FileNotFoundError, RuntimeError) as e:
+        # torch.load's zip reader, or accelerate counting fewer custom_checkpoint_<i>.pkl files than it has objects
+        unreadable = ("PytorchStreamReader", "Number of custom checkpoints in folder")
+        if isinstance(e, RuntimeError) and not any(text in str(e) for text in unreadable):
+            raise  # not an unreadable or missing file, e.g. weights that do not fit the model
+        earlier = [p for p in sorted(path.parent.glob("state-*")) if p.is_dir() and p.name < path.name]
+        advice = (
+            f"resume the state before it with --resume {earlier[-1]}"
+            if earlier
+            else "no earlier state of the run is left: start again, or fine-tune from its weights with "
+            "--pretrained-path"
+        )
+        first_line = (str(e).strip().splitlines() or [""])[0]
+        detail = f"{type(e).__name__}: {first_line}" if first_line else type(e).__name__  # an empty file: EOFError
+        raise ValueError(
+            f"cannot load the training state {path} ({detail}); a file of it is damaged or missing: {advice}"
+        ) from None
 
 
 def _describe_setting(name: str, value: Any) -> str:
@@ -1816,6 +1877,7 @@ class Trainer:
     frozen_norms: list[nn.Module]
     total_epochs: int  # the scheduler's: --epochs plus a warm-up prefix and cool-down (--epochs stays as given)
     given_args: dict = field(default_factory=dict)  # the options before resolution: what args.yaml records
+    num_samples: dict = field(default_factory=dict)  # --train/val-num-samples as used (None: the whole split)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, accelerator: Accelerator | None = None) -> Trainer:
@@ -1834,6 +1896,13 @@ class Trainer:
             torch.set_num_threads(args.threads)
         with accelerator.main_process_first():  # one process downloads (--dataset-download), the others then read
             splits = create_datasets(args)
+        for note in splits.notes:
+            accelerator.print(f"note: {note}")
+        # what run.json records: a count past the size of its split read the whole split
+        num_samples = {
+            "train_num_samples": used_num_samples(splits.train, args.train_num_samples),
+            "val_num_samples": used_num_samples(splits.val, args.val_num_samples),
+        }
         num_classes = args.num_classes or len(splits.label_names)
         if len(splits.label_names) != num_classes:
             raise ValueError(
@@ -1953,6 +2022,7 @@ class Trainer:
             frozen_norms=frozen_norms,
             total_epochs=num_epochs,
             given_args=given_args,
+            num_samples=num_samples,
         )
         state.settings = trainer.settings()
         return trainer
@@ -2012,7 +2082,12 @@ class Trainer:
             f"{_describe_setting(n, current[n])} (the state: {_describe_setting(n, saved[n])})" for n in changed
         )
         args_yaml = path.parent.parent / "args.yaml"
-        again = f" (`-c {args_yaml} --resume {path}` repeats them)" if args_yaml.is_file() else ""
+        # args.yaml names the run of the state (its --output and --experiment): a resume into another run directory
+        # keeps the one asked for (a finished run refused the suggested command, an interrupted one went on in it)
+        source, target = path.parent.parent.resolve(), self.run_dir.resolve()
+        elsewhere = "" if target.parent == source.parent else f" --output {target.parent}"
+        elsewhere += "" if target.name == source.name else f" --experiment {self.run_dir.name}"
+        again = f" (`-c {args_yaml}{elsewhere} --resume {path}` repeats them)" if args_yaml.is_file() else ""
         raise ValueError(
             f"Cannot resume {path} with changed settings, which the restored state would not honour: {diffs}. "
             f"Resume with the settings it was saved with{again}, or start a new run from its weights with "
@@ -2023,23 +2098,8 @@ class Trainer:
         """Load an accelerate state (model, optimizer, scheduler, EMA, progress, RNG states of every process)."""
         path = Path(path)
         self.check_resume_settings(path)
-        try:
+        with _reading_state(path):
             self.accelerator.load_state(str(path))
-        except (SafetensorError, EOFError, pickle.UnpicklingError, FileNotFoundError, RuntimeError) as e:
-            if isinstance(e, RuntimeError) and "PytorchStreamReader" not in str(e):
-                raise  # not an unreadable file (torch.load's zip reader), e.g. weights that do not fit the model
-            earlier = [p for p in sorted(path.parent.glob("state-*")) if p.is_dir() and p.name < path.name]
-            advice = (
-                f"resume the state before it with --resume {earlier[-1]}"
-                if earlier
-                else "no earlier state of the run is left: start again, or fine-tune from its weights with "
-                "--pretrained-path"
-            )
-            first_line = (str(e).strip().splitlines() or [""])[0]
-            raise ValueError(
-                f"cannot load the training state {path} ({type(e).__name__}: {first_line}); a file of it is damaged "
-                f"or missing: {advice}"
-            ) from None
         self.check_not_rewinding_finished(path)
         self.restore_best(path)
         self.log(
@@ -2429,8 +2489,8 @@ class Trainer:
                 "input_img_mode": args.input_img_mode,
                 "input_key": args.input_key,
                 "target_key": args.target_key,
-                "train_num_samples": args.train_num_samples,
-                "val_num_samples": args.val_num_samples,
+                "train_num_samples": self.num_samples.get("train_num_samples", args.train_num_samples),
+                "val_num_samples": self.num_samples.get("val_num_samples", args.val_num_samples),
                 "num_train": len(self.train_dataset),
                 "num_val": self.state.history[-1]["val_samples"] if self.state.history else None,
             },

@@ -37,7 +37,7 @@ from timm.models import clean_state_dict
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from .data import TransformDataset, create_datasets, dataset_name, holds_split_folders
+from .data import TransformDataset, create_datasets, dataset_name, holds_split_folders, used_num_samples
 from .release import _first_line
 from .run_layout import WEIGHT_FILES, check_output_file, published_config, run_architecture, weights_kind
 from .train import (
@@ -513,6 +513,8 @@ def validate(args: argparse.Namespace) -> dict:
     _check_split_folder(args, data_args)
     _check_noise_mode(parse_noise(args.noise), data_args["input_img_mode"])
     splits = create_datasets(data_args, train=False)
+    for note in splits.notes:
+        accelerator.print(f"note: {note}")
     num_classes = accelerator.unwrap_model(model).num_classes
     if class_names is None and splits.label_names and len(splits.label_names) < num_classes:
         accelerator.print(
@@ -566,6 +568,7 @@ def validate(args: argparse.Namespace) -> dict:
         "model": args.model or (info or {}).get("model") or unwrapped.pretrained_cfg.get("architecture"),
         "num_classes": unwrapped.num_classes,
         "in_chans": in_chans,
+        "input_img_mode": data_args["input_img_mode"],  # what the images were converted to: the option, the run's, ...
         # family options: with --model-kwargs lam=-2 (or a published model's own) the same weights are another model
         "model_kwargs": built_model_kwargs(model_kwargs, published),
         # what was evaluated: two evaluations on other data or in another precision differ here
@@ -573,7 +576,7 @@ def validate(args: argparse.Namespace) -> dict:
             "name": dataset_name(data_args),
             "data_dir": data_args["data_dir"],
             "split": data_args["val_split"],
-            "num_samples": data_args["val_num_samples"],
+            "num_samples": used_num_samples(splits.val, data_args["val_num_samples"]),  # None: the whole split
             "class_map": data_args["class_map"],
             "samples": len(splits.val),
         },
