@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from timm_zerosnet.release import repo_id_problem
+from timm_zerosnet.run_layout import file_in_the_way
 
 from . import HubError
 from .export import read_export
@@ -107,6 +108,11 @@ def install_local(
         raise HubError(f"--revision must be a 40-hex commit hash, got {revision!r}.")
 
     cache = Path(cache_dir or constants.HF_HUB_CACHE).expanduser()
+    blocker = file_in_the_way(cache)
+    if blocker is not None:  # before mkdir's bare "Not a directory" naming a folder deep inside the cache
+        raise HubError(
+            f"cache folder {cache}: {blocker} is a file, not a folder; pass another --cache-dir (or HF_HUB_CACHE)."
+        )
     repo_dir = cache / repo_folder_name(repo_id=repo_id, repo_type="model")
     blobs, snapshot, refs = repo_dir / "blobs", repo_dir / "snapshots" / revision, repo_dir / "refs"
     for d in (blobs, snapshot, refs):

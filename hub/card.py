@@ -444,7 +444,8 @@ def model_card(
             ref = CITATIONS.get(pid)
             title = f"{ref['title']} ({ref['venue']})" if ref else cfg.get("paper_name") or pid
             lines.append(f"  - {title}: https://arxiv.org/abs/{pid}")
-    lines.append(f"- **Dataset:** {ds.name if ds else release.get('dataset') or 'not recorded'}")
+    subset = f", a subset of {training['train_samples']:,} training images" if training.get("train_samples") else ""
+    lines.append(f"- **Dataset:** {ds.name if ds else release.get('dataset') or 'not recorded'}{subset}")
     recipe = training.get("recipe")
     parts = [f"{k} {training[k]}" for k in ("opt", "lr", "weight_decay", "sched") if training.get(k) is not None]
     if training.get("global_batch_size"):

@@ -23,6 +23,7 @@ from typing import Any
 from timm_zerosnet.release import (
     GOLDEN_NAME,
     WEIGHTS_NAME,
+    WEIGHTS_SUFFIXES,
     ReleaseError,
     check_golden,
     is_our_model,
@@ -34,6 +35,7 @@ from timm_zerosnet.release import (
     write_golden,
 )
 from timm_zerosnet.run_layout import (
+    RUN_RECORDS,
     WEIGHT_FILES,
     ExportFolderError,
     architecture_name,
@@ -201,6 +203,7 @@ def read_run(
         info = info or {}
     elif source.is_file():
         run_dir = source.parent
+        _refuse_a_file_of_no_weights(source)
         info = _run_info(source)
         choice = weights_kind(source.name, info or None)
         weights_path = source
@@ -257,6 +260,10 @@ def read_run(
         if k
         in ("recipe", "opt", "lr", "weight_decay", "sched", "global_batch_size", "epochs", "seed", "mixed_precision")
     }
+    subset = dataset.get("train_num_samples") if isinstance(dataset, Mapping) else None
+    if isinstance(subset, int) and not isinstance(subset, bool) and subset > 0:
+        # --train-num-samples: trained on part of the split only (run.json records no count when all of it was used)
+        training["train_samples"] = subset
     if isinstance(training.get("recipe"), str) and training["recipe"].endswith((".yaml", ".yml")):
         training["recipe"] = Path(training["recipe"]).stem  # a recipe name, never a local path
     if base := _finetuned_from(info):
@@ -285,6 +292,28 @@ def read_run(
         run_name=run_dir.name if info else None,
         status=info.get("status"),
     )
+
+
+def _refuse_a_file_of_no_weights(source: Path) -> None:
+    """A run's records (run.json, args.yaml, ...), checkpoints/latest or any other file load_weights cannot read is
+    refused before any warning about it: it was read as weights of no run, and failed only at loading as an
+    'unsupported weights format' (or, for checkpoints/latest, asked for --model)."""
+    if source.name in RUN_RECORDS:
+        raise HubError(
+            f"{source} is the run's {source.name}, not a weights file: pass the run folder {source.parent} (with "
+            f"--weights final, ema or best), or a weights file."
+        )
+    if source.name == "latest" and source.parent.name == "checkpoints":
+        state = source.read_text(encoding="utf-8", errors="replace").strip() or "state-..."
+        raise HubError(
+            f"{source} names the run's latest training state, it holds no weights: pass the state folder "
+            f"{source.parent / state}, or the run folder {source.parent.parent}."
+        )
+    if source.suffix not in WEIGHTS_SUFFIXES:
+        raise HubError(
+            f"{source} is not a weights file ({', '.join(WEIGHTS_SUFFIXES)}): pass a run folder, a training state "
+            f"folder, or a weights file."
+        )
 
 
 def _kwargs_text(kwargs: Mapping[str, Any]) -> str:
@@ -525,15 +554,20 @@ def _files(folder: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _check_replaceable(out: Path, source: Path) -> None:
-    """``--overwrite`` replaces an earlier export (or an empty folder) only: never the source, a folder that holds
-    it, or a folder that export did not write."""
+def _check_not_the_source(out: Path, source: Path) -> None:
+    """An existing ``out`` is never the source or a folder that holds it, with or without ``--overwrite``."""
     dst, src = out.resolve(), source.expanduser().resolve()
     if dst == src or dst in src.parents:
         raise HubError(
             f"--out {out} {'is' if dst == src else 'holds'} the source {source}: replacing it would delete the "
             f"source. Choose another --out."
         )
+
+
+def _check_replaceable(out: Path) -> None:
+    """``--overwrite`` replaces an earlier export (or an empty folder) only: never a folder that export did not
+    write (the source and a folder holding it are refused before, by ``_check_not_the_source``)."""
+    dst = out.resolve()
     if not dst.is_dir():
         raise HubError(f"{out} exists and is not a folder; not replacing it: remove it or choose another --out.")
     release = dst / RELEASE_NAME
@@ -619,10 +653,12 @@ def export(
             f"--out {out}: {blocker} is a file, not a folder, so nothing can be written under it; move it away or "
             f"choose another --out."
         )
+    if out.exists():  # the source first: --overwrite, which the next error advises, would refuse it anyway
+        _check_not_the_source(out, Path(source))
     if out.exists() and not overwrite:
         raise HubError(f"{out} exists; pass --overwrite to replace it.")
     if out.exists():
-        _check_replaceable(out, Path(source))
+        _check_replaceable(out)
     if repo_id is not None and repo_id_problem(repo_id):
         raise HubError(f"--repo-id: {repo_id_problem(repo_id)}.")
     info = read_run(source, weights=weights, model=model, model_kwargs=model_kwargs)
@@ -812,6 +848,10 @@ def read_export(folder: str | Path, allow_links: bool = False) -> ExportedFolder
             f"the folder again."
         )
     tag = (config.get("pretrained_cfg") or {}).get("tag")
+    if release and not (folder / "README.md").is_file():  # a push would publish the weights without their card
+        raise HubError(
+            f"{folder}: no README.md, the model card export wrote beside {RELEASE_NAME}; restore it, or export again."
+        )
     if release:
         if release.get("model") != architecture or release.get("tag") != tag:
             raise HubError(

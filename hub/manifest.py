@@ -19,6 +19,7 @@ from timm_zerosnet.release import (
     find_release,
     load_manifest,
     manifest_path,
+    repo_id_problem,
     tag_problem,
     validate_manifest,
 )
@@ -115,6 +116,8 @@ class NotARegistryTag(HubError):
 def manifest_entry(ex: ExportedFolder, repo_id: str | None = None) -> dict[str, Any]:
     """The manifest entry (state 'staged') describing an export folder."""
     recorded = ex.release.get("repo_id")
+    if repo_id and repo_id_problem(repo_id):  # before any advice to export again with it
+        raise HubError(f"--repo-id: {repo_id_problem(repo_id)}.")
     if repo_id and recorded and repo_id != recorded:
         raise HubError(
             f"{ex.path} was exported for {recorded} (its card loads that repo) but --repo-id is "
@@ -180,7 +183,10 @@ def _upsert(manifest: dict[str, Any], entry: dict[str, Any], log: Callable[[str]
     releases = manifest["releases"]
     for other in releases:
         if other["repo_id"] == entry["repo_id"] and (other["model"], other["tag"]) != (entry["model"], entry["tag"]):
-            raise HubError(f"{entry['repo_id']} already holds {other['model']}.{other['tag']}; one repo per tag.")
+            raise HubError(
+                f"{entry['repo_id']} already holds {other['model']}.{other['tag']}; one repo per tag: export "
+                f"{name} again with a --repo-id of its own (e.g. {entry['repo_id'].split('/')[0]}/{name})."
+            )
     for i, old in enumerate(releases):
         if (old["model"], old["tag"]) != (entry["model"], entry["tag"]):
             continue

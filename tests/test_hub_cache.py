@@ -599,3 +599,18 @@ def test_paths_with_a_tilde_and_unreadable_weights_files(release, tmp_path, monk
                 MODEL, True, {"pretrained_cfg_overlay": dict(file=str(home / "w.safetensors"))}
             ):
                 raise error
+
+
+def test_a_cache_dir_under_a_file_is_one_line_naming_the_file(release, tmp_path, capsys):
+    """--cache-dir under a file gave mkdir's "[Errno 20] Not a directory: '.../models--.../blobs'", a folder the user
+    never named; the error now names the file in the way and the option to change."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("not a folder")
+    args = ["install-local", str(release["folder"]), "--repo-id", REPO, "--manifest", str(release["manifest"])]
+    for cache in (blocker, blocker / "cache"):
+        with pytest.raises(HubError, match=f"{re.escape(str(blocker))} is a file, not a folder; pass another --cache"):
+            install_local(release["folder"], REPO, cache_dir=cache, manifest=release["manifest"])
+        assert main([*args, "--cache-dir", str(cache)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is a file, not a folder" in err and "Errno" not in err, err
+    assert blocker.read_text() == "not a folder"

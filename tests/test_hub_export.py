@@ -1565,3 +1565,72 @@ def test_the_runs_image_mode_reaches_config_json_and_the_card(tmp_path, monkeypa
     ):
         export(make_run(tmp_path / "bad", dataset=dict(dataset, input_img_mode="L")), tmp_path / "bad_out")
     assert not (tmp_path / "bad_out").exists()
+
+
+def test_the_source_as_out_is_refused_without_advising_overwrite(run_dir, tmp_path, capsys):
+    """--out naming the run itself (or its parent) said "exists; pass --overwrite to replace it", and --overwrite was
+    then refused as the source: one error, the one that says what to do, with or without --overwrite."""
+    for out, word in ((run_dir, "is"), (run_dir.parent, "holds")):
+        for overwrite in (False, True):
+            with pytest.raises(HubError, match=f"--out .* {word} the source .* Choose another --out") as e:
+                export(run_dir, out, overwrite=overwrite)
+            assert "--overwrite" not in str(e.value)
+    assert main(["export", str(run_dir), "--out", str(run_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is the source" in err and "pass --overwrite" not in err, err
+    assert (run_dir / "model.safetensors").is_file() and (run_dir / "run.json").is_file()
+
+
+def test_a_file_of_no_weights_is_refused_as_such_before_any_warning(run_dir, tmp_path, capsys):
+    """A run's run.json or args.yaml given as the source was read as weights of no run: two warnings (no metrics),
+    then "unsupported weights format '.json'"; checkpoints/latest asked for --model. Each is now one error naming
+    what the file is and what to pass instead."""
+    state = run_dir / "checkpoints" / "state-e0003-b000000"
+    state.mkdir(parents=True)
+    (run_dir / "checkpoints" / "latest").write_text(state.name + "\n")
+    (tmp_path / "notes.txt").write_text("not weights")
+    cases = {
+        run_dir / "run.json": f"is the run's run.json, not a weights file: pass the run folder {run_dir}",
+        run_dir / "args.yaml": f"is the run's args.yaml, not a weights file: pass the run folder {run_dir}",
+        run_dir / "checkpoints" / "latest": f"names the run's latest training state, it holds no weights: pass the "
+        f"state folder {state}",
+        tmp_path / "notes.txt": r"is not a weights file \(.safetensors, .bin, .pth, .pt, .ckpt, .tar\)",
+    }
+    for source, message in cases.items():
+        with pytest.raises(HubError, match=message):
+            export(source, tmp_path / "out", model=MODEL, tag="c10")
+        assert main(["export", str(source), "--out", str(tmp_path / "out"), "--model", MODEL, "--tag", "c10"]) == 1
+        captured = capsys.readouterr()
+        assert "warning" not in captured.out and captured.err.count("\n") == 1, captured
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_export_without_its_card_is_refused_before_it_is_pushed_or_installed(exported, tmp_path, capsys):
+    """An export folder (release.json) whose README.md is gone verified, staged, pushed and installed without a word:
+    the Hub repo got weights without a model card."""
+    (exported / "README.md").unlink()
+    message = "no README.md, the model card export wrote beside release.json; restore it, or export again"
+    for check in (
+        read_export,
+        verify_export,
+        lambda folder: push(folder, REPO, dry_run=True),
+        lambda folder: install_local(folder, REPO, cache_dir=tmp_path / "cache"),
+    ):
+        with pytest.raises(HubError, match=message):
+            check(exported)
+    assert not (tmp_path / "cache").exists()
+    assert main(["verify", str(exported)]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_a_run_trained_on_part_of_its_split_says_so_on_the_card(tmp_path):
+    """A run trained with --train-num-samples 64 (run.json: dataset.train_num_samples) was carded as trained on the
+    whole dataset; release.json and the card's dataset line now give the subset. A run on all of it (no count
+    recorded) says nothing more."""
+    dataset = dict(name="torch/cifar10", val_split="test", train_num_samples=64, num_train=64)
+    out = export(make_run(tmp_path / "part", dataset=dataset), tmp_path / "part_out").path
+    assert json.loads((out / "release.json").read_text())["training"]["train_samples"] == 64
+    assert "- **Dataset:** CIFAR-10, a subset of 64 training images\n" in (out / "README.md").read_text()
+    whole = export(make_run(tmp_path / "whole"), tmp_path / "whole_out").path
+    assert "train_samples" not in json.loads((whole / "release.json").read_text())["training"]
+    assert "- **Dataset:** CIFAR-10\n" in (whole / "README.md").read_text()

@@ -600,3 +600,37 @@ def test_list_refuses_a_manifest_that_does_not_exist_and_stage_creates_it(tmp_pa
     monkeypatch.setattr(hub.manifest, "manifest_path", lambda: tmp_path / "missing" / "releases.json")
     assert main(["list"]) == 0
     assert capsys.readouterr().out == "no releases in the manifest\n"
+
+
+def test_stage_refuses_a_bad_repo_id_as_the_option_and_never_advises_exporting_with_it(tmp_path, capsys):
+    """`stage --repo-id timm/x` of an export for another repo said "export again with --repo-id timm/x", which export
+    refuses; of an export without a repo it named "releases[0]" of the manifest. Both now name --repo-id first."""
+    run = make_run(tmp_path / "run")
+    for_repo = export(run, tmp_path / "for_repo", repo_id=REPO).path
+    no_repo = export(run, tmp_path / "no_repo").path
+    manifest = tmp_path / "releases.json"
+    for folder in (for_repo, no_repo):
+        for bad in ("timm/x", "me/a--b"):
+            with pytest.raises(HubError, match=r"^--repo-id: repo id .*\.$") as e:
+                stage(folder, manifest, bad)
+            assert "export again" not in str(e.value) and "releases[" not in str(e.value)
+            assert main(["stage", str(folder), "--repo-id", bad, "--manifest", str(manifest)]) == 1
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "error: --repo-id: repo id" in err, err
+    assert not manifest.exists()
+
+
+def test_one_repo_per_tag_says_what_to_do(tmp_path):
+    """A second tag staged for a repo that already holds one was refused without saying how to go on."""
+    run = make_run(tmp_path / "run")
+    manifest = tmp_path / "releases.json"
+    stage(export(run, tmp_path / "c10", repo_id=REPO).path, manifest)
+    other = export(run, tmp_path / "other", repo_id=REPO, tag="other").path
+    with pytest.raises(
+        HubError,
+        match=re.escape(
+            f"{REPO} already holds {MODEL}.c10; one repo per tag: export {MODEL}.other again with a --repo-id of its "
+            f"own (e.g. testorg/{MODEL}.other)."
+        ),
+    ):
+        stage(other, manifest)

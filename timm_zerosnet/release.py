@@ -56,6 +56,7 @@ __all__ = [
     "write_golden",
     "check_golden",
     "GoldenCheck",
+    "WEIGHTS_SUFFIXES",
 ]
 
 MANIFEST_FORMAT = "timm_zerosnet.releases/1"
@@ -63,6 +64,9 @@ WEIGHTS_NAME = "model.safetensors"
 GOLDEN_NAME = "golden.safetensors"
 GOLDEN_FORMAT = "timm_zerosnet.golden/1"
 STATES = ("staged", "published")
+PICKLE_WEIGHTS_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".tar")
+WEIGHTS_SUFFIXES = (".safetensors", *PICKLE_WEIGHTS_SUFFIXES)
+"""The weights files ``load_weights`` reads: safetensors, and pickles with ``torch.load(weights_only=True)``."""
 
 _TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -396,7 +400,7 @@ def load_weights(path: str | Path) -> dict[str, Any]:
                 f"{path}: not a readable safetensors file ({_first_line(e)}); it is corrupt or truncated: export or "
                 f"download it again."
             ) from None
-    if path.suffix in (".bin", ".pth", ".pt", ".ckpt", ".tar"):
+    if path.suffix in PICKLE_WEIGHTS_SUFFIXES:
         warnings.warn(
             f"{path} is a pickle file: loading it with torch.load(weights_only=True), which accepts tensors and plain "
             f"containers only. Prefer .safetensors.",
