@@ -203,6 +203,34 @@ def test_feature_wrappers_that_cannot_run_the_model_are_refused(name):
     assert type(nchw).__name__ == "FeatureGetter"
 
 
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "tauresnet20_cifar"])
+def test_feature_cfg_and_builder_options_the_model_would_ignore_or_lacks_are_refused(name):
+    """timm's FeatureGetterNet, the default wrapper here, stores return_dict and out_map and returns a list anyway
+    (a user asking for a dict got a list without a word); an option no wrapper takes was a bare TypeError from
+    inside timm's builder, pruned=True a FileNotFoundError for timm/models/_pruned/<name>.txt, and the builder's
+    pretrained_filter_fn / model_cfg clashed with the family's own. Each is refused at create_model, naming what to
+    pass; the wrappers that honour an option still take it."""
+    for cfg in (dict(return_dict=True), dict(out_map=("a", "b", "c")), dict(feature_cls="getter", return_dict=True)):
+        with pytest.raises(ValueError, match=r"^feature_cfg (return_dict|out_map)=.* ignores it and returns a list\. "):
+            timm.create_model(name, features_only=True, feature_cfg=cfg, device="meta")
+    for cfg, wrapper in ((dict(foo=1), "FeatureGetterNet"), (dict(feature_cls="fx", norm=True), "FeatureGraphNet")):
+        with pytest.raises(TypeError, match=rf"^feature_cfg (foo|norm): not an option of timm's {wrapper}, .* takes "):
+            timm.create_model(name, features_only=True, feature_cfg=cfg, device="meta")
+    with pytest.raises(ValueError, match=rf"^pruned=True builds .* {name} has none\. Leave pruned out"):
+        timm.create_model(name, pruned=True, device="meta")
+    # builder arguments the family sets itself: "got multiple values for keyword argument", a model class's cfg=
+    for kwargs in (dict(pretrained_filter_fn=lambda state_dict, model: state_dict), dict(model_cfg={})):
+        with pytest.raises(TypeError, match=rf"^{name} takes no model argument {next(iter(kwargs))}\. "):
+            timm.create_model(name, **kwargs, device="meta")
+    x = torch.zeros(1, 3, 32, 32)
+    hook = timm.create_model(name, features_only=True, feature_cfg=dict(feature_cls="hook", return_dict=True))
+    assert len(hook(x)) == 3 and isinstance(hook(x), dict)
+    fx = timm.create_model(name, features_only=True, feature_cls="fx", feature_cfg=dict(return_dict=True))
+    assert isinstance(fx(x), dict)
+    getter = timm.create_model(name, features_only=True, feature_cfg=dict(return_dict=False, norm=True, prune=False))
+    assert isinstance(getter(x), list)
+
+
 @pytest.mark.parametrize("name", ["zerosnet20_cifar", "lmresnet18", "tauresnet20_cifar"])
 def test_feature_indices_that_select_no_level_are_refused_naming_the_levels(name):
     """out_indices / indices that select nothing, a level the network lacks or no integer: a ValueError naming the
@@ -1341,6 +1369,16 @@ def test_strides_below_one_are_refused(kwargs):
 def test_strides_are_one_per_stage_not_a_number():
     with pytest.raises(ValueError, match=r"strides takes one stride per stage of zerosnet20_cifar \(3 stages\), e.g."):
         timm.create_model("zerosnet20_cifar", strides=2, device="meta")  # a TypeError of tuple()
+
+
+@pytest.mark.parametrize("stride", [float("nan"), float("inf"), "2", None, True])
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "preresnet18_diffstride_cifar"])
+def test_a_stride_that_is_no_finite_number_is_refused_naming_the_rule(name, stride):
+    """A stage stride that is no finite number failed deep in the build (nan: "cannot convert float NaN to integer",
+    inf an OverflowError, '2' or None "'<' not supported") or, a bool, built the network with stride 1."""
+    strides = (1, stride, 2) if name == "zerosnet20_cifar" else (1, 2, stride, 2)
+    with pytest.raises(ValueError, match=r"must give one stride >= 1 for each of the \d stages \(finite numbers, e.g."):
+        timm.create_model(name, strides=strides, device="meta")
 
 
 def test_output_stride_keeps_the_parameters_where_a_strided_stage_keeps_its_width():

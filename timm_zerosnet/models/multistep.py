@@ -33,7 +33,8 @@ from safetensors import SafetensorError
 from timm.layers import BatchNormAct2d, DropPath, create_classifier
 from timm.models import build_model_with_cfg
 from timm.models._builder import resolve_pretrained_cfg
-from timm.models._features import FeatureGetterNet, feature_take_indices
+from timm.models._features import FeatureGetterNet, FeatureHookNet, feature_take_indices
+from timm.models._features_fx import FeatureGraphNet
 from torch import nn
 from torch.nn.modules import module as _module_hooks
 from torch.nn.utils import parametrize
@@ -57,6 +58,7 @@ __all__ = [
     "require_released_weights",
     "check_create_kwargs",
     "check_feature_indices",
+    "check_feature_cfg",
     "unreadable_weights_named",
     "unwrap_state_dict",
     "check_shapes",
@@ -701,9 +703,12 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
             raise ValueError(
                 f"downsample must be 'conv', 'spectral', 'subsample' or 'diffstride', got {net.downsample!r}."
             )
-        if len(net.stage_strides) != len(net.layers) or min(net.stage_strides) < 1:
+        # a string or None failed in a comparison, nan / inf in int(); a bool passed as the stride 0 or 1
+        strides = [finite_number(s) for s in net.stage_strides]
+        if len(strides) != len(net.layers) or None in strides or min(strides) < 1:
             raise ValueError(
-                f"strides {net.strides} must give one stride >= 1 for each of the {len(net.layers)} stages."
+                f"strides {net.strides} must give one stride >= 1 for each of the {len(net.layers)} stages (finite "
+                f"numbers, e.g. {(1,) + (2,) * (len(net.layers) - 1)})."
             )
         if net.downsample != "diffstride" and any(float(s) != int(s) for s in net.stage_strides):
             raise ValueError(
@@ -1309,12 +1314,16 @@ def unreadable_weights_named(variant: str, pretrained: bool, kwargs: dict) -> It
         ) from None
 
 
-# what timm's builder takes itself (the rest of create_model's kwargs goes to the model class)
+# what timm's builder takes itself (the rest of create_model's kwargs goes to the model class); not the ones the
+# family sets itself: a user's pretrained_filter_fn was "got multiple values for keyword argument", and model_cfg
+# reached the model class as cfg=
 _BUILDER_KWARGS = frozenset(inspect.signature(build_model_with_cfg).parameters) - {
     "model_cls",
     "variant",
     "pretrained",
     "kwargs",
+    "pretrained_filter_fn",
+    "model_cfg",
 } | {"features_only", "pruned"}
 # taken by the builder with features_only=True only
 _FEATURE_KWARGS = frozenset({"out_indices", "feature_cls", "feature_cfg"})
@@ -1328,9 +1337,16 @@ def check_create_kwargs(variant: str, kwargs: dict, model_cls: type, *creators: 
 
     Raises:
         TypeError: an argument none of them takes (e.g. timm ResNet's ``drop_block_rate``), or ``out_indices`` /
-            ``feature_cls`` without ``features_only=True``.
-        ValueError: a ``feature_cls`` that cannot run these networks (``'list'``, ``'dict'``) or that timm lacks.
+            ``feature_cls`` without ``features_only=True``, or a ``feature_cfg`` entry the feature wrapper lacks.
+        ValueError: a ``feature_cls`` that cannot run these networks (``'list'``, ``'dict'``) or that timm lacks,
+            a ``feature_cfg`` option the wrapper would ignore (the getter's ``return_dict`` / ``out_map``), or
+            ``pruned=True`` (timm's pruned channel layouts exist for a few of its EfficientNets only).
     """
+    if kwargs.get("pruned"):  # timm read timm/models/_pruned/<variant>.txt: a bare FileNotFoundError
+        raise ValueError(
+            f"pruned=True builds a pruned channel layout that timm ships for a few of its EfficientNets only; "
+            f"{variant} has none. Leave pruned out (to shrink a network, pick a smaller depth)."
+        )
     taken = set()
     for fn in (model_cls.__init__, *creators):
         for name, p in inspect.signature(fn).parameters.items():
@@ -1379,6 +1395,46 @@ def check_create_kwargs(variant: str, kwargs: dict, model_cls: type, *creators: 
             raise ValueError(
                 f"feature_cls={feature_cls!r} is not a feature wrapper of timm that runs {variant}: pass 'getter' "
                 f"(the default, forward_intermediates), 'hook' or 'fx'."
+            )
+    if features_only:
+        check_feature_cfg(variant, feature_cls, kwargs.get("feature_cfg") or {})
+
+
+def check_feature_cfg(variant: str, feature_cls: Any, feature_cfg: Mapping) -> None:
+    """Refuse ``feature_cfg`` entries that the feature wrapper ``feature_cls`` (None: the getter) does not take (a
+    bare ``TypeError`` from inside timm's builder before) or takes and ignores: timm's FeatureGetterNet stores
+    ``return_dict`` and ``out_map`` ("WIP, not supported") and returns a list anyway.
+
+    Raises:
+        TypeError: an entry the wrapper does not take, naming those it does.
+        ValueError: ``return_dict`` / ``out_map`` for the getter, naming the wrapper that honours them.
+    """
+    name = feature_cls.lower() if isinstance(feature_cls, str) else None
+    if feature_cls is None or name == "getter":
+        cls = FeatureGetterNet
+    elif name is not None:
+        cls = FeatureHookNet if "hook" in name else FeatureGraphNet
+    elif isinstance(feature_cls, type):
+        cls = feature_cls
+    else:
+        return
+    # timm's builder drops these itself for the wrappers that do not take them
+    params = inspect.signature(cls.__init__).parameters
+    taken = set(params) - {"self", "model", "out_indices"}
+    unknown = sorted(set(feature_cfg) - taken - {"flatten_sequential", "no_rewrite"})
+    if unknown and not any(p.kind == p.VAR_KEYWORD for p in params.values()):  # a user's class may take **kwargs
+        raise TypeError(
+            f"feature_cfg {', '.join(unknown)}: not an option of timm's {cls.__name__}, the feature wrapper of "
+            f"{variant} here; it takes out_indices, feature_cls, {', '.join(sorted(taken))}. Leave "
+            f"{', '.join(unknown)} out."
+        )
+    if issubclass(cls, FeatureGetterNet):
+        ignored = [k for k in ("return_dict", "out_map") if feature_cfg.get(k)]
+        if ignored:
+            raise ValueError(
+                f"feature_cfg {', '.join(f'{k}={feature_cfg[k]!r}' for k in ignored)}: timm's {cls.__name__} (the "
+                f"getter, the default wrapper, which runs forward_intermediates) ignores it and returns a list. Pass "
+                f"feature_cls='hook', which returns a dict (keys from out_map), or leave {', '.join(ignored)} out."
             )
 
 
