@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -374,6 +375,22 @@ def test_a_sample_count_past_the_split_reads_it_whole_with_a_note_and_records_no
     assert (out["dataset"]["num_samples"], out["dataset"]["samples"]) == (10, 10) and "note:" not in (
         capsys.readouterr().out
     )
+
+
+def test_a_count_past_the_split_taken_from_the_run_is_named_as_the_runs(trained_run, tmp_path, capsys):
+    """A run.json whose --val-num-samples is larger than the evaluated split (one written before such counts were
+    recorded as the whole split): the note named --num-samples, an option the user never passed."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    info = json.loads((run / "run.json").read_text())
+    info["dataset"]["val_num_samples"] = 1000
+    (run / "run.json").write_text(json.dumps(info))
+    capsys.readouterr()
+    out = validate(build_parser().parse_args(["--checkpoint", str(run), "--workers", "0"]))
+    reset_accelerate()
+    printed = capsys.readouterr().out
+    assert "note: the run's --val-num-samples 1000: the 'validation' split has only 355 images" in printed
+    assert "--num-samples 1000" not in printed and out["results"]["clean"]["count"] == 355
 
 
 def test_mean_and_std_counts_are_checked_as_in_training(trained_run):

@@ -774,7 +774,8 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
         raise ValueError(f"Could not determine the class names of dataset {name!r}; pass --class-map.")
 
     notes = []
-    val_count = "--val-num-samples" if train else "--num-samples"  # evaluation alone: zerosnet-validate's option
+    # evaluation alone: zerosnet-validate's option, or what it names for a count it took from the run
+    val_count = "--val-num-samples" if train else _get(args, "val_num_samples_option", "--num-samples")
     for key, option, split in (("train", "--train-num-samples", train_split), ("val", val_count, val_split)):
         if splits[key] is not None:
             count = _get(args, f"{key}_num_samples")

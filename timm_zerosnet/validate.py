@@ -401,6 +401,10 @@ def _data_args(
         # channel count's
         "input_img_mode": image_mode(in_chans, args.input_img_mode or ds.get("input_img_mode") or published_mode),
         "val_num_samples": (args.num_samples or None) if args.num_samples is not None else run.get("val_num_samples"),
+        # a count taken from the run is not an option the user passed: the note names where it came from
+        "val_num_samples_option": "--num-samples"
+        if args.num_samples is not None or not run.get("val_num_samples")
+        else "the run's --val-num-samples",
     }
 
 
