@@ -103,6 +103,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.rounds < 1 or args.steps < 1 or args.warmup < 1:
         p.error("--rounds, --steps and --warmup must be >= 1")
     args.threads = args.threads or bench.core_count()
+    if Path(args.out).is_dir():
+        p.error(
+            f"--out {args.out} is a folder; give the markdown file to write, e.g. {Path(args.out) / 'keep_heap.md'}"
+        )
+    bench.refuse_file_in_the_way(p, "--out", args.out, Path(args.out).parent)
     return args
 
 

@@ -228,6 +228,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "--workers >= 1"
         )
     check_numbers(p, args)
+    bench.refuse_file_in_the_way(p, "--out-dir", args.out_dir)
     return args
 
 
@@ -302,7 +303,9 @@ def write_outputs(
 
 
 def run_pairs(args: argparse.Namespace, log=print) -> dict[str, Any]:
-    bargs = bench.parse_args(["--batch-size", str(args.batch_size), "--batch-size-cifar", str(args.batch_size_cifar)])
+    # the styles, references and sizes of benchmark.py (its modes do not matter: eager spares the compile check)
+    sizes = ["--batch-size", str(args.batch_size), "--batch-size-cifar", str(args.batch_size_cifar)]
+    bargs = bench.parse_args([*sizes, "--modes", "eager"])
     bargs.img_size = args.img_size
     pairs = pairs_for(args, bargs)
     machine = machine_of(args)

@@ -200,11 +200,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.reps < 2 or args.warmup < 1 or args.workers < 1:
         p.error("--reps must be >= 2, --warmup >= 1 (the first step compiles) and --workers >= 1")
     check_numbers(p, args)
+    bench.refuse_file_in_the_way(p, "--out-dir", args.out_dir)
+    if args.worker is None:  # a worker: its parent did
+        bench.check_compile(p, args.backend, None, f"--backend {args.backend!r}")
     return args
 
 
 def run_speedups(args: argparse.Namespace, log=print) -> dict[str, Any]:
-    bargs = bench.parse_args(["--batch-size", str(args.batch_size), "--batch-size-cifar", str(args.batch_size_cifar)])
+    # the styles, references and sizes of benchmark.py (its modes do not matter: eager spares the compile check)
+    sizes = ["--batch-size", str(args.batch_size), "--batch-size-cifar", str(args.batch_size_cifar)]
+    bargs = bench.parse_args([*sizes, "--modes", "eager"])
     bargs.img_size = args.img_size
     if not bench.is_known(args.baseline):
         raise SystemExit(f"--baseline {args.baseline!r} is neither a timm model nor one of the benchmark's own")

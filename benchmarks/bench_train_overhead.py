@@ -35,6 +35,9 @@ from torch.utils.data import DataLoader
 
 if __package__ in (None, ""):  # run as a script: make the repository importable without installing it
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchmark import check_ranges, refuse_file_in_the_way  # noqa: E402
 
 import timm_zerosnet  # noqa: E402,F401  (registers the models)
 from timm_zerosnet.cpu_heap import keep_heap  # noqa: E402
@@ -80,7 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # before the warm-up epochs: --rounds 0 and --threads 0 were tracebacks (statistics, torch), --train-num-samples 0
+    # silently meant all of them, and a --json that cannot be written lost the run at its end
+    check_ranges(parser, args, counts=("rounds", "threads", "train_num_samples"))
+    if args.json is not None and Path(args.json).is_dir():
+        parser.error(
+            f"--json {args.json} is a folder; give the file to write, e.g. {Path(args.json) / 'overhead.json'}"
+        )
+    if args.json is not None:
+        refuse_file_in_the_way(parser, "--json", args.json, Path(args.json).parent)
     if args.threads:
         torch.set_num_threads(args.threads)
     # the allocator zerosnet-train's entry point runs under (Trainer itself leaves it alone), for both arms alike
@@ -88,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         argv_train = ["-c", "digits_demo", "--output", tmp, "--experiment", "bench", "--epochs", str(args.rounds + 1)]
-        if args.train_num_samples:
+        if args.train_num_samples is not None:
             argv_train += ["--train-num-samples", str(args.train_num_samples)]
         trainer = Trainer.from_args(parse_args(argv_train))
         cfg = trainer.args

@@ -52,6 +52,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import timm_zerosnet  # noqa: E402,F401  (registers our models with timm)
 from timm_zerosnet.cpu_heap import ALLOCATOR_ENV  # noqa: E402
+from timm_zerosnet.run_layout import file_in_the_way  # noqa: E402
 
 _RESULT_MARK = "@@BENCH_RESULT@@ "
 OURS = ("zerosnet", "lmresnet", "preresnet", "tauresnet")  # families of this package
@@ -331,6 +332,11 @@ def expand_models(patterns: str) -> list[str]:
     out: list[str] = []
     refs = [f"timm-resnet{v}{d}_cifar" for v in ("", "v2_") for d in (18, 20, 32, 34, 44, 56, 110, 164)]
     pats = [p for p in re.split(r"[,\s]+", patterns.strip()) if p]
+    if not pats:  # '' or ',': a run of no model wrote empty tables
+        raise SystemExit(
+            f"--models {patterns!r} names no model; give names, wildcards or a set ({', '.join(MODEL_SETS)}), "
+            "or leave the option out for the default set"
+        )
     pats = [m for p in pats for m in MODEL_SETS.get(p, [p])]
     for pat in pats:
         try:
@@ -1299,6 +1305,28 @@ _REF_DEPTHS = (18, 20, 32, 34, 44, 50, 56, 101, 110, 152, 164, 1202)
 """Depths a reference template ('resnetv2_{depth}', 'resnet{depth}@32') is tried at: ours and timm's ResNets'."""
 
 
+def check_compile(p: argparse.ArgumentParser, backend: str, mode: str | None, options: str) -> None:
+    """A ``torch.compile`` backend and mode that torch accepts (``options`` names them in the error), asked of
+    torch.compile itself, which builds nothing until the first call: a misspelt one ended every compiled
+    measurement in an error row (or, in-process, in a traceback), after the eager ones had run."""
+    kwargs = {"backend": backend} | ({"mode": mode} if mode else {})
+    try:
+        torch.compile(nn.Identity(), **kwargs)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        p.error(f"{options}: {reason}")
+
+
+def refuse_file_in_the_way(
+    p: argparse.ArgumentParser, option: str, value: str, folder: str | Path | None = None
+) -> None:
+    """Refuse an output folder (``folder``, default ``value``, what ``option`` was given) that is a file or lies under
+    one, before any work: writing the results there failed with a NotADirectoryError / FileExistsError traceback after
+    the whole measurement."""
+    if (blocker := file_in_the_way(value if folder is None else folder)) is not None:
+        p.error(f"{option} {value}: {blocker} is a file, and the results are written into a folder; choose a folder")
+
+
 def check_references(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The ``--ref-*`` options name models that exist (a misspelt one dropped every ratio against it, silently).
     Each may be a template with ``{depth}``: it must give a known model at one of ``_REF_DEPTHS`` at least (at the
@@ -1474,6 +1502,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         fractions=("eff_tol",),
     )
     check_references(p, args)
+    if args.worker is None:  # (a worker's parent checked these)
+        try:  # an unknown or empty --models is a usage error, before --out-dir is made
+            expand_models(args.models)
+        except SystemExit as e:
+            p.error(str(e.code))
+        if any(m.startswith("compile") for m in args.mode_list):
+            check_compile(p, args.compile_backend, args.compile_mode, "--compile-backend / --compile-mode")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         p.error(f"--device {args.device}: torch sees no CUDA device here; run on a GPU machine or pass --device cpu")
     if args.baseline and not is_known(args.baseline):

@@ -73,8 +73,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmark import (  # noqa: E402
     check_ranges,
     create_bench_model,
+    is_known,
     peak_rss_mb,
     pin_malloc,
+    refuse_file_in_the_way,
     reset_peak_rss,
     rss_mb,
     saved_activation_mb,
@@ -540,11 +542,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.mem_worker:
         _mem_worker(args.mem_worker)
         return 0
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.models is None:
         args.models = "lmresnet50,zerosnet50_tra,zerosnet50" if args.ablate else "zerosnet50,preresnet50"
     names = [m.strip() for m in args.models.split(",") if m.strip()]
+    # before anything is built: an unknown name was timm's RuntimeError traceback (after the models before it had
+    # been profiled), an empty list a run that printed nothing
+    if not names:
+        p.error(f"--models {args.models!r} names no model; give comma separated names, e.g. zerosnet50,preresnet50")
+    if sized := [n for n in names if "@" in n]:
+        p.error(f"--models: {', '.join(sized)}: this script takes no NAME@SIZE; pass --img-size instead")
+    if unknown := [n for n in names if not is_known(n)]:
+        p.error(
+            f"--models: unknown {', '.join(map(repr, unknown))} (timm's models, ours or timm-resnet<depth>_cifar); "
+            "check the spelling"
+        )
+    if args.trace_dir:
+        refuse_file_in_the_way(p, "--trace-dir", args.trace_dir)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.ablate:
         for name in names:
             ablate(name, args)

@@ -785,7 +785,7 @@ def test_quick_speedup_run_alternates_eager_and_compiled_steps(tmp_path, monkeyp
     out = speedup.run_speedups(args, log=lambda *a, **k: None)
     names = ["zerosnet20_cifar", "timm-resnet20_cifar", "timm-resnetv2_20_cifar"]
     assert built[-6:] == names + names[1:] + names[:1]  # the second worker builds the other nets first
-    assert compiled == [dict(backend="eager")] * 6
+    assert compiled == [dict(backend="eager")] * 7  # parse_args checks --backend, then 3 nets in each of 2 workers
     assert [(r["model"], r["baseline"], r["ref"], r["phase"]) for r in out["rows"]] == [
         (*names, "infer"),
         (*names, "train"),
@@ -951,12 +951,18 @@ def test_quick_keeps_224_style_models_in_their_style():
         (["--ref-bottleneck", "resnet05"], "--ref-bottleneck 'resnet05': not a known model"),
         (["--ref-basic", "resnet18@x"], "--ref-basic 'resnet18@x': not a known model"),  # was a ValueError traceback
         (["--ref-cifar", "timm-resnet{depth[0]}_cifar"], "--ref-cifar 'timm-resnet{depth[0]}_cifar'"),  # TypeError
+        # a misspelt compile backend or mode ended every compiled measurement in an error row, after the eager ones
+        (["--modes", "eager,compile", "--compile-backend", "inductr"], "Invalid backend: 'inductr'"),
+        (["--modes", "compile_cl", "--compile-mode", "max-autotun"], "Unrecognized mode=max-autotun"),
+        # an empty --models ran no model and wrote empty tables; an unknown one was refused only after --out-dir
+        (["--models", ","], "--models ',' names no model; give names, wildcards or a set (default, imagenet-basic)"),
+        (["--models", "zerosnet20_cifar,zerosnet21_cifar"], "--models: unknown model 'zerosnet21_cifar'"),
     ],
 )
 def test_bad_options_are_refused_before_anything_runs(extra, message, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exc:
         bench.parse_args(["--quick", "--models", "zerosnet20_cifar", *extra])
-    assert message in capsys.readouterr().err
+    assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_references_given_as_options_are_still_used():
@@ -993,6 +999,37 @@ def test_the_other_benchmark_scripts_refuse_numbers_out_of_range(script, argv, m
     with pytest.raises(SystemExit) as exc:
         parse(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_output_folders_under_a_file_and_unknown_names_are_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
+    """bench_pairs, bench_speedup and bench_keep_heap wrote their results only after the whole measurement, into an
+    --out-dir / --out under a file: a NotADirectoryError traceback that lost the run; bench_speedup's misspelt
+    --backend was a traceback from torch._dynamo in-process (--quick), profile_multistep's unknown model timm's
+    RuntimeError after the models before it had been profiled, and its empty --models a run that printed nothing."""
+    prof = _load("zerosnet_profile_multistep", ROOT / "benchmarks" / "profile_multistep.py")
+    monkeypatch.setattr(prof, "build", lambda *a: pytest.fail("built a model before refusing the options"))
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    profile = ["--batch", "1", "--steps", "1", "--warmup", "0"]
+    cases = [
+        (pairs.parse_args, ["--quick", "--out-dir", str(taken)], f"--out-dir {taken}: {taken} is a file"),
+        (pairs.parse_args, ["--quick", "--out-dir", str(taken / "sub")], f"--out-dir {taken / 'sub'}: {taken} is a"),
+        (speedup.parse_args, ["--quick", "--out-dir", str(taken / "sub")], "and the results are written into a folder"),
+        (speedup.parse_args, ["--quick", "--backend", "inductr"], "--backend 'inductr': Invalid backend: 'inductr'"),
+        (keep.parse_args, ["--quick", "--out", str(taken / "k.md")], f"--out {taken / 'k.md'}: {taken} is a file"),
+        (keep.parse_args, ["--quick", "--out", str(tmp_path)], f"--out {tmp_path} is a folder; give the markdown"),
+        (prof.main, ["--models", "zerosnet20_cifar,nosuchnet", *profile], "--models: unknown 'nosuchnet'"),
+        (prof.main, ["--ablate", "--models", "nosuchnet", *profile], "--models: unknown 'nosuchnet'"),
+        (prof.main, ["--models", ",", *profile], "--models ',' names no model"),
+        (prof.main, ["--models", "zerosnet20_cifar@64", *profile], "takes no NAME@SIZE; pass --img-size instead"),
+        (prof.main, ["--models", "zerosnet20_cifar", "--trace-dir", str(taken / "t"), *profile], f"{taken} is a file"),
+    ]
+    for parse, argv, message in cases:
+        with pytest.raises(SystemExit) as exc:
+            parse(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err, (argv, err)
+    assert taken.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
 def test_profile_comparison_takes_minus_one_for_every_row(capsys):
@@ -1091,3 +1128,28 @@ def test_train_overhead_names_the_allocator_both_arms_ran_on(tmp_path, capsys):
     assert result["images_per_epoch"] == 64 and result["ratio_images_per_s"] > 0
     assert "CPU allocator: glibc's defaults (--no-keep-heap)" in capsys.readouterr().out
     assert overhead.build_parser().parse_args([]).keep_heap is True
+
+
+def test_train_overhead_refuses_bad_numbers_and_outputs_before_training(tmp_path, monkeypatch, capsys):
+    """--rounds 0 and --threads 0 were tracebacks (from statistics after the warm-up epochs, from torch), a
+    --train-num-samples of 0 silently trained on every sample, and a --json under a file or naming a folder lost the
+    run at its end; all are usage errors now, before any allocator or training is set up."""
+    overhead = _load("zerosnet_bench_train_overhead", ROOT / "benchmarks" / "bench_train_overhead.py")
+    monkeypatch.setattr(overhead, "keep_heap", lambda: pytest.fail("set up the allocator before refusing"))
+    monkeypatch.setattr(overhead.Trainer, "from_args", lambda *a: pytest.fail("trained before refusing"))
+    monkeypatch.setattr(overhead.torch, "set_num_threads", lambda n: pytest.fail(f"set {n} threads before refusing"))
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    cases = [
+        (["--rounds", "0"], "--rounds 0 (must be at least 1)"),
+        (["--threads", "0"], "--threads 0 (must be at least 1)"),
+        (["--train-num-samples", "0"], "--train-num-samples 0 (must be at least 1)"),
+        (["--json", str(taken / "o.json")], f"--json {taken / 'o.json'}: {taken} is a file"),
+        (["--json", str(tmp_path)], f"--json {tmp_path} is a folder; give the file to write"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exc:
+            overhead.main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err, (argv, err)
+    assert taken.read_text() == "x"
