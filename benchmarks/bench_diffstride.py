@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from timm_zerosnet.layers.diffstride import DiffStride, FixedSpectralPooling, Subsample
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark import check_ranges  # noqa: E402
 
 
 def _fwd_bwd(layer: nn.Module, x: torch.Tensor) -> tuple[float, tuple[int, int]]:
@@ -30,7 +35,7 @@ def _fwd_bwd(layer: nn.Module, x: torch.Tensor) -> tuple[float, tuple[int, int]]
     return time.perf_counter() - start, tuple(out.shape[-2:])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--channels", type=int, default=256)
@@ -39,7 +44,13 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # before anything is built: 0 or less was a traceback from torch or statistics, or an empty measurement
+    check_ranges(parser, args, counts=("batch", "channels", "size", "reps"), at_least_0=("warmup",))
+    if not args.stride >= 1:  # nan too
+        parser.error(f"--stride {args.stride}: a downsampling stride is at least 1")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch sees no CUDA device here; pass --device cpu")
 
     torch.manual_seed(0)
     x = torch.randn(args.batch, args.channels, args.size, args.size, device=args.device, requires_grad=True)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import timm
 import torch
@@ -23,6 +25,9 @@ import torch.nn.functional as F
 
 import timm_zerosnet  # noqa: F401
 from timm_zerosnet.schemes import LinearMultistepUpdate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark import check_ranges  # noqa: E402
 
 
 def plain_lerp(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
@@ -59,6 +64,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--inner", type=int, default=3, help="timed steps per repetition")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
+    # before anything is built: --reps 0 was a statistics traceback, --threads 0 a torch one, an unknown name timm's
+    # RuntimeError after the models before it had run, and a model without LM-ResNet updates was timed against itself
+    check_ranges(p, args, counts=("reps", "inner", "threads"))
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not names:
+        p.error(f"--models {args.models!r} names no model; give comma separated LM-ResNets, e.g. lmresnet20_cifar")
+    if others := [n for n in names if n not in timm.list_models("lmresnet*")]:
+        p.error(
+            f"--models: {', '.join(map(repr, others))}: not an LM-ResNet of this package (its update is what is "
+            f"timed); pick from {', '.join(timm.list_models('lmresnet*')[:4])}, ..."
+        )
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     package = LinearMultistepUpdate._forward_python
@@ -66,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, median of {args.reps} alternated repetitions\n")
     print("| model | batch | package ms/step | plain lerp ms/step | plain / package |")
     print("|---|---:|---:|---:|---:|")
-    for name in [m for m in args.models.split(",") if m]:
+    for name in names:
         step, batch = step_fn(name)
         res: dict[str, list[float]] = {k: [] for k in impls}
         try:

@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from timm_zerosnet.cpu_heap import keep_heap
 from timm_zerosnet.models.multistep import _SubsampledConv1x1, matmul_projection_pays
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark import check_ranges  # noqa: E402
 
 # (batch, in channels, out channels, input size, stride): the strided projections of ResNet-20 / ResNet-50 shapes
 SHAPES = (
@@ -105,6 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--shapes", type=int, default=len(SHAPES), help="the first N shapes only")
     args = p.parse_args(argv)
+    check_ranges(p, args, counts=("reps", "inner", "threads", "shapes"))  # 0: tracebacks or an empty table
+    if args.shapes > len(SHAPES):
+        p.error(f"--shapes {args.shapes}: there are {len(SHAPES)} shapes; pass at most {len(SHAPES)}")
     torch.set_num_threads(args.threads)
     print(f"CPU allocator: {keep_heap()}; {args.threads} threads, torch {torch.__version__}")
     print(

@@ -1153,3 +1153,36 @@ def test_train_overhead_refuses_bad_numbers_and_outputs_before_training(tmp_path
         err = capsys.readouterr().err
         assert exc.value.code == 2 and message in err, (argv, err)
     assert taken.read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    "script, argv, message",
+    [
+        ("bench_lm_backward", ["--reps", "0"], "--reps 0 (must be at least 1)"),
+        ("bench_lm_backward", ["--threads", "0"], "--threads 0 (must be at least 1)"),
+        ("bench_lm_backward", ["--models", ","], "names no model"),
+        (
+            "bench_lm_backward",
+            ["--models", "lmresnet20_cifar,zerosnet20_cifar"],
+            "'zerosnet20_cifar': not an LM-ResNet",
+        ),
+        ("bench_lm_backward", ["--models", "lmresnet_typo"], "'lmresnet_typo': not an LM-ResNet"),
+        ("bench_diffstride", ["--reps", "0"], "--reps 0 (must be at least 1)"),
+        ("bench_diffstride", ["--batch", "0", "--size", "-1"], "--batch 0 (must be at least 1); --size -1"),
+        ("bench_diffstride", ["--stride", "nan"], "--stride nan: a downsampling stride is at least 1"),
+        ("bench_diffstride", ["--stride", "0.5"], "--stride 0.5: a downsampling stride is at least 1"),
+        ("bench_projection", ["--inner", "0"], "--inner 0 (must be at least 1)"),
+        ("bench_projection", ["--shapes", "999"], "--shapes 999: there are"),
+    ],
+)
+def test_small_benchmark_scripts_refuse_bad_options_before_anything_runs(script, argv, message, monkeypatch, capsys):
+    """bench_lm_backward, bench_diffstride and bench_projection took any number: --reps 0 ended in a statistics
+    traceback, --threads 0 in torch's, an unknown model in timm's after the others had been timed, and a model
+    without LM-ResNet updates was timed against itself (a ratio of 1 that meant nothing)."""
+    module = _load(f"zerosnet_{script}", ROOT / "benchmarks" / f"{script}.py")
+    monkeypatch.setattr(module.torch, "set_num_threads", lambda n: pytest.fail("set threads before refusing"))
+    monkeypatch.setattr(module.torch, "randn", lambda *a, **k: pytest.fail("built inputs before refusing"))
+    with pytest.raises(SystemExit) as exc:
+        module.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err, err
