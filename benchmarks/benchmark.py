@@ -1509,6 +1509,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(str(e.code))
         if any(m.startswith("compile") for m in args.mode_list):
             check_compile(p, args.compile_backend, args.compile_mode, "--compile-backend / --compile-mode")
+        elif args.compile_mode is not None or args.compile_backend != "inductor":  # would compile nothing
+            p.error(
+                f"--compile-backend / --compile-mode apply to the compiled modes, and --modes {args.modes} has none; "
+                "add compile (or compile_cl) to --modes, or leave them out"
+            )
+    # a file name stem: '' wrote hidden files (.md, .csv), a '/' put them in a folder that did not exist
+    if not args.tag or args.tag.startswith(".") or any(c in args.tag for c in "/\\"):
+        p.error(f"--tag {args.tag!r}: give a file name stem (no '/', not starting with '.'), e.g. benchmark_gpu")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         p.error(f"--device {args.device}: torch sees no CUDA device here; run on a GPU machine or pass --device cpu")
     if args.baseline and not is_known(args.baseline):

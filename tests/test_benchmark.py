@@ -957,6 +957,12 @@ def test_quick_keeps_224_style_models_in_their_style():
         # an empty --models ran no model and wrote empty tables; an unknown one was refused only after --out-dir
         (["--models", ","], "--models ',' names no model; give names, wildcards or a set (default, imagenet-basic)"),
         (["--models", "zerosnet20_cifar,zerosnet21_cifar"], "--models: unknown model 'zerosnet21_cifar'"),
+        # a compile option without a compiled mode compiled nothing, silently
+        (["--modes", "eager", "--compile-mode", "max-autotune"], "--modes eager has none; add compile"),
+        (["--modes", "eager,channels_last", "--compile-backend", "aot_eager"], "--modes eager,channels_last has none"),
+        # '' wrote hidden .md / .csv files, a '/' was "cannot write there" about --out-dir
+        (["--tag", ""], "--tag '': give a file name stem"),
+        (["--tag", "gpu/run1"], "--tag 'gpu/run1': give a file name stem (no '/'"),
     ],
 )
 def test_bad_options_are_refused_before_anything_runs(extra, message, capsys):
