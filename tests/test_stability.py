@@ -15,6 +15,7 @@ from torch import nn
 
 from timm_zerosnet.analysis.stability import (
     DEFAULT_TOL,
+    MAX_SCAN_POINTS,
     analyze_scheme,
     characteristic_polynomial,
     consistency_order,
@@ -797,3 +798,65 @@ def test_extreme_coefficients_whose_roots_floating_point_finds_still_work():
     assert is_zero_stable((1e-300, 1.0, 1e-300))  # roots 1, -1 and -1e-300 (found as 0)
     assert analyze_scheme(*zeros_scheme(Q(1, 10**300))).principal_root == 1  # exact: the root 1 divided out first
     assert analyze_scheme(*zeros_scheme(1e-38)).max_spurious_modulus == pytest.approx(7.5e37)
+
+
+@pytest.mark.parametrize(
+    ("num", "message"),
+    [
+        (2.5, "num = 2.5 is not a number of grid points: pass an int from 2"),
+        ("11", "num = '11' is not a number of grid points"),
+        (True, "num = True is not a number of grid points"),
+        (MAX_SCAN_POINTS + 1, "grid points is too many: a scan takes at most 200,000"),
+        (10**12, "num = 1,000,000,000,000 grid points is too many"),
+    ],
+    ids=["float", "str", "bool", "one-too-many", "huge"],
+)
+def test_zero_stable_region_refuses_a_grid_size_that_is_no_count_of_points(num, message):
+    """num = 2.5 or '11' ended in a bare TypeError from range() or '<', True scanned a 1-point grid under the
+    message 'lo < hi and at least 2 points', and 10**12 built a list of 10**12 Fractions until memory ran out (the
+    CLI's --num caps it at 200,000; the function did not)."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        zero_stable_region("zeros", -3, 3, num)
+    assert len(zero_stable_region("lm", -1, 1, np.int64(5)).values) == 5  # numpy integers are counts too
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: analyze_scheme(["1", "0.5"]), "a[0] must be a real number, got the string '1'; convert it first"),
+        (lambda: analyze_scheme((1,), ("1",)), "b[0] must be a real number, got the string '1'"),
+        (lambda: zeros_scheme("-1.8"), "lambda must be a real number, got the string '-1.8'"),
+        (lambda: lm_scheme("0.5"), "k must be a real number, got the string '0.5'"),
+        (lambda: zeros_scheme(np.bool_(True)), "lambda must be a real number, got the boolean True"),
+        (lambda: analyze_scheme([np.bool_(True)]), "a[0] must be a real number, got the boolean True"),
+        (lambda: analyze_scheme({1.0: 0, 0.5: 1}), "a must be an ordered sequence of coefficients (a_0, a_1, ...), "),
+        (lambda: analyze_scheme({1.5, -0.5}), "got a set {"),
+        (lambda: analyze_scheme((1,), frozenset({1})), "b must be an ordered sequence of coefficients"),
+        (lambda: analyze_scheme(np.array(1.0)), "a must be a one-dimensional sequence of coefficients, got an array "),
+        (lambda: analyze_scheme(np.ones((2, 2))), "got an array of shape (2, 2)"),
+        (lambda: exact_zero_stable("zeros", "x"), "lambda must be a real number, got the string 'x'"),
+        (lambda: exact_zero_stable("lm", float("nan")), "k must be finite, got nan"),
+    ],
+    ids=[
+        "str-in-a",
+        "str-in-b",
+        "str-lambda",
+        "str-k",
+        "numpy-bool-lambda",
+        "numpy-bool-in-a",
+        "dict",
+        "set",
+        "frozenset-b",
+        "0d-array",
+        "2d-array",
+        "exact-str",
+        "exact-nan",
+    ],
+)
+def test_coefficients_that_are_not_an_ordered_list_of_numbers_are_refused(call, message):
+    """'1' was parsed by float() (a number read from a file, still text, went through unnoticed), numpy's True was a
+    1, a dict gave its keys and a set its elements in hash order (a = {1.5, -0.5} could be analysed as (-0.5, 1.5)),
+    a 0-d array raised numpy's bare 'iteration over a 0-d array', and exact_zero_stable said "could not convert string
+    to float: 'x'" or called NaN unstable."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call()

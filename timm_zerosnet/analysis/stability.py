@@ -28,6 +28,7 @@ import math
 import numbers
 import sys
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, NamedTuple
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_ORDER_TOL",
     "DEFAULT_TOL",
     "KNOWN_REGIONS",
+    "MAX_SCAN_POINTS",
     "BlockSchemeReport",
     "ModelSchemeReport",
     "RegionScan",
@@ -79,6 +81,8 @@ _MULTIPLE = 2.0**-40
 _RESIDUAL = 2.0**-26
 #: Relative tolerance of the consistency conditions when the coefficients are floats (exact otherwise).
 DEFAULT_ORDER_TOL = 1e-9
+#: Most grid points of :func:`zero_stable_region` (about a minute; the grid is built whole before the scan).
+MAX_SCAN_POINTS = 200_000
 
 
 class Scheme(NamedTuple):
@@ -443,12 +447,12 @@ def exact_zero_stable(family: str, value: Number) -> bool:
     spurious roots leave the closed unit disc through z = -1 at lambda = -1 and merge with 1 at lambda = 1/3.
     LM-ResNet: rho(z) = (z - 1)(z + k), so the spurious root is -k.
     """
-    v = Fraction(value) if isinstance(value, numbers.Rational) else float(value)
+    if family not in KNOWN_REGIONS:
+        raise ValueError(f"unknown scheme family {family!r}; use 'zeros' (ZeroSNet lambda) or 'lm' (LM-ResNet k).")
+    v = _as_number(value, KNOWN_REGIONS[family][0])
     if family == "zeros":
         return v <= -1 or v > Fraction(1, 3)
-    if family == "lm":
-        return -1 < v <= 1
-    raise ValueError(f"unknown scheme family {family!r}; use 'zeros' (ZeroSNet lambda) or 'lm' (LM-ResNet k).")
+    return -1 < v <= 1
 
 
 @dataclass(frozen=True)
@@ -501,20 +505,30 @@ def zero_stable_region(family: str, lo: Number, hi: Number, num: int = 601, *, t
         family: ``'zeros'`` (ZeroSNet, parameter lambda) or ``'lm'`` (LM-ResNet, parameter k).
         lo: First parameter value.
         hi: Last parameter value (``hi > lo``).
-        num: Number of grid points (>= 2).
+        num: Number of grid points, an int from 2 to :data:`MAX_SCAN_POINTS`.
         tol: Unit-circle tolerance of the root condition.
 
     Returns:
         A :class:`RegionScan`.
 
     Raises:
-        ValueError: For an unknown family, ``num < 2``, ``hi <= lo``, a bound too large for a float, or ``tol``
-            not in [0, 1).
+        ValueError: For an unknown family, ``num`` not an int from 2 to :data:`MAX_SCAN_POINTS`, ``hi <= lo``, a
+            bound too large for a float, or ``tol`` not in [0, 1).
     """
     tol = _check_tol(tol)
     if family not in KNOWN_REGIONS:
         raise ValueError(f"unknown scheme family {family!r}; use 'zeros' (ZeroSNet lambda) or 'lm' (LM-ResNet k).")
     lo_q, hi_q = _as_rational(_as_number(lo, "lo")), _as_rational(_as_number(hi, "hi"))
+    if isinstance(num, bool | np.bool_) or not isinstance(num, numbers.Integral):
+        raise ValueError(
+            f"num = {num!r} is not a number of grid points: pass an int from 2 to {MAX_SCAN_POINTS:,} "
+            "(both ends are grid points; the default is 601)."
+        )
+    if num > MAX_SCAN_POINTS:  # the grid is built whole: 10**9 points would exhaust memory before the first root
+        raise ValueError(
+            f"num = {num:,} grid points is too many: a scan takes at most {MAX_SCAN_POINTS:,} (about a minute); "
+            "scan a narrower range or in pieces."
+        )
     if num < 2 or hi_q <= lo_q:
         raise ValueError(f"scan needs lo < hi and at least 2 points, got lo={lo}, hi={hi}, num={num}.")
     step = (hi_q - lo_q) / (num - 1)
@@ -658,8 +672,13 @@ def model_scheme_report(model: Any, *, tol: float = DEFAULT_TOL) -> ModelSchemeR
 
 def _as_number(value: Any, what: str) -> Number:
     """Rationals become ``Fraction`` (exact), other reals ``float``; tensors and numpy scalars are accepted."""
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be a real number, got the boolean {value!r}.")
+    if isinstance(value, bool | np.bool_):
+        raise ValueError(f"{what} must be a real number, got the boolean {bool(value)!r}.")
+    if isinstance(value, str | bytes | bytearray):  # float('1e3') would parse it: a number read from text by mistake
+        raise ValueError(
+            f"{what} must be a real number, got the string {value!r}; convert it first (float(text), or "
+            "fractions.Fraction(text) for an exact '-9/5')."
+        )
     if isinstance(value, numbers.Rational):
         number = Fraction(int(value.numerator), int(value.denominator))
         if not _fits_float(number):
@@ -723,6 +742,17 @@ def _check_tol(tol: Any, what: str = "tol") -> float:
 def _as_numbers(values: Any, what: str) -> list[Number]:
     if isinstance(values, str | bytes | bytearray):  # a Sequence, but of characters, not coefficients
         raise ValueError(f"{what} must be a sequence of coefficients, got {values!r}.")
+    if isinstance(values, AbstractSet | Mapping):  # iterable, but not in the order a_0, a_1, ...
+        kind = "mapping" if isinstance(values, Mapping) else "set"
+        raise ValueError(
+            f"{what} must be an ordered sequence of coefficients ({what}_0, {what}_1, ...), got a {kind} {values!r}; "
+            "pass a list or tuple."
+        )
+    if isinstance(values, np.ndarray) and values.ndim != 1:
+        raise ValueError(
+            f"{what} must be a one-dimensional sequence of coefficients, got an array of shape {values.shape}; "
+            "pass a list, tuple or 1-D array."
+        )
     if not isinstance(values, Sequence | np.ndarray):
         try:
             values = list(values)
