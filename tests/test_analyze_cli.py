@@ -468,6 +468,19 @@ def test_connectivity_dag_and_darts(capsys):
     assert darts["path_depths"] == [1, 0]
 
 
+def test_connectivity_of_a_large_dag_prints_counts_not_millions_of_depths(capsys):
+    """--dag with 24 dense rows (8,388,608 paths) ran for minutes and printed every path's depth on one 24 MB line; a
+    DAG with a few dozen paths lists them as counts per depth."""
+    dense = "_".join("2" * row for row in range(1, 25))
+    code, out, err = run(capsys, "connectivity", "--dag", dense)
+    assert code == 0, err
+    assert "paths: 8388608 (kept 8388608), too many to list their depths (more than 100,000 paths)" in out
+    assert "effective depth d = 12.5" in out and len(out) < 1000
+    code, out, _ = run(capsys, "connectivity", "--dag", "2_22_222_2222_22222_222222_2222222")
+    assert "paths: 64 (kept 64), paths by depth 1: 1, 2: 6, 3: 15, 4: 20, 5: 15, 6: 6, 7: 1" in out
+    assert run_json(capsys, "connectivity", "--dag", dense)["path_depths"] == []
+
+
 def test_connectivity_supernet(capsys):
     payload = run_json(capsys, "connectivity", "--nb201-supernet")
     assert payload["depth"] == pytest.approx(1.0) and payload["width"] == pytest.approx(2.875)

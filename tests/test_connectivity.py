@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 import re
 
 import pytest
@@ -95,6 +96,29 @@ def test_the_filter_refuses_a_nan_depth_or_width(depth, width, name):
             check(depth, width)
     with pytest.raises(ValueError, match="depth must be a number, got None"):
         keep_cell(None, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("depth", "width", "message"),
+    [
+        (-1.0, 2.0, "depth = -1 is not an effective depth: it is a finite number >= 0"),
+        (1.0, -0.5, "width = -0.5 is not an effective width: it is a finite number >= 0"),
+        (math.inf, 2.0, "depth = inf is not an effective depth"),
+        (1.0, math.inf, "width = inf is not an effective width"),
+        (True, 2.0, "depth must be a number, got True"),
+        (1.0, "2", "width must be a number, got '2'"),
+    ],
+    ids=["negative-depth", "negative-width", "infinite-depth", "infinite-width", "bool", "string"],
+)
+def test_the_filter_refuses_a_depth_or_width_no_cell_can_have(depth, width, message):
+    """d is a mean count of edges and m a count over d: a negative depth was reported as "d = 0 or every route
+    broken" (and kept by a range reaching below 0, e.g. the CLI's -inf), an infinite one judged as too deep, True and
+    '2' read as the numbers 1 and 2."""
+    for check in (keep_cell, rejection_reason):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            check(depth, width)
+    with pytest.raises(ValueError, match="depth = -1 is not an effective depth"):
+        keep_cell(-1, 1, (-math.inf, math.inf), (-math.inf, math.inf))
 
 
 def test_ranges_that_include_zero_keep_cells_of_depth_zero():
@@ -662,3 +686,93 @@ def test_dag_kernel_study_restores_the_global_rng_state():
     state = torch.get_rng_state()
     dag_kernel_study(tuple(PAPER_DAGS.values())[:1], width=8, in_features=4, num_inputs=3, seeds=(0, 1))
     assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("rows", [24, 60])
+def test_a_large_dag_is_counted_not_enumerated(rows):
+    """The paths of a dense DAG double with every node: 24 rows of Linear+ReLU edges have 2^23 = 8,388,608 paths,
+    which took minutes to enumerate (and the CLI printed all their depths on one 24 MB line); 60 rows would never
+    finish. d and m are now counted node by node: a path through k of the inner nodes has depth k + 1, so
+    d = 1 + (rows - 1) / 2 and m = 2^(rows - 1) / d."""
+    encoding = "_".join("2" * row for row in range(1, rows + 1))
+    result = parse_mlp_dag(encoding).connectivity()
+    paths = 2 ** (rows - 1)
+    assert result.num_paths == result.kept_paths == paths
+    assert result.depth == 1 + (rows - 1) / 2 and result.width == paths / result.depth
+    assert result.path_depths == ()  # too many to list (MAX_LISTED_PATHS)
+
+
+def test_counted_connectivity_equals_the_enumerated_paths():
+    """The counts give the same floats as averaging the listed depths, broken edges and parallel edges included."""
+    for rows in range(1, 5):
+        for encoding in itertools.islice(
+            ("_".join(d) for d in itertools.product(*(_rows(r) for r in range(1, rows + 1)))), 0, None, 7
+        ):
+            cell = parse_mlp_dag(encoding)
+            result = cell.connectivity()
+            paths = cell.paths()
+            depths = [
+                sum(e.kind == EdgeKind.PARAM for e in p) for p in paths if EdgeKind.BROKEN not in (e.kind for e in p)
+            ]
+            assert result.num_paths == len(paths) and result.kept_paths == len(depths), encoding
+            assert result.path_depths == tuple(depths), encoding
+            mean = sum(depths) / len(depths) if depths else 0.0
+            assert result.depth == mean and result.width == (sum(d > 0 for d in depths) / mean if mean else 0.0)
+    darts = parse_darts_genotype([("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("skip_connect", 0), ("none", 2)])
+    assert darts.connectivity().path_depths == (1, 1, 0)
+
+
+def _rows(length: int) -> list[str]:
+    return ["".join(digits) for digits in itertools.product("012", repeat=length)]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: DagMLP("2_21_112", 100, -5, 1), "width must be a positive int, got -5"),
+        (lambda: DagMLP("2_21_112", 100, 2.5, 1), "width must be a positive int, got 2.5"),
+        (lambda: DagMLP("2_21_112", 0, 8, 1), "in_features must be a positive int, got 0"),
+        (lambda: DagMLP("2_21_112", 10, 8, True), "num_classes must be a positive int, got True"),
+        (lambda: _study(num_inputs=0), "num_inputs must be a positive int, got 0"),
+        (lambda: _study(num_inputs=-1), "num_inputs must be a positive int, got -1"),
+        (lambda: _study(in_features=0), "in_features must be a positive int, got 0"),
+        (lambda: _study(num_classes=0), "num_classes must be a positive int, got 0"),
+        (lambda: _study(seeds=(0.5,)), "a seed must be an int, got 0.5; pass e.g. seeds=(0, 1, 2)"),
+        (lambda: _study(seeds="01"), "a seed must be an int, got '0'"),
+        (lambda: _study(dtype=torch.int64), "dtype must be a floating-point torch dtype"),
+        (
+            lambda: kernel_eigenvalues(DagMLP("2_21_112", 10, 8, 1).double(), random_unit_inputs(4, 7)),
+            "inputs of shape (4, 7) and dtype torch.float64 do not fit DagMLP '2_21_112', which takes a batch of 10",
+        ),
+        (
+            lambda: kernel_eigenvalues(DagMLP("2_21_112", 10, 8, 1), random_unit_inputs(4, 10)),
+            "which takes a batch of 10 features in torch.float32; pass e.g. random_unit_inputs(64, 10, dtype=torch.flo",
+        ),
+    ],
+    ids=[
+        "negative-width",
+        "float-width",
+        "zero-in-features",
+        "bool-classes",
+        "no-inputs",
+        "negative-inputs",
+        "study-zero-features",
+        "study-zero-classes",
+        "float-seed",
+        "string-seeds",
+        "integer-dtype",
+        "wrong-input-size",
+        "wrong-input-dtype",
+    ],
+)
+def test_the_dag_mlp_study_refuses_sizes_seeds_and_inputs_that_cannot_work(call, message):
+    """These ended in torch's 'Trying to create tensor with negative dimension -5', 'manual_seed expected a long',
+    'normal_kernel_cpu not implemented for Long' or 'mat1 and mat2 shapes cannot be multiplied', and num_inputs=0 or
+    in_features=0 blamed the DAG: "no path of live edges leads from the input ... e.g. '2_21_112'" for '2_21_112'."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call()
+
+
+def _study(**kwargs):
+    settings = dict(width=8, in_features=5, num_inputs=4, seeds=(0,)) | kwargs
+    return dag_kernel_study(["2_21_112"], **settings)

@@ -20,6 +20,7 @@ Invalid input prints one line to stderr and exits with status 2. Output piped in
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import math
 import os
@@ -127,7 +128,7 @@ def _grid_points(text: str) -> int:
     return value
 
 
-MAX_GRID_POINTS = 200_000  # about a minute and 2 GB: a typo such as 100000000 would run for hours
+MAX_GRID_POINTS = stab.MAX_SCAN_POINTS  # about a minute: a typo such as 100000000 would run for hours
 
 
 def _check_plot(plot: str) -> str:
@@ -681,12 +682,28 @@ def _run_connectivity(args: argparse.Namespace) -> int:
         _print_json({"cell": label, **result.to_dict(), "kept": reason is None, "reason": reason})
         return 0
     print(f"cell: {label}")
-    depths = " ".join(str(d) for d in result.path_depths)
-    print(f"paths: {result.num_paths} (kept {result.kept_paths:g})" + (f", depths {depths}" if depths else ""))
+    kept = f"{result.kept_paths:g}" if isinstance(result.kept_paths, float) else f"{result.kept_paths}"
+    print(f"paths: {result.num_paths} (kept {kept})" + _depths(result))
     print(f"effective depth d = {result.depth:.4g}, effective width m = {result.width:.4g}")
     verdict = "kept" if reason is None else f"removed ({_reason(reason, depth_range, width_range)})"
     print(f"filter {_ranges(depth_range, width_range)}: {verdict}")
     return 0
+
+
+_MAX_SHOWN_DEPTHS = 32  # a longer list of path depths is shown as counts per depth
+
+
+def _depths(result: conn.Connectivity) -> str:
+    """The depths of the kept paths for the 'paths:' line: each of a few, counts per depth of many (a 25-node DAG has
+    millions of paths, once printed as a 24 MB line), nothing where the cell had too many paths to list them."""
+    depths = result.path_depths
+    if not depths:
+        many = not isinstance(result.kept_paths, float) and result.kept_paths > 0
+        return f", too many to list their depths (more than {conn.MAX_LISTED_PATHS:,} paths)" if many else ""
+    if len(depths) <= _MAX_SHOWN_DEPTHS:
+        return ", depths " + " ".join(str(d) for d in depths)
+    counts = sorted(collections.Counter(depths).items())
+    return ", paths by depth " + ", ".join(f"{d}: {n:,}" for d, n in counts)
 
 
 def _reason(key: str, depth_range: Sequence[float], width_range: Sequence[float]) -> str:

@@ -18,6 +18,7 @@ Reference:
 from __future__ import annotations
 
 import ast
+import collections
 import enum
 import itertools
 import math
@@ -31,6 +32,7 @@ __all__ = [
     "DARTS_OPS",
     "DEFAULT_DEPTH_RANGE",
     "DEFAULT_WIDTH_RANGE",
+    "MAX_LISTED_PATHS",
     "NB201_EDGES",
     "NB201_OPS",
     "REJECTION_REASONS",
@@ -125,7 +127,8 @@ class Connectivity:
         width: Effective width m (0 when d = 0).
         num_paths: Input-to-output paths before dropping the broken ones (routes, for a supernet).
         kept_paths: Paths without a broken edge (for a supernet: their total probability).
-        path_depths: d_p of every kept path, in enumeration order (empty for a supernet).
+        path_depths: d_p of every kept path, in enumeration order (empty for a supernet, and for a cell with more
+            than :data:`MAX_LISTED_PATHS` paths).
     """
 
     depth: float
@@ -185,17 +188,43 @@ class Cell:
         return cell_connectivity(self)
 
 
+#: Most input-to-output paths whose depths :func:`cell_connectivity` lists one by one; d and m of a larger cell
+#: are counted, not enumerated (the paths of a DAG grow as 2^nodes: 25 dense nodes have 8,388,608).
+MAX_LISTED_PATHS = 100_000
+
+
 def cell_connectivity(cell: Cell) -> Connectivity:
     """Effective depth d and width m of a cell.
 
     Every input-to-output path containing a broken edge is dropped; d is the mean number of parameterised edges
     over the kept paths and m the number of kept paths with at least one parameterised edge divided by d
     (0 when d = 0, including when every path is broken).
+
+    The paths are counted node by node (how many reach each node with each number of parameterised edges), so d and
+    m of a large DAG take milliseconds; ``path_depths`` lists every kept path only for cells with at most
+    :data:`MAX_LISTED_PATHS` paths, and is empty for larger ones.
     """
-    paths = cell.paths()
-    depths = tuple(sum(e.kind == EdgeKind.PARAM for e in p) for p in paths if all(e.kind != EdgeKind.BROKEN for e in p))
-    depth, width = _depth_width(depths)
-    return Connectivity(depth, width, num_paths=len(paths), kept_paths=len(depths), path_depths=depths)
+    out = cell.num_nodes - 1
+    routes = [0] * cell.num_nodes  # paths from the input to each node, broken ones included
+    counts = [collections.Counter() for _ in range(cell.num_nodes)]  # kept paths to each node, by depth d_p
+    routes[0], counts[0][0] = 1, 1
+    for e in sorted(cell.edges, key=lambda e: e.src):  # every edge into a node leaves an earlier node
+        routes[e.dst] += routes[e.src]
+        if e.kind != EdgeKind.BROKEN:
+            step = int(e.kind == EdgeKind.PARAM)
+            for d, n in counts[e.src].items():
+                counts[e.dst][d + step] += n
+    kept = sum(counts[out].values())
+    depths: tuple[int, ...] = ()
+    if routes[out] <= MAX_LISTED_PATHS:
+        paths = cell.paths()
+        depths = tuple(
+            sum(e.kind == EdgeKind.PARAM for e in p) for p in paths if all(e.kind != EdgeKind.BROKEN for e in p)
+        )
+    # exact integer sums, one rounding each: the same floats as averaging the listed depths
+    depth = sum(d * n for d, n in counts[out].items()) / kept if kept else 0.0
+    width = (kept - counts[out][0]) / depth if depth > 0 else 0.0
+    return Connectivity(depth, width, num_paths=routes[out], kept_paths=kept, path_depths=depths)
 
 
 def _depth_width(depths: Sequence[int]) -> tuple[float, float]:
@@ -226,7 +255,8 @@ def rejection_reason(
     cell below the depth range is reported as ``"no_depth"`` when d = 0 and ``"too_shallow"`` otherwise.
 
     Raises:
-        ValueError: If ``depth`` or ``width`` is NaN or not a number, or a range is not ``lo <= hi``.
+        ValueError: If ``depth`` or ``width`` is not a finite number >= 0 (NaN included), or a range is not
+            ``lo <= hi``.
     """
     depth, width = _check_measure(depth, "depth"), _check_measure(width, "width")
     depth_lo, depth_hi = _check_range(depth_range, "depth_range")
@@ -264,7 +294,10 @@ def keep_cell(
 
 def _check_measure(value: float, name: str) -> float:
     """The effective depth or width of a cell as a float; NaN (every comparison false: the cell passed every bound)
-    is refused."""
+    is refused, and so is a value no cell can have: d is a mean count of edges and m a count over d, both finite and
+    >= 0 (a negative d was reported as "d = 0", and kept by a range that reaches below 0)."""
+    if isinstance(value, bool | str | bytes):  # float(True) and float('2') would pass them as numbers
+        raise ValueError(f"{name} must be a number, got {value!r}; pass the cell's effective {name}")
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -272,6 +305,12 @@ def _check_measure(value: float, name: str) -> float:
     if math.isnan(value):
         raise ValueError(
             f"{name} is NaN, which no range can judge; pass the cell's effective {name} (e.g. from cell_connectivity)"
+        )
+    if not 0 <= value < math.inf:
+        raise ValueError(
+            f"{name} = {value:g} is not an effective {name}: it is a finite number >= 0 (d is the mean number of "
+            f"parameterised edges per path, m the paths with one over d); pass the cell's effective {name} (e.g. "
+            "from cell_connectivity)"
         )
     return value
 

@@ -15,6 +15,7 @@ Reference:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,6 +53,8 @@ class DagMLP(nn.Module):
 
     def __init__(self, encoding: str, in_features: int, width: int, num_classes: int) -> None:
         super().__init__()
+        in_features, width = _count(in_features, "in_features"), _count(width, "width")
+        num_classes = _count(num_classes, "num_classes")
         self.encoding = encoding
         self.cell = parse_mlp_dag(encoding)
         self.width = width
@@ -88,6 +91,9 @@ class DagMLP(nn.Module):
 
 def random_unit_inputs(num: int, dim: int, *, seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """``num`` Gaussian vectors of dimension ``dim`` normalised to unit L2 norm (a data-free probe set)."""
+    num, dim, seed = _count(num, "num"), _count(dim, "dim"), _seed(seed)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating-point torch dtype such as torch.float64, got {dtype!r}")
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(num, dim, generator=generator, dtype=dtype)
     return x / x.norm(dim=1, keepdim=True)
@@ -243,6 +249,15 @@ def kernel_eigenvalues(model: DagMLP, x: torch.Tensor) -> KernelEigenvalues:
     The raw values are what the paper's ranking DAG#1 < DAG#2 < DAG#3 refers to; normalising by the mean
     diagonal removes the overall scale and flips DAG#2 and DAG#3.
     """
+    if isinstance(model, DagMLP):
+        expected = (model.stem.in_features, model.stem.weight.dtype)
+        given = (x[0].numel() if x.dim() > 1 and len(x) else None, x.dtype)
+        if x.dim() < 2 or not len(x) or given != expected:
+            raise ValueError(
+                f"inputs of shape {tuple(x.shape)} and dtype {x.dtype} do not fit DagMLP {model.encoding!r}, which "
+                f"takes a batch of {expected[0]} features in {expected[1]}; pass e.g. "
+                f"random_unit_inputs(64, {expected[0]}, dtype={expected[1]}) (or convert the model with .to(dtype))"
+            )
     nngp = nngp_gram(model, x)
     if isinstance(model, DagMLP) and not torch.any(nngp):
         raise ValueError(
@@ -288,7 +303,8 @@ def dag_kernel_study(
 
     Raises:
         TypeError: If ``encodings`` is a single string rather than a sequence of encodings.
-        ValueError: If an encoding is repeated (the results are keyed by encoding) or ``seeds`` is empty.
+        ValueError: If an encoding is repeated (the results are keyed by encoding), ``seeds`` is empty or holds a
+            non-integer, a size is not a positive int, or ``dtype`` is not a floating-point dtype.
     """
     if isinstance(encodings, str):
         raise TypeError(
@@ -304,6 +320,12 @@ def dag_kernel_study(
         )
     if not seeds:
         raise ValueError("seeds is empty: the eigenvalues are averaged over the seeds; pass at least one, e.g. (0,)")
+    seeds = tuple(_seed(seed) for seed in seeds)
+    # checked before any model is built: torch said only 'negative dimension -1' or 'manual_seed expected a long', and
+    # num_inputs=0 or in_features=0 blamed the encoding ('no path of live edges ... e.g. 2_21_112' for '2_21_112')
+    for size, name in ((num_inputs, "num_inputs"), (in_features, "in_features"), (width, "width")):
+        _count(size, name)
+    _count(num_classes, "num_classes")
     sums: dict[str, list[float]] = {enc: [0.0, 0.0, 0.0, 0.0] for enc in encodings}
     for seed in seeds:
         x = random_unit_inputs(num_inputs, in_features, seed=seed, dtype=dtype)
@@ -315,3 +337,18 @@ def dag_kernel_study(
             for i, v in enumerate((values.nngp, values.nngp_normalized, values.ntk, values.ntk_normalized)):
                 sums[enc][i] += v / len(seeds)
     return {enc: KernelEigenvalues(*vals) for enc, vals in sums.items()}
+
+
+def _count(value: object, name: str) -> int:
+    """A size (features, width, classes, inputs) as a positive int: torch refused -5 with 'negative dimension', and
+    a 0 built empty layers whose zero features were blamed on the DAG."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _seed(value: object) -> int:
+    """A seed as an int (torch.manual_seed said 'expected a long, but got str')."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"a seed must be an int, got {value!r}; pass e.g. seeds=(0, 1, 2)")
+    return int(value)
