@@ -102,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     blocker = file_in_the_way(out)
     if blocker is not None:
         parser.error(f"--out {out}: {blocker} is a file, and the study writes a folder of results; choose a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a read-only place, /proc/...: mkdir's bare traceback before
+        parser.error(f"--out {out}: cannot create the folder ({e.strerror or e}); choose a folder you can write to")
 
     rows = []
     tic = time.perf_counter()

@@ -197,6 +197,14 @@ def test_zero_stability_study_refuses_bad_options_before_writing(argv, message, 
     assert not (tmp_path / "study").exists()
 
 
+def test_zero_stability_study_names_an_out_folder_it_cannot_create(capsys):
+    """An --out the system will not create (here under /proc) was mkdir's bare FileNotFoundError traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        study.main(["--out", "/proc/zerosnet_study"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--out /proc/zerosnet_study: cannot create the folder (" in err, err
+
+
 def test_demo_says_whether_it_reproduced_the_staged_release(tmp_path):
     """The demo's summary compares its export with the weights the package's manifest records for the tag: a
     retraining on another CPU, or after the training code changed, is said to hold other weights."""
