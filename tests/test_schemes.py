@@ -415,7 +415,8 @@ def test_tra_reports_the_coefficients_of_the_guarded_lambda(lam):
 def test_tra_model_arguments_reach_every_multistep_block():
     """lam (initial lambda), lam_eps (the guard) and tau (the step size h) given to a registered Tra model are what
     each of its lambda blocks uses: lambda 0.2 sits outside a guard of 0.1, and h scales b0 only."""
-    model = timm.create_model("zerosnet20_tra_cifar", lam=0.2, lam_eps=0.1, tau=0.5)
+    with pytest.warns(UserWarning, match=r"initial lambda 0\.2 .* not zero stable"):  # 0 < lambda <= 1/3
+        model = timm.create_model("zerosnet20_tra_cifar", lam=0.2, lam_eps=0.1, tau=0.5)
     tra = [m for m in model.modules() if isinstance(m, ZeroStableUpdate) and m.lam is not None]
     assert len(tra) == sum(model.net.layers) - 2
     a0, a1, a2, b0 = zeros_coefficients(0.2)
@@ -443,8 +444,10 @@ def test_scheme_arguments_at_the_edges():
         kwargs = dict(lam=lam) if lam_eps is None else dict(lam=lam, lam_eps=lam_eps)
         with pytest.raises(ValueError, match=rf"initial lambda {lam:g} .* start from lambda = {guarded} instead"):
             timm.create_model("zerosnet20_tra_cifar", **kwargs, device="meta")
-    assert timm.create_model("zerosnet20_tra_cifar", lam=-1 / 3, device="meta").scheme.lam == -1 / 3  # the edge
-    assert timm.create_model("zerosnet20_cifar", lam=0.2, device="meta").scheme.lam == 0.2  # Opt: no guard
+    with pytest.warns(UserWarning, match=r"initial lambda -0\.333333 .* modulus 2\.686 > 1"):  # worst root in the band
+        assert timm.create_model("zerosnet20_tra_cifar", lam=-1 / 3, device="meta").scheme.lam == -1 / 3  # the edge
+    with pytest.warns(UserWarning, match="not zero stable"):
+        assert timm.create_model("zerosnet20_cifar", lam=0.2, device="meta").scheme.lam == 0.2  # Opt: no guard
     for bad in ((1, 2, 3, 4, 5), (1, float("nan"), 0, 1), (float("inf"), 0, 0, 1), (1, "a", 1, 1), 5):
         with pytest.raises(ValueError, match="four finite numbers"):
             timm.create_model("zerosnet20_cifar", coefficients=bad, device="meta")
@@ -460,3 +463,76 @@ def test_scheme_arguments_at_the_edges():
     for tau in ("1", True):
         with pytest.raises(ValueError, match=f"tau is the step size and must be a finite number > 0, got {tau!r}"):
             timm.create_model("tauresnet20_cifar", tau=tau, device="meta")
+
+
+def test_update_modules_refuse_arguments_they_cannot_use():
+    """The update modules are public and are built directly too: a NaN or 0 step size, a one-number k_init (uniform_
+    filled in high = 1.0), three coefficients (an unpacking error), a NaN lam_eps (reported as a NaN lambda) were
+    taken or failed without saying what to pass, and coefficients beside lam_init were dropped for lambda's."""
+    for make in (EulerUpdate, LinearMultistepUpdate, ZeroStableUpdate):
+        for h in (float("nan"), float("inf"), 0, -0.5, "2", True):
+            with pytest.raises(ValueError, match=rf"{make.__name__} step_size \(h\) must be a finite number > 0, got"):
+                make(step_size=h)
+    for bad in ((0.1,), (0.1, -0.1), (float("nan"), 0.0), 0.5):  # (0.1, -0.1) failed inside torch's uniform_
+        with pytest.raises(ValueError, match=r"k_init is the \(low, high\) range .* got"):
+            LinearMultistepUpdate(k_init=bad)
+    for bad in ((1, 2, 3), (1, 2, 3, float("nan")), (1, 2, 3, True), "1234"):
+        with pytest.raises(ValueError, match="ZeroSNet coefficients must be four finite numbers"):
+            ZeroStableUpdate(coefficients=bad)
+    with pytest.raises(ValueError, match="pass either coefficients=.* or lam_init="):
+        ZeroStableUpdate(coefficients=OPT, lam_init=1.0)
+    with pytest.raises(ValueError, match="lam_eps=0.1 bounds a trainable lambda .* pass lam_init"):
+        ZeroStableUpdate(coefficients=OPT, lam_eps=0.1)
+    for eps in (float("nan"), 0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="lam_eps must be a finite number > 0"):
+            ZeroStableUpdate(lam_init=1.0, lam_eps=eps)
+    for lam in (float("nan"), float("-inf"), "1", True):
+        with pytest.raises(ValueError, match=r"lam_init \(the initial lambda\) must be a finite number"):
+            ZeroStableUpdate(lam_init=lam)
+    with pytest.raises(ValueError, match=r"initial lambda 1e\+300 does not fit in torch.float32 .* wider dtype"):
+        timm.create_model("zerosnet20_tra_cifar", lam=1e300)  # torch.full's overflow RuntimeError
+    # what they accept is kept as given: the guard's lambda = 0, a float64 lambda beyond float32
+    assert float(ZeroStableUpdate(lam_init=0.0, lam_eps=0.25).safe_lam().detach()) == 0.25
+    assert ZeroStable(lam=1e300, trainable=True).make_update(dtype=torch.float64).lam.item() == 1e300
+    assert ZeroStableUpdate(coefficients=[0.5, 0.3, 0.2, 0.7]).coefficients() == ((0.5, 0.3, 0.2), (0.7, 0.0, 0.0))
+
+
+def test_zero_stable_scheme_refuses_options_it_would_ignore():
+    """The dataclass built directly (as the model entrypoint already refuses it): lam beside explicit coefficients,
+    and lam_eps on fixed coefficients, were dropped without a word."""
+    with pytest.raises(ValueError, match=r"lam=-1\.5 and coefficients both fix the coefficients.*pass one of them"):
+        ZeroStable(lam=-1.5, coefficients=OPT)
+    with pytest.raises(ValueError, match=r"lam_eps=0\.1 bounds a trainable lambda .* pass trainable=True"):
+        ZeroStable(lam_eps=0.1)
+    assert ZeroStable(coefficients=OPT).fixed_coefficients == pytest.approx(OPT)
+    assert ZeroStable(trainable=True, lam=1.0, lam_eps=0.1).lam_eps == 0.1
+
+
+@pytest.mark.parametrize(
+    "kind, value, unstable",
+    [
+        ("lm", (-1.0, -1.0), True),  # double root at 1
+        ("lm", (-2.0, -1.5), True),
+        ("lm", (0.5, 1.5), True),
+        ("lm", (-0.999, 1.0), False),  # -1 < k <= 1 (ANALYSIS.md)
+        ("tra", -0.5, True),
+        ("tra", 1 / 3, True),  # triple root at 1
+        ("tra", -1.0, False),  # leapfrog, still zero stable
+        ("tra", 0.34, False),
+    ],
+)
+def test_unstable_initial_schemes_build_and_warn(kind, value, unstable):
+    """ANALYSIS.md: LM-ResNet is zero stable iff -1 < k <= 1, ZeroSNet iff lambda <= -1 or lambda > 1/3. A trainable
+    scheme starting outside was built without a word, where fixed non-zero-stable coefficients warn: it builds (the
+    paper trains such schemes) and warns once."""
+    name, kwargs = (
+        ("lmresnet20_cifar", dict(k_init=value)) if kind == "lm" else ("zerosnet20_tra_cifar", dict(lam=value))
+    )
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model = timm.create_model(name, device="meta", **kwargs)
+    messages = [str(w.message) for w in record if "Building it anyway" in str(w.message)]
+    assert len(messages) == int(unstable), messages
+    if unstable:
+        assert ("k_init" if kind == "lm" else f"initial lambda {value:g}") in messages[0]
+    assert model.scheme.steps == (2 if kind == "lm" else 3)

@@ -16,6 +16,7 @@ same object and those modules are what the stability analysis reads (``block_coe
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -62,11 +63,7 @@ class Scheme:
     step_size: float = 1.0
 
     def __post_init__(self):
-        h = finite_number(self.step_size)
-        if h is None or h <= 0:
-            raise ValueError(
-                f"tau (the step size h of the {self.name} scheme) must be a finite number > 0, got {self.step_size!r}."
-            )
+        h = positive_step_size(self.step_size, f"tau (the step size h of the {self.name} scheme)")
         object.__setattr__(self, "step_size", h)
 
     def role(self, index: int, is_transition: bool) -> str:
@@ -94,13 +91,55 @@ def finite_number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+# The checks that a scheme and the update modules it makes share: an update module built directly (it is public)
+# took a NaN or 0 step size, a one-number k_init (uniform_'s default high 1.0 filled in) or three coefficients (an
+# unpacking error) without a word, or failed inside torch.
+
+
+def positive_step_size(value: Any, what: str) -> float:
+    """``value`` as the step size h, a finite float > 0; ``what`` names the argument in the error."""
+    h = finite_number(value)
+    if h is None or h <= 0:
+        raise ValueError(f"{what} must be a finite number > 0, got {value!r}.")
+    return h
+
+
+def k_range(k_init: Any) -> tuple[float, float]:
+    """LM-ResNet's ``k_init`` as a (low, high) pair of finite floats with low <= high."""
+    pair = k_init if isinstance(k_init, (tuple, list)) else ()
+    bounds = [finite_number(v) for v in pair]
+    if len(bounds) != 2 or None in bounds or bounds[0] > bounds[1]:
+        raise ValueError(
+            f"k_init is the (low, high) range of k's uniform initialisation: two finite numbers, low <= high "
+            f"(paper: (-0.1, 0.0)), got {k_init!r}."
+        )
+    return bounds[0], bounds[1]
+
+
+def four_coefficients(coefficients: Any) -> tuple[float, float, float, float]:
+    """ZeroSNet's fixed (a0, a1, a2, b0) as four finite floats."""
+    given = coefficients if isinstance(coefficients, (tuple, list)) else ()
+    values = [finite_number(c) for c in given]
+    if len(values) != 4 or None in values:
+        raise ValueError(f"ZeroSNet coefficients must be four finite numbers (a0, a1, a2, b0), got {coefficients!r}.")
+    return values[0], values[1], values[2], values[3]
+
+
+def positive_lam_eps(value: Any) -> float:
+    """The guard of a trainable lambda, a finite float > 0."""
+    eps = finite_number(value)
+    if eps is None or eps <= 0:  # NaN gave NaN logits; inf fixed every coefficient and stopped lambda learning
+        raise ValueError(f"lam_eps must be a finite number > 0 (it keeps lambda away from 0), got {value!r}.")
+    return eps
+
+
 class EulerUpdate(nn.Module):
     """x_{n+1} = x_n + h F(x_n). Like every update here, it writes a new tensor and leaves ``f`` (the output of the
     branch's last conv) as it is: a forward hook or an FX feature extractor may keep or differentiate it."""
 
     def __init__(self, step_size: float = 1.0):
         super().__init__()
-        self.step_size = float(step_size)
+        self.step_size = positive_step_size(step_size, "EulerUpdate step_size (h)")
 
     def forward(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor:
         # f first: the sum takes f's memory layout (channels_last), whatever a pooled x_n has, and f * h + x rounds
@@ -287,9 +326,9 @@ class LinearMultistepUpdate(nn.Module):
 
     def __init__(self, step_size: float = 1.0, k_init: tuple[float, float] = (-0.1, 0.0), device=None, dtype=None):
         super().__init__()
-        self.step_size = float(step_size)
+        self.step_size = positive_step_size(step_size, "LinearMultistepUpdate step_size (h)")
         self.k = nn.Parameter(torch.empty((), device=device, dtype=dtype))
-        nn.init.uniform_(self.k, *k_init)
+        nn.init.uniform_(self.k, *k_range(k_init))
 
     def forward(self, f: torch.Tensor, x: torch.Tensor, last: torch.Tensor, llast: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():
@@ -337,13 +376,35 @@ class ZeroStableUpdate(nn.Module):
         dtype=None,
     ):
         super().__init__()
-        self.step_size = float(step_size)
+        self.step_size = positive_step_size(step_size, "ZeroStableUpdate step_size (h)")
         self.trainable = lam_init is not None
-        self.lam_eps = float(lam_eps)
-        a0, a1, a2, b0 = coefficients if coefficients is not None else (1.0, 0.0, 0.0, 1.0)
-        self.a0, self.a1, self.a2, self.hb0 = float(a0), float(a1), float(a2), float(b0) * self.step_size
+        if self.trainable and coefficients is not None:  # the coefficients were dropped for lambda's
+            raise ValueError(
+                "ZeroStableUpdate: lam_init makes lambda trainable and the coefficients follow from it, coefficients "
+                "fix them; pass either coefficients=(a0, a1, a2, b0) or lam_init=<initial lambda>."
+            )
+        if not self.trainable and lam_eps != 1.0 / 3.0:
+            raise ValueError(
+                f"ZeroStableUpdate: lam_eps={lam_eps!r} bounds a trainable lambda away from 0, and without lam_init "
+                "the coefficients are fixed; leave lam_eps out, or pass lam_init=<initial lambda>."
+            )
+        self.lam_eps = positive_lam_eps(lam_eps)
+        a0, a1, a2, b0 = four_coefficients(coefficients) if coefficients is not None else (1.0, 0.0, 0.0, 1.0)
+        self.a0, self.a1, self.a2, self.hb0 = a0, a1, a2, b0 * self.step_size
         if self.trainable:
-            self.lam = nn.Parameter(torch.full((), float(lam_init), device=device, dtype=dtype))
+            lam = finite_number(lam_init)  # 0 is allowed here: the guard replaces it (see safe_lam)
+            if lam is None:
+                raise ValueError(
+                    f"ZeroStableUpdate lam_init (the initial lambda) must be a finite number, got {lam_init!r}."
+                )
+            kind = dtype if dtype is not None else torch.get_default_dtype()
+            if kind.is_floating_point and abs(lam) > torch.finfo(kind).max:  # torch.full's overflow RuntimeError
+                raise ValueError(
+                    f"ZeroSNet Tra: the initial lambda {lam:g} does not fit in {kind} (largest "
+                    f"{torch.finfo(kind).max:g}); pass a smaller lam (beyond |lambda| = 10 the coefficients barely "
+                    "change) or a wider dtype."
+                )
+            self.lam = nn.Parameter(torch.full((), lam, device=device, dtype=dtype))
         else:
             self.register_parameter("lam", None)
 
@@ -473,14 +534,16 @@ class LinearMultistep(Scheme):
 
     def __post_init__(self):
         super().__post_init__()
-        pair = self.k_init if isinstance(self.k_init, (tuple, list)) else ()
-        bounds = [finite_number(v) for v in pair]
-        if len(bounds) != 2 or None in bounds or bounds[0] > bounds[1]:
-            raise ValueError(
-                f"k_init is the (low, high) range of k's uniform initialisation: two finite numbers, low <= high "
-                f"(paper: (-0.1, 0.0)), got {self.k_init!r}."
+        low, high = k_range(self.k_init)
+        object.__setattr__(self, "k_init", (low, high))
+        if low <= -1.0 or high > 1.0:  # built silently, where ZeroSNet's non-zero-stable coefficients warn
+            warnings.warn(
+                f"LM-ResNet k_init={self.k_init} starts k outside the zero-stable range -1 < k <= 1 (the spurious root "
+                "of rho(z) = (z - 1)(z + k) is -k, a double root at 1 for k = -1), so errors grow with depth. Building "
+                "it anyway (the paper trains such schemes on purpose).",
+                UserWarning,
+                stacklevel=3,
             )
-        object.__setattr__(self, "k_init", tuple(bounds))
 
     def make_update(self, device=None, dtype=None) -> nn.Module:
         return LinearMultistepUpdate(self.step_size, self.k_init, device=device, dtype=dtype)
@@ -492,10 +555,11 @@ class ZeroStable(Scheme):
     transition each history slot whose shape differs gets its own 1x1 projection.
 
     Attributes:
-        lam: lambda of the fixed ("Opt") variant; ignored when ``coefficients`` is given.
+        lam: lambda of the fixed ("Opt") variant; with ``coefficients`` given it must stay at its default.
         coefficients: arbitrary fixed (a0, a1, a2, b0), zero stable or not (a non-zero-stable choice warns).
-        trainable: the "Tra" variant, one lambda per multistep block, initialised at ``lam``.
-        lam_eps: the smallest |lambda| a trainable block uses (see ``ZeroStableUpdate``).
+        trainable: the "Tra" variant, one lambda per multistep block, initialised at ``lam`` (an initial lambda
+            outside the zero-stable region warns, as fixed coefficients do).
+        lam_eps: the smallest |lambda| a trainable block uses (see ``ZeroStableUpdate``); only with ``trainable``.
     """
 
     name: ClassVar[str] = "zeros"
@@ -517,23 +581,24 @@ class ZeroStable(Scheme):
         if not isinstance(self.trainable, bool):  # trainable='no' made the lambdas trainable
             raise ValueError(f"ZeroSNet trainable must be True or False, got {self.trainable!r}.")
         if self.coefficients is not None:
-            given = self.coefficients if isinstance(self.coefficients, (tuple, list)) else ()
-            values = [finite_number(c) for c in given]
-            if len(values) != 4 or None in values:
-                raise ValueError(
-                    f"ZeroSNet coefficients must be four finite numbers (a0, a1, a2, b0), got {self.coefficients!r}."
-                )
-            object.__setattr__(self, "coefficients", tuple(values))
+            object.__setattr__(self, "coefficients", four_coefficients(self.coefficients))
         lam = finite_number(self.lam)
         if lam is None or lam == 0:
             raise ValueError(f"ZeroSNet lambda must be a finite non-zero number, got {self.lam!r}.")
         object.__setattr__(self, "lam", lam)
-        eps = finite_number(self.lam_eps)
-        if eps is None or eps <= 0:  # NaN gave NaN logits; inf fixed every coefficient and stopped lambda learning
-            raise ValueError(
-                f"lam_eps must be a finite number > 0 (it keeps lambda away from 0), got {self.lam_eps!r}."
-            )
+        eps = positive_lam_eps(self.lam_eps)
         object.__setattr__(self, "lam_eps", eps)
+        # options the fixed scheme would drop without a word (the model entrypoints refuse them too)
+        if self.coefficients is not None and lam != OPT_LAMBDA:
+            raise ValueError(
+                f"ZeroSNet: lam={lam:g} and coefficients both fix the coefficients (lam through the Opt family), and "
+                "the coefficients would win; pass one of them."
+            )
+        if not self.trainable and eps != 1.0 / 3.0:
+            raise ValueError(
+                f"ZeroSNet: lam_eps={eps:g} bounds a trainable lambda away from 0, and this scheme's coefficients are "
+                "fixed; leave lam_eps out, or pass trainable=True."
+            )
         if self.trainable and abs(lam) < eps:
             # the guard would replace it in every forward: at lam_eps = 1/3, b0 = 0 and no branch would learn
             guarded = eps if lam > 0 else -eps
@@ -542,8 +607,7 @@ class ZeroStable(Scheme):
                 f"so every block would start from lambda = {guarded:g} instead; pass lam with |lam| >= {eps:g} (the "
                 "zero-stable region is lam <= -1 or lam > 1/3) or a smaller lam_eps."
             )
-        if not self.trainable:
-            self._warn_if_not_zero_stable()
+        self._warn_if_not_zero_stable()
 
     @property
     def fixed_coefficients(self) -> tuple[float, float, float, float]:
@@ -553,16 +617,21 @@ class ZeroStable(Scheme):
         a0, a1, a2, b0 = self.fixed_coefficients
         report = analyze_scheme((a0, a1, a2), (b0, 0.0, 0.0))
         if not report.zero_stable:
-            import warnings
-
             # a repeated root on the unit circle has modulus 1 (it said "modulus 1 > 1"): the report names it
             if report.reason.startswith("repeated root"):
                 why = f"the characteristic polynomial has a {report.reason}"
             else:
                 why = f"the largest root of the characteristic polynomial has modulus {report.max_modulus:.4g} > 1"
+            # a Tra scheme starting there was built without a word: its blocks start from these coefficients
+            what = (
+                f"ZeroSNet Tra's initial lambda {self.lam:g} (zero stable: lambda <= -1 or lambda > 1/3) gives "
+                f"coefficients (a0, a1, a2, b0) = {self.fixed_coefficients} that"
+                if self.trainable
+                else f"ZeroSNet coefficients (a0, a1, a2, b0) = {self.fixed_coefficients}"
+            )
             warnings.warn(
-                f"ZeroSNet coefficients (a0, a1, a2, b0) = {self.fixed_coefficients} are not zero stable: {why}, so "
-                "errors grow with depth. Building it anyway (the paper trains such schemes on purpose).",
+                f"{what} are not zero stable: {why}, so errors grow with depth. Building it anyway (the paper trains "
+                "such schemes on purpose).",
                 UserWarning,
                 stacklevel=4,
             )
