@@ -703,3 +703,82 @@ def test_strides_are_numbers_as_torch_layers_take_them_and_anything_else_is_name
             TypeError, match=rf"^{layer.__name__} needs one stride or a \(height, width\) pair of numbers"
         ):
             layer(bad)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_nan_strides_name_the_divergence_instead_of_failing_inside_the_fft(training):
+    """A nan stride (training diverged) kept no row or column and failed in irfft2 with "Invalid number of data
+    points (0) specified"."""
+    for value in ([math.nan, math.nan], [2.0, math.nan]):
+        layer = DiffStride(2.0).train(training)
+        with torch.no_grad():
+            layer.strides.copy_(torch.tensor(value))
+        with pytest.raises(ValueError, match=r"DiffStride strides are \[.*nan\].*Training diverged"):
+            layer(_randn(1, 2, 16, 16))
+        with pytest.raises(ValueError, match="Training diverged"):
+            layer.freeze((16, 16))
+        assert not layer.frozen
+
+
+@pytest.mark.parametrize("layer", [DiffStride(2.0), FixedSpectralPooling(2)])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool, torch.complex64])
+def test_spectral_layers_refuse_inputs_that_are_not_floating_point(layer, dtype):
+    """The FFT result was cast back to the input dtype: an integer image came out truncated (uint8 wrapped around
+    at its negative values), a complex one lost its imaginary part with only a warning."""
+    name = type(layer).__name__
+    with pytest.raises(TypeError, match=rf"^{name} needs a floating-point input, got {dtype}; convert it first"):
+        layer(torch.ones(1, 1, 8, 8, dtype=dtype))
+    assert Subsample(2)(torch.arange(16, dtype=torch.uint8).reshape(1, 1, 4, 4)).dtype == torch.uint8  # only slices
+
+
+def test_output_size_and_freeze_take_a_height_width_pair():
+    """x.shape (batch and channels first) was read as (height, width), a 1x1 size froze a plan the forward refuses,
+    and 8.5 was truncated, all without a word; a negative size failed inside torch.arange."""
+    x = _randn(2, 3, 32, 32)
+    layers = {
+        "DiffStride.output_size": DiffStride(2.0).output_size,
+        "DiffStride.freeze": DiffStride(2.0).freeze,
+        "FixedSpectralPooling.output_size": FixedSpectralPooling(2).output_size,
+        "Subsample.output_size": Subsample(2).output_size,
+    }
+    for what, method in layers.items():
+        assert method(x.shape[-2:]) == method((np.int64(32), torch.tensor(32))) == method([32, 32])
+        for bad in (x.shape, 32, "32", (32.0, 32), (True, 32), (32, 32, 32)):
+            with pytest.raises(TypeError, match=rf"^{what} needs the input's \(height, width\).*x\.shape\[-2:\]"):
+                method(bad)
+        for small in ((-4, 8), (1, 8)) if what != "Subsample.output_size" else ((-4, 8),):
+            with pytest.raises(ValueError, match=rf"^{what} got an input of {small[0]}x{small[1]}, smaller than"):
+                method(small)
+    assert Subsample(2).output_size((1, 1)) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"cropping": "False"}, r"cropping must be True or False, got 'False'"),
+        ({"shared_stride": "yes"}, r"shared_stride must be True or False, got 'yes'"),
+        ({"smoothness": "4"}, r"smoothness must be a number, got '4'"),
+        ({"smoothness": True}, r"smoothness must be a number, got True"),
+        ({"lower_limit": "1"}, r"lower_limit must be a number, got '1'"),
+        ({"upper_limit": "8"}, r"upper_limit must be a number or None, got '8'"),
+        ({"dtype": torch.int64}, r"dtype must be a floating-point dtype, got torch.int64"),
+        ({"dtype": torch.complex64}, r"dtype must be a floating-point dtype, got torch.complex64"),
+    ],
+)
+def test_diffstride_options_of_the_wrong_type_are_refused(kwargs, match):
+    """cropping='False' (a string from a config) was truthy and cropped; smoothness='4' and True were read as 4.0
+    and 1.0; an integer dtype failed inside torch, a complex one gave complex strides."""
+    with pytest.raises(TypeError, match=match):
+        DiffStride(2.0, **kwargs)
+    assert DiffStride(2.0, cropping=np.bool_(False), smoothness=np.float32(4.0)).cropping is False
+
+
+@pytest.mark.parametrize("shape", [(2, 0, 16, 16), (0, 16, 16), (0, 3, 16, 16)])
+def test_diffstride_takes_empty_inputs_of_any_empty_dimension(shape):
+    """An input with no channels failed with "The size of tensor a (2) must match the size of tensor b (0)"."""
+    layer = DiffStride(2.0)
+    x = torch.zeros(shape, requires_grad=True)
+    out = layer(x)
+    assert out.shape == (*shape[:-2], *layer.output_size((16, 16)))
+    out.sum().backward()
+    assert x.grad.shape == x.shape and layer.strides.grad.tolist() == [0.0, 0.0]

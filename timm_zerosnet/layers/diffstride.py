@@ -46,8 +46,10 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import operator
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.fx
 from timm.layers import register_notrace_module
@@ -99,6 +101,15 @@ def _check_spatial_size(x: torch.Tensor, layer: str) -> tuple[int, int]:
         if torch.jit.is_scripting():  # TorchScript has no tuple(x.shape); it prints the shape as a list
             raise ValueError(f"{layer} expects an NCHW input, got a tensor of shape {x.shape}.")
         raise ValueError(f"{layer} expects an NCHW input, got a tensor of shape {tuple(x.shape)}.")
+    if not x.is_floating_point():
+        # the FFT result was cast back to the input dtype: an integer input came out truncated (uint8 wrapped
+        # around), a complex one lost its imaginary part
+        if not torch.jit.is_scripting():
+            raise TypeError(
+                f"{layer} needs a floating-point input, got {x.dtype}; convert it first, e.g. x.float() (for "
+                "uint8 images, x.float() / 255)."
+            )
+        raise TypeError(f"{layer} needs a floating-point input; convert it first, e.g. x.float().")
     height, width = x.shape[-2], x.shape[-1]
     if height < 2 or width < 2:
         raise ValueError(
@@ -106,6 +117,26 @@ def _check_spatial_size(x: torch.Tensor, layer: str) -> tuple[int, int]:
             "for such small maps or feed a larger input."
         )
     return height, width
+
+
+def _input_hw(input_hw: Sequence[int], what: str, minimum: int) -> tuple[int, int]:
+    """An input (height, width) pair of whole numbers >= ``minimum``; a full shape such as ``x.shape`` (whose first
+    two entries are batch and channels) or a single number is refused naming what was given."""
+    try:
+        pair = tuple(input_hw)
+        values = tuple(operator.index(v) for v in pair if not isinstance(v, bool))
+    except TypeError:
+        values = pair = ()
+    if len(pair) != 2 or len(values) != 2:
+        raise TypeError(
+            f"{what} needs the input's (height, width), two whole numbers, got {input_hw!r}; for a tensor x pass "
+            "x.shape[-2:]."
+        )
+    if min(values) < minimum:
+        raise ValueError(
+            f"{what} got an input of {values[0]}x{values[1]}, smaller than the {minimum}x{minimum} the layer takes."
+        )
+    return values
 
 
 def _autocast_off(device_type: str) -> contextlib.AbstractContextManager:
@@ -201,12 +232,20 @@ def _ramp_masks(strides: torch.Tensor, height: int, width: int, smoothness: floa
     return _ramp(threshold_h, pos_h, smoothness), _ramp(threshold_w, pos_w, smoothness)
 
 
-def _crop_plan(mask_h: torch.Tensor, mask_w: torch.Tensor) -> tuple[int, int, int]:
+def _crop_plan(mask_h: torch.Tensor, mask_w: torch.Tensor, strides: torch.Tensor) -> tuple[int, int, int]:
     """Rows kept at the front and at the back of the FFT-ordered spectrum, and columns kept: where the mask > 0."""
     height = mask_h.shape[0]
     # The only host sync of the layer: the output size is a Python int decided by parameter values.
     keep = torch.cat([mask_h.detach(), mask_w.detach()]).gt(0).tolist()
     keep_h, keep_w = keep[:height], keep[height:]
+    if not (keep_h[0] and keep_w[0]):
+        # a finite stride always keeps the DC row and column (T >= 1); only a nan one (a nan mask) keeps nothing,
+        # which failed inside irfft2 with "Invalid number of data points (0)"
+        raise ValueError(
+            f"DiffStride strides are {strides.detach().tolist()}: a nan stride has no output size. Training "
+            "diverged (a nan loss or gradient reached the strides); lower the learning rate or resume from a "
+            "checkpoint saved before the divergence."
+        )
     front = next((i for i, k in enumerate(keep_h) if not k), height)
     back = 0 if front == height else next(i for i, k in enumerate(reversed(keep_h)) if not k)
     cols = sum(keep_w)
@@ -248,7 +287,8 @@ def _diffstride_forward(
         # (zero gradients, as a conv gives its weight: DDP reduces every parameter on every rank)
         probe = x.new_zeros((1, 1, height, width))
         out = _diffstride_forward(probe, strides, smoothness, cropping, lower_limit, upper_limit, frozen_plan, training)
-        return x.reshape(*x.shape[:-2], *out.shape[-2:]) + out[:0]
+        # (a 0-d zero: out[:0] would not broadcast against an empty channel dimension)
+        return x.reshape(*x.shape[:-2], *out.shape[-2:]) + out.flatten()[:0].sum()
     if frozen_plan is None:
         if torch.compiler.is_exporting() or torch.jit.is_tracing():
             raise RuntimeError(
@@ -276,7 +316,7 @@ def _diffstride_forward(
         mask_h, mask_w = _ramp_masks(strides.clone(), height, width, smoothness)
         spectrum = torch.fft.rfft2(x.to(compute_dtype))
         if cropping:
-            front, back, cols = frozen_plan[2:] if frozen_plan is not None else _crop_plan(mask_h, mask_w)
+            front, back, cols = frozen_plan[2:] if frozen_plan is not None else _crop_plan(mask_h, mask_w, strides)
             if cols < spectrum.shape[-1]:  # no no-op slice: the ONNX exporter has no alias of a complex tensor
                 spectrum = spectrum[..., :cols]
             spectrum = _take_rows(spectrum, -2, front, back)
@@ -347,6 +387,17 @@ class DiffStride(nn.Module):
                 f"DiffStride strides must be >= 1, got ({stride_h}, {stride_w}); a stride below 1 would "
                 "upsample. Pass strides=1.0 for a layer that starts without downsampling."
             )
+        for flag, value in (("cropping", cropping), ("shared_stride", shared_stride)):
+            if not isinstance(value, bool | np.bool_):
+                # a string such as "False" from a config is truthy: it would turn the option on without a word
+                raise TypeError(f"DiffStride {flag} must be True or False, got {value!r}.")
+        for option, value in (("smoothness", smoothness), ("lower_limit", lower_limit), ("upper_limit", upper_limit)):
+            if not (_is_number(value) or (option == "upper_limit" and value is None)):
+                raise TypeError(
+                    f"DiffStride {option} must be a number{' or None' if option == 'upper_limit' else ''}, got "
+                    f"{value!r}; the defaults are smoothness=4.0, lower_limit=1.0, upper_limit=None (no limit)."
+                )
+        cropping, shared_stride = bool(cropping), bool(shared_stride)
         smoothness = float(smoothness)
         if not (math.isfinite(smoothness) and smoothness >= 0):
             raise ValueError(
@@ -372,6 +423,8 @@ class DiffStride(nn.Module):
                 f"DiffStride upper_limit={upper_limit} is below lower_limit={lower_limit}; pass an upper_limit "
                 ">= lower_limit or None for no limit."
             )
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"DiffStride strides are real numbers: dtype must be a floating-point dtype, got {dtype}.")
         init = [stride_h] if shared_stride else [stride_h, stride_w]
         self.strides = nn.Parameter(torch.tensor(init, dtype=dtype or torch.float32, device=device))
         self.smoothness = smoothness
@@ -400,11 +453,11 @@ class DiffStride(nn.Module):
         mask_h, mask_w = _ramp_masks(strides, height, width, self.smoothness)
         if not self.cropping:
             return height, 0, width // 2 + 1
-        return _crop_plan(mask_h, mask_w)
+        return _crop_plan(mask_h, mask_w, strides)
 
     def output_size(self, input_hw: tuple[int, int]) -> tuple[int, int]:
         """Spatial size this layer produces for an input of size `input_hw` with its current strides."""
-        height, width = int(input_hw[0]), int(input_hw[1])
+        height, width = _input_hw(input_hw, "DiffStride.output_size", 2)
         if not self.cropping:
             return height, width
         if self._frozen_plan is not None and self._frozen_plan[:2] == (height, width):
@@ -425,7 +478,7 @@ class DiffStride(nn.Module):
         Returns:
             The (height, width) of the output.
         """
-        height, width = int(input_hw[0]), int(input_hw[1])
+        height, width = _input_hw(input_hw, "DiffStride.freeze", 2)
         _clip_strides_(self.strides, height, width, self.smoothness, self.lower_limit, self.upper_limit)
         self._frozen_plan = (height, width, *self._plan((height, width)))
         return self.output_size((height, width))
@@ -518,7 +571,8 @@ class FixedSpectralPooling(nn.Module):
 
     def output_size(self, input_hw: tuple[int, int]) -> tuple[int, int]:
         """Spatial size produced for an input of size `input_hw`."""
-        return _spectral_pool_size(input_hw[0], input_hw[1], self.strides[0], self.strides[1])
+        height, width = _input_hw(input_hw, "FixedSpectralPooling.output_size", 2)
+        return _spectral_pool_size(height, width, self.strides[0], self.strides[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _fixed_spectral_pool(x, self.strides[0], self.strides[1])
@@ -546,7 +600,8 @@ class Subsample(nn.Module):
 
     def output_size(self, input_hw: tuple[int, int]) -> tuple[int, int]:
         """Spatial size produced for an input of size `input_hw`."""
-        return math.ceil(input_hw[0] / self.strides[0]), math.ceil(input_hw[1] / self.strides[1])
+        height, width = _input_hw(input_hw, "Subsample.output_size", 0)
+        return math.ceil(height / self.strides[0]), math.ceil(width / self.strides[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[..., :: self.strides[0], :: self.strides[1]]
