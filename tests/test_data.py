@@ -889,3 +889,65 @@ def test_a_split_folder_with_classes_named_like_splits_is_read_as_it_is(tmp_path
         create_datasets({"data_dir": str(tmp_path), "val_split": "vall", "class_names": names}, train=False)
     root = create_datasets({"data_dir": str(tmp_path), "class_names": names}, train=False)
     assert len(root.val) == 6
+
+
+@pytest.mark.parametrize("split_of_the_empty_class", ["train", "val"])
+def test_an_empty_class_folder_is_refused_where_the_split_numbers_its_own_classes(tmp_path, split_of_the_empty_class):
+    """timm numbers the classes it finds images of: an empty class folder was left out without a word, so training
+    got a model of one class less (and evaluation alone labelled the classes after it one lower). A split that takes
+    its labels from a class map (or from the train split) keeps the class, so there it is not an error."""
+    _write_split(tmp_path, "train", ("cat", "dog"))
+    _write_split(tmp_path, "val", ("cat", "dog"))
+    (tmp_path / split_of_the_empty_class / "bee").mkdir()
+    (tmp_path / split_of_the_empty_class / "bee" / "notes.txt").write_text("no images here")
+    (tmp_path / split_of_the_empty_class / ".ipynb_checkpoints").mkdir()  # hidden folders are no classes
+    cfg = {"dataset": "folder", "data_dir": str(tmp_path)}
+    training = split_of_the_empty_class == "train"
+    with pytest.raises(ValueError, match=r"class folder\(s\) bee hold no images.*pass --class-map naming every class"):
+        create_datasets(cfg, train=training)
+    mapped = create_datasets({**cfg, "class_map": {"bee": 0, "cat": 1, "dog": 2}}, train=training)
+    assert mapped.label_names == ["bee", "cat", "dog"]
+    if not training:  # the val split reads the train split's classes: no class of its own is left out
+        assert create_datasets(cfg).label_names == ["cat", "dog"]
+
+
+@pytest.mark.parametrize("mode", ["rgb", "XYZ", ""])
+def test_an_unknown_image_mode_is_refused_up_front(mode):
+    """PIL refused it only at the first image (inside a data-loader worker) with a bare "image has wrong mode"."""
+    match = rf"^--input-img-mode {re.escape(repr(mode))} is not a PIL image mode; pass one such as L"
+    with pytest.raises(ValueError, match=match):
+        create_datasets({"input_img_mode": mode})
+    with pytest.raises(ValueError, match=match):
+        DigitsDataset("validation", img_mode=mode)
+    with pytest.raises(ValueError, match=match):
+        TransformDataset([], None, img_mode=mode)
+
+
+@pytest.mark.parametrize("count", [-5, 2.5, "10", True])
+@pytest.mark.parametrize("option", ["train_num_samples", "val_num_samples"])
+def test_a_sample_count_must_be_a_whole_number_of_at_least_zero(option, count):
+    """-5 failed inside numpy ("Number of samples, -5, must be non-negative"), 2.5 and '10' with bare TypeErrors,
+    and True was read as one sample."""
+    flag = "--" + option.replace("_", "-")
+    with pytest.raises(ValueError, match=rf"^{flag} {re.escape(repr(count))}: a sample count is a whole number >= 0"):
+        create_datasets({option: count})
+    assert len(getattr(create_datasets({option: np.int64(3)}), option.split("_")[0])) == 3  # a NumPy integer works
+
+
+def test_a_class_map_of_the_wrong_type_or_an_unreadable_file_is_named(tmp_path):
+    """A list of names failed inside os.stat, a broken .pkl with a bare UnpicklingError, a .txt that is not UTF-8
+    with a UnicodeDecodeError; none said which option was wrong."""
+    _write_split(tmp_path, "train", ("cat", "dog"))
+    _write_split(tmp_path, "val", ("cat", "dog"))
+    cfg = {"dataset": "folder", "data_dir": str(tmp_path)}
+    for given in (["cat", "dog"], ("cat", "dog"), 5):
+        with pytest.raises(TypeError, match=r"a class map is a file .* or a dict \{class name: label\}, not a '"):
+            create_datasets({**cfg, "class_map": given})
+    (tmp_path / "map.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match=r"--class-map map\.pkl: the file cannot be unpickled"):
+        create_datasets({**cfg, "class_map": "map.pkl"})
+    (tmp_path / "map.txt").write_bytes("cat\nchien\n".encode("utf-16"))
+    with pytest.raises(ValueError, match=r"--class-map map\.txt: the file is not UTF-8 text .*save it as UTF-8"):
+        create_datasets({**cfg, "class_map": "map.txt"})
+    (tmp_path / "map.txt").write_text("dog\ncat\n", encoding="utf-8")
+    assert create_datasets({**cfg, "class_map": tmp_path / "map.txt"}).label_names == ["dog", "cat"]  # a Path works

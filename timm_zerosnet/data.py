@@ -117,6 +117,18 @@ def convert_image(img: Image.Image, mode: str, name: str | None = None) -> Image
     return img if img.mode == mode else img.convert(mode)
 
 
+def _check_img_mode(mode: str) -> None:
+    """Refuse a name that is no PIL mode up front: PIL refused it only at the first image, inside a data-loader
+    worker, with "image has wrong mode"."""
+    try:
+        Image.getmodebands(mode)
+    except (KeyError, ValueError, TypeError):
+        raise ValueError(
+            f"--input-img-mode {mode!r} is not a PIL image mode; pass one such as L (grey), RGB or RGBA (the names are "
+            "case-sensitive)"
+        ) from None
+
+
 def _open_image(path: str) -> Image.Image:
     img = Image.open(path)
     img.load()  # decode here, where a broken file is caught (a conversion may not decode it)
@@ -226,6 +238,7 @@ class DigitsDataset(Dataset):
     ):
         from sklearn.datasets import load_digits
 
+        _check_img_mode(img_mode)
         digits = load_digits()
         indices = _digits_split(digits.target, split)
         grey = np.clip(digits.images[indices] * (255.0 / 16.0), 0, 255).round().astype(np.uint8)
@@ -306,6 +319,8 @@ class TransformDataset(Dataset):
     ):
         if isinstance(dataset, IterableDataset):
             raise TypeError("Only map-style datasets are supported (folder, torch/..., hfds/...); got an iterable one.")
+        if img_mode is not None:
+            _check_img_mode(img_mode)
         self.dataset = dataset
         self.transform = transform
         self.seed = seed
@@ -488,10 +503,22 @@ def holds_split_folders(data_dir: str, names: Sequence[str] = ()) -> bool:
     return any(os.path.isdir(s) and _is_split_folder(s) for s in splits)
 
 
+def _holds_images_below(folder: str) -> bool:
+    """Whether a folder or any folder below it holds an image (stops at the first)."""
+    from timm.data.readers.img_extensions import get_img_extensions
+
+    types = get_img_extensions(as_set=True)
+    for _, _, files in os.walk(folder, followlinks=True):
+        if any(os.path.splitext(f)[1].lower() in types for f in files):
+            return True
+    return False
+
+
 def _folder_images(root: str, class_map: dict[str, int] | None, img_mode: str, stand_in: bool) -> Dataset:
-    """A split folder as a dataset; a folder without images in class folders is refused (timm's RuntimeError)."""
+    """A split folder as a dataset; a folder without images in class folders is refused (timm's RuntimeError), and
+    so is an empty class folder of a split that takes its classes from its own folders."""
     try:
-        return _FolderImages(root, class_map, img_mode, stand_in)
+        dataset = _FolderImages(root, class_map, img_mode, stand_in)
     except RuntimeError as e:
         if "Found 0 images" not in str(e):
             raise
@@ -499,6 +526,18 @@ def _folder_images(root: str, class_map: dict[str, int] | None, img_mode: str, s
             f"{root} holds no images in class folders: an ImageFolder split is a folder with one sub-folder of "
             "images per class"
         ) from None
+    if not class_map:
+        # timm numbers the classes it finds images of: an empty class folder was left out without a word, so the
+        # model got one class less and the classes after it other labels than their folder order
+        empty = sorted(
+            e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".") and not _holds_images_below(e)
+        )
+        if empty:
+            raise ValueError(
+                f"{root}: class folder(s) {', '.join(empty[:10])} hold no images, so their class would be left out "
+                "of the labels; put their images in, remove the folders, or pass --class-map naming every class"
+            )
+    return dataset
 
 
 def _class_to_idx(dataset: Dataset | None) -> dict[str, int] | None:
@@ -551,6 +590,14 @@ def read_class_map(class_map: str | dict, data_dir: str | None = None) -> dict[s
 
     if isinstance(class_map, dict):
         return _checked_labels(class_map, "the class map")
+    if not isinstance(class_map, str | os.PathLike):
+        # a list of names failed inside os.stat ("path should be string, bytes, os.PathLike or integer, not list")
+        raise TypeError(
+            f"--class-map {class_map!r}: a class map is a file (.txt, one class name per line, or a pickled .pkl "
+            f"dict) or a dict {{class name: label}}, not a {type(class_map).__name__!r} object; for class names in "
+            "label order pass {name: i for i, name in enumerate(names)}"
+        )
+    class_map = os.fspath(class_map)
     path = class_map
     if not os.path.isfile(path) and data_dir and os.path.isfile(os.path.join(data_dir, path)):
         path = os.path.join(data_dir, path)
@@ -559,14 +606,27 @@ def read_class_map(class_map: str | dict, data_dir: str | None = None) -> dict[s
         raise FileNotFoundError(f"--class-map {class_map}: no such file (looked for it as given{where})")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".pkl":
-        return _checked_labels(load_class_map(path), f"--class-map {class_map}")
+        try:
+            loaded = load_class_map(path)
+        except Exception as e:  # pickle raises many types (UnpicklingError, EOFError, AttributeError, ...)
+            raise ValueError(
+                f"--class-map {class_map}: the file cannot be unpickled ({type(e).__name__}: {e}); a .pkl class map "
+                "is a pickled dict {class name: label}, or use a .txt file with one class name per line"
+            ) from None
+        return _checked_labels(loaded, f"--class-map {class_map}")
     if ext != ".txt":
         raise ValueError(
             f"--class-map {class_map}: a class map is a .txt file (one class name per line) or a .pkl dict, "
             f"not {ext or 'a file without extension'}"
         )
-    with open(path, encoding="utf-8") as f:
-        lines = [line.strip() for line in f]
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.strip() for line in f]
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"--class-map {class_map}: the file is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 "
+            "with one class name per line"
+        ) from None
     while lines and not lines[-1]:
         lines.pop()
     if not lines:
@@ -629,6 +689,13 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
     """
     name = dataset_name(args)
     img_mode = _get(args, "input_img_mode", "RGB")
+    _check_img_mode(img_mode)
+    val_count = "--val-num-samples" if train else _get(args, "val_num_samples_option", "--num-samples")
+    for key, option in (("train_num_samples", "--train-num-samples"), ("val_num_samples", val_count)):
+        count = _get(args, key)
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 0):
+            # numpy refused a negative count ("Number of samples, -5, must be non-negative"), True read as 1
+            raise ValueError(f"{option} {count!r}: a sample count is a whole number >= 0 (0 or none: the whole split)")
     train_split = _get(args, "train_split", "train")
     val_split = _get(args, "val_split", "validation")
     splits: dict[str, Dataset | None] = {"train": None, "val": None}
@@ -774,8 +841,7 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
         raise ValueError(f"Could not determine the class names of dataset {name!r}; pass --class-map.")
 
     notes = []
-    # evaluation alone: zerosnet-validate's option, or what it names for a count it took from the run
-    val_count = "--val-num-samples" if train else _get(args, "val_num_samples_option", "--num-samples")
+    # val_count: evaluation alone names zerosnet-validate's option, or what it names for a count it took from the run
     for key, option, split in (("train", "--train-num-samples", train_split), ("val", val_count, val_split)):
         if splits[key] is not None:
             count = _get(args, f"{key}_num_samples")
