@@ -951,3 +951,71 @@ def test_a_class_map_of_the_wrong_type_or_an_unreadable_file_is_named(tmp_path):
         create_datasets({**cfg, "class_map": "map.txt"})
     (tmp_path / "map.txt").write_text("dog\ncat\n", encoding="utf-8")
     assert create_datasets({**cfg, "class_map": tmp_path / "map.txt"}).label_names == ["dog", "cat"]  # a Path works
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"num_samples": -1}, ValueError, r"num_samples=-1: pass the dataset's size, a whole number >= 0"),
+        ({"num_samples": 2.5}, ValueError, r"num_samples=2.5: pass the dataset's size"),
+        ({"num_samples": True}, ValueError, r"num_samples=True: pass the dataset's size"),
+        ({"num_samples": 5, "seed": None}, TypeError, r"seed=None: .* must be a whole number"),
+        ({"num_samples": 5, "seed": 1.5}, TypeError, r"seed=1.5: .* must be a whole number"),
+    ],
+)
+def test_epoch_shuffle_sampler_refuses_a_bad_size_or_seed_up_front(kwargs, error, match):
+    """A negative or float size, or seed=None, failed only at the first epoch with a bare torch error."""
+    with pytest.raises(error, match=match):
+        EpochShuffleSampler(**kwargs)
+    numpy_sized = EpochShuffleSampler(np.int64(7), seed=np.int64(3))
+    assert len(numpy_sized) == 7 and list(numpy_sized) == list(EpochShuffleSampler(7, seed=3))
+    assert list(EpochShuffleSampler(0)) == []
+
+
+def test_an_empty_class_map_is_refused_not_read_as_none(tmp_path):
+    """class_map={} is falsy: it was read as no class map and the classes were numbered from the folders."""
+    _write_folder(tmp_path)
+    with pytest.raises(ValueError, match=r"--class-map \{\} is empty, so it names no class; pass a dict"):
+        create_datasets({"data_dir": str(tmp_path), "class_map": {}})
+    with pytest.raises(ValueError, match=r"the class map is empty"):
+        data_mod.read_class_map({})
+    assert create_datasets({"data_dir": str(tmp_path), "class_map": ""}).label_names == ["cat", "dog", "emu"]
+
+
+@pytest.mark.parametrize(
+    "names, error, match",
+    [
+        (["cat", "dog", "cat", "emu"], ValueError, r"class_names name class\(es\) 'cat' more than once"),
+        ("cde", TypeError, r"class_names 'cde': the class names are a list in label order"),
+        (3, TypeError, r"class_names 3: the class names are a list in label order .*, not a int"),
+    ],
+)
+def test_class_names_must_be_a_list_of_distinct_names(tmp_path, names, error, match):
+    """A repeated name kept only its last label (labels past the number of classes); a string was split into its
+    characters."""
+    _write_folder(tmp_path)
+    with pytest.raises(error, match=match):
+        create_datasets({"data_dir": str(tmp_path), "class_names": names}, train=False)
+    given = create_datasets({"data_dir": str(tmp_path), "class_names": ("emu", "dog", "cat")}, train=False)
+    assert given.label_names == ["emu", "dog", "cat"]
+
+
+def test_a_dataset_name_that_is_no_string_is_refused():
+    """dataset=5 failed with "'int' object has no attribute 'lower'"."""
+    with pytest.raises(TypeError, match=r"--dataset 5: a dataset is named by a string, e.g. 'digits'"):
+        create_datasets({"dataset": 5})
+
+
+def test_a_file_as_the_data_dir_of_a_torch_dataset_is_named_not_sent_to_download(tmp_path):
+    """The advice was "pass --dataset-download", which cannot download into a file either."""
+    path = tmp_path / "cifar.tar.gz"
+    path.write_bytes(b"not a folder")
+    for download in (False, True):
+        with pytest.raises(ValueError, match=r"cifar\.tar\.gz is a file; torch/cifar10 is read from .* a folder"):
+            create_datasets({"dataset": "torch/cifar10", "data_dir": str(path), "dataset_download": download})
+
+
+def test_asking_for_no_split_is_refused_naming_the_flags():
+    """train=False, val=False said "pass --class-map", which did not help."""
+    with pytest.raises(ValueError, match=r"asked for no split \(train=False, val=False\); pass train=True"):
+        create_datasets({}, train=False, val=False)

@@ -782,3 +782,54 @@ def test_diffstride_takes_empty_inputs_of_any_empty_dimension(shape):
     assert out.shape == (*shape[:-2], *layer.output_size((16, 16)))
     out.sum().backward()
     assert x.grad.shape == x.shape and layer.strides.grad.tolist() == [0.0, 0.0]
+
+
+def test_an_infinite_fixed_spectral_pooling_stride_is_refused_as_diffstride_refuses_it():
+    """FixedSpectralPooling(inf) was accepted and gave a 2x2 map whatever the input, while DiffStride refused inf."""
+    for strides in (math.inf, (2.0, math.inf)):
+        with pytest.raises(ValueError, match=r"strides must be finite.*large finite stride"):
+            FixedSpectralPooling(strides)
+        with pytest.raises(ValueError, match=r"strides must be finite.*large finite stride"):
+            DiffStride(strides)
+    assert FixedSpectralPooling(1e9)(_randn(1, 1, 8, 8)).shape == (1, 1, 2, 2)
+
+
+@pytest.mark.parametrize("call", [stride_regularizer, lambda model: freeze_diffstride(model, _randn(1, 3, 8, 8))])
+def test_network_helpers_refuse_what_is_not_a_module(call):
+    """None failed with "'NoneType' object has no attribute 'modules'"."""
+    with pytest.raises(TypeError, match=r"takes the network \(a torch.nn.Module\), got NoneType: pass the model"):
+        call(None)
+
+
+def test_freeze_diffstride_refuses_an_example_input_that_is_not_a_tensor():
+    """A NumPy input failed inside the first conv ("conv2d() received an invalid combination of arguments")."""
+    net = _net()
+    with pytest.raises(TypeError, match=r"example_input as a torch.Tensor.*got ndarray.*torch.from_numpy\(x\)"):
+        freeze_diffstride(net, np.zeros((1, 3, 32, 32), dtype=np.float32))
+    assert not net[1].frozen
+
+
+def test_freeze_diffstride_refuses_a_model_without_diffstride():
+    """It ran a forward and returned {} without a word."""
+    with pytest.raises(ValueError, match=r"Sequential has no DiffStride layer.*downsample='diffstride'"):
+        freeze_diffstride(nn.Sequential(nn.Conv2d(3, 4, 1), FixedSpectralPooling(2)), _randn(1, 3, 8, 8))
+
+
+def test_freeze_diffstride_warns_about_the_layers_the_forward_does_not_reach():
+    """A layer the example forward never reached was left unfrozen without a warning (an export reaching it failed)."""
+
+    class Branch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.aux = DiffStride(2.0), DiffStride(2.0)
+
+        def forward(self, x):
+            return self.used(x)
+
+    model = Branch().eval()
+    with pytest.warns(UserWarning, match=r"does not reach DiffStride layer\(s\) aux, so they are left unfrozen"):
+        assert freeze_diffstride(model, _randn(1, 1, 16, 16)) == {"used": ((16, 16), model.used.output_size((16, 16)))}
+    assert model.used.frozen and not model.aux.frozen
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        freeze_diffstride(_net().eval(), _randn(1, 3, 16, 16))  # all reached: no warning

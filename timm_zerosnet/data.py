@@ -364,8 +364,20 @@ class EpochShuffleSampler(Sampler[int]):
     """
 
     def __init__(self, num_samples: int, seed: int = 0):
-        self.num_samples = num_samples
-        self.seed = seed
+        # checked here: torch refused a bad value only at the first epoch ("randperm(): argument 'n' must be int", or
+        # None * int for seed=None)
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int | np.integer) or num_samples < 0:
+            raise ValueError(
+                f"EpochShuffleSampler num_samples={num_samples!r}: pass the dataset's size, a whole number >= 0 "
+                "(e.g. len(dataset))"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+            raise TypeError(
+                f"EpochShuffleSampler seed={seed!r}: the permutation of every epoch follows from the seed, so it must "
+                "be a whole number (e.g. the run's --seed, default 0)"
+            )
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -440,6 +452,12 @@ def dataset_name(args: Any) -> str:
     name = _get(args, "dataset")
     if name is None:
         return "" if _get(args, "data_dir") else "digits"
+    if not isinstance(name, str):
+        # failed with "'int' object has no attribute 'lower'"
+        raise TypeError(
+            f"--dataset {name!r}: a dataset is named by a string, e.g. 'digits' (the default), 'folder' (an "
+            "ImageFolder under --data-dir) or a timm name such as 'torch/cifar10'"
+        )
     if name.lower() == "digits":
         return "digits"
     return "" if name.lower() in ("folder", "imagefolder", "image_folder") else name
@@ -569,6 +587,12 @@ def _checked_labels(mapping: Any, what: str) -> dict[str, int]:
     label of N or more failed deep in the loss) and the class names (a gap or a shared label misnamed them)."""
     if not isinstance(mapping, dict):
         raise ValueError(f"{what} holds a {type(mapping).__name__}, not a dict of class name -> label")
+    if not mapping:
+        # timm reads an empty map as none: the classes would be numbered from the folders without a word
+        raise ValueError(
+            f"{what} is empty, so it names no class; pass a dict {{class name: label}} naming every class folder "
+            "(labels 0 .. N-1), or no class map to number the class folders in sorted order"
+        )
     labels = list(mapping.values())
     if any(isinstance(v, bool) or not isinstance(v, int) for v in labels) or sorted(labels) != list(range(len(labels))):
         shown = ", ".join(f"{k!r}: {v!r}" for k, v in list(mapping.items())[:5])
@@ -577,6 +601,27 @@ def _checked_labels(mapping: Any, what: str) -> dict[str, int]:
             f"the labels must be 0 .. {len(labels) - 1}, one per class name"
         )
     return mapping
+
+
+def _checked_class_names(names: Any) -> list[str]:
+    """Class names in label order, as a list of distinct strings: a plain string was split into its characters, and
+    a repeated name kept only its last label, so the labels went past the number of classes."""
+    try:
+        if isinstance(names, str | bytes):
+            raise TypeError
+        names = [str(n) for n in names]
+    except TypeError:
+        raise TypeError(
+            f"class_names {names!r}: the class names are a list in label order (e.g. a checkpoint's label_names), "
+            f"not a {type(names).__name__}; for one class pass [name]"
+        ) from None
+    repeated = sorted(n for n, count in collections.Counter(names).items() if count > 1)
+    if repeated:
+        raise ValueError(
+            f"class_names name class(es) {', '.join(map(repr, repeated[:10]))} more than once, so their labels would "
+            "go past the number of classes; pass each class folder's name once, in label order (or --class-map)"
+        )
+    return names
 
 
 def read_class_map(class_map: str | dict, data_dir: str | None = None) -> dict[str, int]:
@@ -687,7 +732,16 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
     Returns:
         The splits (``None`` for those not asked for) and the class names.
     """
+    if not (train or val):
+        # both splits left out: the class names of no split could be read ("pass --class-map" would not help)
+        raise ValueError(
+            "create_datasets was asked for no split (train=False, val=False); pass train=True, val=True or both"
+        )
     name = dataset_name(args)
+    given_class_map = _get(args, "class_map")
+    if isinstance(given_class_map, dict) and not given_class_map:
+        # {} is falsy: it was read as no class map without a word
+        _checked_labels(given_class_map, "--class-map {}")
     img_mode = _get(args, "input_img_mode", "RGB")
     _check_img_mode(img_mode)
     val_count = "--val-num-samples" if train else _get(args, "val_num_samples_option", "--num-samples")
@@ -737,6 +791,13 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
         if data_dir is not None:
             data_dir = os.path.expanduser(str(data_dir))
             _check_data_dir(name, data_dir, download)
+            if name.lower().startswith("torch/") and os.path.exists(data_dir) and not os.path.isdir(data_dir):
+                # torchvision said "Dataset not found or corrupted", which we turned into "pass --dataset-download";
+                # a download cannot go into a file either
+                raise ValueError(
+                    f"--data-dir {data_dir} is a file; {name} is read from (and downloaded into) a folder, where "
+                    "torchvision keeps its files (e.g. cifar-10-batches-py/ for torch/cifar10): pass that folder"
+                )
             if "/" not in name and not os.path.isdir(data_dir):
                 raise ValueError(
                     f"--data-dir {data_dir} is a file: an ImageFolder dataset is a folder with train/ and val/ (or "
@@ -758,7 +819,7 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
             class_map = read_class_map(class_map, data_dir)
         names = _get(args, "class_names")
         if folder and class_map is None and names:
-            class_map = {str(n): i for i, n in enumerate(names)}
+            class_map = {str(n): i for i, n in enumerate(_checked_class_names(names))}
         if folder:
             counts = (("--train-num-samples", train_split, train, "--train-split"),)
             counts += (("--val-num-samples" if train else "--num-samples", val_split, val, val_option),)

@@ -47,6 +47,7 @@ import contextlib
 import math
 import numbers
 import operator
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -566,6 +567,12 @@ class FixedSpectralPooling(nn.Module):
     def __init__(self, strides: StrideArg = (2, 2)) -> None:
         super().__init__()
         self.strides = _stride_pair(strides, "FixedSpectralPooling")
+        if not (math.isfinite(self.strides[0]) and math.isfinite(self.strides[1])):
+            # an infinite stride gave a 2x2 map whatever the input, with no word (DiffStride refuses it too)
+            raise ValueError(
+                f"FixedSpectralPooling strides must be finite, got {self.strides}; to cut a map down to 2x2 pass a "
+                "large finite stride such as the input size."
+            )
         if not (self.strides[0] >= 1 and self.strides[1] >= 1):
             raise ValueError(f"FixedSpectralPooling strides must be >= 1, got {self.strides}; pass 1 to keep the size.")
 
@@ -638,6 +645,12 @@ def create_downsample(kind: str, strides: StrideArg, **kwargs) -> nn.Module:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _check_model(model: object, caller: str) -> None:
+    """Refuse what is not a module (None failed with "'NoneType' object has no attribute 'modules'")."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{caller} takes the network (a torch.nn.Module), got {type(model).__name__}: pass the model.")
+
+
 def stride_regularizer(model: nn.Module) -> torch.Tensor:
     """Compute J(S): the sum over DiffStride layers l of prod_{i <= l} 1 / (S_h^i S_w^i).
 
@@ -656,6 +669,7 @@ def stride_regularizer(model: nn.Module) -> torch.Tensor:
     Returns:
         A scalar tensor, differentiable in the strides; zero if the model has no DiffStride layer.
     """
+    _check_model(model, "stride_regularizer")
     total, area = None, None
     for module in model.modules():
         if isinstance(module, DiffStride):
@@ -688,9 +702,29 @@ def freeze_diffstride(model: nn.Module, example_input: torch.Tensor) -> dict[str
         example_input: An input of the size the exported model will receive.
 
     Returns:
-        ``{layer name: (input (H, W), output (H, W))}`` for every DiffStride layer.
+        ``{layer name: (input (H, W), output (H, W))}`` for every DiffStride layer the forward reaches; a layer it
+        does not reach is left unfrozen, with a warning naming it.
+
+    Raises:
+        TypeError: `model` is not a module or `example_input` is not a tensor.
+        ValueError: `model` has no DiffStride layer (there is nothing to freeze).
     """
+    _check_model(model, "freeze_diffstride")
+    if not isinstance(example_input, torch.Tensor):
+        hint = " (for a NumPy array x, torch.from_numpy(x).float())" if isinstance(example_input, np.ndarray) else ""
+        raise TypeError(
+            f"freeze_diffstride needs example_input as a torch.Tensor of the size the exported model will receive, "
+            f"got {type(example_input).__name__}; pass e.g. torch.zeros(1, 3, H, W){hint}."
+        )
     layers = {name: m for name, m in model.named_modules() if isinstance(m, DiffStride)}
+    if not layers:
+        # ran a whole forward and returned {}: a model built with another downsampling (conv, spectral, subsample)
+        # has a static shape already
+        raise ValueError(
+            f"freeze_diffstride: {type(model).__name__} has no DiffStride layer, so there is nothing to freeze; pass "
+            "a model built with downsample='diffstride' (e.g. preresnet18_diffstride_cifar), or export this one as it "
+            "is (its output size is static)."
+        )
     seen: dict[str, tuple[int, int]] = {}
 
     def record(name: str):
@@ -717,4 +751,13 @@ def freeze_diffstride(model: nn.Module, example_input: torch.Tensor) -> dict[str
             handle.remove()
         for m, training in modes.items():
             m.training = training
+    unreached = [name or "(the model itself)" for name in layers if name not in seen]
+    if unreached:
+        # they stay unfrozen: an export that reaches them (another branch, another input) fails there
+        warnings.warn(
+            f"freeze_diffstride: the example input's forward does not reach DiffStride layer(s) "
+            f"{', '.join(unreached)}, so they are left unfrozen; pass an example input that reaches them, or freeze "
+            "each with layer.freeze((H, W)) for the size it will see.",
+            stacklevel=2,
+        )
     return {name: (seen[name], layers[name].freeze(seen[name])) for name in layers if name in seen}
