@@ -1465,3 +1465,58 @@ def test_a_network_on_the_meta_device_names_its_scheme_placeholders_until_materi
     model.to_empty(device="cpu").load_state_dict(reference.state_dict())
     assert model.scheme_state() == reference.scheme_state()
     assert model.block_coefficients() == reference.block_coefficients()
+
+
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "lmresnet18", "preresnet20_cifar", "zerosnet20_tra_cifar"])
+def test_an_input_that_is_no_float_image_batch_is_refused_naming_the_fix(name):
+    """One image without its batch dimension passed conv2d and failed in BatchNorm ("expected 4D input"), uint8
+    pixels were "expected scalar type Byte but found Float", a grayscale batch, float64 or NumPy input a bare error of
+    torch's conv: forward, forward_features and forward_intermediates now name what the model takes and the fix.
+    Under autocast the input's float dtype need not be the weights'."""
+    model = tiny_model(name, num_classes=3).eval()
+    x = tiny_input(model)
+    takes = rf"^{name} takes a float batch of images of shape \(N, 3, H, W\); got "
+    for bad, error, message in (
+        (x[0], ValueError, r"a tensor of shape \(3, \d+, \d+\): add the batch dimension, x\.unsqueeze\(0\)\.$"),
+        (x[None], ValueError, r"a tensor of shape \(1, 2, 3, \d+, \d+\): stack the images into one batch\.$"),
+        ((x * 50).to(torch.uint8), TypeError, r"torch\.uint8 pixels: convert and normalise them .*x\.float\(\) / 255"),
+        (x[:, :1], ValueError, r"1 channels .*x\.expand\(-1, 3, -1, -1\)\) or build the model with in_chans=1\.$"),
+        (
+            x.double(),
+            TypeError,
+            r"torch\.float64 but its weights are torch\.float32: .*\(model\.to\(torch\.float64\)\)\.$",
+        ),
+        (x.numpy(), TypeError, r"an object of type ndarray: convert it with torch\.as_tensor\(x\)\.$"),
+    ):
+        for call in (model, model.forward_features, model.forward_intermediates):
+            with pytest.raises(error, match=takes + message):
+                call(bad)
+    with pytest.raises(TypeError, match=r"torch\.float16 but its weights .*\) or run it under torch\.autocast\.$"):
+        model(x.half())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model.bfloat16()(x).shape == (2, 3)
+    assert model.double()(x.double()).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "lmresnet18"])
+def test_forward_head_refuses_features_that_are_pooled_already(name):
+    """forward_head pools its input itself: pooled (N, C) features were pooled again into a (1, 1) matrix, a matmul
+    error with classes and a silently wrong (1, 1) result without; a map of other channels gave a matmul error."""
+    model = tiny_model(name, num_classes=3).eval()
+    feats = model.forward_features(tiny_input(model))
+    pooled = model.forward_head(feats, pre_logits=True)
+    for bad, got in ((pooled, r"\(2, \d+\)"), (feats[:, :5], r"\(2, 5, \d+, \d+\)")):
+        for classes in (3, 0):
+            model.reset_classifier(classes)
+            with pytest.raises(ValueError, match=rf"^forward_head takes the unpooled feature map .*; got {got}\. Pass"):
+                model.forward_head(bad)
+    model.reset_classifier(3)
+    torch.testing.assert_close(model.get_classifier()(pooled), model.forward_head(feats))
+
+
+@pytest.mark.parametrize("fmt", [None, "NHWC", 1])
+def test_forward_intermediates_names_an_output_format_that_is_no_string(fmt):
+    """output_fmt=None was a TypeError of str + None inside the check."""
+    model = tiny_model("zerosnet20_cifar").eval()
+    with pytest.raises(ValueError, match=rf"^output_fmt must be 'NCHW', got {re.escape(repr(fmt))}: leave it out"):
+        model.forward_intermediates(tiny_input(model), output_fmt=fmt)

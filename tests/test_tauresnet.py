@@ -503,3 +503,24 @@ def test_a_scalar_of_the_wrong_size_in_a_checkpoint_is_named(key):
     state = dict(model.state_dict(), **{key: torch.zeros(2)})
     with pytest.raises(ValueError, match=rf"'{re.escape(key)}' has shape \(2,\) but the model expects \(\)"):
         checkpoint_filter_fn(state, model)
+
+
+@pytest.mark.parametrize("name", ["tauresnet20_cifar", "tauresnet50_nobn"])
+def test_an_input_that_is_no_float_image_batch_is_refused_naming_the_fix(name):
+    """As the multistep families (test_models.py): a bare torch error before ("expected 4D input", "expected scalar
+    type Byte but found Float", a conv channel error); pooled features to forward_head were pooled again."""
+    model = tiny_model(name).eval()
+    x = tiny_input(model)
+    takes = rf"^{name} takes a float batch of images of shape \(N, 3, H, W\); got "
+    for bad, error, message in (
+        (x[0], ValueError, r"a tensor of shape \(3, \d+, \d+\): add the batch dimension"),
+        ((x * 50).to(torch.uint8), TypeError, r"torch\.uint8 pixels: convert and normalise them"),
+        (x[:, :1], ValueError, r"1 channels .*build the model with in_chans=1\.$"),
+    ):
+        for call in (model, model.forward_intermediates):
+            with pytest.raises(error, match=takes + message):
+                call(bad)
+    with pytest.raises(ValueError, match=r"^forward_head takes the unpooled feature map .*; got \(2, \d+\)\."):
+        model.forward_head(model.forward_head(model.forward_features(x), pre_logits=True))
+    with pytest.raises(ValueError, match=r"^output_fmt must be 'NCHW', got None: leave it out"):
+        model.forward_intermediates(x, output_fmt=None)

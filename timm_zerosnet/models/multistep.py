@@ -579,6 +579,12 @@ def stage_dilations(
     return out
 
 
+def _autocast_casts(x: torch.Tensor) -> bool:
+    """Whether autocast casts ``x`` to the conv's dtype itself: it is on for ``x``'s device, and ``x`` holds floats
+    other than float64 (which autocast leaves as they are)."""
+    return x.is_floating_point() and x.dtype != torch.float64 and torch.is_autocast_enabled(x.device.type)
+
+
 class ResNetHeadMixin:
     """What every residual network of this package shares: weight init, the classifier head, grad checkpointing,
     pruning to the intermediate layers.
@@ -655,7 +661,80 @@ class ResNetHeadMixin:
     def _stages_pruned(self, drop_norm: bool) -> None:
         """Called by ``prune_intermediate_layers`` once ``stages`` is cut: update what depends on the stages."""
 
+    @torch.jit.unused
+    def _check_images(self, x: torch.Tensor) -> None:
+        """Refuse an input the stem would misread or fail on deep inside torch: not a tensor, not an (N, C, H, W)
+        batch (one (C, H, W) image passed conv2d and failed in BatchNorm), integer pixels ("expected scalar type
+        Byte but found Float"), channels or a float dtype other than the first conv's. One cheap test in the hot
+        path; compiled, traced and torch.func-transformed graphs (whose tensors show per-sample shapes) keep torch's
+        own checks."""
+        conv = self.conv1
+        # the stored weight: a parametrized one (weight norm, ...) would be computed again just to read its dtype
+        weight = getattr(conv, "_parameters", {}).get("weight")
+        chans = getattr(conv, "in_channels", None)
+        if (
+            isinstance(x, torch.Tensor)
+            and x.ndim == 4
+            and x.is_floating_point()
+            and (chans is None or x.shape[1] == chans)
+            and (weight is None or x.dtype == weight.dtype)
+        ):
+            return
+        if not eager() or (isinstance(x, torch.Tensor) and _autocast_casts(x)):
+            return
+        chans = chans if chans is not None else self.in_chans
+        takes = f"{self._arch()} takes a float batch of images of shape (N, {chans}, H, W)"
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{takes}; got an object of type {type(x).__name__}: convert it with torch.as_tensor(x).")
+        shape = tuple(x.shape)
+        if x.ndim != 4:
+            fix = "add the batch dimension, x.unsqueeze(0)" if x.ndim == 3 else "stack the images into one batch"
+            raise ValueError(f"{takes}; got a tensor of shape {shape}: {fix}.")
+        if not x.is_floating_point():
+            raise TypeError(
+                f"{takes}; got {x.dtype} pixels: convert and normalise them as the model was trained (x.float() / "
+                f"255, then the pretrained_cfg's mean and std; timm.data.create_transform does both)."
+            )
+        if x.shape[1] != chans:
+            raise ValueError(
+                f"{takes}; got {x.shape[1]} channels (shape {shape}): convert the images (grayscale to RGB: "
+                f"x.expand(-1, 3, -1, -1)) or build the model with in_chans={x.shape[1]}."
+            )
+        autocast = "" if x.dtype == torch.float64 else " or run it under torch.autocast"  # which keeps float64
+        raise TypeError(
+            f"{takes}; got {x.dtype} but its weights are {weight.dtype}: pass x.to({weight.dtype}) or convert the "
+            f"model (model.to({x.dtype})){autocast}."
+        )
+
+    @torch.jit.unused
+    def _check_features(self, x: torch.Tensor) -> None:
+        """Refuse features that are no unpooled (N, num_features, H, W) map: ``forward_head`` pools them itself, so
+        already pooled (N, C) features were pooled again into a (1, 1) matrix (a matmul error, or with
+        num_classes=0 a silently wrong result)."""
+        if isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] == self.num_features:
+            return
+        if not eager():
+            return
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(
+            f"forward_head takes the unpooled feature map of forward_features, shape (N, {self.num_features}, H, W), "
+            f"and pools it itself; got {shape}. Pass model.forward_features(x); to classify features pooled already, "
+            f"call model.get_classifier() on them."
+        )
+
+    @torch.jit.unused
+    def _refuse_output_fmt(self, output_fmt: str) -> None:
+        """forward_intermediates' error for any object (None was a str + None TypeError in the check)."""
+        raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}: leave it out, and permute the maps for NHWC.")
+
+    @torch.jit.unused
+    def _arch(self) -> str:
+        cfg = getattr(self, "pretrained_cfg", None) or {}
+        return cfg.get("architecture") or type(self).__name__
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            self._check_features(x)
         x = self.global_pool(x)
         if self.drop_rate:
             x = F.dropout(x, p=float(self.drop_rate), training=self.training)
@@ -928,6 +1007,8 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
     # ----- forward -----
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            self._check_images(x)
         x = self.conv1(x)
         if self.bn1 is not None:
             x = self.maxpool(self.act1(self.bn1(x)))
@@ -962,9 +1043,12 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
             intermediates_only: return only the intermediates.
         """
         if output_fmt != "NCHW":
+            if not torch.jit.is_scripting():
+                self._refuse_output_fmt(output_fmt)
             raise ValueError("output_fmt must be 'NCHW', got '" + output_fmt + "'.")  # TorchScript: no f-string !r
         intermediates = []
         if not torch.jit.is_scripting():
+            self._check_images(x)
             indices = check_feature_indices(self.num_feature_levels, indices)
         take_indices, max_index = feature_take_indices(self.num_feature_levels, indices)
         offset = 1 if self.has_stem_level else 0

@@ -459,6 +459,8 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         return value + (tau - value) * self.tau_grad_scale
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            self._check_images(x)
         return self.maxpool(self.act1(self.bn1(self.conv1(x))))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -488,9 +490,12 @@ class TauResNet(ResNetHeadMixin, nn.Module):
             intermediates_only: return only the intermediates.
         """
         if output_fmt != "NCHW":
+            if not torch.jit.is_scripting():
+                self._refuse_output_fmt(output_fmt)
             raise ValueError("output_fmt must be 'NCHW', got '" + output_fmt + "'.")  # TorchScript: no f-string !r
         intermediates = []
         if not torch.jit.is_scripting():
+            self._check_images(x)
             indices = check_feature_indices(self.num_feature_levels, indices)
         take_indices, max_index = feature_take_indices(self.num_feature_levels, indices)
         offset = 1 if self.has_stem_level else 0
