@@ -25,7 +25,8 @@ def main(argv=None) -> int:
         parser.error(f"--filter {args.filter!r} matches none of our models; try 'zerosnet*' or leave it out for all")
     if unknown := [n for n in args.compare if not timm.is_model(n)]:
         parser.error(f"--compare: timm has no model {', '.join(unknown)} (see timm.list_models())")
-    rows = [profile_model(n, run_forward=not args.no_forward) for n in names + list(args.compare)]
+    # each model once: a --compare name that --filter matches already (or one given twice) was a second, equal row
+    rows = [profile_model(n, run_forward=not args.no_forward) for n in dict.fromkeys(names + list(args.compare))]
     print(markdown_table(rows))
     failed = [r.name for r in rows if not args.no_forward and not r.forward_ok]
     if failed:

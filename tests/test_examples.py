@@ -179,6 +179,11 @@ def test_model_table_refuses_names_that_match_nothing(capsys):
     assert table.main(["--filter", "zerosnet20_cifar", "--compare", "resnet18", "--no-forward"]) == 0
     rows = capsys.readouterr().out.splitlines()[2:]
     assert [row.split(" | ")[0] for row in rows] == ["| zerosnet20_cifar", "| resnet18"]
+    # one of ours in --compare that --filter matches already, and a name given twice: each model one row
+    twice = ["--compare", "zerosnet20_cifar", "resnet18", "resnet18", "--no-forward"]
+    assert table.main(["--filter", "zerosnet20_cifar", *twice]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == ["| zerosnet20_cifar", "| resnet18"]
 
 
 @pytest.mark.parametrize(
