@@ -139,8 +139,10 @@ def test_staged_tag_not_in_cache_says_not_pushed(release, tmp_path):
         ReleaseError,
         match=r"zerosnet20_cifar\.c10 is staged but has not been pushed yet.*"
         r"zerosnet-hub install-local",
-    ):
+    ) as refused:
         resolve_release_file(entry, cache_dir=empty_cache)
+    # the advice installs into the cache that was asked for, not the default one (where it would not be found)
+    assert f"--repo-id {entry['repo_id']} --cache-dir {empty_cache}`" in str(refused.value)
     assert resolve_release_file(entry) == str(release["installed"].files["model.safetensors"])
 
 

@@ -456,10 +456,13 @@ def resolve_release_file(entry: Mapping[str, Any], cache_dir: str | Path | None 
     if entry["state"] != "published":
         if mismatched:
             verify_sha256(mismatched, entry["sha256"], name)
+        # the cache asked for (cache_dir=, or HF_HUB_CACHE): install-local writes to the default one without it
+        into = f" --cache-dir {cache}" if cache_dir else ""
         raise ReleaseError(
             f"{name} is staged but has not been pushed yet: {repo_id} is not on the Hugging Face Hub and its weights "
             f"are not in the local cache ({cache}). Put the exported folder there with `zerosnet-hub install-local "
-            f"EXPORT_DIR --repo-id {repo_id}`, or publish it with `zerosnet-hub push EXPORT_DIR --repo-id {repo_id}`."
+            f"EXPORT_DIR --repo-id {repo_id}{into}`, or publish it with `zerosnet-hub push EXPORT_DIR --repo-id "
+            f"{repo_id}`."
         )
     try:
         path = hf_hub_download(repo_id, WEIGHTS_NAME, revision=commit, cache_dir=cache)
