@@ -653,11 +653,10 @@ def export(
             f"--out {out}: {blocker} is a file, not a folder, so nothing can be written under it; move it away or "
             f"choose another --out."
         )
-    if out.exists():  # the source first: --overwrite, which the next error advises, would refuse it anyway
-        _check_not_the_source(out, Path(source))
-    if out.exists() and not overwrite:
-        raise HubError(f"{out} exists; pass --overwrite to replace it.")
     if out.exists():
+        _check_not_the_source(out, Path(source))  # first: --overwrite, which the next error advises, would refuse it
+        if not overwrite:
+            raise HubError(f"{out} exists; pass --overwrite to replace it.")
         _check_replaceable(out)
     if repo_id is not None and repo_id_problem(repo_id):
         raise HubError(f"--repo-id: {repo_id_problem(repo_id)}.")

@@ -356,6 +356,11 @@ def _source_index(dataset: Dataset, index: int) -> int:
     return index
 
 
+def _is_count(value: Any) -> bool:
+    """A whole number >= 0 (numpy's included; not a bool, which int() would read as 0 or 1)."""
+    return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= 0
+
+
 class EpochShuffleSampler(Sampler[int]):
     """Shuffle with a permutation that depends only on ``(seed, epoch)``.
 
@@ -366,7 +371,7 @@ class EpochShuffleSampler(Sampler[int]):
     def __init__(self, num_samples: int, seed: int = 0):
         # checked here: torch refused a bad value only at the first epoch ("randperm(): argument 'n' must be int", or
         # None * int for seed=None)
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int | np.integer) or num_samples < 0:
+        if not _is_count(num_samples):
             raise ValueError(
                 f"EpochShuffleSampler num_samples={num_samples!r}: pass the dataset's size, a whole number >= 0 "
                 "(e.g. len(dataset))"
@@ -747,7 +752,7 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
     val_count = "--val-num-samples" if train else _get(args, "val_num_samples_option", "--num-samples")
     for key, option in (("train_num_samples", "--train-num-samples"), ("val_num_samples", val_count)):
         count = _get(args, key)
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 0):
+        if count is not None and not _is_count(count):
             # numpy refused a negative count ("Number of samples, -5, must be non-negative"), True read as 1
             raise ValueError(f"{option} {count!r}: a sample count is a whole number >= 0 (0 or none: the whole split)")
     train_split = _get(args, "train_split", "train")
