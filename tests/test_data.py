@@ -972,6 +972,18 @@ def test_epoch_shuffle_sampler_refuses_a_bad_size_or_seed_up_front(kwargs, error
     assert list(EpochShuffleSampler(0)) == []
 
 
+def test_epoch_shuffle_sampler_takes_any_whole_seed():
+    """seed * 1_000_003 + epoch past 64 bits overflowed torch's manual_seed at the first epoch; a negative seed keeps
+    the order it had (torch wraps it modulo 2**64)."""
+    huge = EpochShuffleSampler(30, seed=2**62)
+    huge.set_epoch(3)
+    assert sorted(huge) == list(range(30))
+    expected = torch.randperm(30, generator=torch.Generator().manual_seed(-3 * 1_000_003 + 2)).tolist()
+    negative = EpochShuffleSampler(30, seed=-3)
+    negative.set_epoch(2)
+    assert list(negative) == expected
+
+
 def test_an_empty_class_map_is_refused_not_read_as_none(tmp_path):
     """class_map={} is falsy: it was read as no class map and the classes were numbered from the folders."""
     _write_folder(tmp_path)

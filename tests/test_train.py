@@ -971,6 +971,9 @@ def test_model_kwargs_reach_the_model(tmp_path):
         ("--output {tmp}/run", "--output {tmp}/run lies inside the run in {tmp}/run, whose folders hold its own"),
         ("--output {tmp}/run/checkpoints", "lies inside the run in {tmp}/run, whose folders hold its own files"),
         ("--output {tmp}/run/sub/deeper", "lies inside the run in {tmp}/run,"),
+        # numpy's "Seed must be between 0 and 2**32 - 1", after the data was loaded, named no option
+        ("--seed -1", "--seed must be a whole number from 0 to 4294967295 (accelerate seeds numpy, whose seeds are"),
+        ("--seed 4294967296", "--seed must be a whole number from 0 to 4294967295"),
     ],
 )
 def test_impossible_options_are_refused_before_anything_is_built(tmp_path, monkeypatch, extra, problem):
@@ -983,6 +986,17 @@ def test_impossible_options_are_refused_before_anything_is_built(tmp_path, monke
         Trainer.from_args(parse_args([*tiny_argv(tmp_path, "bad"), *extra.format(tmp=tmp_path).split()]))
     assert problem in str(e.value)
     assert not (tmp_path / "bad").exists()
+
+
+def test_every_process_seed_is_one_numpy_takes():
+    """Process i seeds its dropout / mixup streams with --seed + i: the largest --seed overflowed numpy's range on the
+    second process, after the first had started."""
+    from accelerate.utils import set_seed
+
+    assert [train_mod.process_seed(42, i) for i in range(3)] == [42, 43, 44]
+    assert train_mod.process_seed(2**32 - 1, 1) == 0
+    set_seed(train_mod.process_seed(2**32 - 1, 1))
+    train_mod.check_args(parse_args(["--seed", str(2**32 - 1)]))
 
 
 def test_the_command_line_switches_off_what_a_recipe_switches_on(tmp_path):

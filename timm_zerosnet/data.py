@@ -392,7 +392,8 @@ class EpochShuffleSampler(Sampler[int]):
         return self.num_samples
 
     def __iter__(self) -> Iterator[int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        # modulo 2**64: a torch seed is 64-bit (a negative one already wraps, so this changes no working seed)
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**64)
         return iter(torch.randperm(self.num_samples, generator=g).tolist())
 
 

@@ -544,6 +544,7 @@ _AT_LEAST_ZERO = (
     "mixup_off_epoch"
 ).split()
 _IMG_MODE_OF_CHANNELS = {1: "L", 3: "RGB", 4: "RGBA"}
+_SEEDS = 2**32  # seeds numpy takes: 0 <= seed < 2**32
 # intervals of float options ("[" / "(" closed / open ends; "each": every value of a list); NaN and inf always refused
 _RANGES = {
     "(0, inf)": "clip_grad decay_epochs decay_rate opt_eps bce_pos_weight",
@@ -871,10 +872,21 @@ def check_output(args: argparse.Namespace) -> None:
             )
 
 
+def process_seed(seed: int, process_index: int) -> int:
+    """The seed of one process's dropout / mixup streams: the run's seed plus the process index, kept in numpy's
+    seed range (``--seed 4294967295`` overflowed it on the second process)."""
+    return (seed + process_index) % _SEEDS
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Refuse option values and combinations that cannot work, before anything is built (a clear message instead of
     an assertion or a shape error during the first step)."""
     check_minimums(args, {**dict.fromkeys(_AT_LEAST_ONE, 1), **dict.fromkeys(_AT_LEAST_ZERO, 0)})
+    if not 0 <= args.seed < _SEEDS:  # numpy's "Seed must be between 0 and 2**32 - 1", after the data was loaded
+        raise ValueError(
+            f"--seed must be a whole number from 0 to {_SEEDS - 1} (accelerate seeds numpy, whose seeds are 32-bit), "
+            f"got {args.seed}"
+        )
     check_ranges(args)
     check_compile_backend(args.torchcompile)
     check_trackers(args.log_with)
@@ -1997,7 +2009,7 @@ class Trainer:
         accelerator.register_for_checkpointing(state)
         if model_ema is not None:
             accelerator.register_for_checkpointing(model_ema)
-        set_seed(args.seed + accelerator.process_index)  # dropout / mixup streams differ per process
+        set_seed(process_seed(args.seed, accelerator.process_index))  # dropout / mixup streams differ per process
 
         trainer = cls(
             args=args,
