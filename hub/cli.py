@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an earlier export at --out atomically (never the source, a folder holding it, or a folder "
-        "that export did not write)",
+        help="replace an earlier export at --out atomically (never the source, a folder holding it, a folder "
+        "that export did not write, or weights the manifest records as staged or published)",
     )
     e.add_argument("--stage", action="store_true", help="then verify it and stage it in the manifest")
     e.add_argument("--manifest", default=None, type=_given, help=manifest_help + "; with --stage only")
@@ -166,6 +166,7 @@ def _run(args: argparse.Namespace) -> None:
             model_kwargs=args.model_kwargs,
             license=args.license,
             overwrite=args.overwrite,
+            manifest=args.manifest,
             log=out,
         )
         total = sum(f["size"] for f in result.files.values())

@@ -588,6 +588,48 @@ def _check_replaceable(out: Path) -> None:
         )
 
 
+def _json_object(path: Path) -> Mapping[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, Mapping) else {}
+
+
+def _check_not_recorded(out: Path, manifest: str | Path | None) -> None:
+    """``--overwrite`` never replaces weights that a release manifest records as staged or published (the package's
+    manifest, and ``manifest`` if given): another export may not reproduce them bit for bit, so the folder can hold
+    the only copy of what the manifest points at. An entry of other weights (a stale one) does not protect it."""
+    from . import manifest as manifests  # that module imports this one
+
+    dst = out.resolve()
+    weights = dst / WEIGHTS_NAME
+    if not weights.is_file():
+        return
+    release, config = _json_object(dst / RELEASE_NAME), _json_object(dst / "config.json")
+    cfg = config.get("pretrained_cfg")
+    names = {
+        (release.get("model"), release.get("tag")),
+        (config.get("architecture"), cfg.get("tag") if isinstance(cfg, Mapping) else None),
+    }
+    paths = [manifests.manifest_path()]
+    if manifest is not None and Path(manifest).expanduser().resolve() != paths[0].resolve():
+        paths.append(Path(manifest).expanduser())
+    sha = None
+    for path in paths:
+        for entry in manifests.read_manifest(path)["releases"]:
+            if (entry["model"], entry["tag"]) not in names or entry["state"] not in ("staged", "published"):
+                continue
+            sha = sha or sha256_file(weights)  # only for a folder some entry may record
+            if entry["sha256"] == sha:
+                raise HubError(
+                    f"--out {out} holds the weights of {entry['model']}.{entry['tag']} that {path} records as "
+                    f"{entry['state']} (sha256 {sha[:12]}...): --overwrite would delete them, and another export may "
+                    f"not reproduce them bit for bit. Choose another --out (or, if you really mean to drop those "
+                    f"weights, remove {out} yourself first)."
+                )
+
+
 def _replace_dir(tmp: Path, out: Path, overwrite: bool) -> None:
     """Move a finished folder into place; an existing one is replaced only with ``overwrite``."""
     if not out.exists():
@@ -617,6 +659,7 @@ def export(
     model_kwargs: Mapping[str, Any] | None = None,
     license: str = "apache-2.0",
     overwrite: bool = False,
+    manifest: str | Path | None = None,
     log: Callable[[str], None] = lambda msg: None,
 ) -> ExportResult:
     """Write a Hub-ready folder for a run directory or checkpoint (see the module docstring).
@@ -633,7 +676,10 @@ def export(
         model_kwargs: the family options (e.g. ``lam``) of weights without a run.json.
         license: the weights' license (Hub metadata and pretrained cfg).
         overwrite: replace an existing destination (atomically), if it is an earlier export (or empty) and does not
-            hold the source.
+            hold the source, nor weights that the package's release manifest (or ``manifest``) records as staged
+            or published.
+        manifest: a release manifest besides the package's whose staged and published weights ``overwrite`` never
+            replaces (the one ``export --stage --manifest`` writes).
         log: receives progress lines.
     """
     import timm
@@ -658,6 +704,7 @@ def export(
         if not overwrite:
             raise HubError(f"{out} exists; pass --overwrite to replace it.")
         _check_replaceable(out)
+        _check_not_recorded(out, manifest)
     if repo_id is not None and repo_id_problem(repo_id):
         raise HubError(f"--repo-id: {repo_id_problem(repo_id)}.")
     info = read_run(source, weights=weights, model=model, model_kwargs=model_kwargs)

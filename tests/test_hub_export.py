@@ -461,6 +461,96 @@ def test_a_failed_final_rename_with_overwrite_restores_the_earlier_export(run_di
     assert read_export(dest).tag == "c10"
 
 
+@pytest.fixture
+def default_manifest(tmp_path, monkeypatch):
+    """The package's manifest, as the hub tool reads it, moved to an empty file under tmp_path: nothing reads or
+    writes timm_zerosnet/releases.json."""
+    from timm_zerosnet import hub
+
+    path = tmp_path / "default" / "releases.json"
+    path.parent.mkdir()
+    monkeypatch.setattr(hub.manifest, "manifest_path", lambda: path)
+    return path
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _recorded_message(out: Path, manifest: Path, state: str) -> str:
+    sha = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    return (
+        f"--out {out} holds the weights of {MODEL}.c10 that {manifest} records as {state} (sha256 {sha[:12]}...): "
+        f"--overwrite would delete them, and another export may not reproduce them bit for bit. Choose another --out "
+        f"(or, if you really mean to drop those weights, remove {out} yourself first)."
+    )
+
+
+@pytest.mark.parametrize("state", ["staged", "published"])
+def test_overwrite_never_replaces_weights_a_manifest_records(exported, tmp_path, default_manifest, capsys, state):
+    """Staged weights may not be reproducible bit for bit elsewhere: --overwrite of the folder holding the weights a
+    manifest records as staged or published (the package's, or the --manifest of export --stage) deleted the only
+    copy, and left the manifest pointing at nothing. Refused before any work, the folder and manifest untouched."""
+    from timm_zerosnet.hub.manifest import record_published, stage
+
+    manifest = tmp_path / "releases.json"
+    for path in (manifest, default_manifest):
+        if state == "staged":
+            stage(exported, path)
+        else:
+            record_published(exported, REPO, "a" * 40, path)
+    run2 = make_run(tmp_path / "run2", seed=1)
+    before, records = _snapshot(exported), {p: p.read_bytes() for p in (manifest, default_manifest)}
+
+    def untouched():
+        assert _snapshot(exported) == before
+        assert {p: p.read_bytes() for p in (manifest, default_manifest)} == records
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder
+
+    # the package's manifest records it
+    with pytest.raises(HubError) as e:
+        export(run2, exported, overwrite=True, tag="again")
+    assert str(e.value) == _recorded_message(exported, default_manifest, state)
+    untouched()
+    # only the --manifest of export --stage records it
+    default_manifest.unlink()
+    argv = ["export", str(run2), "--out", str(exported), "--overwrite", "--stage", "--repo-id", REPO]
+    assert main([*argv, "--manifest", str(manifest)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"zerosnet-hub export: error: {_recorded_message(exported, manifest, state)}\n"
+    assert _snapshot(exported) == before and manifest.read_bytes() == records[manifest]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_overwrite_replaces_a_folder_whose_weights_a_manifest_entry_does_not_record(
+    run_dir, tmp_path, default_manifest
+):
+    """An entry of the same model.tag with other weights (stale: the folder was exported again, or never staged)
+    does not protect the folder; the entry that records its weights does."""
+    from timm_zerosnet.hub.manifest import read_manifest, stage, write_manifest
+
+    staged = export(run_dir, tmp_path / "staged", repo_id=REPO).path
+    stage(staged, default_manifest)
+    other = export(make_run(tmp_path / "run2", seed=1), tmp_path / "other", repo_id=REPO).path  # also c10
+    run3 = make_run(tmp_path / "run3", seed=2)
+    first = _snapshot(other)
+    export(run3, other, overwrite=True, repo_id=REPO)  # c10 is recorded with other weights: replaced
+    assert _snapshot(other) != first and read_export(other).name == f"{MODEL}.c10"
+    data = read_manifest(default_manifest)
+    (entry,) = data["releases"]
+    entry["sha256"] = "3" * 64  # a stale entry: not the weights the staged folder holds
+    write_manifest(data, default_manifest)
+    first = _snapshot(staged)
+    export(run3, staged, overwrite=True, repo_id=REPO)
+    assert _snapshot(staged) != first
+    entry["sha256"] = read_export(other).sha256  # the entry that records the folder's weights protects it
+    write_manifest(data, default_manifest)
+    before = _snapshot(other)
+    with pytest.raises(HubError, match=r"records as staged .* Choose another --out"):
+        export(run_dir, other, overwrite=True, tag="again")
+    assert _snapshot(other) == before
+
+
 @pytest.mark.parametrize("overwrite", [False, True])
 def test_an_out_that_is_a_symbolic_link_is_refused_naming_its_target(run_dir, tmp_path, capsys, overwrite):
     """--overwrite through a link to an earlier export said it exported, but put a new folder in the link's place,

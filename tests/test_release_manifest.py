@@ -405,9 +405,11 @@ def test_staging_other_weights_under_a_staged_tag_says_it_replaces_them(tmp_path
 
 
 def test_export_then_stage_from_the_command_line_and_overwrite_it(tmp_path):
-    """`zerosnet-hub export ... --stage` stages what it wrote; an existing --out is replaced only with --overwrite, and
-    staging again then records the new weights."""
+    """`zerosnet-hub export ... --stage` stages what it wrote; an existing --out is replaced only with --overwrite,
+    never while it holds the staged weights (another export may not reproduce them); once the user removed it,
+    staging again records the new weights."""
     import hashlib
+    import shutil
 
     out, manifest = tmp_path / "export", tmp_path / "releases.json"
     argv = ["--out", str(out), "--repo-id", REPO, "--manifest", str(manifest)]
@@ -418,7 +420,11 @@ def test_export_then_stage_from_the_command_line_and_overwrite_it(tmp_path):
     assert json.loads((out / "release.json").read_text())["repo_id"] == REPO  # the card loads 'hf-hub:<repo>'
     run2 = make_run(tmp_path / "run2", seed=1)
     assert main(["export", str(run2), *argv, "--stage"]) == 1
-    assert main(["export", str(run2), *argv, "--overwrite", "--stage"]) == 0
+    assert main(["export", str(run2), *argv, "--overwrite", "--stage"]) == 1
+    assert hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest() == written
+    assert load_manifest(manifest)["releases"] == [entry]
+    shutil.rmtree(out)
+    assert main(["export", str(run2), *argv, "--stage"]) == 0
     (entry2,) = load_manifest(manifest)["releases"]
     rewritten = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
     assert entry2["sha256"] == rewritten != written
