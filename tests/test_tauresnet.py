@@ -524,3 +524,41 @@ def test_an_input_that_is_no_float_image_batch_is_refused_naming_the_fix(name):
         model.forward_head(model.forward_head(model.forward_features(x), pre_logits=True))
     with pytest.raises(ValueError, match=r"^output_fmt must be 'NCHW', got None: leave it out"):
         model.forward_intermediates(x, output_fmt=None)
+
+
+# ------------------------------------------------------------------------------------------------- audit additions
+
+
+@pytest.mark.parametrize("name", ["tauresnet20_cifar", "tauresnet20_nobn_cifar"])
+@pytest.mark.parametrize(
+    "tau, dtype, match",
+    [
+        (
+            1e-50,
+            None,
+            r"tau=1e-50 is below what the model's torch\.float32 holds \(1\.18e-38 to .* would underflow to 0",
+        ),
+        (1e39, None, r"tau=1e\+39 is above what the model's torch\.float32 holds .* and would be inf"),
+        (1e5, torch.float16, r"tau=100000\.0 is above what the model's torch\.float16 holds .* and would be inf"),
+    ],
+    ids=["underflow", "overflow", "float16"],
+)
+def test_a_tau_the_weights_dtype_cannot_hold_is_refused(name, tau, dtype, match):
+    """A finite tau that the model's dtype cannot hold: before, float32 made tau=1e-50 a 0 (every residual branch
+    silently gone; without BN current_tau() said 0 and the scheme 1e-50) and 1e39 an inf (NaN logits without BN, an
+    overflow error in the first forward with BN)."""
+    with pytest.raises(ValueError, match=match + r" there: pass a tau in that range, or None for the default 0\.3333"):
+        timm.create_model(name, tau=tau, dtype=dtype, device="meta")
+    model = timm.create_model(name, tau=1e39, dtype=torch.float64, device="meta")  # a dtype that holds it
+    assert model.tau_init == model.scheme.step_size == 1e39
+
+
+def test_net_and_variant_given_to_create_model_are_refused_naming_the_fix():
+    """The entrypoint sets both: before, a bare "_create_tauresnet() got multiple values for keyword argument 'net'"
+    (and 'variant') came from the call inside the entrypoint."""
+    from timm_zerosnet.models.tauresnet import TauNetCfg
+
+    with pytest.raises(TypeError, match=r"^tauresnet20_cifar builds its own skeleton .*TauResNet\(TauNetCfg\("):
+        timm.create_model("tauresnet20_cifar", net=TauNetCfg(layers=(1, 1, 1)), device="meta")
+    with pytest.raises(TypeError, match=r"^tauresnet50_nobn takes no model argument variant\. .*Leave variant out"):
+        timm.create_model("tauresnet50_nobn", variant="tauresnet101_nobn", device="meta")

@@ -299,6 +299,17 @@ class TauResNet(ResNetHeadMixin, nn.Module):
                 f"tau is the step size and must be a finite number > 0, got {given!r}; None gives the "
                 f"default {default_tau(net):.4g}."
             )
+        # a tau the weights' dtype cannot hold was 0 there (the branches silently gone) or inf (NaN logits, or an
+        # overflow error in the first forward)
+        float_dtype = dtype if isinstance(dtype, torch.dtype) and dtype.is_floating_point else torch.get_default_dtype()
+        info = torch.finfo(float_dtype)
+        if not info.tiny <= tau <= info.max:
+            low = tau < info.tiny
+            raise ValueError(
+                f"tau={given!r} is {'below' if low else 'above'} what the model's {float_dtype} holds ({info.tiny:.3g} "
+                f"to {info.max:.3g}) and would {'underflow to 0' if low else 'be inf'} there: pass a tau in that "
+                f"range, or None for the default {default_tau(net):.4g}."
+            )
         self.net = net
         self.scheme = Euler(step_size=tau)  # without BN: the initial step size; the live one is self.tau
         self.tau_init = tau  # the constant with BN, the learnable tau's initial value without
@@ -567,7 +578,14 @@ def checkpoint_filter_fn(
 # ----- building -----
 
 
-def _create_tauresnet(variant: str, pretrained: bool = False, *, net: TauNetCfg, **kwargs: Any) -> TauResNet:
+def _create_tauresnet(variant: str, pretrained: bool, net: TauNetCfg, /, **kwargs: Any) -> TauResNet:
+    # positional-only: a user's net= or variant= reaches the checks (a bare "got multiple values for keyword argument"
+    # TypeError before)
+    if "net" in kwargs:
+        raise TypeError(
+            f"{variant} builds its own skeleton ({net}); it takes no net=. For another skeleton build the class "
+            f"itself, TauResNet(TauNetCfg(layers=...), ...), or pick another registered depth."
+        )
     check_create_kwargs(variant, kwargs, TauResNet)
     if pretrained:
         require_released_weights(variant, kwargs)
@@ -607,89 +625,89 @@ default_cfgs = generate_default_cfgs(
 
 @register_model
 def tauresnet20_cifar(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet20_cifar", pretrained, net=_cifar((3, 3, 3)), **kwargs)
+    return _create_tauresnet("tauresnet20_cifar", pretrained, _cifar((3, 3, 3)), **kwargs)
 
 
 @register_model
 def tauresnet32_cifar(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet32_cifar", pretrained, net=_cifar((5, 5, 5)), **kwargs)
+    return _create_tauresnet("tauresnet32_cifar", pretrained, _cifar((5, 5, 5)), **kwargs)
 
 
 @register_model
 def tauresnet44_cifar(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet44_cifar", pretrained, net=_cifar((7, 7, 7)), **kwargs)
+    return _create_tauresnet("tauresnet44_cifar", pretrained, _cifar((7, 7, 7)), **kwargs)
 
 
 @register_model
 def tauresnet56_cifar(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet56_cifar", pretrained, net=_cifar((9, 9, 9)), **kwargs)
+    return _create_tauresnet("tauresnet56_cifar", pretrained, _cifar((9, 9, 9)), **kwargs)
 
 
 @register_model
 def tauresnet110_cifar(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet110_cifar", pretrained, net=_cifar((18, 18, 18)), **kwargs)
+    return _create_tauresnet("tauresnet110_cifar", pretrained, _cifar((18, 18, 18)), **kwargs)
 
 
 @register_model
 def tauresnet1202_cifar(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet1202_cifar", pretrained, net=_cifar((200, 200, 200)), **kwargs)
+    return _create_tauresnet("tauresnet1202_cifar", pretrained, _cifar((200, 200, 200)), **kwargs)
 
 
 @register_model
 def tauresnet20_nobn_cifar(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet20_nobn_cifar", pretrained, net=_cifar((3, 3, 3), norm=False), **kwargs)
+    return _create_tauresnet("tauresnet20_nobn_cifar", pretrained, _cifar((3, 3, 3), norm=False), **kwargs)
 
 
 @register_model
 def tauresnet32_nobn_cifar(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet32_nobn_cifar", pretrained, net=_cifar((5, 5, 5), norm=False), **kwargs)
+    return _create_tauresnet("tauresnet32_nobn_cifar", pretrained, _cifar((5, 5, 5), norm=False), **kwargs)
 
 
 @register_model
 def tauresnet44_nobn_cifar(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet44_nobn_cifar", pretrained, net=_cifar((7, 7, 7), norm=False), **kwargs)
+    return _create_tauresnet("tauresnet44_nobn_cifar", pretrained, _cifar((7, 7, 7), norm=False), **kwargs)
 
 
 @register_model
 def tauresnet56_nobn_cifar(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet56_nobn_cifar", pretrained, net=_cifar((9, 9, 9), norm=False), **kwargs)
+    return _create_tauresnet("tauresnet56_nobn_cifar", pretrained, _cifar((9, 9, 9), norm=False), **kwargs)
 
 
 @register_model
 def tauresnet110_nobn_cifar(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet110_nobn_cifar", pretrained, net=_cifar((18, 18, 18), norm=False), **kwargs)
+    return _create_tauresnet("tauresnet110_nobn_cifar", pretrained, _cifar((18, 18, 18), norm=False), **kwargs)
 
 
 @register_model
 def tauresnet1202_nobn_cifar(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet1202_nobn_cifar", pretrained, net=_cifar((200, 200, 200), norm=False), **kwargs)
+    return _create_tauresnet("tauresnet1202_nobn_cifar", pretrained, _cifar((200, 200, 200), norm=False), **kwargs)
 
 
 @register_model
 def tauresnet50(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet50", pretrained, net=_imagenet((3, 4, 6, 3)), **kwargs)
+    return _create_tauresnet("tauresnet50", pretrained, _imagenet((3, 4, 6, 3)), **kwargs)
 
 
 @register_model
 def tauresnet101(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet101", pretrained, net=_imagenet((3, 4, 23, 3)), **kwargs)
+    return _create_tauresnet("tauresnet101", pretrained, _imagenet((3, 4, 23, 3)), **kwargs)
 
 
 @register_model
 def tauresnet152(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet152", pretrained, net=_imagenet((3, 8, 36, 3)), **kwargs)
+    return _create_tauresnet("tauresnet152", pretrained, _imagenet((3, 8, 36, 3)), **kwargs)
 
 
 @register_model
 def tauresnet50_nobn(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet50_nobn", pretrained, net=_imagenet((3, 4, 6, 3), norm=False), **kwargs)
+    return _create_tauresnet("tauresnet50_nobn", pretrained, _imagenet((3, 4, 6, 3), norm=False), **kwargs)
 
 
 @register_model
 def tauresnet101_nobn(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet101_nobn", pretrained, net=_imagenet((3, 4, 23, 3), norm=False), **kwargs)
+    return _create_tauresnet("tauresnet101_nobn", pretrained, _imagenet((3, 4, 23, 3), norm=False), **kwargs)
 
 
 @register_model
 def tauresnet152_nobn(pretrained=False, **kwargs) -> TauResNet:
-    return _create_tauresnet("tauresnet152_nobn", pretrained, net=_imagenet((3, 8, 36, 3), norm=False), **kwargs)
+    return _create_tauresnet("tauresnet152_nobn", pretrained, _imagenet((3, 8, 36, 3), norm=False), **kwargs)
