@@ -163,6 +163,15 @@ def test_unknown_kwarg_is_refused_naming_the_arguments_there_are(name):
     assert listed == FAMILY_ARGS[re.match("[a-z]+", name).group()] | MODEL_ARGS
 
 
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "zerosnet50_tra", "lmresnet18", "preresnet20_cifar"])
+@pytest.mark.parametrize("arg", ["net", "scheme", "variant"])
+def test_what_the_entrypoint_sets_is_refused_as_a_model_argument(name, arg):
+    """net=, scheme= and variant= collided with the entrypoint's own ("got multiple values for keyword argument
+    'net'", which named no fix): refused as any argument the model does not take."""
+    with pytest.raises(TypeError, match=rf"^{name} takes no model argument {arg}\. Its model arguments are "):
+        timm.create_model(name, device="meta", **{arg: 1})
+
+
 @pytest.mark.parametrize("name", ["zerosnet20_cifar", "lmresnet18", "preresnet20_cifar", "tauresnet20_cifar"])
 def test_feature_wrappers_that_cannot_run_the_model_are_refused(name):
     """timm's FeatureListNet / FeatureDictNet run the top-level modules as a chain, which these forwards are not:

@@ -24,14 +24,15 @@ from timm.models import generate_default_cfgs, register_model
 
 from ..release import with_released
 from ..schemes import LinearMultistep
-from .multistep import MultistepResNet, cifar_cfg, cifar_net, create_multistep, imagenet_cfg, imagenet_net
+from .multistep import MultistepResNet, NetCfg, cifar_cfg, cifar_net, create_multistep, imagenet_cfg, imagenet_net
 
 
 def _create_lmresnet(
     variant: str,
-    pretrained: bool = False,
+    pretrained: bool,
+    net: NetCfg,
+    /,
     *,
-    net,
     k_init: tuple[float, float] = (-0.1, 0.0),
     tau: float = 1.0,
     **kwargs: Any,
@@ -57,54 +58,54 @@ default_cfgs = generate_default_cfgs(
 
 @register_model
 def lmresnet20_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_lmresnet("lmresnet20_cifar", pretrained, net=cifar_net((3, 3, 3)), **kwargs)
+    return _create_lmresnet("lmresnet20_cifar", pretrained, cifar_net((3, 3, 3)), **kwargs)
 
 
 @register_model
 def lmresnet32_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_lmresnet("lmresnet32_cifar", pretrained, net=cifar_net((5, 5, 5)), **kwargs)
+    return _create_lmresnet("lmresnet32_cifar", pretrained, cifar_net((5, 5, 5)), **kwargs)
 
 
 @register_model
 def lmresnet44_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_lmresnet("lmresnet44_cifar", pretrained, net=cifar_net((7, 7, 7)), **kwargs)
+    return _create_lmresnet("lmresnet44_cifar", pretrained, cifar_net((7, 7, 7)), **kwargs)
 
 
 @register_model
 def lmresnet56_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_lmresnet("lmresnet56_cifar", pretrained, net=cifar_net((9, 9, 9)), **kwargs)
+    return _create_lmresnet("lmresnet56_cifar", pretrained, cifar_net((9, 9, 9)), **kwargs)
 
 
 @register_model
 def lmresnet110_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_lmresnet("lmresnet110_cifar", pretrained, net=cifar_net((18, 18, 18)), **kwargs)
+    return _create_lmresnet("lmresnet110_cifar", pretrained, cifar_net((18, 18, 18)), **kwargs)
 
 
 @register_model
 def lmresnet164_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_lmresnet("lmresnet164_cifar", pretrained, net=cifar_net((18, 18, 18), "bottleneck"), **kwargs)
+    return _create_lmresnet("lmresnet164_cifar", pretrained, cifar_net((18, 18, 18), "bottleneck"), **kwargs)
 
 
 @register_model
 def lmresnet18(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_lmresnet("lmresnet18", pretrained, net=imagenet_net((2, 2, 2, 2)), **kwargs)
+    return _create_lmresnet("lmresnet18", pretrained, imagenet_net((2, 2, 2, 2)), **kwargs)
 
 
 @register_model
 def lmresnet34(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_lmresnet("lmresnet34", pretrained, net=imagenet_net((3, 4, 6, 3)), **kwargs)
+    return _create_lmresnet("lmresnet34", pretrained, imagenet_net((3, 4, 6, 3)), **kwargs)
 
 
 @register_model
 def lmresnet50(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_lmresnet("lmresnet50", pretrained, net=imagenet_net((3, 4, 6, 3), "bottleneck"), **kwargs)
+    return _create_lmresnet("lmresnet50", pretrained, imagenet_net((3, 4, 6, 3), "bottleneck"), **kwargs)
 
 
 @register_model
 def lmresnet101(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_lmresnet("lmresnet101", pretrained, net=imagenet_net((3, 4, 23, 3), "bottleneck"), **kwargs)
+    return _create_lmresnet("lmresnet101", pretrained, imagenet_net((3, 4, 23, 3), "bottleneck"), **kwargs)
 
 
 @register_model
 def lmresnet152(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_lmresnet("lmresnet152", pretrained, net=imagenet_net((3, 8, 36, 3), "bottleneck"), **kwargs)
+    return _create_lmresnet("lmresnet152", pretrained, imagenet_net((3, 8, 36, 3), "bottleneck"), **kwargs)

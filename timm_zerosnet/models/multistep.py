@@ -1605,6 +1605,7 @@ def create_multistep(
     pretrained: bool,
     net: NetCfg,
     scheme: Scheme,
+    /,
     downsample: str | None = None,
     strides: tuple[float, ...] | None = None,
     stem_stride: float | None = None,
@@ -1617,7 +1618,9 @@ def create_multistep(
     ``downsample``, ``strides`` and ``stem_stride`` are model arguments of every family built here (ZeroSNet,
     LM-ResNet, PreResNet; not the post-activation tau-ResNet): they replace the skeleton's downsampling (see
     ``NetCfg``), e.g. ``downsample='diffstride', strides=(1, 3, 2, 3)``. ``family_creators``: the family's function
-    that called this one, whose keyword arguments (``lam``, ``tau``, ...) are model arguments too.
+    that called this one, whose keyword arguments (``lam``, ``tau``, ...) are model arguments too. The arguments the
+    entrypoint sets are positional-only in the family's creator and here, so that a user's ``net=``, ``scheme=`` or
+    ``variant=`` reaches ``check_create_kwargs`` (Python's "got multiple values for argument" named no fix).
     """
     if strides is not None and not isinstance(strides, (tuple, list)):
         raise ValueError(

@@ -24,6 +24,7 @@ from ..release import with_released
 from ..schemes import Euler
 from .multistep import (
     MultistepResNet,
+    NetCfg,
     cifar_cfg,
     cifar_net,
     cifar_resnet18_net,
@@ -33,7 +34,8 @@ from .multistep import (
 )
 
 
-def _create_preresnet(variant: str, pretrained: bool = False, *, net, tau: float = 1.0, **kwargs: Any):
+def _create_preresnet(variant: str, pretrained: bool, net: NetCfg, /, *, tau: float = 1.0, **kwargs: Any):
+    # positional-only, as in create_multistep
     scheme = Euler(step_size=tau)
     return create_multistep(variant, pretrained, net, scheme, family_creators=(_create_preresnet,), **kwargs)
 
@@ -57,69 +59,69 @@ default_cfgs = generate_default_cfgs(
 
 @register_model
 def preresnet20_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_preresnet("preresnet20_cifar", pretrained, net=cifar_net((3, 3, 3)), **kwargs)
+    return _create_preresnet("preresnet20_cifar", pretrained, cifar_net((3, 3, 3)), **kwargs)
 
 
 @register_model
 def preresnet32_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_preresnet("preresnet32_cifar", pretrained, net=cifar_net((5, 5, 5)), **kwargs)
+    return _create_preresnet("preresnet32_cifar", pretrained, cifar_net((5, 5, 5)), **kwargs)
 
 
 @register_model
 def preresnet44_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_preresnet("preresnet44_cifar", pretrained, net=cifar_net((7, 7, 7)), **kwargs)
+    return _create_preresnet("preresnet44_cifar", pretrained, cifar_net((7, 7, 7)), **kwargs)
 
 
 @register_model
 def preresnet56_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_preresnet("preresnet56_cifar", pretrained, net=cifar_net((9, 9, 9)), **kwargs)
+    return _create_preresnet("preresnet56_cifar", pretrained, cifar_net((9, 9, 9)), **kwargs)
 
 
 @register_model
 def preresnet110_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_preresnet("preresnet110_cifar", pretrained, net=cifar_net((18, 18, 18)), **kwargs)
+    return _create_preresnet("preresnet110_cifar", pretrained, cifar_net((18, 18, 18)), **kwargs)
 
 
 @register_model
 def preresnet164_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_preresnet("preresnet164_cifar", pretrained, net=cifar_net((18, 18, 18), "bottleneck"), **kwargs)
+    return _create_preresnet("preresnet164_cifar", pretrained, cifar_net((18, 18, 18), "bottleneck"), **kwargs)
 
 
 @register_model
 def preresnet18_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_preresnet("preresnet18_cifar", pretrained, net=cifar_resnet18_net(), **kwargs)
+    return _create_preresnet("preresnet18_cifar", pretrained, cifar_resnet18_net(), **kwargs)
 
 
 @register_model
 def preresnet18_spectral_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_preresnet("preresnet18_spectral_cifar", pretrained, net=cifar_resnet18_net("spectral"), **kwargs)
+    return _create_preresnet("preresnet18_spectral_cifar", pretrained, cifar_resnet18_net("spectral"), **kwargs)
 
 
 @register_model
 def preresnet18_diffstride_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_preresnet("preresnet18_diffstride_cifar", pretrained, net=cifar_resnet18_net("diffstride"), **kwargs)
+    return _create_preresnet("preresnet18_diffstride_cifar", pretrained, cifar_resnet18_net("diffstride"), **kwargs)
 
 
 @register_model
 def preresnet18(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_preresnet("preresnet18", pretrained, net=imagenet_net((2, 2, 2, 2)), **kwargs)
+    return _create_preresnet("preresnet18", pretrained, imagenet_net((2, 2, 2, 2)), **kwargs)
 
 
 @register_model
 def preresnet34(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_preresnet("preresnet34", pretrained, net=imagenet_net((3, 4, 6, 3)), **kwargs)
+    return _create_preresnet("preresnet34", pretrained, imagenet_net((3, 4, 6, 3)), **kwargs)
 
 
 @register_model
 def preresnet50(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_preresnet("preresnet50", pretrained, net=imagenet_net((3, 4, 6, 3), "bottleneck"), **kwargs)
+    return _create_preresnet("preresnet50", pretrained, imagenet_net((3, 4, 6, 3), "bottleneck"), **kwargs)
 
 
 @register_model
 def preresnet101(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_preresnet("preresnet101", pretrained, net=imagenet_net((3, 4, 23, 3), "bottleneck"), **kwargs)
+    return _create_preresnet("preresnet101", pretrained, imagenet_net((3, 4, 23, 3), "bottleneck"), **kwargs)
 
 
 @register_model
 def preresnet152(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_preresnet("preresnet152", pretrained, net=imagenet_net((3, 8, 36, 3), "bottleneck"), **kwargs)
+    return _create_preresnet("preresnet152", pretrained, imagenet_net((3, 8, 36, 3), "bottleneck"), **kwargs)

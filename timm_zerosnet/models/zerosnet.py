@@ -34,6 +34,7 @@ from ..release import with_released
 from ..schemes import OPT_LAMBDA, ZeroStable
 from .multistep import (
     MultistepResNet,
+    NetCfg,
     cifar_cfg,
     cifar_net,
     cifar_resnet18_net,
@@ -45,9 +46,10 @@ from .multistep import (
 
 def _create_zerosnet(
     variant: str,
-    pretrained: bool = False,
+    pretrained: bool,
+    net: NetCfg,
+    /,
     *,
-    net,
     lam: float | None = None,
     coefficients: tuple[float, float, float, float] | None = None,
     trainable: bool = False,
@@ -104,122 +106,122 @@ default_cfgs = generate_default_cfgs(
 
 @register_model
 def zerosnet20_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet20_cifar", pretrained, net=_cifar((3, 3, 3)), **kwargs)
+    return _create_zerosnet("zerosnet20_cifar", pretrained, _cifar((3, 3, 3)), **kwargs)
 
 
 @register_model
 def zerosnet32_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet32_cifar", pretrained, net=_cifar((5, 5, 5)), **kwargs)
+    return _create_zerosnet("zerosnet32_cifar", pretrained, _cifar((5, 5, 5)), **kwargs)
 
 
 @register_model
 def zerosnet44_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet44_cifar", pretrained, net=_cifar((7, 7, 7)), **kwargs)
+    return _create_zerosnet("zerosnet44_cifar", pretrained, _cifar((7, 7, 7)), **kwargs)
 
 
 @register_model
 def zerosnet56_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet56_cifar", pretrained, net=_cifar((9, 9, 9)), **kwargs)
+    return _create_zerosnet("zerosnet56_cifar", pretrained, _cifar((9, 9, 9)), **kwargs)
 
 
 @register_model
 def zerosnet110_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet110_cifar", pretrained, net=_cifar((18, 18, 18)), **kwargs)
+    return _create_zerosnet("zerosnet110_cifar", pretrained, _cifar((18, 18, 18)), **kwargs)
 
 
 @register_model
 def zerosnet164_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet164_cifar", pretrained, net=_cifar((18, 18, 18), "bottleneck"), **kwargs)
+    return _create_zerosnet("zerosnet164_cifar", pretrained, _cifar((18, 18, 18), "bottleneck"), **kwargs)
 
 
 @register_model
 def zerosnet20_tra_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet20_tra_cifar", pretrained, net=_cifar((3, 3, 3)), **{**_TRA_CIFAR, **kwargs})
+    return _create_zerosnet("zerosnet20_tra_cifar", pretrained, _cifar((3, 3, 3)), **{**_TRA_CIFAR, **kwargs})
 
 
 @register_model
 def zerosnet32_tra_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet32_tra_cifar", pretrained, net=_cifar((5, 5, 5)), **{**_TRA_CIFAR, **kwargs})
+    return _create_zerosnet("zerosnet32_tra_cifar", pretrained, _cifar((5, 5, 5)), **{**_TRA_CIFAR, **kwargs})
 
 
 @register_model
 def zerosnet44_tra_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet44_tra_cifar", pretrained, net=_cifar((7, 7, 7)), **{**_TRA_CIFAR, **kwargs})
+    return _create_zerosnet("zerosnet44_tra_cifar", pretrained, _cifar((7, 7, 7)), **{**_TRA_CIFAR, **kwargs})
 
 
 @register_model
 def zerosnet56_tra_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet56_tra_cifar", pretrained, net=_cifar((9, 9, 9)), **{**_TRA_CIFAR, **kwargs})
+    return _create_zerosnet("zerosnet56_tra_cifar", pretrained, _cifar((9, 9, 9)), **{**_TRA_CIFAR, **kwargs})
 
 
 @register_model
 def zerosnet110_tra_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet110_tra_cifar", pretrained, net=_cifar((18, 18, 18)), **{**_TRA_CIFAR, **kwargs})
+    return _create_zerosnet("zerosnet110_tra_cifar", pretrained, _cifar((18, 18, 18)), **{**_TRA_CIFAR, **kwargs})
 
 
 @register_model
 def zerosnet164_tra_cifar(pretrained=False, **kwargs) -> MultistepResNet:
     return _create_zerosnet(
-        "zerosnet164_tra_cifar", pretrained, net=_cifar((18, 18, 18), "bottleneck"), **{**_TRA_CIFAR, **kwargs}
+        "zerosnet164_tra_cifar", pretrained, _cifar((18, 18, 18), "bottleneck"), **{**_TRA_CIFAR, **kwargs}
     )
 
 
 @register_model
 def zerosnet18_diffstride_cifar(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet18_diffstride_cifar", pretrained, net=cifar_resnet18_net("diffstride"), **kwargs)
+    return _create_zerosnet("zerosnet18_diffstride_cifar", pretrained, cifar_resnet18_net("diffstride"), **kwargs)
 
 
 @register_model
 def zerosnet18(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet18", pretrained, net=imagenet_net((2, 2, 2, 2)), **kwargs)
+    return _create_zerosnet("zerosnet18", pretrained, imagenet_net((2, 2, 2, 2)), **kwargs)
 
 
 @register_model
 def zerosnet34(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet34", pretrained, net=imagenet_net((3, 4, 6, 3)), **kwargs)
+    return _create_zerosnet("zerosnet34", pretrained, imagenet_net((3, 4, 6, 3)), **kwargs)
 
 
 @register_model
 def zerosnet50(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet50", pretrained, net=imagenet_net((3, 4, 6, 3), "bottleneck"), **kwargs)
+    return _create_zerosnet("zerosnet50", pretrained, imagenet_net((3, 4, 6, 3), "bottleneck"), **kwargs)
 
 
 @register_model
 def zerosnet101(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet101", pretrained, net=imagenet_net((3, 4, 23, 3), "bottleneck"), **kwargs)
+    return _create_zerosnet("zerosnet101", pretrained, imagenet_net((3, 4, 23, 3), "bottleneck"), **kwargs)
 
 
 @register_model
 def zerosnet152(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet152", pretrained, net=imagenet_net((3, 8, 36, 3), "bottleneck"), **kwargs)
+    return _create_zerosnet("zerosnet152", pretrained, imagenet_net((3, 8, 36, 3), "bottleneck"), **kwargs)
 
 
 @register_model
 def zerosnet18_tra(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet18_tra", pretrained, net=imagenet_net((2, 2, 2, 2)), **{**_TRA_IMAGENET, **kwargs})
+    return _create_zerosnet("zerosnet18_tra", pretrained, imagenet_net((2, 2, 2, 2)), **{**_TRA_IMAGENET, **kwargs})
 
 
 @register_model
 def zerosnet34_tra(pretrained=False, **kwargs) -> MultistepResNet:
-    return _create_zerosnet("zerosnet34_tra", pretrained, net=imagenet_net((3, 4, 6, 3)), **{**_TRA_IMAGENET, **kwargs})
+    return _create_zerosnet("zerosnet34_tra", pretrained, imagenet_net((3, 4, 6, 3)), **{**_TRA_IMAGENET, **kwargs})
 
 
 @register_model
 def zerosnet50_tra(pretrained=False, **kwargs) -> MultistepResNet:
     return _create_zerosnet(
-        "zerosnet50_tra", pretrained, net=imagenet_net((3, 4, 6, 3), "bottleneck"), **{**_TRA_IMAGENET, **kwargs}
+        "zerosnet50_tra", pretrained, imagenet_net((3, 4, 6, 3), "bottleneck"), **{**_TRA_IMAGENET, **kwargs}
     )
 
 
 @register_model
 def zerosnet101_tra(pretrained=False, **kwargs) -> MultistepResNet:
     return _create_zerosnet(
-        "zerosnet101_tra", pretrained, net=imagenet_net((3, 4, 23, 3), "bottleneck"), **{**_TRA_IMAGENET, **kwargs}
+        "zerosnet101_tra", pretrained, imagenet_net((3, 4, 23, 3), "bottleneck"), **{**_TRA_IMAGENET, **kwargs}
     )
 
 
 @register_model
 def zerosnet152_tra(pretrained=False, **kwargs) -> MultistepResNet:
     return _create_zerosnet(
-        "zerosnet152_tra", pretrained, net=imagenet_net((3, 8, 36, 3), "bottleneck"), **{**_TRA_IMAGENET, **kwargs}
+        "zerosnet152_tra", pretrained, imagenet_net((3, 8, 36, 3), "bottleneck"), **{**_TRA_IMAGENET, **kwargs}
     )
