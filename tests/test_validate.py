@@ -996,3 +996,98 @@ def test_a_results_file_named_for_another_format_is_refused_before_evaluating(tr
                 build_parser().parse_args(["--checkpoint", str(trained_run), "--results-file", str(tmp_path / name)])
             )
     assert not list(tmp_path.iterdir())
+
+
+def test_a_strength_left_out_after_the_colon_is_refused(trained_run, capsys):
+    """'randn:' (the number forgotten) was evaluated as randn:0.1 without a word; the bare kind still means 0.1."""
+    for spec in ("randn:", "rand:0.2,const: "):
+        with pytest.raises(ValueError, match=r"no strength c after the colon; give one \(e.g. (randn|const):0.1\)"):
+            parse_noise(spec)
+    assert parse_noise("randn,rand:0.2") == [("randn", 0.1), ("rand", 0.2)]
+    assert main(["--checkpoint", str(trained_run), "--workers", "0", "--noise", "randn:"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "--noise 'randn:': no strength c" in captured.err
+    assert "clean" not in captured.out
+
+
+def test_help_says_where_the_noise_is_added_and_what_c_means():
+    """--help said only 'e.g. randn:0.1,...': not that c is in [0, 1] pixel units, added before normalisation and
+    clamped (the authors' CIFAR-100 script added it after), which decides what the results mean."""
+    text = " ".join(build_parser().format_help().split())
+    assert "added to the [0, 1] pixels, clamped to [0, 1], then normalised" in text
+    assert "randn x + c*N(0, 1), rand x + c*U[0, 1), const x + c" in text and "a bare kind: c = 0.1" in text
+    assert "seed of the --noise draws, made per image: the same for any batch size, workers or --num-samples" in text
+
+
+def test_a_file_that_is_no_weights_file_or_is_named_for_another_format_says_so(trained_run, tmp_path, capsys):
+    """A JSON or text file was reported as holding Python objects to trust (advising an unsafe torch.load) or as
+    damaged; a .npz as damaged; safetensors named .bin, or a torch.save file named .safetensors, as damaged or
+    unsafe. Each is named for what it is, in one line, before anything is evaluated."""
+    from timm_zerosnet.validate import read_state_dict
+
+    weights = trained_run / "model.safetensors"
+    (tmp_path / "notes.json").write_text('{"lr": 0.1}')
+    (tmp_path / "notes.txt").write_text("top1 90%\n")
+    np.savez(tmp_path / "arrays.npz", a=np.zeros(3))
+    for name in ("notes.json", "notes.txt", "arrays.npz"):
+        with pytest.raises(ValueError, match=rf"{name} is not a weights file \(neither safetensors nor torch.save"):
+            read_state_dict(tmp_path / name)
+    (tmp_path / "weights.bin").write_bytes(weights.read_bytes())
+    with pytest.raises(ValueError, match=r"weights.bin is a safetensors file but named .bin, .*name it weights.safe"):
+        read_state_dict(tmp_path / "weights.bin")
+    torch.save(load_file(weights), tmp_path / "pickled.safetensors")
+    with pytest.raises(ValueError, match=r"pickled.safetensors is a torch.save file but named .safetensors, .*pickled"):
+        read_state_dict(tmp_path / "pickled.safetensors")
+    # torch.save's files, zip or legacy, are read as before
+    torch.save(load_file(weights), tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    assert read_state_dict(tmp_path / "legacy.pth").keys() == load_file(weights).keys()
+    argv = ["--model", "zerosnet20_cifar", "--num-classes", "10", "--workers", "0", "--num-samples", "3"]
+    assert main(["--checkpoint", str(tmp_path / "notes.json"), *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "notes.json is not a weights file" in captured.err
+    assert "weights_only" not in captured.err and "clean" not in captured.out
+    reset_accelerate()
+    assert main(["--checkpoint", str(tmp_path / "legacy.pth"), *argv, "--img-size", "16"]) == 0
+
+
+def test_a_launch_that_accelerate_would_run_as_single_processes_is_refused(trained_run, tmp_path, capsys, monkeypatch):
+    """`accelerate launch --num_processes 2` without GPUs and without --cpu: accelerate runs each process alone, so
+    each evaluated the whole split and both wrote the same results file (racing on its temporary file)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    results_file = tmp_path / "r.json"
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "--results-file", str(results_file)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "2 processes were launched (WORLD_SIZE=2) but accelerate runs" in (
+        captured.err
+    )
+    assert "pass --cpu" in captured.err and "clean" not in captured.out and not results_file.exists()
+
+
+def test_the_reported_numbers_are_those_of_a_manual_computation(trained_run):
+    """top-1, top-5 and the mean loss, clean and under noise, in batches of 7 (a partial last batch), equal those
+    computed by hand from the model's logits on the same images (the noise drawn per image as documented)."""
+    import timm
+
+    from timm_zerosnet.data import DigitsDataset
+
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "-b", "7", "--num-samples", "0", "--noise", "rand:0.3"]
+    out = validate(build_parser().parse_args([*argv, "--noise-seed", "3"]))
+    model = timm.create_model("zerosnet20_cifar", num_classes=10)
+    model.load_state_dict(load_file(trained_run / "model.safetensors"))
+    model.eval()
+    config = dict(out["data_config"], input_size=tuple(out["data_config"]["input_size"]))
+    images = DigitsDataset("validation", img_mode="RGB")
+    for label, noise in (("clean", None), ("rand:0.3", ("rand", 0.3))):
+        dataset = TransformDataset(images, create_eval_transform(config, noise), seed=3 if noise else None)
+        x = torch.stack([dataset[i][0] for i in range(len(dataset))])
+        y = torch.tensor([dataset[i][1] for i in range(len(dataset))])
+        with torch.no_grad():
+            logits = model(x)
+        correct1 = int((logits.argmax(1) == y).sum())
+        correct5 = int((logits.topk(5, dim=1).indices == y[:, None]).any(1).sum())
+        r = out["results"][label]
+        assert (r["count"], r["correct1"], r["correct5"]) == (len(y), correct1, correct5) == (355, correct1, correct5)
+        assert r["top1"] == pytest.approx(100 * correct1 / 355) and r["top5"] == pytest.approx(100 * correct5 / 355)
+        assert r["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
+    assert out["results"]["rand:0.3"] != out["results"]["clean"]

@@ -872,6 +872,18 @@ def check_output(args: argparse.Namespace) -> None:
             )
 
 
+def refuse_lone_processes(accelerator: Accelerator, each_would: str, verb: str) -> None:
+    """Refuse a launch of several processes that accelerate runs one by one (no GPU and no ``--cpu``): each would
+    ``each_would`` (``verb``: what they do together with ``--cpu``)."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and accelerator.num_processes != launched:
+        raise ValueError(
+            f"{launched} processes were launched (WORLD_SIZE={launched}) but accelerate runs this one alone "
+            f"({accelerator.num_processes} process, {accelerator.device}): each would {each_would}. Without GPUs, "
+            f"pass --cpu to {verb} with the {launched} processes together (gloo)."
+        )
+
+
 def process_seed(seed: int, process_index: int) -> int:
     """The seed of one process's dropout / mixup streams: the run's seed plus the process index, kept in numpy's
     seed range (``--seed 4294967295`` overflowed it on the second process)."""
@@ -1702,7 +1714,6 @@ def make_accelerator(args: argparse.Namespace) -> Accelerator:
     name (each one's own clock could differ by a second and split the run in two directories). A launch of several
     processes that accelerate runs as one (no GPU and no --cpu) is refused: each would train alone into the same
     directory."""
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
     defaulted = not args.experiment
     run_dir = _run_dir(args)
     log_with = [t.strip() for t in args.log_with.split(",")] if args.log_with else None
@@ -1715,12 +1726,7 @@ def make_accelerator(args: argparse.Namespace) -> Accelerator:
         dynamo_backend=args.torchcompile,
         step_scheduler_with_optimizer=False,
     )
-    if launched > 1 and accelerator.num_processes != launched:
-        raise ValueError(
-            f"{launched} processes were launched (WORLD_SIZE={launched}) but accelerate runs this one alone "
-            f"({accelerator.num_processes} process, {accelerator.device}): each would train by itself into the same "
-            f"run directory. Without GPUs, pass --cpu to train the {launched} processes together (gloo)."
-        )
+    refuse_lone_processes(accelerator, "train by itself into the same run directory", "train")
     if accelerator.mixed_precision == "fp16" and not accelerator.native_amp:
         raise ValueError(
             f"fp16 mixed precision (--mixed-precision or `accelerate launch --mixed_precision`) needs a GPU: on "

@@ -11,7 +11,7 @@ only then normalised: 'randn' x + c*N(0, 1), 'rand' x + c*U[0, 1), 'const' x + c
 tensor conversion and Normalize because where the noise enters decides what c means: added after normalisation (as
 the authors' CIFAR-100 script did, a bug) a scale c becomes c*std of the pixels and nothing is clamped, so results are
 not comparable across datasets or with the paper's CIFAR-10 numbers. The noise of each image is drawn from a
-generator seeded by ``(--noise-seed, image index)``, the index in the full split also under --val-num-samples:
+generator seeded by ``(--noise-seed, image index)``, the index in the full split also under --num-samples:
 reproducible whatever the batch size, workers, processes or subset.
 """
 
@@ -23,6 +23,7 @@ import math
 import os
 import pickle
 import sys
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ from .train import (
     evaluate,
     image_mode,
     match_channels,
+    refuse_lone_processes,
     resolve_weights,
     usage_error,
 )
@@ -122,9 +124,14 @@ def parse_noise(spec: str | None) -> list[tuple[str, float]]:
                 f"--noise {spec!r}: an empty condition; list conditions such as randn:0.1,rand:0.1 separated by "
                 "single commas, or leave --noise out for the clean evaluation only"
             )
-        kind, _, scale = item.partition(":")
+        kind, colon, scale = item.partition(":")
+        if colon and not scale.strip():  # 'randn:' (a strength left out) was read as randn:0.1 without a word
+            raise ValueError(
+                f"--noise {item!r}: no strength c after the colon; give one (e.g. {kind.strip()}:0.1), or the bare "
+                f"kind ({kind.strip()}) for c = 0.1"
+            )
         try:
-            strength = float(scale) if scale else 0.1
+            strength = float(scale) if colon else 0.1
         except ValueError:
             raise ValueError(
                 f"--noise {item}: the strength c must be a number (e.g. {kind.strip()}:0.1), got {scale!r}"
@@ -214,8 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--torchcompile", nargs="?", const="inductor", default=None, help="torch.compile backend")
-    p.add_argument("--noise", default=None, help="e.g. randn:0.1,rand:0.1,const:0.1 (clean is always evaluated)")
-    p.add_argument("--noise-seed", type=int, default=None, help="seed of the --noise draws (default: 0)")
+    p.add_argument(
+        "--noise",
+        default=None,
+        help="input-noise conditions kind:c, e.g. randn:0.1,rand:0.1,const:0.1, evaluated besides the clean images "
+        "(a bare kind: c = 0.1). The noise is added to the [0, 1] pixels, clamped to [0, 1], then normalised: randn "
+        "x + c*N(0, 1), rand x + c*U[0, 1), const x + c",
+    )
+    p.add_argument(
+        "--noise-seed",
+        type=int,
+        default=None,
+        help="seed of the --noise draws, made per image: the same for any batch size, workers or --num-samples "
+        "(default: 0)",
+    )
     p.add_argument("--results-file", default=None, help="write the results as JSON (a .json file)")
     p.add_argument("--mixed-precision", default=None, choices=("no", "fp16", "bf16", "fp8"))
     p.add_argument("--cpu", action="store_true")
@@ -301,8 +320,10 @@ def read_state_dict(
     ``instead``: what to do about a damaged file, besides copying it again.
 
     Raises:
-        ValueError: the file cannot be read, holds objects that weights_only refuses, or has no EMA weights.
+        ValueError: the file is not a weights file (or not of the format its name says), cannot be read, holds
+            objects that weights_only refuses, or has no EMA weights.
     """
+    _check_weights_format(weights)
     try:
         if weights.suffix == ".safetensors":
             return load_file(str(weights))
@@ -328,6 +349,48 @@ def read_state_dict(
             f"out to evaluate its weights"
         )
     return clean_state_dict(checkpoint[key] if key else checkpoint)
+
+
+def _weights_format(path: Path) -> str | None:
+    """The format of a file by its first bytes: 'safetensors' (an 8-byte header length, then the JSON header),
+    'torch' (torch.save's zip archive holding data.pkl, or its legacy pickle), or None: neither."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 0:
+        return "safetensors"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):  # a truncated archive: torch.load says it is damaged
+            return "torch"
+        return "torch" if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names) else None
+    return "torch" if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") else None
+
+
+def _check_weights_format(weights: Path) -> None:
+    """Refuse a file that is no weights file (a JSON, text, image or NumPy file was reported as damaged, or as
+    holding objects to trust and torch.load unsafely), and one whose name says another format than it holds (read
+    by its name, as timm reads weights, it failed as damaged)."""
+    if weights.stat().st_size == 0:
+        return  # an empty file: read_state_dict says it is damaged or truncated
+    found = _weights_format(weights)
+    named = "safetensors" if weights.suffix == ".safetensors" else "torch"
+    if found is None:
+        with open(weights, "rb") as f:
+            head = f.read(16)
+        raise ValueError(
+            f"{weights} is not a weights file (neither safetensors nor torch.save's format; it starts with {head!r}); "
+            "pass a .safetensors file, or a torch.save state dict or training checkpoint (.pth, .bin, .pth.tar)"
+        )
+    if found != named:
+        what, wanted = ("a safetensors", ".safetensors") if found == "safetensors" else ("a torch.save", ".pth")
+        name = f"named {weights.suffix}" if weights.suffix else "named without a suffix"
+        read_as = "safetensors" if named == "safetensors" else "a torch.save file (torch.load)"
+        raise ValueError(
+            f"{weights} is {what} file but {name}, which is read as {read_as}, as timm reads weights: name it "
+            f"{weights.stem}{wanted} (a copy will do)"
+        )
 
 
 def _is_file(args: argparse.Namespace) -> bool:
@@ -482,6 +545,7 @@ def validate(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu, dynamo_backend=args.torchcompile)
+    refuse_lone_processes(accelerator, "evaluate the whole split by itself and write the same results file", "evaluate")
     if accelerator.mixed_precision == "fp16" and not accelerator.native_amp:
         raise ValueError(
             f"--mixed-precision fp16 needs a GPU: on {accelerator.device} accelerate would evaluate in float32 "
