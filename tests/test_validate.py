@@ -834,6 +834,23 @@ def test_a_run_stopped_before_its_first_evaluation_is_named_as_such(trained_run,
     assert f"`zerosnet-train -c {run.absolute() / 'args.yaml'} --resume auto` continues it" in err
 
 
+def test_the_folder_of_timms_train_py_as_the_checkpoint_names_the_weights_files_it_holds(trained_run, tmp_path):
+    """timm's train.py output folder (model_best.pth.tar, last.pth.tar, args.yaml) given as --checkpoint was said to
+    hold "no weights files yet"; its files are named, and one of them given itself is evaluated."""
+    folder = tmp_path / "20261203-train"
+    folder.mkdir()
+    sd = load_file(trained_run / "model.safetensors")
+    for name in ("model_best.pth.tar", "last.pth.tar"):
+        torch.save(dict(epoch=3, state_dict=sd), folder / name)
+    (folder / "args.yaml").write_text("model: zerosnet20_cifar\n")
+    base = ["--model", "zerosnet20_cifar", "--img-size", "16", "--workers", "0", "--num-samples", "8"]
+    expected = r"has no final weights .* holds last\.pth\.tar, model_best\.pth\.tar, .*: pass one of those files itself"
+    with pytest.raises(FileNotFoundError, match=expected):
+        validate(build_parser().parse_args(["--checkpoint", str(folder), *base]))
+    out = validate(build_parser().parse_args(["--checkpoint", str(folder / "model_best.pth.tar"), *base]))
+    assert out["results"]["clean"]["count"] == 8
+
+
 def test_a_run_record_given_as_the_checkpoint_is_named(trained_run, capsys):
     """--checkpoint run/run.json was read with torch.load, whose refusal advised weights_only=False."""
     from timm_zerosnet.analysis.cli import main as analyze

@@ -292,6 +292,10 @@ def resolve_weights(path: str | Path, which: str = "final") -> tuple[Path, dict 
     return path, info
 
 
+def _looks_like_weights(name: str) -> bool:
+    return name.endswith((".safetensors", ".pth", ".pth.tar", ".pt", ".bin", ".ckpt"))
+
+
 def _missing_weights(run_dir: Path, which: str, info: dict | None) -> str:
     """Why a run directory has no ``which`` weights, and which ones it has."""
     have = [k for k in WEIGHT_FILES if (run_dir / weights_file_name(info, k)).is_file()]
@@ -303,6 +307,10 @@ def _missing_weights(run_dir: Path, which: str, info: dict | None) -> str:
     elif info.get("status") not in (None, "finished"):
         why = f" (the run is {info.get('status')}: final weights are written when it finishes)"
     advice = f"; use --weights {' or '.join(have)}" if have else "; it holds no weights files yet"
+    others = [] if have else sorted(p.name for p in run_dir.iterdir() if p.is_file() and _looks_like_weights(p.name))
+    if others:  # e.g. timm's train.py output: model_best.pth.tar, last.pth.tar, checkpoint-N.pth.tar
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        advice = f"; it holds {shown}, which are no run's {which} weights: pass one of those files itself"
     if info is not None and info.get("status") in ("interrupted", "failed") and (run_dir / "args.yaml").is_file():
         advice += f" (`zerosnet-train -c {run_dir.absolute() / 'args.yaml'} --resume auto` continues it)"
     return f"{run_dir} has no {which} weights ({weights_file_name(info, which)}){why}{advice}"
