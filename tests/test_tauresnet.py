@@ -526,9 +526,6 @@ def test_an_input_that_is_no_float_image_batch_is_refused_naming_the_fix(name):
         model.forward_intermediates(x, output_fmt=None)
 
 
-# ------------------------------------------------------------------------------------------------- audit additions
-
-
 @pytest.mark.parametrize("name", ["tauresnet20_cifar", "tauresnet20_nobn_cifar"])
 @pytest.mark.parametrize(
     "tau, dtype, match",
