@@ -9,7 +9,8 @@ only the head trains and an epoch costs little more than a forward pass.
     python examples/finetune.py [--source runs/demo]
 
 Without --source it starts from runs/demo (``make demo`` writes it) or, when there is none, first trains a short
-source run; a --source that holds no weights is an error.
+source run; a --source that holds no weights is an error. A run of any family fine-tunes as the architecture its
+run.json names; a bare weights file is read as zerosnet20_cifar unless --model names its architecture.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import timm_zerosnet  # noqa: F401  (registers the models with timm)
 from timm_zerosnet.data import DigitsDataset
-from timm_zerosnet.run_layout import file_in_the_way
+from timm_zerosnet.run_layout import file_in_the_way, run_architecture
 from timm_zerosnet.train import USAGE_ERRORS, parse_args, resolve_weights, train, usage_error
 
 
@@ -37,7 +38,7 @@ def write_parity_folder(root: Path) -> Path:
     return root
 
 
-DEMO_RUN = Path("runs/demo")  # what `make demo` writes
+DEMO_RUN, DEFAULT_MODEL = Path("runs/demo"), "zerosnet20_cifar"  # what `make demo` writes, and its model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         "--source", default=None, help=f"run directory or weights file to start from (default: {DEMO_RUN} if there)"
     )
     parser.add_argument("--output", default="runs", help="parent of the run directories written here")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"architecture to fine-tune (default: the source run's, from its run.json; else {DEFAULT_MODEL})",
+    )
     args = parser.parse_args(argv)
     blocker = file_in_the_way(args.output)
     if blocker is not None:  # before a source run is trained, and before the images are written under it
@@ -57,23 +63,26 @@ def main(argv: list[str] | None = None) -> int:
 
     source = Path(args.source or DEMO_RUN)
     try:
-        resolve_weights(source)  # as --pretrained-path will read it
+        _, info = resolve_weights(source)  # as --pretrained-path will read it
         has_weights = True
     except (FileNotFoundError, ValueError) as e:
         if args.source is not None:
             parser.error(f"--source: {e}")
-        has_weights = False
+        has_weights, info = False, None
+    # a run of another family was refused with "pass --model ...", an option this script did not have
+    model = args.model or (run_architecture(info) if info is not None else None) or DEFAULT_MODEL
     try:
         if not has_weights:
             print(f"No checkpoint at {source}: training a short source run first")
             source = Path(args.output) / "finetune-source"
-            argv = ["-c", "digits_demo", "--epochs", "2", "--output", args.output, "--experiment", source.name]
+            argv = ["-c", "digits_demo", "--model", model, "--epochs", "2", "--output", args.output]
+            argv += ["--experiment", source.name]
             train(parse_args([*argv, "--resume", "auto"]))
         data = write_parity_folder(Path(args.output) / "digits-parity")
         options = (
             "-c digits_demo --dataset folder --in-chans 1 --freeze-backbone --epochs 3 --lr 0.05 --warmup-epochs 0"
         )
-        where = ["--data-dir", str(data), "--pretrained-path", str(source), "--output", args.output]
+        where = ["--model", model, "--data-dir", str(data), "--pretrained-path", str(source), "--output", args.output]
         summary = train(parse_args([*options.split(), *where, "--experiment", "finetune-parity", "--resume", "auto"]))
     except USAGE_ERRORS as e:  # e.g. an earlier finetune-parity run from another --source: one line, not a traceback
         return usage_error("finetune.py", e)

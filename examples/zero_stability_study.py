@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
+import os
 import statistics
 import sys
 import time
@@ -25,7 +27,7 @@ import timm
 import timm_zerosnet  # noqa: F401  (registers the models)
 from timm_zerosnet.analysis.stability import analyze_scheme
 from timm_zerosnet.run_layout import file_in_the_way
-from timm_zerosnet.train import NonFiniteLossError, parse_args, train
+from timm_zerosnet.train import USAGE_ERRORS, NonFiniteLossError, parse_args, train, usage_error
 
 # (label, family, model kwargs)
 SCHEMES = [
@@ -36,6 +38,16 @@ SCHEMES = [
     ("LM-ResNet", "lmresnet", {}),
     ("Euler (PreResNet)", "preresnet", {}),
 ]
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: an interrupted or failed write leaves an earlier file as it was."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only still there when writing failed
 
 
 def scheme_modulus(model_name: str, kwargs: dict) -> float:
@@ -95,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(set(args.seeds)) < len(args.seeds):  # a repeated seed reuses one run and would count it twice
         parser.error(f"--seeds {' '.join(map(str, args.seeds))}: each seed once")
+    if bad := [seed for seed in args.seeds if not 0 <= seed < 2**32]:  # was train's traceback at its first run
+        parser.error(f"--seeds: {bad[0]} is not a seed; seeds are whole numbers from 0 to {2**32 - 1}")
     for flag, value in (("--epochs", args.epochs), ("--img-size", args.img_size)):
         if value < 1:
             parser.error(f"{flag} must be at least 1, got {value}")
@@ -115,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         accs, notes = [], []
         for seed in args.seeds:
             print(f"== {label}, seed {seed}")
-            acc, note = run_one(model_name, kwargs, seed, args, out / "runs", tag=f"{index}-{model_name}")
+            try:
+                acc, note = run_one(model_name, kwargs, seed, args, out / "runs", tag=f"{index}-{model_name}")
+            except USAGE_ERRORS as e:  # e.g. an earlier run in --out with other settings: one line, not a traceback
+                return usage_error("zero_stability_study.py", e)
             accs.append(acc)
             notes.append(note)
         rows.append(
@@ -131,10 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     seconds = time.perf_counter() - tic
 
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows({**r, "max_spurious_modulus": round(r["max_spurious_modulus"], 4)} for r in rows)
+    # each output whole or not at all: a failure (a full disk, Ctrl-C) keeps the earlier study's file intact
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows({**r, "max_spurious_modulus": round(r["max_spurious_modulus"], 4)} for r in rows)
+    write_atomically(out / "results.csv", buffer.getvalue().encode())
     table = [
         "| scheme | model | largest spurious root modulus | top-1 % (mean +- std) | runs | diverged |",
         "|---|---|---:|---:|---:|---:|",
@@ -148,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         f"digits (1,442 train / 355 val) at {args.img_size}x{args.img_size}, {args.epochs} epochs, "
         f"seeds {args.seeds}, {seconds / 60:.1f} min"
     )
-    (out / "results.md").write_text(header + "\n\n" + "\n".join(table) + "\n")
+    write_atomically(out / "results.md", (header + "\n\n" + "\n".join(table) + "\n").encode())
     print(header)
     print("\n".join(table))
 
@@ -172,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_ylabel("validation top-1 (%)")
     ax.set_title(f"{args.depth}-layer networks on digits: accuracy vs zero stability")
     fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_modulus.png", dpi=120)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=120)
+    plt.close(fig)
+    write_atomically(out / "accuracy_vs_modulus.png", image.getvalue())
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -192,10 +193,13 @@ def test_model_table_refuses_names_that_match_nothing(capsys):
         (["--seeds", "0", "1", "0"], "--seeds 0 1 0: each seed once"),
         (["--epochs", "0"], "--epochs must be at least 1, got 0"),
         (["--img-size", "0"], "--img-size must be at least 1, got 0"),
+        (["--seeds", "0", "-1"], "--seeds: -1 is not a seed; seeds are whole numbers from 0 to 4294967295"),
+        (["--seeds", str(2**32)], f"--seeds: {2**32} is not a seed"),
     ],
 )
 def test_zero_stability_study_refuses_bad_options_before_writing(argv, message, tmp_path, capsys):
-    """A repeated seed counted one run twice in the mean; a zero epoch or size ended in a traceback from train."""
+    """A repeated seed counted one run twice in the mean; a zero epoch or size, or a seed numpy cannot take (negative,
+    2**32 and over), ended in a traceback from train, the last after the folder was made."""
     with pytest.raises(SystemExit) as exit_info:
         study.main([*argv, "--out", str(tmp_path / "study")])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
@@ -334,3 +338,64 @@ def test_examples_refuse_an_output_path_that_is_a_file(tmp_path, monkeypatch, ca
             assert f"error: {option} {path}: {taken} is a file, and {what}\n" in err
             assert "Traceback" not in err
     assert taken.read_text() == "x"
+
+
+def test_zero_stability_study_reports_a_refused_run_in_one_line(tmp_path, monkeypatch, capsys):
+    """A run that zerosnet-train refuses (an earlier run in --out with other settings, say) is one `error:` line and
+    status 2, as in finetune.py; it was train's traceback."""
+    monkeypatch.setattr(study, "train", lambda args: (_ for _ in ()).throw(ValueError("Cannot resume: changed lr")))
+    assert study.main(["--depth", "20", "--seeds", "0", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "zero_stability_study.py: error: Cannot resume: changed lr\n"
+
+
+@pytest.mark.filterwarnings("ignore:.*not zero stable")
+def test_zero_stability_study_keeps_its_earlier_results_when_writing_fails(tmp_path, monkeypatch):
+    """The results are written whole or not at all: a failure while writing (here a full disk during the plot) left a
+    half-written accuracy_vs_modulus.png in place of the earlier study's, and no temporary file stays behind."""
+    from matplotlib.figure import Figure
+
+    monkeypatch.setattr(study, "run_one", lambda *args, **kwargs: (50.0, "ok"))
+    argv = ["--depth", "20", "--seeds", "0", "--out", str(tmp_path)]
+    assert study.main(argv) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert sorted(before) == ["accuracy_vs_modulus.png", "results.csv", "results.md"]
+    assert before["accuracy_vs_modulus.png"].startswith(b"\x89PNG")
+
+    def full_disk(self, fname, *args, **kwargs):
+        with open(fname, "wb") if isinstance(fname, (str, Path)) else contextlib.nullcontext(fname) as f:
+            f.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        study.main(argv)
+    assert (tmp_path / "accuracy_vs_modulus.png").read_bytes() == before["accuracy_vs_modulus.png"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == sorted(before)
+
+
+def test_finetune_fine_tunes_a_source_as_the_architecture_it_holds(tmp_path, monkeypatch, capsys):
+    """A --source run of another family fine-tunes as its run.json's architecture (it was refused with "pass --model
+    preresnet20_cifar", which finetune.py did not take); a bare weights file takes --model."""
+    import json
+
+    finetune = _load_finetune()
+    monkeypatch.setattr(finetune, "write_parity_folder", lambda root: root)  # no images needed
+    seen = []
+
+    def stop(args):
+        seen.append(args)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(finetune, "train", stop)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"")
+    (run / "run.json").write_text(json.dumps({"model": "preresnet20_cifar", "status": "finished", "num_classes": 10}))
+    bare = tmp_path / "lm.safetensors"
+    bare.write_bytes(b"")
+    out = str(tmp_path / "out")
+    assert finetune.main(["--source", str(run), "--output", out]) == 2
+    assert finetune.main(["--source", str(bare), "--model", "lmresnet20_cifar", "--output", out]) == 2
+    assert finetune.main(["--source", str(bare), "--output", out]) == 2
+    assert [a.model for a in seen] == ["preresnet20_cifar", "lmresnet20_cifar", "zerosnet20_cifar"]
+    assert [Path(a.pretrained_path) for a in seen] == [run, bare, bare]
