@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from timm_zerosnet.release import repo_id_problem
+from timm_zerosnet.release import cached_by_sha256, repo_id_problem
 from timm_zerosnet.run_layout import file_in_the_way
 
 from . import HubError
@@ -29,6 +29,7 @@ __all__ = ["install_local", "InstallResult", "local_revision", "blob_etag"]
 
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".msgpack", ".h5")
+_GIVEN = "given with --revision"
 _LFS_MIN_SIZE = 10 * 1024 * 1024  # the Hub stores larger files in LFS whatever their name
 
 
@@ -70,6 +71,47 @@ def _atomic_copy(src: Path, dst: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _refuse_other_files(snapshot: Path, sources: dict[str, Path], etags: dict[str, str], origin: str) -> None:
+    """Refuse to install over a snapshot that holds other files under these names: a revision's files never change,
+    and replacing them would leave the cache claiming that the revision holds files it does not. A missing entry, a
+    link to no file (a cache cleaned by hand) or a link to the very blob (re-copied if corrupt) is no conflict."""
+    if not snapshot.is_dir():
+        return
+    other = []
+    for name in sources:
+        entry = snapshot / name
+        if entry.is_symlink() and Path(os.readlink(entry)).name == etags[name]:
+            continue
+        if entry.is_dir() or (entry.is_file() and blob_etag(entry) != etags[name]):
+            other.append(name)
+    if other:
+        instead = "Leave --revision out (the revision is then derived from the files)"
+        if origin != _GIVEN:
+            instead = "Pass another --revision"
+        raise HubError(
+            f"{snapshot} (revision {origin}) already holds other {', '.join(other)}: the files of a revision never "
+            f"change, so nothing was installed. {instead}, or delete that snapshot folder first if it holds the wrong "
+            f"files."
+        )
+
+
+def _link_snapshot(folder: Path, snapshot: Path, blobs: Path, etags: dict[str, str]) -> None:
+    """Link each file into ``folder`` (``snapshot`` itself, or a folder renamed to it later: the links are relative to
+    ``snapshot``), each entry replaced atomically."""
+    for name, etag in etags.items():
+        link = folder / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        tmp = link.parent / f".{link.name}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            try:
+                os.symlink(os.path.relpath(blobs / etag, (snapshot / name).parent), tmp)
+            except OSError:  # no symlinks here (e.g. Windows without developer mode): huggingface_hub copies too
+                shutil.copyfile(blobs / etag, tmp)
+            os.replace(tmp, link)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
 def install_local(
     folder: str | Path,
     repo_id: str,
@@ -101,9 +143,11 @@ def install_local(
     sources = {name: ex.path / name for name in ex.files}
     etags = {name: blob_etag(path) for name, path in sources.items()}
     releases = [e for e in read_manifest(manifest, must_exist=True)["releases"] if e["repo_id"] == repo_id]
+    origin = _GIVEN
     if revision is None:
         entry = next((e for e in releases if e.get("hub_commit") and e["sha256"] == ex.sha256), None)
         revision = entry["hub_commit"] if entry else local_revision(etags)
+        origin = "recorded in the manifest as the Hub commit of these weights" if entry else "derived from the files"
     if not _COMMIT_RE.match(revision):
         raise HubError(f"--revision must be a 40-hex commit hash, got {revision!r}.")
 
@@ -115,22 +159,23 @@ def install_local(
         )
     repo_dir = cache / repo_folder_name(repo_id=repo_id, repo_type="model")
     blobs, snapshot, refs = repo_dir / "blobs", repo_dir / "snapshots" / revision, repo_dir / "refs"
-    for d in (blobs, snapshot, refs):
+    _refuse_other_files(snapshot, sources, etags, origin)
+    for d in (blobs, snapshot.parent, refs):
         d.mkdir(parents=True, exist_ok=True)
-    installed: dict[str, Path] = {}
-    for name, src in sources.items():
+    for name, src in sources.items():  # every blob first: a snapshot never links to a blob not written yet
         blob = blobs / etags[name]
         if not blob.is_file() or blob_etag(blob) != etags[name]:
             _atomic_copy(src, blob)
-        link = snapshot / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if link.is_symlink() or link.exists():
-            link.unlink()
+    if snapshot.is_dir():  # entries of the revision not in the folder stay; each one is replaced atomically
+        _link_snapshot(snapshot, snapshot, blobs, etags)
+    else:  # built aside and renamed: an install that fails leaves no snapshot with some of the files
+        building = repo_dir / f".install-{uuid.uuid4().hex[:8]}"  # as deep as snapshots/<revision>: links hold
         try:
-            os.symlink(os.path.relpath(blob, link.parent), link)
-        except OSError:  # no symlinks here (e.g. Windows without developer mode): huggingface_hub copies too
-            _atomic_copy(blob, link)
-        installed[name] = link
+            _link_snapshot(building / "snapshot", snapshot, blobs, etags)
+            os.rename(building / "snapshot", snapshot)
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+    installed = {name: snapshot / name for name in sources}
     ref = refs / "main"
     tmp = refs / f".main.tmp-{uuid.uuid4().hex[:8]}"
     try:
@@ -140,7 +185,8 @@ def install_local(
         tmp.unlink(missing_ok=True)
     log(f"installed {ex.name} as {repo_id} (revision {revision}) in {repo_dir}")
     for e in releases:
-        if not e.get("hub_commit") and e["sha256"] != ex.sha256:  # a staged tag is read through refs/main
+        # a staged tag is read through refs/main, or from another snapshot that holds its very weights
+        if not e.get("hub_commit") and e["sha256"] != ex.sha256 and not cached_by_sha256(repo_dir, e):
             name = f"{e['model']}.{e['tag']}"
             log(
                 f"note: refs/main now points to these files, but the manifest stages other weights as {name} "

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 import timm
@@ -616,3 +618,100 @@ def test_a_cache_dir_under_a_file_is_one_line_naming_the_file(release, tmp_path,
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "is a file, not a folder" in err and "Errno" not in err, err
     assert blocker.read_text() == "not a folder"
+
+
+# ----- audit: a snapshot that holds other files, a failed install, weights under another revision -----
+
+
+def test_install_local_refuses_other_files_under_an_existing_revision(release, tmp_path):
+    """Other weights installed with --revision of a snapshot that exists replaced its files in place: the cache then
+    claimed the revision held files it never held, and the tag filed there refused its own weights. Now nothing is
+    changed and the error says what to do; the same files again are still a no-op."""
+    installed = release["installed"]
+    before = {name: (link.read_bytes(), os.readlink(link)) for name, link in installed.files.items()}
+    other = export(make_run(tmp_path / "run2", seed=1), tmp_path / "export2", repo_id=REPO).path
+    with pytest.raises(HubError, match=r"already holds other .*model\.safetensors.*nothing was installed") as e:
+        install_local(other, REPO, revision=installed.revision, manifest=release["manifest"])
+    assert "Leave --revision out" in str(e.value)
+    assert {name: (link.read_bytes(), os.readlink(link)) for name, link in installed.files.items()} == before
+    assert install_local(release["folder"], REPO, revision=installed.revision, manifest=release["manifest"])
+    with use_manifest(release["manifest"]):
+        timm.create_model(f"{MODEL}.{TAG}", pretrained=True)
+
+
+def test_a_failed_install_leaves_no_partial_snapshot(release, tmp_path, monkeypatch):
+    """An install that fails while linking its snapshot (disk full) left the new revision's snapshot with some of the
+    files; now the snapshot is built aside and renamed: nothing of it is left, refs/main keeps the earlier revision
+    and installing again completes."""
+    import shutil
+
+    from timm_zerosnet import hub
+
+    other = export(make_run(tmp_path / "run2", seed=1), tmp_path / "export2", repo_id=REPO).path
+    repo_dir = release["installed"].repo_dir
+    real_symlink, real_copy, calls = os.symlink, shutil.copyfile, []
+
+    def symlink(*args, **kwargs):
+        calls.append(args)
+        if len(calls) > 2:
+            raise OSError("disk full")
+        return real_symlink(*args, **kwargs)
+
+    def copyfile(src, dst):
+        if Path(dst).parent.name != "blobs":  # blobs are copied; a snapshot's fallback copy fails
+            raise OSError("disk full")
+        return real_copy(src, dst)
+
+    monkeypatch.setattr(hub.cache.os, "symlink", symlink)
+    monkeypatch.setattr(hub.cache.shutil, "copyfile", copyfile)
+    with pytest.raises(OSError, match="disk full"):
+        install_local(other, REPO, manifest=release["manifest"])
+    monkeypatch.undo()
+    assert len(calls) == 3
+    assert [p.name for p in (repo_dir / "snapshots").iterdir()] == [release["installed"].revision]
+    assert sorted(p.name for p in repo_dir.iterdir()) == ["blobs", "refs", "snapshots"]
+    assert (repo_dir / "refs" / "main").read_text() == release["installed"].revision
+    assert not scan_cache_dir(release["cache"]).warnings
+    result = install_local(other, REPO, manifest=release["manifest"])
+    for name, link in result.files.items():
+        assert link.is_symlink() and link.read_bytes() == (other / name).read_bytes(), name
+
+
+def test_a_tag_loads_its_weights_from_another_snapshot_of_the_cache(release, tmp_path):
+    """refs/main moved to other weights installed for the same repo: the staged tag refused the file there ("delete
+    it"), and a published tag whose commit is not cached said offline that its weights were not in the cache, though
+    the very weights (same sha256) sat in another snapshot. They are found there now; install-local no longer says
+    the tag will refuse them."""
+    weights = (release["folder"] / "model.safetensors").read_bytes()
+    other = export(make_run(tmp_path / "run2", seed=1), tmp_path / "export2", repo_id=REPO).path
+    lines = []
+    moved = install_local(other, REPO, manifest=release["manifest"], log=lines.append)
+    assert moved.revision != release["installed"].revision and len(lines) == 1
+    entry = find_release(MODEL, TAG, json.loads(release["manifest"].read_text()))
+    staged = resolve_release_file(entry)
+    assert f"/snapshots/{release['installed'].revision}/" in staged and open(staged, "rb").read() == weights
+    published = resolve_release_file(dict(entry, state="published", hub_commit="a" * 40))
+    assert open(published, "rb").read() == weights
+    with use_manifest(release["manifest"]):
+        model = timm.create_model(f"{MODEL}.{TAG}", pretrained=True)
+    assert check_golden(model, release["folder"] / "golden.safetensors").exact
+
+
+def test_weights_refused_in_the_cache_say_how_to_put_the_right_ones_there(release, tmp_path):
+    """A corrupt staged file was answered "delete it and download or install it again": a staged tag is never
+    downloaded, and deleting the snapshot's link leaves the corrupt blob. The staged tag now names install-local
+    (which copies a corrupt blob again); a published one the repo folder to delete."""
+    blob = release["installed"].files["model.safetensors"].resolve()
+    blob.write_bytes(blob.read_bytes()[:-8])
+    entry = find_release(MODEL, TAG, json.loads(release["manifest"].read_text()))
+    with pytest.raises(ReleaseError, match="its sha256 is") as refused:
+        resolve_release_file(entry)
+    assert f"install the staged export folder again with `zerosnet-hub install-local EXPORT_DIR --repo-id {REPO}`" in (
+        str(refused.value)
+    )
+    published = dict(entry, state="published", hub_commit=release["installed"].revision)
+    with pytest.raises(ReleaseError, match="its sha256 is") as refused:
+        resolve_release_file(published)  # offline, huggingface_hub hands back the cached file at that commit
+    assert f"delete {release['installed'].repo_dir} (`hf cache rm`) and load again" in str(refused.value)
+    install_local(release["folder"], REPO, manifest=release["manifest"])
+    assert open(resolve_release_file(entry), "rb").read() == (release["folder"] / "model.safetensors").read_bytes()

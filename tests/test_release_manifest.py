@@ -640,3 +640,77 @@ def test_one_repo_per_tag_says_what_to_do(tmp_path):
         ),
     ):
         stage(other, manifest)
+
+
+# ----- audit: a malformed manifest given to use_manifest (or a user-edited releases.json) -----
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        # a ValueError / TypeError naming neither the file nor the entry (at `import timm_zerosnet` for releases.json)
+        (dict(data_config=dict(ENTRY["data_config"], input_size=["3", "x", "32"])), r"input_size \(C, H, W\): 3 whole"),
+        (dict(data_config=dict(ENTRY["data_config"], mean="0.5")), "mean must be 3 numbers"),
+        (dict(model=["x"]), r"model must be the name of an architecture \(no tag\), got \['x'\]"),
+        (dict(model=5), "model must be the name of an architecture"),
+        # accepted, and failing later where the tag was used (transforms, install-local's "--revision must be")
+        (dict(data_config=dict(ENTRY["data_config"], input_size=[3, 0, 32])), "3 whole numbers >= 1"),
+        (dict(data_config=dict(ENTRY["data_config"], mean=[0.5, 0.5])), r"mean must be 3 numbers .*got \[0.5, 0.5\]"),
+        (dict(data_config=dict(ENTRY["data_config"], std=[0.2, 0.0, 0.2])), "std must be 3 positive numbers"),
+        (dict(data_config=dict(ENTRY["data_config"], crop_pct="x")), "crop_pct must be a number > 0, got 'x'"),
+        (dict(data_config=dict(ENTRY["data_config"], interpolation="cubic")), "interpolation must be one of nearest"),
+        (dict(data_config=dict(ENTRY["data_config"], crop_mode="middle")), "crop_mode must be one of center"),
+        (dict(hub_commit="xyz"), "hub_commit must be null or 40 lowercase hex digits, got 'xyz'"),
+        (dict(in_chans=1), r"in_chans 1 is not the channel count of data_config's input_size \[3, 32, 32\]"),
+        (dict(license=["mit"]), "license must be a string"),
+    ],
+)
+def test_a_malformed_entry_is_named_and_leaves_the_registry_as_it_was(tmp_path, change, message):
+    """use_manifest of a manifest whose entry timm_zerosnet could not turn into a pretrained cfg raised a bare
+    ValueError / TypeError and left the registry switched to it (every later use_manifest failed the same way);
+    other mistakes were accepted. Each is now refused naming the file, the entry and the value, nothing changed."""
+    path = tmp_path / "releases.json"
+    path.write_text(json.dumps(manifest_with(change)))
+    before = timm.list_pretrained("zerosnet*")
+    with pytest.raises(ReleaseError, match=rf"^{re.escape(str(path))}, releases\[0\].*{message}"):
+        with use_manifest(path):
+            pass
+    assert active_manifest() == load_manifest() and timm.list_pretrained("zerosnet*") == before
+    with use_manifest(manifest_with({})):
+        assert f"{MODEL}.c10" in timm.list_pretrained("zerosnet*")
+
+
+def test_use_manifest_refuses_an_entry_of_no_timm_zerosnet_architecture(tmp_path):
+    """A misspelt model (or one of timm's own) was registered nowhere: its tag silently did not exist, and loading
+    it said "has no released weights" or "Invalid pretrained tag" without naming the manifest."""
+    path = tmp_path / "releases.json"
+    for model, hint in (("zerosnet20_cfar", "did you mean zerosnet20_cifar"), ("resnet18", "did you mean")):
+        path.write_text(json.dumps(manifest_with(dict(model=model))))
+        expected = rf"releases\[0\] \({model}\.c10\): '{model}' is not an architecture of timm_zerosnet"
+        with pytest.raises(ReleaseError, match=expected):
+            with use_manifest(path):
+                pass
+        with pytest.raises(ReleaseError, match=hint):
+            with use_manifest(manifest_with(dict(model=model))):
+                pass
+    assert active_manifest() == load_manifest()
+
+
+def test_a_manifest_that_cannot_be_read_says_why(tmp_path):
+    """A folder, a file saved as UTF-16, or something else than a manifest or its path gave IsADirectoryError,
+    UnicodeDecodeError or "expected str, bytes or os.PathLike object" naming no manifest; a wrong format did not say
+    which one it found."""
+    with pytest.raises(ReleaseError, match=rf"^{re.escape(str(tmp_path))} is a folder, not a release manifest"):
+        load_manifest(tmp_path)
+    utf16 = tmp_path / "utf16.json"
+    utf16.write_text(json.dumps(manifest_with({})), encoding="utf-16")
+    with pytest.raises(ReleaseError, match=r"utf16\.json: not UTF-8 text .*save it as UTF-8 JSON"):
+        load_manifest(utf16)
+    with pytest.raises(TypeError, match="use_manifest takes a manifest .* or the path of one, got list"):
+        with use_manifest([]):
+            pass
+    with pytest.raises(ReleaseError, match=r"'format' must be 'timm_zerosnet\.releases/1', got 'timm_zerosnet\.re"):
+        validate_manifest(dict(manifest_with({}), format="timm_zerosnet.releases/2"))
+    with pytest.raises(ReleaseError, match="a manifest is a JSON object with 'format'"):
+        validate_manifest([])
+    assert active_manifest() == load_manifest()

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -73,6 +75,8 @@ _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _REQUIRED = ("model", "tag", "repo_id", "state", "sha256", "num_classes", "data_config")
+_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")  # timm's eval transforms
+_CROP_MODES = ("center", "squash", "border")
 
 
 class ReleaseError(RuntimeError):
@@ -119,10 +123,48 @@ def _is_number_or_none(value: Any) -> bool:
     return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _data_config_problem(data: Any) -> str | None:
+    """What is wrong with an entry's data_config (what timm's transforms and pretrained cfg take from it), or None."""
+    if not isinstance(data, Mapping):
+        return f"data_config must be an object, got {data!r}"
+    size = data.get("input_size")
+    if (
+        not isinstance(size, (list, tuple))
+        or len(size) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)
+    ):
+        return f"data_config needs input_size (C, H, W): 3 whole numbers >= 1, got {size!r}"
+    for key in ("mean", "std"):
+        value = data.get(key)
+        if value is not None and (
+            not isinstance(value, (list, tuple))
+            or len(value) != size[0]
+            or not all(_is_number(v) and (key == "mean" or v > 0) for v in value)
+        ):
+            what = "positive numbers" if key == "std" else "numbers"
+            return f"data_config {key} must be {size[0]} {what} (one per input channel), got {value!r}"
+    crop_pct = data.get("crop_pct")
+    if crop_pct is not None and not (_is_number(crop_pct) and crop_pct > 0):
+        return f"data_config crop_pct must be a number > 0, got {crop_pct!r}"
+    for key, allowed in (("interpolation", _INTERPOLATIONS), ("crop_mode", _CROP_MODES)):
+        if data.get(key) is not None and data[key] not in allowed:
+            return f"data_config {key} must be one of {', '.join(allowed)}, got {data[key]!r}"
+    return None
+
+
 def validate_manifest(manifest: Mapping[str, Any], source: str = "the release manifest") -> dict[str, Any]:
     """Check the structure of a manifest; returns a deep copy. Raises ReleaseError naming the first problem."""
-    if not isinstance(manifest, Mapping) or manifest.get("format") != MANIFEST_FORMAT:
-        raise ReleaseError(f"{source}: 'format' must be {MANIFEST_FORMAT!r}.")
+    if not isinstance(manifest, Mapping):
+        raise ReleaseError(
+            f"{source}: a manifest is a JSON object with 'format' {MANIFEST_FORMAT!r} and 'releases', got "
+            f"{type(manifest).__name__}."
+        )
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ReleaseError(f"{source}: 'format' must be {MANIFEST_FORMAT!r}, got {manifest.get('format')!r}.")
     releases = manifest.get("releases")
     if not isinstance(releases, list):
         raise ReleaseError(f"{source}: 'releases' must be a list.")
@@ -135,6 +177,8 @@ def validate_manifest(manifest: Mapping[str, Any], source: str = "the release ma
         if missing:
             raise ReleaseError(f"{where}: missing {', '.join(missing)}.")
         name = f"{entry['model']}.{entry['tag']}"
+        if not isinstance(entry["model"], str) or not re.fullmatch(r"[A-Za-z0-9_]+", entry["model"]):
+            raise ReleaseError(f"{where}: model must be the name of an architecture (no tag), got {entry['model']!r}.")
         if tag_problem(entry["tag"]):
             raise ReleaseError(f"{where} ({name}): {tag_problem(entry['tag'])}.")
         problem = repo_id_problem(entry["repo_id"])
@@ -146,6 +190,10 @@ def validate_manifest(manifest: Mapping[str, Any], source: str = "the release ma
             raise ReleaseError(f"{where} ({name}): sha256 must be 64 lowercase hex digits.")
         if entry["state"] == "published" and not _COMMIT_RE.match(str(entry.get("hub_commit") or "")):
             raise ReleaseError(f"{where} ({name}): a published release needs its 40-hex hub_commit.")
+        if entry.get("hub_commit") is not None and not _COMMIT_RE.match(str(entry["hub_commit"])):
+            raise ReleaseError(
+                f"{where} ({name}): hub_commit must be null or 40 lowercase hex digits, got {entry['hub_commit']!r}."
+            )
         count = entry["num_classes"]
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ReleaseError(f"{where} ({name}): num_classes must be a count >= 1, got {count!r}.")
@@ -155,9 +203,18 @@ def validate_manifest(manifest: Mapping[str, Any], source: str = "the release ma
             or not all(_is_number_or_none(metrics.get(k)) for k in ("top1", "top5", "loss", "epoch", "samples"))
         ):
             raise ReleaseError(f"{where} ({name}): metrics must give top1, top5, loss as numbers, got {metrics!r}.")
-        data = entry["data_config"]
-        if not isinstance(data, Mapping) or len(data.get("input_size") or ()) != 3:
-            raise ReleaseError(f"{where} ({name}): data_config needs input_size (C, H, W).")
+        problem = _data_config_problem(entry["data_config"])
+        if problem:
+            raise ReleaseError(f"{where} ({name}): {problem}.")
+        in_chans = entry.get("in_chans")
+        if in_chans is not None and in_chans != entry["data_config"]["input_size"][0]:
+            raise ReleaseError(
+                f"{where} ({name}): in_chans {in_chans!r} is not the channel count of data_config's input_size "
+                f"{list(entry['data_config']['input_size'])}."
+            )
+        for key in ("dataset", "license"):
+            if entry.get(key) is not None and not isinstance(entry[key], str):
+                raise ReleaseError(f"{where} ({name}): {key} must be a string, got {entry[key]!r}.")
         labels = entry.get("label_names")
         if labels is not None and (
             not isinstance(labels, list)
@@ -178,6 +235,12 @@ def load_manifest(path: str | Path | None = None) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ReleaseError(f"{path}: release manifest not found.") from None
+    except IsADirectoryError:
+        raise ReleaseError(f"{path} is a folder, not a release manifest: give the path of the file.") from None
+    except UnicodeDecodeError as e:
+        raise ReleaseError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 JSON.") from None
+    except OSError as e:
+        raise ReleaseError(f"{path}: cannot read the release manifest ({e.strerror or e}).") from None
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as e:
@@ -332,16 +395,42 @@ def use_manifest(manifest: Mapping[str, Any] | str | Path) -> Iterator[dict[str,
     The registry and the active manifest are restored on exit.
     """
     global _active
-    new = validate_manifest(manifest) if isinstance(manifest, Mapping) else load_manifest(manifest)
+    if isinstance(manifest, Mapping):
+        new = validate_manifest(manifest)
+    elif manifest is None or isinstance(manifest, (str, os.PathLike)):  # None: the package's own
+        new = load_manifest(manifest)
+    else:
+        raise TypeError(
+            f"use_manifest takes a manifest (a dict as releases.json holds) or the path of one, got "
+            f"{type(manifest).__name__}."
+        )
+    _check_architectures(new, str(manifest) if not isinstance(manifest, Mapping) else "the release manifest")
     old = active_manifest()
     models = {e["model"] for e in old["releases"]} | {e["model"] for e in new["releases"]}
-    _active = new
-    _reregister(models, new)
-    try:
+    try:  # a registry left half-switched would serve the other manifest's tags after the error
+        _active = new
+        _reregister(models, new)
         yield new
     finally:
         _active = old
         _reregister(models, old)
+
+
+def _check_architectures(manifest: Mapping[str, Any], source: str) -> None:
+    """Refuse an entry whose model is no timm_zerosnet architecture: its tag would not be registered at all, and
+    loading it would say it has no released weights (or is an unknown model) without naming the manifest."""
+    for i, entry in enumerate(manifest["releases"]):
+        if is_our_model(entry["model"]):
+            continue
+        from timm.models import list_models
+
+        ours = [m for m in list_models() if is_our_model(m)]
+        close = difflib.get_close_matches(entry["model"], ours, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ReleaseError(
+            f"{source}, releases[{i}] ({entry['model']}.{entry['tag']}): {entry['model']!r} is not an architecture "
+            f"of timm_zerosnet{hint}; fix the model name (no tag) or remove the entry."
+        )
 
 
 # ----- files -----
@@ -371,13 +460,15 @@ def sha256_file(path: str | Path) -> str:
     return _sha_memo[key]
 
 
-def verify_sha256(path: str | Path, expected: str, what: str) -> None:
-    """Refuse ``path`` unless its sha256 is ``expected`` (the manifest's value for ``what``)."""
+def verify_sha256(path: str | Path, expected: str, what: str, advice: str | None = None) -> None:
+    """Refuse ``path`` unless its sha256 is ``expected`` (the manifest's value for ``what``); ``advice`` says what to
+    do (default: delete the file and download or install it again)."""
     actual = sha256_file(path)
     if actual != expected:
         raise ReleaseError(
             f"refusing {path}: its sha256 is {actual} but the release manifest records {expected} for {what}. "
-            f"The file is corrupt, truncated or not the released export: delete it and download or install it again."
+            f"The file is corrupt, truncated or not the released export: "
+            f"{advice or 'delete it and download or install it again'}."
         )
 
 
@@ -443,9 +534,11 @@ def resolve_release_file(entry: Mapping[str, Any], cache_dir: str | Path | None 
     the recorded Hub commit. In both cases the sha256 must match the manifest.
     """
     from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.file_download import repo_folder_name
 
     name, repo_id, commit = f"{entry['model']}.{entry['tag']}", entry["repo_id"], entry.get("hub_commit")
     cache = str(Path(cache_dir).expanduser()) if cache_dir else constants.HF_HUB_CACHE  # '~/...' as install-local
+    repo_dir = Path(cache) / repo_folder_name(repo_id=repo_id, repo_type="model")
     mismatched = None
     for revision in ([commit] if commit else []) + [None]:
         path = try_to_load_from_cache(repo_id, WEIGHTS_NAME, cache_dir=cache, revision=revision)
@@ -453,11 +546,22 @@ def resolve_release_file(entry: Mapping[str, Any], cache_dir: str | Path | None 
             if sha256_file(path) == entry["sha256"]:
                 return path
             mismatched = path
+    # the very weights under another revision (refs/main moved to other weights installed since): the sha256 says
+    # they are the released file, wherever they were filed
+    found = cached_by_sha256(repo_dir, entry)
+    if found:
+        return found
+    # the cache asked for (cache_dir=, or HF_HUB_CACHE): install-local writes to the default one without it
+    into = f" --cache-dir {cache}" if cache_dir else ""
     if entry["state"] != "published":
-        if mismatched:
-            verify_sha256(mismatched, entry["sha256"], name)
-        # the cache asked for (cache_dir=, or HF_HUB_CACHE): install-local writes to the default one without it
-        into = f" --cache-dir {cache}" if cache_dir else ""
+        if mismatched:  # install-local copies a corrupt blob again and points refs/main at the staged files
+            verify_sha256(
+                mismatched,
+                entry["sha256"],
+                name,
+                f"install the staged export folder again with `zerosnet-hub install-local EXPORT_DIR --repo-id "
+                f"{repo_id}{into}`",
+            )
         raise ReleaseError(
             f"{name} is staged but has not been pushed yet: {repo_id} is not on the Hugging Face Hub and its weights "
             f"are not in the local cache ({cache}). Put the exported folder there with `zerosnet-hub install-local "
@@ -472,8 +576,33 @@ def resolve_release_file(entry: Mapping[str, Any], cache_dir: str | Path | None 
             f"{repo_id}@{commit[:12]} ({type(e).__name__}: {_first_line(e)}). Connect to the network (and unset "
             f"HF_HUB_OFFLINE), or install the exported folder with `zerosnet-hub install-local`."
         ) from None
-    verify_sha256(path, entry["sha256"], name)
+    verify_sha256(
+        path,
+        entry["sha256"],
+        name,
+        f"delete {repo_dir} (`hf cache rm`) and load again, or install the exported folder with `zerosnet-hub "
+        f"install-local EXPORT_DIR --repo-id {repo_id}{into}`",
+    )
     return path
+
+
+def cached_by_sha256(repo_dir: Path, entry: Mapping[str, Any]) -> str | None:
+    """A snapshot's weights file of ``repo_dir`` whose sha256 is the entry's, or None. A link is looked at only when
+    it points to the blob named by that sha256 (the Hub's etag of an LFS file), a copy only when its size is the
+    entry's: nothing else is hashed."""
+    snapshots = repo_dir / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    for snapshot in sorted(snapshots.iterdir()):
+        path = snapshot / WEIGHTS_NAME
+        if path.is_symlink():
+            if Path(os.readlink(path)).name != entry["sha256"]:
+                continue
+        elif entry.get("size") is not None and path.is_file() and path.stat().st_size != entry["size"]:
+            continue
+        if path.is_file() and sha256_file(path) == entry["sha256"]:
+            return str(path)
+    return None
 
 
 def _get(cfg: Any, key: str) -> Any:
