@@ -45,6 +45,20 @@ _ALIASES = {
 _DATASET_PREFIXES = ("torch", "tfds", "hfds", "hfids", "wds", "hf-hub")
 
 
+def _hub_repo_id(text: str | None) -> str | None:
+    """``text`` if it is an 'org/name' repo id the Hub accepts, else None: the front matter's ``datasets`` and
+    ``base_model`` take only those (anything else, a local path or a name with spaces, is a "YAML Metadata Error")."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(text, str) or text.count("/") != 1:
+        return None
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return None
+    return text
+
+
 def dataset_info(name: str | None) -> DatasetInfo | None:
     """Recognise a dataset from a timm dataset name ('torch/cifar10', 'hfds/uoft-cs/cifar10', 'imagenet', ...)."""
     if not name:
@@ -62,7 +76,7 @@ def dataset_info(name: str | None) -> DatasetInfo | None:
         return _DATASETS[key]
     # hfds/ORG/NAME names a Hub dataset; torch/, tfds/ and wds/ name none (a bare ORG/NAME is taken as one)
     hub = rest if prefix in ("hfds", "hfids", "hf-hub") else name if not prefix and "/" in name else None
-    return DatasetInfo(key, name, hub, None)
+    return DatasetInfo(key, name, _hub_repo_id(hub), None)
 
 
 # ----- numbers -----
@@ -250,6 +264,31 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return "-" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
 
 
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>|])")
+
+
+def _md(value: Any) -> str:
+    """Recorded text (a dataset name, a split) as one line of markdown that shows it as written: line breaks become
+    spaces and markdown's special characters, the table's '|' among them, are escaped."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def _code(value: Any) -> str:
+    """Recorded text (a recipe or run name) as one inline code span, whatever backticks it holds."""
+    text = " ".join(str(value).split())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _hub_model(hf_hub_id: Any) -> tuple[str | None, str | None]:
+    """The Hub repo and revision of a timm ``hf_hub_id`` ('org/name' or 'org/name@revision', as timm records an
+    'hf-hub:org/name@revision' source); (None, None) when it names no Hub repo."""
+    repo, _, revision = str(hf_hub_id or "").partition("@")
+    repo = _hub_repo_id(repo)
+    return (repo, revision or None) if repo else (None, None)
+
+
 def _metadata(
     architecture: str, tag: str, family: str, release: Mapping[str, Any], license: str, headless: bool
 ) -> str:
@@ -265,8 +304,9 @@ def _metadata(
     if ds is not None and ds.hub_id:  # the Hub links it: never a torch/ or wds/ name, nor digits (no Hub dataset)
         meta["datasets"] = [ds.hub_id]
     base = (release.get("training") or {}).get("finetuned_from") or {}
-    if base.get("hf_hub_id"):  # the Hub's model tree links the two repos
-        meta["base_model"] = base["hf_hub_id"]
+    base_repo, _ = _hub_model(base.get("hf_hub_id"))
+    if base_repo:  # the Hub's model tree links the two repos (a model id: never 'org/name@revision')
+        meta["base_model"] = base_repo
     results = [
         dict(type="accuracy", name=f"Top-{k[-1]} accuracy", value=round(float(metrics[k]), 4))
         for k in ("top1", "top5")
@@ -274,7 +314,8 @@ def _metadata(
     ]
     if results:
         meta["metrics"] = ["accuracy"]
-        dataset = dict(name=ds.name if ds else str(release.get("dataset")), type=(ds.hub_id or ds.key) if ds else "")
+    if results and ds is not None:  # the Hub's results name their dataset: none for data the run did not name
+        dataset = dict(name=ds.name, type=ds.hub_id or ds.key)
         if metrics.get("split"):
             dataset["split"] = metrics["split"]
         meta["model-index"] = [
@@ -295,10 +336,12 @@ def _metadata(
 def _base_weights(base: Mapping[str, Any]) -> str:
     """The card's words for the weights a fine-tuned model started from (export's ``finetuned_from``)."""
     if base.get("local"):
-        what = f"the weights of a local run or file (`{base['local']}`, not published)"
+        what = f"the weights of a local run or file ({_code(base['local'])}, not published)"
     else:
-        hub = base.get("hf_hub_id")
-        what = f"`{base.get('name')}`" + (f" ([{hub}](https://huggingface.co/{hub}))" if hub else "")
+        repo, revision = _hub_model(base.get("hf_hub_id"))
+        url = f"https://huggingface.co/{repo}" + (f"/tree/{revision}" if revision else "")
+        shown = repo + (f"@{revision}" if revision else "") if repo else None
+        what = _code(base.get("name")) + (f" ([{shown}]({url}))" if repo else "")  # a repo id: no markdown in it
     return what + (", backbone frozen (only the new head trained)" if base.get("frozen_backbone") else "")
 
 
@@ -419,7 +462,7 @@ def model_card(
 
     headless = config.get("num_classes") == 0
     lines = [_metadata(architecture, tag, family, release, license, headless), f"# Model card for {name}", ""]
-    trained_on = ds.name if ds else release.get("dataset") or "an unnamed dataset"
+    trained_on = _md(ds.name) if ds else "an unnamed dataset"
     kind = "feature backbone without a classifier" if headless else "image classification model"
     lines.append(
         f"A {_FAMILY_NAMES.get(family, family)} {kind} ({architecture}, see the papers below) "
@@ -445,15 +488,15 @@ def model_card(
             title = f"{ref['title']} ({ref['venue']})" if ref else cfg.get("paper_name") or pid
             lines.append(f"  - {title}: https://arxiv.org/abs/{pid}")
     subset = f", a subset of {training['train_samples']:,} training images" if training.get("train_samples") else ""
-    lines.append(f"- **Dataset:** {ds.name if ds else release.get('dataset') or 'not recorded'}{subset}")
+    lines.append(f"- **Dataset:** {_md(ds.name) if ds else 'not recorded'}{subset}")
     recipe = training.get("recipe")
-    parts = [f"{k} {training[k]}" for k in ("opt", "lr", "weight_decay", "sched") if training.get(k) is not None]
+    parts = [f"{k} {_md(training[k])}" for k in ("opt", "lr", "weight_decay", "sched") if training.get(k) is not None]
     if training.get("global_batch_size"):
         parts.append(f"global batch {training['global_batch_size']}")
     if training.get("epochs"):
         parts.append(f"{training['epochs']} epochs")
     if recipe or parts:
-        lines.append(f"- **Recipe:** {f'`{recipe}`: ' if recipe else ''}{', '.join(parts)}")
+        lines.append(f"- **Recipe:** {f'{_code(recipe)}: ' if recipe else ''}{', '.join(parts)}")
     if base := training.get("finetuned_from"):
         lines.append(f"- **Fine-tuned from:** {_base_weights(base)}")
     code = [CITATIONS[p]["code"] for p in papers if p in CITATIONS and CITATIONS[p]["code"]]
@@ -497,9 +540,9 @@ def model_card(
         lines += [
             "| dataset | split | images | top-1 (%) | top-5 (%) | loss | weights | epoch |",
             "|---|---|---:|---:|---:|---:|---|---:|",
-            f"| {ds.name if ds else release.get('dataset')} | {split} | {_fmt(metrics.get('samples'))} | "
+            f"| {_md(ds.name) if ds else 'not recorded'} | {_md(split)} | {_fmt(metrics.get('samples'))} | "
             f"{_fmt(metrics.get('top1'))} | {_fmt(metrics.get('top5'))} | {_fmt(metrics.get('loss'), 4)} | "
-            f"{metrics.get('weights') or '-'} | {_fmt(metrics.get('epoch'))} |",
+            f"{_md(metrics.get('weights') or '-')} | {_fmt(metrics.get('epoch'))} |",
             "",
             "Single run, single center crop at the image size above, as recorded by the training run (`run.json`).",
         ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,31 @@ def format_plan(repo_id: str, revision: str, private: bool, files: dict[str, dic
     return lines
 
 
+def _http_reason(e: BaseException) -> str:
+    """The Hub's own reason for refusing a request, on one line: its server message when it sent one, else the first
+    line of the error that says something (huggingface_hub puts a bare '(Request ID: ...)' first for 403 and 429)."""
+    lines = str(getattr(e, "server_message", None) or "").splitlines() + str(e).splitlines()
+    said = [line.strip() for line in lines if line.strip() and not re.fullmatch(r"\(Request ID: [^)]*\)", line.strip())]
+    return said[0].rstrip(".") if said else _first_line(e)
+
+
+def _http_advice(status: int | None, repo_id: str) -> str | None:
+    """What to do about a refusal, for the refusals a push meets."""
+    org = repo_id.split("/", 1)[0]
+    if status == 401:
+        return "the token is not valid: set HF_TOKEN to a valid token, or log in again with `hf auth login`."
+    if status == 403:
+        return (
+            f"the token (HF_TOKEN or `hf auth login`) may not write to {org}: use a token with the write role of an "
+            f"account that may create and write repos in {org}."
+        )
+    if status == 429:
+        return "the Hub limits the rate of requests: wait and push again."
+    if isinstance(status, int) and status >= 500:
+        return "a failure on the Hub's side: push again later."
+    return None
+
+
 def _hub_failure(e: BaseException, step: str, repo_id: str, token: str | None) -> HubUnreachable:
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
@@ -60,7 +86,10 @@ def _hub_failure(e: BaseException, step: str, repo_id: str, token: str | None) -
         msg = f"cannot {step} {repo_id}: HF_HUB_OFFLINE is set; unset it to push."
     elif isinstance(e, HfHubHTTPError):
         status = getattr(getattr(e, "response", None), "status_code", None)
-        msg = f"the Hub refused to {step} {repo_id} (HTTP {status}): {_first_line(e)}"
+        msg = f"the Hub refused to {step} {repo_id} (HTTP {status}): {_http_reason(e)}"
+        advice = _http_advice(status, repo_id)
+        if advice:
+            msg += f"; {advice}"
     else:
         detail = (str(e).strip().splitlines() or [""])[0]
         msg = (

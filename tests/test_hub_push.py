@@ -507,3 +507,49 @@ def test_private_push_never_uploads_into_an_existing_public_repo(folder, manifes
     assert main(["push", str(folder), "--repo-id", REPO, "--private", "--manifest", str(manifest)]) == 0
     assert [name for name, _ in fake_hub[-1].calls] == ["create_repo", "repo_info", "upload_folder"]
     assert fake_hub[-1].calls[0][1]["private"] is True
+
+
+def _hub_refusal(status: int, server_message: str) -> Exception:
+    """The error huggingface_hub raises for a Hub response with ``status`` and the Hub's X-Error-Message."""
+    import httpx2
+    from huggingface_hub.utils import hf_raise_for_status
+
+    request = httpx2.Request("POST", "https://huggingface.co/api/repos/create")
+    headers = {"X-Error-Message": server_message, "X-Request-Id": "Root=1-abc"}
+    try:
+        hf_raise_for_status(httpx2.Response(status, headers=headers, request=request, json={"error": server_message}))
+    except huggingface_hub.errors.HfHubHTTPError as e:
+        return e
+    raise AssertionError("no error raised")
+
+
+@pytest.mark.parametrize(
+    "status, reason, advice",
+    [
+        (
+            403,
+            'You don\'t have the rights to create a model under the namespace "testorg"',
+            "may not write to testorg: use a token with the write role",
+        ),
+        (401, "Invalid credentials in Authorization header", "set HF_TOKEN to a valid token, or log in again"),
+    ],
+)
+def test_a_bad_or_read_only_token_is_one_line_with_the_hubs_reason_and_what_to_do(
+    folder, manifest, fake_hub, monkeypatch, capsys, status, reason, advice
+):
+    """huggingface_hub puts a bare '(Request ID: ...)' first in a 403's message: a read-only token's push said only
+    'the Hub refused to create ORG/NAME (HTTP 403): (Request ID: Root=...)', and an invalid token's said
+    'Client error '401 Unauthorized' for url ...', neither saying what was wrong or what to do."""
+    error = _hub_refusal(status, reason)
+
+    class RefusingHfApi(FakeHfApi):
+        def create_repo(self, *args, **kwargs):
+            self._record("create_repo", *args, **kwargs)
+            raise error
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RefusingHfApi)
+    before = manifest.read_bytes()
+    rc = main(["push", str(folder), "--repo-id", REPO, "--manifest", str(manifest)])
+    err = _one_line_failure(capsys, rc, f"the Hub refused to create {REPO} (HTTP {status}): {reason}; ", advice)
+    assert "Request ID" not in err and "HF_TOKEN" in err
+    assert manifest.read_bytes() == before and [n for n, _ in fake_hub[-1].calls] == ["create_repo"]
