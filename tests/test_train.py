@@ -1358,6 +1358,84 @@ def test_freeze_backbone_trains_only_the_classifier(tmp_path, source_run):
     assert changed and changed <= {"fc.weight", "fc.bias"}  # BN running statistics included
 
 
+def test_finetune_from_a_run_keeps_its_model_kwargs_under_the_ones_given(tmp_path, source_run):
+    """The source's family options were used only without --model-kwargs: `--model-kwargs pretrained_strict=False`
+    (README's advice) or `lam=-1.0` built the tau=0.5 source with the default tau, a different model, without a word;
+    they go over the source's key by key, as over a published model's."""
+    cases = {"pretrained_strict=False": {"tau": 0.5}, "lam=-1.0": {"tau": 0.5, "lam": -1.0}, "tau=null": {}}
+    for given, recorded in cases.items():
+        extra = ["--pretrained-path", str(source_run), "--model-kwargs", given]
+        trainer = Trainer.from_args(parse_args(tiny_argv(tmp_path, "ft", *extra)))
+        built = trainer.run_summary("running")["model_kwargs"]
+        assert {k: v for k, v in built.items() if v is not None} == recorded, given
+        assert trainer.unwrapped_model.scheme_state()["step_size"] == recorded.get("tau", 1.0), given
+        reset_accelerate()
+
+
+def test_finetune_from_a_run_normalises_as_the_source_was_trained(tmp_path, source_run):
+    """A run's weights were fine-tuned with the model's default mean / std, interpolation and crop, not those its
+    run.json records (the ones its weights learned, which validate and the examples read): they are the fine-tune's
+    pretrained cfg now, adapted to its channels, and the options still win."""
+    other = tmp_path / "other"
+    shutil.copytree(source_run, other, ignore=shutil.ignore_patterns("checkpoints"))
+    info = json.loads((other / "run.json").read_text())
+    source = dict(mean=[0.5, 0.4, 0.3], std=[0.25, 0.2, 0.15], interpolation="bicubic", crop_pct=0.9)
+    info["data_config"].update(source)
+    (other / "run.json").write_text(json.dumps(info))
+    trainer = Trainer.from_args(parse_args(tiny_argv(tmp_path, "ft", "--pretrained-path", str(other))))
+    assert {k: trainer.data_config[k] for k in source} == {**source, "mean": (0.5, 0.4, 0.3), "std": (0.25, 0.2, 0.15)}
+    summary = trainer.run_summary("running")
+    assert summary["data_config"]["mean"] == [0.5, 0.4, 0.3] and summary["pretrained_cfg"]["crop_pct"] == 0.9
+    reset_accelerate()
+    extra = ["--pretrained-path", str(other), "--in-chans", "1"]
+    grey = Trainer.from_args(parse_args(tiny_argv(tmp_path, "grey", *extra)))
+    assert grey.data_config["mean"] == pytest.approx((0.4,)) and grey.data_config["std"] == pytest.approx((0.2,))
+    reset_accelerate()
+    extra = ["--pretrained-path", str(other), "--mean", "0.1", "--interpolation", "bilinear"]
+    given = Trainer.from_args(parse_args(tiny_argv(tmp_path, "given", *extra))).data_config
+    assert given["mean"] == (0.1, 0.1, 0.1) and given["interpolation"] == "bilinear" and given["crop_pct"] == 0.9
+
+
+def test_a_run_without_final_weights_names_its_other_weights_as_pretrained_path(tmp_path, source_run, capsys):
+    """An interrupted run given to --pretrained-path advised 'use --weights best', an option zerosnet-train lacks."""
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(source_run / "best.safetensors", partial)
+    info = json.loads((source_run / "run.json").read_text())
+    (partial / "run.json").write_text(json.dumps(dict(info, status="interrupted")))
+    assert main(tiny_argv(tmp_path, "ft", "--pretrained-path", str(partial), "--no-keep-heap")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--weights" not in err and not (tmp_path / "ft").exists()
+    assert err.rstrip().endswith(
+        f"has no final weights (model.safetensors) (the run is interrupted: final weights are written when it "
+        f"finishes); fine-tune its best weights with --pretrained-path {partial / 'best.safetensors'}"
+    )
+
+
+def test_options_of_the_backbone_under_freeze_backbone_are_named_as_unused(tmp_path, source_run, capsys):
+    """--layer-decay (the classifier is the last layer: lr scale 1) and --decay-lambda (a recipe's too: the lambdas
+    are frozen) changed nothing under --freeze-backbone, without a word; the optimizer holds the classifier only."""
+    note = "--freeze-backbone trains the classifier only: {} (which tune the backbone's layers and lambdas) are "
+    note += "not used"
+    cases = {
+        "--layer-decay 0.5": "--layer-decay 0.5",
+        "-c zerosnet_imagenet18": "--decay-lambda",
+        "--layer-decay 0.75 --decay-lambda": "--layer-decay 0.75 and --decay-lambda",
+    }
+    for argv, flags in cases.items():
+        assert unused_option_notes(parse_args([*argv.split(), "--freeze-backbone", "--pretrained"])) == [
+            note.format(flags)
+        ], argv
+        assert unused_option_notes(parse_args([*argv.split(), "--pretrained"])) == [], argv
+    extra = ["--pretrained-path", str(source_run), "--freeze-backbone", "--layer-decay", "0.5"]
+    trainer = Trainer.from_args(parse_args(tiny_argv(tmp_path, "ld", *extra)))
+    model = trainer.unwrapped_model
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["fc.weight", "fc.bias"]
+    params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
+    assert {id(p) for p in params} == {id(model.fc.weight), id(model.fc.bias)}
+    assert {g.get("lr_scale", 1.0) for g in trainer.optimizer.param_groups} == {1.0}
+
+
 def _processes(count: int, device: str = "cuda", printed: list | None = None):
     """What sync_batchnorm and make_accelerator read of an Accelerator: a launch of ``count`` processes on
     ``device``, without mixed precision."""

@@ -87,6 +87,7 @@ from .run_layout import (
     read_run_info,
     resolve_weights,
     run_architecture,
+    weights_file_name,
 )
 from .stop_signals import stopping_like_ctrl_c
 
@@ -717,6 +718,12 @@ def unused_option_notes(args: argparse.Namespace) -> list[str]:
             "--freeze-backbone trains the classifier on a backbone left at its random initialisation; give "
             "--pretrained or --pretrained-path to fine-tune learned features"
         )
+    # only the classifier trains: layer decay leaves the last layer at the full lr, and the lambdas are frozen
+    if args.freeze_backbone and (flags := _given_flags(args, ["layer_decay", "decay_lambda"])):
+        notes.append(
+            f"--freeze-backbone trains the classifier only: {' and '.join(flags)} (which tune the backbone's layers "
+            "and lambdas) are not used"
+        )
     return notes
 
 
@@ -1075,7 +1082,10 @@ def _weights_file_shapes(weights: Path, model_name: str) -> tuple[int | None, in
 def _pretrained_source(path: str | Path, model: str) -> tuple[Path, dict | None, int | None, tuple | None]:
     """The weights at ``path`` (a run directory or a file), their run.json, and the source's classes and input size
     (from run.json, else from the file's classifier and first conv, read with ``model``'s pretrained cfg)."""
-    weights, info = resolve_weights(path)
+    try:
+        weights, info = resolve_weights(path)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(_other_weights_advice(Path(path).expanduser(), str(e))) from None
     if weights.suffix == ".safetensors":  # a damaged file named here, not by the loader's bare header error
         try:
             with safe_open(str(weights), framework="pt") as f:
@@ -1092,13 +1102,27 @@ def _pretrained_source(path: str | Path, model: str) -> tuple[Path, dict | None,
     return weights, None, num_classes, input_size
 
 
+def _other_weights_advice(run_dir: Path, message: str) -> str:
+    """The run layout's message for a run directory without final weights, whose advice ('use --weights best')
+    names an option of zerosnet-validate that zerosnet-train lacks: here its other weights files themselves."""
+    info = read_run_info(run_dir) if run_dir.is_dir() else None
+    have = [k for k in WEIGHT_FILES if (run_dir / weights_file_name(info, k)).is_file()]
+    advice = f"; use --weights {' or '.join(have)}"
+    if not have or advice not in message:
+        return message
+    files = " or ".join(f"--pretrained-path {run_dir / weights_file_name(info, k)}" for k in have)
+    return message.replace(advice, f"; fine-tune its {' or '.join(have)} weights with {files}", 1)
+
+
 def pretrained_overlay(path: str | Path, model: str) -> tuple[dict, dict | None]:
     """timm's ``pretrained_cfg_overlay`` for loading the weights at ``path`` (a run directory or a weights file) into
     ``model``, and their run.json (None for a bare file).
 
     The overlay names the file and the source's classes and input size (run.json's, else read from the file's
-    classifier and first conv), so that timm drops the classifier and adapts the stem only where they differ. A run
-    of another architecture is refused (ValueError).
+    classifier and first conv), so that timm drops the classifier and adapts the stem only where they differ, and a
+    run's preprocessing (run.json's mean / std, interpolation and crop), which its weights were trained with: the
+    model's pretrained cfg, from which the data config is resolved, as for timm's released weights. A run of another
+    architecture is refused (ValueError).
     """
     weights, info, source_classes, source_input_size = _pretrained_source(path, model)
     # architectures, not names: a run fine-tuned from a released tag recorded --model with its tag
@@ -1112,6 +1136,12 @@ def pretrained_overlay(path: str | Path, model: str) -> tuple[dict, dict | None]
         overlay["num_classes"] = source_classes
     if source_input_size is not None:
         overlay["input_size"] = source_input_size
+    if info is not None:  # a fine-tune normalised its inputs with the model's defaults, not the source's
+        source_data = info.get("data_config") or {}
+        for key in ("mean", "std", "interpolation", "crop_pct", "crop_mode"):
+            if source_data.get(key) is not None:
+                value = source_data[key]
+                overlay[key] = tuple(value) if isinstance(value, list) else value
     return overlay, info
 
 
@@ -1121,14 +1151,16 @@ def create_model_from_args(
     """timm.create_model with the run's options; ``--pretrained-path`` adapts the head and stem of a checkpoint.
 
     A ``--pretrained-path`` inside a run directory (run.json) must name the same architecture; its family options
-    (``model_kwargs``) are used unless ``--model-kwargs`` is given. For a bare .safetensors file the classes and
-    input channels are read from its classifier and first conv.
+    (``model_kwargs``) are used, ``--model-kwargs`` going over them key by key (``lam=null`` for a default), as over
+    a published model's. For a bare .safetensors file the classes and input channels are read from its classifier
+    and first conv.
     """
     overlay = None
     if args.pretrained_path:
         overlay, info = pretrained_overlay(args.pretrained_path, args.model)
-        if info is not None and not args.model_kwargs:  # the family options the source was trained with
-            args.model_kwargs = dict(info.get("model_kwargs") or {})
+        if info is not None:  # the family options the source was trained with (--model-kwargs pretrained_strict=False
+            # alone dropped them: a tau=0.5 source fine-tuned with the default tau, without a word)
+            args.model_kwargs = {**(info.get("model_kwargs") or {}), **(args.model_kwargs or {})}
     try:
         return _create_model(args, overlay, num_classes, in_chans)
     except (EOFError, pickle.UnpicklingError) as e:  # a damaged pickle file (torch.load)
