@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from timm_zerosnet.release import (
@@ -264,8 +264,10 @@ def read_run(
     if isinstance(subset, int) and not isinstance(subset, bool) and subset > 0:
         # --train-num-samples: trained on part of the split only (run.json records no count when all of it was used)
         training["train_samples"] = subset
-    if isinstance(training.get("recipe"), str) and training["recipe"].endswith((".yaml", ".yml")):
-        training["recipe"] = Path(training["recipe"]).stem  # a recipe name, never a local path
+    recipe = training.get("recipe")
+    if isinstance(recipe, str) and (recipe.endswith((".yaml", ".yml")) or "/" in recipe or "\\" in recipe):
+        # a recipe name, never a local path (-c takes any config file: /home/me/cfg.json kept its path before)
+        training["recipe"] = PureWindowsPath(recipe).stem  # splits at "/" and "\\" alike
     if base := _finetuned_from(info):
         training["finetuned_from"] = base
     metrics = _metrics_for(info, choice, history)

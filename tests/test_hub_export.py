@@ -942,6 +942,11 @@ def test_an_unfinished_run_exports_with_a_warning_its_completed_epochs_and_its_r
         "2 epochs\n" in readme
     )
     assert "/home/me" not in readme and "/home/me" not in (out / "release.json").read_text()
+    for recipe in ("/home/me/configs/cifar_adamw.json", "C:\\Users\\me\\cifar_adamw.json"):  # any config file
+        run = make_run(tmp_path / "run2", training=dict(training, recipe=recipe))
+        out = export(run, tmp_path / "out2", overwrite=True).path
+        assert json.loads((out / "release.json").read_text())["training"]["recipe"] == "cifar_adamw", recipe
+        assert "me" not in (out / "README.md").read_text().split("**Recipe:**")[1].split("\n")[0]
 
 
 def test_explicit_tag_and_dataset_win_over_the_runs(run_dir, tmp_path):
