@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     source = Path(args.source or DEMO_RUN)
     try:
-        _, info = resolve_weights(source)  # as --pretrained-path will read it
+        _, info = resolve_weights(source, pass_file_as=("fine-tune", "--source"))  # as --pretrained-path reads it
         has_weights = True
     except (FileNotFoundError, ValueError) as e:
         if args.source is not None:

@@ -106,6 +106,13 @@ def test_finetune_refuses_a_source_without_weights(tmp_path, capsys):
         with pytest.raises(SystemExit):
             finetune.main(["--source", str(tmp_path / name), "--output", str(tmp_path / "out")])
         assert f"--source: {tmp_path / name}" in (err := capsys.readouterr().err) and message in err
+    # a run with its best weights only: advised as a --source file (the script has no --weights)
+    (tmp_path / "unfinished" / "best.safetensors").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        finetune.main(["--source", str(tmp_path / "unfinished"), "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert f"fine-tune its best weights with --source {tmp_path / 'unfinished' / 'best.safetensors'}" in err
+    assert "--weights" not in err
     assert not (tmp_path / "out").exists()
 
 

@@ -263,8 +263,12 @@ class ExportFolderError(ValueError):
         )
 
 
-def resolve_weights(path: str | Path, which: str = "final") -> tuple[Path, dict | None]:
+def resolve_weights(
+    path: str | Path, which: str = "final", pass_file_as: tuple[str, str] | None = None
+) -> tuple[Path, dict | None]:
     """A weights file and its run.json (if any) from a file or a run directory ('final', 'ema' or 'best').
+    ``pass_file_as``: (verb, option) of a command that takes a weights file but no ``--weights`` (zerosnet-train's
+    ("fine-tune", "--pretrained-path")), for the advice about a run directory without ``which`` weights.
 
     Raises:
         ExportFolderError: ``path`` is (a file in) an export folder of ``zerosnet-hub export``.
@@ -286,7 +290,7 @@ def resolve_weights(path: str | Path, which: str = "final") -> tuple[Path, dict 
             raise ValueError(f"weights must be one of {sorted(WEIGHT_FILES)}, got {which!r}")
         run_dir, path = path, path / weights_file_name(info, which)
         if not path.is_file():
-            raise FileNotFoundError(_missing_weights(run_dir, which, info))
+            raise FileNotFoundError(_missing_weights(run_dir, which, info, pass_file_as))
     if not path.is_file():
         raise FileNotFoundError(f"No weights at {path}")
     return path, info
@@ -296,8 +300,9 @@ def _looks_like_weights(name: str) -> bool:
     return name.endswith((".safetensors", ".pth", ".pth.tar", ".pt", ".bin", ".ckpt"))
 
 
-def _missing_weights(run_dir: Path, which: str, info: dict | None) -> str:
-    """Why a run directory has no ``which`` weights, and which ones it has."""
+def _missing_weights(run_dir: Path, which: str, info: dict | None, pass_file_as: tuple[str, str] | None) -> str:
+    """Why a run directory has no ``which`` weights, and which ones it has (named as ``--weights`` choices, or as
+    files to pass with ``pass_file_as``)."""
     have = [k for k in WEIGHT_FILES if (run_dir / weights_file_name(info, k)).is_file()]
     why = ""
     if info is None:
@@ -307,6 +312,10 @@ def _missing_weights(run_dir: Path, which: str, info: dict | None) -> str:
     elif info.get("status") not in (None, "finished"):
         why = f" (the run is {info.get('status')}: final weights are written when it finishes)"
     advice = f"; use --weights {' or '.join(have)}" if have else "; it holds no weights files yet"
+    if have and pass_file_as:
+        verb, option = pass_file_as
+        files = " or ".join(f"{option} {run_dir / weights_file_name(info, k)}" for k in have)
+        advice = f"; {verb} its {' or '.join(have)} weights with {files}"
     others = [] if have else sorted(p.name for p in run_dir.iterdir() if p.is_file() and _looks_like_weights(p.name))
     if others:  # e.g. timm's train.py output: model_best.pth.tar, last.pth.tar, checkpoint-N.pth.tar
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")

@@ -87,7 +87,6 @@ from .run_layout import (
     read_run_info,
     resolve_weights,
     run_architecture,
-    weights_file_name,
 )
 from .stop_signals import stopping_like_ctrl_c
 
@@ -1082,10 +1081,7 @@ def _weights_file_shapes(weights: Path, model_name: str) -> tuple[int | None, in
 def _pretrained_source(path: str | Path, model: str) -> tuple[Path, dict | None, int | None, tuple | None]:
     """The weights at ``path`` (a run directory or a file), their run.json, and the source's classes and input size
     (from run.json, else from the file's classifier and first conv, read with ``model``'s pretrained cfg)."""
-    try:
-        weights, info = resolve_weights(path)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(_other_weights_advice(Path(path).expanduser(), str(e))) from None
+    weights, info = resolve_weights(path, pass_file_as=("fine-tune", "--pretrained-path"))  # it has no --weights
     if weights.suffix == ".safetensors":  # a damaged file named here, not by the loader's bare header error
         try:
             with safe_open(str(weights), framework="pt") as f:
@@ -1100,18 +1096,6 @@ def _pretrained_source(path: str | Path, model: str) -> tuple[Path, dict | None,
         default = timm.models.get_pretrained_cfg(model).input_size
         input_size = (in_chans, *default[1:])
     return weights, None, num_classes, input_size
-
-
-def _other_weights_advice(run_dir: Path, message: str) -> str:
-    """The run layout's message for a run directory without final weights, whose advice ('use --weights best')
-    names an option of zerosnet-validate that zerosnet-train lacks: here its other weights files themselves."""
-    info = read_run_info(run_dir) if run_dir.is_dir() else None
-    have = [k for k in WEIGHT_FILES if (run_dir / weights_file_name(info, k)).is_file()]
-    advice = f"; use --weights {' or '.join(have)}"
-    if not have or advice not in message:
-        return message
-    files = " or ".join(f"--pretrained-path {run_dir / weights_file_name(info, k)}" for k in have)
-    return message.replace(advice, f"; fine-tune its {' or '.join(have)} weights with {files}", 1)
 
 
 def pretrained_overlay(path: str | Path, model: str) -> tuple[dict, dict | None]:
