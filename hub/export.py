@@ -566,17 +566,22 @@ def _check_not_the_source(out: Path, source: Path) -> None:
         )
 
 
+def _json_object(path: Path) -> Mapping[str, Any]:
+    """The JSON object in ``path``; {} where there is none (missing, unreadable, not JSON, not an object)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, Mapping) else {}
+
+
 def _check_replaceable(out: Path) -> None:
     """``--overwrite`` replaces an earlier export (or an empty folder) only: never a folder that export did not
     write (the source and a folder holding it are refused before, by ``_check_not_the_source``)."""
     dst = out.resolve()
     if not dst.is_dir():
         raise HubError(f"{out} exists and is not a folder; not replacing it: remove it or choose another --out.")
-    release = dst / RELEASE_NAME
-    try:
-        ours = json.loads(release.read_text(encoding="utf-8")).get("format") == RELEASE_FORMAT
-    except (OSError, ValueError, AttributeError):
-        ours = False
+    ours = _json_object(dst / RELEASE_NAME).get("format") == RELEASE_FORMAT
     if not ours and any(dst.iterdir()):
         raise HubError(
             f"{out} is not a folder written by export (no {RELEASE_NAME} of format {RELEASE_FORMAT}); --overwrite "
@@ -588,14 +593,6 @@ def _check_replaceable(out: Path) -> None:
             f"{out} holds files that export did not write ({', '.join(foreign)}), which --overwrite would delete: "
             f"move them away, or choose another --out."
         )
-
-
-def _json_object(path: Path) -> Mapping[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, Mapping) else {}
 
 
 def _check_not_recorded(out: Path, manifest: str | Path | None) -> None:

@@ -75,7 +75,7 @@ _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _REQUIRED = ("model", "tag", "repo_id", "state", "sha256", "num_classes", "data_config")
-_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")  # timm's eval transforms
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")  # timm's str_to_interp_mode names
 _CROP_MODES = ("center", "squash", "border")
 
 
@@ -150,7 +150,7 @@ def _data_config_problem(data: Any) -> str | None:
     crop_pct = data.get("crop_pct")
     if crop_pct is not None and not (_is_number(crop_pct) and crop_pct > 0):
         return f"data_config crop_pct must be a number > 0, got {crop_pct!r}"
-    for key, allowed in (("interpolation", _INTERPOLATIONS), ("crop_mode", _CROP_MODES)):
+    for key, allowed in (("interpolation", INTERPOLATIONS), ("crop_mode", _CROP_MODES)):
         if data.get(key) is not None and data[key] not in allowed:
             return f"data_config {key} must be one of {', '.join(allowed)}, got {data[key]!r}"
     return None

@@ -77,7 +77,7 @@ from .data import (
     used_num_samples,
 )
 from .models.multistep import POOL_TYPES
-from .release import ReleaseError, respect_umask
+from .release import INTERPOLATIONS, ReleaseError, respect_umask
 from .run_layout import (
     WEIGHT_FILES,
     architecture_name,
@@ -203,7 +203,6 @@ class _KeyValueAction(argparse.Action):
         setattr(namespace, self.dest, merged)
 
 
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos")  # timm's str_to_interp_mode names
 # an on/off option: --flag and --no-flag, so that the command line can switch off what a recipe switches on
 _ON_OFF: dict[str, Any] = dict(action=argparse.BooleanOptionalAction, default=False)
 
