@@ -28,11 +28,10 @@ def main(argv=None) -> int:
     # each model once: a --compare name that --filter matches already (or one given twice) was a second, equal row
     rows = [profile_model(n, run_forward=not args.no_forward) for n in dict.fromkeys(names + list(args.compare))]
     print(markdown_table(rows))
-    failed = [r.name for r in rows if not args.no_forward and not r.forward_ok]
-    if failed:
-        print(f"forward failed for: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    failed = [r for r in rows if r.forward_error]
+    for r in failed:
+        print(f"forward of {r.name} failed: {r.forward_error}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import timm
 import torch
 
 from conftest import reset_accelerate
@@ -192,6 +193,28 @@ def test_model_table_refuses_names_that_match_nothing(capsys):
     assert table.main(["--filter", "zerosnet20_cifar", *twice]) == 0
     rows = capsys.readouterr().out.splitlines()[2:]
     assert [row.split(" | ")[0] for row in rows] == ["| zerosnet20_cifar", "| resnet18"]
+
+
+def test_model_table_reports_a_failing_forward_and_goes_on(capsys, monkeypatch):
+    """A model whose forward raises is a FAILED row and a line on stderr (exit 1), and the other rows follow."""
+    spec = importlib.util.spec_from_file_location("zerosnet_model_table", ROOT / "examples" / "model_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    create = timm.create_model
+
+    def failing_resnet18(name, **kwargs):
+        model = create(name, **kwargs)
+        if name == "resnet18" and kwargs.get("device") != "meta":
+            model.forward = lambda x: x.view(-1, 11)  # a forward that raises a RuntimeError
+        return model
+
+    monkeypatch.setattr(timm, "create_model", failing_resnet18)
+    assert table.main(["--filter", "zerosnet20_cifar", "--compare", "resnet18", "resnet10t"]) == 1
+    out, err = capsys.readouterr()
+    rows = out.splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == ["| zerosnet20_cifar", "| resnet18", "| resnet10t"]
+    assert "ok (" in rows[0] and rows[1].endswith("| FAILED |") and "ok (" in rows[2]
+    assert err.startswith("forward of resnet18 failed: RuntimeError: shape '[-1, 11]' is invalid")
 
 
 @pytest.mark.parametrize(

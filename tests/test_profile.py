@@ -51,9 +51,55 @@ def test_learnable_strides_are_counted_on_real_values_and_a_forward_is_checked()
 def test_markdown_table_rows():
     rows = [
         ModelProfile("a", 1234567, 0.04131, (3, 32, 32), True, 0.5),
-        ModelProfile("b", 10, 1.0, (3, 224, 224), False, 0.25),
+        ModelProfile("b", 10, 1.0, (3, 224, 224), False, 0.25, "RuntimeError: boom"),
         ModelProfile("c", 10, 1.0, (3, 224, 224), False, 0.0),
+        ModelProfile("d", 10, float("nan"), (3, 224, 224), False, 0.0, "counting GMACs: RuntimeError: boom"),
     ]
     lines = markdown_table(rows).splitlines()
     assert lines[2] == "| a | 1,234,567 | 0.041 | 3x32x32 | ok (0.50 s) |"
     assert lines[3].endswith("| FAILED |") and lines[4].endswith("| not run |")
+    assert lines[5] == "| d | 10 | n/a | 3x224x224 | FAILED |"
+
+
+class _Broken(nn.Module):
+    """A classifier whose forward fails in one of the ways a forward can: it raises, or returns NaN."""
+
+    def __init__(self, failure: str, device=None):
+        super().__init__()
+        self.num_classes, self.failure = 10, failure
+        self.pretrained_cfg = {"input_size": (3, 8, 8)}
+        self.fc = nn.Linear(3 * 8 * 8, 10, device=device)
+
+    def forward(self, x):
+        if self.failure == "raise":
+            raise RuntimeError("boom at the head\nsecond line")
+        out = self.fc(x.flatten(1))
+        return out * float("nan") if self.failure == "nan" else out
+
+
+@pytest.fixture
+def broken_models(monkeypatch):
+    """timm.create_model builds, for 'raises' / 'nan', a model that fails only on real tensors, and for
+    'raises_on_meta' one whose counting forward (on the meta device) fails too."""
+    create = timm.create_model
+
+    def fake(name, device=None, **kwargs):
+        if name == "raises_on_meta":
+            return _Broken("raise", device)
+        if name in ("raises", "nan"):
+            return _Broken("none" if device == "meta" else name.replace("raises", "raise"), device)
+        return create(name, device=device, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", fake)
+
+
+def test_a_failing_forward_is_reported_in_the_profile_not_raised(broken_models):
+    raised = profile_model("raises")
+    assert not raised.forward_ok and raised.forward_error == "RuntimeError: boom at the head"
+    assert raised.gmacs == pytest.approx(3 * 8 * 8 * 10 / 1e9) and raised.params == 3 * 8 * 8 * 10 + 10
+    nan = profile_model("nan")
+    assert not nan.forward_ok and nan.forward_error == "the output holds NaN or inf" and nan.forward_s > 0
+    on_meta = profile_model("raises_on_meta", run_forward=False)
+    assert on_meta.forward_error == "counting GMACs: RuntimeError: boom at the head" and on_meta.gmacs != on_meta.gmacs
+    fine = profile_model("zerosnet20_cifar")
+    assert fine.forward_ok and fine.forward_error == ""
