@@ -5,6 +5,13 @@ Hub serves (sha256 for LFS files such as safetensors, the git blob sha1 for smal
 ``snapshots/<revision>/<file>`` are relative symlinks to the blobs (copies where symlinks are not allowed);
 ``refs/main`` holds the revision. Then ``timm.create_model('hf-hub:org/name', pretrained=True)`` and the registry
 tags of the manifest load with HF_HUB_OFFLINE=1.
+
+Installs may run at once (two jobs of a cluster array, a test and a user) without a lock: every file is written under
+a temporary name and renamed over its place (blobs, snapshot entries, refs/main), and a new snapshot is built aside and
+renamed whole. When another install files the same revision first, the rename finds its snapshot: the same files are
+the same install, other files are refused as they are when the snapshot was there from the start. A lock would not
+spare that check (huggingface_hub's own downloads fill a snapshot without one), and on the shared file systems of a
+cluster flock may be missing, where a lock file left by a job killed at its time limit would block every later install.
 """
 
 from __future__ import annotations
@@ -112,6 +119,23 @@ def _link_snapshot(folder: Path, snapshot: Path, blobs: Path, etags: dict[str, s
             tmp.unlink(missing_ok=True)
 
 
+def _rename_built_snapshot(repo_dir: Path, snapshot: Path, blobs: Path, etags: dict[str, str]) -> bool:
+    """Build the snapshot aside and rename it to ``snapshot``: an install that fails leaves no snapshot with some of the
+    files. False when ``snapshot`` appeared meanwhile (another install of this revision renamed its own first)."""
+    building = repo_dir / f".install-{uuid.uuid4().hex[:8]}"  # as deep as snapshots/<revision>: links hold
+    try:
+        _link_snapshot(building / "snapshot", snapshot, blobs, etags)
+        try:
+            os.rename(building / "snapshot", snapshot)
+        except OSError:  # onto a folder that is not empty: ENOTEMPTY or EEXIST (POSIX), FileExistsError (Windows)
+            if not snapshot.is_dir():
+                raise
+            return False
+        return True
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+
+
 def install_local(
     folder: str | Path,
     repo_id: str,
@@ -166,15 +190,11 @@ def install_local(
         blob = blobs / etags[name]
         if not blob.is_file() or blob_etag(blob) != etags[name]:
             _atomic_copy(src, blob)
-    if snapshot.is_dir():  # entries of the revision not in the folder stay; each one is replaced atomically
+    if snapshot.is_dir() or not _rename_built_snapshot(repo_dir, snapshot, blobs, etags):
+        # checked again: another install may have filed this revision since the check above (blobs written here
+        # then stay, whole, unreferenced); entries of the revision not in the folder stay, each one replaced atomically
+        _refuse_other_files(snapshot, sources, etags, origin)
         _link_snapshot(snapshot, snapshot, blobs, etags)
-    else:  # built aside and renamed: an install that fails leaves no snapshot with some of the files
-        building = repo_dir / f".install-{uuid.uuid4().hex[:8]}"  # as deep as snapshots/<revision>: links hold
-        try:
-            _link_snapshot(building / "snapshot", snapshot, blobs, etags)
-            os.rename(building / "snapshot", snapshot)
-        finally:
-            shutil.rmtree(building, ignore_errors=True)
     installed = {name: snapshot / name for name in sources}
     ref = refs / "main"
     tmp = refs / f".main.tmp-{uuid.uuid4().hex[:8]}"

@@ -715,3 +715,119 @@ def test_weights_refused_in_the_cache_say_how_to_put_the_right_ones_there(releas
     assert f"delete {release['installed'].repo_dir} (`hf cache rm`) and load again" in str(refused.value)
     install_local(release["folder"], REPO, manifest=release["manifest"])
     assert open(resolve_release_file(entry), "rb").read() == (release["folder"] / "model.safetensors").read_bytes()
+
+
+# ----- audit: installs of one revision running at once (two jobs of a cluster array, a test and a user) -----
+
+_MOMENTS = {"renaming its snapshot": "rename", "writing its blobs": "copyfile"}
+
+
+def _another_install_meanwhile(monkeypatch, moment, folder, **kwargs):
+    """Run another install of ``folder`` to its end when the next install is about to rename its snapshot into place
+    or to write its first blob; the list returned receives that install's result."""
+    import shutil
+
+    module = os if _MOMENTS[moment] == "rename" else shutil
+    real, done = getattr(module, _MOMENTS[moment]), []
+
+    def meanwhile(*args, **kw):
+        if not done:
+            done.append(None)  # first: the other install calls this too
+            done[0] = install_local(folder, REPO, **kwargs)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(module, _MOMENTS[moment], meanwhile)
+    return done
+
+
+def _assert_whole_install(cache, folder, revision):
+    """One snapshot of ``revision`` holding exactly the files of ``folder``, refs/main on it, no temporary leftovers."""
+    repo_dir = cache / "models--testorg--zerosnet20_cifar.c10"
+    assert sorted(p.name for p in repo_dir.iterdir()) == ["blobs", "refs", "snapshots"]
+    assert [p.name for p in (repo_dir / "snapshots").iterdir()] == [revision]
+    assert [p.name for p in (repo_dir / "refs").iterdir()] == ["main"]
+    assert (repo_dir / "refs" / "main").read_text() == revision
+    assert all(re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", p.name) for p in (repo_dir / "blobs").iterdir())
+    snapshot = repo_dir / "snapshots" / revision
+    names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if not p.is_dir()) == names
+    for name in names:
+        assert (snapshot / name).is_symlink() and (snapshot / name).read_bytes() == (folder / name).read_bytes(), name
+    assert not scan_cache_dir(cache).warnings
+
+
+@pytest.mark.parametrize("moment", list(_MOMENTS))
+def test_an_install_of_the_same_files_that_finishes_first_is_the_same_install(release, tmp_path, monkeypatch, moment):
+    """Two installs of one new revision at once: the second to rename its snapshot into place failed with the bare
+    "[Errno 39] Directory not empty" of os.rename. The snapshot there holds the same files, so it is the same install:
+    both succeed and nothing is left aside."""
+    cache = tmp_path / "c_same"
+    first = _another_install_meanwhile(
+        monkeypatch, moment, release["folder"], cache_dir=cache, manifest=release["manifest"]
+    )
+    result = install_local(release["folder"], REPO, cache_dir=cache, manifest=release["manifest"])
+    monkeypatch.undo()
+    assert first[0].revision == result.revision == release["installed"].revision
+    _assert_whole_install(cache, release["folder"], result.revision)
+    entry = find_release(MODEL, TAG, json.loads(release["manifest"].read_text()))
+    assert resolve_release_file(entry, cache_dir=cache) == str(result.files["model.safetensors"])
+
+
+@pytest.mark.parametrize("moment", list(_MOMENTS))
+def test_an_install_of_other_files_under_the_revision_that_finishes_first_is_refused(
+    release, tmp_path, monkeypatch, moment
+):
+    """Other weights filed under the same --revision by an install that finished meanwhile: renaming failed with a bare
+    OSError, and once the snapshot was there before the blobs were written the files were replaced in place (the
+    revision then claimed files it never held). Now refused as when the snapshot was there from the start, with the
+    first install's snapshot whole."""
+    other = export(make_run(tmp_path / "run2", seed=1), tmp_path / "export2", repo_id=REPO).path
+    cache, revision = tmp_path / "c_other", "c" * 40
+    first = _another_install_meanwhile(
+        monkeypatch, moment, other, cache_dir=cache, revision=revision, manifest=release["manifest"]
+    )
+    with pytest.raises(HubError, match=r"already holds other .*model\.safetensors.*nothing was installed") as e:
+        install_local(release["folder"], REPO, cache_dir=cache, revision=revision, manifest=release["manifest"])
+    monkeypatch.undo()
+    assert "Leave --revision out" in str(e.value)
+    assert first[0].revision == revision
+    _assert_whole_install(cache, other, revision)
+
+
+def _install_in_step(folder, manifest, caches, barrier, errors):
+    """One of the processes of the test below: installs ``folder`` in each cache as soon as the other process does."""
+    for cache in caches:
+        barrier.wait(timeout=120)
+        try:
+            install_local(folder, REPO, cache_dir=cache, manifest=manifest)
+        except Exception as e:  # reported to the test, which names the cache
+            errors.put(f"{cache.name}: {type(e).__name__}: {e}")
+
+
+def test_two_processes_installing_the_same_folder_at_once_both_succeed(release, tmp_path):
+    """Two processes (spawned, as two jobs of an array) install the same folder into a fresh cache at the same moment,
+    many times over: every install succeeds and every cache holds one whole snapshot, with nothing left aside."""
+    import multiprocessing
+    import queue
+
+    ctx = multiprocessing.get_context("spawn")
+    caches = [tmp_path / f"c_proc{i}" for i in range(50)]
+    barrier, errors = ctx.Barrier(2), ctx.Queue()
+    args = (release["folder"], release["manifest"], caches, barrier, errors)
+    procs = [ctx.Process(target=_install_in_step, args=args) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+        if p.is_alive():
+            p.kill()
+    failed = []
+    while True:
+        try:
+            failed.append(errors.get(timeout=1))
+        except queue.Empty:
+            break
+    assert not failed, failed
+    assert [p.exitcode for p in procs] == [0, 0]
+    for cache in caches:
+        _assert_whole_install(cache, release["folder"], release["installed"].revision)
