@@ -9,6 +9,9 @@
     zerosnet-hub install-local DIR --repo-id ORG/NAME [--cache-dir DIR] [--revision HASH] [--manifest PATH]
     zerosnet-hub list [--manifest PATH]
 
+push makes the branch hold exactly the folder's files: the same commit deletes files of earlier pushes that the folder
+does not hold (.gitattributes stays). A push with --private uploads but records nothing in the manifest.
+
 --manifest defaults to the package's timm_zerosnet/releases.json. stage, push and export --stage create a manifest
 that does not exist yet; list and install-local refuse a --manifest PATH that does not exist (a mistyped path is no
 empty manifest).
@@ -123,9 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("push", help="upload an export folder to the Hub and record the commit in the manifest")
     u.add_argument("folder", metavar="DIR")
     u.add_argument("--repo-id", required=True, type=_given)
-    u.add_argument("--private", action="store_true")
+    u.add_argument(
+        "--private",
+        action="store_true",
+        help="create the repo private (an existing public one is refused) and leave the manifest as it was: a "
+        "private repo refuses the users of a published tag",
+    )
     u.add_argument("--revision", default="main", type=_branch, help="branch to commit to")
-    u.add_argument("--dry-run", action="store_true", help="print what would be uploaded; touch nothing")
+    u.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be uploaded (the commit also deletes the branch's other files); touch nothing",
+    )
     u.add_argument("--commit-message", default=None, type=_given)
     u.add_argument("--manifest", default=None, type=_given, help=manifest_help)
 

@@ -1,5 +1,10 @@
 """Publish an export folder to the Hugging Face Hub and record the Hub commit in the release manifest.
 
+After a push the branch holds exactly the folder's files (and the Hub's own ``.gitattributes``): files of earlier
+pushes that the folder does not hold are deleted in the upload's commit, so ``hf-hub:`` never mixes two releases. A
+private repo is no published tag (its users could not download it): a push there uploads and leaves the manifest as
+it was.
+
 The token comes from HF_TOKEN or the user's stored login (``huggingface_hub.get_token()``); it is passed to the
 client and never written or printed. Network and Hub failures become one ``HubUnreachable`` line (exit code 2).
 """
@@ -31,6 +36,7 @@ class PushResult:
     commit_url: str | None
     files: dict[str, dict[str, Any]]
     manifest_entry: dict[str, Any] | None
+    deleted: list[str] | None = None  # the branch's files the commit deleted; None for a dry run (not asked)
 
 
 def hub_endpoint() -> str:
@@ -101,6 +107,27 @@ def _hub_failure(e: BaseException, step: str, repo_id: str, token: str | None) -
     return HubUnreachable(msg)
 
 
+def _branch_files(api: Any, repo_id: str, revision: str) -> list[str]:
+    """The files of the branch, sorted (none when it does not exist yet)."""
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    try:
+        return sorted(api.list_repo_files(repo_id, revision=revision))
+    except RevisionNotFoundError:
+        return []
+
+
+def _private_note(name: str, repo_id: str, old: dict[str, Any] | None, manifest: str | Path | None) -> str:
+    """Why a push to a private repo leaves the manifest as it was, and how to publish the tag."""
+    was = f"{name} stays {old['state']}" if old is not None else f"{name} stays out of it"
+    return (
+        f"note: {repo_id} is private, so the manifest {manifest or manifest_path()} is left as it was ({was}): a "
+        f"published tag is for anyone calling timm.create_model('{name}', pretrained=True), and a private repo "
+        f"refuses them. To publish it, make {repo_id} public on the Hub (its Settings) and push again without "
+        "--private."
+    )
+
+
 def push(
     folder: str | Path,
     repo_id: str,
@@ -113,12 +140,17 @@ def push(
     api: Any = None,
     log: Callable[[str], None] = lambda msg: None,
 ) -> PushResult:
-    """Create ``repo_id`` if needed, upload the folder's files in one commit and record it in the manifest.
+    """Create ``repo_id`` if needed, make its branch hold exactly the folder's files in one commit and record it.
+
+    The commit uploads the folder's files and deletes the branch's other files (left by earlier pushes; the Hub's
+    ``.gitattributes`` stays). A registry tag is recorded as published in the manifest only in a public repo: with
+    ``private`` the upload is done and the manifest is left as it was; an existing private repo is refused without
+    ``private`` (nothing uploaded), since the published tag would not load for its users.
 
     Args:
         folder: an export folder (``zerosnet-hub export``).
         repo_id: 'org/name'.
-        private: create the repo private.
+        private: create the repo private (or upload into an existing private one) and record nothing.
         revision: branch to commit to (created when missing).
         dry_run: only report what would be uploaded; touches nothing, needs no token or network.
         manifest: the manifest to record in (default: the package's releases.json).
@@ -165,7 +197,8 @@ def push(
                 f"{ex.path}: {', '.join(changed)} changed since {ex.name} was staged; verify and stage the folder "
                 f"again (`{again}`), or export it again."
             )
-    if entry is not None:
+    publish = entry is not None and not private  # a private repo refuses the users of a published tag
+    if publish:
         check_recordable(ex, repo_id, manifest)  # refuse now what the manifest would refuse after the upload
     if revision != "main" and ex.release.get("repo_id"):
         log(
@@ -174,8 +207,14 @@ def push(
         )
     if dry_run:
         log("dry run: would upload to " + "\n".join(format_plan(repo_id, revision, private, files)))
-        if entry is not None:
+        log(
+            f"  and delete the other files of branch {revision} in the same commit (left by earlier pushes; "
+            ".gitattributes stays); a dry run does not ask the Hub which they are"
+        )
+        if publish:
             log(f"  then record {ex.name} as published in {manifest or manifest_path()}")
+        elif entry is not None:
+            log(_private_note(ex.name, repo_id, old, manifest))
         log("nothing was uploaded and nothing was written.")
         return PushResult(repo_id, revision, None, None, files, None)
 
@@ -199,23 +238,38 @@ def push(
     step = "create"
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
-        if private:  # create_repo leaves an existing repo's visibility as it is: never upload into a public one
+        # create_repo leaves an existing repo's visibility as it is: never upload into a public one with --private,
+        # nor publish a tag from a private one without it
+        if private or publish:
             step = "read the visibility of"
-            if api.repo_info(repo_id).private is False:
+            is_private = api.repo_info(repo_id).private
+            if private and is_private is False:
                 raise HubError(
                     f"{repo_id} exists and is public, and --private does not change an existing repo: make it "
                     "private on the Hub (its Settings) and push again, or drop --private to publish there. Nothing "
                     "was uploaded."
                 )
+            if publish and is_private is True:
+                raise HubError(
+                    f"{repo_id} exists and is private, so {ex.name} would be published in the manifest for users "
+                    f"(anyone calling timm.create_model('{ex.name}', pretrained=True)) that the repo refuses: make "
+                    "it public on the Hub (its Settings) and push again, or add --private to upload there without "
+                    "publishing the tag. Nothing was uploaded."
+                )
         if revision != "main":
             step = f"create branch {revision} of"
             api.create_branch(repo_id, branch=revision, exist_ok=True)
+        step = f"list the files of branch {revision} of"
+        stale = [
+            name for name in _branch_files(api, repo_id, revision) if name not in files and name != ".gitattributes"
+        ]
         step = "upload to"
         info = api.upload_folder(
             repo_id=repo_id,
             folder_path=str(ex.path),
             revision=revision,
             allow_patterns=[glob.escape(name) for name in files],  # fnmatch patterns: each name matches itself
+            delete_patterns=[glob.escape(name) for name in stale] or None,  # in the same commit as the upload
             commit_message=commit_message or f"Add {ex.name}",
         )
     except HubError:  # our own refusal, already one line
@@ -224,5 +278,12 @@ def push(
         raise _hub_failure(e, step, repo_id, token) from None
     commit = info.oid
     log(f"pushed {len(files)} files to {repo_id}@{revision}: commit {commit} ({info.commit_url})")
-    recorded = record_published(folder, repo_id, commit, manifest, log) if entry is not None else None
-    return PushResult(repo_id, revision, commit, info.commit_url, files, recorded)
+    if stale:
+        log(
+            f"  and deleted {len(stale)} file{'s' if len(stale) > 1 else ''} of earlier pushes that the folder does "
+            f"not hold (still in the repo's history): {', '.join(stale)}"
+        )
+    if entry is not None and not publish:
+        log(_private_note(ex.name, repo_id, old, manifest))
+    recorded = record_published(folder, repo_id, commit, manifest, log) if publish else None
+    return PushResult(repo_id, revision, commit, info.commit_url, files, recorded, stale)

@@ -30,16 +30,21 @@ REAL_HF_API = huggingface_hub.HfApi
 
 
 class FakeHfApi:
-    """Records calls after checking they bind to huggingface_hub.HfApi's real signatures."""
+    """Records calls after checking they bind to huggingface_hub.HfApi's real signatures, and keeps the files of the
+    repo's branches as the Hub would (a new repo holds .gitattributes; a new branch starts from main)."""
 
     instances: list[FakeHfApi] = []
     public_repos: frozenset[str] = frozenset()  # repos that exist already, public
+    private_repos: frozenset[str] = frozenset()  # repos that exist already, private
+    main_files: tuple[str, ...] = (".gitattributes",)  # the files on the repo's main branch before the push
 
     def __init__(self, *args, **kwargs):
         inspect.signature(REAL_HF_API.__init__).bind(self, *args, **kwargs)
         self.init = kwargs
         self.calls: list[tuple[str, dict]] = []
         self.uploaded: dict[str, bytes] = {}
+        self.deleted: list[str] = []
+        self.branches: dict[str, set[str]] = {"main": set(self.main_files)}
         FakeHfApi.instances.append(self)
 
     def _record(self, name, *args, **kwargs):
@@ -52,22 +57,36 @@ class FakeHfApi:
 
     def create_branch(self, *args, **kwargs):
         self._record("create_branch", *args, **kwargs)
+        self.branches.setdefault(kwargs["branch"], set(self.branches["main"]))
 
     def repo_info(self, *args, **kwargs):
         self._record("repo_info", *args, **kwargs)
-        # a repo this fake created is as create_repo asked; one that existed (public_repos) stays public
+        # a repo this fake created is as create_repo asked; one that existed (public_repos, private_repos) stays so
         repo_id = args[0] if args else kwargs["repo_id"]
+        if repo_id in self.public_repos | self.private_repos:
+            return SimpleNamespace(private=repo_id in self.private_repos)
         created = [c for c in self.calls if c[0] == "create_repo"]
-        private = created[-1][1].get("private", False) if created else False
-        return SimpleNamespace(private=private and repo_id not in self.public_repos)
+        return SimpleNamespace(private=created[-1][1].get("private", False) if created else False)
+
+    def list_repo_files(self, *args, **kwargs):
+        self._record("list_repo_files", *args, **kwargs)
+        return sorted(self.branches[kwargs.get("revision") or "main"])
 
     def upload_folder(self, *args, **kwargs):
         self._record("upload_folder", *args, **kwargs)
         folder = Path(kwargs["folder_path"])
         names = [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*")) if p.is_file()]
         # what upload_folder itself takes: the folder's files that the patterns match
-        chosen = filter_repo_objects(names, allow_patterns=kwargs["allow_patterns"])
+        chosen = list(filter_repo_objects(names, allow_patterns=kwargs["allow_patterns"]))
         self.uploaded = {name: (folder / name).read_bytes() for name in chosen}
+        # and what it deletes (its documented rule): the branch's files that delete_patterns match, except
+        # .gitattributes and the files uploaded in the same commit
+        branch = self.branches[kwargs.get("revision") or "main"]
+        patterns = kwargs.get("delete_patterns")
+        matched = filter_repo_objects(sorted(branch), allow_patterns=patterns) if patterns is not None else []
+        self.deleted = [name for name in matched if name != ".gitattributes" and name not in chosen]
+        branch.difference_update(self.deleted)
+        branch.update(chosen)
         return SimpleNamespace(oid=COMMIT, commit_url=f"https://huggingface.co/{kwargs['repo_id']}/commit/{COMMIT}")
 
 
@@ -100,20 +119,23 @@ def test_dry_run_prints_the_plan_and_touches_nothing(folder, manifest, fake_hub,
         sha = huggingface_hub.utils.sha.sha_fileobj(path.open("rb")).hex()
         assert f"{path.name}" in out and f"{path.stat().st_size:,} B  sha256 {sha}" in out
     assert "5 files" in out and "nothing was uploaded and nothing was written" in out
+    # the same commit deletes the branch's other files; without a token the dry run cannot name them
+    assert "and delete the other files of branch main in the same commit (left by earlier pushes" in out
     assert not fake_hub  # no client was even created
     assert manifest.read_bytes() == before and SECRET not in out
 
 
 def test_push_uploads_the_folder_and_records_the_commit(folder, manifest, fake_hub, capsys):
     stage(folder, manifest)
-    assert main(["push", str(folder), "--repo-id", REPO, "--private", "--manifest", str(manifest)]) == 0
+    assert main(["push", str(folder), "--repo-id", REPO, "--manifest", str(manifest)]) == 0
     (api,) = fake_hub
     assert api.init["token"] == SECRET and api.init["endpoint"] == "https://huggingface.co"
     names = [name for name, _ in api.calls]
-    assert names == ["create_repo", "repo_info", "upload_folder"]  # a private push reads the visibility
-    assert api.calls[0][1] == dict(repo_id=REPO, private=True, exist_ok=True)
-    upload = api.calls[2][1]
-    assert upload["repo_id"] == REPO and upload["revision"] == "main"
+    # a push that publishes reads the visibility, and the branch's files to delete those of earlier pushes
+    assert names == ["create_repo", "repo_info", "list_repo_files", "upload_folder"]
+    assert api.calls[0][1] == dict(repo_id=REPO, private=False, exist_ok=True)
+    upload = api.calls[3][1]
+    assert upload["repo_id"] == REPO and upload["revision"] == "main" and upload["delete_patterns"] is None
     assert upload["commit_message"] == f"Add {MODEL}.c10"
     assert api.uploaded == {p.name: p.read_bytes() for p in folder.iterdir()}
 
@@ -141,9 +163,10 @@ def test_push_of_an_unstaged_folder_verifies_it_and_adds_the_entry(folder, manif
     result = push(folder, REPO, revision="v1", manifest=manifest, commit_message="Release c10 weights", log=logs.append)
     # the card loads the main branch: the log says how the branch's weights load
     assert f"timm.create_model('hf-hub:{REPO}@v1', pretrained=True)" in "\n".join(logs)
-    assert [name for name, _ in fake_hub[0].calls] == ["create_repo", "create_branch", "upload_folder"]
-    assert fake_hub[0].calls[1][1] == dict(repo_id=REPO, branch="v1", exist_ok=True)
-    upload = fake_hub[0].calls[2][1]
+    names = [name for name, _ in fake_hub[0].calls]
+    assert names == ["create_repo", "repo_info", "create_branch", "list_repo_files", "upload_folder"]
+    assert fake_hub[0].calls[2][1] == dict(repo_id=REPO, branch="v1", exist_ok=True)
+    upload = fake_hub[0].calls[4][1]
     assert upload["revision"] == "v1" and upload["commit_message"] == "Release c10 weights"
     assert result.revision == "v1"
     assert result.commit == COMMIT and result.manifest_entry["state"] == "published"
@@ -337,7 +360,13 @@ def test_push_from_the_command_line_passes_revision_and_commit_message_and_list_
     argv = ["push", str(folder), "--repo-id", REPO, "--manifest", str(manifest)]
     assert main([*argv, "--revision", "v1", "--commit-message", "m"]) == 0
     (api,) = fake_hub
-    assert [name for name, _ in api.calls] == ["create_repo", "create_branch", "upload_folder"]
+    assert [name for name, _ in api.calls] == [
+        "create_repo",
+        "repo_info",
+        "create_branch",
+        "list_repo_files",
+        "upload_folder",
+    ]
     upload = api.calls[-1][1]
     assert upload["revision"] == "v1" and upload["commit_message"] == "m"
     capsys.readouterr()
@@ -451,7 +480,11 @@ def test_a_refused_or_failed_step_is_one_line_naming_it_without_the_token(
     )
     assert "***" in err
     calls = [name for api in fake_hub for name, _ in api.calls]
-    assert calls == ["create_repo", "upload_folder", "create_repo", "create_branch"]
+    assert calls == ["create_repo", "repo_info", "list_repo_files", "upload_folder"] + [
+        "create_repo",
+        "repo_info",
+        "create_branch",
+    ]
     assert manifest.read_bytes() == before
 
 
@@ -505,7 +538,7 @@ def test_private_push_never_uploads_into_an_existing_public_repo(folder, manifes
     assert [name for name, _ in fake_hub[-1].calls] == ["create_repo", "repo_info"] and manifest.read_bytes() == before
     monkeypatch.setattr(FakeHfApi, "public_repos", frozenset())
     assert main(["push", str(folder), "--repo-id", REPO, "--private", "--manifest", str(manifest)]) == 0
-    assert [name for name, _ in fake_hub[-1].calls] == ["create_repo", "repo_info", "upload_folder"]
+    assert [name for name, _ in fake_hub[-1].calls] == ["create_repo", "repo_info", "list_repo_files", "upload_folder"]
     assert fake_hub[-1].calls[0][1]["private"] is True
 
 
@@ -553,3 +586,116 @@ def test_a_bad_or_read_only_token_is_one_line_with_the_hubs_reason_and_what_to_d
     err = _one_line_failure(capsys, rc, f"the Hub refused to create {REPO} (HTTP {status}): {reason}; ", advice)
     assert "Request ID" not in err and "HF_TOKEN" in err
     assert manifest.read_bytes() == before and [n for n, _ in fake_hub[-1].calls] == ["create_repo"]
+
+
+# ----- what the branch holds after a push, and what a push to a private repo records -----
+
+STALE = ("pytorch_model.bin", "open_clip_model.safetensors", "old/weights[v0].safetensors", "open_clip_config.json")
+
+
+def test_a_push_leaves_the_branch_holding_exactly_the_folders_files(folder, manifest, fake_hub, monkeypatch):
+    """upload_folder only adds and replaces: a repo pushed to before kept the files of earlier pushes (an old
+    pytorch_model.bin, another library's weights and config), and `hf-hub:` users could get a mix of two releases.
+    The upload's own commit deletes them (.gitattributes, the Hub's, stays), and the log names them."""
+    monkeypatch.setattr(FakeHfApi, "main_files", (".gitattributes", "README.md", "model.safetensors", *STALE))
+    logs: list[str] = []
+    result = push(folder, REPO, manifest=manifest, log=logs.append)
+    (api,) = fake_hub
+    assert api.branches["main"] == {p.name for p in folder.iterdir()} | {".gitattributes"}
+    assert [name for name, _ in api.calls].count("upload_folder") == 1  # deleted in the upload's commit
+    assert api.calls[-2] == ("list_repo_files", dict(repo_id=REPO, revision="main"))
+    assert sorted(api.deleted) == sorted(STALE) == result.deleted
+    out = "\n".join(logs)
+    assert "and deleted 4 files of earlier pushes that the folder does not hold (still in the repo's history)" in out
+    assert all(name in out for name in STALE) and result.manifest_entry["state"] == "published"
+
+    # a new branch starts from main's files: it too holds only the folder's
+    monkeypatch.setattr(FakeHfApi, "main_files", (".gitattributes", *STALE))
+    fresh = manifest.parent / "fresh.json"
+    fresh.write_text(json.dumps(empty_manifest()))
+    push(folder, REPO, revision="v1", manifest=fresh)
+    assert fake_hub[-1].branches["v1"] == {p.name for p in folder.iterdir()} | {".gitattributes"}
+    assert fake_hub[-1].branches["main"] == {".gitattributes", *STALE}  # another branch is left alone
+
+
+def test_the_real_upload_folder_deletes_exactly_the_stale_files_in_the_uploads_commit(
+    folder, manifest, fake_hub, monkeypatch
+):
+    """huggingface_hub's own upload_folder (its single-commit path, without network): the delete patterns push
+    passes become delete operations of exactly the stale files, names with glob characters included, in the one
+    commit that adds the folder's files; nothing of the folder and not .gitattributes is deleted."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, hf_api
+
+    commits: list[list] = []
+
+    class OfflineHfApi(REAL_HF_API):
+        def create_repo(self, repo_id, **kwargs):
+            return SimpleNamespace(repo_id=repo_id)
+
+        def repo_info(self, repo_id, **kwargs):
+            return SimpleNamespace(private=False)
+
+        def list_repo_files(self, repo_id, **kwargs):
+            return [".gitattributes", "README.md", "config.json", "model.safetensors", *STALE]
+
+        def _validate_yaml(self, content, **kwargs):  # the Hub checks the card's front matter
+            pass
+
+        def create_commit(self, repo_id, operations, **kwargs):
+            commits.append(list(operations))
+            return SimpleNamespace(oid=COMMIT, commit_url=f"https://huggingface.co/{repo_id}/commit/{COMMIT}")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", OfflineHfApi)
+    monkeypatch.setattr(hf_api, "is_xet_available", lambda: False)
+    result = push(folder, REPO, manifest=manifest)
+    (operations,) = commits
+    deleted = {op.path_in_repo for op in operations if isinstance(op, CommitOperationDelete)}
+    added = {op.path_in_repo for op in operations if isinstance(op, CommitOperationAdd)}
+    assert deleted == set(STALE) and added == {p.name for p in folder.iterdir()}
+    assert set(result.deleted) == deleted and result.commit == COMMIT
+
+
+def test_a_private_push_uploads_and_leaves_the_manifest_as_it_was(folder, manifest, fake_hub, capsys):
+    """A published tag is for anyone calling timm.create_model(name, pretrained=True), and a private repo refuses
+    them: a --private push uploaded and recorded the tag as published all the same. Now the staged entry (or its
+    absence) stays, and the note says why and how to publish it."""
+    argv = ["push", str(folder), "--repo-id", REPO, "--private", "--manifest", str(manifest)]
+    assert main([*argv, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "then record" not in out and f"note: {REPO} is private" in out and "stays out of it" in out
+    stage(folder, manifest)
+    staged = manifest.read_bytes()
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert fake_hub[-1].uploaded == {p.name: p.read_bytes() for p in folder.iterdir()} and COMMIT in out
+    assert manifest.read_bytes() == staged
+    assert f"note: {REPO} is private, so the manifest {manifest} is left as it was ({MODEL}.c10 stays staged)" in out
+    assert f"make {REPO} public on the Hub (its Settings) and push again without --private" in out
+    assert "recorded" not in out
+
+    fresh = manifest.parent / "fresh.json"
+    fresh.write_text(json.dumps(empty_manifest()))
+    result = push(folder, REPO, private=True, manifest=fresh)
+    assert result.commit == COMMIT and result.manifest_entry is None
+    assert json.loads(fresh.read_text()) == empty_manifest()
+
+
+def test_a_push_without_private_into_an_existing_private_repo_is_refused(
+    folder, manifest, fake_hub, monkeypatch, capsys
+):
+    """create_repo(private=False, exist_ok=True) leaves an existing private repo private: the tag was recorded as
+    published in a repo its users cannot download. Refused before the upload; made public, it publishes."""
+    stage(folder, manifest)
+    staged = manifest.read_bytes()
+    monkeypatch.setattr(FakeHfApi, "private_repos", frozenset({REPO}))
+    argv = ["push", str(folder), "--repo-id", REPO, "--manifest", str(manifest)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{REPO} exists and is private, so {MODEL}.c10 would be published" in err
+    assert "make it public on the Hub (its Settings) and push again, or add --private" in err
+    assert err.count("\n") == 1 and "Nothing was uploaded" in err
+    assert [name for name, _ in fake_hub[-1].calls] == ["create_repo", "repo_info"] and manifest.read_bytes() == staged
+    monkeypatch.setattr(FakeHfApi, "private_repos", frozenset())
+    monkeypatch.setattr(FakeHfApi, "public_repos", frozenset({REPO}))  # made public on the Hub
+    assert main(argv) == 0
+    assert json.loads(manifest.read_text())["releases"][0]["state"] == "published"
