@@ -2224,6 +2224,94 @@ def test_a_run_fine_tuned_from_one_source_does_not_resume_as_if_from_another(tmp
         run(tmp_path, "ft", "--pretrained-path", other, "--resume", "auto")
 
 
+def _grey_source_of_its_own_statistics(source_run: Path, folder: Path) -> Path:
+    """A source run (no states) of one input channel, trained with a mean / std, interpolation and crop of its own:
+    what a fine-tune takes from it besides its weights (channels, statistics, tau=0.5) is visible in the model."""
+    shutil.copytree(source_run, folder, ignore=shutil.ignore_patterns("checkpoints"))
+    info = json.loads((folder / "run.json").read_text())
+    info["in_chans"] = 1
+    info["data_config"].update(input_size=[1, 16, 16], mean=[0.4], std=[0.2], interpolation="bicubic", crop_pct=0.9)
+    (folder / "run.json").write_text(json.dumps(info))
+    weights = load_file(folder / "model.safetensors")
+    weights["conv1.weight"] = weights["conv1.weight"].sum(1, keepdim=True)
+    save_file(weights, folder / "model.safetensors")
+    return folder
+
+
+def _same_weights(*runs: Path) -> bool:
+    files = [load_file(run / "model.safetensors") for run in runs]
+    return all(f.keys() == files[0].keys() and all(torch.equal(f[k], files[0][k]) for k in f) for f in files[1:])
+
+
+def test_a_fine_tuned_run_resumes_without_its_source_from_what_was_recorded(tmp_path, source_run, monkeypatch, capsys):
+    """A resume built the model as the first start did, from the --pretrained-path source (its weights and its
+    run.json's channels, statistics, crop and family options), although the state replaces every weight: a source
+    moved or deleted since (scratch space cleaned) left the run impossible to resume. The state records what the
+    source gave the model; without the source the run trains on bit for bit as with it, and the log says so."""
+    _grey_source_of_its_own_statistics(source_run, tmp_path / "src")
+    monkeypatch.chdir(tmp_path)  # --pretrained-path relative: a missing one is still named as the state names it
+    extra = ["--data-dir", str(_digit_folder(tmp_path / "data")), "--pretrained-path", "src", "--epochs", "2"]
+    run(tmp_path, "ft", *extra)
+    state = tmp_path / "ft" / "checkpoints" / "state-e0001-b000000"
+    reset_accelerate()
+    run(tmp_path, "with", *extra, "--resume", str(state))
+    reset_accelerate()
+    (tmp_path / "src").rename(tmp_path / "moved")
+    capsys.readouterr()
+    run(tmp_path, "without", *extra, "--resume", str(state))
+    assert (
+        f"note: --pretrained-path src was not found (moved or deleted): the model is built from what the settings of "
+        f"{state} recorded of it (its pretrained cfg and family options), without reading it"
+    ) in capsys.readouterr().out
+    assert _same_weights(tmp_path / "ft", tmp_path / "with", tmp_path / "without")
+    infos = [json.loads((tmp_path / name / "run.json").read_text()) for name in ("with", "without")]
+    for key in ("model_kwargs", "in_chans", "num_classes", "data_config", "pretrained_cfg"):
+        assert infos[0][key] == infos[1][key], key
+    assert infos[1]["data_config"]["mean"] == [0.4] and infos[1]["model_kwargs"]["tau"] == 0.5
+    assert infos[1]["training"]["pretrained_path"] == str(tmp_path / "src")
+    # the settings' other checks stay: another --model-kwargs is refused, source or no source
+    reset_accelerate()
+    with pytest.raises(ValueError, match=r"--model-kwargs tau=0.6 \(the state: --model-kwargs tau=0.5\)"):
+        run(tmp_path, "other", *extra, "--model-kwargs", "tau=0.6", "--resume", str(state))
+
+
+def test_a_state_of_an_older_version_resumes_without_its_source_from_its_runs_run_json(tmp_path, source_run, capsys):
+    """A state saved before the source's cfg was recorded with it: its run's run.json records the model's
+    pretrained cfg, and its settings the family options. A state without any settings cannot rebuild the model:
+    the error says the source is missing, where it was expected, and to put it back there."""
+    src = _grey_source_of_its_own_statistics(source_run, tmp_path / "src")
+    extra = ["--data-dir", str(_digit_folder(tmp_path / "data")), "--pretrained-path", str(src), "--epochs", "2"]
+    run(tmp_path, "ft", *extra)
+    reset_accelerate()
+    src.rename(tmp_path / "moved")
+    state = tmp_path / "ft" / "checkpoints" / "state-e0001-b000000"
+    progress = torch.load(state / "custom_checkpoint_1.pkl", weights_only=True)
+    progress["settings"].pop("pretrained_source", None)  # as the version before saved it
+    torch.save(progress, state / "custom_checkpoint_1.pkl")
+    capsys.readouterr()
+    run(tmp_path, "older", *extra, "--resume", str(state))
+    note = f"the model is built from what {tmp_path / 'ft' / 'run.json'} and the settings of {state} recorded of it"
+    assert note in capsys.readouterr().out
+    assert _same_weights(tmp_path / "ft", tmp_path / "older")
+    reset_accelerate()
+    (tmp_path / "ft" / "run.json").rename(tmp_path / "ft" / "run.json.moved")
+    with pytest.raises(FileNotFoundError, match=rf"{state}, of an older version, records not what the source gave"):
+        run(tmp_path, "older2", *extra, "--resume", str(state))
+    (tmp_path / "ft" / "run.json.moved").rename(tmp_path / "ft" / "run.json")
+    reset_accelerate()
+    del progress["settings"]  # as an older version still saved it
+    torch.save(progress, state / "custom_checkpoint_1.pkl")
+    with pytest.raises(FileNotFoundError) as e:
+        run(tmp_path, "oldest", *extra, "--resume", str(state))
+    for part in (
+        f"--pretrained-path {src}: the source this run fine-tunes is missing (nothing at {src})",
+        f"{state}, of an older version, was saved without its settings (what the source gave the model",
+        f"Put the source back at {src} and resume again",
+    ):
+        assert part in str(e.value)
+    assert not (tmp_path / "oldest").exists()
+
+
 def test_finetune_from_a_run_that_started_from_a_released_tag(tmp_path, source_run):
     """A run started with --model NAME.TAG --pretrained records that name; its weights fine-tune NAME (or NAME.TAG)
     again, and another architecture is refused naming NAME, without the tag."""

@@ -108,6 +108,8 @@ __all__ = [
     "match_channels",
     "parse_args",
     "pretrained_overlay",
+    "pretrained_source",
+    "recorded_pretrained_source",
     "train",
 ]
 
@@ -971,10 +973,10 @@ def check_args(args: argparse.Namespace) -> None:
             )
 
 
-def resolve_in_chans(args: argparse.Namespace) -> int:
+def resolve_in_chans(args: argparse.Namespace, recorded: dict | None = None) -> int:
     """The input channels of model and data alike: ``--in-chans``, else the first of ``--input-size``, else those of
-    the ``--pretrained-path`` source (its run.json or first conv), else 3. Also fills in (and checks)
-    ``--input-img-mode``."""
+    the ``--pretrained-path`` source (its run.json or first conv; ``recorded``: as a training state recorded them,
+    see :func:`recorded_pretrained_source`), else 3. Also fills in (and checks) ``--input-img-mode``."""
     from_size = args.input_size[0] if args.input_size is not None else None
     if args.in_chans is not None and from_size is not None and args.in_chans != from_size:
         raise ValueError(
@@ -983,7 +985,10 @@ def resolve_in_chans(args: argparse.Namespace) -> int:
         )
     in_chans = args.in_chans or from_size
     if in_chans is None and args.pretrained_path:
-        source_input_size = _pretrained_source(args.pretrained_path, args.model)[3]
+        if recorded is not None:
+            source_input_size = recorded["overlay"].get("input_size")
+        else:
+            source_input_size = _pretrained_source(args.pretrained_path, args.model)[3]
         in_chans = source_input_size[0] if source_input_size else None
     in_chans = int(in_chans or 3)
     args.input_img_mode = image_mode(in_chans, args.input_img_mode)
@@ -1121,15 +1126,81 @@ def pretrained_overlay(path: str | Path, model: str) -> tuple[dict, dict | None]
         overlay["input_size"] = source_input_size
     if info is not None:  # a fine-tune normalised its inputs with the model's defaults, not the source's
         source_data = info.get("data_config") or {}
-        for key in ("mean", "std", "interpolation", "crop_pct", "crop_mode"):
+        for key in _SOURCE_PREPROCESSING:
             if source_data.get(key) is not None:
                 value = source_data[key]
                 overlay[key] = tuple(value) if isinstance(value, list) else value
     return overlay, info
 
 
+_SOURCE_PREPROCESSING = ("mean", "std", "interpolation", "crop_pct", "crop_mode")  # a source run's, from its run.json
+
+
+def pretrained_source(path: str | Path, model: str) -> dict:
+    """What the ``--pretrained-path`` source at ``path`` gives ``model`` besides its weights, as JSON: timm's
+    ``pretrained_cfg_overlay`` (:func:`pretrained_overlay`) and the family options of a source run (None for a bare
+    file). Training states record it, so that a resume builds the same model when the source is gone."""
+    overlay, info = pretrained_overlay(path, model)
+    model_kwargs = None if info is None else _jsonable(info.get("model_kwargs") or {})
+    return {"overlay": _jsonable(overlay), "model_kwargs": model_kwargs}
+
+
+def recorded_pretrained_source(state: Path, pretrained_path: str) -> tuple[dict, str] | None:
+    """The ``--pretrained-path`` source of the run of training state ``state``, as :func:`pretrained_source` gives
+    it, from what was recorded instead of the source (moved or deleted since): the state's settings, else its run's
+    run.json (the model's pretrained cfg) with the state's settings (the family options the model was built with);
+    and what it was read from. None where the state was saved with another ``--pretrained-path`` or none (the
+    resume fails on the missing source, as it did).
+
+    Raises:
+        FileNotFoundError: nothing recorded rebuilds the model (a state of an older version): says that the source
+            is missing, where it was expected and to put it back there.
+    """
+    expected = _absolute(pretrained_path, keep_missing=False)
+    saved, complete = _saved_settings(state)
+    if complete and (not saved.get("pretrained_path") or _absolute(saved["pretrained_path"], False) != expected):
+        return None
+    if complete and saved.get("pretrained_source") is not None:
+        return saved["pretrained_source"], f"the settings of {state}"
+    run_json = state.parent.parent / "run.json"
+    if complete:  # an older version's settings, without the source's cfg: its run's run.json records the model's
+        with contextlib.suppress(ValueError):  # a damaged run.json: the error below says what to do
+            info = read_run_info(run_json.parent) or {}
+            cfg, training = info.get("pretrained_cfg"), info.get("training") or {}
+            recorded_path = training.get("pretrained_path") if isinstance(training, dict) else None
+            same_run = info.get("model") == saved.get("model") and isinstance(cfg, dict) and recorded_path
+            if same_run and _absolute(recorded_path, keep_missing=False) == expected:
+                keys = ("file", "num_classes", "input_size", *_SOURCE_PREPROCESSING)
+                overlay = {key: cfg[key] for key in keys if cfg.get(key) is not None}
+                source = {"overlay": overlay, "model_kwargs": saved.get("model_kwargs")}
+                return source, f"{run_json} and the settings of {state}"
+    gave = "what the source gave the model (its pretrained cfg and family options)"
+    lacking = f"records not {gave}, nor does {run_json}" if complete else f"was saved without its settings ({gave})"
+    raise FileNotFoundError(
+        f"--pretrained-path {pretrained_path}: the source this run fine-tunes is missing (nothing at {expected}), "
+        f"and the model cannot be built without it: {state}, of an older version, {lacking}. Put the source back at "
+        f"{expected} and resume again"
+    )
+
+
+def _source_missing(path: str) -> bool:
+    """Whether no weights are at ``--pretrained-path`` ``path`` (moved or deleted): a file that is there but
+    unusable is not missing (building the model says what is wrong with it)."""
+    try:
+        resolve_weights(path, pass_file_as=("fine-tune", "--pretrained-path"))
+    except FileNotFoundError:
+        return True
+    except ValueError:
+        return False
+    return False
+
+
 def create_model_from_args(
-    args: argparse.Namespace, num_classes: int | None = None, in_chans: int | None = None
+    args: argparse.Namespace,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    source: dict | None = None,
+    read_weights: bool = True,
 ) -> nn.Module:
     """timm.create_model with the run's options; ``--pretrained-path`` adapts the head and stem of a checkpoint.
 
@@ -1137,15 +1208,21 @@ def create_model_from_args(
     (``model_kwargs``) are used, ``--model-kwargs`` going over them key by key (``lam=null`` for a default), as over
     a published model's. For a bare .safetensors file the classes and input channels are read from its classifier
     and first conv.
+
+    ``source``: the ``--pretrained-path`` source as :func:`pretrained_source` read it (default: read it now);
+    ``read_weights=False`` builds the model with its pretrained cfg and family options but without its weights
+    (nor any others), for a resume whose state replaces them all when the source is gone.
     """
     overlay = None
     if args.pretrained_path:
-        overlay, info = pretrained_overlay(args.pretrained_path, args.model)
-        if info is not None:  # the family options the source was trained with (--model-kwargs pretrained_strict=False
-            # alone dropped them: a tau=0.5 source fine-tuned with the default tau, without a word)
-            args.model_kwargs = {**(info.get("model_kwargs") or {}), **(args.model_kwargs or {})}
+        source = source if source is not None else pretrained_source(args.pretrained_path, args.model)
+        overlay = {key: tuple(v) if isinstance(v, list) else v for key, v in source["overlay"].items()}
+        if source["model_kwargs"] is not None:  # a run's: the family options the source was trained with
+            # (--model-kwargs pretrained_strict=False alone dropped them: a tau=0.5 source fine-tuned with the
+            # default tau, without a word)
+            args.model_kwargs = {**source["model_kwargs"], **(args.model_kwargs or {})}
     try:
-        return _create_model(args, overlay, num_classes, in_chans)
+        return _create_model(args, overlay, num_classes, in_chans, read_weights)
     except (EOFError, pickle.UnpicklingError) as e:  # a damaged pickle file (torch.load)
         raise _damaged(args.pretrained_path, e) from None
 
@@ -1157,11 +1234,13 @@ def _damaged(path: Any, e: BaseException) -> ValueError:
     )
 
 
-def _create_model(args: argparse.Namespace, overlay: dict | None, num_classes: int | None, in_chans: int | None):
+def _create_model(
+    args: argparse.Namespace, overlay: dict | None, num_classes: int | None, in_chans: int | None, read_weights: bool
+):
     return create_model_checked(
         args.model,
         args.model_kwargs,
-        pretrained=bool(args.pretrained or args.pretrained_path),
+        pretrained=bool(args.pretrained or args.pretrained_path) and read_weights,
         pretrained_cfg_overlay=overlay,
         num_classes=num_classes,
         in_chans=in_chans,
@@ -1792,6 +1871,9 @@ _DERIVED_SETTINGS = {
     "threads": "torch intra-op threads",
     "mixed_precision": "mixed precision (--mixed-precision)",
 }
+# recorded with a state but not checked on a resume: what --pretrained-path gave the model besides its weights, to
+# build it again where the source is gone; a source that is there is read as it is now, as it always was
+_RECORDED_SETTINGS = ("pretrained_source",)
 # settings a state may be resumed with changed, with a note of what follows: the run goes on, but no longer gives
 # the same bits as one that was never interrupted (CPU kernels split their sums by thread), or (gradient clipping,
 # the way out of a diverging run) goes on differently from there
@@ -1911,16 +1993,24 @@ class Trainer:
     total_epochs: int  # the scheduler's: --epochs plus a warm-up prefix and cool-down (--epochs stays as given)
     given_args: dict = field(default_factory=dict)  # the options before resolution: what args.yaml records
     num_samples: dict = field(default_factory=dict)  # --train/val-num-samples as used (None: the whole split)
+    pretrained_source: dict | None = None  # what --pretrained-path gave besides weights (pretrained_source())
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, accelerator: Accelerator | None = None) -> Trainer:
-        """Build datasets, model, optimizer, scheduler and loaders; prepare them with accelerate."""
+    def from_args(
+        cls, args: argparse.Namespace, accelerator: Accelerator | None = None, recorded_source: dict | None = None
+    ) -> Trainer:
+        """Build datasets, model, optimizer, scheduler and loaders; prepare them with accelerate.
+
+        ``recorded_source``: the ``--pretrained-path`` source as a training state recorded it
+        (:func:`recorded_pretrained_source`), for a resume whose source is gone: the model is built from it and
+        the source is not read (the state then gives every weight).
+        """
         check_args(args)
         # args.yaml records the options as given, not the values resolved below from the data, the channels and
         # the global batch: `-c <run>/args.yaml` with another dataset, channel count or batch resolves them again
         given_args = dict(vars(args))
         # model and data pipeline take the same channels (the model is never left to pick them from a checkpoint)
-        args.in_chans = in_chans = resolve_in_chans(args)
+        args.in_chans = in_chans = resolve_in_chans(args, recorded_source)
         if accelerator is None:
             accelerator = make_accelerator(args)
         run_dir = _run_dir(args)
@@ -1944,8 +2034,11 @@ class Trainer:
             )
         args.num_classes = num_classes
 
+        source = recorded_source
+        if args.pretrained_path and source is None:
+            source = pretrained_source(args.pretrained_path, args.model)
         set_seed(args.seed)  # identical initial weights on every process
-        model = create_model_from_args(args, num_classes=num_classes, in_chans=args.in_chans)
+        model = create_model_from_args(args, num_classes, args.in_chans, source, read_weights=recorded_source is None)
         if args.grad_checkpointing:
             model.set_grad_checkpointing(True)
         if args.sync_bn:
@@ -2056,6 +2149,7 @@ class Trainer:
             total_epochs=num_epochs,
             given_args=given_args,
             num_samples=num_samples,
+            pretrained_source=source,
         )
         state.settings = trainer.settings()
         return trainer
@@ -2075,7 +2169,7 @@ class Trainer:
         """What a training state can only be resumed with (RESUME_SETTINGS and what follows from them), as JSON."""
         out = {name: _jsonable(getattr(self.args, name)) for name in RESUME_SETTINGS}
         for name in _PATH_SETTINGS:  # absolute: a resume from another directory names the same file
-            out[name] = _absolute(out[name]) if out[name] else out[name]
+            out[name] = _absolute(out[name], keep_missing=name != "pretrained_path") if out[name] else out[name]
         if out.get("decay_epochs") is None:  # timm's default for the schedule, as states saved it when it was ours
             out["decay_epochs"] = 0.2 if self.args.sched in ("wsd", "rsqrt") else 90
         out.update(
@@ -2086,6 +2180,7 @@ class Trainer:
             threads=torch.get_num_threads(),
             # the option or accelerate's own setting (launch flags, env): what run.json records for the whole run
             mixed_precision=str(self.accelerator.mixed_precision),
+            pretrained_source=self.pretrained_source,  # not checked on a resume (_RECORDED_SETTINGS)
         )
         return out
 
@@ -2102,7 +2197,11 @@ class Trainer:
         same = {
             name: saved[name] and _absolute(saved[name]) == current[name] for name in _PATH_SETTINGS if name in saved
         }
-        changed = [name for name in current if name in saved and saved[name] != current[name] and not same.get(name)]
+        changed = [
+            name
+            for name in current
+            if name in saved and name not in _RECORDED_SETTINGS and saved[name] != current[name] and not same.get(name)
+        ]
         for name in [n for n in changed if n in _NOTED_SETTINGS]:
             changed.remove(name)
             self.log(
@@ -2340,7 +2439,7 @@ class Trainer:
             recorded = dict(self.given_args or vars(args), experiment=args.experiment, output=output)
             for name in ("data_dir", *_PATH_SETTINGS):  # and the data and weights it reads, from anywhere
                 if recorded.get(name):
-                    recorded[name] = _absolute(recorded[name])
+                    recorded[name] = _absolute(recorded[name], keep_missing=name != "pretrained_path")
             _atomic_write_text(self.run_dir / "args.yaml", yaml.safe_dump(_jsonable(recorded), sort_keys=False))
         # No scheduler step before the first update: timm's schedulers apply their first value (warm-up lr, per-group
         # lr_scale) when they are built, and a resumed run restores the optimizer's lrs. A step(0) here would set the
@@ -2502,6 +2601,7 @@ class Trainer:
             "best": BEST_FILE if best_row is not None else None,
         }
         pretrained_cfg = getattr(self.unwrapped_model, "pretrained_cfg", None) or {}
+        pretrained_path = _absolute(args.pretrained_path, keep_missing=False) if args.pretrained_path else None
         return {
             "format": RUN_FORMAT,
             "status": status,
@@ -2549,7 +2649,7 @@ class Trainer:
                 "model_ema": bool(args.model_ema),
                 "num_updates": state.num_updates,
                 "pretrained": bool(args.pretrained),
-                "pretrained_path": _absolute(args.pretrained_path) if args.pretrained_path else None,
+                "pretrained_path": pretrained_path,
                 "pretrained_strict": bool((args.model_kwargs or {}).get("pretrained_strict", True)),
                 "freeze_backbone": bool(args.freeze_backbone),
             },
@@ -2579,11 +2679,12 @@ def _run_json_best_epoch(run_dir: Path) -> int | None:
     return best.get("epoch") if isinstance(best, dict) else None
 
 
-def _absolute(path: str) -> str:
+def _absolute(path: str, keep_missing: bool = True) -> str:
     """A path as run.json records it: absolute, so that the run is read the same from any directory. A class map
-    that is not a file here is left as given: timm also looks for it under the data dir."""
+    that is not a file here is left as given (``keep_missing``): timm also looks for it under the data dir. A
+    ``--pretrained-path`` source is not (``keep_missing=False``): a resume without it names the same path."""
     resolved = Path(path).expanduser().absolute()
-    return str(resolved) if resolved.exists() else path
+    return str(resolved) if resolved.exists() or not keep_missing else path
 
 
 def _versions() -> dict[str, str]:
@@ -2670,7 +2771,17 @@ def train(args: argparse.Namespace) -> dict:
     if resume_from is not None and args.resume in ("auto", "latest"):
         notes.append(checkpoints.pointer_note())
     notes += unused_option_notes(args)
-    trainer = Trainer.from_args(args, accelerator)
+    recorded = None
+    if resume_from is not None and args.pretrained_path and _source_missing(args.pretrained_path):
+        found = recorded_pretrained_source(resume_from, args.pretrained_path)
+        if found is not None:
+            recorded, where = found
+            notes.append(
+                f"--pretrained-path {args.pretrained_path} was not found (moved or deleted): the model is built "
+                f"from what {where} recorded of it (its pretrained cfg and family options), without reading it; "
+                "the state gives every weight"
+            )
+    trainer = Trainer.from_args(args, accelerator, recorded)
     for note in filter(None, notes):
         trainer.log(f"note: {note}")
     if resume_from is not None:
