@@ -608,6 +608,12 @@ def test_resume_refuses_settings_the_state_cannot_honour(source_run, tmp_path):
     for weights in ("model.safetensors", "model_ema.safetensors"):  # the EMA is part of the state too
         want, got = load_file(source_run / weights), load_file(tmp_path / "again" / weights)
         assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want), weights
+    # the resumed run's args.yaml is its recipe, without the --resume of that launch: `-c` of it starts a new run
+    # (it had resumed the state again, into the run the -c names)
+    assert yaml.safe_load((tmp_path / "again" / "args.yaml").read_text())["resume"] is None
+    reset_accelerate()
+    fresh = train(parse_args(["-c", str(tmp_path / "again" / "args.yaml"), "--experiment", "fresh", "--epochs", "1"]))
+    assert fresh["epochs"] == {"completed": 1, "planned": 1} and (tmp_path / "fresh" / "run.json").is_file()
 
 
 def test_the_resume_advice_for_changed_settings_keeps_the_experiment_asked_for(source_run, tmp_path):

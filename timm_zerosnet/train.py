@@ -2436,7 +2436,9 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             # --output absolute: `-c <run>/args.yaml --resume auto` from another directory finds this run again
             output = str(Path(args.output).expanduser().absolute())
-            recorded = dict(self.given_args or vars(args), experiment=args.experiment, output=output)
+            # --resume is what this launch did, not a setting of the run: `-c <run>/args.yaml` of a resumed run
+            # starts like one of the run that was never interrupted (with --resume given again where it should resume)
+            recorded = dict(self.given_args or vars(args), experiment=args.experiment, output=output, resume=None)
             for name in ("data_dir", *_PATH_SETTINGS):  # and the data and weights it reads, from anywhere
                 if recorded.get(name):
                     recorded[name] = _absolute(recorded[name], keep_missing=name != "pretrained_path")
