@@ -115,6 +115,12 @@ def test_bad_strides_are_rejected():
             timm.create_model(name, stem_stride=2, **kwargs)  # it was silently ignored
     model = timm.create_model("preresnet20_cifar", downsample="diffstride", stem_stride=2)
     assert model.stem_pool.strides.tolist() == [2.0, 2.0]
+    # feature_info's nominal reductions count the stem's stride too (they left it out: [1, 2, 4], [1, 1, 1])
+    assert [f["reduction"] for f in model.feature_info] == [2, 4, 8]
+    flat = timm.create_model("zerosnet20_cifar", downsample="diffstride", stem_stride=4, strides=(1, 1, 1))
+    assert [f["reduction"] for f in flat.feature_info] == [4, 4, 4]
+    imagenet = timm.create_model("zerosnet18", downsample="diffstride", stem_stride=1.5)
+    assert [f["reduction"] for f in imagenet.feature_info] == [2, 6, 12, 24, 48]
 
 
 def test_every_family_takes_the_downsampling_option():

@@ -1128,19 +1128,21 @@ def test_output_stride_dilates_with_the_strided_weights(name, kwargs):
         assert out.shape == (2, 7) and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", ["preresnet20_cifar", "zerosnet20_cifar", "lmresnet20_cifar"])
-def test_output_stride_with_spectral_pooling_keeps_the_parameters(name):
-    """Spectral pooling is no subsampling, so the dilated map is another map; but the parameters stay those of the
-    strided network, including a pooled stage that keeps its channel count (no projection there)."""
-    strided = tiny_model(name, downsample="spectral", strides=(2, 2, 2))
-    for output_stride in (1, 2, 4):
-        dilated = tiny_model(name, downsample="spectral", strides=(2, 2, 2), output_stride=output_stride)
-        dilated.load_state_dict(strided.state_dict())
-        x = tiny_input(dilated)
-        assert dilated(x).shape == (2, 7)
-        assert [f.shape[-1] for f in dilated.forward_intermediates(x, intermediates_only=True)] == [
-            32 // min(r, output_stride) for r in (2, 4, 8)
-        ]
+@pytest.mark.parametrize("name", ["preresnet20_cifar", "zerosnet20_cifar", "lmresnet20_cifar", "zerosnet18"])
+def test_output_stride_with_spectral_pooling_is_refused_where_it_would_dilate(name):
+    """Spectral pooling crops the spectrum, which a dilated stage cannot reproduce: the dilated network dropped the
+    low-pass and gave other features with the strided weights, without a word (the output_stride test above holds
+    them to the strided ones). An output_stride that dilates nothing builds the strided network."""
+    cifar = name.endswith("_cifar")
+    final = 4 if cifar else 32  # the reduction after the last stage
+    for output_stride in (1, 2) if cifar else (4, 8, 16):
+        with pytest.raises(ValueError, match=rf"output_stride={output_stride} cannot be used with downsample='spec"):
+            tiny_model(name, downsample="spectral", output_stride=output_stride)
+    strided = tiny_model(name, downsample="spectral").eval()
+    same = tiny_model(name, downsample="spectral", output_stride=final).eval()
+    same.load_state_dict(strided.state_dict())
+    x = tiny_input(same)
+    assert same.feature_info == strided.feature_info and torch.equal(same(x), strided(x))
 
 
 @pytest.mark.parametrize("name", ["zerosnet50", "lmresnet18", "tauresnet50_nobn", "zerosnet20_cifar"])

@@ -822,8 +822,10 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
             self.bn1 = None
             self.feature_info = []
             reduction = 1
-        # the DiffStride authors' network also learns a stride right after the stem
-        self.stem_pool = DiffStride(net.stem_stride, **dd) if net.downsample == "diffstride" else None
+        self.stem_pool = None
+        if net.downsample == "diffstride":  # the DiffStride authors' network also learns a stride after the stem
+            self.stem_pool = DiffStride(net.stem_stride, **dd)
+            reduction = reduction * net.stem_stride  # nominal, as the stages' strides: their initial values
 
         dilations = stage_dilations(
             reduction,
@@ -831,6 +833,13 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
             output_stride,
             f"this network ({net.stem} stem, stage strides {net.stage_strides})",
         )
+        if net.downsample == "spectral" and any(d[0] != s for d, s in zip(dilations, net.stage_strides)):
+            raise ValueError(
+                f"output_stride={output_stride!r} cannot be used with downsample='spectral' here: a dilated stage "
+                f"keeps the resolution, and spectral pooling's low-pass (a crop of the spectrum) has no dilated "
+                f"form, so the features would not be the strided network's. Leave output_stride unset (or >= the "
+                f"final reduction), or use downsample='conv' / 'subsample'."
+            )
         self.stages = nn.ModuleList(self._make_stages(net, scheme, reduction, dilations, drop_path_rate, dd))
         self.num_feature_levels = len(self.feature_info)  # an int for TorchScript (feature_info mixes types)
         self.num_features = self.head_hidden_size = net.widths[-1] * net.expansion
