@@ -864,7 +864,7 @@ def test_a_sliced_image_folder_split_is_refused_naming_the_subset_option(tmp_pat
     _write_split(tmp_path, "train", ("cat", "dog"))
     _write_split(tmp_path, "val", ("cat", "dog"))
     cfg = {"dataset": "folder", "data_dir": str(tmp_path)}
-    slice_text = r"a \[\.\.\.\] slice takes part of a split of a Hugging Face \(hfds/\) or TFDS \(tfds/\) dataset"
+    slice_text = r"a \[\.\.\.\] slice takes part of a split of a Hugging Face \(hfds/\) dataset"
     with pytest.raises(ValueError, match=rf"^--train-split 'train\[:2\]': {slice_text}.* Pass --train-split 'train', "):
         create_datasets({**cfg, "train_split": "train[:2]"}, val=False)
     with pytest.raises(ValueError, match=r"^--val-split 'val\[50%:\]': .* and --val-num-samples N for an evenly"):
@@ -1031,3 +1031,83 @@ def test_asking_for_no_split_is_refused_naming_the_flags():
     """train=False, val=False said "pass --class-map", which did not help."""
     with pytest.raises(ValueError, match=r"asked for no split \(train=False, val=False\); pass train=True"):
         create_datasets({}, train=False, val=False)
+
+
+def test_a_name_with_a_prefix_timm_does_not_know_is_refused(tmp_path):
+    """timm reads 'foo/bar' as a folder: it was handed to timm without the split checks, so with only train/ under
+    --data-dir the validation set was the whole root (the training images)."""
+    _write_split(tmp_path, "train", ("cat", "dog"))
+    known = r"is no dataset prefix timm knows \(torch/, hfds/, hfids/, tfds/, wds/\)"
+    for train in (True, False):
+        with pytest.raises(
+            ValueError, match=rf"^--dataset 'Foo/bar': 'foo/' {known}.* --dataset folder --data-dir DIR"
+        ):
+            create_datasets({"dataset": "Foo/bar", "data_dir": str(tmp_path)}, train=train)
+    with pytest.raises(ValueError, match=rf"'/' {known}.*pass --dataset folder --data-dir {tmp_path} \(a folder"):
+        create_datasets({"dataset": str(tmp_path)})  # a path given as the name
+    # no folder:PATH syntax: the path failed inside timm (a TypeError on os.stat(None)) or was silently ignored
+    for name, data_dir in (("folder:/tmp/nonexist", None), ("folder:elsewhere", str(tmp_path))):
+        with pytest.raises(ValueError, match=rf"^--dataset '{name}': a folder is not named in --dataset; pass "):
+            create_datasets({"dataset": name, "data_dir": data_dir})
+    with pytest.raises(ValueError, match=r"pass --dataset folder --data-dir /tmp/nonexist \(a folder with train/"):
+        create_datasets({"dataset": "folder:/tmp/nonexist"})
+
+
+@pytest.mark.parametrize("installed", [False, True])
+@pytest.mark.parametrize(
+    "name, advice",
+    [
+        ("tfds/mnist", r"is a TensorFlow Datasets dataset, .* pass --dataset torch/mnist, an ImageFolder"),
+        ("wds/shards", r"is a WebDataset, .* only \(each image's augmentation is seeded by its index\): pass an "),
+        ("hfids/user/set", r"is a streamed Hugging Face dataset, .* pass --dataset hfds/user/set, an ImageFolder"),
+    ],
+)
+def test_streamed_datasets_are_refused_in_one_line_with_or_without_their_package(
+    monkeypatch, tmp_path, name, advice, installed
+):
+    """tfds/ failed with ModuleNotFoundError (tensorflow), wds/ with "Please install webdataset 0.2.x", both as
+    tracebacks; with the package installed timm returns an iterable dataset, which this tool cannot read either."""
+    for module in ("tensorflow", "tensorflow_datasets", "webdataset", "datasets"):
+        monkeypatch.setitem(sys.modules, module, types.ModuleType(module) if installed else None)
+
+    def reached_timm(*args, **kwargs):
+        raise AssertionError("the name reached timm's create_dataset")
+
+    monkeypatch.setattr(data_mod, "create_dataset", reached_timm)
+    for data_dir in (None, str(tmp_path)):
+        with pytest.raises(ValueError, match=rf"^--dataset '{name}' {advice}"):
+            create_datasets({"dataset": name, "data_dir": data_dir, "dataset_download": True})
+
+
+def test_a_torch_name_torchvision_lacks_is_refused():
+    """timm failed an assert ("Unknown torchvision dataset foo"), a traceback."""
+    with pytest.raises(ValueError, match=r"^--dataset 'torch/foo': timm's torch/ datasets are cifar10, cifar100, "):
+        create_datasets({"dataset": "torch/foo", "data_dir": "/"})
+
+
+def test_missing_imagenet_asks_for_its_archives_not_for_a_download(tmp_path):
+    """torchvision cannot download ImageNet, yet the advice was "pass --dataset-download", which timm then dropped
+    without a word (and torchvision's error came as a traceback)."""
+    with pytest.raises(data_mod.DatasetUnavailableError) as e:
+        create_datasets({"dataset": "torch/imagenet", "data_dir": str(tmp_path)})  # reads no network: no download
+    assert "--dataset-download" not in str(e.value) and "\n" not in str(e.value)
+    assert re.match(
+        rf"'torch/imagenet' was not found under '{tmp_path}', and torchvision cannot download ImageNet: place "
+        r"ILSVRC2012_devkit_t12\.tar\.gz, ILSVRC2012_img_train\.tar and ILSVRC2012_img_val\.tar there \(from image-net",
+        str(e.value),
+    )
+    with pytest.raises(data_mod.DatasetUnavailableError, match=r"place ILSVRC2012_devkit_t12\.tar\.gz and .*_val\.tar"):
+        create_datasets({"dataset": "torch/imagenet", "data_dir": str(tmp_path)}, train=False)
+    archives = r"ILSVRC2012_devkit_t12\.tar\.gz, ILSVRC2012_img_train\.tar and ILSVRC2012_img_val\.tar"
+    with pytest.raises(
+        ValueError, match=rf"^--dataset-download: torchvision cannot download ImageNet .*place {archives}"
+    ):
+        create_datasets({"dataset": "torch/imagenet", "data_dir": str(tmp_path), "dataset_download": True})
+    with pytest.raises(
+        FileNotFoundError, match=rf"cannot download ImageNet: pass --data-dir the folder that holds {archives}"
+    ):
+        create_datasets({"dataset": "torch/imagenet", "data_dir": str(tmp_path / "none")})
+    with pytest.raises(
+        ValueError, match=r"--data-dir is required for 'torch/imagenet': .* \(torchvision's ImageNet arch"
+    ):
+        create_datasets({"dataset": "torch/imagenet"})

@@ -479,6 +479,11 @@ def _check_data_dir(name: str, data_dir: str, download: bool) -> None:
             f"data dir {data_dir!r} does not exist; pass --data-dir a folder with train/ and val/ (or validation/) "
             "sub-folders of class folders, or --dataset digits for the embedded data"
         )
+    if prefix == "torch" and name.split("/", 2)[-1].lower() == "imagenet":
+        raise FileNotFoundError(
+            f"data dir {data_dir!r} does not exist; torchvision cannot download ImageNet: pass --data-dir the folder "
+            f"that holds {_imagenet_archives()} (or what torchvision extracted from them)"
+        )
     if prefix == "torch" and not download:
         raise FileNotFoundError(
             f"data dir {data_dir!r} does not exist; pass --data-dir the folder that holds {name!r}, or add "
@@ -720,13 +725,80 @@ def _check_torch_options(name: str, class_map: Any, splits: tuple[tuple[str, boo
             )
 
 
+# the prefixes timm's create_dataset knows (timm/data/dataset_factory.py); it reads any other name as a folder
+_TIMM_PREFIXES = ("torch", "hfds", "hfids", "tfds", "wds")
+# timm reads these as iterable (streaming) datasets, which TransformDataset (seeded by the image's index) cannot take
+_STREAMED = {
+    "hfids": "a streamed Hugging Face dataset",
+    "tfds": "a TensorFlow Datasets dataset",
+    "wds": "a WebDataset",
+}
+# the torchvision datasets behind timm's torch/ prefix (other names fail an assert inside timm)
+_TORCH_NAMES = (*_TORCH_TRAIN_TEST, "imagenet", "inaturalist", "inat", "places365", "image_folder", "folder")
+
+
+def _imagenet_archives(splits: Sequence[str] = ("train", "val")) -> str:
+    """The archives torchvision's ImageNet reads (it cannot download them), for the splits named."""
+    from torchvision.datasets.imagenet import ARCHIVE_META
+
+    names = [ARCHIVE_META[s][0] for s in ("devkit", *splits) if s in ARCHIVE_META]
+    return f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0]
+
+
+def _check_prefix(name: str, download: bool) -> None:
+    """Refuse a name timm would not read as asked: an unknown prefix (timm read 'foo/bar' as a folder, without the
+    split checks, so the validation set was the whole root), a streamed dataset (it failed inside timm without its
+    optional package, and this tool could not take it with one), a torch/ name torchvision lacks, and a download of
+    ImageNet (timm dropped the flag without a word)."""
+    head, colon, path = name.partition(":")
+    if colon and head.lower() in ("folder", "imagefolder", "image_folder"):
+        # no such syntax: the path was ignored (--data-dir was read) or failed inside timm (no --data-dir)
+        raise ValueError(
+            f"--dataset {name!r}: a folder is not named in --dataset; pass --dataset folder --data-dir "
+            f"{path or 'DIR'} (a folder with train/ and val/ sub-folders of class folders)"
+        )
+    if "/" not in name:
+        return
+    prefix, _, rest = name.partition("/")
+    prefix = prefix.lower()
+    if prefix not in _TIMM_PREFIXES:
+        path = name if not prefix or os.path.isdir(name) else "DIR"  # a path given as the name: its own advice
+        raise ValueError(
+            f"--dataset {name!r}: {prefix + '/'!r} is no dataset prefix timm knows "
+            f"({', '.join(p + '/' for p in _TIMM_PREFIXES)}), and timm would read the name as a folder without its "
+            f"split folders; for an ImageFolder pass --dataset folder --data-dir {path} (a folder with train/ and "
+            "val/ sub-folders of class folders)"
+        )
+    if prefix in _STREAMED:
+        torch_name = rest.lower() if rest.lower() in _TORCH_NAMES else None
+        same = f"hfds/{rest}" if prefix == "hfids" else f"torch/{torch_name}" if torch_name else None
+        raise ValueError(
+            f"--dataset {name!r} is {_STREAMED[prefix]}, which timm reads as an iterable (streaming) dataset; this "
+            "tool reads map-style datasets only (each image's augmentation is seeded by its index): pass "
+            + (f"--dataset {same}, " if same else "")
+            + "an ImageFolder (--dataset folder --data-dir ...), a torch/ dataset or hfds/<name>"
+        )
+    if prefix == "torch":
+        torch_name = name.split("/", 2)[-1].lower()  # as timm reads it
+        if torch_name not in _TORCH_NAMES:
+            raise ValueError(
+                f"--dataset {name!r}: timm's torch/ datasets are {', '.join(_TORCH_NAMES)}; for another torchvision "
+                "dataset, save its images as an ImageFolder and pass --dataset folder --data-dir ..."
+            )
+        if torch_name == "imagenet" and download:
+            raise ValueError(
+                f"--dataset-download: torchvision cannot download ImageNet (image-net.org hands out its archives "
+                f"after registration); place {_imagenet_archives()} under --data-dir and leave --dataset-download out"
+            )
+
+
 def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetSplits:
     """Create the untransformed train/validation datasets a config asks for.
 
     Args:
         args: A namespace or dict with ``dataset`` ('digits' (default), '' or 'folder' for an ImageFolder under
             ``data_dir`` with train/ and val/ (or validation/) sub-folders, 'torch/cifar10', 'torch/cifar100',
-            'hfds/<name>', any other timm dataset name), ``data_dir``, ``dataset_download``, ``train_split``,
+            'hfds/<name>' or another of timm's torch/ names), ``data_dir``, ``dataset_download``, ``train_split``,
             ``val_split``, ``class_map``, ``input_img_mode``, ``train_num_samples``, ``val_num_samples``, ``seed``,
             ``input_key`` / ``target_key`` (the image and label columns of an hfds/ dataset) and ``class_names``
             (an ImageFolder's classes in label order, e.g. a checkpoint's label names, when ``class_map`` is not
@@ -782,10 +854,12 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
     else:
         data_dir = _get(args, "data_dir")
         download = bool(_get(args, "dataset_download", False))
+        _check_prefix(name, download)
         if data_dir is None and name.lower().startswith("torch/"):
+            imagenet = name.split("/", 2)[-1].lower() == "imagenet"  # which torchvision cannot download
             raise ValueError(
                 f"--data-dir is required for {name!r}: it is where the dataset is read from "
-                "(and downloaded to with --dataset-download)."
+                + ("(torchvision's ImageNet archives)." if imagenet else "(and downloaded to with --dataset-download).")
             )
         if data_dir is None and not name:
             raise ValueError("An ImageFolder dataset needs --data-dir (a folder with train/ and val/ sub-folders).")
@@ -814,7 +888,7 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
         folder = "/" not in name and data_dir is not None and os.path.isdir(data_dir)
         if folder and download:
             raise ValueError(
-                f"--dataset-download fetches timm's named datasets (torch/..., hfds/..., tfds/...); {data_dir} is an "
+                f"--dataset-download fetches timm's named datasets (torch/..., hfds/...); {data_dir} is an "
                 "ImageFolder, read as it is: leave --dataset-download out"
             )
         class_map = _get(args, "class_map", None) or None
@@ -832,8 +906,8 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
             for count, split, wanted, option in counts:
                 if wanted and "[" in split:
                     raise ValueError(
-                        f"{option} {split!r}: a [...] slice takes part of a split of a Hugging Face (hfds/) or TFDS "
-                        f"(tfds/) dataset; an ImageFolder split is a folder, read whole. Pass {option} "
+                        f"{option} {split!r}: a [...] slice takes part of a split of a Hugging Face (hfds/) dataset; "
+                        f"an ImageFolder split is a folder, read whole. Pass {option} "
                         f"{split.split('[')[0]!r}, and {count} N for an evenly spaced subset of N images"
                     )
         # evaluation alone may point --data-dir at the split folder itself (as timm's validate.py), read as it is:
@@ -894,6 +968,14 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
                     "cifar-10-batches-py/ for torch/cifar10) and run without --dataset-download"
                 ) from None
             except RuntimeError as e:
+                imagenet = name.lower().startswith("torch/") and name.split("/", 2)[-1].lower() == "imagenet"
+                if imagenet and "not present" in str(e):  # torchvision's "The archive ... is not present"
+                    asked = [s for s, wanted in (("train", train), ("val", val)) if wanted]  # torchvision's splits
+                    raise DatasetUnavailableError(
+                        f"{name!r} was not found under {data_dir!r}, and torchvision cannot download ImageNet: place "
+                        f"{_imagenet_archives(asked)} there (from image-net.org), which torchvision "
+                        f"extracts on first use. ({e})"
+                    ) from None
                 if "download" in str(e).lower() and not download:
                     raise DatasetUnavailableError(
                         f"{name!r} was not found under {data_dir!r}; pass --dataset-download to fetch it. ({e})"
