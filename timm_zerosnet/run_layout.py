@@ -1,6 +1,8 @@
 """A run directory as ``zerosnet-train`` writes it, for the tools that read one (``zerosnet-validate``,
 ``zerosnet-analyze``, ``zerosnet-hub``, ``--pretrained-path``): its run.json, which file holds a run's final, EMA or
-best weights (and which of them a given file is), and which architecture the run trained.
+best weights (and which of them a given file is), and which architecture the run trained. A training state
+(``<run>/checkpoints/state-*``) and a file in one are read as part of their run: the run's model, its options and
+data config, with the state's own weights.
 
 Apart from train.py, which imports accelerate and the training stack: the publishing and analysis tools read run
 directories through this module alone.
@@ -19,6 +21,8 @@ __all__ = [
     "ExportFolderError",
     "LOADING_OPTIONS",
     "RUN_RECORDS",
+    "STATE_FIELD",
+    "STATE_WEIGHT_FILES",
     "WEIGHT_FILES",
     "architecture_name",
     "architecture_options",
@@ -31,6 +35,7 @@ __all__ = [
     "resolve_weights",
     "run_architecture",
     "run_files",
+    "training_state",
     "weights_file_name",
     "weights_kind",
 ]
@@ -48,6 +53,26 @@ EXPORT_RECORDS = ("config.json", "release.json")
 
 RUN_RECORDS = ("run.json", "args.yaml", "metrics.csv", "metrics.json", "curves.png")
 """The files beside the weights in which zerosnet-train records a run (its training states are in checkpoints/)."""
+
+STATE_WEIGHT_FILES = {"final": "model.safetensors", "ema": "custom_checkpoint_2.pkl", "best": "best.safetensors"}
+"""A training state's weights files by kind: its model's (accelerate's), its EMA's and a copy of the run's best weights
+so far (which a resume restores). accelerate saves the objects registered for checkpointing as
+custom_checkpoint_<i>.pkl in the order of registration, and zerosnet-train registers the scheduler, its progress
+(``train._TRAIN_STATE_INDEX``) and then, with --model-ema, the EMA: a torch.save of timm's ModelEmaV3 state dict,
+whose ``module.`` prefix the loaders strip (timm's ``clean_state_dict``)."""
+
+_STATE_PROGRESS_FILE = "custom_checkpoint_1.pkl"  # the state's progress and settings (train.TrainState)
+_STATE_OTHER_FILES = {  # the files of a state that hold no weights, by what they hold
+    "custom_checkpoint_0.pkl": "scheduler state",
+    _STATE_PROGRESS_FILE: "progress and settings",
+    "optimizer.bin": "optimizer state",
+}
+
+STATE_FIELD = "training_state"
+"""The field that :func:`read_run_info` adds to the run.json it reads for a training state (the state's folder): no
+field of run.json itself. Its weights are the state's, none of the run's final, EMA or best files."""
+
+_RUN_END_FIELDS = ("metrics", "weights", "epochs")  # what run.json says of the run's end, not of one of its states
 
 
 def architecture_options(kwargs: dict[str, Any] | None) -> dict[str, Any]:
@@ -120,8 +145,9 @@ def weights_file_name(info: dict[str, Any] | None, which: str) -> str:
 
 def weights_kind(file_name: str, info: dict[str, Any] | None) -> str | None:
     """Which of a run's weights the file ``file_name`` of its directory is ('final', 'ema', 'best'; the names
-    run.json records win over the defaults); None without a run.json (``info`` None) or for another file."""
-    if info is None:
+    run.json records win over the defaults); None without a run.json (``info`` None), for another file, or for a file
+    of a training state (``info`` read for one: it is none of the run's weights files)."""
+    if info is None or info.get(STATE_FIELD):
         return None
     names = {**WEIGHT_FILES, **{k: v for k, v in (info.get("weights") or {}).items() if v}}
     return next((k for k, v in names.items() if v == file_name), None)
@@ -143,9 +169,34 @@ def run_architecture(info: dict[str, Any]) -> str | None:
     return architecture_name(name) if name else None
 
 
+def training_state(path: Path) -> Path | None:
+    """The training state that ``path`` is, or that the file ``path`` is in: a folder ``<run>/checkpoints/state-*``
+    as zerosnet-train saves them (without a run.json of its own); else None."""
+    folder = path if path.is_dir() else path.parent
+    if folder.name.startswith("state-") and folder.parent.name == "checkpoints" and not (folder / "run.json").exists():
+        return folder
+    return None
+
+
 def read_run_info(path: Path) -> dict | None:
-    """run.json of a run directory, or of the run a weights file belongs to."""
-    candidate = path / "run.json" if path.is_dir() else path.parent / "run.json"
+    """run.json of a run directory, or of the run a weights file belongs to. For a training state, or a file in one
+    (:func:`training_state`): the run's run.json (``<state>/../../run.json``) without what it says of the run's end
+    (its metrics, weights files and epochs), with ``STATE_FIELD``: the state's folder.
+
+    Raises:
+        ValueError: the run.json is damaged, or is of another model than the training state was saved with.
+    """
+    state = training_state(path)
+    if state is not None:
+        info = _read_run_json(state.parent.parent / "run.json")
+        if info is None:
+            return None
+        _check_state_of_run(state, info)
+        return {**{k: v for k, v in info.items() if k not in _RUN_END_FIELDS}, STATE_FIELD: str(state)}
+    return _read_run_json(path / "run.json" if path.is_dir() else path.parent / "run.json")
+
+
+def _read_run_json(candidate: Path) -> dict | None:
     if candidate.is_file():
         try:
             with open(candidate) as f:
@@ -168,6 +219,32 @@ def read_run_info(path: Path) -> dict | None:
             )
         return info
     return None
+
+
+def _state_settings(state: Path) -> dict | None:
+    """The settings a training state was saved with (train.Trainer.settings: its model, --model-ema, ...); None where
+    none can be read (a state of an older version, a damaged progress file: resuming it says what is wrong)."""
+    import torch
+
+    try:
+        progress = torch.load(state / _STATE_PROGRESS_FILE, map_location="cpu", weights_only=True)
+    except Exception:  # torch.load signals a missing or damaged file with unrelated types
+        return None
+    settings = progress.get("settings") if isinstance(progress, dict) else None
+    return settings if isinstance(settings, dict) else None
+
+
+def _check_state_of_run(state: Path, info: dict[str, Any]) -> None:
+    """Refuse a state whose settings name another model than the run.json of the run it is in (copied there)."""
+    saved = (_state_settings(state) or {}).get("model")
+    if isinstance(saved, str) and info.get("model") and saved != info["model"]:
+        run_json = state.parent.parent / "run.json"
+        raise ValueError(
+            f"{state} is a training state of {saved!r} (its settings) but {run_json} is of {info['model']!r}: the "
+            f"state is not of this run (copied into it?). Move it back to its own run, or copy its "
+            f"{STATE_WEIGHT_FILES['final']} out of the run folder and pass --model {saved} and the options it was "
+            "trained with"
+        )
 
 
 def _is_count(value: Any) -> bool:
@@ -270,6 +347,10 @@ def resolve_weights(
     ``pass_file_as``: (verb, option) of a command that takes a weights file but no ``--weights`` (zerosnet-train's
     ("fine-tune", "--pretrained-path")), for the advice about a run directory without ``which`` weights.
 
+    A training state (``<run>/checkpoints/state-*``) or a weights file in one gives the state's weights with its run's
+    run.json (:func:`read_run_info`): of the state folder 'final' is its model's weights, 'ema' its EMA's and 'best'
+    the copy of the run's best weights so far that it keeps (``STATE_WEIGHT_FILES``), never the run's own files.
+
     Raises:
         ExportFolderError: ``path`` is (a file in) an export folder of ``zerosnet-hub export``.
     """
@@ -281,6 +362,12 @@ def resolve_weights(
             f"{path} is the run's {path.name}, not a weights file: pass the run folder {path.parent} (its final, ema "
             "or best weights), or a weights file"
         )
+    state = training_state(path)
+    if state is not None and path.is_file() and (path.name in _STATE_OTHER_FILES or path.name.startswith("random_")):
+        raise ValueError(
+            f"{path} is the {_STATE_OTHER_FILES.get(path.name, 'random number state')} of the training state "
+            f"{state}, not weights: pass the state folder (its model's weights), or {state / 'model.safetensors'}"
+        )
     info = read_run_info(path)
     folder = path if path.is_dir() else path.parent
     if info is None and is_export_folder(folder):
@@ -288,12 +375,45 @@ def resolve_weights(
     if path.is_dir():
         if which not in WEIGHT_FILES:
             raise ValueError(f"weights must be one of {sorted(WEIGHT_FILES)}, got {which!r}")
+        if state is not None:
+            return _state_weights(state, which, info, pass_file_as), info
         run_dir, path = path, path / weights_file_name(info, which)
         if not path.is_file():
             raise FileNotFoundError(_missing_weights(run_dir, which, info, pass_file_as))
     if not path.is_file():
         raise FileNotFoundError(f"No weights at {path}")
     return path, info
+
+
+def _state_weights(state: Path, which: str, info: dict | None, pass_file_as: tuple[str, str] | None) -> Path:
+    """The file of a training state's ``which`` weights (``STATE_WEIGHT_FILES``), or why it has none and where its
+    run's are (FileNotFoundError)."""
+    run_dir, path = state.parent.parent, state / STATE_WEIGHT_FILES[which]
+    run_file = run_dir / weights_file_name(info, which)
+    if pass_file_as:
+        verb, option = pass_file_as
+        elsewhere = f"{verb} another state's weights, or the run's {which} weights with {option} {run_file}"
+    else:
+        elsewhere = f"pass another state, or the run folder {run_dir} with --weights {which} (its {run_file.name})"
+    if which == "ema":
+        recorded = ((info or {}).get("training") or {}).get("model_ema")
+        recorded = (_state_settings(state) or {}).get("model_ema", recorded)
+        if recorded is False:
+            raise FileNotFoundError(
+                f"{state} has no ema weights: its run was trained without --model-ema; use the state's model weights "
+                f"(--weights final, or {state / STATE_WEIGHT_FILES['final']})"
+            )
+        if not path.is_file():
+            resume = f"zerosnet-train -c {run_dir.absolute() / 'args.yaml'} --resume {state.absolute()}"
+            raise FileNotFoundError(
+                f"{state} has no ema weights ({path.name}, the EMA's state that accelerate saves, is missing: was the "
+                f"run trained without --model-ema, or is the state incomplete?); resume the state to go on with its "
+                f"EMA (`{resume}`), or {elsewhere}"
+            )
+    elif not path.is_file():
+        why = "saved before the run's first evaluation, or by an older version" if which == "best" else "incomplete?"
+        raise FileNotFoundError(f"{state} has no {which} weights ({path.name}; {why}): {elsewhere}")
+    return path
 
 
 def _looks_like_weights(name: str) -> bool:
