@@ -725,6 +725,19 @@ def test_resume_of_a_state_without_settings_still_checks_the_processes(source_ru
     assert "saved without its settings" in capsys.readouterr().out
 
 
+def test_an_older_state_missing_the_rng_file_of_one_of_its_processes_is_refused_before_loading(source_run, tmp_path):
+    """A state without settings was saved by as many processes as its highest random_states_<i>.pkl says (a count of
+    the files missed a gap): a missing one is named, before the state is loaded."""
+    shutil.copytree(source_run, tmp_path / "old")
+    state = CheckpointManager(tmp_path / "old").latest()
+    progress = torch.load(state / "custom_checkpoint_1.pkl", weights_only=True)
+    del progress["settings"]  # as an older version saved it
+    torch.save(progress, state / "custom_checkpoint_1.pkl")
+    os.replace(state / "random_states_0.pkl", state / "random_states_1.pkl")  # process 0's of two is lost
+    with pytest.raises(ValueError, match=r"\(random_states_0.pkl, the RNG state of process 0, is missing\); a file of"):
+        train_mod.check_rng_states(state)
+
+
 def test_gradient_accumulation_counts_updates_and_steps_schedule_per_update(tmp_path, monkeypatch):
     extra = "--grad-accum-steps 2 --sched-on-updates --warmup-epochs 1 --warmup-lr 0.001 --epochs 2".split()
     args = parse_args(tiny_argv(tmp_path, "acc", *extra))
@@ -1100,6 +1113,10 @@ def test_recipe_errors_are_one_line_naming_the_flag(tmp_path, capsys):
     "extra, message",
     [
         ("--model zerosnet_20_cifar", "--model 'zerosnet_20_cifar' is not a registered model; did you mean zerosnet20"),
+        # an unknown pretrained tag was timm's RuntimeError traceback, with or without weights
+        ("--model zerosnet20_cifar.nonexist", "zerosnet20_cifar has no pretrained tag 'nonexist'; those with weights "),
+        ("--model zerosnet20_cifar.nonexist --pretrained", "those with weights are zerosnet20_cifar.digits (timm."),
+        ("--model zerosnet50.nonexist", "zerosnet50 has no pretrained tag 'nonexist', nor any other with weights"),
         ("--model-kwargs lam=abc", "--model-kwargs lam='abc': zerosnet20_cifar cannot be built with them"),
         ("--model-kwargs foo=1", "--model-kwargs foo=1: zerosnet20_cifar cannot be built with them"),
         ("--model zerosnet50 --pretrained", "zerosnet50.untrained has no released weights"),
@@ -2125,6 +2142,11 @@ def test_torchcompile_with_ema_saves_plain_weights_that_validate_reads(tmp_path)
         ("custom_checkpoint_1.pkl", "truncated"),
         ("custom_checkpoint_1.pkl", "missing"),
         ("custom_checkpoint_0.pkl", "missing"),  # was "not a training state" given as the state itself
+        # accelerate's load_state skipped a process's RNG state it could not read (a line at info level): the resumed
+        # run drew its dropout, drop path and mixup unlike the uninterrupted one
+        ("random_states_0.pkl", "garbage"),
+        ("random_states_0.pkl", "missing"),
+        ("random_states_0.pkl", "not an RNG state"),
     ],
 )
 def test_a_damaged_state_names_itself_and_the_state_to_resume_instead(tmp_path, capsys, damaged, how):
@@ -2138,6 +2160,10 @@ def test_a_damaged_state_names_itself_and_the_state_to_resume_instead(tmp_path, 
     file = latest / damaged
     if how == "missing":
         file.unlink()
+    elif how == "garbage":
+        file.write_text("garbage\n")
+    elif how == "not an RNG state":
+        torch.save({"step": 0}, file)
     else:
         file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
     message = rf"cannot load the training state {latest} \(.*\); a file of it is damaged or missing: resume the state "
@@ -2372,6 +2398,28 @@ def test_a_pth_checkpoint_of_other_classes_fine_tunes_with_a_new_head_and_a_dama
         assert err.count("\n") == 1 and err.startswith("zerosnet-train: error: --pretrained-path ") and str(path) in err
         assert "(--weights)" not in err  # zerosnet-validate's advice
         reset_accelerate()
+
+
+def test_a_training_checkpoint_with_ema_weights_fine_tunes_them_and_says_so(tmp_path, capsys):
+    """timm's train.py writes state_dict and state_dict_ema into one file: --pretrained-path took the EMA ones (as
+    timm's --initial-checkpoint does) without a word, while zerosnet-validate evaluates state_dict by default."""
+    import argparse
+
+    weights, ema = timm.create_model(MODEL, num_classes=10), timm.create_model(MODEL, num_classes=10)
+    checkpoint = tmp_path / "model_best.pth.tar"
+    extra = {"epoch": 3, "args": argparse.Namespace(model=MODEL)}
+    torch.save({**extra, "state_dict": weights.state_dict(), "state_dict_ema": ema.state_dict()}, checkpoint)
+    trainer = Trainer.from_args(parse_args(tiny_argv(tmp_path, "ft", "--pretrained-path", str(checkpoint))))
+    fine_tuned = trainer.unwrapped_model.state_dict()
+    assert all(torch.equal(fine_tuned[k], v) for k, v in ema.state_dict().items())
+    out = capsys.readouterr().out
+    assert f"note: --pretrained-path {checkpoint} holds the model's weights (state_dict) and their EMA " in out
+    assert "fine-tuning starts from state_dict_ema, as timm's train.py --initial-checkpoint does" in out
+    assert "To fine-tune state_dict instead, save it alone" in out
+    reset_accelerate()
+    torch.save({**extra, "state_dict": weights.state_dict()}, checkpoint)  # one set of weights: nothing to say
+    Trainer.from_args(parse_args(tiny_argv(tmp_path, "ft2", "--pretrained-path", str(checkpoint))))
+    assert "EMA" not in capsys.readouterr().out
 
 
 def test_optimizer_options_timm_builds_or_refuses_are_taken_or_refused_in_words():

@@ -345,6 +345,22 @@ def test_bad_input_is_one_error_line_and_exit_status_2(trained_run, tmp_path, ca
     assert "damaged or truncated" in err
 
 
+def test_an_unknown_pretrained_tag_is_one_error_line_naming_the_tags(trained_run, capsys):
+    """timm's "Invalid pretrained tag (nonexist) for ..." was a RuntimeError traceback (exit status 1), with released
+    weights asked for or a weights file given."""
+    for argv, message in (
+        (["--model", "zerosnet20_cifar.nonexist", "--pretrained"], "those with weights are zerosnet20_cifar.digits"),
+        (
+            ["--model", "resnet18.nonexist", "--checkpoint", str(trained_run / "model.safetensors")],
+            "those with weights are resnet18.a1_in1k, ",
+        ),
+    ):
+        assert main([*argv, "--workers", "0"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"zerosnet-validate: error: --model '{argv[1]}': "), err
+        assert "has no pretrained tag 'nonexist'" in err and message in err, err
+
+
 def test_num_samples_defaults_to_the_runs_and_0_is_the_whole_split(trained_run):
     def count(*argv):
         out = validate(build_parser().parse_args(["--checkpoint", str(trained_run), "--workers", "0", *argv]))
@@ -667,10 +683,11 @@ def test_a_run_json_overwritten_by_another_file_is_named_as_such(trained_run, tm
         validate(build_parser().parse_args(["--checkpoint", str(run), "--workers", "0"]))
 
 
-def test_a_training_checkpoint_of_timms_train_py_is_evaluated(trained_run, tmp_path):
+def test_a_training_checkpoint_of_timms_train_py_is_evaluated(trained_run, tmp_path, capsys):
     """timm's train.py saves dict(state_dict=..., state_dict_ema=..., args=Namespace, ...), with DDP's 'module.'
     prefix when it trained on several processes: its weights load (weights_only, the Namespace allowed as timm
-    allows it), --weights ema takes the EMA ones, and a checkpoint without them says so."""
+    allows it), --weights ema takes the EMA ones, and a checkpoint without them says so. Without --weights, a note
+    says which weights were evaluated (zerosnet-train --pretrained-path fine-tunes the others)."""
     import argparse
 
     sd = load_file(trained_run / "model.safetensors")
@@ -680,12 +697,17 @@ def test_a_training_checkpoint_of_timms_train_py_is_evaluated(trained_run, tmp_p
     ckpt = dict(epoch=3, arch="zerosnet20_cifar", args=argparse.Namespace(lr=0.1, model="zerosnet20_cifar"))
     torch.save(dict(ckpt, state_dict={f"module.{k}": v for k, v in sd.items()}, state_dict_ema=ema), path)
     base = ["--model", "zerosnet20_cifar", "--img-size", "16", "--workers", "0", "--num-samples", "20"]
+    capsys.readouterr()
     out = validate(build_parser().parse_args(["--checkpoint", str(path), *base]))
+    note = f"note: {path} holds the model's weights (state_dict) and their EMA (state_dict_ema): evaluating state_dict"
+    printed = capsys.readouterr().out
+    assert note in printed and "--weights ema evaluates state_dict_ema, the weights that zerosnet-train" in printed
     reset_accelerate()
     reference = validate(build_parser().parse_args(["--checkpoint", str(trained_run / "model.safetensors"), *base]))
     assert out["results"] == reference["results"] and out["weights"] is None
     reset_accelerate()
     out = validate(build_parser().parse_args(["--checkpoint", str(path), "--weights", "ema", *base]))
+    assert "holds the model's weights" not in capsys.readouterr().out  # asked for: nothing to note
     nines = sum(int(label) == 9 for _, label in create_datasets({"val_num_samples": 20}, train=False).val)
     assert out["weights"] == "ema" and out["results"]["clean"]["correct1"] == nines  # the 9s of the 20 images
     assert out["results"] != reference["results"]

@@ -50,6 +50,7 @@ import torch.nn as nn
 import yaml
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DynamoBackend, ProjectConfiguration, broadcast, broadcast_object_list, set_seed
+from accelerate.utils import load as accelerate_load
 from PIL import Image
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
@@ -900,6 +901,7 @@ def process_seed(seed: int, process_index: int) -> int:
 def check_args(args: argparse.Namespace) -> None:
     """Refuse option values and combinations that cannot work, before anything is built (a clear message instead of
     an assertion or a shape error during the first step)."""
+    check_model_name(args.model)  # before the data is read
     check_minimums(args, {**dict.fromkeys(_AT_LEAST_ONE, 1), **dict.fromkeys(_AT_LEAST_ZERO, 0)})
     if not 0 <= args.seed < _SEEDS:  # numpy's "Seed must be between 0 and 2**32 - 1", after the data was loaded
         raise ValueError(
@@ -1145,6 +1147,28 @@ def pretrained_source(path: str | Path, model: str) -> dict:
     return {"overlay": _jsonable(overlay), "model_kwargs": model_kwargs}
 
 
+def checkpoint_choice_note(source: dict | None) -> str | None:
+    """What to say of a ``--pretrained-path`` source (as :func:`pretrained_source` gives it) that is a training
+    checkpoint holding both the model's weights and their EMA (timm's train.py writes model_best.pth.tar so): timm's
+    loader fine-tunes the EMA ones, as timm's train.py --initial-checkpoint does, while zerosnet-validate evaluates
+    the others unless given --weights ema. None for any other source (one set of weights)."""
+    file = (source or {}).get("overlay", {}).get("file")
+    if not file or Path(file).suffix == ".safetensors":
+        return None
+    from .validate import read_checkpoint_weights
+
+    _, model_key, ema_key = read_checkpoint_weights(Path(file), instead="pick other weights")
+    if ema_key is None:
+        return None
+    return (
+        f"--pretrained-path {file} holds the model's weights ({model_key}) and their EMA ({ema_key}): fine-tuning "
+        f"starts from {ema_key}, as timm's train.py --initial-checkpoint does (zerosnet-validate --checkpoint "
+        f"evaluates {model_key}, and {ema_key} with --weights ema). To fine-tune {model_key} instead, save it alone "
+        f"and pass that file: python -c \"import torch; torch.save(torch.load('{file}', weights_only=False)"
+        f"['{model_key}'], '{model_key}.pth')\""
+    )
+
+
 def recorded_pretrained_source(state: Path, pretrained_path: str) -> tuple[dict, str] | None:
     """The ``--pretrained-path`` source of the run of training state ``state``, as :func:`pretrained_source` gives
     it, from what was recorded instead of the source (moved or deleted since): the state's settings, else its run's
@@ -1271,19 +1295,47 @@ _MODEL_OPTION_FLAGS = {
 }
 
 
-def create_model_checked(name: str, model_kwargs: dict | None, **kwargs: Any) -> nn.Module:
-    """``timm.create_model(name, **kwargs, **model_kwargs)`` with the bad input of the entry points as ValueError:
-    a name timm does not know (with the closest registered ones) and ``--model-kwargs`` the model does not take or
-    cannot use (timm's TypeError, the model's ValueError), named as the flag. Names with a source
-    (``hf-hub:ORG/NAME``, ``local-dir:PATH``) go to timm as they are."""
+def check_model_name(name: str) -> None:
+    """Refuse (ValueError) a ``--model`` that timm does not know: an unregistered architecture (with the closest
+    registered ones), or a pretrained tag it has no cfg for (``zerosnet20_cifar.nonexist``, which timm refuses with a
+    RuntimeError even without weights), with the tags it has. Names with a source (``hf-hub:ORG/NAME``,
+    ``local-dir:PATH``) go to timm as they are."""
     source, _ = parse_model_name(name)
-    if source is None and not timm.is_model(name):
+    if source is not None:
+        return
+    if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(
             f"--model {name!r} is not a registered model{hint} (timm.list_models('zerosnet*') lists the ZeroSNets, "
             "and so on for lmresnet*, preresnet*, tauresnet*; any timm model works too)"
         )
+    architecture, tag = timm.models.split_model_name_tag(name)
+    if not tag or name in timm.list_models(f"{architecture}.*", include_tags=True):
+        return
+    released, listing = timm.list_pretrained(f"{architecture}.*"), f"timm.list_pretrained('{architecture}.*')"
+    if not released:
+        raise ValueError(
+            f"--model {name!r}: {architecture} has no pretrained tag {tag!r}, nor any other with weights ({listing} "
+            f"lists none): pass --model {architecture}"
+        )
+    more = len(released) - _TAGS_SHOWN
+    shown = ", ".join(released[:_TAGS_SHOWN]) + (f" and {more} more" if more > 0 else "")
+    raise ValueError(
+        f"--model {name!r}: {architecture} has no pretrained tag {tag!r}; those with weights are {shown} ({listing}): "
+        f"pass one of them, or --model {architecture} for its default"
+    )
+
+
+_TAGS_SHOWN = 8  # of an unknown tag's architecture (a ViT has dozens)
+
+
+def create_model_checked(name: str, model_kwargs: dict | None, **kwargs: Any) -> nn.Module:
+    """``timm.create_model(name, **kwargs, **model_kwargs)`` with the bad input of the entry points as ValueError:
+    a name timm does not know (with the closest registered ones) and ``--model-kwargs`` the model does not take or
+    cannot use (timm's TypeError, the model's ValueError), named as the flag. Names with a source
+    (``hf-hub:ORG/NAME``, ``local-dir:PATH``) go to timm as they are."""
+    check_model_name(name)
     try:
         return timm.create_model(name, **kwargs, **(model_kwargs or {}))
     except (TypeError, ValueError) as e:  # a model argument it does not take, or a value it refuses
@@ -1895,8 +1947,39 @@ def _saved_settings(state_dir: Path) -> tuple[dict, bool]:
     settings = state.get("settings") if isinstance(state, dict) else None
     if settings is not None:
         return settings, True
-    processes = len(list(state_dir.glob("random_states_*.pkl")))
-    return ({"num_processes": processes} if processes else {}), False
+    # the highest process's file, not a count: one missing among them is still a process the state was saved with
+    indices = [int(m.group(1)) for f in state_dir.glob("random_states_*.pkl") if (m := _RNG_FILE.fullmatch(f.name))]
+    return ({"num_processes": max(indices) + 1} if indices else {}), False
+
+
+_RNG_FILE = re.compile(r"random_states_(\d+)\.pkl")  # accelerate's save_state: the RNG state of each process
+_RNG_KEYS = ("random_state", "numpy_random_seed", "torch_manual_seed")  # what its load_state sets on every device
+
+
+def check_rng_states(state_dir: Path) -> None:
+    """Refuse a training state whose RNG file of any process it was saved with (``random_states_<i>.pkl``; their
+    number is the one its settings record, for an older state the files there) is damaged or missing, before any of
+    it is loaded: accelerate's load_state skips such a file with a line at info level, and the resumed run then
+    draws its dropout, drop path, mixup and augmentations unlike the uninterrupted one, without a word.
+
+    Raises:
+        ValueError: as for any other damaged file of the state (:func:`_reading_state`): which file, the state and
+            the earlier one to resume.
+    """
+    saved, _ = _saved_settings(state_dir)
+    for index in range(saved.get("num_processes") or 1):
+        file = state_dir / f"random_states_{index}.pkl"
+        what = f"{file.name}, the RNG state of process {index},"
+        if not file.is_file():
+            raise _unreadable_state(state_dir, f"{what} is missing")
+        # whatever torch.load makes of a damaged pickle is named as damage (its first line says to unpickle unsafely)
+        try:
+            rng = accelerate_load(file)
+        except Exception as e:
+            raise _unreadable_state(state_dir, f"{what} cannot be read: {type(e).__name__}") from None
+        missing = [key for key in _RNG_KEYS if not isinstance(rng, dict) or key not in rng]
+        if missing:
+            raise _unreadable_state(state_dir, f"{what} holds no {', '.join(missing)}")
 
 
 @contextlib.contextmanager
@@ -1910,18 +1993,21 @@ def _reading_state(path: Path) -> Iterator[None]:
         unreadable = ("PytorchStreamReader", "Number of custom checkpoints in folder")
         if isinstance(e, RuntimeError) and not any(text in str(e) for text in unreadable):
             raise  # not an unreadable or missing file, e.g. weights that do not fit the model
-        earlier = [p for p in sorted(path.parent.glob("state-*")) if p.is_dir() and p.name < path.name]
-        advice = (
-            f"resume the state before it with --resume {earlier[-1]}"
-            if earlier
-            else "no earlier state of the run is left: start again, or fine-tune from its weights with "
-            "--pretrained-path"
-        )
         first_line = (str(e).strip().splitlines() or [""])[0]
         detail = f"{type(e).__name__}: {first_line}" if first_line else type(e).__name__  # an empty file: EOFError
-        raise ValueError(
-            f"cannot load the training state {path} ({detail}); a file of it is damaged or missing: {advice}"
-        ) from None
+        raise _unreadable_state(path, detail) from None
+
+
+def _unreadable_state(path: Path, detail: str) -> ValueError:
+    """The error for training state ``path`` with a damaged or missing file (``detail``: which, or the reader's
+    error), naming the earlier state of its run to resume instead."""
+    earlier = [p for p in sorted(path.parent.glob("state-*")) if p.is_dir() and p.name < path.name]
+    advice = (
+        f"resume the state before it with --resume {earlier[-1]}"
+        if earlier
+        else "no earlier state of the run is left: start again, or fine-tune from its weights with --pretrained-path"
+    )
+    return ValueError(f"cannot load the training state {path} ({detail}); a file of it is damaged or missing: {advice}")
 
 
 def _describe_setting(name: str, value: Any) -> str:
@@ -2039,6 +2125,8 @@ class Trainer:
             source = pretrained_source(args.pretrained_path, args.model)
         set_seed(args.seed)  # identical initial weights on every process
         model = create_model_from_args(args, num_classes, args.in_chans, source, read_weights=recorded_source is None)
+        if recorded_source is None and (note := checkpoint_choice_note(source)):
+            accelerator.print(f"note: {note}")
         if args.grad_checkpointing:
             model.set_grad_checkpointing(True)
         if args.sync_bn:
@@ -2229,6 +2317,7 @@ class Trainer:
     def resume(self, path: str | Path) -> None:
         """Load an accelerate state (model, optimizer, scheduler, EMA, progress, RNG states of every process)."""
         path = Path(path)
+        check_rng_states(path)  # first: accelerate would skip a damaged one without a word
         self.check_resume_settings(path)
         with _reading_state(path):
             self.accelerator.load_state(str(path))

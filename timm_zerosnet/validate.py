@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from PIL import ImageMode
 from safetensors.torch import load_file
 from timm.data import create_transform, resolve_data_config
@@ -294,7 +294,13 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
             "--num-classes out, or fine-tune the weights for your classes first (zerosnet-train --pretrained)"
         )
     if weights is not None:
-        state_dict = read_state_dict(weights, ema=args.weights == "ema" and _is_file(args))
+        state_dict, key, other = read_checkpoint_weights(weights, ema=args.weights == "ema" and _is_file(args))
+        if other is not None and args.weights is None:  # the choice that zerosnet-train makes the other way
+            PartialState().print(
+                f"note: {weights} holds the model's weights ({key}) and their EMA ({other}): evaluating {key}, as "
+                f"timm's validate.py does without --use-ema; --weights ema evaluates {other}, the weights that "
+                "zerosnet-train --pretrained-path fine-tunes from"
+            )
         try:
             model.load_state_dict(state_dict)
         except RuntimeError as e:
@@ -323,10 +329,19 @@ def read_state_dict(
         ValueError: the file is not a weights file (or not of the format its name says), cannot be read, holds
             objects that weights_only refuses, or has no EMA weights.
     """
+    return read_checkpoint_weights(weights, ema, instead)[0]
+
+
+def read_checkpoint_weights(
+    weights: Path, ema: bool = False, instead: str = "evaluate another weights file of the run (--weights)"
+) -> tuple[dict[str, torch.Tensor], str | None, str | None]:
+    """:func:`read_state_dict`, with the entry of a training checkpoint it took (None: the file is a state dict) and
+    the entry of the other weights it holds (the EMA ones beside the model's, or the model's beside the EMA ones;
+    None if it holds no others)."""
     _check_weights_format(weights)
     try:
         if weights.suffix == ".safetensors":
-            return load_file(str(weights))
+            return load_file(str(weights)), None, None
         with torch.serialization.safe_globals([argparse.Namespace]):
             checkpoint = torch.load(weights, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -341,14 +356,21 @@ def read_state_dict(
         ) from None
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{weights} holds a {type(checkpoint).__name__}, not a state dict or a training checkpoint")
-    keys = ("state_dict_ema", "model_ema") if ema else ("state_dict", "model")
-    key = next((k for k in keys if isinstance(checkpoint.get(k), dict)), None)
+    model_key, ema_key = (
+        next((k for k in keys if isinstance(checkpoint.get(k), dict)), None) for keys in _CHECKPOINT_ENTRIES
+    )
+    key, other = (ema_key, model_key) if ema else (model_key, ema_key)
     if ema and key is None:
         raise ValueError(
             f"--weights ema: {weights} holds no EMA weights (no state_dict_ema or model_ema entry); leave --weights "
             f"out to evaluate its weights"
         )
-    return clean_state_dict(checkpoint[key] if key else checkpoint)
+    return clean_state_dict(checkpoint[key] if key else checkpoint), key, other if key else None
+
+
+# the entries of a training checkpoint that hold the model's weights and the EMA ones (timm's train.py writes the
+# first of each, others the second), in the order timm's loader looks for them
+_CHECKPOINT_ENTRIES = (("state_dict", "model"), ("state_dict_ema", "model_ema"))
 
 
 def _weights_format(path: Path) -> str | None:
