@@ -837,6 +837,26 @@ def test_plateau_schedule_starts_at_lr_and_decays_on_the_eval_metric(tmp_path, m
     assert summary["metrics"]["best"]["epoch"] == 1  # a tie is no improvement: the first epoch of the three stays best
 
 
+def test_plateau_reads_the_trained_models_metric_also_with_an_ema(tmp_path, monkeypatch):
+    """With --model-ema the plateau schedule reads the trained model's metric (as --help and the README say; timm's
+    train.py reads the EMA's): a model that stops improving decays the lr although its EMA improves every epoch, and
+    best.safetensors is the EMA's, which scored better."""
+    real_evaluate, ema_top1 = Trainer.evaluate, iter([60.0, 70.0, 80.0])
+
+    def scripted(self, *args, **kwargs):
+        ema = kwargs.get("desc") == "val ema"
+        return dict(real_evaluate(self, *args, **kwargs), top1=next(ema_top1) if ema else 50.0)
+
+    monkeypatch.setattr(Trainer, "evaluate", scripted)
+    extra = "--epochs 3 --sched plateau --patience-epochs 0 --decay-rate 0.5 --warmup-epochs 0 --model-ema"
+    summary = run(tmp_path, "plateau", *extra.split())
+    history = json.loads((tmp_path / "plateau" / "metrics.json").read_text())
+    assert [r["lr"] for r in history] == pytest.approx([0.05, 0.05, 0.025])
+    assert [r["ema_top1"] for r in history] == [60.0, 70.0, 80.0]
+    best = summary["metrics"]["best"]
+    assert (best["epoch"], best["source"], best["top1"], best["ema_top1"]) == (3, "ema", 50.0, 80.0)
+
+
 def test_mixup_cutmix_and_smoothing_use_soft_targets(tmp_path):
     args = parse_args(tiny_argv(tmp_path, "mix", "--mixup", "0.2", "--cutmix", "1.0", "--smoothing", "0.1"))
     trainer = Trainer.from_args(args)

@@ -320,7 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--warmup-epochs", type=int, default=0)
     g.add_argument("--warmup-prefix", **_ON_OFF)
     g.add_argument("--cooldown-epochs", type=int, default=0)
-    g.add_argument("--patience-epochs", type=int, default=10)
+    g.add_argument(
+        "--patience-epochs",
+        type=int,
+        default=10,
+        help="plateau: epochs without improvement of --eval-metric of the trained model (with --model-ema too; "
+        "timm's train.py reads the EMA's)",
+    )
     g.add_argument("--decay-rate", "--dr", type=float, default=0.1)
 
     g = p.add_argument_group("Augmentation and regularization")
