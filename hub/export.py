@@ -184,8 +184,10 @@ def read_run(
         # and weights files are those of the run's end, not of this state
         if weights not in (None, "final"):
             raise HubError(
-                f"{source} is a training state: it holds the model's weights as {WEIGHTS_NAME} only; drop --weights "
-                f"{weights}, or export the run directory {state_of} with --weights {weights}."
+                f"{source} is a training state: export takes its model's weights ({WEIGHTS_NAME}); drop --weights "
+                f"{weights}, or export the run directory {state_of} with --weights {weights} (the run's {weights} "
+                f"weights at its end; `zerosnet-validate --checkpoint {source} --weights {weights}` evaluates the "
+                "state's own)."
             )
         ignored = ("metrics", "weights", "epochs")
         info = {k: v for k, v in _run_info(state_of).items() if k not in ignored}
