@@ -35,6 +35,7 @@ from timm_zerosnet.release import (
     write_golden,
 )
 from timm_zerosnet.run_layout import (
+    CHECKPOINT_ENTRIES,
     RUN_RECORDS,
     WEIGHT_FILES,
     ExportFolderError,
@@ -45,6 +46,7 @@ from timm_zerosnet.run_layout import (
     read_run_info,
     resolve_weights,
     run_architecture,
+    training_state,
     weights_kind,
 )
 
@@ -67,10 +69,8 @@ __all__ = [
 
 RELEASE_NAME = "release.json"
 RELEASE_FORMAT = "timm_zerosnet.export/1"
-# the entries of a checkpoint dict (timm's train checkpoints, others' 'model' / 'model_ema') that hold these weights
 # everything export writes into its folder (config.json and the weights by timm's save_for_hf)
 EXPORT_NAMES = (WEIGHTS_NAME, "config.json", GOLDEN_NAME, RELEASE_NAME, "README.md")
-_CHECKPOINT_KEYS = {"final": ("state_dict", "model"), "ema": ("state_dict_ema", "model_ema")}
 _PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".pkl", ".pickle", ".ckpt", ".tar", ".npy", ".npz", ".joblib")
 _DATA_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode")
 
@@ -178,10 +178,11 @@ def read_run(
     if weights is not None and weights not in WEIGHT_FILES:
         raise HubError(f"weights must be one of {sorted(WEIGHT_FILES)}, got {weights!r}.")
     state_key = None
-    state_of = source.parent.parent if source.is_dir() and source.parent.name == "checkpoints" else None
-    if state_of is not None and not (source / "run.json").is_file() and (state_of / "run.json").is_file():
-        # a training state (<run>/checkpoints/state-*): the run's run.json says what the model is; its metrics
-        # and weights files are those of the run's end, not of this state
+    state = training_state(source) if source.is_dir() else None
+    state_of = state.parent.parent if state is not None else None
+    if state_of is not None and (state_of / "run.json").is_file():
+        # a training state (<run>/checkpoints/state-*): the run's run.json says what the model is, read as the run
+        # layout reads it for a state (without its metrics and weights files: those of the run's end)
         if weights not in (None, "final"):
             raise HubError(
                 f"{source} is a training state: export takes its model's weights ({WEIGHTS_NAME}); drop --weights "
@@ -189,8 +190,7 @@ def read_run(
                 f"weights at its end; `zerosnet-validate --checkpoint {source} --weights {weights}` evaluates the "
                 "state's own)."
             )
-        ignored = ("metrics", "weights", "epochs")
-        info = {k: v for k, v in _run_info(state_of).items() if k not in ignored}
+        info = _run_info(source)
         weights_path, choice, run_dir = source / WEIGHTS_NAME, None, state_of
         if not weights_path.is_file():
             raise HubError(f"{source}: a training state without {WEIGHTS_NAME}; is it complete?")
@@ -220,7 +220,7 @@ def read_run(
                     f"--weights best picks a run directory's best.safetensors; {source} is not one. Pass the run "
                     f"directory, or export the file as it is (no --weights)."
                 )
-            state_key = _CHECKPOINT_KEYS[weights]
+            state_key = CHECKPOINT_ENTRIES[weights]
     else:
         raise HubError(f"{source}: no such run directory or checkpoint file.")
 

@@ -469,6 +469,11 @@ def dataset_name(args: Any) -> str:
     return "" if name.lower() in ("folder", "imagefolder", "image_folder") else name
 
 
+def _torch_dataset(name: str) -> str | None:
+    """The torchvision dataset a torch/ name reads, as timm reads it (lower case, after its last prefix); else None."""
+    return name.split("/", 2)[-1].lower() if name.lower().startswith("torch/") else None
+
+
 def _check_data_dir(name: str, data_dir: str, download: bool) -> None:
     """A data dir that must exist and does not: say so (timm's folder reader asserts without a message)."""
     if os.path.exists(data_dir):
@@ -479,7 +484,7 @@ def _check_data_dir(name: str, data_dir: str, download: bool) -> None:
             f"data dir {data_dir!r} does not exist; pass --data-dir a folder with train/ and val/ (or validation/) "
             "sub-folders of class folders, or --dataset digits for the embedded data"
         )
-    if prefix == "torch" and name.split("/", 2)[-1].lower() == "imagenet":
+    if _torch_dataset(name) == "imagenet":
         raise FileNotFoundError(
             f"data dir {data_dir!r} does not exist; torchvision cannot download ImageNet: pass --data-dir the folder "
             f"that holds {_imagenet_archives()} (or what torchvision extracted from them)"
@@ -715,7 +720,7 @@ def _check_torch_options(name: str, class_map: Any, splits: tuple[tuple[str, boo
             f"--class-map {class_map}: {name} has its own labels, and timm does not apply a class map to torch/ "
             "datasets; leave --class-map out (it applies to ImageFolder and hfds/ datasets)"
         )
-    if name.split("/", 2)[-1].lower() not in _TORCH_TRAIN_TEST:
+    if _torch_dataset(name) not in _TORCH_TRAIN_TEST:
         return
     for split, wanted, option in splits:
         if wanted and split not in _TORCH_SPLITS:
@@ -779,7 +784,7 @@ def _check_prefix(name: str, download: bool) -> None:
             + "an ImageFolder (--dataset folder --data-dir ...), a torch/ dataset or hfds/<name>"
         )
     if prefix == "torch":
-        torch_name = name.split("/", 2)[-1].lower()  # as timm reads it
+        torch_name = _torch_dataset(name)
         if torch_name not in _TORCH_NAMES:
             raise ValueError(
                 f"--dataset {name!r}: timm's torch/ datasets are {', '.join(_TORCH_NAMES)}; for another torchvision "
@@ -856,7 +861,7 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
         download = bool(_get(args, "dataset_download", False))
         _check_prefix(name, download)
         if data_dir is None and name.lower().startswith("torch/"):
-            imagenet = name.split("/", 2)[-1].lower() == "imagenet"  # which torchvision cannot download
+            imagenet = _torch_dataset(name) == "imagenet"  # which torchvision cannot download
             raise ValueError(
                 f"--data-dir is required for {name!r}: it is where the dataset is read from "
                 + ("(torchvision's ImageNet archives)." if imagenet else "(and downloaded to with --dataset-download).")
@@ -968,7 +973,7 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
                     "cifar-10-batches-py/ for torch/cifar10) and run without --dataset-download"
                 ) from None
             except RuntimeError as e:
-                imagenet = name.lower().startswith("torch/") and name.split("/", 2)[-1].lower() == "imagenet"
+                imagenet = _torch_dataset(name) == "imagenet"
                 if imagenet and "not present" in str(e):  # torchvision's "The archive ... is not present"
                     asked = [s for s, wanted in (("train", train), ("val", val)) if wanted]  # torchvision's splits
                     raise DatasetUnavailableError(

@@ -54,6 +54,10 @@ EXPORT_RECORDS = ("config.json", "release.json")
 RUN_RECORDS = ("run.json", "args.yaml", "metrics.csv", "metrics.json", "curves.png")
 """The files beside the weights in which zerosnet-train records a run (its training states are in checkpoints/)."""
 
+CHECKPOINT_ENTRIES = {"final": ("state_dict", "model"), "ema": ("state_dict_ema", "model_ema")}
+"""The entries of a training checkpoint file that hold the model's weights and their EMA, by kind: timm's train.py
+writes the first of each (model_best.pth.tar), other trainers the second."""
+
 STATE_WEIGHT_FILES = {"final": "model.safetensors", "ema": "custom_checkpoint_2.pkl", "best": "best.safetensors"}
 """A training state's weights files by kind: its model's (accelerate's), its EMA's and a copy of the run's best weights
 so far (which a resume restores). accelerate saves the objects registered for checkpointing as

@@ -40,7 +40,14 @@ from torchvision import transforms
 
 from .data import TransformDataset, create_datasets, dataset_name, holds_split_folders, used_num_samples
 from .release import _first_line
-from .run_layout import WEIGHT_FILES, check_output_file, published_config, run_architecture, weights_kind
+from .run_layout import (
+    CHECKPOINT_ENTRIES,
+    WEIGHT_FILES,
+    check_output_file,
+    published_config,
+    run_architecture,
+    weights_kind,
+)
 from .train import (
     INTERPOLATIONS,
     USAGE_ERRORS,
@@ -357,7 +364,8 @@ def read_checkpoint_weights(
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{weights} holds a {type(checkpoint).__name__}, not a state dict or a training checkpoint")
     model_key, ema_key = (
-        next((k for k in keys if isinstance(checkpoint.get(k), dict)), None) for keys in _CHECKPOINT_ENTRIES
+        next((k for k in CHECKPOINT_ENTRIES[kind] if isinstance(checkpoint.get(k), dict)), None)
+        for kind in ("final", "ema")
     )
     key, other = (ema_key, model_key) if ema else (model_key, ema_key)
     if ema and key is None:
@@ -366,11 +374,6 @@ def read_checkpoint_weights(
             f"out to evaluate its weights"
         )
     return clean_state_dict(checkpoint[key] if key else checkpoint), key, other if key else None
-
-
-# the entries of a training checkpoint that hold the model's weights and the EMA ones (timm's train.py writes the
-# first of each, others the second), in the order timm's loader looks for them
-_CHECKPOINT_ENTRIES = (("state_dict", "model"), ("state_dict_ema", "model_ema"))
 
 
 def _weights_format(path: Path) -> str | None:
