@@ -1026,15 +1026,41 @@ def test_an_error_in_a_dataloader_worker_is_its_own_one_line_message(capsys):
 
 
 def test_a_results_file_named_for_another_format_is_refused_before_evaluating(trained_run, tmp_path):
-    """--results-file out.csv got JSON (timm's validate.py writes CSV there)."""
-    for name in ("out.csv", "out.CSV.txt"):
+    """--results-file out.txt would get JSON without saying so."""
+    for name in ("out.txt", "out.CSV.txt"):
         with pytest.raises(
-            ValueError, match=rf"^--results-file .*{name}: zerosnet-validate writes the results as JSON"
+            ValueError, match=rf"^--results-file .*{name}: zerosnet-validate writes the results as JSON .* or CSV"
         ):
             validate(
                 build_parser().parse_args(["--checkpoint", str(trained_run), "--results-file", str(tmp_path / name)])
             )
     assert not list(tmp_path.iterdir())
+
+
+def test_a_csv_results_file_has_a_row_per_condition(trained_run, tmp_path, capsys):
+    """--results-file out.csv was refused (timm's validate.py writes CSV): now one row per condition, with the numbers
+    of the JSON results; an earlier results CSV is replaced, any other CSV is not."""
+    import csv
+
+    results = tmp_path / "out.csv"
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "--num-samples", "9", "--noise", "const:0.3"]
+    out = validate(build_parser().parse_args([*argv, "--results-file", str(results)]))
+    rows = list(csv.DictReader(results.open(newline="")))
+    assert [r["condition"] for r in rows] == ["clean", "const:0.3"] == list(out["results"])
+    for row, r in zip(rows, out["results"].values()):
+        assert row["model"] == "zerosnet20_cifar" and row["weights_file"] == str(trained_run / "model.safetensors")
+        assert float(row["top1"]) == pytest.approx(r["top1"]) and int(row["correct1"]) == r["correct1"] <= 9
+        assert float(row["top1_err"]) == pytest.approx(100 - r["top1"]) and int(row["count"]) == r["count"] == 9
+        assert float(row["loss"]) == pytest.approx(r["loss"], abs=1e-6)
+        assert (row["img_size"], row["interpolation"]) == ("16", out["data_config"]["interpolation"])
+    reset_accelerate()
+    assert main([*argv, "--results-file", str(results)]) == 0  # its own earlier results: replaced
+    foreign = tmp_path / "table.csv"
+    foreign.write_text("name,score\na,1\n")
+    capsys.readouterr()
+    assert main([*argv, "--results-file", str(foreign)]) == 2
+    assert "exists and is not a results file of zerosnet-validate" in capsys.readouterr().err
+    assert foreign.read_text() == "name,score\na,1\n"
 
 
 def test_a_strength_left_out_after_the_colon_is_refused(trained_run, capsys):

@@ -18,6 +18,8 @@ reproducible whatever the batch size, workers, processes or subset.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import math
 import os
@@ -242,7 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed of the --noise draws, made per image: the same for any batch size, workers or --num-samples "
         "(default: 0)",
     )
-    p.add_argument("--results-file", default=None, help="write the results as JSON (a .json file)")
+    p.add_argument(
+        "--results-file",
+        default=None,
+        help="write the results: a .json file gets everything (options, data, each condition), a .csv file one "
+        "row per condition (as timm's validate.py writes CSV)",
+    )
     p.add_argument("--mixed-precision", default=None, choices=("no", "fp16", "bf16", "fp8"))
     p.add_argument("--cpu", action="store_true")
     return p
@@ -540,21 +547,60 @@ def _check_results_file(results_file: str | None, weights: Path | None = None) -
         raise ValueError(f"--results-file {results_file} is the weights file being evaluated; name another file")
     check_output_file(results_file, "--results-file", "a results file of zerosnet-validate", _is_results_file)
     suffix = Path(results_file).suffix
-    if suffix and suffix.lower() != ".json":
+    if suffix and suffix.lower() not in (".json", ".csv"):
         raise ValueError(
-            f"--results-file {results_file}: zerosnet-validate writes the results as JSON, which a {suffix} file "
-            "would hold without saying so; name a .json file"
+            f"--results-file {results_file}: zerosnet-validate writes the results as JSON (a .json file) or CSV (a "
+            f".csv file), which a {suffix} file would hold without saying so; name a .json or .csv file"
         )
 
 
+# the columns of a --results-file .csv: one row per condition (timm's validate.py writes model, top1, top1_err, ...)
+_CSV_COLUMNS = (
+    "model condition top1 top1_err top5 top5_err loss count correct1 correct5 weights_file img_size crop_pct "
+    "interpolation mixed_precision"
+).split()
+
+
 def _is_results_file(path: Path) -> bool:
-    """Whether ``path`` holds the JSON that --results-file writes (an earlier evaluation, fine to replace)."""
+    """Whether ``path`` holds what --results-file writes (an earlier evaluation, fine to replace): its JSON, or its
+    CSV (the header of ``_CSV_COLUMNS``)."""
     try:
-        with open(path) as f:
+        with open(path, newline="") as f:
+            if path.suffix.lower() == ".csv":
+                return next(csv.reader(f), None) == _CSV_COLUMNS
             payload = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error):
         return False
     return isinstance(payload, dict) and {"results", "data_config", "weights_file"} <= set(payload)
+
+
+def _results_csv(out: dict) -> str:
+    """The results as CSV: one row per condition ('clean', 'randn:0.1', ...) with the model and how it was fed."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(_CSV_COLUMNS)
+    data = out["data_config"]
+    for condition, r in out["results"].items():
+        writer.writerow(
+            [
+                out["model"],
+                condition,
+                round(r["top1"], 4),
+                round(100.0 - r["top1"], 4),
+                round(r["top5"], 4),
+                round(100.0 - r["top5"], 4),
+                round(r["loss"], 6),
+                r["count"],
+                r["correct1"],
+                r["correct5"],
+                out["weights_file"] or "",
+                data["input_size"][-1],
+                data["crop_pct"],
+                data["interpolation"],
+                out["mixed_precision"],
+            ]
+        )
+    return text.getvalue()
 
 
 def validate(args: argparse.Namespace) -> dict:
@@ -681,7 +727,8 @@ def validate(args: argparse.Namespace) -> dict:
     if args.results_file and accelerator.is_main_process:
         path = Path(args.results_file).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(path, json.dumps(out, indent=2))
+        csv_file = path.suffix.lower() == ".csv"
+        _atomic_write_text(path, _results_csv(out) if csv_file else json.dumps(out, indent=2))
     return out
 
 
