@@ -22,6 +22,7 @@ __all__ = [
     "LOADING_OPTIONS",
     "RUN_RECORDS",
     "STATE_FIELD",
+    "STATE_OBJECTS",
     "STATE_WEIGHT_FILES",
     "WEIGHT_FILES",
     "architecture_name",
@@ -35,6 +36,7 @@ __all__ = [
     "resolve_weights",
     "run_architecture",
     "run_files",
+    "state_object_file",
     "training_state",
     "weights_file_name",
     "weights_kind",
@@ -58,16 +60,24 @@ CHECKPOINT_ENTRIES = {"final": ("state_dict", "model"), "ema": ("state_dict_ema"
 """The entries of a training checkpoint file that hold the model's weights and their EMA, by kind: timm's train.py
 writes the first of each (model_best.pth.tar), other trainers the second."""
 
-STATE_WEIGHT_FILES = {"final": "model.safetensors", "ema": "custom_checkpoint_2.pkl", "best": "best.safetensors"}
-"""A training state's weights files by kind: its model's (accelerate's), its EMA's and a copy of the run's best weights
-so far (which a resume restores). accelerate saves the objects registered for checkpointing as
-custom_checkpoint_<i>.pkl in the order of registration, and zerosnet-train registers the scheduler, its progress
-(``train._TRAIN_STATE_INDEX``) and then, with --model-ema, the EMA: a torch.save of timm's ModelEmaV3 state dict,
-whose ``module.`` prefix the loaders strip (timm's ``clean_state_dict``)."""
+STATE_OBJECTS = ("scheduler", "progress", "ema")
+"""The objects zerosnet-train registers for checkpointing, in the order it registers them (the EMA with --model-ema
+only): accelerate saves them in a training state as custom_checkpoint_<i>.pkl, i by that order."""
 
-_STATE_PROGRESS_FILE = "custom_checkpoint_1.pkl"  # the state's progress and settings (train.TrainState)
+
+def state_object_file(kind: str) -> str:
+    """The file of a training state that holds the object ``kind`` of ``STATE_OBJECTS``."""
+    return f"custom_checkpoint_{STATE_OBJECTS.index(kind)}.pkl"
+
+
+STATE_WEIGHT_FILES = {"final": "model.safetensors", "ema": state_object_file("ema"), "best": "best.safetensors"}
+"""A training state's weights files by kind: its model's (accelerate's), its EMA's (a torch.save of timm's ModelEmaV3
+state dict, whose ``module.`` prefix the loaders strip: timm's ``clean_state_dict``) and a copy of the run's best
+weights so far (which a resume restores)."""
+
+_STATE_PROGRESS_FILE = state_object_file("progress")  # the state's progress and settings (train.TrainState)
 _STATE_OTHER_FILES = {  # the files of a state that hold no weights, by what they hold
-    "custom_checkpoint_0.pkl": "scheduler state",
+    state_object_file("scheduler"): "scheduler state",
     _STATE_PROGRESS_FILE: "progress and settings",
     "optimizer.bin": "optimizer state",
 }

@@ -88,6 +88,7 @@ from .run_layout import (
     read_run_info,
     resolve_weights,
     run_architecture,
+    state_object_file,
 )
 from .stop_signals import stopping_like_ctrl_c
 
@@ -981,10 +982,11 @@ def check_args(args: argparse.Namespace) -> None:
             )
 
 
-def resolve_in_chans(args: argparse.Namespace, recorded: dict | None = None) -> int:
+def resolve_in_chans(args: argparse.Namespace, source: dict | None = None) -> int:
     """The input channels of model and data alike: ``--in-chans``, else the first of ``--input-size``, else those of
-    the ``--pretrained-path`` source (its run.json or first conv; ``recorded``: as a training state recorded them,
-    see :func:`recorded_pretrained_source`), else 3. Also fills in (and checks) ``--input-img-mode``."""
+    the ``--pretrained-path`` source (its run.json or first conv; ``source``: as :func:`pretrained_source` read it,
+    or a training state recorded it, default: read it now), else 3. Also fills in (and checks)
+    ``--input-img-mode``."""
     from_size = args.input_size[0] if args.input_size is not None else None
     if args.in_chans is not None and from_size is not None and args.in_chans != from_size:
         raise ValueError(
@@ -993,8 +995,8 @@ def resolve_in_chans(args: argparse.Namespace, recorded: dict | None = None) -> 
         )
     in_chans = args.in_chans or from_size
     if in_chans is None and args.pretrained_path:
-        if recorded is not None:
-            source_input_size = recorded["overlay"].get("input_size")
+        if source is not None:
+            source_input_size = source["overlay"].get("input_size")
         else:
             source_input_size = _pretrained_source(args.pretrained_path, args.model)[3]
         in_chans = source_input_size[0] if source_input_size else None
@@ -1663,7 +1665,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 def _saved_at(state: Path) -> int:
     """When a state was saved: its progress file's modification time (ns)."""
     try:
-        return (state / f"custom_checkpoint_{_TRAIN_STATE_INDEX}.pkl").stat().st_mtime_ns
+        return (state / state_object_file("progress")).stat().st_mtime_ns
     except OSError:  # not a complete state: oldest first
         return 0
 
@@ -1784,7 +1786,7 @@ class CheckpointManager:
             return found  # its folder of states
         # a state: the scheduler and the progress are always its first custom objects; one of them alone is a state
         # with a file missing, which resuming names with the state to resume instead
-        if any((path / f"custom_checkpoint_{i}.pkl").is_file() for i in (0, _TRAIN_STATE_INDEX)):
+        if any((path / state_object_file(kind)).is_file() for kind in ("scheduler", "progress")):
             return path
         raise FileNotFoundError(f"--resume {resume}: not a training state, a run directory, 'latest' or 'auto'")
 
@@ -1917,7 +1919,6 @@ RESUME_SETTINGS = (
     "color_jitter aa no_aug reprob remode recount mixup cutmix cutmix_minmax mixup_prob mixup_switch_prob mixup_mode "
     "mixup_off_epoch smoothing bce_loss bce_sum bce_target_thresh bce_pos_weight drop drop_path clip_grad clip_mode"
 ).split()
-_TRAIN_STATE_INDEX = 1  # TrainState is the second object registered for checkpointing (after the scheduler)
 _PATH_SETTINGS = ("pretrained_path", "class_map")  # settings that name a file: recorded as absolute paths
 
 
@@ -1947,9 +1948,7 @@ def _saved_settings(state_dir: Path) -> tuple[dict, bool]:
     """The settings recorded with a training state, and whether it recorded them all (older states record none:
     their number of processes is still known, from the RNG state accelerate saves per process)."""
     with _reading_state(state_dir):
-        state = torch.load(
-            state_dir / f"custom_checkpoint_{_TRAIN_STATE_INDEX}.pkl", map_location="cpu", weights_only=True
-        )
+        state = torch.load(state_dir / state_object_file("progress"), map_location="cpu", weights_only=True)
     settings = state.get("settings") if isinstance(state, dict) else None
     if settings is not None:
         return settings, True
@@ -2101,8 +2100,13 @@ class Trainer:
         # args.yaml records the options as given, not the values resolved below from the data, the channels and
         # the global batch: `-c <run>/args.yaml` with another dataset, channel count or batch resolves them again
         given_args = dict(vars(args))
+        # what the --pretrained-path source gives the model besides its weights, read once (it is a state's record
+        # where the source is gone)
+        source = recorded_source
+        if args.pretrained_path and source is None:
+            source = pretrained_source(args.pretrained_path, args.model)
         # model and data pipeline take the same channels (the model is never left to pick them from a checkpoint)
-        args.in_chans = in_chans = resolve_in_chans(args, recorded_source)
+        args.in_chans = in_chans = resolve_in_chans(args, source)
         if accelerator is None:
             accelerator = make_accelerator(args)
         run_dir = _run_dir(args)
@@ -2126,9 +2130,6 @@ class Trainer:
             )
         args.num_classes = num_classes
 
-        source = recorded_source
-        if args.pretrained_path and source is None:
-            source = pretrained_source(args.pretrained_path, args.model)
         set_seed(args.seed)  # identical initial weights on every process
         model = create_model_from_args(args, num_classes, args.in_chans, source, read_weights=recorded_source is None)
         if recorded_source is None and (note := checkpoint_choice_note(source)):
@@ -2213,6 +2214,7 @@ class Trainer:
                 use_warmup=args.model_ema_warmup,
             )
         state = TrainState()
+        # in the order of run_layout.STATE_OBJECTS, which names their files in a state
         accelerator.register_for_checkpointing(_CompleteSchedulerState(scheduler))
         accelerator.register_for_checkpointing(state)
         if model_ema is not None:
