@@ -577,28 +577,28 @@ def _is_results_file(path: Path) -> bool:
 def _results_csv(out: dict) -> str:
     """The results as CSV: one row per condition ('clean', 'randn:0.1', ...) with the model and how it was fed."""
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(_CSV_COLUMNS)
+    writer = csv.DictWriter(text, _CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
     data = out["data_config"]
     for condition, r in out["results"].items():
         writer.writerow(
-            [
-                out["model"],
-                condition,
-                round(r["top1"], 4),
-                round(100.0 - r["top1"], 4),
-                round(r["top5"], 4),
-                round(100.0 - r["top5"], 4),
-                round(r["loss"], 6),
-                r["count"],
-                r["correct1"],
-                r["correct5"],
-                out["weights_file"] or "",
-                data["input_size"][-1],
-                data["crop_pct"],
-                data["interpolation"],
-                out["mixed_precision"],
-            ]
+            dict(
+                model=out["model"],
+                condition=condition,
+                top1=round(r["top1"], 4),
+                top1_err=round(100.0 - r["top1"], 4),
+                top5=round(r["top5"], 4),
+                top5_err=round(100.0 - r["top5"], 4),
+                loss=round(r["loss"], 6),
+                count=r["count"],
+                correct1=r["correct1"],
+                correct5=r["correct5"],
+                weights_file=out["weights_file"] or "",
+                img_size=data["input_size"][-1],
+                crop_pct=data["crop_pct"],
+                interpolation=data["interpolation"],
+                mixed_precision=out["mixed_precision"],
+            )
         )
     return text.getvalue()
 
