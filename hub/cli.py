@@ -94,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights",
         default=None,
         choices=tuple(WEIGHT_FILES),
-        help="which weights of a run dir (default final), or final / ema of a checkpoint file holding the model's "
-        "and the EMA's weights (state_dict / model and state_dict_ema / model_ema; required there)",
+        help="which weights of a run dir or of a training state (default final), or final / ema of a checkpoint file "
+        "holding the model's and the EMA's weights (state_dict / model and state_dict_ema / model_ema; required there)",
     )
     e.add_argument(
         "--model-kwargs",

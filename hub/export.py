@@ -37,6 +37,7 @@ from timm_zerosnet.release import (
 from timm_zerosnet.run_layout import (
     CHECKPOINT_ENTRIES,
     RUN_RECORDS,
+    STATE_WEIGHT_FILES,
     WEIGHT_FILES,
     ExportFolderError,
     architecture_name,
@@ -165,8 +166,10 @@ def read_run(
     train and validate read too.
 
     Args:
-        source: a run directory, or a weights file (.safetensors; .bin / .pth are read with weights_only=True).
-        weights: which weights: of a run directory 'final' (the default), 'ema' or 'best'; of a checkpoint file
+        source: a run directory, a training state of one (``<run>/checkpoints/state-*``), or a weights file
+            (.safetensors; .bin / .pth are read with weights_only=True).
+        weights: which weights: of a run directory 'final' (the default), 'ema' or 'best'; of a training state
+            the same, its own (its model's, its EMA's, its copy of the best so far); of a checkpoint file
             that holds both ``state_dict`` and ``state_dict_ema`` (timm's train checkpoints) 'final' or 'ema'
             (required there: without it such a file is refused). A file the run recorded as other weights than asked
             for is refused.
@@ -182,18 +185,15 @@ def read_run(
     state_of = state.parent.parent if state is not None else None
     if state_of is not None and (state_of / "run.json").is_file():
         # a training state (<run>/checkpoints/state-*): the run's run.json says what the model is, read as the run
-        # layout reads it for a state (without its metrics and weights files: those of the run's end)
-        if weights not in (None, "final"):
-            raise HubError(
-                f"{source} is a training state: export takes its model's weights ({WEIGHTS_NAME}); drop --weights "
-                f"{weights}, or export the run directory {state_of} with --weights {weights} (the run's {weights} "
-                f"weights at its end; `zerosnet-validate --checkpoint {source} --weights {weights}` evaluates the "
-                "state's own)."
-            )
+        # layout reads it for a state (without its metrics and weights files: those of the run's end); its final,
+        # ema and best weights are the state's own (run_layout.STATE_WEIGHT_FILES), as validate reads them. The run
+        # recorded no evaluation of them (its metrics are those of its end), so the card has none
         info = _run_info(source)
-        weights_path, choice, run_dir = source / WEIGHTS_NAME, None, state_of
-        if not weights_path.is_file():
-            raise HubError(f"{source}: a training state without {WEIGHTS_NAME}; is it complete?")
+        try:
+            weights_path, _ = resolve_weights(source, weights or "final")
+        except (FileNotFoundError, ValueError) as e:  # which weights the state lacks, and where else they are
+            raise HubError(str(e)) from None
+        choice, run_dir = None, state_of
     elif source.is_dir():
         choice, run_dir = weights or "final", source
         try:  # the run layout train and validate read: which file, and why a run lacks it
@@ -412,6 +412,18 @@ def load_into(model: Any, state_dict: Mapping[str, Any], path: Path, architectur
     model.load_state_dict(state_dict, strict=True)
 
 
+def _load_source_weights(path: Path) -> Any:
+    """The weights file of a source as ``load_weights`` reads it; a training state's EMA (a torch.save of timm's
+    ModelEmaV3 state dict, ``run_layout.STATE_WEIGHT_FILES``) as validate reads it: ``torch.load(weights_only=True)``,
+    ``module.`` prefixes stripped."""
+    state = training_state(path)
+    if state is not None and path.name == STATE_WEIGHT_FILES["ema"]:
+        from timm_zerosnet.validate import read_state_dict  # validate imports train: only for this file
+
+        return read_state_dict(path, instead=f"export another state of {state.parent.parent}")
+    return load_weights(path)
+
+
 def build_model(info: RunInfo) -> Any:
     """The run's model with its weights loaded (strictly), in eval mode."""
     import timm
@@ -419,8 +431,8 @@ def build_model(info: RunInfo) -> Any:
     if not is_our_model(info.model):
         raise HubError(f"{info.model!r} is not a timm_zerosnet model; this tool publishes only timm_zerosnet weights.")
     try:
-        state_dict = load_weights(info.weights_path)
-    except ReleaseError as e:
+        state_dict = _load_source_weights(info.weights_path)
+    except (ReleaseError, ValueError) as e:
         raise HubError(str(e)) from None
     flat = _unwrap(state_dict, info.weights_path, info.state_key)
     stem = _shape_of(flat, ("conv1.weight",))

@@ -721,9 +721,11 @@ def test_a_training_state_exports_with_its_runs_model_labels_and_data_config(run
     assert release["metrics"] == {} and release["run"] == run_dir.name and "epochs" not in release["training"]
     assert any("not one of the run's recorded weights" in line for line in logs)
     assert check_golden(model, out / "golden.safetensors").exact
-    # the state holds its EMA too (validate reads it), but export takes the model's weights only, and says so
-    with pytest.raises(HubError, match=r"is a training state: export takes its model's weights \(model.safetensors\)"):
-        export(state, tmp_path / "ema", weights="ema")
+    # --weights ema / best are the state's own (tests/test_run_layout.py exports them): this one has neither
+    for weights in ("ema", "best"):
+        with pytest.raises(HubError, match=rf"{state} has no {weights} weights"):
+            export(state, tmp_path / weights, weights=weights)
+    assert not (tmp_path / "ema").exists() and not (tmp_path / "best").exists()
 
 
 def test_a_file_that_holds_no_state_dict_is_a_clear_cli_error(tmp_path, capsys):

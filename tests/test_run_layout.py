@@ -167,3 +167,22 @@ def test_run_folders_and_bare_files_read_as_before(lam_run, tmp_path):
     shutil.copy(_first_state(lam_run) / "model.safetensors", bare)
     shutil.copy(lam_run / "run.json", tmp_path)
     assert resolve_weights(bare / "model.safetensors")[1] is None
+
+
+@pytest.mark.parametrize("weights", ["final", "ema", "best"])
+def test_hub_export_of_a_state_publishes_its_own_weights(lam_run, tmp_path, weights):
+    """zerosnet-hub export refused --weights ema / best of a state ('export takes its model's weights') although
+    validate reads them; it exports them now, with the run's model options, as validate loads them."""
+    from timm_zerosnet.hub.export import export
+
+    state = _first_state(lam_run)
+    out = export(state, tmp_path / weights, weights=weights, tag="c10").path
+    exported = load_file(out / "model.safetensors")
+    model, _ = load_model(build_parser().parse_args(["--checkpoint", str(state), "--weights", weights]))
+    expected = model.state_dict()
+    assert set(exported) <= set(expected) and all(torch.equal(exported[k], expected[k]) for k in exported)
+    if weights == "ema":  # not the model's weights, nor the run's EMA at its end
+        assert not torch.equal(exported["fc.weight"], load_file(state / "model.safetensors")["fc.weight"])
+        assert not torch.equal(exported["fc.weight"], load_file(lam_run / "model_ema.safetensors")["fc.weight"])
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_args"]["lam"] == -1.2 and config["pretrained_cfg"]["mean"] == [0.5] * 3
