@@ -376,14 +376,21 @@ def test_profile_script_variants_are_equivalent_and_restored(capsys):
             ZeroStableUpdate.forward,
             multistep.Projection.forward,
             multistep.PreActBlock._folded_branch,
+            multistep.PreActBlock.forward,
         )
 
     before = patched()
-    for name in ("lmresnet20_cifar", "zerosnet20_tra_cifar"):
+    names = ("lmresnet20_cifar", "zerosnet20_tra_cifar", "zerosnet20_cifar")
+    for name in names:
         prof.check_equivalent(name)
     out = capsys.readouterr().out
-    assert out.count("-> same") == 2 * (len(prof.VARIANTS) - 1) and "DIFFERENT" not in out
+    assert out.count("-> same") == len(names) * (len(prof.VARIANTS) - 1) and "DIFFERENT" not in out
     assert "zerosnet20_tra_cifar strided: " in out  # the strided projections are one of the variants
+    with prof.variant("history_adjoint"):  # the fixed ZeroSNet's multistep blocks run the variant's Function
+        model = timm.create_model("zerosnet20_cifar").train()
+        x = torch.randn(2, 16, 8, 8, requires_grad=True)
+        out, x_next, last_next = model.stages[0][2](x, x * 2, x * 3)
+    assert type(out.grad_fn).__name__ == "_AdjointCombineBackward" and x_next.grad_fn is out.grad_fn
     assert patched() == before
     assert prof.category("aten::convolution_backward") == "convolution"
     assert prof.category("aten::clamp_min") == "activation"
