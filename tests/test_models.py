@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from timm.layers import DropPath
 from timm.models._features import FeatureGetterNet
+from torch.export import Dim
 
 from conftest import REPRESENTATIVES, distinct_tiny, family_models, tiny_input, tiny_model
 
@@ -817,6 +818,20 @@ def test_torch_export(name):
     x = tiny_input(model)
     exported = torch.export.export(model, (x,))
     torch.testing.assert_close(exported.module()(x), model(x))
+
+
+@pytest.mark.parametrize("name", ["tauresnet20_cifar", "tauresnet20_nobn_cifar", "preresnet20_cifar", "zerosnet50"])
+def test_torch_export_with_a_dynamic_batch_and_image_size(name):
+    """The CIFAR tau-ResNets' zero-pad shortcut (He et al.'s option A) subsampled with a slice, of size ceil(H / 2),
+    which torch.export could not prove equal to the strided conv's floor((H - 1) / 2) + 1: 'Constraints violated'
+    for a dynamic height and width, where the other families export."""
+    model = tiny_model(name).eval()
+    x = tiny_input(model)
+    size = Dim("size", min=x.shape[-1] // 2 + 1, max=x.shape[-1] * 2)  # 1x1 features: specialised (timm's too)
+    exported = torch.export.export(model, (x,), dynamic_shapes=({0: Dim("batch"), 2: size, 3: size},))
+    for batch, side in ((2, x.shape[-1]), (3, x.shape[-1] // 2 + 1), (1, x.shape[-1] + 3)):
+        y = torch.randn(batch, 3, side, side)
+        torch.testing.assert_close(exported.module()(y), model(y))
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,7 @@ from torch import nn
 
 from ..layers.checkpointing import checkpoint
 from ..release import with_released
-from ..schemes import Euler, finite_number
+from ..schemes import Euler, eager, finite_number
 from .multistep import (
     ResNetHeadMixin,
     check_create_kwargs,
@@ -134,8 +134,21 @@ class ZeroPadShortcut(nn.Module):
         self.norm = nn.BatchNorm2d(in_chs, device=device, dtype=dtype) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(x[:, :, :: self.stride, :: self.stride])
-        return F.pad(x, [0, 0, 0, 0, 0, self.pad])
+        if torch.jit.is_scripting():
+            x = x[:, :, :: self.stride, :: self.stride]
+        else:
+            x = self._subsample(x)
+        return F.pad(self.norm(x), [0, 0, 0, 0, 0, self.pad])
+
+    @torch.jit.unused
+    def _subsample(self, x: torch.Tensor) -> torch.Tensor:
+        if eager():
+            return x[:, :, :: self.stride, :: self.stride]
+        # traced code (torch.export, torch.compile, FX and JIT traces): the same pixels as a 1x1 average pool, whose
+        # size floor((H - 1) / s) + 1 is the formula of the branch's strided conv, so that torch.export proves the
+        # sum's sizes equal for a dynamic height and width (ceil(H / s) of the slice it could not: "Constraints
+        # violated"). Eager code keeps the slice: the pool's backward costs more
+        return F.avg_pool2d(x, 1, self.stride)
 
 
 class ConvShortcut(nn.Module):
