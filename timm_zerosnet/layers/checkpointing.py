@@ -5,6 +5,11 @@ backward to rebuild them. The batch norms of the block then update their running
 count each batch twice), so a model trained with ``set_grad_checkpointing(True)`` evaluates differently from the
 same training without it. Here the recomputation normalises with the batch statistics as before but leaves the
 running statistics alone: weights, gradients and buffers are those of the plain forward.
+
+The same holds for DiffStride's strides, which a training forward clips in place for its input size: a second
+forward at another size before the backward (several resolutions in one step) clipped them again, and the
+recomputation of the first one then ran with the second one's strides (wrong gradients, or checkpoint's error about
+recomputed shapes). The recomputation runs with the strides its forward had.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 from timm.models._manipulate import checkpoint as timm_checkpoint
+
+from .diffstride import DiffStride
 
 
 @contextlib.contextmanager
@@ -36,6 +43,25 @@ def frozen_running_stats(module: nn.Module) -> Iterator[None]:
             m.num_batches_tracked.copy_(count)
 
 
+@contextlib.contextmanager
+def strides_as_recorded(layers: list[DiffStride], recorded: list[torch.Tensor]) -> Iterator[None]:
+    """The DiffStride ``layers`` with the strides ``recorded`` after a block's first forward, for its recomputation;
+    the strides they have now afterwards. Only a changed value is written (a write bumps the parameter's version)."""
+    now = [m.strides.detach().clone() for m in layers]
+    changed = [not torch.equal(n, r) for n, r in zip(now, recorded)]
+    with torch.no_grad():
+        for m, value, change in zip(layers, recorded, changed):
+            if change:
+                m.strides.copy_(value)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, value, change in zip(layers, now, changed):
+                if change:
+                    m.strides.copy_(value)
+
+
 def checkpoint(block: nn.Module, *args: Any) -> Any:
     """``block(*args)`` through timm's checkpoint (non-reentrant), its recomputation in backward without a second
     update of the batch-norm statistics.
@@ -46,13 +72,17 @@ def checkpoint(block: nn.Module, *args: Any) -> Any:
     if torch.compiler.is_compiling():
         return timm_checkpoint(block, *args)
     calls = 0
+    layers = [m for m in block.modules() if isinstance(m, DiffStride)]
+    recorded: list[torch.Tensor] = []
 
     def run(*inputs: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 1:
-            return block(*inputs)
-        with frozen_running_stats(block):  # the recomputation
+            out = block(*inputs)
+            recorded.extend(m.strides.detach().clone() for m in layers)  # as the forward clipped them
+            return out
+        with frozen_running_stats(block), strides_as_recorded(layers, recorded):  # the recomputation
             return block(*inputs)
 
     return timm_checkpoint(run, *args)
