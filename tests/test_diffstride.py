@@ -640,6 +640,25 @@ def test_device_and_dtype_reach_the_strides():
     assert lowpass(torch.zeros(1, 2, 16, 15, device="meta")).shape == (1, 2, 16, 15)
     # J of a model without DiffStride is a zero on the model's device
     assert stride_regularizer(nn.Linear(1, 1, device="meta")).is_meta
+    assert lowpass.output_size((16, 15)) == (16, 15)
+
+
+def test_a_layer_on_the_meta_device_prints_and_says_why_it_has_no_output_size():
+    """repr (and so print(model) of a network built on the meta device) raised 'Cannot copy out of meta tensor', and
+    so did output_size and freeze, where a cropping layer's size follows the strides' values."""
+    import timm
+
+    layer = DiffStride((2.0, 3.0), device="meta")
+    assert "strides=(meta)" in repr(layer)
+    assert "DiffStride(strides=(meta)" in repr(timm.create_model("preresnet18_diffstride_cifar", device="meta"))
+    for call, what in ((layer.output_size, "output_size"), (layer.freeze, "freeze")):
+        with pytest.raises(ValueError, match=rf"DiffStride\.{what}: the strides are on the meta device .*to_empty"):
+            call((32, 32))
+    layer.to_empty(device="cpu")
+    with torch.no_grad():
+        layer.strides.copy_(torch.tensor([2.0, 3.0]))
+    assert "strides=(2, 3)" in repr(layer)
+    assert layer.output_size((32, 32)) == DiffStride((2.0, 3.0)).output_size((32, 32))
 
 
 @pytest.mark.parametrize("initial, limit", [(1000.0, 2.3), (200.0, 3.7)])

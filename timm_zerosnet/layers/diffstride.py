@@ -461,6 +461,7 @@ class DiffStride(nn.Module):
         height, width = _input_hw(input_hw, "DiffStride.output_size", 2)
         if not self.cropping:
             return height, width
+        self._require_values("output_size")
         if self._frozen_plan is not None and self._frozen_plan[:2] == (height, width):
             front, back, cols = self._frozen_plan[2:]
         else:
@@ -480,9 +481,20 @@ class DiffStride(nn.Module):
             The (height, width) of the output.
         """
         height, width = _input_hw(input_hw, "DiffStride.freeze", 2)
+        self._require_values("freeze")
         _clip_strides_(self.strides, height, width, self.smoothness, self.lower_limit, self.upper_limit)
         self._frozen_plan = (height, width, *self._plan((height, width)))
         return self.output_size((height, width))
+
+    def _require_values(self, what: str) -> None:
+        """A cropping layer's output size follows the strides' values, which a layer built on the meta device does
+        not have."""
+        if self.cropping and self.strides.is_meta:
+            raise ValueError(
+                f"DiffStride.{what}: the strides are on the meta device and hold no value yet, and the output size "
+                "follows them: materialise the layer first (module.to_empty(device='cpu') and load_state_dict, or "
+                "build it without the meta device)."
+            )
 
     def unfreeze(self) -> None:
         """Let the output size follow the strides again."""
@@ -501,7 +513,10 @@ class DiffStride(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        values = ", ".join(f"{s:.4g}" for s in self.strides.detach().tolist())
+        if self.strides.is_meta:  # no values to show (a network built on the meta device prints too)
+            values = "meta"
+        else:
+            values = ", ".join(f"{s:.4g}" for s in self.strides.detach().tolist())
         limits = f", upper_limit={self.upper_limit}" if self.upper_limit is not None else ""
         return (
             f"strides=({values}), smoothness={self.smoothness}, cropping={self.cropping}, "
