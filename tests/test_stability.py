@@ -374,6 +374,20 @@ def test_zeros_lambda_too_close_to_zero_for_a_float_is_rejected(lam):
     assert zeros_coefficients(Q(1, 10**300))[1] == -(10**300)  # tiny but usable
 
 
+@pytest.mark.parametrize("lam", [5e307, -5e307, -1e308, 1.7e308])
+def test_zeros_float_lambda_beyond_a_quarter_of_the_float_range_gives_its_scheme(lam):
+    """4 lambda overflowed: a = (0, ~0, 0) for 5e307 (order -1, 'zero stable' with a spurious root of 1e-154), and
+    'too close to 0' for -1e308. The scheme is that of the exact lambda: order 2, spurious roots of modulus 1/2."""
+    exact = analyze_scheme(*zeros_scheme(Q(lam)))
+    report = analyze_scheme(*zeros_scheme(lam))
+    assert report.consistency_order == exact.consistency_order == 2
+    assert report.zero_stable and exact.zero_stable
+    assert exact.max_spurious_modulus > 0.49
+    assert report.max_spurious_modulus == pytest.approx(exact.max_spurious_modulus)
+    for got, want in zip(zeros_coefficients(lam), zeros_coefficients(Q(lam))):
+        assert got == pytest.approx(float(want), rel=1e-15, abs=1e-320)
+
+
 @pytest.mark.parametrize("tol", [float("nan"), -1.0, 1.0, float("inf"), None])
 @pytest.mark.parametrize(
     "call",

@@ -117,7 +117,12 @@ def zeros_coefficients(lam: Number) -> tuple[Number, Number, Number, Number]:
             "lambda = 0 is not a valid ZeroSNet parameter: every coefficient divides by lambda; "
             "pick a non-zero value (lambda <= -1 or lambda > 1/3 is zero stable, -9/5 is the 'optimal' one)."
         )
-    coefficients = (3 * lam + 3) / (4 * lam), -1 / lam, (lam + 1) / (4 * lam), (3 * lam - 1) / (2 * lam)
+    if isinstance(lam, float) and abs(lam) > sys.float_info.max / 4:
+        # 4 lam overflows (|lambda| > 4.5e307): the same values as 3/4 + 3/(4 lam) and so on (the quotients came out
+        # as 0 or nan: a0 = 0, order -1, 'zero stable', or 'too close to 0' for lambda = -1e308)
+        coefficients = 0.75 + 0.75 / lam, -1 / lam, 0.25 + 0.25 / lam, 1.5 - 0.5 / lam
+    else:
+        coefficients = (3 * lam + 3) / (4 * lam), -1 / lam, (lam + 1) / (4 * lam), (3 * lam - 1) / (2 * lam)
     # The roots are computed in floating point, so a lambda that is 0 as a float (1e-400) or nearly so cannot be used.
     if not all(_fits_float(c) for c in coefficients):
         raise ValueError(
