@@ -722,6 +722,16 @@ def test_counted_connectivity_equals_the_enumerated_paths():
     assert darts.connectivity().path_depths == (1, 1, 0)
 
 
+def test_a_chain_longer_than_the_recursion_limit():
+    """Cell.paths walked the DAG recursively: a 1,500-node chain raised RecursionError (also through the CLI's
+    --darts), where d = 1499 and m = 1 / 1499."""
+    n = 1500
+    cell = Cell(n, tuple(Edge(i, i + 1, EdgeKind.PARAM) for i in range(n - 1)))
+    result = cell.connectivity()
+    assert result.depth == n - 1 and result.width == 1 / (n - 1) and result.path_depths == (n - 1,)
+    assert [len(p) for p in cell.paths()] == [n - 1]
+
+
 def _rows(length: int) -> list[str]:
     return ["".join(digits) for digits in itertools.product("012", repeat=length)]
 

@@ -172,15 +172,15 @@ class Cell:
             outgoing.setdefault(e.src, []).append(e)
         out = self.num_nodes - 1
         found: list[tuple[Edge, ...]] = []
-
-        def walk(node: int, prefix: tuple[Edge, ...]) -> None:
+        # a stack, not recursion: a chain of a thousand nodes exceeded Python's recursion limit (RecursionError);
+        # each node's edges are pushed last first, so that they are walked first to last, as recursion did
+        stack: list[tuple[int, tuple[Edge, ...]]] = [(0, ())]
+        while stack:
+            node, prefix = stack.pop()
             if node == out:
                 found.append(prefix)
-                return
-            for e in outgoing.get(node, ()):
-                walk(e.dst, (*prefix, e))
-
-        walk(0, ())
+                continue
+            stack.extend((e.dst, (*prefix, e)) for e in reversed(outgoing.get(node, ())))
         return found
 
     def connectivity(self) -> Connectivity:
