@@ -147,12 +147,37 @@ def test_bad_strides_are_rejected():
 
 
 def test_every_family_takes_the_downsampling_option():
-    for name in ("zerosnet20_cifar", "zerosnet20_tra_cifar", "lmresnet20_cifar", "preresnet20_cifar", "zerosnet18"):
+    families = ("zerosnet20_cifar", "zerosnet20_tra_cifar", "lmresnet20_cifar", "preresnet20_cifar", "zerosnet18")
+    for name in families + ("tauresnet20_cifar", "tauresnet20_nobn_cifar"):
         for kind in ("spectral", "diffstride", "subsample"):
             model = timm.create_model(name, downsample=kind).eval()
             size = 32 if name.endswith("_cifar") else 64
             out = model(torch.randn(2, 3, size, size))
             assert out.shape[0] == 2 and torch.isfinite(out).all(), (name, kind)
+
+
+@pytest.mark.parametrize("name", ["tauresnet20_cifar", "tauresnet20_nobn_cifar", "tauresnet50", "tauresnet50_nobn"])
+def test_tau_resnet_downsamples_with_one_layer_shared_by_branch_and_shortcut(name):
+    """ARCHITECTURES.md: DiffStride is usable in any of the families; tau-ResNet refused downsample= ('takes no model
+    argument'). Its transition blocks run the branch's conv at stride 1, then one layer that the shortcut's input
+    goes through too: with 'subsample' that is the strided network itself, with the same weights."""
+    size = 32 if name.endswith("_cifar") else 64
+    x = torch.randn(2, 3, size, size)
+    strided = timm.create_model(name).eval()
+    subsampled = timm.create_model(name, downsample="subsample").eval()
+    subsampled.load_state_dict(strided.state_dict())  # the same parameters: only the strides move into the layers
+    torch.testing.assert_close(subsampled(x), strided(x))
+    model = timm.create_model(name, downsample="diffstride").train()
+    transitions = [b for stage in model.stages for b in stage if b.pool is not None]
+    assert len(transitions) == len(model.stages) - 1 and all(isinstance(b.pool, DiffStride) for b in transitions)
+    assert all(b.shortcut is not None and b.pool not in list(b.shortcut.modules()) for b in transitions)
+    assert [f["reduction"] for f in model.feature_info] == [f["reduction"] for f in strided.feature_info]
+    model(x).square().mean().backward()
+    assert all(b.pool.strides.grad is not None and b.pool.strides.grad.abs().sum() > 0 for b in transitions)
+    with pytest.raises(ValueError, match=r"output_stride=8 dilates strided convs, and with downsample='spectral'"):
+        timm.create_model(name, downsample="spectral", output_stride=8)
+    with pytest.raises(ValueError, match="downsample must be 'conv', 'spectral', 'subsample' or 'diffstride'"):
+        timm.create_model(name, downsample="maxpool")
 
 
 def test_export_tooling_with_learnable_strides():

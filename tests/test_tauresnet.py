@@ -345,6 +345,15 @@ def test_optimizer_param_groups_scalars_at_lr_over_10():
     bn = tiny_model("tauresnet20_cifar")
     assert bn.no_weight_decay() == set()
     assert [g["weight_decay"] for g in bn.optimizer_param_groups(lr=0.1, weight_decay=1e-4)] == [1e-4, 0.0]
+    # learnable strides are never decayed, and train at the full lr (only tau and the biases take lr/10)
+    strided = tiny_model("tauresnet20_nobn_cifar", downsample="diffstride")
+    strides = {n for n, _ in strided.named_parameters() if n.endswith(".strides")}
+    assert strides and strides < strided.no_weight_decay()
+    groups = strided.optimizer_param_groups(lr=0.1, weight_decay=1e-4)
+    in_scaled = {id(p) for g in groups if "lr_scale" in g for p in g["params"]}
+    in_plain = {id(p) for g in groups if "lr_scale" not in g and g["weight_decay"] == 0.0 for p in g["params"]}
+    named = dict(strided.named_parameters())
+    assert all(id(named[n]) in in_plain and id(named[n]) not in in_scaled for n in strides)
 
     model.conv1.weight.requires_grad_(False)  # a frozen stem is left out of every group
     model.tau.requires_grad_(False)

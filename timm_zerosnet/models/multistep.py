@@ -486,6 +486,12 @@ def check_skeleton(net: Any, shortcuts: tuple[str, ...]) -> None:
         raise ValueError(f"layers {net.layers} must give at least one block for each of the widths {net.widths}.")
 
 
+def check_downsample(downsample: Any) -> None:
+    """The downsampling of a network's stages: 'conv' (strided convs) or a layer of ``DOWNSAMPLE_LAYERS``."""
+    if downsample not in ("conv",) + tuple(sorted(DOWNSAMPLE_LAYERS)):
+        raise ValueError(f"downsample must be 'conv', 'spectral', 'subsample' or 'diffstride', got {downsample!r}.")
+
+
 POOL_TYPES = ("", "avg", "max", "avgmax", "catavgmax", "fast", "fastavg", "fastmax", "fastavgmax", "fastcatavgmax")
 
 
@@ -778,10 +784,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
         dd = dict(device=device, dtype=dtype)
         check_skeleton(net, shortcuts=("norm_act", "preact", "conv"))
         check_model_args(in_chans, drop_rate, drop_path_rate)
-        if net.downsample not in ("conv",) + tuple(sorted(DOWNSAMPLE_LAYERS)):
-            raise ValueError(
-                f"downsample must be 'conv', 'spectral', 'subsample' or 'diffstride', got {net.downsample!r}."
-            )
+        check_downsample(net.downsample)
         # a string or None failed in a comparison, nan / inf in int(); a bool passed as the stride 0 or 1
         strides = [finite_number(s) for s in net.stage_strides]
         if len(strides) != len(net.layers) or None in strides or min(strides) < 1:

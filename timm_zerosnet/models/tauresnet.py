@@ -23,6 +23,11 @@ one parameter of the model, not also registered in every block (their state_dict
 its gradient is divided by L inside the forward instead of by a ``scale_tau_grad()`` call after ``backward()``
 (the same for every optimizer); option A pads with ``F.pad`` (theirs concatenates ``zeros_like``, so it only
 doubles the width). ``checkpoint_filter_fn`` reads their checkpoints.
+
+``downsample='spectral' | 'subsample' | 'diffstride'`` (ARCHITECTURES.md: DiffStride in any family): a stage's first
+block runs its strided conv at stride 1, followed by one downsampling layer (initialised at the stride 2) that the
+shortcut's input goes through too, before the shortcut's 1x1 conv or zero channels (both commute with it). With
+'subsample' that is the strided network itself, with the same weights.
 """
 
 from __future__ import annotations
@@ -40,11 +45,13 @@ from timm.models._features import feature_take_indices
 from torch import nn
 
 from ..layers.checkpointing import checkpoint
+from ..layers.diffstride import create_downsample
 from ..release import with_released
 from ..schemes import Euler, eager, finite_number
 from .multistep import (
     ResNetHeadMixin,
     check_create_kwargs,
+    check_downsample,
     check_feature_indices,
     check_fit,
     check_model_args,
@@ -174,16 +181,28 @@ class TauBlock(nn.Module):
     tau arrives as a 0-d tensor from the model: one shared (and, without BN, learnable) step size for all blocks.
     """
 
-    def __init__(self, shortcut: nn.Module | None, drop_path: float = 0.0):
+    def __init__(self, shortcut: nn.Module | None, drop_path: float = 0.0, pool: nn.Module | None = None):
         super().__init__()
         self.shortcut = shortcut
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        # the downsampling layer of a transition block with downsample='spectral' / 'subsample' / 'diffstride': the
+        # branch's strided conv keeps stride 1 and this one instance follows it, and the shortcut's input goes
+        # through it too, so that both paths have the same size (None: strided convs)
+        self.pool = pool
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` through the block's downsampling layer (unchanged without one): after the branch's strided conv."""
+        if self.pool is not None:
+            x = self.pool(x)
+        return x
+
     def forward(self, x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.shortcut is None else self.shortcut(x)
+        shortcut = self.pooled(x)  # before the shortcut's 1x1 conv or zero channels: both commute with the pool
+        if self.shortcut is not None:
+            shortcut = self.shortcut(shortcut)
         return F.relu(shortcut + self.drop_path(self.branch(x) * tau))
 
 
@@ -199,7 +218,7 @@ class PostActBasic(TauBlock):
         self.bn2 = nn.BatchNorm2d(width, **dd)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return self.bn2(self.conv2(F.relu(self.bn1(self.pooled(self.conv1(x))))))
 
 
 class PostActBottleneck(TauBlock):
@@ -218,7 +237,7 @@ class PostActBottleneck(TauBlock):
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
+        x = F.relu(self.bn2(self.pooled(self.conv2(x))))
         return self.bn3(self.conv3(x))
 
 
@@ -233,7 +252,7 @@ class FixupBasic(TauBlock):
         self.bias1a, self.bias1b, self.bias2a, self.bias2b = (_scalar(**dd) for _ in range(4))
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.conv1(x + self.bias1a) + self.bias1b)
+        x = F.relu(self.pooled(self.conv1(x + self.bias1a)) + self.bias1b)
         return self.conv2(x + self.bias2a) + self.bias2b
 
 
@@ -251,7 +270,7 @@ class FixupBottleneck(TauBlock):
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.conv1(x + self.bias1a) + self.bias1b)
-        x = F.relu(self.conv2(x + self.bias2a) + self.bias2b)
+        x = F.relu(self.pooled(self.conv2(x + self.bias2a)) + self.bias2b)
         return self.conv3(x + self.bias3a) + self.bias3b
 
 
@@ -285,6 +304,10 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         drop_path_rate: stochastic depth on tau * F, linearly increasing over blocks.
         output_stride: the largest reduction of the features (e.g. 8 or 16): the later stages dilate their 3x3 convs
             instead of striding, with the same parameters. None: strided.
+        downsample: how a stage's first block downsamples: 'conv' (strided convs, the default), or its branch's conv
+            at stride 1 followed by a 'spectral' (fixed spectral pooling), 'subsample' (every stride-th pixel) or
+            'diffstride' (learnable strides, initialised at 2) layer, one instance that the shortcut's input goes
+            through too (the stem keeps its strides).
         device: device of every parameter.
         dtype: dtype of every parameter.
     """
@@ -299,6 +322,7 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         output_stride: int | None = None,
+        downsample: str = "conv",
         device=None,
         dtype=None,
     ):
@@ -306,6 +330,14 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         dd = dict(device=device, dtype=dtype)
         check_skeleton(net, shortcuts=("zero_pad", "conv"))
         check_model_args(in_chans, drop_rate, drop_path_rate)
+        check_downsample(downsample)
+        if downsample != "conv" and output_stride is not None:
+            # a dilated stage has no stride to replace: its pooling layer would be left out or keep downsampling
+            raise ValueError(
+                f"output_stride={output_stride!r} dilates strided convs, and with downsample={downsample!r} the stages "
+                "downsample with pooling layers instead; pass one of the two (downsample='conv' for dense features)."
+            )
+        self.downsample = downsample
         given, tau = tau, default_tau(net) if tau is None else finite_number(tau)
         if tau is None or tau <= 0:  # text and booleans are no numbers ('big' was a ValueError of float())
             raise ValueError(
@@ -385,16 +417,22 @@ class TauResNet(ResNetHeadMixin, nn.Module):
                 # a dilated stage's first block still changes the shape of the strided network: same shortcut
                 changes_shape = (stage_idx > 0 and j == 0) or in_chs != out_chs
                 self._roles.append(self.scheme.role(index, changes_shape))
-                shortcut = shortcut_cls(in_chs, out_chs, stride, norm=net.norm, **dd) if changes_shape else None
+                pool = None
+                if self.downsample != "conv" and stride != 1:
+                    # the branch's conv and the shortcut keep stride 1; the one layer follows both
+                    pool = create_downsample(self.downsample, stride, **(dd if self.downsample == "diffstride" else {}))
+                conv_stride = 1 if pool is not None else stride
+                shortcut = shortcut_cls(in_chs, out_chs, conv_stride, norm=net.norm, **dd) if changes_shape else None
                 drop_path = drop_path_rate * index / max(total - 1, 1)
                 blocks.append(
                     block_cls(
                         in_chs,
                         width,
-                        stride,
+                        conv_stride,
                         dilation=(first_dilation if j == 0 else dilation, dilation),
                         shortcut=shortcut,
                         drop_path=drop_path,
+                        pool=pool,
                         **dd,
                     )
                 )
@@ -416,23 +454,24 @@ class TauResNet(ResNetHeadMixin, nn.Module):
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:
-        """The scalar parameters: the shared tau and the Fixup biases (normalisation-free variant)."""
-        return {name for name, p in self.named_parameters() if p.ndim == 0}
+        """The scalar parameters (the shared tau and the Fixup biases of the normalisation-free variant) and the
+        strides of DiffStride layers (``downsample='diffstride'``)."""
+        return {name for name, p in self.named_parameters() if p.ndim == 0 or name.endswith(".strides")}
 
     @torch.jit.ignore
     def optimizer_param_groups(self, lr: float, weight_decay: float) -> list[dict]:
         """Parameter groups for ``torch.optim`` / timm's ``create_optimizer_v2(param_group_fn=...)``.
 
         Weights with more than one dimension are decayed; 1-d parameters (BN, classifier bias) are not, as timm
-        does; tau and the Fixup biases get no decay and ``lr_scale`` 0.1 (the paper's lr/10). timm's schedulers
-        multiply ``lr_scale`` in from their construction on; with a torch scheduler, multiply it in yourself.
+        does; tau and the Fixup biases (the 0-d ones) get no decay and ``lr_scale`` 0.1 (the paper's lr/10). timm's
+        schedulers multiply ``lr_scale`` in from their construction on; with a torch scheduler, multiply it in
+        yourself.
         """
-        scalars = self.no_weight_decay()
         decay, no_decay, scaled = [], [], []
-        for name, p in self.named_parameters():
+        for p in self.parameters():
             if not p.requires_grad:
                 continue
-            (scaled if name in scalars else no_decay if p.ndim <= 1 else decay).append(p)
+            (scaled if p.ndim == 0 else no_decay if p.ndim <= 1 else decay).append(p)
         groups = [
             dict(params=decay, lr=lr, weight_decay=weight_decay),
             dict(params=no_decay, lr=lr, weight_decay=0.0),
