@@ -163,7 +163,7 @@ def test_a_plot_never_overwrites_a_file_that_is_not_a_plot_or_a_run_file(capsys,
         ("", "--plot needs a file name ending in .png"),
         (notes, f"--plot {notes} exists and is not a PNG image (a plot written earlier); name another file"),
         (curves, f"--plot {curves} would overwrite curves.png of the run in {run_dir}; name a file of its own"),
-        (run_dir / "checkpoints" / "r.png", "would overwrite checkpoints/r.png of the run in"),
+        (run_dir / "checkpoints" / "r.png", f"is inside {run_dir / 'checkpoints'}, the folder of the training states"),
         (run_dir / "checkpoints", f"--plot {run_dir / 'checkpoints'}: the plot is written as a PNG image"),
         (folder, f"--plot {folder} is a folder; name a file in it"),
     ):
@@ -177,6 +177,20 @@ def test_a_plot_never_overwrites_a_file_that_is_not_a_plot_or_a_run_file(capsys,
         assert plot.read_bytes()[:8] == PNG_MAGIC and len(plot.read_bytes()) > 1000
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
     assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_plot_in_a_runs_folder_of_training_states_says_so(capsys, tmp_path):
+    """--plot RUN/checkpoints/x.png said it "would overwrite checkpoints/x.png", a file that did not exist: the
+    refusal names the folder of training states it is in."""
+    states = tmp_path / "run" / "checkpoints"
+    (states / "state-e0001-b000000").mkdir(parents=True)
+    (states.parent / "run.json").write_text(json.dumps({"model": "zerosnet20_cifar"}))
+    for plot in (states / "x.png", states / "state-e0001-b000000" / "x.png"):
+        code, out, err = run(capsys, "stability", "--euler", "--plot", str(plot))
+        assert code == 2 and out == "" and err.count("\n") == 1
+        assert f"--plot {plot} is inside {states}, the folder of the training states of the run in" in err
+        assert "name a file outside it" in err and "overwrite" not in err
+        assert not plot.exists()
 
 
 def test_a_plot_path_with_a_tilde_is_written_to_the_file_that_was_checked(capsys, tmp_path, monkeypatch):
@@ -396,6 +410,16 @@ def test_scan_table_prints_every_fiftieth_of_601_points(capsys):
     assert [line.split()[-1] for line in table] == ["yes"] * 5 + ["no"] * 2 + ["yes"] * 6
 
 
+def test_scan_table_prints_tiny_parameters_with_short_moduli(capsys):
+    """--scan 1e-300 2e-300 printed each modulus (about 4e299) with .4f: a 300-digit number per row."""
+    code, out, err = run(capsys, "stability", "--scan", "1e-300", "2e-300")
+    assert code == 0, err
+    lines = out.splitlines()
+    table = lines[lines.index(f"{'lambda':>10}  {'max spurious |z|':>16}  zero stable") + 1 :]
+    assert len(table) == 13 and all(len(line) < 60 for line in table), table
+    assert float(table[-1].split()[1]) == pytest.approx(3.75e299, rel=1e-3)
+
+
 # --------------------------------------------------------------------------------------------- figures
 
 
@@ -595,6 +619,30 @@ def test_a_checkpoint_trained_with_model_kwargs_asks_for_them(capsys, tmp_path):
     nobn = _trained_checkpoint(tmp_path, "tauresnet20_nobn_cifar")
     code, out, err = run(capsys, "stability", "--model", "tauresnet20_cifar", "--checkpoint", str(nobn))
     assert code == 2 and "BN or nobn" in err and "build it as it was trained: that --model" in err
+
+
+def test_a_checkpoint_with_another_head_asks_for_the_model_kwargs_that_fit_it(capsys, tmp_path):
+    """Weights of a 5-class model (or of a catavgmax pool, or without a head) were refused with timm's remedies
+    (pretrained_cfg_overlay=dict(...), "a new head"), which this command does not take: the refusal names the
+    --model-kwargs that build the model the weights fit."""
+    path = _trained_checkpoint(tmp_path, "zerosnet20_cifar", num_classes=5)
+    argv = ["stability", "--model", "zerosnet20_cifar", "--checkpoint", str(path)]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "its classifier has 5 classes and the model's 10" in err and "--model-kwargs num_classes=5" in err
+    assert "pretrained_cfg_overlay" not in err and "new head" not in err
+    assert run(capsys, *argv, "--model-kwargs", "num_classes=5")[0] == 0
+    pooled = _trained_checkpoint(tmp_path, "zerosnet20_cifar", global_pool="catavgmax")
+    argv = ["stability", "--model", "zerosnet20_cifar", "--checkpoint", str(pooled)]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and "its classifier takes 128 features and the model's 64" in err
+    assert "--model-kwargs global_pool=" in err and "new head" not in err
+    assert run(capsys, *argv, "--model-kwargs", "global_pool=catavgmax")[0] == 0
+    headless = _trained_checkpoint(tmp_path, "zerosnet20_cifar", num_classes=0)
+    argv = ["stability", "--model", "zerosnet20_cifar", "--checkpoint", str(headless)]
+    assert_one_line_error(capsys, argv, "it has no classifier (the weights of a headless backbone) and the model has")
+    assert "build the model without one: --model-kwargs num_classes=0" in run(capsys, *argv)[2]
+    assert run(capsys, *argv, "--model-kwargs", "num_classes=0")[0] == 0
 
 
 def test_model_kwargs_set_the_fixed_tau_of_a_bn_tau_resnet(capsys, tmp_path):
@@ -835,6 +883,17 @@ def assert_one_line_error(capsys, argv, message):
         (["stability", "--lam", "-1,8"], "argument --lam: '-1,8' is not a finite number"),
         (["stability", "--coefficients", "1", "-nan", "1", "1"], "argument --coefficients: '-nan' is not a finite"),
         (["connectivity", "--nb201-all", "--depth-range", "nan", "2"], "argument --depth-range: 'nan' is not a number"),
+        # a finite number too large for a float was read as inf (every cell "removed (0 < d < inf)")
+        (
+            ["connectivity", "--nb201-all", "--depth-range", "1e400", "1e401"],
+            "argument --depth-range: '1e400' is too large for a float (magnitude at most 1.79769e+308)",
+        ),
+        (["connectivity", "--dag", "2_21_112", "--width-range", "1", "-1e999"], "'-1e999' is too large for a float"),
+        (
+            ["connectivity", "--dag", "2_21_112", "--depth-range", "inf", "inf"],
+            "--depth-range inf inf keeps no cell: inf as the lower bound admits no effective depth; give a finite",
+        ),
+        (["connectivity", "--nb201-all", "--width-range", "0", "-inf"], "-inf as the upper bound admits no effective"),
     ],
 )
 def test_options_that_do_not_apply_or_invalid_values_are_errors(capsys, argv, message):
@@ -958,3 +1017,38 @@ def test_a_run_directory_gives_its_pool_and_weights_picks_final_ema_or_best(caps
     file = str(run_dir / "model.safetensors")
     assert_one_line_error(capsys, ["stability", "--checkpoint", file, "--weights", "best"], "is a file: drop --weights")
     assert_one_line_error(capsys, ["stability", "--lam", "1", "--weights", "best"], "--checkpoint is not given")
+
+
+def test_the_folder_of_training_states_and_its_latest_pointer_name_what_to_pass(capsys, tmp_path):
+    """--checkpoint RUN/checkpoints/latest (a one-line file naming the latest state) was read as weights ("has no
+    run.json", or with --model "corrupt ... IndexError"), and RUN/checkpoints as a run without a run.json: both name
+    the run folder and the state to pass, which is analysed."""
+    run_dir = _run_dir(tmp_path)
+    states, name = run_dir / "checkpoints", "state-e0002-b000000"
+    weights = torch.load(run_dir / "weights.pth", weights_only=True)
+    for state in ("state-e0001-b000000", name):
+        (states / state).mkdir(parents=True)
+        save_file({k: v.contiguous() for k, v in weights.items()}, states / state / "model.safetensors")
+    (states / "latest").write_text(name + "\n")
+    for model in ([], ["--model", "zerosnet20_cifar"]):
+        assert_one_line_error(
+            capsys,
+            ["stability", "--checkpoint", str(states / "latest"), *model],
+            f"--checkpoint {states / 'latest'} names the run's latest training state, {name}, and holds no weights: "
+            f"pass that state folder {states / name}, or the run folder {run_dir}",
+        )
+        assert_one_line_error(
+            capsys,
+            ["stability", "--checkpoint", str(states), *model],
+            f"--checkpoint {states} is the folder of the run's training states, not a run: pass the run folder "
+            f"{run_dir} (its final, ema or best weights with --weights), or one of its states, e.g. the latest, "
+            f"{states / name}",
+        )
+    (states / "latest").write_text("state-e0009-b000000\n")  # a state removed by hand
+    assert_one_line_error(
+        capsys,
+        ["stability", "--checkpoint", str(states / "latest")],
+        f"names 'state-e0009-b000000', which is none of its training states: pass a state folder in {states} "
+        f"(state-e0001-b000000, {name}), or the run folder {run_dir}",
+    )
+    assert run_json(capsys, "stability", "--checkpoint", str(states / name))["zero_stable"] is True

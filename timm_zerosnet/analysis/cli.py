@@ -39,6 +39,7 @@ from ..run_layout import (
     check_output_file,
     resolve_weights,
     run_architecture,
+    training_state,
 )
 from . import connectivity as conn
 from . import stability as stab
@@ -103,13 +104,20 @@ def _tolerance(text: str) -> float:
 
 
 def _float(text: str) -> float:
-    """Parse a float (--depth-range / --width-range)."""
+    """Parse a float (--depth-range / --width-range): a finite number, or -inf / inf for no bound; a finite number too
+    large for a float (1e400, which float() reads as inf) is refused rather than taken as no bound."""
+    text = text.strip()
     try:
-        value = float(text.strip())
+        value = float(text)
     except ValueError:
         value = math.nan
     if math.isnan(value):  # NaN compares false with everything: no bound at all
-        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number (use e.g. 0.99 or 2.51, or -inf / inf)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (use e.g. 0.99 or 2.51, or -inf / inf)")
+    if math.isinf(value) and text.lstrip("+-").lower() not in ("inf", "infinity"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too large for a float (magnitude at most {sys.float_info.max:.6g}); give a smaller number, "
+            "or -inf / inf for no bound"
+        )
     return value
 
 
@@ -140,7 +148,19 @@ def _check_plot(plot: str) -> str:
         raise _UsageError("--plot needs a file name ending in .png")
     if os.path.splitext(plot)[1].lower() != ".png":
         raise _UsageError(f"--plot {plot}: the plot is written as a PNG image; name a file ending in .png")
+    # check_output_file refuses these too, but says the plot "would overwrite" a file that need not exist
+    states = next((p for p in Path(plot).expanduser().parents if _is_states_folder(p)), None)
+    if states is not None:
+        raise _UsageError(
+            f"--plot {plot} is inside {states}, the folder of the training states of the run in {states.parent} "
+            "(zerosnet-train writes, replaces and removes what is in it); name a file outside it"
+        )
     return str(check_output_file(plot, "--plot", "a PNG image (a plot written earlier)", _is_png))
+
+
+def _is_states_folder(path: Path) -> bool:
+    """Whether ``path`` is a run's folder of training states: ``<run>/checkpoints``, beside the run's run.json."""
+    return path.name == "checkpoints" and (path.parent / "run.json").is_file()
 
 
 def _is_png(path: Path) -> bool:
@@ -402,7 +422,7 @@ def _run_scan(args: argparse.Namespace) -> int:
     step = max(1, (len(scan.values) - 1) // 12)
     for i in range(0, len(scan.values), step):
         modulus = scan.max_spurious_modulus[i]
-        print(f"{scan.values[i]:>10.4g}  {modulus:>16.4f}  {'yes' if scan.zero_stable[i] else 'no'}")
+        print(f"{scan.values[i]:>10.4g}  {modulus:>16.4g}  {'yes' if scan.zero_stable[i] else 'no'}")
     if args.plot:
         print(f"plot: {args.plot}")
     return 0
@@ -464,7 +484,7 @@ def _run_model(args: argparse.Namespace) -> int:
         a = "(" + ", ".join(f"{v:.4g}" for v in r.a) + ")"
         order = "-" if r.consistency_order is None else str(r.consistency_order)
         print(
-            f"{blk.block:<14} {param:<16} {a:<34} {r.max_modulus:>9.4f} {r.max_spurious_modulus:>9.4f} "
+            f"{blk.block:<14} {param:<16} {a:<34} {r.max_modulus:>9.4g} {r.max_spurious_modulus:>9.4g} "
             f"{order:>5}  {'yes' if r.zero_stable else 'no'}"
         )
     if args.plot:
@@ -477,6 +497,7 @@ def _checkpoint_run(path: str, which: str = "final") -> tuple[str, dict | None]:
     (None for a file outside a run directory)."""
     if not os.path.exists(os.path.expanduser(path)):
         raise ValueError(f"checkpoint {path!r} does not exist; pass the path of a state dict file or a run directory")
+    _refuse_the_states_folder(path)
     try:
         weights, info = resolve_weights(path, which)
     except ExportFolderError as e:
@@ -486,6 +507,38 @@ def _checkpoint_run(path: str, which: str = "final") -> tuple[str, dict | None]:
             f"local-dir:{e.folder} (no --checkpoint): its weights and options are loaded"
         ) from None
     return str(weights), info
+
+
+def _refuse_the_states_folder(path: str) -> None:
+    """Refuse a run's folder of training states (``<run>/checkpoints``) and its ``latest`` pointer (a one-line file
+    naming the latest state), which hold no weights of their own: name the run folder and the states to pass."""
+    given = Path(path).expanduser()
+    folder = given.parent if given.is_file() and given.name == "latest" else given
+    if folder.name != "checkpoints" or not folder.is_dir():
+        return
+    states = sorted(p.name for p in folder.iterdir() if p.is_dir() and training_state(p) == p)
+    if not _is_states_folder(folder) and not states:
+        return
+    run = folder.parent
+    if given.is_file():
+        named = given.read_text(encoding="utf-8", errors="replace").strip()
+        if named in states:
+            raise ValueError(
+                f"--checkpoint {path} names the run's latest training state, {named}, and holds no weights: pass that "
+                f"state folder {folder / named}, or the run folder {run}"
+            )
+        shown = f"names {named[:80]!r}, which is none of its training states" if named else "is empty"
+        raise ValueError(
+            f"--checkpoint {path}, the pointer to the run's latest training state, {shown}: pass a state folder in "
+            f"{folder}" + (f" ({', '.join(states)})" if states else "") + f", or the run folder {run}"
+        )
+    latest = folder / "latest"
+    named = latest.read_text(encoding="utf-8", errors="replace").strip() if latest.is_file() else ""
+    shown = f"the latest, {folder / named}" if named in states else f"{folder / states[-1]}" if states else ""
+    raise ValueError(
+        f"--checkpoint {path} is the folder of the run's training states, not a run: pass the run folder {run} (its "
+        "final, ema or best weights with --weights)" + (f", or one of its states, e.g. {shown}" if shown else "")
+    )
 
 
 def _constants_note(model: Any, name: str, kwargs: dict[str, Any], info: dict[str, Any] | None = None) -> str | None:
@@ -553,14 +606,53 @@ def _load_checkpoint(model: Any, path: str, name: str) -> None:
             f"checkpoint {path!r} cannot be read: the file is corrupt, truncated or not a checkpoint ({detail}); "
             "pass a state dict saved with torch.save or safetensors"
         ) from None
+    checkpoint_filter = family_checkpoint_filter(model)
     try:
-        checkpoint_filter = family_checkpoint_filter(model)
-        if checkpoint_filter is not None:
-            # exact=True: loaded strictly into the model as built, its classifier included
-            state_dict = checkpoint_filter(state_dict, model, exact=True)
-        model.load_state_dict(state_dict)
+        # exact=True: loaded strictly into the model as built, its classifier included
+        fitted = state_dict if checkpoint_filter is None else checkpoint_filter(state_dict, model, exact=True)
+        model.load_state_dict(fitted)
     except (RuntimeError, ValueError) as exc:
-        raise ValueError(f"checkpoint {path!r} does not fit model {name!r}: {exc}") from None
+        head = None if checkpoint_filter is None else _head_misfit(model, state_dict, checkpoint_filter)
+        raise ValueError(f"checkpoint {path!r} does not fit model {name!r}: {head or exc}") from None
+
+
+def _head_misfit(model: Any, state_dict: dict, checkpoint_filter: Any) -> str | None:
+    """Why the checkpoint's classifier alone does not fit ``model``, with the --model-kwargs that build the model it
+    fits; None if more than the classifier does not fit. (The filter's own message gives timm's remedies, such as
+    ``pretrained_cfg_overlay``, which this command does not take.)"""
+    import torch
+
+    from timm_zerosnet.models.multistep import unwrap_state_dict
+
+    try:  # as for timm's features_only: a classifier that does not fit is dropped, everything else must fit
+        rest = checkpoint_filter(state_dict, model, features_only=True)
+    except (RuntimeError, ValueError):
+        return None
+    # the classifier's weight: the one matrix of the checkpoint the filter did not keep (the filter keeps the tensors
+    # it loads as they are, so the comparison is by identity)
+    kept = {id(v) for v in rest.values()}
+    left = [v for v in unwrap_state_dict(state_dict).values() if isinstance(v, torch.Tensor) and v.dim() == 2]
+    left = [v for v in left if id(v) not in kept]
+    ours = getattr(model, "get_classifier", lambda: None)()
+    if len(left) > 1 or not isinstance(getattr(ours, "weight", None), torch.Tensor) or ours.weight.dim() != 2:
+        return None
+    if not left:
+        return (
+            f"it has no classifier (the weights of a headless backbone) and the model has one of "
+            f"{ours.weight.shape[0]} classes; build the model without one: --model-kwargs num_classes=0"
+        )
+    (classes, features), (our_classes, our_features) = left[0].shape, ours.weight.shape
+    if classes != our_classes:
+        return (
+            f"its classifier has {classes} classes and the model's {our_classes}; build the model with the "
+            f"checkpoint's classes: --model-kwargs num_classes={classes}"
+        )
+    pool = getattr(getattr(model, "global_pool", None), "pool_type", None)
+    return (
+        f"its classifier takes {features} features and the model's {our_features} (global_pool={pool!r}): the "
+        "checkpoint was trained with other pooling; pass the global_pool it was trained with as --model-kwargs "
+        "global_pool=... (e.g. catavgmax, which doubles the features of avg or max)"
+    )
 
 
 _SCHEME_SCALARS = {"lam": "lambda", "k": "k", "tau": "tau"}  # trained scheme constants, by parameter name
@@ -650,6 +742,13 @@ def _show(value: Fraction) -> str:
 
 def _run_connectivity(args: argparse.Namespace) -> int:
     depth_range, width_range = tuple(args.depth_range), tuple(args.width_range)
+    for measure, (lo, hi) in (("depth", depth_range), ("width", width_range)):
+        if lo == math.inf or hi == -math.inf:  # no number is >= inf (or <= -inf): the filter would keep no cell
+            end, none = ("lower", "-inf") if lo == math.inf else ("upper", "inf")
+            raise _UsageError(
+                f"--{measure}-range {lo:g} {hi:g} keeps no cell: {lo if lo == math.inf else hi:g} as the {end} bound "
+                f"admits no effective {measure}; give a finite {end} bound, or {none} for none"
+            )
     if args.nb201_all:
         summary = conn.enumerate_nb201(depth_range, width_range)
         if args.json:
