@@ -2522,3 +2522,25 @@ def test_timms_policies_that_posterize_to_0_bits_run_with_pillow_13():
     black = NAME_TO_OP["PosterizeIncreasing"](images[5], 0)
     assert black.mode == "RGB" and black.getextrema() == ((0, 0),) * 3
     assert NAME_TO_OP["Posterize"](images[5], 8) is images[5]
+
+
+def test_stride_reg_adds_diffstrides_regulariser_to_the_loss(tmp_path):
+    """DIFFSTRIDE.md: loss = task loss + lambda J(S). zerosnet-train had no way to add it (stride_regularizer was a
+    library function only). With it the learned strides move up (J falls as they grow); a model without DiffStride
+    layers refuses it instead of training without it."""
+    diffstride = ("--model-kwargs", "downsample=diffstride")
+    strides = {}
+    for name, weight in (("plain", "0"), ("reg", "10")):
+        run(tmp_path, name, *diffstride, "--stride-reg", weight)
+        reset_accelerate()
+        weights = load_file(tmp_path / name / "model.safetensors")
+        strides[name] = {k: v for k, v in weights.items() if k.endswith(".strides")}
+    assert strides["plain"] and set(strides["plain"]) == set(strides["reg"])
+    assert all((strides["reg"][k] > strides["plain"][k]).all() for k in strides["plain"])
+    assert yaml.safe_load((tmp_path / "reg" / "args.yaml").read_text())["stride_reg"] == 10.0
+    with pytest.raises(ValueError, match=r"--stride-reg 0.1 weighs DiffStride's .* has no DiffStride layer"):
+        run(tmp_path, "none", "--stride-reg", "0.1")
+    assert not (tmp_path / "none").exists()
+    for bad in ("-1", "nan", "inf"):
+        with pytest.raises(ValueError, match="--stride-reg"):
+            train_mod.check_args(parse_args(["--stride-reg", bad]))

@@ -77,6 +77,7 @@ from .data import (
     dataset_name,
     used_num_samples,
 )
+from .layers.diffstride import DiffStride, stride_regularizer
 from .models.multistep import POOL_TYPES
 from .release import INTERPOLATIONS, ReleaseError, respect_umask
 from .run_layout import (
@@ -359,6 +360,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--bce-sum", **_ON_OFF, help="BCE summed over classes, then averaged over the batch")
     g.add_argument("--bce-target-thresh", type=float, default=None, help="BCE targets above it become 1, others 0")
     g.add_argument("--bce-pos-weight", type=float, default=None, help="BCE weight of the positive targets")
+    g.add_argument(
+        "--stride-reg",
+        type=float,
+        default=0.0,
+        help="weight lambda of DiffStride's stride regulariser J(S), the sum of its layers' output areas relative to "
+        "the input (the paper's proxy for compute and memory), added to the loss: a larger lambda pushes the learned "
+        "strides up. For a model with DiffStride layers (downsample=diffstride); 0: none",
+    )
     g.add_argument("--drop", type=float, default=None, help="dropout rate before the classifier")
     g.add_argument("--drop-path", type=float, default=None)
 
@@ -557,7 +566,7 @@ _SEEDS = 2**32  # seeds numpy takes: 0 <= seed < 2**32
 # intervals of float options ("[" / "(" closed / open ends; "each": every value of a list); NaN and inf always refused
 _RANGES = {
     "(0, inf)": "clip_grad decay_epochs decay_rate opt_eps bce_pos_weight",
-    "[0, inf)": "lr lr_base warmup_lr min_lr weight_decay color_jitter mixup cutmix",
+    "[0, inf)": "lr lr_base warmup_lr min_lr weight_decay color_jitter mixup cutmix stride_reg",
     "[0, 1)": "momentum smoothing drop drop_path bce_target_thresh",
     "[0, 1]": "model_ema_decay hflip vflip reprob mixup_prob mixup_switch_prob",
     "(0, 1]": "layer_decay",
@@ -1917,7 +1926,8 @@ RESUME_SETTINGS = (
     "dataset train_split val_split class_map input_img_mode input_key target_key val_num_samples img_size input_size "
     "crop_pct mean std interpolation train_interpolation train_crop_mode crop_padding scale ratio hflip vflip "
     "color_jitter aa no_aug reprob remode recount mixup cutmix cutmix_minmax mixup_prob mixup_switch_prob mixup_mode "
-    "mixup_off_epoch smoothing bce_loss bce_sum bce_target_thresh bce_pos_weight drop drop_path clip_grad clip_mode"
+    "mixup_off_epoch smoothing bce_loss bce_sum bce_target_thresh bce_pos_weight stride_reg drop drop_path clip_grad "
+    "clip_mode"
 ).split()
 _PATH_SETTINGS = ("pretrained_path", "class_map")  # settings that name a file: recorded as absolute paths
 
@@ -2194,6 +2204,12 @@ class Trainer:
         if args.channels_last:
             model = model.to(memory_format=torch.channels_last)
         optimizer = create_optimizer_from_args(model, args)
+        if args.stride_reg and not any(isinstance(m, DiffStride) for m in model.modules()):
+            raise ValueError(
+                f"--stride-reg {args.stride_reg:g} weighs DiffStride's stride regulariser, and {args.model} has no "
+                "DiffStride layer (no learnable strides): leave --stride-reg out, or build the model with "
+                "--model-kwargs downsample=diffstride"
+            )
         if args.decay_lambda and not any(name.endswith(".lam") for name, _ in model.named_parameters()):
             accelerator.print(
                 f"note: {args.model} has no trainable lambda (the _tra models do): --decay-lambda does nothing"
@@ -2446,6 +2462,8 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             with acc.accumulate(self.model):
                 loss = self.loss_fn(self.model(x), y)
+                if args.stride_reg:  # after the forward, which clips the strides: J of the strides it used
+                    loss = loss + args.stride_reg * stride_regularizer(self.unwrapped_model)
                 losses = acc.gather(loss.detach().float().reshape(1))
                 if not torch.isfinite(losses).all():
                     bad = losses[~torch.isfinite(losses)][0].item()
