@@ -353,20 +353,13 @@ def _block_forward(self, x, last, llast):
         or not isinstance(update, ZeroStableUpdate)
         or update.lam is not None
         or self.history != 1
-        or self.pool is not None
         or not isinstance(self.drop_path, torch.nn.Identity)
         or not torch.is_grad_enabled()
     ):
         return _ORIG["block"](self, x, last, llast)
     pre = F.relu(self.bn1(x), inplace=True)
     f = self.residual(pre)
-    x_slot = x
-    if self.shortcut is not None:
-        x_slot = self.shortcut(pre) if self.shortcut_on_preact else self.shortcut(x)
-    if self.proj_last is not None:
-        last = self.proj_last(last)
-    if self.proj_llast is not None:
-        llast = self.proj_llast(llast)
+    x_slot, last, llast = self.history_terms(x, pre, last, llast)
     return _AdjointCombine.apply(f, x_slot, last, llast, (update.hb0, update.a0, update.a1, update.a2))
 
 

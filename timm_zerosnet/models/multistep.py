@@ -338,6 +338,24 @@ class PreActBlock(nn.Module):
         if not torch.jit.is_scripting():
             folded = self._folded_branch(pre)
         f = self.drop_path(self.residual(pre)) if folded is None else folded
+        x_slot, last, llast = self.history_terms(x, pre, last, llast)
+        if torch.jit.is_scripting():
+            out = self.update(f, x_slot, last, llast)
+        else:
+            out = self._combine(f, folded, x_slot, last, llast)
+        if self.history == 1:  # _HISTORY_SHIFT (literals: TorchScript cannot read module globals)
+            return out, x_slot, last
+        if self.history == 2:  # _HISTORY_SHIFT_RAW
+            return out, x, last
+        if self.history == 3:  # _HISTORY_RESET
+            return out, x_slot, x_slot
+        return out, out, out  # no history kept: nothing extra stays alive
+
+    def history_terms(
+        self, x: torch.Tensor, pre: torch.Tensor, last: torch.Tensor, llast: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The terms the update combines with F(x_n): x_n (through the shortcut, which reads ``pre`` = relu(bn1(x_n))
+        or x_n), x_{n-1} and x_{n-2}, projected and pooled to the block's output shape."""
         x_slot = x
         if self.shortcut is not None:
             x_slot = self.shortcut(pre) if self.shortcut_on_preact else self.shortcut(x)
@@ -351,17 +369,7 @@ class PreActBlock(nn.Module):
                 last = self.pool(last)
             if self.reads >= 3:
                 llast = self.pool(llast)
-        if torch.jit.is_scripting():
-            out = self.update(f, x_slot, last, llast)
-        else:
-            out = self._combine(f, folded, x_slot, last, llast)
-        if self.history == 1:  # _HISTORY_SHIFT (literals: TorchScript cannot read module globals)
-            return out, x_slot, last
-        if self.history == 2:  # _HISTORY_SHIFT_RAW
-            return out, x, last
-        if self.history == 3:  # _HISTORY_RESET
-            return out, x_slot, x_slot
-        return out, out, out  # no history kept: nothing extra stays alive
+        return x_slot, last, llast
 
     @torch.jit.unused
     def _folded_branch(self, pre: torch.Tensor) -> torch.Tensor | None:
