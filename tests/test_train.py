@@ -725,6 +725,22 @@ def test_resume_of_a_state_without_settings_still_checks_the_processes(source_ru
     assert "saved without its settings" in capsys.readouterr().out
 
 
+def test_a_state_saved_before_stride_reg_existed_resumes_only_without_it(tmp_path):
+    """A state whose settings predate --stride-reg trained without the regulariser: resuming it with one changed the
+    objective mid-run without a word (the check skipped settings a state does not record)."""
+    same = "--epochs 2 --model-kwargs downsample=diffstride".split()
+    run(tmp_path, "old", *same)
+    reset_accelerate()
+    state = tmp_path / "old" / "checkpoints" / "state-e0001-b000000"
+    progress = torch.load(state / "custom_checkpoint_1.pkl", weights_only=True)
+    del progress["settings"]["stride_reg"]  # as the version before --stride-reg saved it
+    torch.save(progress, state / "custom_checkpoint_1.pkl")
+    assert train_mod._saved_settings(state) == ({**progress["settings"], "stride_reg": 0.0}, True)
+    with pytest.raises(ValueError, match=r"Cannot resume .*: --stride-reg 0.5 \(the state: --stride-reg 0.0\)"):
+        run(tmp_path, "new", *same, "--stride-reg", "0.5", "--resume", str(state))
+    assert not (tmp_path / "new" / "model.safetensors").exists()
+
+
 def test_an_older_state_missing_the_rng_file_of_one_of_its_processes_is_refused_before_loading(source_run, tmp_path):
     """A state without settings was saved by as many processes as its highest random_states_<i>.pkl says (a count of
     the files missed a gap): a missing one is named, before the state is loaded."""

@@ -1961,11 +1961,15 @@ def _saved_settings(state_dir: Path) -> tuple[dict, bool]:
         state = torch.load(state_dir / state_object_file("progress"), map_location="cpu", weights_only=True)
     settings = state.get("settings") if isinstance(state, dict) else None
     if settings is not None:
-        return settings, True
+        return {**_LATER_SETTINGS, **settings}, True
     # the highest process's file, not a count: one missing among them is still a process the state was saved with
     indices = [int(m.group(1)) for f in state_dir.glob("random_states_*.pkl") if (m := _RNG_FILE.fullmatch(f.name))]
     return ({"num_processes": max(indices) + 1} if indices else {}), False
 
+
+# settings that states saved before they existed do not record, with the value those states trained with (so that
+# a resume with another value is refused as for any recorded setting)
+_LATER_SETTINGS = {"stride_reg": 0.0}
 
 _RNG_FILE = re.compile(r"random_states_(\d+)\.pkl")  # accelerate's save_state: the RNG state of each process
 _RNG_KEYS = ("random_state", "numpy_random_seed", "torch_manual_seed")  # what its load_state sets on every device
