@@ -174,8 +174,14 @@ def test_tau_resnet_downsamples_with_one_layer_shared_by_branch_and_shortcut(nam
     assert [f["reduction"] for f in model.feature_info] == [f["reduction"] for f in strided.feature_info]
     model(x).square().mean().backward()
     assert all(b.pool.strides.grad is not None and b.pool.strides.grad.abs().sum() > 0 for b in transitions)
-    with pytest.raises(ValueError, match=r"output_stride=8 dilates strided convs, and with downsample='spectral'"):
-        timm.create_model(name, downsample="spectral", output_stride=8)
+    final = strided.feature_info[-1]["reduction"]
+    with pytest.raises(ValueError, match=rf"output_stride={final // 2} dilates the stages .* downsample='spectral'"):
+        timm.create_model(name, downsample="spectral", output_stride=final // 2)
+    # an output_stride that dilates nothing (the network's final reduction, or more) builds the pooled network
+    for output_stride in (final, 2 * final):
+        same = timm.create_model(name, downsample="subsample", output_stride=output_stride).eval()
+        same.load_state_dict(strided.state_dict())
+        torch.testing.assert_close(same(x), strided(x))
     with pytest.raises(ValueError, match="downsample must be 'conv', 'spectral', 'subsample' or 'diffstride'"):
         timm.create_model(name, downsample="maxpool")
 

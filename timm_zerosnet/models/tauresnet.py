@@ -331,12 +331,6 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         check_skeleton(net, shortcuts=("zero_pad", "conv"))
         check_model_args(in_chans, drop_rate, drop_path_rate)
         check_downsample(downsample)
-        if downsample != "conv" and output_stride is not None:
-            # a dilated stage has no stride to replace: its pooling layer would be left out or keep downsampling
-            raise ValueError(
-                f"output_stride={output_stride!r} dilates strided convs, and with downsample={downsample!r} the stages "
-                "downsample with pooling layers instead; pass one of the two (downsample='conv' for dense features)."
-            )
         self.downsample = downsample
         given, tau = tau, default_tau(net) if tau is None else finite_number(tau)
         if tau is None or tau <= 0:  # text and booleans are no numbers ('big' was a ValueError of float())
@@ -388,6 +382,13 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         dilations = stage_dilations(
             reduction, strides, output_stride, f"this network ({net.stem} stem, stage strides {tuple(strides)})"
         )
+        if downsample != "conv" and any(d != (s, 1, 1) for d, s in zip(dilations, strides)):
+            # a dilated stage has no stride to replace: its pooling layer would be left out or keep downsampling
+            raise ValueError(
+                f"output_stride={output_stride!r} dilates the stages after that reduction, and with "
+                f"downsample={downsample!r} they downsample with pooling layers instead of strided convs; pass one of "
+                "the two (downsample='conv' for dense features), or an output_stride the network does not go below."
+            )
         self.stages = nn.ModuleList(self._make_stages(net, reduction, dilations, drop_path_rate, dd))
         self.num_feature_levels = len(self.feature_info)  # an int for TorchScript (feature_info mixes types)
         self.num_features = self.head_hidden_size = net.widths[-1] * net.expansion
