@@ -654,6 +654,12 @@ def test_a_layer_on_the_meta_device_prints_and_says_why_it_has_no_output_size():
     for call, what in ((layer.output_size, "output_size"), (layer.freeze, "freeze")):
         with pytest.raises(ValueError, match=rf"DiffStride\.{what}: the strides are on the meta device .*to_empty"):
             call((32, 32))
+    # a forward too, and so freeze_diffstride, the step before export
+    model = timm.create_model("preresnet18_diffstride_cifar", device="meta")
+    x = torch.zeros(1, 3, 32, 32, device="meta")
+    for call in (lambda: layer(x), lambda: freeze_diffstride(model, x)):
+        with pytest.raises(ValueError, match=r"DiffStride: the strides are on the meta device .*to_empty"):
+            call()
     layer.to_empty(device="cpu")
     with torch.no_grad():
         layer.strides.copy_(torch.tensor([2.0, 3.0]))

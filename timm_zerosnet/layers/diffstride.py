@@ -266,6 +266,17 @@ def _take_rows(t: torch.Tensor, dim: int, front: int, back: int) -> torch.Tensor
     return torch.cat([head, t.narrow(dim, size - back, back)], dim=dim)
 
 
+def _require_values(strides: torch.Tensor, cropping: bool, what: str) -> None:
+    """A cropping layer's output size follows the strides' values, which a layer built on the meta device does not
+    have ('Cannot copy out of meta tensor' deep inside the crop plan before)."""
+    if cropping and strides.is_meta:
+        raise ValueError(
+            f"{what}: the strides are on the meta device and hold no value yet, and the output size follows them: "
+            "materialise the layer first (module.to_empty(device='cpu') and load_state_dict, or build it without the "
+            "meta device)."
+        )
+
+
 def _diffstride_forward(
     x: torch.Tensor,
     strides: torch.Tensor,
@@ -298,6 +309,7 @@ def _diffstride_forward(
                 "autograd); call timm_zerosnet.layers.diffstride.freeze_diffstride(model, example_input) (or "
                 "layer.freeze((H, W))) before exporting or tracing to fix the output size."
             )
+        _require_values(strides, cropping, "DiffStride")
         if training:
             _clip_strides_(strides, height, width, smoothness, lower_limit, upper_limit)
         else:
@@ -487,14 +499,7 @@ class DiffStride(nn.Module):
         return self.output_size((height, width))
 
     def _require_values(self, what: str) -> None:
-        """A cropping layer's output size follows the strides' values, which a layer built on the meta device does
-        not have."""
-        if self.cropping and self.strides.is_meta:
-            raise ValueError(
-                f"DiffStride.{what}: the strides are on the meta device and hold no value yet, and the output size "
-                "follows them: materialise the layer first (module.to_empty(device='cpu') and load_state_dict, or "
-                "build it without the meta device)."
-            )
+        _require_values(self.strides, self.cropping, f"DiffStride.{what}")
 
     def unfreeze(self) -> None:
         """Let the output size follow the strides again."""
