@@ -266,11 +266,17 @@ def _take_rows(t: torch.Tensor, dim: int, front: int, back: int) -> torch.Tensor
     return torch.cat([head, t.narrow(dim, size - back, back)], dim=dim)
 
 
+class StridesOnMetaError(ValueError, NotImplementedError):
+    """A cropping DiffStride layer on the meta device asked for an output size, which follows its strides' values.
+    Also a NotImplementedError, the type torch raises for what the meta device cannot do: code that falls back to a
+    real copy of the network on it (the model card's and the model table's GMAC counts) keeps doing so."""
+
+
 def _require_values(strides: torch.Tensor, cropping: bool, what: str) -> None:
     """A cropping layer's output size follows the strides' values, which a layer built on the meta device does not
     have ('Cannot copy out of meta tensor' deep inside the crop plan before)."""
     if cropping and strides.is_meta:
-        raise ValueError(
+        raise StridesOnMetaError(
             f"{what}: the strides are on the meta device and hold no value yet, and the output size follows them: "
             "materialise the layer first (module.to_empty(device='cpu') and load_state_dict, or build it without the "
             "meta device)."
