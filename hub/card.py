@@ -333,6 +333,10 @@ def _metadata(
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
 
+# a training state's weights by kind (release.json's weights), for the card
+_STATE_WEIGHTS = {"final": "the model's weights", "ema": "the EMA's weights", "best": "the best weights so far"}
+
+
 def _base_weights(base: Mapping[str, Any]) -> str:
     """The card's words for the weights a fine-tuned model started from (export's ``finetuned_from``)."""
     if base.get("local"):
@@ -502,7 +506,11 @@ def model_card(
     code = [CITATIONS[p]["code"] for p in papers if p in CITATIONS and CITATIONS[p]["code"]]
     if code:
         lines.append(f"- **Original:** {code[0]}")
-    lines.append(f"- **Weights:** `model.safetensors`, sha256 `{release.get('sha256', '-')}`")
+    weights = f"`model.safetensors`, sha256 `{release.get('sha256', '-')}`"
+    if release.get("state"):  # a training state's weights, which its run never evaluated (no results below)
+        which = _STATE_WEIGHTS.get(release.get("weights"), "the weights")
+        weights += f": {which} of the training state `{_md(release['state'])}` of the run, not evaluated by it"
+    lines.append(f"- **Weights:** {weights}")
     lines += ["", "## Model Usage"]
     if img_mode != default_mode:
         lines += [

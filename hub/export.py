@@ -100,6 +100,7 @@ class RunInfo:
     run_name: str | None = None
     status: str | None = None
     state_key: tuple[str, ...] | None = None  # the entries of a checkpoint dict that may hold the weights to export
+    state: str | None = None  # the training state (<run>/checkpoints/<state>) whose weights these are
 
 
 def _read_json(path: Path) -> Any:
@@ -183,17 +184,19 @@ def read_run(
     state_key = None
     state = training_state(source) if source.is_dir() else None
     state_of = state.parent.parent if state is not None else None
-    if state_of is not None and (state_of / "run.json").is_file():
+    if state_of is None or not (state_of / "run.json").is_file():
+        state = None  # a state without its run's run.json: read as any other folder of weights
+    if state is not None:
         # a training state (<run>/checkpoints/state-*): the run's run.json says what the model is, read as the run
         # layout reads it for a state (without its metrics and weights files: those of the run's end); its final,
         # ema and best weights are the state's own (run_layout.STATE_WEIGHT_FILES), as validate reads them. The run
         # recorded no evaluation of them (its metrics are those of its end), so the card has none
         info = _run_info(source)
+        choice, run_dir = weights or "final", state_of
         try:
-            weights_path, _ = resolve_weights(source, weights or "final")
+            weights_path, _ = resolve_weights(source, choice)
         except (FileNotFoundError, ValueError) as e:  # which weights the state lacks, and where else they are
             raise HubError(str(e)) from None
-        choice, run_dir = None, state_of
     elif source.is_dir():
         choice, run_dir = weights or "final", source
         try:  # the run layout train and validate read: which file, and why a run lacks it
@@ -245,7 +248,7 @@ def read_run(
             f"options of weights without a run.json)."
         )
     history = None
-    if (run_dir / "metrics.json").is_file() and not info.get("metrics"):
+    if state is None and (run_dir / "metrics.json").is_file() and not info.get("metrics"):
         history = _read_json(run_dir / "metrics.json")
         history = history if isinstance(history, list) else None
     dataset = info.get("dataset")
@@ -272,7 +275,7 @@ def read_run(
         training["recipe"] = PureWindowsPath(recipe).stem  # splits at "/" and "\\" alike
     if base := _finetuned_from(info):
         training["finetuned_from"] = base
-    metrics = _metrics_for(info, choice, history)
+    metrics = _metrics_for(info, choice, history) if state is None else {}  # the run's metrics are of its end
     if metrics and split:
         metrics["split"] = split
     data_config = info.get("data_config")
@@ -295,6 +298,7 @@ def read_run(
         training=training,
         run_name=run_dir.name if info else None,
         status=info.get("status"),
+        state=state.name if state is not None else None,
     )
 
 
@@ -755,6 +759,12 @@ def export(
     if tag_problem(tag):
         raise HubError(f"--{tag_problem(tag)}.")
     net = build_model(info)
+    if info.state:
+        log(
+            f"note: {info.weights_path.parent} is a training state: the run recorded no evaluation of its "
+            f"{info.weights} weights, so the card has none (`zerosnet-validate --checkpoint {info.weights_path.parent} "
+            f"--weights {info.weights}` evaluates them)"
+        )
     data_config = _data_config(net, info.data_config, log)
     img_mode = _image_mode(info, net.in_chans)
     if info.label_names and len(info.label_names) != net.num_classes:
@@ -793,6 +803,7 @@ def export(
             training=info.training,
             run=info.run_name,
             weights=info.weights,
+            **({"state": info.state} if info.state else {}),
             sha256=sha256_file(tmp / WEIGHTS_NAME),
             config_sha256=sha256_file(tmp / "config.json"),
             golden=dict(

@@ -719,7 +719,8 @@ def test_a_training_state_exports_with_its_runs_model_labels_and_data_config(run
     assert config["label_names"] == CIFAR10_LABELS and config["pretrained_cfg"]["std"] == [0.2023, 0.1994, 0.2010]
     release = json.loads((out / "release.json").read_text())
     assert release["metrics"] == {} and release["run"] == run_dir.name and "epochs" not in release["training"]
-    assert any("not one of the run's recorded weights" in line for line in logs)
+    assert (release["weights"], release["state"]) == ("final", state.name)
+    assert any("the run recorded no evaluation of its final weights" in line for line in logs)
     assert check_golden(model, out / "golden.safetensors").exact
     # --weights ema / best are the state's own (tests/test_run_layout.py exports them): this one has neither
     for weights in ("ema", "best"):

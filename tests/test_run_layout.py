@@ -176,7 +176,9 @@ def test_hub_export_of_a_state_publishes_its_own_weights(lam_run, tmp_path, weig
     from timm_zerosnet.hub.export import export
 
     state = _first_state(lam_run)
-    out = export(state, tmp_path / weights, weights=weights, tag="c10").path
+    logs = []
+    out = export(state, tmp_path / weights, weights=weights, tag="c10", log=logs.append).path
+    assert any(f"the run recorded no evaluation of its {weights} weights" in line for line in logs)
     exported = load_file(out / "model.safetensors")
     model, _ = load_model(build_parser().parse_args(["--checkpoint", str(state), "--weights", weights]))
     expected = model.state_dict()
@@ -186,3 +188,10 @@ def test_hub_export_of_a_state_publishes_its_own_weights(lam_run, tmp_path, weig
         assert not torch.equal(exported["fc.weight"], load_file(lam_run / "model_ema.safetensors")["fc.weight"])
     config = json.loads((out / "config.json").read_text())
     assert config["model_args"]["lam"] == -1.2 and config["pretrained_cfg"]["mean"] == [0.5] * 3
+    # which weights of which state: recorded, and said on the card (an epoch-1 EMA looked like the run's final model)
+    release = json.loads((out / "release.json").read_text())
+    assert (release["weights"], release["state"], release["run"]) == (weights, state.name, lam_run.name)
+    assert release["metrics"] == {}  # the run's metrics are those of its end, not of this state
+    card = (out / "README.md").read_text()
+    kind = {"final": "the model's weights", "ema": "the EMA's weights", "best": "the best weights so far"}[weights]
+    assert f"{kind} of the training state `{state.name}` of the run, not evaluated by it" in card
