@@ -173,7 +173,7 @@ def test_run_folders_and_bare_files_read_as_before(lam_run, tmp_path):
 def test_hub_export_of_a_state_publishes_its_own_weights(lam_run, tmp_path, weights):
     """zerosnet-hub export refused --weights ema / best of a state ('export takes its model's weights') although
     validate reads them; it exports them now, with the run's model options, as validate loads them."""
-    from timm_zerosnet.hub.export import export
+    from timm_zerosnet.hub.export import export, verify_export
 
     state = _first_state(lam_run)
     logs = []
@@ -195,3 +195,5 @@ def test_hub_export_of_a_state_publishes_its_own_weights(lam_run, tmp_path, weig
     card = (out / "README.md").read_text()
     kind = {"final": "the model's weights", "ema": "the EMA's weights", "best": "the best weights so far"}[weights]
     assert f"{kind} of the training state `{state.name}` of the run, not evaluated by it" in card
+    verified = verify_export(out)  # the folder passes the round trip that stage repeats
+    assert verified.golden_exact and verified.timm_local_dir_exact
