@@ -294,3 +294,27 @@ def test_an_empty_batch_gives_an_empty_output_as_timms_resnets_do(name):
     assert not none and all(not p.grad.any() for p in model.parameters()), none
     pool = FixedSpectralPooling(2.0)
     assert torch.jit.script(pool)(torch.randn(0, 3, 8, 8)).shape == (0, 3, 4, 4)
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("zerosnet20_cifar", dict(downsample="diffstride")),
+        ("preresnet18_diffstride_cifar", dict(strides=(1, 3, 2, 3))),
+        ("lmresnet20_cifar", dict(downsample="subsample", output_stride=2)),
+        ("tauresnet20_cifar", dict(downsample="diffstride", in_chans=1)),
+        ("tauresnet20_cifar", dict(output_stride=2)),
+    ],
+)
+def test_pretrained_cfg_pool_size_follows_options_that_change_the_strides(name, kwargs):
+    """TIMM.md: forward_features has the cfg's pool_size at its input_size. An option that changed the strides left
+    the registered network's value: zerosnet20_cifar with downsample='diffstride' said (8, 8) for 20x20 features,
+    the DiffStride paper's poor init (18, 18) for 14x14 (and config.json took it on export)."""
+    default = timm.create_model(name).pretrained_cfg["pool_size"]
+    model = timm.create_model(name, **kwargs)
+    assert model.training and model.default_cfg is model.pretrained_cfg
+    size = model.pretrained_cfg["input_size"][1:]
+    with torch.no_grad():
+        features = model.eval().forward_features(torch.zeros(1, model.in_chans, *size))
+    assert model.pretrained_cfg["pool_size"] == tuple(features.shape[-2:]) != default
+    assert timm.create_model(name).pretrained_cfg["pool_size"] == default  # the registry's cfg is left as it was

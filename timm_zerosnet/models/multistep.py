@@ -1665,7 +1665,7 @@ def create_multistep(
     levels = len(net.layers) + (1 if net.stem == "imagenet" else 0)
     feature_cfg = getter_feature_cfg(levels, kwargs)
     with unreadable_weights_named(variant, pretrained, kwargs):
-        return build_model_with_cfg(
+        model = build_model_with_cfg(
             MultistepResNet,
             variant,
             pretrained,
@@ -1675,6 +1675,33 @@ def create_multistep(
             feature_cfg=feature_cfg,
             **kwargs,
         )
+    if overrides or kwargs.get("output_stride") is not None:
+        measure_pool_size(model)
+    return model
+
+
+def measure_pool_size(model: Any) -> None:
+    """Set ``pretrained_cfg['pool_size']`` to the size of the model's unpooled features at the cfg's input size, for a
+    model whose options changed its strides (downsample, strides, stem_stride, output_stride): the registered value
+    is the default network's (TIMM.md: forward_features has pool_size at input_size), and a cfg that says otherwise
+    reaches config.json on export. A features_only model has no classifier cfg to keep true; a network with
+    learnable strides built on the meta device cannot be measured (its sizes follow the strides' values) and keeps
+    the registered value."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    if not isinstance(model, ResNetHeadMixin) or not isinstance(cfg, dict) or cfg.get("input_size") is None:
+        return
+    param = next(model.parameters())
+    if param.is_meta and any(isinstance(m, DiffStride) and m.cropping for m in model.modules()):
+        return
+    _, height, width = cfg["input_size"]
+    x = torch.zeros(1, model.in_chans, height, width, device=param.device, dtype=param.dtype)
+    training = model.training
+    try:
+        with torch.no_grad():
+            size = tuple(model.eval().forward_features(x).shape[-2:])
+    finally:
+        model.train(training)
+    cfg["pool_size"] = size  # in place: model.default_cfg is the same dict
 
 
 def cifar_cfg(**kwargs: Any) -> dict[str, Any]:

@@ -61,6 +61,7 @@ from .multistep import (
     discarded_head,
     getter_feature_cfg,
     imagenet_cfg,
+    measure_pool_size,
     pretrained_filter,
     require_released_weights,
     scheme_values_readable,
@@ -644,7 +645,7 @@ def _create_tauresnet(variant: str, pretrained: bool, net: TauNetCfg, /, **kwarg
         require_released_weights(variant, kwargs)
     levels = len(net.layers) + (1 if net.stem == "imagenet" else 0)
     with unreadable_weights_named(variant, pretrained, kwargs):
-        return build_model_with_cfg(
+        model = build_model_with_cfg(
             TauResNet,
             variant,
             pretrained,
@@ -653,6 +654,9 @@ def _create_tauresnet(variant: str, pretrained: bool, net: TauNetCfg, /, **kwarg
             feature_cfg=getter_feature_cfg(levels, kwargs),
             **kwargs,
         )
+    if kwargs.get("downsample", "conv") != "conv" or kwargs.get("output_stride") is not None:
+        measure_pool_size(model)
+    return model
 
 
 _PAPER = dict(
