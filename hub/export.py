@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
+from timm_zerosnet.models.multistep import measure_pool_size
 from timm_zerosnet.release import (
     GOLDEN_NAME,
     WEIGHTS_NAME,
@@ -472,6 +473,7 @@ def build_model(info: RunInfo) -> Any:
             ) from None
         raise HubError(f"{info.weights_path}: {info.model} cannot be built with {kwargs} ({reason}).") from None
     load_into(model, flat, info.weights_path, info.model)
+    measure_pool_size(model)  # learned strides: config.json's pool_size is that of the weights, not of the init
     return model.eval()
 
 

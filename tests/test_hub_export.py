@@ -828,6 +828,12 @@ def test_learned_strides_are_counted_on_the_exported_network(tmp_path):
         fresh(torch.zeros(1, 3, 32, 32))
     assert abs(counter.get_total_flops() / 2e9 - gmacs) > 0.1  # the strides at init would give another count
     assert verify_export(out).golden_exact
+    # config.json's pool_size is that of the learned strides (it was the registered (18, 18) of the init)
+    with torch.no_grad():
+        size = tuple(model.eval().forward_features(torch.zeros(1, 3, 32, 32)).shape[-2:])
+    config = json.loads((out / "config.json").read_text())
+    assert tuple(config["pretrained_cfg"]["pool_size"]) == size != (18, 18)
+    assert timm.create_model(f"local-dir:{out}", pretrained=True).pretrained_cfg["pool_size"] == size
 
 
 def test_verify_round_trip_and_cli(run_dir, tmp_path, capsys):

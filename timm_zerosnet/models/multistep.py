@@ -1675,18 +1675,18 @@ def create_multistep(
             feature_cfg=feature_cfg,
             **kwargs,
         )
-    if overrides or kwargs.get("output_stride") is not None:
-        measure_pool_size(model)
+    if overrides or kwargs.get("output_stride") is not None or net.downsample == "diffstride":
+        measure_pool_size(model)  # learnable strides: those of the loaded weights, where pretrained
     return model
 
 
 def measure_pool_size(model: Any) -> None:
     """Set ``pretrained_cfg['pool_size']`` to the size of the model's unpooled features at the cfg's input size, for a
-    model whose options changed its strides (downsample, strides, stem_stride, output_stride): the registered value
-    is the default network's (TIMM.md: forward_features has pool_size at input_size), and a cfg that says otherwise
-    reaches config.json on export. A features_only model has no classifier cfg to keep true; a network with
-    learnable strides built on the meta device cannot be measured (its sizes follow the strides' values) and keeps
-    the registered value."""
+    model whose options changed its strides (downsample, strides, stem_stride, output_stride) or whose learnable
+    strides were loaded: the registered value is the default network's at init (TIMM.md: forward_features has
+    pool_size at input_size), and a cfg that says otherwise reaches config.json on export. A features_only model
+    has no classifier cfg to keep true; a network with learnable strides built on the meta device cannot be
+    measured (its sizes follow the strides' values) and keeps the registered value."""
     cfg = getattr(model, "pretrained_cfg", None)
     if not isinstance(model, ResNetHeadMixin) or not isinstance(cfg, dict) or cfg.get("input_size") is None:
         return

@@ -655,7 +655,7 @@ def _create_tauresnet(variant: str, pretrained: bool, net: TauNetCfg, /, **kwarg
             **kwargs,
         )
     if kwargs.get("downsample", "conv") != "conv" or kwargs.get("output_stride") is not None:
-        measure_pool_size(model)
+        measure_pool_size(model)  # learnable strides: those of the loaded weights, where pretrained
     return model
 
 
