@@ -2560,3 +2560,13 @@ def test_stride_reg_adds_diffstrides_regulariser_to_the_loss(tmp_path):
     for bad in ("-1", "nan", "inf"):
         with pytest.raises(ValueError, match="--stride-reg"):
             train_mod.check_args(parse_args(["--stride-reg", bad]))
+
+
+def test_image_modes_whose_pixels_are_not_8_bit_are_refused():
+    """--input-img-mode I;16 (or I) trained into a TypeError traceback from Normalize in the first batch, F on
+    unscaled 0..255 values (a loss of hundreds) without a word; the 8-bit modes are taken."""
+    for in_chans, mode in ((1, "I;16"), (1, "I"), (1, "F"), (1, "P"), (1, "1"), (2, "PA")):
+        with pytest.raises(ValueError, match=rf"--input-img-mode {re.escape(mode)}: its pixels are not 8-bit"):
+            train_mod.image_mode(in_chans, mode)
+    for in_chans, mode in ((1, "L"), (2, "LA"), (3, "RGB"), (3, "YCbCr"), (4, "RGBA"), (4, "CMYK")):
+        assert train_mod.image_mode(in_chans, mode) == mode

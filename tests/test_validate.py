@@ -177,7 +177,7 @@ def test_another_dataset_than_the_runs_is_read_without_its_folder(tmp_path, trai
 
 def test_input_img_mode_is_an_option_and_a_channel_count_without_a_mode_is_refused(trained_run, tmp_path):
     """timm's --input-img-mode: a bare 2-channel file has no default mode (it was fed 'L' images and failed deep in
-    torch); a mode with other bands is refused; noise is refused for modes that are not 8-bit."""
+    torch); a mode with other bands is refused, and so is one whose pixels are not 8-bit."""
     from timm import create_model
 
     two = tmp_path / "two.safetensors"
@@ -195,9 +195,13 @@ def test_input_img_mode_is_an_option_and_a_channel_count_without_a_mode_is_refus
     grey = tmp_path / "grey.safetensors"
     save_file(create_model("zerosnet20_cifar", in_chans=1).state_dict(), grey)
     one = ["--checkpoint", str(grey), "--model", "zerosnet20_cifar", "--in-chans", "1", "--workers", "0"]
-    with pytest.raises(ValueError, match="--noise: the images are of mode F, whose pixels are not 8-bit"):
-        validate(build_parser().parse_args([*one, "--input-img-mode", "F", "--noise", "const:0.1"]))
-    reset_accelerate()
+    # modes whose pixels are not 8-bit: I / I;16 were a TypeError traceback from Normalize, F evaluated unscaled
+    # 0..255 values and P palette indices, without a word (with or without --noise)
+    for mode in ("F", "I", "I;16", "P"):
+        for noise in ([], ["--noise", "const:0.1"]):
+            with pytest.raises(ValueError, match=rf"--input-img-mode {mode}: its pixels are not 8-bit intensities"):
+                validate(build_parser().parse_args([*one, "--input-img-mode", mode, *noise]))
+            reset_accelerate()
     out = validate(
         build_parser().parse_args([*one, "--input-img-mode", "L", "--noise", "const:0.1", "--num-samples", "4"])
     )

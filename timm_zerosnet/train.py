@@ -51,7 +51,7 @@ import yaml
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DynamoBackend, ProjectConfiguration, broadcast, broadcast_object_list, set_seed
 from accelerate.utils import load as accelerate_load
-from PIL import Image
+from PIL import Image, ImageMode
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from timm.data import Mixup, create_transform, resolve_data_config
@@ -1038,6 +1038,16 @@ def image_mode(in_chans: int, mode: str | None) -> str:
             f"--input-img-mode {mode} gives {bands}-channel images but the model takes {in_chans} "
             f"channel(s); leave --input-img-mode out ({_IMG_MODE_OF_CHANNELS.get(in_chans, '?')} is used for "
             f"{in_chans}) or pass --in-chans {bands}"
+        )
+    if mode in ("P", "PA") or ImageMode.getmode(mode).typestr != "|u1":
+        # timm's transforms scale 8-bit pixels to [0, 1], where mean / std (and pixel noise) apply: I and I;16 gave
+        # integer tensors that Normalize refused (a traceback in the first batch), F unscaled 0..255 values (a loss
+        # of hundreds), P palette indices
+        default = _IMG_MODE_OF_CHANNELS.get(in_chans)
+        raise ValueError(
+            f"--input-img-mode {mode}: its pixels are not 8-bit intensities that timm's transforms scale to [0, 1] "
+            f"for the model's mean and std; use an 8-bit mode ({default or 'L, RGB, RGBA'}, ...): 16-bit and float "
+            "images are converted to it, rounded"
         )
     return mode
 

@@ -33,7 +33,6 @@ from typing import Any
 import torch
 import torch.nn as nn
 from accelerate import Accelerator, PartialState
-from PIL import ImageMode
 from safetensors.torch import load_file
 from timm.data import create_transform, resolve_data_config
 from timm.models import clean_state_dict
@@ -528,15 +527,6 @@ def _same_dataset(given: str, recorded: str | None) -> bool:
     return recorded is not None and canonical(given) == canonical(recorded)
 
 
-def _check_noise_mode(noise: list, mode: str) -> None:
-    """Pixel noise is defined on 8-bit images scaled to [0, 1]; other modes (F, I, I;16) are not on that scale."""
-    if noise and ImageMode.getmode(mode).typestr != "|u1":
-        raise ValueError(
-            f"--noise: the images are of mode {mode}, whose pixels are not 8-bit values that scale to [0, 1] as the "
-            f"noise and its clamp assume; evaluate an 8-bit mode (--input-img-mode L, RGB, ...) or leave --noise out"
-        )
-
-
 def _check_results_file(results_file: str | None, weights: Path | None = None) -> None:
     """Refuse a --results-file that cannot be written, or that would overwrite the weights evaluated, a file of a
     run (run.json, metrics, weights, training states) or any file that is not an earlier results file, before
@@ -650,7 +640,6 @@ def validate(args: argparse.Namespace) -> dict:
     published_mode = _published_image_mode(published) if args.pretrained else None
     data_args = _data_args(args, info, in_chans, class_names, published_mode)
     _check_split_folder(args, data_args)
-    _check_noise_mode(parse_noise(args.noise), data_args["input_img_mode"])
     splits = create_datasets(data_args, train=False)
     for note in splits.notes:
         accelerator.print(f"note: {note}")
