@@ -17,7 +17,15 @@ from timm.data import create_transform
 from conftest import reset_accelerate, write_tiny_mnist
 from timm_zerosnet.data import TransformDataset, create_datasets
 from timm_zerosnet.train import parse_args, train
-from timm_zerosnet.validate import PixelNoise, build_parser, create_eval_transform, main, parse_noise, validate
+from timm_zerosnet.validate import (
+    PixelNoise,
+    build_parser,
+    create_eval_transform,
+    main,
+    noise_label,
+    parse_noise,
+    validate,
+)
 
 DATA_CONFIG = {
     "input_size": (3, 32, 32),
@@ -100,7 +108,14 @@ def test_parse_noise():
         with pytest.raises(ValueError, match="the strength c must be a finite number"):
             parse_noise(bad)
     with pytest.raises(ValueError, match=r"lists randn:0.1 twice \(results are keyed by it\)"):
-        parse_noise("randn:0.1,rand:0.1,randn:0.1000001")
+        parse_noise("randn:0.1,rand:0.1,randn:0.10")
+    with pytest.raises(ValueError, match=r"lists const:0 twice"):  # -0 is 0 (two conditions labelled 0 and -0)
+        parse_noise("const:0,const:-0")
+    # the labels keep every digit of c that %g would drop: randn:0.1234567 was randn:0.123457, and a second
+    # strength that rounds alike was refused as the same condition
+    assert parse_noise("randn:0.1234567,randn:0.1234568") == [("randn", 0.1234567), ("randn", 0.1234568)]
+    labels = [noise_label(k, c) for k, c in parse_noise("randn:0.1234567,rand:0.25,const:-0.05,randn:1e-07")]
+    assert labels == ["randn:0.1234567", "rand:0.25", "const:-0.05", "randn:1e-07"]
 
 
 def test_validate_a_run_directory_matches_the_training_metrics(trained_run, tmp_path):
@@ -1160,3 +1175,11 @@ def test_the_reported_numbers_are_those_of_a_manual_computation(trained_run):
         assert r["top1"] == pytest.approx(100 * correct1 / 355) and r["top5"] == pytest.approx(100 * correct5 / 355)
         assert r["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
     assert out["results"]["rand:0.3"] != out["results"]["clean"]
+
+
+def test_an_empty_results_file_name_is_refused(trained_run, capsys):
+    """--results-file '' was taken as no results file: the evaluation ran and wrote nothing, without a word."""
+    argv = ["--checkpoint", str(trained_run), "--workers", "0", "--num-samples", "4", "--results-file", ""]
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert "--results-file '': name a .json or .csv file" in err and "Traceback" not in err

@@ -95,7 +95,7 @@ class PixelNoise:
                 f"{1 if scale > 0 else 0} and the images carry nothing; give an offset between -1 and 1 "
                 "(e.g. const:0.1)"
             )
-        self.kind, self.scale = kind, float(scale)
+        self.kind, self.scale = kind, float(scale) + 0.0  # -0.0 is 0: one condition, labelled 0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "randn":
@@ -145,12 +145,20 @@ def parse_noise(spec: str | None) -> list[tuple[str, float]]:
                 f"--noise {item}: the strength c must be a number (e.g. {kind.strip()}:0.1), got {scale!r}"
             ) from None
         noise = PixelNoise(kind.strip(), strength)
-        if any(f"{k}:{c:g}" == f"{noise.kind}:{noise.scale:g}" for k, c in out):
+        if (noise.kind, noise.scale) in out:
             raise ValueError(
-                f"--noise lists {noise.kind}:{noise.scale:g} twice (results are keyed by it); give each condition once"
+                f"--noise lists {noise_label(noise.kind, noise.scale)} twice (results are keyed by it); give each "
+                "condition once"
             )
         out.append((noise.kind, noise.scale))
     return out
+
+
+def noise_label(kind: str, scale: float) -> str:
+    """A condition's key in the results: 'randn:0.1' (c with %g where that is c exactly, else all its digits:
+    randn:0.1234567 was labelled randn:0.123457, and with randn:0.1234568 refused as listed twice)."""
+    short = f"{scale:g}"
+    return f"{kind}:{short if float(short) == scale else repr(scale)}"
 
 
 def create_eval_transform(data_config: dict, noise: tuple[str, float] | None = None) -> Callable:
@@ -531,8 +539,10 @@ def _check_results_file(results_file: str | None, weights: Path | None = None) -
     """Refuse a --results-file that cannot be written, or that would overwrite the weights evaluated, a file of a
     run (run.json, metrics, weights, training states) or any file that is not an earlier results file, before
     evaluating, not after."""
-    if not results_file:
+    if results_file is None:
         return
+    if not results_file.strip():  # '' wrote nothing, without a word
+        raise ValueError("--results-file '': name a .json or .csv file to write the results to, or leave it out")
     if weights is not None and Path(results_file).expanduser().resolve() == weights.resolve():
         raise ValueError(f"--results-file {results_file} is the weights file being evaluated; name another file")
     check_output_file(results_file, "--results-file", "a results file of zerosnet-validate", _is_results_file)
@@ -669,7 +679,7 @@ def validate(args: argparse.Namespace) -> dict:
     model = accelerator.prepare_model(model, evaluation_mode=True)  # device placement (and --torchcompile), no DDP
 
     conditions: list[tuple[str, tuple[str, float] | None]] = [("clean", None)]
-    conditions += [(f"{kind}:{scale:g}", (kind, scale)) for kind, scale in parse_noise(args.noise)]
+    conditions += [(noise_label(kind, scale), (kind, scale)) for kind, scale in parse_noise(args.noise)]
     results: dict[str, dict] = {}
     for label, noise in conditions:
         dataset = TransformDataset(
