@@ -197,3 +197,26 @@ def test_hub_export_of_a_state_publishes_its_own_weights(lam_run, tmp_path, weig
     assert f"{kind} of the training state `{state.name}` of the run, not evaluated by it" in card
     verified = verify_export(out)  # the folder passes the round trip that stage repeats
     assert verified.golden_exact and verified.timm_local_dir_exact
+
+
+def test_validate_takes_a_states_weights_files_as_what_they_are(lam_run):
+    """<state>/custom_checkpoint_2.pkl --weights ema was refused ('holds no EMA weights (no state_dict_ema ...)'),
+    although it is the EMA; a state's files were recorded as weights null."""
+    from timm_zerosnet.validate import validate
+
+    state = _first_state(lam_run)
+    ema = clean_state_dict(torch.load(state / EMA_FILE, map_location="cpu", weights_only=True))
+    for file, given, kind in (
+        (EMA_FILE, "ema", "ema"),
+        (EMA_FILE, None, "ema"),
+        ("model.safetensors", None, "final"),
+        ("best.safetensors", "best", "best"),
+    ):
+        argv = ["--checkpoint", str(state / file), "--workers", "0", "--num-samples", "4"]
+        argv += ["--weights", given] if given else []
+        assert validate(build_parser().parse_args(argv))["weights"] == kind, (file, given)
+        if kind == "ema":
+            model, _ = load_model(build_parser().parse_args(argv))
+            assert all(torch.equal(model.state_dict()[k], v) for k, v in ema.items())
+    with pytest.raises(ValueError, match=r"--weights final: .*custom_checkpoint_2.pkl is its training state's ema"):
+        validate(build_parser().parse_args(["--checkpoint", str(state / EMA_FILE), "--weights", "final"]))

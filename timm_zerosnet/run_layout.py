@@ -37,6 +37,7 @@ __all__ = [
     "run_architecture",
     "run_files",
     "state_object_file",
+    "state_weights_kind",
     "training_state",
     "weights_file_name",
     "weights_kind",
@@ -190,6 +191,15 @@ def training_state(path: Path) -> Path | None:
     if folder.name.startswith("state-") and folder.parent.name == "checkpoints" and not (folder / "run.json").exists():
         return folder
     return None
+
+
+def state_weights_kind(path: Path) -> str | None:
+    """Which of a training state's weights (``STATE_WEIGHT_FILES``: 'final', 'ema', 'best') the file ``path`` is;
+    None for a folder or any other file."""
+    state = training_state(path)
+    if state is None or path.is_dir() or path.parent != state:
+        return None
+    return next((kind for kind, name in STATE_WEIGHT_FILES.items() if name == path.name), None)
 
 
 def read_run_info(path: Path) -> dict | None:

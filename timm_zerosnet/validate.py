@@ -47,6 +47,7 @@ from .run_layout import (
     check_output_file,
     published_config,
     run_architecture,
+    state_weights_kind,
     weights_kind,
 )
 from .train import (
@@ -315,7 +316,9 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
             "--num-classes out, or fine-tune the weights for your classes first (zerosnet-train --pretrained)"
         )
     if weights is not None:
-        state_dict, key, other = read_checkpoint_weights(weights, ema=args.weights == "ema" and _is_file(args))
+        # a training state's EMA file is the EMA's state dict itself, not a checkpoint holding it beside the model's
+        ema = args.weights == "ema" and _is_file(args) and state_weights_kind(weights) != "ema"
+        state_dict, key, other = read_checkpoint_weights(weights, ema=ema)
         if other is not None and args.weights is None:  # the choice that zerosnet-train makes the other way
             PartialState().print(
                 f"note: {weights} holds the model's weights ({key}) and their EMA ({other}): evaluating {key}, as "
@@ -442,9 +445,13 @@ def _check_weights_option(args: argparse.Namespace, weights: Path, info: dict | 
     if args.weights is None or not _is_file(args):
         return
     kind = weights_kind(weights.name, info)
-    if kind == args.weights or (kind is None and args.weights == "ema" and weights.suffix != ".safetensors"):
+    of_state = state_weights_kind(weights)
+    if (kind or of_state) == args.weights:
         return
-    what = f"the run's {kind} weights" if kind else "one weights file"
+    if kind is None and of_state is None and args.weights == "ema" and weights.suffix != ".safetensors":
+        return
+    what = f"the run's {kind} weights" if kind else f"its training state's {of_state} weights" if of_state else None
+    what = what or "one weights file"
     raise ValueError(
         f"--weights {args.weights}: {weights} is {what}. --weights chooses among a run directory's weights: pass "
         f"the run directory with it, or leave --weights out"
@@ -458,7 +465,7 @@ def _weights_choice(args: argparse.Namespace, weights: Path | None, info: dict |
         return None
     if not _is_file(args):
         return args.weights or "final"
-    return weights_kind(weights.name, info) or ("ema" if args.weights == "ema" else None)
+    return weights_kind(weights.name, info) or state_weights_kind(weights) or ("ema" if args.weights == "ema" else None)
 
 
 def _published_image_mode(published: dict | None) -> str | None:
