@@ -31,8 +31,8 @@ of one step is read for each. The variants:
 - ``history_adjoint``: ZeroSNet's fixed update in training as one autograd Function that also hands x_n and x_{n-1}
   on to the next block, so that its backward adds its own terms into the gradients the later blocks send back, one
   pass each, instead of autograd's scaled copy per term and separate accumulations (``_AdjointCombine``). Measured
-  on a 2-core Xeon: 0.98-1.00x of ``current``'s zerosnet20_cifar training step at batch 64, so the package keeps
-  autograd's backward::
+  on a 2-core Xeon, three runs: 0.96-1.00x of ``current``'s zerosnet20_cifar training step at batch 64 (peak RSS
+  0.92-1.14x), within the machine's noise, so the package keeps autograd's backward::
 
       python benchmarks/profile_multistep.py --ablate --models zerosnet20_cifar --batch 64 \
           --variants history_adjoint --reps 21
