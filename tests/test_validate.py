@@ -450,6 +450,18 @@ def test_a_data_dir_alone_on_a_digits_run_evaluates_that_folder(trained_run, tmp
     argv = ["--checkpoint", str(trained_run), "--workers", "0", "--data-dir", str(tmp_path), "--num-samples", "0"]
     out = validate(build_parser().parse_args(argv))
     assert out["results"]["clean"]["count"] == 10
+    # the results name the split read: the folder timm's search found (they said "split": null)
+    assert out["dataset"]["split"] == "val"
+    reset_accelerate()
+    for i in range(10):  # beside val/, a validation/ folder: the one the default split 'validation' reads
+        (tmp_path / "validation" / str(i)).mkdir(parents=True)
+        for j in range(2):
+            Image.new("RGB", (32, 32), (20 * i, j, 0)).save(tmp_path / "validation" / str(i) / f"{j}.png")
+    out = validate(build_parser().parse_args(argv))
+    assert out["dataset"]["split"] == "validation" and out["results"]["clean"]["count"] == 20
+    reset_accelerate()
+    digits = validate(build_parser().parse_args(["--checkpoint", str(trained_run), "--workers", "0"]))
+    assert digits["dataset"]["split"] == "validation"
 
 
 def test_a_split_folder_is_read_whole_without_a_split_and_download_is_no_folders_option(trained_run, tmp_path):
@@ -1002,7 +1014,7 @@ def test_the_results_name_the_data_and_precision_and_another_dataset_keeps_none_
     assert out["dataset"] == dict(
         name="",
         data_dir=str(folder),
-        split=None,  # the dataset's own validation split
+        split="val",  # the dataset's own validation split: the folder read (it said None)
         num_samples=None,
         class_map=None,
         samples=len(

@@ -399,12 +399,15 @@ class EpochShuffleSampler(Sampler[int]):
 
 class DatasetSplits(NamedTuple):
     """Untransformed train and validation datasets and the class names (index i is class i); ``notes``: what the
-    caller should tell the user (a sample count past the size of its split, which reads the whole split)."""
+    caller should tell the user (a sample count past the size of its split, which reads the whole split);
+    ``val_split``: the split the validation set was read from (an ImageFolder's: the folder found, val/ for
+    'validation' where there is no validation/; None for a split folder read whole)."""
 
     train: Dataset | None
     val: Dataset | None
     label_names: list[str]
     notes: tuple[str, ...] = ()
+    val_split: str | None = None
 
 
 def label_names_of(dataset: Dataset) -> list[str] | None:
@@ -1001,4 +1004,7 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
             count = _get(args, f"{key}_num_samples")
             notes.append(_past_the_split(splits[key], count, option, split))
             splits[key] = _evenly_spaced_subset(splits[key], count)
-    return DatasetSplits(splits["train"], splits["val"], label_names, tuple(filter(None, notes)))
+    read_from = val_split
+    if name != "digits" and folder:  # the folder timm's search found, or none: the split folder itself
+        read_from = os.path.basename(os.path.normpath(split_dirs[val_split])) if is_root else None
+    return DatasetSplits(splits["train"], splits["val"], label_names, tuple(filter(None, notes)), read_from)

@@ -720,7 +720,7 @@ def validate(args: argparse.Namespace) -> dict:
         "dataset": {
             "name": dataset_name(data_args),
             "data_dir": data_args["data_dir"],
-            "split": data_args["val_split"],
+            "split": splits.val_split,  # the one read (the given, the run's, or the one found: val/, validation/)
             "num_samples": used_num_samples(splits.val, data_args["val_num_samples"]),  # None: the whole split
             "class_map": data_args["class_map"],
             "samples": len(splits.val),
