@@ -5,6 +5,7 @@ config apply, with the state's own weights."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -220,3 +221,21 @@ def test_validate_takes_a_states_weights_files_as_what_they_are(lam_run):
             assert all(torch.equal(model.state_dict()[k], v) for k, v in ema.items())
     with pytest.raises(ValueError, match=r"--weights final: .*custom_checkpoint_2.pkl is its training state's ema"):
         validate(build_parser().parse_args(["--checkpoint", str(state / EMA_FILE), "--weights", "final"]))
+
+
+def test_validate_and_fine_tuning_name_what_to_pass_for_the_folder_of_states_and_its_latest_pointer(lam_run):
+    """zerosnet-analyze named the state or run to pass for <run>/checkpoints and its latest pointer, but validate
+    asked for --model ('no run.json') and train read the pointer as a weights file: the run layout refuses them for
+    every tool, naming the option the path came with."""
+    states = lam_run / "checkpoints"
+    latest = states / (states / "latest").read_text().strip()
+    with pytest.raises(ValueError, match=rf"^--checkpoint {states / 'latest'} names the run's latest training state"):
+        load_model(build_parser().parse_args(["--checkpoint", str(states / "latest")]))
+    message = (
+        f"--pretrained-path {states} is the folder of the run's training states, not a run: pass the run folder "
+        f"{lam_run} (its final weights), or one of its states, e.g. the latest, {latest}"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        pretrained_source(states, MODEL)
+    with pytest.raises(ValueError, match=rf"^--pretrained-path {states / 'latest'} names .* {latest}, or the run"):
+        pretrained_source(states / "latest", MODEL)

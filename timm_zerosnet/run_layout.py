@@ -36,6 +36,7 @@ __all__ = [
     "resolve_weights",
     "run_architecture",
     "run_files",
+    "is_states_folder",
     "state_object_file",
     "state_weights_kind",
     "training_state",
@@ -191,6 +192,44 @@ def training_state(path: Path) -> Path | None:
     if folder.name.startswith("state-") and folder.parent.name == "checkpoints" and not (folder / "run.json").exists():
         return folder
     return None
+
+
+def is_states_folder(path: Path) -> bool:
+    """Whether ``path`` is a run's folder of training states: ``<run>/checkpoints``, beside the run's run.json."""
+    return path.name == "checkpoints" and (path.parent / "run.json").is_file()
+
+
+def _refuse_states_folder(path: Path, given: str, run_weights: str) -> None:
+    """Refuse a run's folder of training states (``<run>/checkpoints``) and its ``latest`` pointer (a one-line file
+    naming the latest state), which hold no weights of their own: name the run folder and the states to pass.
+    ``given``: how the path was given (an option and the path, or the path); ``run_weights``: what the run folder
+    gives the command, for the message."""
+    folder = path.parent if path.is_file() and path.name == "latest" else path
+    if folder.name != "checkpoints" or not folder.is_dir():
+        return
+    states = sorted(p.name for p in folder.iterdir() if p.is_dir() and training_state(p) == p)
+    if not is_states_folder(folder) and not states:
+        return
+    run = folder.parent
+    if path.is_file():
+        named = path.read_text(encoding="utf-8", errors="replace").strip()
+        if named in states:
+            raise ValueError(
+                f"{given} names the run's latest training state, {named}, and holds no weights: pass that state "
+                f"folder {folder / named}, or the run folder {run}"
+            )
+        shown = f"names {named[:80]!r}, which is none of its training states" if named else "is empty"
+        raise ValueError(
+            f"{given}, the pointer to the run's latest training state, {shown}: pass a state folder in "
+            f"{folder}" + (f" ({', '.join(states)})" if states else "") + f", or the run folder {run}"
+        )
+    latest = folder / "latest"
+    named = latest.read_text(encoding="utf-8", errors="replace").strip() if latest.is_file() else ""
+    shown = f"the latest, {folder / named}" if named in states else f"{folder / states[-1]}" if states else ""
+    raise ValueError(
+        f"{given} is the folder of the run's training states, not a run: pass the run folder {run} ({run_weights})"
+        + (f", or one of its states, e.g. {shown}" if shown else "")
+    )
 
 
 def state_weights_kind(path: Path) -> str | None:
@@ -365,11 +404,13 @@ class ExportFolderError(ValueError):
 
 
 def resolve_weights(
-    path: str | Path, which: str = "final", pass_file_as: tuple[str, str] | None = None
+    path: str | Path, which: str = "final", pass_file_as: tuple[str, str] | None = None, option: str | None = None
 ) -> tuple[Path, dict | None]:
     """A weights file and its run.json (if any) from a file or a run directory ('final', 'ema' or 'best').
     ``pass_file_as``: (verb, option) of a command that takes a weights file but no ``--weights`` (zerosnet-train's
     ("fine-tune", "--pretrained-path")), for the advice about a run directory without ``which`` weights.
+    ``option``: the command's option that gave ``path`` (``--checkpoint``), named where a run's folder of training
+    states or its ``latest`` pointer is refused (neither holds weights); default ``pass_file_as``'s.
 
     A training state (``<run>/checkpoints/state-*``) or a weights file in one gives the state's weights with its run's
     run.json (:func:`read_run_info`): of the state folder 'final' is its model's weights, 'ema' its EMA's and 'best'
@@ -381,6 +422,9 @@ def resolve_weights(
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such weights file or run directory")
+    option = option or (pass_file_as[1] if pass_file_as else None)
+    run_weights = "its final weights" if pass_file_as else "its final, ema or best weights with --weights"
+    _refuse_states_folder(path, f"{option} {path}" if option else str(path), run_weights)
     if path.is_file() and path.name in RUN_RECORDS:  # not a checkpoint that torch.load refuses: say what it is
         raise ValueError(
             f"{path} is the run's {path.name}, not a weights file: pass the run folder {path.parent} (its final, ema "

@@ -288,7 +288,7 @@ def _load_model(args: argparse.Namespace) -> tuple[nn.Module, dict | None, Path 
             "the released weights of --model, which are one file: leave --weights out"
         )
     if args.checkpoint:
-        weights, info = resolve_weights(args.checkpoint, args.weights or "final")
+        weights, info = resolve_weights(args.checkpoint, args.weights or "final", option="--checkpoint")
         _check_weights_option(args, weights, info)
     if info is not None:
         model_kwargs = dict(info.get("model_kwargs") or {})

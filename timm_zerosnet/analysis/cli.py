@@ -37,9 +37,9 @@ from ..run_layout import (
     ExportFolderError,
     architecture_name,
     check_output_file,
+    is_states_folder,
     resolve_weights,
     run_architecture,
-    training_state,
 )
 from . import connectivity as conn
 from . import stability as stab
@@ -149,18 +149,13 @@ def _check_plot(plot: str) -> str:
     if os.path.splitext(plot)[1].lower() != ".png":
         raise _UsageError(f"--plot {plot}: the plot is written as a PNG image; name a file ending in .png")
     # check_output_file refuses these too, but says the plot "would overwrite" a file that need not exist
-    states = next((p for p in Path(plot).expanduser().parents if _is_states_folder(p)), None)
+    states = next((p for p in Path(plot).expanduser().parents if is_states_folder(p)), None)
     if states is not None:
         raise _UsageError(
             f"--plot {plot} is inside {states}, the folder of the training states of the run in {states.parent} "
             "(zerosnet-train writes, replaces and removes what is in it); name a file outside it"
         )
     return str(check_output_file(plot, "--plot", "a PNG image (a plot written earlier)", _is_png))
-
-
-def _is_states_folder(path: Path) -> bool:
-    """Whether ``path`` is a run's folder of training states: ``<run>/checkpoints``, beside the run's run.json."""
-    return path.name == "checkpoints" and (path.parent / "run.json").is_file()
 
 
 def _is_png(path: Path) -> bool:
@@ -497,9 +492,8 @@ def _checkpoint_run(path: str, which: str = "final") -> tuple[str, dict | None]:
     (None for a file outside a run directory)."""
     if not os.path.exists(os.path.expanduser(path)):
         raise ValueError(f"checkpoint {path!r} does not exist; pass the path of a state dict file or a run directory")
-    _refuse_the_states_folder(path)
     try:
-        weights, info = resolve_weights(path, which)
+        weights, info = resolve_weights(path, which, option="--checkpoint")
     except ExportFolderError as e:
         raise ValueError(
             f"--checkpoint {path}: {e.folder} is an export folder ({', '.join(EXPORT_RECORDS)}), whose config.json "
@@ -507,38 +501,6 @@ def _checkpoint_run(path: str, which: str = "final") -> tuple[str, dict | None]:
             f"local-dir:{e.folder} (no --checkpoint): its weights and options are loaded"
         ) from None
     return str(weights), info
-
-
-def _refuse_the_states_folder(path: str) -> None:
-    """Refuse a run's folder of training states (``<run>/checkpoints``) and its ``latest`` pointer (a one-line file
-    naming the latest state), which hold no weights of their own: name the run folder and the states to pass."""
-    given = Path(path).expanduser()
-    folder = given.parent if given.is_file() and given.name == "latest" else given
-    if folder.name != "checkpoints" or not folder.is_dir():
-        return
-    states = sorted(p.name for p in folder.iterdir() if p.is_dir() and training_state(p) == p)
-    if not _is_states_folder(folder) and not states:
-        return
-    run = folder.parent
-    if given.is_file():
-        named = given.read_text(encoding="utf-8", errors="replace").strip()
-        if named in states:
-            raise ValueError(
-                f"--checkpoint {path} names the run's latest training state, {named}, and holds no weights: pass that "
-                f"state folder {folder / named}, or the run folder {run}"
-            )
-        shown = f"names {named[:80]!r}, which is none of its training states" if named else "is empty"
-        raise ValueError(
-            f"--checkpoint {path}, the pointer to the run's latest training state, {shown}: pass a state folder in "
-            f"{folder}" + (f" ({', '.join(states)})" if states else "") + f", or the run folder {run}"
-        )
-    latest = folder / "latest"
-    named = latest.read_text(encoding="utf-8", errors="replace").strip() if latest.is_file() else ""
-    shown = f"the latest, {folder / named}" if named in states else f"{folder / states[-1]}" if states else ""
-    raise ValueError(
-        f"--checkpoint {path} is the folder of the run's training states, not a run: pass the run folder {run} (its "
-        "final, ema or best weights with --weights)" + (f", or one of its states, e.g. {shown}" if shown else "")
-    )
 
 
 def _constants_note(model: Any, name: str, kwargs: dict[str, Any], info: dict[str, Any] | None = None) -> str | None:
