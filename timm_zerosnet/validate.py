@@ -450,8 +450,12 @@ def _check_weights_option(args: argparse.Namespace, weights: Path, info: dict | 
         return
     if kind is None and of_state is None and args.weights == "ema" and weights.suffix != ".safetensors":
         return
-    what = f"the run's {kind} weights" if kind else f"its training state's {of_state} weights" if of_state else None
-    what = what or "one weights file"
+    if kind:
+        what = f"the run's {kind} weights"
+    elif of_state:
+        what = f"its training state's {of_state} weights"
+    else:
+        what = "one weights file"
     raise ValueError(
         f"--weights {args.weights}: {weights} is {what}. --weights chooses among a run directory's weights: pass "
         f"the run directory with it, or leave --weights out"
