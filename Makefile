@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# torch/torchvision first: pip takes these exact builds from the local disk (see README).
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-cache-dir --upgrade pip
+	# torch/torchvision first: pip takes these exact builds from the local disk (see README). The venv takes about
+	# 6 GB; --no-cache-dir keeps pip from storing a second copy of what it downloads.
+	$(PY) -m pip install -q --no-cache-dir torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q --no-cache-dir -e '.[test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
