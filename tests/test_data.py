@@ -191,6 +191,33 @@ def test_image_folder_without_a_split_folder_is_refused(tmp_path):
     assert len(create_datasets({"dataset": "folder", "data_dir": str(tmp_path)}).val) == 4
 
 
+def test_image_folder_with_two_folders_for_a_split_notes_the_one_read(tmp_path):
+    """timm's search reads validation/ for the default split where val/ is there too: a note names the folder read
+    and the option for the other one (for each split, and with zerosnet-validate's option when evaluating alone)."""
+    _write_split(tmp_path, "train", ("cat", "dog"))
+    _write_split(tmp_path, "val", ("cat", "dog"), n=1)
+    base = {"dataset": "folder", "data_dir": str(tmp_path)}
+    assert create_datasets(base).notes == ()  # one folder for each split: nothing to say
+    _write_split(tmp_path, "validation", ("cat", "dog"), n=3)
+    _write_split(tmp_path, "training", ("cat", "dog"))
+    splits = create_datasets(base)
+    assert (len(splits.val), splits.val_split) == (6, "validation")
+    assert splits.notes == (
+        f"{str(tmp_path)!r} holds train/, training/ for the 'train' split: read train/ (timm's search takes the "
+        "split's own name, else the first of train, training); pass --train-split training to read training/",
+        f"{str(tmp_path)!r} holds val/, validation/ for the 'validation' split: read validation/ (timm's search "
+        "takes the split's own name, else the first of val, valid, validation, eval, evaluation); pass --val-split "
+        "val to read val/",
+    )
+    alone = create_datasets({**base, "val_split": "eval"}, train=False)  # no eval/: timm's first synonym, val/
+    assert (len(alone.val), alone.val_split) == (2, "val")
+    assert alone.notes == (
+        f"{str(tmp_path)!r} holds val/, validation/ for the 'eval' split: read val/ (timm's search takes the "
+        "split's own name, else the first of val, valid, validation, eval, evaluation); pass --split validation "
+        "to read validation/",
+    )
+
+
 def test_image_folder_val_labels_follow_the_train_classes_by_name(tmp_path):
     """A val split with fewer classes: its 'emu' images are class 2 (train's), not 1 (its own folder order)."""
     _write_split(tmp_path, "train", ("cat", "dog", "emu"))

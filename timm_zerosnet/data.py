@@ -26,7 +26,11 @@ import torch
 from PIL import Image, ImageOps
 from timm.data import ImageDataset, create_dataset
 from timm.data import auto_augment as _auto_augment
-from timm.data.dataset_factory import _search_split  # the split folder timm's create_dataset reads
+from timm.data.dataset_factory import (
+    _EVAL_SYNONYM,
+    _TRAIN_SYNONYM,
+    _search_split,  # the split folder timm's create_dataset reads
+)
 from torch.utils.data import Dataset, IterableDataset, Sampler, Subset
 
 __all__ = [
@@ -530,6 +534,32 @@ def _is_split_folder(folder: str) -> bool:
     return bool(subfolders) and (not _holds_images(folder) or any(_holds_images(f) for f in subfolders))
 
 
+#: The folder names timm's split search takes for a training / an evaluation split, in its order.
+_TRAIN_SPLIT_NAMES = tuple(_TRAIN_SYNONYM)
+_EVAL_SPLIT_NAMES = tuple(_EVAL_SYNONYM)
+
+
+def _other_split_folders(root: str, split: str, found: str, option: str) -> str | None:
+    """A note when ``root`` holds more than one folder that timm's search takes for ``split`` (val/ and
+    validation/, train/ and training/): the one read is the split's own name, else the first synonym."""
+    split_name = split.split("[")[0]
+    for synonyms in (_TRAIN_SPLIT_NAMES, _EVAL_SPLIT_NAMES):
+        if split_name in synonyms:
+            break
+    else:
+        return None
+    present = [s for s in synonyms if os.path.isdir(os.path.join(root, s))]
+    read = os.path.basename(os.path.normpath(found))
+    others = [s for s in present if s != read]
+    if read not in present or not others:
+        return None
+    return (
+        f"{root!r} holds {', '.join(s + '/' for s in present)} for the {split!r} split: read {read}/ (timm's search "
+        f"takes the split's own name, else the first of {', '.join(synonyms)}); pass {option} "
+        f"{others[0]} to read {others[0]}/"
+    )
+
+
 def holds_split_folders(data_dir: str, names: Sequence[str] = ()) -> bool:
     """Whether a folder has a sub-folder named as a split (train/, val/, validation/, test/, ..., or one of
     ``names``: a split asked for by name, such as holdout/) that holds class folders: it is a dataset root, not a
@@ -1007,4 +1037,8 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
     read_from = val_split
     if name != "digits" and folder:  # the folder timm's search found, or none: the split folder itself
         read_from = os.path.basename(os.path.normpath(split_dirs[val_split])) if is_root else None
+        if is_root:
+            for key, split, option in (("train", train_split, "--train-split"), ("val", val_split, val_option)):
+                if splits[key] is not None:
+                    notes.append(_other_split_folders(data_dir, split, split_dirs[split], option))
     return DatasetSplits(splits["train"], splits["val"], label_names, tuple(filter(None, notes)), read_from)
