@@ -186,6 +186,45 @@ def test_tau_resnet_downsamples_with_one_layer_shared_by_branch_and_shortcut(nam
         timm.create_model(name, downsample="maxpool")
 
 
+@pytest.mark.parametrize("name", ["tauresnet20_cifar", "tauresnet20_nobn_cifar"])
+def test_tau_resnet_takes_stage_strides_and_a_stem_stride_as_the_other_families(name):
+    """tau-ResNet refused strides= and stem_stride= ('takes no model argument'), and with downsample='diffstride'
+    had no DiffStride after the stem, which the DiffStride authors' network and the other families have. Now the
+    same options build the same downsampling: the feature sizes of a pre-act ResNet-20 with the same options."""
+    model = timm.create_model(name, downsample="diffstride")
+    assert isinstance(model.stem_pool, DiffStride) and model.stem_pool.strides.tolist() == [1.0, 1.0]
+    assert "stem_pool.strides" in model.no_weight_decay()
+    from timm.models import group_parameters
+
+    assert "stem_pool.strides" in next(iter(group_parameters(model, model.group_matcher()).values()))
+    for kwargs in (
+        dict(downsample="diffstride"),
+        dict(downsample="diffstride", strides=(1, 3, 1.5), stem_stride=1.5),
+        dict(strides=(2, 1, 3)),
+        dict(downsample="spectral", strides=(1, 4, 2)),
+    ):
+        tau = timm.create_model(name, **kwargs)
+        sizes = stage_sizes(tau)
+        assert sizes == stage_sizes(timm.create_model("preresnet20_cifar", **kwargs)), kwargs
+        reductions = [f["reduction"] for f in tau.feature_info]
+        assert reductions == [f["reduction"] for f in timm.create_model("preresnet20_cifar", **kwargs).feature_info]
+        tau.train()(torch.randn(2, 3, 32, 32)).square().mean().backward()
+        assert all(p.grad is not None for p in tau.parameters()), kwargs
+    assert stage_sizes(timm.create_model(name, strides=(2, 1, 3))) == [16, 16, 6]
+    # an output_stride that dilates nothing keeps fractional strides (int() had cut 1.5 to 1, and it was refused)
+    kept = timm.create_model(name, downsample="diffstride", strides=(1, 1.5, 2), output_stride=64)
+    assert [f["reduction"] for f in kept.feature_info] == [1, 1.5, 3]
+    assert isinstance(timm.create_model(name, strides=(2, 1, 3)).stages[0][0].shortcut, torch.nn.Module)
+    with pytest.raises(ValueError, match=r"fractional strides \(1, 1.5, 2\) need downsample='diffstride'"):
+        timm.create_model(name, strides=(1, 1.5, 2))
+    with pytest.raises(ValueError, match=r"stem_stride=2 .* only downsample='diffstride' has .* 'subsample'"):
+        timm.create_model(name, downsample="subsample", stem_stride=2)
+    with pytest.raises(ValueError, match=r"must give one stride >= 1 for each of the 3 stages"):
+        timm.create_model(name, strides=(1, 2))
+    with pytest.raises(ValueError, match=r"strides takes one stride per stage of this network \(3 stages\)"):
+        timm.create_model(name, strides=2)
+
+
 def test_export_tooling_with_learnable_strides():
     model = timm.create_model("zerosnet18_diffstride_cifar").eval()
     x = torch.randn(2, 3, 32, 32)
@@ -304,6 +343,7 @@ def test_an_empty_batch_gives_an_empty_output_as_timms_resnets_do(name):
         ("lmresnet20_cifar", dict(downsample="subsample", output_stride=2)),
         ("tauresnet20_cifar", dict(downsample="diffstride", in_chans=1)),
         ("tauresnet20_cifar", dict(output_stride=2)),
+        ("tauresnet20_nobn_cifar", dict(strides=(1, 2, 4))),
     ],
 )
 def test_pretrained_cfg_pool_size_follows_options_that_change_the_strides(name, kwargs):

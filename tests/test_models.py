@@ -140,7 +140,7 @@ FAMILY_ARGS = {
     "zerosnet": {"lam", "coefficients", "trainable", "lam_eps", "tau", "downsample", "strides", "stem_stride"},
     "lmresnet": {"k_init", "tau", "downsample", "strides", "stem_stride"},
     "preresnet": {"tau", "downsample", "strides", "stem_stride"},
-    "tauresnet": {"tau", "downsample"},
+    "tauresnet": {"tau", "downsample", "strides", "stem_stride"},
 }
 MODEL_ARGS = {
     "num_classes",

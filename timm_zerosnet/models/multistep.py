@@ -118,7 +118,7 @@ class NetCfg:
 
     @property
     def stage_strides(self) -> tuple[float, ...]:
-        return tuple(self.strides) if self.strides is not None else (1,) + (2,) * (len(self.layers) - 1)
+        return tuple(self.strides) if self.strides is not None else default_stage_strides(len(self.layers))
 
 
 def cifar_net(layers: tuple[int, ...], block: str = "basic", **kwargs: Any) -> NetCfg:
@@ -500,6 +500,50 @@ def check_downsample(downsample: Any) -> None:
         raise ValueError(f"downsample must be 'conv', 'spectral', 'subsample' or 'diffstride', got {downsample!r}.")
 
 
+def default_stage_strides(num_stages: int) -> tuple[int, ...]:
+    """The stride of each stage of the skeletons here: 1, then 2."""
+    return (1,) + (2,) * (num_stages - 1)
+
+
+def check_stage_strides(strides: Any, num_stages: int, downsample: str, what: str = "this network") -> tuple:
+    """The ``strides`` model argument (the stride of each stage), as a tuple: one finite number >= 1 per stage,
+    fractional ones only with downsample='diffstride' (the initial values of its learnable strides).
+
+    Raises:
+        ValueError: ``strides`` is not a sequence (a TypeError of tuple() before), has the wrong length, or holds
+            a value that is no finite number >= 1 (a string or None failed in a comparison, nan / inf in int(), a
+            bool passed as the stride 0 or 1), or a fractional stride without DiffStride.
+    """
+    example = default_stage_strides(num_stages)
+    if not isinstance(strides, (tuple, list)):
+        raise ValueError(
+            f"strides takes one stride per stage of {what} ({num_stages} stages), e.g. {example}; got {strides!r}."
+        )
+    values = [finite_number(s) for s in strides]
+    if len(values) != num_stages or None in values or min(values) < 1:
+        raise ValueError(
+            f"strides {tuple(strides)} must give one stride >= 1 for each of the {num_stages} stages (finite "
+            f"numbers, e.g. {example})."
+        )
+    if downsample != "diffstride" and any(float(s) != int(s) for s in values):
+        raise ValueError(
+            f"fractional strides {tuple(strides)} need downsample='diffstride'; strided convs, spectral pooling "
+            f"and subsampling take whole strides."
+        )
+    return tuple(strides)
+
+
+def check_stem_stride(stem_stride: Any, downsample: str, what: str) -> None:
+    """``stem_stride`` is the initial stride of the DiffStride layer after the stem, which only
+    downsample='diffstride' has: elsewhere it was silently ignored."""
+    if stem_stride is not None and downsample != "diffstride":
+        raise ValueError(
+            f"stem_stride={stem_stride!r} is the initial stride of the DiffStride layer after the stem, which only "
+            f"downsample='diffstride' has ({what} downsamples with {downsample!r}); add "
+            f"downsample='diffstride' or leave stem_stride out."
+        )
+
+
 POOL_TYPES = ("", "avg", "max", "avgmax", "catavgmax", "fast", "fastavg", "fastmax", "fastavgmax", "fastcatavgmax")
 
 
@@ -582,6 +626,8 @@ def stage_dilations(
             f"output_stride={output_stride!r}: {what} reaches the reductions {levels}; pass one of them (the stages "
             f"after it are dilated instead of strided) or one >= {reachable[-1]} (no dilation), or leave it unset."
         )
+    if output_stride >= reachable[-1]:  # nothing to dilate: the strides as they are (int() cut a fractional one)
+        return [(s, 1, 1) for s in strides]
     out, reduction, dilation, output_stride = [], stem_reduction, 1, int(output_stride)
     for s in strides:
         first = dilation
@@ -793,18 +839,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
         check_skeleton(net, shortcuts=("norm_act", "preact", "conv"))
         check_model_args(in_chans, drop_rate, drop_path_rate)
         check_downsample(net.downsample)
-        # a string or None failed in a comparison, nan / inf in int(); a bool passed as the stride 0 or 1
-        strides = [finite_number(s) for s in net.stage_strides]
-        if len(strides) != len(net.layers) or None in strides or min(strides) < 1:
-            raise ValueError(
-                f"strides {net.strides} must give one stride >= 1 for each of the {len(net.layers)} stages (finite "
-                f"numbers, e.g. {(1,) + (2,) * (len(net.layers) - 1)})."
-            )
-        if net.downsample != "diffstride" and any(float(s) != int(s) for s in net.stage_strides):
-            raise ValueError(
-                f"fractional strides {net.strides} need downsample='diffstride'; strided convs, spectral pooling "
-                f"and subsampling take whole strides."
-            )
+        check_stage_strides(net.stage_strides, len(net.layers), net.downsample)
         if output_stride is not None and net.downsample == "diffstride":
             raise ValueError(
                 f"output_stride={output_stride!r} cannot be used with downsample='diffstride': DiffStride learns its "
@@ -1636,29 +1671,21 @@ def create_multistep(
     arguments nothing takes.
 
     ``downsample``, ``strides`` and ``stem_stride`` are model arguments of every family built here (ZeroSNet,
-    LM-ResNet, PreResNet; not the post-activation tau-ResNet): they replace the skeleton's downsampling (see
+    LM-ResNet, PreResNet; the post-activation tau-ResNet takes them as arguments of its class): they replace the skeleton's downsampling (see
     ``NetCfg``), e.g. ``downsample='diffstride', strides=(1, 3, 2, 3)``. ``family_creators``: the family's function
     that called this one, whose keyword arguments (``lam``, ``tau``, ...) are model arguments too. The arguments the
     entrypoint sets are positional-only in the family's creator and here, so that a user's ``net=``, ``scheme=`` or
     ``variant=`` reaches ``check_create_kwargs`` (Python's "got multiple values for argument" named no fix).
     """
-    if strides is not None and not isinstance(strides, (tuple, list)):
-        raise ValueError(
-            f"strides takes one stride per stage of {variant} ({len(net.layers)} stages), e.g. "
-            f"{(1,) + (2,) * (len(net.layers) - 1)}; got {strides!r}."
-        )
-    overrides = dict(
-        downsample=downsample, strides=None if strides is None else tuple(strides), stem_stride=stem_stride
-    )
+    if downsample is not None:
+        check_downsample(downsample)
+    if strides is not None:
+        strides = check_stage_strides(strides, len(net.layers), downsample or net.downsample, variant)
+    overrides = dict(downsample=downsample, strides=strides, stem_stride=stem_stride)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides:
         net = replace(net, **overrides)
-    if stem_stride is not None and net.downsample != "diffstride":
-        raise ValueError(
-            f"stem_stride={stem_stride!r} is the initial stride of the DiffStride layer after the stem, which only "
-            f"downsample='diffstride' has ({variant} downsamples with {net.downsample!r}); add "
-            f"downsample='diffstride' or leave stem_stride out."
-        )
+    check_stem_stride(stem_stride, net.downsample, variant)
     check_create_kwargs(variant, kwargs, MultistepResNet, create_multistep, *family_creators)
     if pretrained:
         require_released_weights(variant, kwargs)

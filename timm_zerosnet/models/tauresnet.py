@@ -25,9 +25,11 @@ its gradient is divided by L inside the forward instead of by a ``scale_tau_grad
 doubles the width). ``checkpoint_filter_fn`` reads their checkpoints.
 
 ``downsample='spectral' | 'subsample' | 'diffstride'`` (ARCHITECTURES.md: DiffStride in any family): a stage's first
-block runs its strided conv at stride 1, followed by one downsampling layer (initialised at the stride 2) that the
-shortcut's input goes through too, before the shortcut's 1x1 conv or zero channels (both commute with it). With
-'subsample' that is the strided network itself, with the same weights.
+block runs its strided conv at stride 1, followed by one downsampling layer (initialised at the stage's stride) that
+the shortcut's input goes through too, before the shortcut's 1x1 conv or zero channels (both commute with it). With
+'subsample' that is the strided network itself, with the same weights. With 'diffstride' a DiffStride layer follows
+the stem too (initialised at ``stem_stride``, default 1), as in the other families. ``strides`` sets the stride of
+each stage (fractional initial values with 'diffstride'), as in the other families.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from timm.models._features import feature_take_indices
 from torch import nn
 
 from ..layers.checkpointing import checkpoint
-from ..layers.diffstride import create_downsample
+from ..layers.diffstride import DiffStride, create_downsample
 from ..release import with_released
 from ..schemes import Euler, eager, finite_number
 from .multistep import (
@@ -56,8 +58,11 @@ from .multistep import (
     check_fit,
     check_model_args,
     check_skeleton,
+    check_stage_strides,
+    check_stem_stride,
     cifar_cfg,
     conv3x3,
+    default_stage_strides,
     discarded_head,
     getter_feature_cfg,
     imagenet_cfg,
@@ -307,8 +312,11 @@ class TauResNet(ResNetHeadMixin, nn.Module):
             instead of striding, with the same parameters. None: strided.
         downsample: how a stage's first block downsamples: 'conv' (strided convs, the default), or its branch's conv
             at stride 1 followed by a 'spectral' (fixed spectral pooling), 'subsample' (every stride-th pixel) or
-            'diffstride' (learnable strides, initialised at 2) layer, one instance that the shortcut's input goes
-            through too (the stem keeps its strides).
+            'diffstride' (learnable strides, initialised at the stage's stride) layer, one instance that the
+            shortcut's input goes through too. With 'diffstride' the stem is followed by a DiffStride layer too, as
+            in the DiffStride authors' network (initialised at ``stem_stride``).
+        strides: the stride of each stage (default 1, then 2); fractional values only with 'diffstride'.
+        stem_stride: the initial stride of the DiffStride layer after the stem (default 1; 'diffstride' only).
         device: device of every parameter.
         dtype: dtype of every parameter.
     """
@@ -324,6 +332,8 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         drop_path_rate: float = 0.0,
         output_stride: int | None = None,
         downsample: str = "conv",
+        strides: tuple[float, ...] | None = None,
+        stem_stride: float | None = None,
         device=None,
         dtype=None,
     ):
@@ -332,6 +342,13 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         check_skeleton(net, shortcuts=("zero_pad", "conv"))
         check_model_args(in_chans, drop_rate, drop_path_rate)
         check_downsample(downsample)
+        num_stages = len(net.layers)
+        strides = (
+            default_stage_strides(num_stages)
+            if strides is None
+            else check_stage_strides(strides, num_stages, downsample)
+        )
+        check_stem_stride(stem_stride, downsample, "this network")
         self.downsample = downsample
         given, tau = tau, default_tau(net) if tau is None else finite_number(tau)
         if tau is None or tau <= 0:  # text and booleans are no numbers ('big' was a ValueError of float())
@@ -377,9 +394,13 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         else:
             self.maxpool = nn.Identity()
             self.feature_info = []
-
         reduction = 4 if self.has_stem_level else 1
-        strides = (1,) + (2,) * (len(net.layers) - 1)
+        self.stem_pool = None
+        if downsample == "diffstride":  # as the DiffStride authors' network and this package's other families
+            initial = 1.0 if stem_stride is None else stem_stride
+            self.stem_pool = DiffStride(initial, **dd)
+            reduction = reduction * initial  # nominal, as the stages': the initial value
+
         dilations = stage_dilations(
             reduction, strides, output_stride, f"this network ({net.stem} stem, stage strides {tuple(strides)})"
         )
@@ -390,14 +411,14 @@ class TauResNet(ResNetHeadMixin, nn.Module):
                 f"downsample={downsample!r} they downsample with pooling layers instead of strided convs; pass one of "
                 "the two (downsample='conv' for dense features), or an output_stride the network does not go below."
             )
-        self.stages = nn.ModuleList(self._make_stages(net, reduction, dilations, drop_path_rate, dd))
+        self.stages = nn.ModuleList(self._make_stages(net, reduction, strides, dilations, drop_path_rate, dd))
         self.num_feature_levels = len(self.feature_info)  # an int for TorchScript (feature_info mixes types)
         self.num_features = self.head_hidden_size = net.widths[-1] * net.expansion
         self._make_head(num_classes, global_pool, **dd)
         self._init_weights()
 
     def _make_stages(
-        self, net: TauNetCfg, reduction: int, dilations: list, drop_path_rate: float, dd: dict
+        self, net: TauNetCfg, reduction: float, strides: tuple, dilations: list, drop_path_rate: float, dd: dict
     ) -> list[TauStage]:
         if net.norm:
             block_cls = PostActBottleneck if net.block == "bottleneck" else PostActBasic
@@ -409,15 +430,15 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         self._roles: list[str] = []
         stages = []
         index = 0
-        for stage_idx, (depth, width, (stage_stride, first_dilation, dilation)) in enumerate(
-            zip(net.layers, net.widths, dilations)
+        for stage_idx, (depth, width, nominal, (stage_stride, first_dilation, dilation)) in enumerate(
+            zip(net.layers, net.widths, strides, dilations)
         ):
             blocks = []
             for j in range(depth):
                 stride = stage_stride if j == 0 else 1
                 out_chs = width * net.expansion
                 # a dilated stage's first block still changes the shape of the strided network: same shortcut
-                changes_shape = (stage_idx > 0 and j == 0) or in_chs != out_chs
+                changes_shape = (j == 0 and nominal != 1) or in_chs != out_chs
                 self._roles.append(self.scheme.role(index, changes_shape))
                 pool = None
                 if self.downsample != "conv" and stride != 1:
@@ -450,7 +471,7 @@ class TauResNet(ResNetHeadMixin, nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict:
         return dict(
-            stem=r"^conv1|^bn1|^tau$",
+            stem=r"^conv1|^bn1|^stem_pool|^tau$",
             blocks=r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)",
         )
 
@@ -526,7 +547,10 @@ class TauResNet(ResNetHeadMixin, nn.Module):
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting():
             self._check_images(x)
-        return self.maxpool(self.act1(self.bn1(self.conv1(x))))
+        x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
+        if self.stem_pool is not None:
+            x = self.stem_pool(x)
+        return x
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.forward_stem(x)
@@ -569,6 +593,8 @@ class TauResNet(ResNetHeadMixin, nn.Module):
         if self.has_stem_level and 0 in take_indices:
             intermediates.append(x)
         x = self.maxpool(x)
+        if self.stem_pool is not None:
+            x = self.stem_pool(x)
         tau = self.block_tau(x)
         if torch.jit.is_scripting() or not stop_early:  # TorchScript cannot slice a ModuleList by a variable
             stages = self.stages
@@ -654,7 +680,10 @@ def _create_tauresnet(variant: str, pretrained: bool, net: TauNetCfg, /, **kwarg
             feature_cfg=getter_feature_cfg(levels, kwargs),
             **kwargs,
         )
-    if kwargs.get("downsample", "conv") != "conv" or kwargs.get("output_stride") is not None:
+    if (
+        any(kwargs.get(k) is not None for k in ("strides", "stem_stride", "output_stride"))
+        or kwargs.get("downsample", "conv") != "conv"
+    ):
         measure_pool_size(model)  # learnable strides: those of the loaded weights, where pretrained
     return model
 
