@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -32,8 +33,9 @@ _DEMO_ENTRIES = {"args.yaml", "best.safetensors", "checkpoints", "curves.png", "
 _DEMO_ENTRIES |= {"metrics.json", "model.safetensors", "model_ema.safetensors", "run.json"}
 
 
-def _remove_earlier_demo_run(run_dir: Path) -> None:
-    """Remove ``run_dir`` only if it is an earlier run of this demo (a fresh run each time); refuse anything else."""
+def _set_aside_earlier_demo_run(run_dir: Path) -> Path | None:
+    """Rename ``run_dir`` to a hidden sibling if it is an earlier run of this demo (each demo is a fresh run), so that
+    it comes back if the new run fails or is interrupted; refuse anything else. None where there is no earlier run."""
     try:
         recipe = (json.loads((run_dir / "run.json").read_text()).get("training") or {}).get("recipe") or ""
     except (OSError, ValueError, AttributeError):
@@ -45,22 +47,42 @@ def _remove_earlier_demo_run(run_dir: Path) -> None:
             f"demo: --run-dir {run_dir} exists and is not an earlier demo run ({what}); the demo replaces only its "
             f"own runs: choose another --run-dir or remove it yourself"
         )
-    shutil.rmtree(run_dir)
+    aside = run_dir.with_name(f".{run_dir.name}.earlier-{os.getpid()}")
+    run_dir.rename(aside)
+    return aside
+
+
+def _left_aside(run_dir: Path) -> list[Path]:
+    """Earlier runs that a demo killed before it could put them back left beside ``run_dir``."""
+    return sorted(run_dir.parent.glob(f".{run_dir.name}.earlier-*")) if run_dir.parent.is_dir() else []
 
 
 def train_step(context: dict) -> dict:
-    """Train zerosnet20_cifar from scratch with the packaged `digits_demo` recipe (a fresh run each time)."""
+    """Train zerosnet20_cifar from scratch with the packaged `digits_demo` recipe (a fresh run each time). An earlier
+    demo run in the run directory is replaced only once the new one has trained: if training fails or is
+    interrupted (an option error, Ctrl-C), the earlier run is put back as it was."""
     run_dir = Path(context["run_dir"])
     blocker = file_in_the_way(run_dir)
     if blocker is not None:
         raise ValueError(f"--run-dir {run_dir}: {blocker} is a file, and the demo's run is a folder; choose a folder")
-    if run_dir.exists():
-        _remove_earlier_demo_run(run_dir)
+    for stale in _left_aside(run_dir):
+        print(f"demo: note: {stale} is an earlier demo run that a killed demo left aside; move it back or remove it")
+    earlier = _set_aside_earlier_demo_run(run_dir) if run_dir.exists() else None
     argv = ["-c", "digits_demo", "--output", str(run_dir.parent), "--experiment", run_dir.name]
     if context.get("epochs") is not None:  # 0 too: zerosnet-train says what is wrong with it
         argv += ["--epochs", str(context["epochs"])]
     tic = time.perf_counter()
-    summary = train(parse_args(argv))
+    try:
+        summary = train(parse_args(argv))
+    except BaseException:
+        if earlier is not None:
+            if run_dir.exists():
+                shutil.rmtree(run_dir)  # the failed run's start
+            earlier.rename(run_dir)
+            print(f"demo: the earlier demo run in {run_dir} is kept as it was", file=sys.stderr)
+        raise
+    if earlier is not None:
+        shutil.rmtree(earlier)
     final, training = summary["metrics"]["final"], summary["training"]
     context.update(summary=summary, train_seconds=time.perf_counter() - tic, top1=final["top1"])
     context["lines"] += [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,40 @@ def test_demo_replaces_only_its_own_earlier_runs(tmp_path, capsys):
         demo.run_demo(tmp_path / "fresh", epochs=0)  # not the recipe's 5
     assert demo.main(["--run-dir", str(tmp_path / "fresh"), "--epochs", "0"]) == 2  # one line, not a traceback
     assert capsys.readouterr().err == "demo: error: --epochs must be at least 1, got 0\n"
+
+
+def test_a_failed_or_interrupted_demo_puts_the_earlier_demo_run_back(tmp_path, monkeypatch, capsys):
+    """The demo removed its earlier run before training: --epochs 0 deleted it and then said what was wrong, and a
+    Ctrl-C or a crash in training lost it too. The earlier run is now set aside and put back as it was."""
+    spec = importlib.util.spec_from_file_location("zerosnet_demo", ROOT / "examples" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    run_dir = tmp_path / "runs" / "demo"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"training": {"recipe": "/pkg/recipes/digits_demo.yaml"}}))
+    (run_dir / "model.safetensors").write_bytes(b"earlier weights")
+    with pytest.raises(ValueError, match="--epochs must be at least 1, got 0"):
+        demo.run_demo(run_dir, epochs=0)
+
+    def interrupted(args):  # as zerosnet-train, which has begun writing the new run
+        (run_dir / "checkpoints").mkdir(parents=True)
+        (run_dir / "metrics.csv").write_text("epoch,top1\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        demo.run_demo(run_dir)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "model.safetensors", "run.json"]
+    assert (run_dir / "model.safetensors").read_bytes() == b"earlier weights"
+    assert not list(run_dir.parent.glob(".demo*"))  # nothing left aside
+    assert capsys.readouterr().err.count(f"the earlier demo run in {run_dir} is kept as it was") == 2
+    # a demo killed while the earlier run was aside: the next demo names it
+    (run_dir.parent / ".demo.earlier-123").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        demo.run_demo(run_dir)
+    assert f"{run_dir.parent / '.demo.earlier-123'} is an earlier demo run that a killed demo left aside" in (
+        capsys.readouterr().out
+    )
 
 
 def test_feature_extraction_refuses_a_checkpoint_it_cannot_find(tmp_path, capsys):
