@@ -27,5 +27,6 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/benchmark.py
 
+# the venv, pytest's cache and the demo's own run; never runs/ itself, where the docs put real training runs
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .pytest_cache runs/demo

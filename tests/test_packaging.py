@@ -68,3 +68,16 @@ def test_the_folders_the_docs_write_into_are_ignored_by_git():
     for path in ("exports/zerosnet20_cifar.digits/README.md", "runs/demo/run.json"):
         done = subprocess.run(["git", "check-ignore", "--no-index", "-q", path], cwd=ROOT)
         assert done.returncode == 0, path
+
+
+def test_make_clean_removes_the_demo_run_and_no_other_run():
+    """`make clean` ran `rm -rf ... runs`, where the README and docs/RELEASING.md put real training runs
+    (`zerosnet-train --output runs`): it now removes what the Makefile's own targets make, runs/demo among them."""
+    import shutil
+    import subprocess
+
+    make = shutil.which("make")
+    assert make is not None, "the README's set-up commands need make"
+    done = subprocess.run([make, "-n", "clean"], cwd=ROOT, capture_output=True, text=True, check=True)
+    removed = [word for line in done.stdout.splitlines() if line.startswith("rm ") for word in line.split()[2:]]
+    assert "runs/demo" in removed and not [w for w in removed if w.rstrip("/") == "runs" or w.startswith("runs/*")]
