@@ -14,7 +14,9 @@
 #   9. profile_gpu.py: bf16 inference of zerosnet50 and resnetv2_50, NCHW then channels_last, fused and plain (the
 #      multistep models' channels_last inference was slower than NCHW on the H200, unexplained).
 # Each stage gets what is left of the deadline (DEADLINE_S, default 560 s) or its own cap, whichever is less, so
-# the later stages are cut first. Results go to $OUT: session.log and results.tgz (remade after every stage).
+# the later stages are cut first. Results go to $OUT: session.log and results.tgz (remade after every stage), made
+# from a fresh work folder of each call (WORK, default a new $TMPDIR/gpu_session_work.XXXXXX: a second call on the same
+# machine found the first call's run and was refused). The exit status is 1 if a stage's command failed.
 # Usage, from the repository root: OUT=/tmp/gpu bash benchmarks/gpu_session.sh
 # Rehearsal on a CPU: DEVICE=cpu BATCH=2 CIFAR_BATCH=8 MEM_BATCH=4 EPOCHS=1 DEADLINE_S=3000 bash benchmarks/gpu_session.sh
 # (stage 3 then skips its fp16 run, which needs a GPU, and trains with every core, up to TRAIN_CAP=600 s)
@@ -29,10 +31,17 @@ EPOCHS=${EPOCHS:-3}           # digits training epochs
 MEM_BATCH=${MEM_BATCH:-256}   # extra batch of check 2 (memory) at 224x224
 STAGES=${STAGES:-123456789}   # which stages to run, e.g. STAGES=56 for the compile stages alone
 DEADLINE_S=${DEADLINE_S:-560}
-WORK=/tmp/gpu_session_work
-mkdir -p "$OUT" "$WORK"
+mkdir -p "$OUT" || exit 1
+WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/gpu_session_work.XXXXXX")} || exit 1
+if [[ -e $WORK && -n $(ls -A "$WORK") ]]; then
+    echo "WORK=$WORK is not empty: a call measures into a fresh folder; pass an empty or new one" >&2
+    exit 2
+fi
+mkdir -p "$WORK" || exit 1
 LOG=$OUT/session.log
 START=$SECONDS
+FAILED=()
+echo "=== $(date +%F' '%T) work folder $WORK" | tee -a "$LOG"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 if compgen -G ".whl/*.whl" >/dev/null; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -61,6 +70,7 @@ run() {
     timeout "$limit" "$@" >>"$LOG" 2>&1
     local rc=$?
     echo "--- exit $rc after $((SECONDS - START)) s" | tee -a "$LOG"
+    ((rc == 0)) || FAILED+=("$* (exit $rc)")
     tar czf "$OUT/results.tgz" -C "$WORK" . 2>/dev/null
     return $rc
 }
@@ -123,5 +133,9 @@ if stage 9 "profile: bf16 inference, NCHW and channels_last, fused and plain"; t
     run 45 $PY benchmarks/profile_gpu.py --device $DEVICE $IMODELS --channels-last
 fi
 
-echo "=== done after $((SECONDS - START)) s" | tee -a "$LOG"
+echo "=== done after $((SECONDS - START)) s; ${#FAILED[@]} command(s) failed" | tee -a "$LOG"
+for failed in "${FAILED[@]}"; do
+    echo "failed: $failed" | tee -a "$LOG"
+done
 tar czf "$OUT/results.tgz" -C "$WORK" .
+((${#FAILED[@]} == 0))
