@@ -4,11 +4,12 @@ The backbone returns one feature map per stage (16x32x32, 32x16x16, 64x8x8 for z
 average-pooled and the three vectors are concatenated into a 112-d descriptor. The backbone stays frozen, so the
 descriptors are computed once and a linear head trains on them in a fraction of a second.
 
-    python examples/feature_extraction.py [--checkpoint runs/demo/model.safetensors]
+    python examples/feature_extraction.py [--checkpoint runs/demo/model.safetensors] [--model NAME]
 
 With the demo's checkpoint (``make demo``), another run of ``zerosnet-train`` or a weights file (read as
-``--pretrained-path`` reads them: channels, options and preprocessing of the run) the features come from a trained
-network; without one from a randomly initialised network (still a usable baseline on digits).
+``--pretrained-path`` reads them: architecture, channels, options and preprocessing of the run) the features come from
+a trained network; without one from a randomly initialised network (still a usable baseline on digits). ``--model``
+defaults to the architecture the run's run.json names (a bare weights file: zerosnet20_cifar).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from timm.data import create_transform, resolve_data_config
 
 import timm_zerosnet  # noqa: F401  (registers the models with timm)
 from timm_zerosnet.data import create_datasets
-from timm_zerosnet.train import match_channels, pretrained_overlay
+from timm_zerosnet.run_layout import run_architecture
+from timm_zerosnet.train import match_channels, pretrained_overlay, resolve_weights
 
 
 @torch.no_grad()
@@ -64,7 +66,12 @@ DEMO_MODEL, DEMO_WEIGHTS = "zerosnet20_cifar", Path("runs/demo/model.safetensors
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="zerosnet20_cifar")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"architecture (default: the run's, from the run.json of a run or of a weights file in one; else "
+        f"{DEMO_MODEL})",
+    )
     parser.add_argument(
         "--checkpoint",
         default=None,
@@ -75,16 +82,24 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
 
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
-    if checkpoint is None and args.model == DEMO_MODEL and DEMO_WEIGHTS.is_file():
+    if checkpoint is None and args.model in (None, DEMO_MODEL) and DEMO_WEIGHTS.is_file():
         checkpoint = DEMO_WEIGHTS
+    model = args.model
+    if model is None and checkpoint is not None:  # a run of any family: the architecture its run.json names
+        try:
+            _, info = resolve_weights(checkpoint, pass_file_as=("use", "--checkpoint"))
+        except (FileNotFoundError, ValueError) as e:
+            parser.error(f"--checkpoint {checkpoint}: {e}")
+        model = run_architecture(info) if info is not None else None
+    model = model or DEMO_MODEL
     if checkpoint is None:
-        print(f"No checkpoint for {args.model} (run `make demo` or pass --checkpoint): a random backbone")
+        print(f"No checkpoint for {model} (run `make demo` or pass --checkpoint): a random backbone")
     try:
-        backbone, data_config = load_backbone(args.model, checkpoint)
+        backbone, data_config = load_backbone(model, checkpoint)
     except (FileNotFoundError, RuntimeError, ValueError) as e:  # no weights, an unknown name, another architecture
-        parser.error(f"cannot build {args.model}{f' from {checkpoint}' if checkpoint else ''}: {e}")
+        parser.error(f"cannot build {model}{f' from {checkpoint}' if checkpoint else ''}: {e}")
     levels = backbone.feature_info
-    print(f"{args.model} features: channels {levels.channels()}, reductions {levels.reduction()}")
+    print(f"{model} features: channels {levels.channels()}, reductions {levels.reduction()}")
 
     transform = create_transform(**data_config, is_training=False)
     img_mode = "L" if data_config["input_size"][0] == 1 else "RGB"

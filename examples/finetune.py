@@ -23,7 +23,7 @@ from pathlib import Path
 import timm_zerosnet  # noqa: F401  (registers the models with timm)
 from timm_zerosnet.data import DigitsDataset
 from timm_zerosnet.run_layout import file_in_the_way, run_architecture
-from timm_zerosnet.train import USAGE_ERRORS, parse_args, resolve_weights, train, usage_error
+from timm_zerosnet.train import USAGE_ERRORS, parse_args, pretrained_overlay, resolve_weights, train, usage_error
 
 
 def write_parity_folder(root: Path) -> Path:
@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     # a run of another family was refused with "pass --model ...", an option this script did not have
     model = args.model or (run_architecture(info) if info is not None else None) or DEFAULT_MODEL
     try:
-        if not has_weights:
+        if has_weights:  # --pretrained-path's checks (a --model of another architecture) before any image is written
+            pretrained_overlay(source, model)
+        else:
             print(f"No checkpoint at {source}: training a short source run first")
             source = Path(args.output) / "finetune-source"
             argv = ["-c", "digits_demo", "--model", model, "--epochs", "2", "--output", args.output]

@@ -157,7 +157,7 @@ def test_finetune_starts_from_the_demo_run_and_reports_bad_settings_in_one_line(
     finetune = _load_finetune()
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "demo").mkdir(parents=True)
-    (tmp_path / "runs" / "demo" / "model.safetensors").write_bytes(b"")
+    _weights_file(tmp_path / "runs" / "demo" / "model.safetensors", "zerosnet20_cifar")  # read before the images
     seen = []
 
     def refuse(args):
@@ -205,6 +205,62 @@ def test_feature_extraction_takes_a_runs_channels_and_preprocessing(tmp_path):
     _, config = features.load_backbone("zerosnet20_cifar", bare)
     rgb = features.timm.get_pretrained_cfg("zerosnet20_cifar")
     assert config["input_size"] == (1, 32, 32) and config["mean"] == pytest.approx((sum(rgb.mean) / 3,))
+
+
+def _weights_file(path, model):
+    """A weights file of a freshly built ``model``, as zerosnet-train saves them; returns the model."""
+    from safetensors.torch import save_file
+
+    source = timm.create_model(model, num_classes=10)
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, path)
+    return source
+
+
+def _fake_run(run_dir, model="lmresnet20_cifar"):
+    """A run directory of ``model`` as zerosnet-train leaves it, as far as the examples read it."""
+    run_dir.mkdir(parents=True)
+    source = _weights_file(run_dir / "model.safetensors", model)
+    data_config = {"input_size": [3, 32, 32], "mean": [0.5] * 3, "std": [0.25] * 3, "interpolation": "bilinear"}
+    run = {"model": model, "model_kwargs": {}, "num_classes": 10, "data_config": data_config}
+    (run_dir / "run.json").write_text(json.dumps(run))
+    return source
+
+
+def test_finetune_refuses_a_model_of_another_architecture_before_writing_images(tmp_path, capsys):
+    """A --model that contradicts the source run was refused only after 1,797 parity PNGs were written under
+    --output."""
+    finetune = _load_finetune()
+    _fake_run(tmp_path / "lm")
+    argv = ["--source", str(tmp_path / "lm"), "--model", "zerosnet20_cifar", "--output", str(tmp_path / "out")]
+    assert finetune.main(argv) == 2
+    assert "holds a 'lmresnet20_cifar' (see its run.json) but --model is 'zerosnet20_cifar'" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "digits-parity").exists()
+
+
+def test_feature_extraction_takes_the_architecture_of_a_run(tmp_path, capsys):
+    """A run of another family was built as zerosnet20_cifar and refused ("pass --model lmresnet20_cifar"); the
+    architecture now comes from the run's run.json, as finetune.py takes it."""
+    spec = importlib.util.spec_from_file_location("zerosnet_features", ROOT / "examples" / "feature_extraction.py")
+    features = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(features)
+    source = _fake_run(tmp_path / "lm")
+    built = []
+    real = features.load_backbone
+
+    def load_backbone(model, checkpoint):
+        built.append(model)
+        backbone, config = real(model, checkpoint)
+        x = torch.randn(2, 3, 32, 32)
+        torch.testing.assert_close(backbone(x)[-1], source.eval().forward_intermediates(x, intermediates_only=True)[-1])
+        raise SystemExit(0)  # the backbone is what the test is about, not the linear head
+
+    features.load_backbone = load_backbone
+    with pytest.raises(SystemExit):
+        features.main(["--checkpoint", str(tmp_path / "lm")])
+    assert built == ["lmresnet20_cifar"]
+    with pytest.raises(SystemExit):  # a --model given still wins, and is checked against the run
+        features.main(["--checkpoint", str(tmp_path / "lm"), "--model", "zerosnet20_cifar"])
+    assert built == ["lmresnet20_cifar", "zerosnet20_cifar"]
 
 
 def test_model_table_refuses_names_that_match_nothing(capsys):
@@ -454,10 +510,12 @@ def test_finetune_fine_tunes_a_source_as_the_architecture_it_holds(tmp_path, mon
     monkeypatch.setattr(finetune, "train", stop)
     run = tmp_path / "run"
     run.mkdir()
-    (run / "model.safetensors").write_bytes(b"")
-    (run / "run.json").write_text(json.dumps({"model": "preresnet20_cifar", "status": "finished", "num_classes": 10}))
+    _weights_file(run / "model.safetensors", "preresnet20_cifar")  # read before the images are written
+    data_config = {"input_size": [3, 32, 32], "mean": [0.5] * 3, "std": [0.25] * 3}
+    run_info = {"model": "preresnet20_cifar", "status": "finished", "num_classes": 10, "data_config": data_config}
+    (run / "run.json").write_text(json.dumps(run_info))
     bare = tmp_path / "lm.safetensors"
-    bare.write_bytes(b"")
+    _weights_file(bare, "lmresnet20_cifar")
     out = str(tmp_path / "out")
     assert finetune.main(["--source", str(run), "--output", out]) == 2
     assert finetune.main(["--source", str(bare), "--model", "lmresnet20_cifar", "--output", out]) == 2
