@@ -1138,3 +1138,117 @@ def test_missing_imagenet_asks_for_its_archives_not_for_a_download(tmp_path):
         ValueError, match=r"--data-dir is required for 'torch/imagenet': .* \(torchvision's ImageNet arch"
     ):
         create_datasets({"dataset": "torch/imagenet"})
+
+
+@pytest.mark.parametrize("name", ["torch/folder", "torch/image_folder", "TORCH/Image_Folder"])
+def test_timms_torch_folder_names_are_an_image_folder_with_its_checks(tmp_path, name):
+    """torchvision's ImageFolder behind timm's torch/folder numbered a val split's classes by its own folders (the
+    val images of 'emu' were scored as 'dog') and read the whole root for a missing split."""
+    _write_split(tmp_path, "train", ("cat", "dog", "emu"))
+    with pytest.raises(FileNotFoundError, match="no folder for the 'validation' split"):
+        create_datasets({"dataset": name, "data_dir": str(tmp_path)})
+    _write_split(tmp_path, "val", ("cat", "emu"))
+    splits = create_datasets({"dataset": name, "data_dir": str(tmp_path)})
+    assert splits.label_names == ["cat", "dog", "emu"] and splits.val_split == "val"
+    assert sorted({splits.val[i][1] for i in range(len(splits.val))}) == [0, 2]
+    assert data_mod.dataset_name({"dataset": name}) == ""  # recorded as the ImageFolder it is
+    with pytest.raises(ValueError, match="is an ImageFolder, read as it is: leave --dataset-download out"):
+        create_datasets({"dataset": name, "data_dir": str(tmp_path), "dataset_download": True})
+
+
+def _write_images(folder, names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        Image.new("RGB", (10, 12), (20 * i, 0, 0)).save(folder / name)
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_class_folders_of_one_name_in_different_places_are_refused(tmp_path, split):
+    """timm labels an image by the folder that holds it: cat/2019 and dog/2019 became one class '2019'."""
+    _write_split(tmp_path, "train", ("cat", "dog"))
+    _write_split(tmp_path, "val", ("cat", "dog"))
+    cfg = {"dataset": "folder", "data_dir": str(tmp_path)}
+    extra = tmp_path / split / "cat" / "extra"  # a nested folder of a name of its own: labelled as timm labels it
+    _write_images(extra, ["0.png"])
+    assert "extra" in (create_datasets(cfg) if split == "train" else create_datasets(cfg, train=False)).label_names
+    for animal in ("cat", "dog"):
+        _write_images(tmp_path / split / animal / "2019", ["0.png", "1.png"])
+    message = rf"{split}: an image's class is the name of the folder that holds it, .* so cat/2019/ and dog/2019/ "
+    message += r"would be one class '2019'; give every class folder its own name"
+    with pytest.raises(ValueError, match=message):
+        create_datasets(cfg)
+    with pytest.raises(ValueError, match=message):  # with a class map naming the shared name too
+        create_datasets({**cfg, "class_map": {"cat": 0, "dog": 1, "extra": 2, "2019": 3}})
+
+
+def test_an_image_directly_in_the_train_split_is_refused(tmp_path):
+    """It became a class named '' (label 0), which shifted every label and added a model output."""
+    _write_split(tmp_path, "train", ("cat", "dog"))
+    _write_split(tmp_path, "val", ("cat", "dog"))
+    _write_images(tmp_path / "train", ["stray.png"])
+    with pytest.raises(ValueError, match=r"train holds images directly, outside class folders: .*move them into"):
+        create_datasets({"dataset": "folder", "data_dir": str(tmp_path)})
+
+
+def test_images_of_every_suffix_pil_reads_are_read_in_any_case(tmp_path):
+    """timm's reader took .png, .jpg and .jpeg only: two thirds of a folder of .png, .webp and .bmp images were
+    dropped without a word, and a folder of .tif images was said to hold no images."""
+    suffixes = [".webp", ".BMP", ".tif", ".tiff", ".ppm", ".pgm", ".gif", ".JPG", ".jpeg", ".png"]
+    _write_images(tmp_path / "train" / "cat", [f"{i}{s}" for i, s in enumerate(suffixes)])
+    _write_images(tmp_path / "train" / "dog", ["0.tif", "1.webp"])
+    (tmp_path / "train" / "dog" / "notes.txt").write_text("no image")  # not read
+    _write_images(tmp_path / "val" / "cat", ["0.tif"])
+    _write_images(tmp_path / "val" / "dog", ["0.TIFF"])
+    splits = create_datasets({"dataset": "folder", "data_dir": str(tmp_path)})
+    assert (len(splits.train), len(splits.val)) == (12, 2)
+    names = sorted(os.path.basename(p) for p, _ in splits.train.reader.samples)
+    assert names == sorted([f"{i}{s}" for i, s in enumerate(suffixes)] + ["0.tif", "1.webp"])
+    assert [splits.train[i][0].size for i in range(len(splits.train))] == [(10, 12)] * 12  # each one decodes
+    assert [splits.val[i][1] for i in range(2)] == [0, 1]
+    # evaluation alone finds the split folders of .tif images too
+    assert len(create_datasets({"data_dir": str(tmp_path), "class_names": ["cat", "dog"]}, train=False).val) == 2
+    (tmp_path / "other" / "cat").mkdir(parents=True)
+    (tmp_path / "other" / "cat" / "0.txt").write_text("no image")
+    with pytest.raises(ValueError, match=r"other holds no images in class folders: .*files ending in .*\.webp"):
+        create_datasets({"data_dir": str(tmp_path / "other")}, train=False)
+
+
+@pytest.mark.parametrize("name", ["torch/mnist", "torch/fashion_mnist", "torch/qmnist"])
+def test_a_failed_download_of_an_mnist_is_one_line_and_leaves_no_empty_folders(monkeypatch, tmp_path, name):
+    """torchvision's MNIST family catches each mirror's URLError and raises its own RuntimeError over several lines
+    (QMNIST lets the URLError through): a traceback, with the empty MNIST/raw/ it made left behind."""
+    from urllib.error import URLError
+
+    import torchvision.datasets.mnist
+
+    def offline(url, download_root, *args, **kwargs):
+        assert os.path.isdir(download_root)  # torchvision made its raw/ folder before it connects
+        raise URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", offline)
+    for data_dir in (tmp_path / "new", tmp_path):
+        with pytest.raises(data_mod.DatasetUnavailableError, match=rf"Downloading '{name}' into .* failed") as e:
+            create_datasets(
+                {"dataset": name, "data_dir": str(data_dir), "dataset_download": True, "input_img_mode": "L"}
+            )
+        assert "Name or service not known" in str(e.value) and "\n" not in str(e.value)
+        assert e.value.__suppress_context__
+    assert not (tmp_path / "new").exists()  # made by the download, left empty: removed
+    assert tmp_path.is_dir() and os.listdir(tmp_path) == []  # there before: kept, without the empty folders
+
+
+def test_an_image_over_pils_pixel_limit_is_named_or_stood_in_for(tmp_path, monkeypatch, caplog):
+    """PIL's DecompressionBombError is no OSError: it stopped evaluation and training with a traceback that did not
+    name the file."""
+    _write_split(tmp_path, "train", ("cat", "dog"), n=3)
+    _write_split(tmp_path, "val", ("cat", "dog"))
+    for split in ("train", "val"):
+        Image.new("RGB", (30, 30)).save(tmp_path / split / "cat" / "cat1.png")  # 900 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)  # refused over 600; the others have 120
+    splits = create_datasets({"dataset": "folder", "data_dir": str(tmp_path)})
+    big = str(tmp_path / "val" / "cat" / "cat1.png")
+    message = rf"{re.escape(big)} cannot be read as an image \(Image size \(900 pixels\) exceeds limit .* resize it\)"
+    with pytest.raises(ValueError, match=message):
+        splits.val[1]
+    img, target = splits.train[1]  # training: the next image of the class stands in, with a warning
+    assert (img.size, target) == ((10, 12), 0) and "cat1.png cannot be read as an image" in caplog.text

@@ -442,7 +442,7 @@ def test_dataset_names_without_their_prefix_say_what_to_use():
     assert len(create_datasets({"dataset": "Digits"}, train=False).val) == 355
 
 
-def test_a_data_dir_alone_on_a_digits_run_evaluates_that_folder(trained_run, tmp_path):
+def test_a_data_dir_alone_on_a_digits_run_evaluates_that_folder(trained_run, tmp_path, monkeypatch):
     """The run's dataset is the digits, which read no data dir: --data-dir must not be silently ignored."""
     for i in range(10):
         (tmp_path / "val" / str(i)).mkdir(parents=True)
@@ -452,6 +452,11 @@ def test_a_data_dir_alone_on_a_digits_run_evaluates_that_folder(trained_run, tmp
     assert out["results"]["clean"]["count"] == 10
     # the results name the split read: the folder timm's search found (they said "split": null)
     assert out["dataset"]["split"] == "val"
+    reset_accelerate()
+    # and the data dir absolute, as run.json does (they recorded it as typed)
+    monkeypatch.chdir(tmp_path.parent)
+    relative = validate(build_parser().parse_args([*argv[:-3], tmp_path.name, *argv[-2:]]))
+    assert relative["dataset"]["data_dir"] == str(tmp_path) and relative["results"]["clean"]["count"] == 10
     reset_accelerate()
     for i in range(10):  # beside val/, a validation/ folder: the one the default split 'validation' reads
         (tmp_path / "validation" / str(i)).mkdir(parents=True)
@@ -473,6 +478,9 @@ def test_a_split_folder_is_read_whole_without_a_split_and_download_is_no_folders
     argv = ["--checkpoint", str(trained_run), "--workers", "0", "--dataset", "folder", "--num-samples", "0"]
     with pytest.raises(ValueError, match=r"--split train: --data-dir .*val is a split folder itself"):
         validate(build_parser().parse_args([*argv, "--data-dir", str(tmp_path / "val"), "--split", "train"]))
+    torch_folder = [*argv[:-4], "--dataset", "torch/folder", "--num-samples", "0"]  # timm's name of an ImageFolder
+    with pytest.raises(ValueError, match=r"--split train: --data-dir .*val is a split folder itself"):
+        validate(build_parser().parse_args([*torch_folder, "--data-dir", str(tmp_path / "val"), "--split", "train"]))
     out = validate(build_parser().parse_args([*argv, "--data-dir", str(tmp_path / "val")]))
     assert out["dataset"]["split"] is None and out["results"]["clean"]["count"] == 10
     # a root whose split folder is named as no timm split: --split names it, and it is the root

@@ -139,13 +139,28 @@ def _open_image(path: str) -> Image.Image:
     return img
 
 
-def _reason(path: str, error: OSError) -> str:
+# what a file that cannot be read as an image raises: PIL's DecompressionBombError (an image over twice
+# Image.MAX_IMAGE_PIXELS) is no OSError, so it stopped a run with a traceback that did not name the file
+_UNREADABLE = (OSError, Image.DecompressionBombError)
+
+
+def _reason(path: str, error: Exception) -> str:
+    if isinstance(error, Image.DecompressionBombError):
+        return (
+            f"{error} PIL refuses images over twice Image.MAX_IMAGE_PIXELS ({Image.MAX_IMAGE_PIXELS} pixels): resize it"
+        )
     return str(error).replace(f" {path!r}", "")  # PIL's "cannot identify image file 'PATH'" names the file again
+
+
+#: The suffixes of the images an ImageFolder split is read from, in any case: torchvision's IMG_EXTENSIONS and GIF,
+#: all of which PIL opens. timm's folder reader takes .png, .jpg and .jpeg only, and skipped the others without a word.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
 
 class _FolderImages(ImageDataset):
     """timm's ImageFolder dataset, with the images converted by :func:`convert_image` (timm's ``input_img_mode``
-    converts with PIL's, which clips 16-bit images). Takes no transform (:class:`TransformDataset` applies them).
+    converts with PIL's, which clips 16-bit images) and read from every suffix of :data:`IMAGE_EXTENSIONS`. Takes no
+    transform (:class:`TransformDataset` applies them).
 
     A file that does not decode is refused, naming it. timm instead returned the next sample, with that sample's
     label, so an evaluation counted the neighbour twice. A training split (``stand_in=True``) may go on, as timm's
@@ -153,7 +168,11 @@ class _FolderImages(ImageDataset):
     unchanged."""
 
     def __init__(self, root: str, class_map: dict[str, int] | str | None, img_mode: str, stand_in: bool = False):
-        super().__init__(root, reader="", class_map=class_map or "", input_img_mode=None)
+        from timm.data.readers.reader_image_folder import ReaderImageFolder
+
+        # timm's reader takes the suffixes to look for as its input_key, ';'-separated (matched in any case)
+        reader = ReaderImageFolder(root, class_map=class_map or "", input_key=";".join(IMAGE_EXTENSIONS))
+        super().__init__(root, reader=reader, input_img_mode=None)
         self.img_mode = img_mode
         self.stand_in = stand_in
         self._warned: set[str] = set()
@@ -162,7 +181,7 @@ class _FolderImages(ImageDataset):
         path, target = self.reader.samples[index]
         try:
             img = _open_image(path)
-        except OSError as e:
+        except _UNREADABLE as e:
             if not self.stand_in:
                 raise ValueError(
                     f"{path} cannot be read as an image ({_reason(path, e)}); remove it from the folder or replace "
@@ -171,7 +190,7 @@ class _FolderImages(ImageDataset):
             img, path = self._same_class_image(index, e)
         return convert_image(img, self.img_mode, name=path), target
 
-    def _same_class_image(self, index: int, error: OSError) -> tuple[Image.Image, str]:
+    def _same_class_image(self, index: int, error: Exception) -> tuple[Image.Image, str]:
         """The next readable image of the class of the unreadable sample ``index``, and its path (as many tries as
         timm makes)."""
         samples = self.reader.samples
@@ -182,7 +201,7 @@ class _FolderImages(ImageDataset):
         for i in (same[k + 1 :] + same[:k])[: self._max_retries - 1]:
             try:
                 img = _open_image(samples[i][0])
-            except OSError as e:
+            except _UNREADABLE as e:
                 unreadable.append(f"{samples[i][0]} ({_reason(samples[i][0], e)})")
                 continue
             if path not in self._warned:
@@ -460,6 +479,9 @@ def _get(args: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+_FOLDER_NAMES = ("folder", "imagefolder", "image_folder")
+
+
 def dataset_name(args: Any) -> str:
     """The dataset a config selects: ``digits`` unless ``--dataset`` or a ``--data-dir`` (ImageFolder) is given."""
     name = _get(args, "dataset")
@@ -473,7 +495,11 @@ def dataset_name(args: Any) -> str:
         )
     if name.lower() == "digits":
         return "digits"
-    return "" if name.lower() in ("folder", "imagefolder", "image_folder") else name
+    # timm's torch/folder and torch/image_folder are torchvision's ImageFolder: read as an ImageFolder here too, with
+    # its checks (torchvision's numbered the val split's classes by its own folders, and read the whole root for a
+    # missing split)
+    folder = name.lower() in _FOLDER_NAMES or _torch_dataset(name) in ("folder", "image_folder")
+    return "" if folder else name
 
 
 def _torch_dataset(name: str) -> str | None:
@@ -520,11 +546,12 @@ def _folder_split(data_dir: str, split: str, option: str) -> None:
     )
 
 
-def _holds_images(folder: str) -> bool:
-    from timm.data.readers.img_extensions import get_img_extensions
+def _is_image(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
-    types = get_img_extensions(as_set=True)
-    return any(e.is_file() and os.path.splitext(e.name)[1].lower() in types for e in os.scandir(folder))
+
+def _holds_images(folder: str) -> bool:
+    return any(e.is_file() and _is_image(e.name) for e in os.scandir(folder))
 
 
 def _is_split_folder(folder: str) -> bool:
@@ -572,13 +599,7 @@ def holds_split_folders(data_dir: str, names: Sequence[str] = ()) -> bool:
 
 def _holds_images_below(folder: str) -> bool:
     """Whether a folder or any folder below it holds an image (stops at the first)."""
-    from timm.data.readers.img_extensions import get_img_extensions
-
-    types = get_img_extensions(as_set=True)
-    for _, _, files in os.walk(folder, followlinks=True):
-        if any(os.path.splitext(f)[1].lower() in types for f in files):
-            return True
-    return False
+    return any(any(map(_is_image, files)) for _, _, files in os.walk(folder, followlinks=True))
 
 
 def _folder_images(root: str, class_map: dict[str, int] | None, img_mode: str, stand_in: bool) -> Dataset:
@@ -591,8 +612,9 @@ def _folder_images(root: str, class_map: dict[str, int] | None, img_mode: str, s
             raise
         raise ValueError(
             f"{root} holds no images in class folders: an ImageFolder split is a folder with one sub-folder of "
-            "images per class"
+            f"images per class (images are files ending in {', '.join(IMAGE_EXTENSIONS)}, in any case)"
         ) from None
+    _check_class_folders(root, [path for path, _ in dataset.reader.samples])
     if not class_map:
         # timm numbers the classes it finds images of: an empty class folder was left out without a word, so the
         # model got one class less and the classes after it other labels than their folder order
@@ -607,6 +629,34 @@ def _folder_images(root: str, class_map: dict[str, int] | None, img_mode: str, s
     return dataset
 
 
+def _check_class_folders(root: str, paths: Sequence[str]) -> None:
+    """Refuse a split (the folder ``root``, holding the images ``paths``) that timm's folder reader would label by
+    surprise: it names an image's class after the folder that holds it, so an image directly in the split folder
+    became a class named '' (shifting every label), and class folders of the same name in different places
+    (cat/2019 and dog/2019) became one class."""
+    places = collections.defaultdict(set)  # class name -> the folders (relative to root) named so that hold images
+    for folder in {os.path.dirname(path) for path in paths}:
+        rel = os.path.relpath(folder, root)
+        rel = "" if rel == os.curdir else rel
+        places[os.path.basename(rel)].add(rel)
+    if "" in places:
+        raise ValueError(
+            f"{root} holds images directly, outside class folders: an ImageFolder split has one folder per class; "
+            "move them into their class folders"
+        )
+    shared = {name: sorted(folders) for name, folders in sorted(places.items()) if len(folders) > 1}
+    if shared:
+        groups = [
+            f"{' and '.join(f + '/' for f in folders)} would be one class {name!r}" for name, folders in shared.items()
+        ]
+        more = f" (and {len(groups) - 5} more such names)" if len(groups) > 5 else ""
+        raise ValueError(
+            f"{root}: an image's class is the name of the folder that holds it, and class folders in different "
+            f"places share a name, so {'; '.join(groups[:5])}{more}; give every class folder its own name (e.g. "
+            "cat_2019/ and dog_2019/), or move the images of the nested folders up into their class folders"
+        )
+
+
 def _class_to_idx(dataset: Dataset | None) -> dict[str, int] | None:
     return getattr(getattr(dataset, "reader", None), "class_to_idx", None)
 
@@ -616,12 +666,8 @@ def _check_split_classes(root: str, split: str, classes: dict[str, int], source:
     their images silently (and a val split read without the train split's classes would be mislabelled)."""
     from timm.data.readers.reader_image_folder import find_images_and_targets
 
-    _, found = find_images_and_targets(root)
-    if "" in found:
-        raise ValueError(
-            f"{root} holds images directly, outside class folders: an ImageFolder split has one folder per class "
-            f"(as its train split); move them into their class folders"
-        )
+    images, found = find_images_and_targets(root, types=IMAGE_EXTENSIONS)
+    _check_class_folders(root, [path for path, _ in images])
     unknown = sorted(set(found) - set(classes))
     if unknown:
         fix = "add them to the class map" if source.startswith("--class-map") else "pass --class-map"
@@ -830,6 +876,32 @@ def _check_prefix(name: str, download: bool) -> None:
             )
 
 
+def _folders_near(data_dir: str | None, depth: int = 2) -> set[str]:
+    """``data_dir`` and the folders up to ``depth`` levels below it (where torchvision's downloads make theirs)."""
+    if data_dir is None or not os.path.isdir(data_dir):
+        return set()
+    found, level = {data_dir}, [data_dir]
+    for _ in range(depth):
+        level = [e.path for folder in level for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)]
+        found.update(level)
+    return found
+
+
+def _remove_new_empty_folders(data_dir: str | None, before: set[str]) -> None:
+    """Remove the folders near ``data_dir`` that a failed download made (not in ``before``) and left empty."""
+    for folder in sorted(_folders_near(data_dir) - before, key=lambda f: f.count(os.sep), reverse=True):
+        with contextlib.suppress(OSError):  # not empty: the download put something there
+            os.rmdir(folder)
+
+
+def _download_failed(name: str, data_dir: str | None, reason: Any) -> DatasetUnavailableError:
+    return DatasetUnavailableError(
+        f"Downloading {name!r} into {data_dir!r} failed ({reason}); connect to the network and retry, or put the "
+        "dataset's files under --data-dir yourself (as torchvision stores them, e.g. cifar-10-batches-py/ for "
+        "torch/cifar10) and run without --dataset-download"
+    )
+
+
 def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetSplits:
     """Create the untransformed train/validation datasets a config asks for.
 
@@ -987,7 +1059,8 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
                     raise ValueError(
                         f"{name!r} is a Hugging Face dataset: it needs the 'datasets' package (pip install datasets)"
                     ) from None
-            existed = data_dir is None or os.path.exists(data_dir)
+            # the folders a download may make (MNIST/raw), to remove those it left empty when it fails
+            before = _folders_near(data_dir) if download and not folder else set()
             try:
                 if folder:
                     splits[key] = _folder_images(split_dirs[split], common["class_map"], img_mode, is_training)
@@ -996,15 +1069,9 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
             except (URLError, ConnectionError, TimeoutError) as e:
                 if not download:
                     raise
-                if not existed and os.path.isdir(data_dir) and not os.listdir(data_dir):
-                    os.rmdir(data_dir)  # the download made it and put nothing in it: leave no empty folder behind
-                reason = getattr(e, "reason", None) or e
+                _remove_new_empty_folders(data_dir, before)
                 # from None: the urllib traceback says nothing the message does not
-                raise DatasetUnavailableError(
-                    f"Downloading {name!r} into {data_dir!r} failed ({reason}); connect to the network and retry, or "
-                    "put the dataset's files under --data-dir yourself (as torchvision stores them, e.g. "
-                    "cifar-10-batches-py/ for torch/cifar10) and run without --dataset-download"
-                ) from None
+                raise _download_failed(name, data_dir, getattr(e, "reason", None) or e) from None
             except RuntimeError as e:
                 imagenet = _torch_dataset(name) == "imagenet"
                 if imagenet and "not present" in str(e):  # torchvision's "The archive ... is not present"
@@ -1018,6 +1085,11 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
                     raise DatasetUnavailableError(
                         f"{name!r} was not found under {data_dir!r}; pass --dataset-download to fetch it. ({e})"
                     ) from e
+                if download and str(e).startswith("Error downloading"):
+                    # torchvision's MNIST family catches the URLError of each mirror and raises this, over lines
+                    _remove_new_empty_folders(data_dir, before)
+                    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+                    raise _download_failed(name, data_dir, f"{lines[0].rstrip(':')}: {lines[-1]}") from None
                 raise
 
     label_names = None

@@ -526,6 +526,7 @@ def _check_split_folder(args: argparse.Namespace, data_args: dict) -> None:
     timm's validate.py reads it: --split has nothing to choose there (it was ignored, and recorded in the results),
     and the run's split is not what is evaluated."""
     name, data_dir = data_args["dataset"] or "", data_args["data_dir"]
+    name = dataset_name({"dataset": name, "data_dir": "-"})  # torch/folder is an ImageFolder too
     if "/" in name or name == "digits" or data_dir is None:
         return
     data_dir = os.path.expanduser(str(data_dir))
@@ -710,6 +711,8 @@ def validate(args: argparse.Namespace) -> dict:
             f"loss {r['loss']:.4f}"
         )
     unwrapped = accelerator.unwrap_model(model)
+    # absolute, as run.json records it: the results name the same folder from any directory
+    data_dir = os.path.abspath(os.path.expanduser(str(data_args["data_dir"]))) if data_args["data_dir"] else None
     out = {
         "checkpoint": str(args.checkpoint) if args.checkpoint else None,
         "weights": _weights_choice(args, weights, info),
@@ -723,7 +726,7 @@ def validate(args: argparse.Namespace) -> dict:
         # what was evaluated: two evaluations on other data or in another precision differ here
         "dataset": {
             "name": dataset_name(data_args),
-            "data_dir": data_args["data_dir"],
+            "data_dir": data_dir,
             "split": splits.val_split,  # the one read (the given, the run's, or the one found: val/, validation/)
             "num_samples": used_num_samples(splits.val, data_args["val_num_samples"]),  # None: the whole split
             "class_map": data_args["class_map"],
