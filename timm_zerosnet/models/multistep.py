@@ -1671,11 +1671,12 @@ def create_multistep(
     arguments nothing takes.
 
     ``downsample``, ``strides`` and ``stem_stride`` are model arguments of every family built here (ZeroSNet,
-    LM-ResNet, PreResNet; the post-activation tau-ResNet takes them as arguments of its class): they replace the skeleton's downsampling (see
-    ``NetCfg``), e.g. ``downsample='diffstride', strides=(1, 3, 2, 3)``. ``family_creators``: the family's function
-    that called this one, whose keyword arguments (``lam``, ``tau``, ...) are model arguments too. The arguments the
-    entrypoint sets are positional-only in the family's creator and here, so that a user's ``net=``, ``scheme=`` or
-    ``variant=`` reaches ``check_create_kwargs`` (Python's "got multiple values for argument" named no fix).
+    LM-ResNet, PreResNet; the post-activation tau-ResNet takes them as arguments of its class): they replace the
+    skeleton's downsampling (see ``NetCfg``), e.g. ``downsample='diffstride', strides=(1, 3, 2, 3)``.
+    ``family_creators``: the family's function that called this one, whose keyword arguments (``lam``, ``tau``, ...)
+    are model arguments too. The arguments the entrypoint sets are positional-only in the family's creator and here,
+    so that a user's ``net=``, ``scheme=`` or ``variant=`` reaches ``check_create_kwargs`` (Python's "got multiple
+    values for argument" named no fix).
     """
     if downsample is not None:
         check_downsample(downsample)
