@@ -15,12 +15,14 @@ import types
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import yaml
+from PIL import Image
 from safetensors.torch import load_file, save_file
 from timm.layers import BatchNormAct2d
 from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
@@ -1082,11 +1084,55 @@ def test_pad_and_crop_resizes_with_the_train_interpolation():
         "bilinear"
     )
     flips = create_train_transform(parse_args("-c digits_demo --hflip 0.5 --vflip 0.25".split()), config).transforms
-    kinds = [transforms.Resize, transforms.RandomCrop, transforms.RandomHorizontalFlip, transforms.RandomVerticalFlip]
-    assert [type(t) for t in flips[:4]] == kinds
-    assert (flips[1].padding, flips[2].p, flips[3].p) == (parse_args(["-c", "digits_demo"]).crop_padding, 0.5, 0.25)
+    kinds = [transforms.Resize, transforms.CenterCrop, transforms.RandomCrop]
+    kinds += [transforms.RandomHorizontalFlip, transforms.RandomVerticalFlip]
+    assert [type(t) for t in flips[:5]] == kinds
+    assert (flips[2].padding, flips[3].p, flips[4].p) == (parse_args(["-c", "digits_demo"]).crop_padding, 0.5, 0.25)
     plain = create_train_transform(parse_args("-c digits_demo --no-aug --hflip 0.5".split()), config).transforms
     assert not any(isinstance(t, (transforms.RandomCrop, transforms.RandomHorizontalFlip)) for t in plain)
+
+
+@pytest.mark.parametrize("recipe", ["digits_demo", "zerosnet_cifar10"])
+def test_pad_and_crop_trains_on_the_view_evaluation_takes(recipe):
+    """--crop-padding squashed a non-square image to a square, where evaluation resizes its short side and takes
+    the centre: the model trained on distorted whole images and was scored on undistorted centres. A square image
+    (CIFAR's, the digits') gets the very tensors it got before."""
+    from timm.data import create_transform
+
+    from timm_zerosnet.train import create_train_transform, resolve_data_config
+
+    args = parse_args(["-c", recipe, "--hflip", "0.5"])
+    config = resolve_data_config(vars(args), model=timm.create_model(args.model, num_classes=10))
+    assert (config["input_size"], config["crop_pct"], config["crop_mode"]) == ((3, 32, 32), 1.0, "center")
+    new = create_train_transform(args, config)
+    # the transform before: the image resized to 32 x 32, then padded and cropped, then the same as now
+    size, mode = (32, 32), transforms.InterpolationMode.BILINEAR
+    old = transforms.Compose(
+        [transforms.Resize(size, interpolation=mode), transforms.RandomCrop(size, padding=args.crop_padding)]
+        + new.transforms[3:]
+    )
+    rng = np.random.default_rng(0)
+    digit = data_mod.DigitsDataset("validation")[7][0]
+    squares = [digit, *(Image.fromarray(rng.integers(0, 255, (n, n, 3), dtype=np.uint8)) for n in (32, 40, 24))]
+    for img in squares:
+        for seed in range(6):
+            torch.manual_seed(seed)
+            a = new(img)
+            torch.manual_seed(seed)
+            assert torch.equal(a, old(img))
+    # white | grey | white, 96 x 32: evaluation sees the grey centre, and now so does training (and the padding)
+    bands = np.full((32, 96), 255, np.uint8)
+    bands[:, 32:64] = 128
+    bands = Image.fromarray(bands).convert("RGB")
+    evaluated = create_transform(**config, is_training=False)(bands)
+    grey, pad = evaluated[:, 0, 0], (0 - torch.tensor(config["mean"])) / torch.tensor(config["std"])
+    assert torch.allclose(evaluated, grey[:, None, None].expand_as(evaluated))
+    for seed in range(6):
+        torch.manual_seed(seed)
+        view = new(bands)
+        pixels = view.flatten(1).T
+        is_grey = torch.isclose(pixels, grey, atol=1e-6).all(1)
+        assert (is_grey | torch.isclose(pixels, pad, atol=1e-6).all(1)).all() and is_grey.float().mean() > 0.5
 
 
 def test_data_statistics_follow_the_input_channels():
@@ -1311,6 +1357,59 @@ def test_an_rgba_model_keeps_the_rgb_statistics_and_repeats_them_as_timm_repeats
 def test_mixup_needs_even_batch(tmp_path, mixing):
     with pytest.raises(ValueError, match="even --batch-size"):
         Trainer.from_args(parse_args(tiny_argv(tmp_path, "odd", *mixing.split(), "-b", "15")))
+
+
+@pytest.mark.parametrize(
+    "options, mode",
+    [("--in-chans 4", "RGBA"), ("--in-chans 2 --input-img-mode LA", "LA"), ("--input-img-mode YCbCr", "YCbCr")],
+)
+def test_an_augmentation_policy_on_images_it_cannot_take_is_refused_at_start(tmp_path, capsys, options, mode):
+    """timm's policies work on L and RGB images only: PIL failed with a traceback in the first batch."""
+    argv = tiny_argv(tmp_path, "aa", *options.split(), "--aa", "rand-m9-mstd0.5")
+    assert main([*argv, "--no-keep-heap"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"zerosnet-train: error: --aa rand-m9-mstd0.5 with images of mode {mode} (--in-chans ")
+    assert "L (grey) and RGB images only; leave --aa out" in err and err.count("\n") == 1
+    assert not (tmp_path / "aa").exists()
+    reset_accelerate()
+    for fine in ("--in-chans 1", "--in-chans 3", f"{options} --no-aug"):  # --no-aug: no policy is applied
+        Trainer.from_args(parse_args(tiny_argv(tmp_path, "aa", *fine.split(), "--aa", "rand-m9-mstd0.5")))
+        reset_accelerate()
+
+
+def test_a_single_class_or_an_epoch_short_of_one_accumulated_batch_is_refused(tmp_path):
+    """One class: the loss is 0 and every image top-1 whatever the model learns. An epoch of fewer images than
+    one global batch of accumulated micro-batches made its one update of fewer images, at that batch's lr."""
+    one = _digit_folder(tmp_path / "one", (0,))
+    with pytest.raises(ValueError, match=r"a single class \('digit0'\), and a classifier needs at least two"):
+        Trainer.from_args(parse_args(tiny_argv(tmp_path, "one", "--data-dir", str(one))))
+    reset_accelerate()
+    message = r"has 64 images, fewer than one global batch \(16 x 1 processes x 8 accumulation steps\); lower "
+    with pytest.raises(ValueError, match=message + "--batch-size or --grad-accum-steps"):
+        Trainer.from_args(parse_args(tiny_argv(tmp_path, "accum", "--grad-accum-steps", "8")))
+    reset_accelerate()
+    Trainer.from_args(parse_args(tiny_argv(tmp_path, "accum", "--grad-accum-steps", "4")))  # 64 = one global batch
+
+
+def test_an_unreadable_val_image_costs_no_training(tmp_path, capsys):
+    """An unreadable val image is found when the epoch is evaluated: the trained pass is saved before the error
+    goes up, so that a resume evaluates that epoch again instead of training it again."""
+    data = _digit_folder(tmp_path / "data")
+    bad = sorted((data / "val" / "digit1").iterdir())[0]
+    good = bad.read_bytes()
+    bad.write_bytes(b"not an image")
+    argv = tiny_argv(tmp_path, "bad", "--data-dir", str(data), "--in-chans", "1")
+    with pytest.raises(ValueError, match=f"{bad} cannot be read as an image"):
+        train(parse_args(argv))
+    record = json.loads((tmp_path / "bad" / "run.json").read_text())
+    assert record["status"] == "failed" and "after 3 of its 3 batches; the latest complete state is " in record["error"]
+    reset_accelerate()
+    capsys.readouterr()
+    bad.write_bytes(good)
+    summary = train(parse_args([*argv, "--resume", "auto"]))
+    assert "epoch 1, batch 3, 3 updates done" in capsys.readouterr().out
+    assert summary["status"] == "finished" and summary["training"]["num_updates"] == 3
+    assert summary["metrics"]["final"]["val_samples"] == 15
 
 
 def _digit_folder(root: Path, classes=(0, 1, 2)) -> Path:
@@ -2238,6 +2337,7 @@ def test_a_run_started_from_args_yaml_keeps_the_recipe_and_records_absolute_data
     (tmp_path / "classes.txt").write_text("digit0\ndigit1\ndigit2\n")
     summary = run(Path("out"), "rel", "--data-dir", "data", "--in-chans", "1", "--class-map", "classes.txt")
     assert summary["dataset"]["data_dir"] == str(tmp_path / "data")
+    assert summary["dataset"]["val_split"] == "val"  # the folder read for the default 'validation', as validate's
     assert summary["dataset"]["class_map"] == str(tmp_path / "classes.txt")
 
 
@@ -2478,17 +2578,25 @@ def test_optimizer_options_timm_builds_or_refuses_are_taken_or_refused_in_words(
 def test_the_last_partial_accumulation_group_of_an_epoch_updates_at_full_strength(tmp_path):
     """accelerate divides every loss by --grad-accum-steps, so an epoch's last group of fewer batches made an update
     of their share only (one batch with --grad-accum-steps 4: a quarter of the step); timm's train.py divides by the
-    group's own length. One batch trained with 4 and with 1 now takes the same step."""
-    deltas = {}
-    for accum in (1, 4):
-        argv = tiny_argv(tmp_path, f"a{accum}", "--train-num-samples", "16", "--grad-accum-steps", str(accum))
-        trainer = Trainer.from_args(parse_args([*argv, "--weight-decay", "0", "--sched", "constant"]))
-        before = trainer.unwrapped_model.fc.weight.detach().clone()
-        trainer.fit()
-        assert trainer.state.num_updates == 1
-        deltas[accum] = trainer.unwrapped_model.fc.weight.detach() - before
-        reset_accelerate()
-    torch.testing.assert_close(deltas[4], deltas[1])
+    group's own length. An epoch of 5 batches with --grad-accum-steps 4: the 5th batch's loss goes to accelerate's
+    backward 4 times larger, so that it counts whole. (An epoch shorter than one accumulated batch is refused.)"""
+    argv = tiny_argv(tmp_path, "a4", "--train-num-samples", "80", "--grad-accum-steps", "4")
+    trainer = Trainer.from_args(parse_args([*argv, "--weight-decay", "0", "--sched", "constant"]))
+    losses, scaled = [], []
+    loss_fn, backward = trainer.loss_fn, trainer.accelerator.backward
+
+    def recorded_loss(*inputs):
+        losses.append(loss_fn(*inputs).item())
+        return loss_fn(*inputs)
+
+    def recorded_backward(loss, **kwargs):
+        scaled.append(loss.item())
+        return backward(loss, **kwargs)
+
+    trainer.loss_fn, trainer.accelerator.backward = recorded_loss, recorded_backward
+    trainer.fit()
+    assert trainer.state.num_updates == 2
+    assert [round(b / a, 4) for a, b in zip(losses, scaled, strict=True)] == [1, 1, 1, 1, 4]
 
 
 def test_a_plateau_schedule_resumes_with_its_counters(tmp_path):

@@ -56,7 +56,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from timm.data import Mixup, create_transform, resolve_data_config
 from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
-from timm.data.transforms import str_to_interp_mode
+from timm.data.transforms import MaybeToTensor
+from timm.data.transforms_factory import transforms_imagenet_eval
 from timm.layers import convert_sync_batchnorm
 from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.models import parse_model_name
@@ -66,7 +67,6 @@ from timm.scheduler.scheduler_factory import scheduler_kwargs
 from timm.utils import AverageMeter, ModelEmaV3, accuracy
 from torch.utils.data import DataLoader
 from torchvision import transforms
-from torchvision.transforms import InterpolationMode
 
 from .cpu_heap import keep_heap
 from .data import (
@@ -868,6 +868,20 @@ def check_augment_policy(policy: str | None) -> None:
         ) from None
 
 
+def check_augment_mode(args: argparse.Namespace) -> None:
+    """--aa with an image mode its policies cannot take: timm's autocontrast, equalize, posterize and solarize work
+    on L and RGB images only (PIL failed with "not supported for mode RGBA" in the first batch). Call once
+    --input-img-mode is resolved (:func:`resolve_in_chans`)."""
+    mode = args.input_img_mode
+    if args.aa and not args.no_aug and mode not in ("L", "RGB"):
+        raise ValueError(
+            f"--aa {args.aa} with images of mode {mode} (--in-chans {args.in_chans}"
+            + (f", --input-img-mode {mode}" if mode != _IMG_MODE_OF_CHANNELS.get(args.in_chans) else "")
+            + "): timm's augmentation policies work on L (grey) and RGB images only; leave --aa out to train in "
+            f"{mode}, or train on RGB images (--in-chans 3) with it"
+        )
+
+
 def check_output(args: argparse.Namespace) -> None:
     """--output is a folder, or a path whose nearest existing part is a folder (a run is a folder inside it)."""
     blocker = file_in_the_way(args.output)
@@ -1530,8 +1544,20 @@ def create_train_transform(args: argparse.Namespace, data_config: dict) -> Calla
     _, secondary, final = create_transform(**common, separate=True)
     size = tuple(data_config["input_size"][1:])
     interpolation = args.train_interpolation
-    mode = str_to_interp_mode(interpolation) if interpolation not in ("random", "") else InterpolationMode.BILINEAR
-    primary = [transforms.Resize(size, interpolation=mode), transforms.RandomCrop(size, padding=args.crop_padding)]
+    interpolation = interpolation if interpolation not in ("random", "") else "bilinear"
+    # the view evaluation takes (the short side resized to size / crop_pct, the centre cropped: a squash to size
+    # distorted a non-square image, which evaluation then saw undistorted), in the train interpolation; for a
+    # square image at crop_pct 1 it is the resize to size it was
+    evaluated = transforms_imagenet_eval(
+        size,
+        crop_pct=data_config.get("crop_pct"),
+        crop_mode=data_config.get("crop_mode"),
+        interpolation=interpolation,
+        mean=data_config["mean"],
+        std=data_config["std"],
+    )
+    geometry = [t for t in evaluated.transforms if not isinstance(t, (MaybeToTensor, transforms.Normalize))]
+    primary = [*geometry, transforms.RandomCrop(size, padding=args.crop_padding)]
     if args.hflip > 0:
         primary.append(transforms.RandomHorizontalFlip(args.hflip))
     if args.vflip > 0:
@@ -2109,6 +2135,7 @@ class Trainer:
     given_args: dict = field(default_factory=dict)  # the options before resolution: what args.yaml records
     num_samples: dict = field(default_factory=dict)  # --train/val-num-samples as used (None: the whole split)
     pretrained_source: dict | None = None  # what --pretrained-path gave besides weights (pretrained_source())
+    val_split: str | None = None  # the split the val set was read from (an ImageFolder's folder found: val/, ...)
 
     @classmethod
     def from_args(
@@ -2131,6 +2158,7 @@ class Trainer:
             source = pretrained_source(args.pretrained_path, args.model)
         # model and data pipeline take the same channels (the model is never left to pick them from a checkpoint)
         args.in_chans = in_chans = resolve_in_chans(args, source)
+        check_augment_mode(args)
         if accelerator is None:
             accelerator = make_accelerator(args)
         run_dir = _run_dir(args)
@@ -2146,6 +2174,13 @@ class Trainer:
             "train_num_samples": used_num_samples(splits.train, args.train_num_samples),
             "val_num_samples": used_num_samples(splits.val, args.val_num_samples),
         }
+        if len(splits.label_names) < 2:
+            # one output: softmax cross-entropy is 0 whatever the model does, so nothing is learnt and all is top-1
+            raise ValueError(
+                f"The dataset has a single class ({splits.label_names[0]!r}), and a classifier needs at least two "
+                "(with one, the loss is 0 and every image is scored right whatever the model learns): give the "
+                "ImageFolder one class folder per class under train/ and val/ (or a --class-map naming two or more)"
+            )
         num_classes = args.num_classes or len(splits.label_names)
         if len(splits.label_names) != num_classes:
             raise ValueError(
@@ -2176,10 +2211,13 @@ class Trainer:
             raise ValueError(
                 f"mixup/cutmix pair samples within a batch: use an even --batch-size, not {args.batch_size}"
             )
-        if len(train_dataset) < args.batch_size * accelerator.num_processes:
+        # an epoch shorter than one update of the global batch would make that update of fewer images, at its lr
+        if len(train_dataset) < args.batch_size * accelerator.num_processes * args.grad_accum_steps:
+            accumulated = f" x {args.grad_accum_steps} accumulation steps" if args.grad_accum_steps > 1 else ""
             raise ValueError(
                 f"The training set has {len(train_dataset)} images, fewer than one global batch "
-                f"({args.batch_size} x {accelerator.num_processes} processes); lower --batch-size"
+                f"({args.batch_size} x {accelerator.num_processes} processes{accumulated}); lower --batch-size"
+                + (" or --grad-accum-steps" if accumulated else "")
             )
         loader_kwargs = dict(num_workers=args.workers, pin_memory=args.pin_mem, persistent_workers=False)
         train_loader = DataLoader(
@@ -2276,6 +2314,7 @@ class Trainer:
             given_args=given_args,
             num_samples=num_samples,
             pretrained_source=source,
+            val_split=splits.val_split,
         )
         state.settings = trainer.settings()
         return trainer
@@ -2588,7 +2627,12 @@ class Trainer:
                 train_metrics = self.train_one_epoch(epoch)
                 lr = self.current_lr()
                 eval_tic = time.perf_counter()
-                val = self.evaluate()
+                try:
+                    val = self.evaluate()
+                    ema = None if self.model_ema is None else self.evaluate(self.model_ema.module, desc="val ema")
+                except Exception:
+                    self._save_trained_pass()
+                    raise
                 row = {
                     "epoch": epoch + 1,
                     "train_loss": train_metrics["train_loss"],
@@ -2600,8 +2644,7 @@ class Trainer:
                     "val_correct5": val["correct5"],
                 }
                 candidates = {"model": val}
-                if self.model_ema is not None:
-                    ema = self.evaluate(self.model_ema.module, desc="val ema")
+                if ema is not None:
                     row.update(ema_val_loss=ema["loss"], ema_top1=ema["top1"], ema_top5=ema["top5"])
                     candidates["ema"] = ema
                 row.update(
@@ -2669,6 +2712,14 @@ class Trainer:
             return None
         final = (info.get("weights") or {}).get("final")
         return info if final and (self.run_dir / final).is_file() else None
+
+    def _save_trained_pass(self) -> None:
+        """Save the state of an epoch whose training pass is done and whose evaluation failed (an unreadable val
+        image is found only there), so that a resume evaluates it again instead of training it again. One process
+        only: the others would be waiting in the evaluation's gather, not in the save's."""
+        if self.accelerator.num_processes == 1 and self.state.step_in_epoch == len(self.train_loader):
+            with contextlib.suppress(Exception):  # e.g. a full disk: the evaluation's error is the one to report
+                self.save_state()
 
     def _stopped_note(self, e: BaseException, interrupted: bool) -> str:
         """Where a run stood when ``e`` stopped it, and how to go on."""
@@ -2748,7 +2799,9 @@ class Trainer:
                 "name": dataset_name(args),
                 "data_dir": _absolute(args.data_dir) if args.data_dir else None,
                 "train_split": args.train_split,
-                "val_split": args.val_split,
+                # the split read (val/ for the default 'validation' where there is no validation/), as the results of
+                # zerosnet-validate record it, and which it reads again
+                "val_split": self.val_split or args.val_split,
                 "class_map": _absolute(args.class_map) if args.class_map else None,
                 "input_img_mode": args.input_img_mode,
                 "input_key": args.input_key,
