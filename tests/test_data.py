@@ -334,6 +334,13 @@ def test_a_prefix_free_timm_name_is_an_image_folder_with_the_same_checks(tmp_pat
     _write_split(tmp_path, "train", ("cat", "dog"))
     with pytest.raises(FileNotFoundError, match="no folder for the 'validation' split"):
         create_datasets({"dataset": "imagenet", "data_dir": str(tmp_path)})
+    # torchvision's files under a bare name of one of timm's torch/ datasets: the error names the torch/ one
+    (tmp_path / "cifar" / "cifar-10-batches-py").mkdir(parents=True)
+    hint = r"it holds cifar-10-batches-py/\): an ImageFolder .*\. For torchvision's files of CIFAR10 pass --dataset "
+    with pytest.raises(FileNotFoundError, match=hint + "torch/cifar10$"):
+        create_datasets({"dataset": "CIFAR10", "data_dir": str(tmp_path / "cifar")})
+    with pytest.raises(FileNotFoundError, match=r"name other ones with --val-split$"):  # a folder has nothing to hint
+        create_datasets({"dataset": "folder", "data_dir": str(tmp_path)})
 
 
 def test_image_folder_needs_data_dir():

@@ -529,11 +529,11 @@ def _check_data_dir(name: str, data_dir: str, download: bool) -> None:
         )
 
 
-def _folder_split(data_dir: str, split: str, option: str) -> None:
+def _folder_split(data_dir: str, split: str, option: str, dataset: str = "") -> None:
     """Refuse an ImageFolder root without a sub-folder for ``split``: timm would read the whole root instead (so a
-    missing val/ made the training images the validation set)."""
-    from timm.data.dataset_factory import _EVAL_SYNONYM, _TRAIN_SYNONYM  # the split names timm looks for
-
+    missing val/ made the training images the validation set). ``dataset``: the --dataset name the root was given
+    with; a bare name of one of timm's torch/ datasets (cifar10) is an ImageFolder as timm reads it, and the error
+    names the torch/ one, which reads torchvision's files (cifar-10-batches-py/)."""
     name = split.split("[")[0]
     candidates = [name] + [s for group in (_TRAIN_SYNONYM, _EVAL_SYNONYM) if name in group for s in group if s != name]
     if any(os.path.isdir(os.path.join(data_dir, c)) for c in candidates):
@@ -543,6 +543,11 @@ def _folder_split(data_dir: str, split: str, option: str) -> None:
         f"{data_dir} has no folder for the {split!r} split (looked for {', '.join(c + '/' for c in candidates)}; it "
         f"holds {', '.join(f + '/' for f in folders) or 'no folders'}): an ImageFolder dataset needs train/ and val/ "
         f"(or validation/) sub-folders of class folders; name other ones with {option}"
+        + (
+            f". For torchvision's files of {dataset} pass --dataset torch/{dataset.lower()}"
+            if dataset.lower() in _TORCH_NAMES and dataset.lower() not in _FOLDER_NAMES
+            else ""
+        )
     )
 
 
@@ -1029,10 +1034,10 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
             # on the training images (evaluation alone may point --data-dir at the split folder itself, as timm's)
             for split, wanted, option in ((train_split, train, "--train-split"), (val_split, val, "--val-split")):
                 if wanted:
-                    _folder_split(data_dir, split, option)
+                    _folder_split(data_dir, split, option, name)
         elif is_root and val:
             # evaluation alone, a root with split folders: a split it lacks (a typo) would read the whole root
-            _folder_split(data_dir, val_split, "--split")
+            _folder_split(data_dir, val_split, "--split", name)
         common = dict(
             root=data_dir,
             class_map=class_map,
