@@ -1546,3 +1546,64 @@ def test_forward_intermediates_names_an_output_format_that_is_no_string(fmt):
     model = tiny_model("zerosnet20_cifar").eval()
     with pytest.raises(ValueError, match=rf"^output_fmt must be 'NCHW', got {re.escape(repr(fmt))}: leave it out"):
         model.forward_intermediates(tiny_input(model), output_fmt=fmt)
+
+
+@pytest.mark.parametrize(
+    "name, trained_with, shown",
+    [
+        ("zerosnet20_cifar", dict(lam=-1.5), "lam=-1.5"),
+        ("zerosnet20_cifar", dict(strides=(1, 1, 2)), "strides=[1, 1, 2]"),  # a list in JSON
+        ("tauresnet20_cifar", dict(tau=0.5), "tau=0.5"),
+    ],
+)
+def test_file_beside_a_config_warns_of_other_model_args(tmp_path, name, trained_with, shown):
+    """A weights file loaded with pretrained_cfg_overlay=dict(file=...) beside a config.json (an export) whose
+    model_args build another network (a fixed lambda, tau, strides: no key differs) says so and names the arguments
+    to pass; built with them, it loads without the warning and gives the trained network's outputs."""
+    import json
+    import warnings
+
+    torch.manual_seed(0)
+    trained = timm.create_model(name, **trained_with).eval()
+    folder = tmp_path / "export"
+    folder.mkdir()
+    torch.save(trained.state_dict(), folder / "model.pth")
+    cfg = trained.pretrained_cfg
+    config = dict(
+        architecture=name,
+        num_classes=10,
+        model_args={**trained_with, "num_classes": 10, "in_chans": 3, "global_pool": "avg"},
+        pretrained_cfg=dict(mean=list(cfg["mean"]), std=list(cfg["std"])),
+    )
+    (folder / "config.json").write_text(json.dumps(config))
+    overlay = dict(file=str(folder / "model.pth"))
+    with pytest.warns(UserWarning, match=r"trained as another network") as record:
+        timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
+    message = str(next(w.message for w in record if "another network" in str(w.message)))
+    assert f"timm.create_model('{name}', pretrained=True, {shown}, pretrained_cfg_overlay=" in message
+    assert f"local-dir:{folder}" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, **config["model_args"]).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), trained(x))
+
+
+def test_file_beside_a_config_loads_without_a_warning_for_how_the_model_is_used(tmp_path):
+    """output_stride (dilating the last stages for dense prediction) and a new head change how the weights are used,
+    not which network they were trained as: no warning of other model arguments."""
+    import json
+    import warnings
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    torch.save(timm.create_model("zerosnet20_cifar").state_dict(), folder / "model.pth")
+    model_args = {"num_classes": 10, "in_chans": 3, "global_pool": "avg"}
+    (folder / "config.json").write_text(json.dumps(dict(model_args=model_args, pretrained_cfg={})))
+    overlay = dict(file=str(folder / "model.pth"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = timm.create_model("zerosnet20_cifar", pretrained=True, pretrained_cfg_overlay=overlay, output_stride=2)
+        timm.create_model("zerosnet20_cifar", pretrained=True, pretrained_cfg_overlay=overlay, num_classes=5)
+    assert any(m.dilation != (1, 1) for m in model.modules() if isinstance(m, torch.nn.Conv2d))

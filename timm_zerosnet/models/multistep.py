@@ -22,7 +22,7 @@ import os
 import pickle
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -1428,6 +1428,113 @@ def _warn_of_another_folder_cfg(variant: str, cfg: Any, file: Path) -> None:
         )
 
 
+# model arguments that timm adapts the weights to (a new head, a stem for other channels): no other network
+_ADAPTED_ARGS = ("num_classes", "in_chans")
+
+
+def _recorded_model_args(file: Path) -> tuple[str, dict] | None:
+    """The model arguments recorded beside a weights file, and where: the ``model_args`` of the config.json beside it
+    (an export), else the ``model_kwargs`` of the run.json of the run (or training state) it is a file of."""
+    import json
+
+    from ..run_layout import architecture_options, read_run_info
+
+    try:
+        config = json.loads((file.parent / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = None
+    if isinstance(config, dict) and isinstance(config.get("pretrained_cfg"), dict):
+        args = config.get("model_args")
+        return (str(file.parent / "config.json"), dict(args)) if isinstance(args, dict) else None
+    try:
+        info = read_run_info(file)
+    except ValueError:  # a damaged run.json: the tools that read runs say what is wrong with it
+        return None
+    if not info or not isinstance(info.get("model_kwargs") or {}, dict):
+        return None
+    return "its run's run.json", architecture_options(info.get("model_kwargs"))
+
+
+def _network(model: nn.Module) -> dict[str, Any]:
+    """What of a model decides its outputs besides its weights: its skeleton, its scheme (lambda, tau, ...), how it
+    downsamples and pools."""
+    pool = getattr(getattr(model, "global_pool", None), "pool_type", None)
+    convs = tuple((n, m.stride, m.dilation) for n, m in model.named_modules() if isinstance(m, nn.Conv2d))
+    downsample = getattr(model, "downsample", None)  # tau-ResNet's; the other families' is in their net
+    return dict(
+        net=getattr(model, "net", None),
+        scheme=getattr(model, "scheme", None),
+        downsample=downsample if isinstance(downsample, str) else None,
+        global_pool=pool,
+        strides=convs,
+    )
+
+
+def _differences(ours: dict, theirs: dict) -> list[str]:
+    """The entries of two ``_network`` that differ, with the dataclass fields (``lam``, ``downsample``) that do."""
+    out = []
+    for key in ours:
+        a, b = ours[key], theirs[key]
+        if a == b:
+            continue
+        if is_dataclass(a) and type(a) is type(b):
+            out += [
+                f"{f.name}={getattr(b, f.name)!r} recorded, {getattr(a, f.name)!r} built"
+                for f in fields(a)
+                if getattr(a, f.name) != getattr(b, f.name)
+            ]
+        elif key == "strides":
+            out.append("the strides of its convolutions")
+        else:
+            out.append(f"{key}={b!r} recorded, {a!r} built")
+    return out
+
+
+def warn_of_other_model_args(model: nn.Module, used: Mapping[str, Any] | None = None) -> None:
+    """A weights file loaded with ``pretrained_cfg_overlay=dict(file=...)`` that sits beside a config.json (an export)
+    or in a run records the model arguments it was trained with (``lam=-1.5``, ``downsample='diffstride'``): warn,
+    naming them, when the model being built is another network than those arguments build (a fixed lambda or tau,
+    strides, pooling: the weights load strictly and give other outputs), as for the label names and mean / std
+    (``_warn_of_another_folder_cfg``). num_classes and in_chans are left out: timm adapts the weights to them;
+    ``used``: the arguments of how the model is used (output_stride), which the recorded network is built with too."""
+    import warnings
+
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    file = cfg.get("file")
+    if cfg.get("source") in ("hf-hub", "local-dir") or not isinstance(file, (str, os.PathLike)):
+        return
+    file = Path(file)
+    variant = cfg.get("architecture") or type(model).__name__
+    recorded = _recorded_model_args(file) if file.is_file() else None
+    if recorded is None:
+        return
+    where, args = recorded
+    import timm
+
+    try:
+        with torch.device("meta"):
+            theirs = timm.create_model(variant, pretrained=False, **{**args, **(used or {})})
+    except Exception:  # arguments of another model: the strict load says what does not fit
+        return
+    differ = _differences(_network(model), _network(theirs))
+    if not differ:
+        return
+    shown = {k: v for k, v in args.items() if k not in _ADAPTED_ARGS and not (k == "global_pool" and v == "avg")}
+    call = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+    warnings.warn(
+        f"{variant}: {file} was trained as another network than the one it is loaded into ({'; '.join(differ)}): "
+        f"{where} records its model arguments {args}. The weights load all the same and give other outputs; build "
+        f"the model with those arguments: timm.create_model({variant!r}, pretrained=True, "
+        f"{call + ', ' if call else ''}pretrained_cfg_overlay=dict(file={str(file)!r}))"
+        + (
+            f", or load the folder: timm.create_model('local-dir:{file.parent}', pretrained=True)."
+            if where.endswith("config.json")
+            else "."
+        ),
+        stacklevel=2,
+    )
+
+
 @contextlib.contextmanager
 def unreadable_weights_named(variant: str, pretrained: bool, kwargs: dict) -> Iterator[None]:
     """A weights file that timm's loader cannot read (truncated, corrupt) is named with what to do, as
@@ -1649,10 +1756,21 @@ def getter_feature_cfg(levels: int, kwargs: dict) -> dict:
 
 def pretrained_filter(filter_fn: Callable, kwargs: dict) -> Callable:
     """``filter_fn`` told what timm's builder does with the head and strictness for these ``create_model`` kwargs
-    (timm calls a filter with only the state dict and the model)."""
-    return partial(
+    (timm calls a filter with only the state dict and the model). Before it filters a weights file's state dict, the
+    model built is checked against the model arguments recorded beside the file (``warn_of_other_model_args``): the
+    filter is where the model is complete, whichever family's creator took its arguments."""
+    fit = partial(
         filter_fn, features_only=bool(kwargs.get("features_only", False)), strict=kwargs.get("pretrained_strict", True)
     )
+
+    # how the model is used, not trained: the network the recorded arguments build is compared with the same
+    used = {k: kwargs[k] for k in ("output_stride",) if kwargs.get(k) is not None}
+
+    def checked_filter(state_dict: dict, model: nn.Module) -> dict:
+        warn_of_other_model_args(model, used)
+        return fit(state_dict, model)
+
+    return checked_filter
 
 
 def create_multistep(
