@@ -230,6 +230,23 @@ TIMM_CITATION = r"""@misc{rw2019timm,
 }"""
 
 
+DIFFSTRIDE_PAPER = "2202.01653"
+
+# model arguments a pretrained cfg carries itself (timm adapts the weights to others): no option of the network
+_CFG_ARGS = ("num_classes", "in_chans")
+
+
+def model_options(model_args: Any) -> dict[str, Any]:
+    """The model arguments of config.json's ``model_args`` that build another network than the architecture's
+    defaults (``lam``, ``downsample``, ...): all but num_classes, in_chans and timm's default global_pool 'avg'."""
+    if not isinstance(model_args, Mapping):
+        return {}
+    options = {k: v for k, v in model_args.items() if k not in _CFG_ARGS and v is not None}
+    if options.get("global_pool") == "avg":
+        del options["global_pool"]
+    return options
+
+
 def _arxiv_ids(paper_ids: Any) -> list[str]:
     if not paper_ids:
         return []
@@ -281,6 +298,13 @@ def _code(value: Any) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+def _val_subset(metrics: Mapping[str, Any]) -> str | None:
+    """How the results name the part of the split they were measured on (zerosnet-train --val-num-samples), or
+    None for the whole split."""
+    count = metrics.get("val_num_samples")
+    return f"evenly spaced subset of {count:,} images" if count else None
+
+
 def _hub_model(hf_hub_id: Any) -> tuple[str | None, str | None]:
     """The Hub repo and revision of a timm ``hf_hub_id`` ('org/name' or 'org/name@revision', as timm records an
     'hf-hub:org/name@revision' source); (None, None) when it names no Hub repo."""
@@ -316,8 +340,11 @@ def _metadata(
         meta["metrics"] = ["accuracy"]
     if results and ds is not None:  # the Hub's results name their dataset: none for data the run did not name
         dataset = dict(name=ds.name, type=ds.hub_id or ds.key)
-        if metrics.get("split"):
-            dataset["split"] = metrics["split"]
+        if metrics.get("split") or _val_subset(metrics):
+            # a subset's results say so: the Hub reads a split's name as all of it
+            subset = _val_subset(metrics)
+            dataset["split"] = metrics.get("split") or "validation"
+            dataset["split"] += f" ({subset})" if subset else ""
         meta["model-index"] = [
             dict(
                 name=f"{architecture}.{tag}",
@@ -463,6 +490,9 @@ def model_card(
     name = f"{architecture}.{tag}"
     model_id = f"hf-hub:{repo_id}" if repo_id else name
     papers = _arxiv_ids(cfg.get("paper_ids"))
+    options = model_options(config.get("model_args"))
+    if options.get("downsample") == "diffstride" and DIFFSTRIDE_PAPER not in papers:
+        papers.append(DIFFSTRIDE_PAPER)  # learned strides: the registered *_diffstride_* models cite it too
 
     headless = config.get("num_classes") == 0
     lines = [_metadata(architecture, tag, family, release, license, headless), f"# Model card for {name}", ""]
@@ -491,6 +521,15 @@ def model_card(
             ref = CITATIONS.get(pid)
             title = f"{ref['title']} ({ref['venue']})" if ref else cfg.get("paper_name") or pid
             lines.append(f"  - {title}: https://arxiv.org/abs/{pid}")
+    if options:
+        given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        lines.append(
+            f"- **Model options:** {_code(given)}, not the defaults of {architecture}: the weights are of the network "
+            f"`timm.create_model('{architecture}', {given})` builds. `hf-hub:` and `local-dir:` pass them from "
+            f"config.json's `model_args`; pass them yourself to load `model.safetensors` as a file: "
+            f"`timm.create_model('{architecture}', pretrained=True, {given}, "
+            f"pretrained_cfg_overlay=dict(file='model.safetensors'))`."
+        )
     subset = f", a subset of {training['train_samples']:,} training images" if training.get("train_samples") else ""
     lines.append(f"- **Dataset:** {_md(ds.name) if ds else 'not recorded'}{subset}")
     recipe = training.get("recipe")
@@ -545,6 +584,8 @@ def model_card(
     lines += ["## Evaluation Results"]
     if metrics.get("top1") is not None:
         split = metrics.get("split") or "validation"
+        if subset := _val_subset(metrics):
+            split += f" ({subset})"
         lines += [
             "| dataset | split | images | top-1 (%) | top-5 (%) | loss | weights | epoch |",
             "|---|---|---:|---:|---:|---:|---|---:|",

@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("push", help="upload an export folder to the Hub and record the commit in the manifest")
     u.add_argument("folder", metavar="DIR")
-    u.add_argument("--repo-id", required=True, type=_given)
+    u.add_argument("--repo-id", default=None, type=_given, help="default: the one given at export")
     u.add_argument(
         "--private",
         action="store_true",

@@ -48,6 +48,7 @@ from timm_zerosnet.run_layout import (
     read_run_info,
     resolve_weights,
     run_architecture,
+    state_weights_kind,
     training_state,
     weights_kind,
 )
@@ -182,6 +183,16 @@ def read_run(
     source = Path(source).expanduser()
     if weights is not None and weights not in WEIGHT_FILES:
         raise HubError(f"weights must be one of {sorted(WEIGHT_FILES)}, got {weights!r}.")
+    kind = state_weights_kind(source) if source.is_file() else None
+    if kind is not None and (source.parent.parent.parent / "run.json").is_file():
+        # a weights file of a training state (<state>/model.safetensors, the path the refusal of --weights ema names)
+        # is that state's weights: the same record and card as the state folder with --weights
+        if weights is not None and weights != kind:
+            raise HubError(
+                f"{source} is the {kind} weights of the training state {source.parent.name}, not its {weights} "
+                f"weights: pass the state folder {source.parent} with --weights {weights}, or drop --weights."
+            )
+        return read_run(source.parent, weights=kind, model=model, model_kwargs=model_kwargs)
     state_key = None
     state = training_state(source) if source.is_dir() else None
     state_of = state.parent.parent if state is not None else None
@@ -279,6 +290,10 @@ def read_run(
     metrics = _metrics_for(info, choice, history) if state is None else {}  # the run's metrics are of its end
     if metrics and split:
         metrics["split"] = split
+    val_subset = dataset.get("val_num_samples") if isinstance(dataset, Mapping) else None
+    if metrics and isinstance(val_subset, int) and not isinstance(val_subset, bool) and val_subset > 0:
+        # --val-num-samples: evaluated on an evenly spaced part of the split (no count when all of it was used)
+        metrics["val_num_samples"] = val_subset
     data_config = info.get("data_config")
     return RunInfo(
         weights_path=weights_path,
@@ -301,6 +316,34 @@ def read_run(
         status=info.get("status"),
         state=state.name if state is not None else None,
     )
+
+
+# the classes of the datasets whose default tags (card.dataset_info) name them
+_TAG_CLASSES = {"c10": 10, "c100": 100, "in1k": 1000, "digits": 10}
+
+
+def _check_tag_names_the_data(tag: str, ds: Any, info: RunInfo) -> None:
+    """Refuse a tag that names a known dataset (a default tag: ``c10``, ``c100``, ``in1k``, ``digits``, alone or with a
+    suffix, ``c10_s1``) other than the one the weights were trained on, or whose class count the weights do not have:
+    a published tag never changes weights, and ``zerosnet20_cifar.c10`` would be a CIFAR-100 model."""
+    base = tag.split("_", 1)[0]
+    claimed = next(
+        (d for d in (dataset_info(k) for k in ("cifar10", "cifar100", "imagenet", "digits")) if d.tag == base), None
+    )
+    if claimed is None:
+        return
+    if ds is not None and ds.tag and ds.key != claimed.key:
+        raise HubError(
+            f"--tag {tag} names {claimed.name}, but the weights were trained on {ds.name} ({info.dataset}): pass "
+            f"--tag {ds.tag} (or a suffixed one, e.g. {ds.tag}_s1), or leave --tag out for {ds.tag}."
+        )
+    classes = _TAG_CLASSES[claimed.tag]
+    if (ds is None or not ds.tag) and info.num_classes and info.num_classes != classes:
+        raise HubError(
+            f"--tag {tag} names {claimed.name} ({classes} classes), but the weights have {info.num_classes} classes"
+            f"{f' (dataset {info.dataset})' if info.dataset else ''}: pass a --tag that names their data, e.g. "
+            f"--tag {info.num_classes}cls."
+        )
 
 
 def _refuse_a_file_of_no_weights(source: Path) -> None:
@@ -720,13 +763,16 @@ def export(
         )
     if out.exists():
         _check_not_the_source(out, Path(source))  # first: --overwrite, which the next error advises, would refuse it
-        if not overwrite:
-            raise HubError(f"{out} exists; pass --overwrite to replace it.")
+        # what --overwrite would refuse first: advise it only where it works
         _check_replaceable(out)
         _check_not_recorded(out, manifest)
+        if not overwrite:
+            raise HubError(f"{out} exists; pass --overwrite to replace it.")
     if repo_id is not None and repo_id_problem(repo_id):
         raise HubError(f"--repo-id: {repo_id_problem(repo_id)}.")
     info = read_run(source, weights=weights, model=model, model_kwargs=model_kwargs)
+    # first: a --model that is not ours or does not fit the weights is the decisive error, before warnings and tags
+    net = build_model(info)
     if info.run_name is None and not info.model_kwargs:
         log(
             f"warning: no run.json next to {info.weights_path.name}: {info.model} is built with its default options; "
@@ -760,7 +806,7 @@ def export(
         raise HubError(f"no tag: the dataset {dataset!r} has no default tag; pass --tag (e.g. --tag c10).")
     if tag_problem(tag):
         raise HubError(f"--{tag_problem(tag)}.")
-    net = build_model(info)
+    _check_tag_names_the_data(tag, ds, info)
     if info.state:
         log(
             f"note: {info.weights_path.parent} is a training state: the run recorded no evaluation of its "

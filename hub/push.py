@@ -130,7 +130,7 @@ def _private_note(name: str, repo_id: str, old: dict[str, Any] | None, manifest:
 
 def push(
     folder: str | Path,
-    repo_id: str,
+    repo_id: str | None = None,
     *,
     private: bool = False,
     revision: str = "main",
@@ -149,7 +149,7 @@ def push(
 
     Args:
         folder: an export folder (``zerosnet-hub export``).
-        repo_id: 'org/name'.
+        repo_id: 'org/name'; default: the one given at export (release.json's).
         private: create the repo private (or upload into an existing private one) and record nothing.
         revision: branch to commit to (created when missing).
         dry_run: only report what would be uploaded; touches nothing, needs no token or network.
@@ -158,9 +158,12 @@ def push(
         api: a ``huggingface_hub.HfApi`` (default: one for HF_ENDPOINT with the user's token).
         log: receives the report lines.
     """
-    if repo_id_problem(repo_id):
+    if repo_id is not None and repo_id_problem(repo_id):
         raise HubError(f"--repo-id: {repo_id_problem(repo_id)}.")
     ex = read_export(folder)
+    repo_id = repo_id or ex.release.get("repo_id")
+    if not repo_id:
+        raise HubError(f"{ex.path}: no Hub repo recorded at export; pass --repo-id ORG/NAME.")
     # what the manifest will say: refuse now rather than after an upload
     try:
         entry = manifest_entry(ex, repo_id)
@@ -205,8 +208,14 @@ def push(
             f"note: the card's snippets load 'hf-hub:{repo_id}', its main branch; the weights of branch {revision} "
             f"load with timm.create_model('hf-hub:{repo_id}@{revision}', pretrained=True)"
         )
+    # the round trip, also for a staged folder: what is uploaded is what reproduces. A dry run checks it too, so
+    # that one that passes is followed by no push refused for it
+    verify_export(folder)
     if dry_run:
-        log("dry run: would upload to " + "\n".join(format_plan(repo_id, revision, private, files)))
+        log(
+            "dry run: the weights reproduce golden.safetensors here (the round trip); would upload to "
+            + "\n".join(format_plan(repo_id, revision, private, files))
+        )
         log(
             f"  and delete the other files of branch {revision} in the same commit (left by earlier pushes; "
             ".gitattributes stays); a dry run does not ask the Hub which they are"
@@ -218,7 +227,6 @@ def push(
         log("nothing was uploaded and nothing was written.")
         return PushResult(repo_id, revision, None, None, files, None)
 
-    verify_export(folder)  # the round trip, also for a staged folder: what is uploaded is what reproduces
     if api is None:
         from huggingface_hub import HfApi, get_token
 

@@ -123,3 +123,22 @@ def test_the_cards_figures_are_the_models(folder):
     (result,) = front_matter(readme)["model-index"][0]["results"]
     assert [m["value"] for m in result["metrics"]] == [metrics["top1"], metrics["top5"]]
     assert result["dataset"]["split"] == metrics["split"]
+
+
+def test_card_states_the_model_options_and_cites_diffstride(parts):
+    """Weights trained with other model arguments than the architecture's defaults (lam, learned strides) are another
+    network: the card names the options and the timm.create_model call that builds it, and cites DiffStride where the
+    strides are learned (as the registered *_diffstride_* models do). Default options add no line."""
+    config, release, stats = parts
+    assert "Model options" not in _card(parts) and "2202.01653" not in _card(parts)
+    model_args = {"lam": -1.5, "downsample": "diffstride", "num_classes": 10, "in_chans": 3, "global_pool": "avg"}
+    card = model_card({**config, "model_args": model_args}, release, stats)
+    options = "lam=-1.5, downsample='diffstride'"
+    assert f"- **Model options:** `{options}`, not the defaults of {MODEL}" in card
+    assert f"`timm.create_model('{MODEL}', {options})` builds" in card
+    assert f"timm.create_model('{MODEL}', pretrained=True, {options}, pretrained_cfg_overlay=" in card
+    assert "  - Learning Strides in Convolutional Neural Networks (ICLR 2022): https://arxiv.org/abs/2202.01653" in card
+    assert "eprint={2202.01653}" in card.split("## Citation", 1)[1]
+    timm.create_model(MODEL, device="meta", **{k: v for k, v in model_args.items()})  # the call builds
+    lam_only = model_card({**config, "model_args": {"lam": -1.5, "num_classes": 10}}, release, stats)
+    assert "- **Model options:** `lam=-1.5`" in lam_only and "2202.01653" not in lam_only

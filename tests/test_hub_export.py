@@ -379,10 +379,9 @@ def test_existing_destination_needs_overwrite_which_replaces_only_an_earlier_exp
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "keep.txt").write_text("mine")
-    with pytest.raises(HubError, match="exists; pass --overwrite"):
-        export(run_dir, dest)
-    with pytest.raises(HubError, match="not a folder written by export .* Remove it yourself"):
-        export(run_dir, dest, overwrite=True)
+    for overwrite in (False, True):  # the refusal --overwrite would give comes first: it is not advised
+        with pytest.raises(HubError, match="not a folder written by export .* Remove it yourself"):
+            export(run_dir, dest, overwrite=overwrite)
     assert [p.name for p in dest.iterdir()] == ["keep.txt"] and (dest / "keep.txt").read_text() == "mine"
     (dest / "keep.txt").unlink()
     export(run_dir, dest, overwrite=True)  # an empty folder
@@ -727,6 +726,52 @@ def test_a_training_state_exports_with_its_runs_model_labels_and_data_config(run
         with pytest.raises(HubError, match=rf"{state} has no {weights} weights"):
             export(state, tmp_path / weights, weights=weights)
     assert not (tmp_path / "ema").exists() and not (tmp_path / "best").exists()
+
+
+def test_a_training_states_weights_file_exports_as_the_state(run_dir, tmp_path):
+    """<state>/model.safetensors (the path the refusal of --weights ema names) is the state's final weights: the same
+    record (the run, weights 'final', the state) and the same card note as the state folder, not a run of its own."""
+    state = run_dir / "checkpoints" / "state-e0002-b000000"
+    state.mkdir(parents=True)
+    safetensors.torch.save_file(trained_like_model(seed=7).state_dict(), str(state / "model.safetensors"))
+    by_folder = export(state, tmp_path / "folder", repo_id="myorg/s").path
+    by_file = export(state / "model.safetensors", tmp_path / "file", repo_id="myorg/s").path
+    records = [json.loads((out / "release.json").read_text()) for out in (by_folder, by_file)]
+    for record in records:
+        record.pop("created", None)
+    assert records[0] == records[1]
+    assert (records[1]["run"], records[1]["weights"], records[1]["state"]) == (run_dir.name, "final", state.name)
+    assert (by_file / "README.md").read_text() == (by_folder / "README.md").read_text()
+    assert f"training state `{state.name}`" in (by_file / "README.md").read_text()
+    with pytest.raises(HubError, match=rf"final weights of the training state {state.name}, not its ema weights"):
+        export(state / "model.safetensors", tmp_path / "ema", weights="ema")
+
+
+def test_a_runs_weights_file_loaded_as_a_file_warns_of_the_runs_model_kwargs(tmp_path):
+    """A run's weights file (or a training state's) given to timm as pretrained_cfg_overlay=dict(file=...) loads into
+    the model as built: where the run was trained with other options (run.json's model_kwargs lam=-1.5), the load
+    says so and names them; built with them, it warns of nothing and gives the run's outputs."""
+    import warnings
+
+    run = make_run(tmp_path / "run")
+    torch.manual_seed(0)
+    trained = timm.create_model(MODEL, lam=-1.5).eval()
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "model_kwargs": {"lam": -1.5}}))
+    state = run / "checkpoints" / "state-e0002-b000000"
+    state.mkdir(parents=True)
+    for folder in (run, state):
+        safetensors.torch.save_file(trained.state_dict(), str(folder / "model.safetensors"))
+        overlay = dict(file=str(folder / "model.safetensors"))
+        with pytest.warns(UserWarning, match=r"lam=-1.5 recorded, -1.8 built.*its run's run.json") as record:
+            timm.create_model(MODEL, pretrained=True, pretrained_cfg_overlay=overlay)
+        assert any(f"timm.create_model('{MODEL}', pretrained=True, lam=-1.5, " in str(w.message) for w in record)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            loaded = timm.create_model(MODEL, pretrained=True, lam=-1.5, pretrained_cfg_overlay=overlay).eval()
+        x = torch.randn(2, 3, 32, 32)
+        with torch.no_grad():
+            assert torch.equal(loaded(x), trained(x))
 
 
 def test_a_file_that_holds_no_state_dict_is_a_clear_cli_error(tmp_path, capsys):
@@ -1739,3 +1784,64 @@ def test_a_run_trained_on_part_of_its_split_says_so_on_the_card(tmp_path):
     whole = export(make_run(tmp_path / "whole"), tmp_path / "whole_out").path
     assert "train_samples" not in json.loads((whole / "release.json").read_text())["training"]
     assert "- **Dataset:** CIFAR-10\n" in (whole / "README.md").read_text()
+
+
+def test_a_tag_that_names_another_dataset_is_refused(tmp_path, capsys):
+    """The tags c10 / c100 / in1k / digits name datasets: --tag c10 (or c10_s1) on a CIFAR-100 run, or on weights of
+    100 classes that name no dataset, would publish a CIFAR-100 model as zerosnet20_cifar.c10. Refused, naming both
+    and the tag to pass; a tag of the run's own dataset, or one that names none, is taken."""
+    c100 = make_run(tmp_path / "c100", num_classes=100, dataset=dict(name="torch/cifar100", val_split="test"))
+    for tag in ("c10", "c10_s1", "in1k"):
+        with pytest.raises(
+            HubError,
+            match=rf"--tag {tag} names .*, but the weights were trained on CIFAR-100 "
+            rf"\(torch/cifar100\): pass --tag c100 \(or a suffixed one, e\.g\. c100_s1\)",
+        ):
+            export(c100, tmp_path / tag, tag=tag)
+        assert not (tmp_path / tag).exists()
+    assert main(["export", str(c100), "--out", str(tmp_path / "cli"), "--tag", "c10"]) != 0
+    assert "--tag c10 names CIFAR-10, but the weights were trained on CIFAR-100" in capsys.readouterr().err
+    assert export(c100, tmp_path / "ok", tag="c100_s1").tag == "c100_s1"
+    assert export(c100, tmp_path / "mine", tag="mine").tag == "mine"
+    unnamed = make_run(tmp_path / "unnamed", num_classes=100, dataset=dict(name="", val_split="validation"))
+    with pytest.raises(HubError, match=r"--tag c10 names CIFAR-10 \(10 classes\), but the weights have 100 classes"):
+        export(unnamed, tmp_path / "u", tag="c10")
+    assert export(make_run(tmp_path / "ten", dataset=dict(name="", val_split="test")), tmp_path / "t", tag="c10")
+
+
+def test_out_that_overwrite_would_refuse_is_refused_first_for_its_reason(run_dir, tmp_path):
+    """--out naming a folder that export did not write, or a file, was first told "pass --overwrite", which then
+    refused too: the refusal that --overwrite would give now comes first, and --overwrite is advised only where it
+    works (an earlier export)."""
+    other = tmp_path / "nonempty"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for out, reason in ((other, "is not a folder written by export"), (a_file, "exists and is not a folder")):
+        for overwrite in (False, True):
+            with pytest.raises(HubError, match=reason):
+                export(run_dir, out, overwrite=overwrite)
+    earlier = export(run_dir, tmp_path / "earlier").path
+    with pytest.raises(HubError, match="exists; pass --overwrite to replace it"):
+        export(run_dir, earlier)
+    assert (other / "notes.txt").read_text() == "mine" and a_file.read_text() == "x"
+
+
+def test_a_wrong_model_for_a_bare_file_is_the_first_error(tmp_path):
+    """A bare weights file with a --model that is not ours, or that the weights do not fit, was first asked for
+    --tag (after a warning to pass lam=...), and refused only once the tag was given: the decisive error comes
+    first, with no warning before it."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    safetensors.torch.save_file(trained_like_model().state_dict(), str(bare / "w.safetensors"))
+    for model, reason in (
+        ("resnet18", "'resnet18' is not a timm_zerosnet model"),
+        ("zerosnet56_cifar", "does not fit"),
+    ):
+        logs = []
+        with pytest.raises(HubError, match=reason):
+            export(bare / "w.safetensors", tmp_path / "out", model=model, log=logs.append)
+        assert logs == []
+    with pytest.raises(HubError, match="no tag"):
+        export(bare / "w.safetensors", tmp_path / "out", model=MODEL)

@@ -377,7 +377,7 @@ def test_push_from_the_command_line_passes_revision_and_commit_message_and_list_
 
 def test_a_tag_staged_for_another_repo_is_refused_before_uploading(tmp_path, manifest, fake_hub):
     """A folder exported without a repo id and staged for one repo is never pushed to another."""
-    bare = export(make_run(tmp_path / "run"), tmp_path / "bare").path
+    bare = export(make_run(tmp_path / "run2"), tmp_path / "bare").path
     staged_for, other = "testorg/zerosnet-a", "testorg/zerosnet-b"
     stage(bare, manifest, staged_for)
     before = manifest.read_bytes()
@@ -519,11 +519,11 @@ def test_publishing_keeps_the_staging_date_and_refuses_labels_the_manifest_would
     assert len(fake_hub) == 1 and json.loads(fresh.read_text()) == empty_manifest()
 
 
-def test_push_and_install_local_without_a_repo_id_are_usage_errors(folder, capsys):
-    for command in ("push", "install-local"):
-        with pytest.raises(SystemExit) as exit_info:
-            main([command, str(folder)])
-        assert exit_info.value.code == 2 and "--repo-id" in capsys.readouterr().err
+def test_install_local_without_a_repo_id_is_a_usage_error(folder, capsys):
+    # push takes the repo id given at export (test_push_defaults_to_the_repo_given_at_export)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["install-local", str(folder)])
+    assert exit_info.value.code == 2 and "--repo-id" in capsys.readouterr().err
 
 
 def test_private_push_never_uploads_into_an_existing_public_repo(folder, manifest, fake_hub, monkeypatch, capsys):
@@ -699,3 +699,44 @@ def test_a_push_without_private_into_an_existing_private_repo_is_refused(
     monkeypatch.setattr(FakeHfApi, "public_repos", frozenset({REPO}))  # made public on the Hub
     assert main(argv) == 0
     assert json.loads(manifest.read_text())["releases"][0]["state"] == "published"
+
+
+def test_a_dry_run_checks_the_round_trip_as_the_push_does(folder, tmp_path, manifest, fake_hub, capsys):
+    """A folder whose golden outputs do not reproduce on this machine (an export from another one: logits off by
+    1e-6, release.json's golden sha256 matching them) was passed by the dry run and refused by the push that
+    followed. Both refuse it now, before any client is created; a folder that reproduces says so in the dry run."""
+    import shutil
+
+    import safetensors.torch
+
+    from timm_zerosnet.release import sha256_file
+
+    other = tmp_path / "other_machine"
+    shutil.copytree(folder, other)
+    golden = safetensors.torch.load_file(str(other / "golden.safetensors"))
+    golden["logits"] = golden["logits"] + 1e-6
+    safetensors.torch.save_file(
+        golden, str(other / "golden.safetensors"), metadata={"format": "timm_zerosnet.golden/1"}
+    )
+    release = json.loads((other / "release.json").read_text())
+    release["golden"]["sha256"] = sha256_file(other / "golden.safetensors")
+    (other / "release.json").write_text(json.dumps(release, indent=2) + "\n")
+    before = manifest.read_bytes()
+    for dry_run in (True, False):
+        with pytest.raises(HubError, match=r"the weights do not reproduce golden\.safetensors"):
+            push(other, REPO, manifest=manifest, dry_run=dry_run)
+    assert not fake_hub and manifest.read_bytes() == before
+    assert main(["push", str(folder), "--repo-id", REPO, "--dry-run", "--manifest", str(manifest)]) == 0
+    assert "dry run: the weights reproduce golden.safetensors here (the round trip)" in capsys.readouterr().out
+
+
+def test_push_defaults_to_the_repo_given_at_export(folder, tmp_path, manifest, fake_hub, capsys):
+    """push, like stage, takes the repo id the export recorded (--repo-id was required, and another one is refused
+    anyway); a folder exported without one asks for it."""
+    assert json.loads((folder / "release.json").read_text())["repo_id"] == REPO
+    assert main(["push", str(folder), "--dry-run", "--manifest", str(manifest)]) == 0
+    assert f"https://huggingface.co/{REPO} (revision main, public repo)" in capsys.readouterr().out
+    bare = export(make_run(tmp_path / "run2"), tmp_path / "bare").path
+    assert main(["push", str(bare), "--dry-run", "--manifest", str(manifest)]) != 0
+    assert f"{bare}: no Hub repo recorded at export; pass --repo-id ORG/NAME." in capsys.readouterr().err
+    assert not fake_hub

@@ -714,3 +714,33 @@ def test_a_manifest_that_cannot_be_read_says_why(tmp_path):
     with pytest.raises(ReleaseError, match="a manifest is a JSON object with 'format'"):
         validate_manifest([])
     assert active_manifest() == load_manifest()
+
+
+def test_accuracy_on_a_val_subset_is_published_as_such(tmp_path):
+    """A run evaluated with --val-num-samples 1000 of CIFAR-10's test split: release.json's metrics carry the count,
+    and the card's table, the Hub's model-index and the registry's description name the subset, as the card names a
+    training subset; they had presented the figure as the split's accuracy."""
+    from test_hub_export import front_matter
+
+    run = make_run(tmp_path / "run")
+    info = json.loads((run / "run.json").read_text())
+    info["dataset"].update(val_num_samples=1000)
+    for k in ("final", "best"):
+        if info["metrics"].get(k):
+            info["metrics"][k]["val_samples"] = 1000
+    (run / "run.json").write_text(json.dumps(info))
+    folder = export(run, tmp_path / "export", repo_id=REPO).path
+    assert json.loads((folder / "release.json").read_text())["metrics"]["val_num_samples"] == 1000
+    card = (folder / "README.md").read_text()
+    assert "| CIFAR-10 | test (evenly spaced subset of 1,000 images) | 1000 |" in card
+    (result,) = front_matter(card)["model-index"][0]["results"]
+    assert result["dataset"]["split"] == "test (evenly spaced subset of 1,000 images)"
+    manifest = tmp_path / "releases.json"
+    manifest.write_text(json.dumps({"format": MANIFEST_FORMAT, "releases": []}))
+    stage(folder, manifest)
+    description = released_cfgs(MODEL, json.loads(manifest.read_text()))["c10"]["description"]
+    assert "top-1 90.00% on an evenly spaced subset of 1,000 images of its test split" in description
+    # the whole split: no count, the split's name alone
+    whole = export(make_run(tmp_path / "whole"), tmp_path / "whole_export", repo_id=REPO).path
+    assert "val_num_samples" not in json.loads((whole / "release.json").read_text())["metrics"]
+    assert "| CIFAR-10 | test | 10000 |" in (whole / "README.md").read_text()

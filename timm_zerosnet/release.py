@@ -200,7 +200,10 @@ def validate_manifest(manifest: Mapping[str, Any], source: str = "the release ma
         metrics = entry.get("metrics")
         if metrics is not None and (
             not isinstance(metrics, Mapping)
-            or not all(_is_number_or_none(metrics.get(k)) for k in ("top1", "top5", "loss", "epoch", "samples"))
+            or not all(
+                _is_number_or_none(metrics.get(k))
+                for k in ("top1", "top5", "loss", "epoch", "samples", "val_num_samples")
+            )
         ):
             raise ReleaseError(f"{where} ({name}): metrics must give top1, top5, loss as numbers, got {metrics!r}.")
         problem = _data_config_problem(entry["data_config"])
@@ -293,7 +296,10 @@ def _describe(entry: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
     dataset = entry.get("dataset") or "an unnamed dataset"
     description = f"Trained on {dataset}"
     if metrics.get("top1") is not None:
-        description += f", top-1 {metrics['top1']:.2f}% on its {metrics.get('split') or 'validation'} split"
+        split = f"its {metrics.get('split') or 'validation'} split"
+        if metrics.get("val_num_samples"):  # measured on zerosnet-train --val-num-samples images of it
+            split = f"an evenly spaced subset of {metrics['val_num_samples']:,} images of {split}"
+        description += f", top-1 {metrics['top1']:.2f}% on {split}"
     notes = [f"sha256 {entry['sha256']}"]
     if entry["state"] == "published":
         notes.append(f"published, Hub commit {entry['hub_commit']}")
