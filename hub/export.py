@@ -692,6 +692,26 @@ def _check_not_recorded(out: Path, manifest: str | Path | None) -> None:
                 )
 
 
+def _left_by_killed_exports(out: Path) -> list[str]:
+    """What exports of ``out`` that were killed (SIGKILL, a power cut: no handler ran) left beside it: a hidden
+    half-written ``.NAME.tmp-*`` folder, or ``.NAME.old-*``, the earlier export an ``--overwrite`` had moved aside,
+    which is then the only copy of it where ``out`` is gone. An export still running has a ``.tmp-*`` too."""
+    if not out.parent.is_dir():
+        return []
+    notes = []
+    for left in sorted(out.parent.glob(f".{out.name}.old-*")):
+        if out.exists():
+            notes.append(f"{left} is the export that was in {out} before an --overwrite that was killed; remove it")
+        else:
+            notes.append(
+                f"{left} is the export that was in {out} before an --overwrite that was killed, and its only copy: "
+                f"move it back (mv {left} {out}) or remove it"
+            )
+    for left in sorted(out.parent.glob(f".{out.name}.tmp-*")):
+        notes.append(f"{left} is a half-written export of {out}, left by one that was killed (or is still running)")
+    return notes
+
+
 def _replace_dir(tmp: Path, out: Path, overwrite: bool) -> None:
     """Move a finished folder into place; an existing one is replaced only with ``overwrite``."""
     if not out.exists():
@@ -770,6 +790,8 @@ def export(
             raise HubError(f"{out} exists; pass --overwrite to replace it.")
     if repo_id is not None and repo_id_problem(repo_id):
         raise HubError(f"--repo-id: {repo_id_problem(repo_id)}.")
+    for note in _left_by_killed_exports(out):
+        log(f"note: {note}")
     info = read_run(source, weights=weights, model=model, model_kwargs=model_kwargs)
     # first: a --model that is not ours or does not fit the weights is the decisive error, before warnings and tags
     net = build_model(info)

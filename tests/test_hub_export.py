@@ -400,6 +400,28 @@ def test_existing_destination_needs_overwrite_which_replaces_only_an_earlier_exp
         export(run_dir, tmp_path / "file", overwrite=True)
 
 
+def test_an_export_names_what_killed_exports_of_its_out_left(run_dir, tmp_path):
+    """A SIGKILL leaves no handler to clean up: a hidden half-written .NAME.tmp-* folder (50 MB for zerosnet18), or
+    .NAME.old-*, the earlier export an --overwrite had moved aside, which later exports never mentioned."""
+    dest = tmp_path / "dest"
+    (tmp_path / ".dest.tmp-0badf00d").mkdir()
+    (tmp_path / ".dest.old-12345678").mkdir()
+    logged = []
+    export(run_dir, dest, log=logged.append)
+    notes = [line for line in logged if line.startswith("note: ") and ".dest." in line]
+    assert notes == [
+        f"note: {tmp_path / '.dest.old-12345678'} is the export that was in {dest} before an --overwrite that was "
+        f"killed, and its only copy: move it back (mv {tmp_path / '.dest.old-12345678'} {dest}) or remove it",
+        f"note: {tmp_path / '.dest.tmp-0badf00d'} is a half-written export of {dest}, left by one that was killed "
+        "(or is still running)",
+    ]
+    logged.clear()
+    export(run_dir, dest, overwrite=True, log=logged.append)  # dest is there now: not the only copy any more
+    old = tmp_path / ".dest.old-12345678"
+    assert f"note: {old} is the export that was in {dest} before an --overwrite that was killed; remove it" in logged
+    assert (tmp_path / ".dest.tmp-0badf00d").is_dir() and (tmp_path / ".dest.old-12345678").is_dir()  # left to the user
+
+
 def test_overwrite_never_replaces_the_source_or_a_folder_holding_it(run_dir, tmp_path):
     """The run exported from, or its parent, given as --out with --overwrite: refused, the run left whole."""
     before = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
