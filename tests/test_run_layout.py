@@ -178,7 +178,7 @@ def test_hub_export_of_a_state_publishes_its_own_weights(lam_run, tmp_path, weig
 
     state = _first_state(lam_run)
     logs = []
-    out = export(state, tmp_path / weights, weights=weights, tag="c10", log=logs.append).path
+    out = export(state, tmp_path / weights, weights=weights, tag="lam", log=logs.append).path
     assert any(f"the run recorded no evaluation of its {weights} weights" in line for line in logs)
     exported = load_file(out / "model.safetensors")
     model, _ = load_model(build_parser().parse_args(["--checkpoint", str(state), "--weights", weights]))
