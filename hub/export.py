@@ -37,7 +37,6 @@ from timm_zerosnet.release import (
 )
 from timm_zerosnet.run_layout import (
     CHECKPOINT_ENTRIES,
-    RUN_RECORDS,
     STATE_WEIGHT_FILES,
     WEIGHT_FILES,
     ExportFolderError,
@@ -46,6 +45,7 @@ from timm_zerosnet.run_layout import (
     file_in_the_way,
     is_export_folder,
     read_run_info,
+    refuse_what_holds_no_weights,
     resolve_weights,
     run_architecture,
     state_weights_kind,
@@ -347,20 +347,14 @@ def _check_tag_names_the_data(tag: str, ds: Any, info: RunInfo) -> None:
 
 
 def _refuse_a_file_of_no_weights(source: Path) -> None:
-    """A run's records (run.json, args.yaml, ...), checkpoints/latest or any other file load_weights cannot read is
-    refused before any warning about it: it was read as weights of no run, and failed only at loading as an
-    'unsupported weights format' (or, for checkpoints/latest, asked for --model)."""
-    if source.name in RUN_RECORDS:
-        raise HubError(
-            f"{source} is the run's {source.name}, not a weights file: pass the run folder {source.parent} (with "
-            f"--weights final, ema or best), or a weights file."
-        )
-    if source.name == "latest" and source.parent.name == "checkpoints":
-        state = source.read_text(encoding="utf-8", errors="replace").strip() or "state-..."
-        raise HubError(
-            f"{source} names the run's latest training state, it holds no weights: pass the state folder "
-            f"{source.parent / state}, or the run folder {source.parent.parent}."
-        )
+    """A run's records (run.json, args.yaml, ...), checkpoints/latest, a training state's optimizer state or any other
+    file load_weights cannot read is refused before any warning about it: it was read as weights of no run, and
+    failed only at loading as an 'unsupported weights format' (or, for checkpoints/latest, asked for --model). The
+    run layout's refusals are those of every tool that reads weights."""
+    try:
+        refuse_what_holds_no_weights(source, str(source), "its final, ema or best weights with --weights")
+    except ValueError as e:
+        raise HubError(f"{e}.") from None
     if source.suffix not in WEIGHTS_SUFFIXES:
         raise HubError(
             f"{source} is not a weights file ({', '.join(WEIGHTS_SUFFIXES)}): pass a run folder, a training state "

@@ -1755,17 +1755,21 @@ def test_the_source_as_out_is_refused_without_advising_overwrite(run_dir, tmp_pa
 
 def test_a_file_of_no_weights_is_refused_as_such_before_any_warning(run_dir, tmp_path, capsys):
     """A run's run.json or args.yaml given as the source was read as weights of no run: two warnings (no metrics),
-    then "unsupported weights format '.json'"; checkpoints/latest asked for --model. Each is now one error naming
-    what the file is and what to pass instead."""
+    then "unsupported weights format '.json'"; checkpoints/latest asked for --model; a training state's optimizer.bin
+    was read as weights. Each is now one error naming what the file is and what to pass instead, in the words of
+    every tool that reads weights (the run layout's)."""
     state = run_dir / "checkpoints" / "state-e0003-b000000"
     state.mkdir(parents=True)
     (run_dir / "checkpoints" / "latest").write_text(state.name + "\n")
+    (state / "optimizer.bin").write_bytes(b"")  # a .bin was read as weights: "cannot read it"
     (tmp_path / "notes.txt").write_text("not weights")
     cases = {
         run_dir / "run.json": f"is the run's run.json, not a weights file: pass the run folder {run_dir}",
         run_dir / "args.yaml": f"is the run's args.yaml, not a weights file: pass the run folder {run_dir}",
-        run_dir / "checkpoints" / "latest": f"names the run's latest training state, it holds no weights: pass the "
-        f"state folder {state}",
+        run_dir / "checkpoints" / "latest": f"names the run's latest training state, {state.name}, and holds no "
+        f"weights: pass that state folder {state}",
+        state / "optimizer.bin": f"is the optimizer state of the training state {state}, not weights: pass the state "
+        "folder",
         tmp_path / "notes.txt": r"is not a weights file \(.safetensors, .bin, .pth, .pt, .ckpt, .tar\)",
     }
     for source, message in cases.items():

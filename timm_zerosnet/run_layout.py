@@ -232,6 +232,25 @@ def _refuse_states_folder(path: Path, given: str, run_weights: str) -> None:
     )
 
 
+def refuse_what_holds_no_weights(path: Path, given: str, run_weights: str) -> None:
+    """Refuse a path of a run that holds no weights, naming what to pass instead: the run's folder of training states
+    and its ``latest`` pointer, its records (run.json, args.yaml, ...: not a checkpoint that torch.load refuses) and
+    a training state's other files (optimizer, scheduler, random number states). ``given`` and ``run_weights``: as
+    for ``_refuse_states_folder``. Every tool that reads weights refuses them so (ValueError)."""
+    _refuse_states_folder(path, given, run_weights)
+    if path.is_file() and path.name in RUN_RECORDS:
+        raise ValueError(
+            f"{path} is the run's {path.name}, not a weights file: pass the run folder {path.parent} (its final, ema "
+            "or best weights), or a weights file"
+        )
+    state = training_state(path)
+    if state is not None and path.is_file() and (path.name in _STATE_OTHER_FILES or path.name.startswith("random_")):
+        raise ValueError(
+            f"{path} is the {_STATE_OTHER_FILES.get(path.name, 'random number state')} of the training state "
+            f"{state}, not weights: pass the state folder (its model's weights), or {state / 'model.safetensors'}"
+        )
+
+
 def state_weights_kind(path: Path) -> str | None:
     """Which of a training state's weights (``STATE_WEIGHT_FILES``: 'final', 'ema', 'best') the file ``path`` is;
     None for a folder or any other file."""
@@ -424,18 +443,8 @@ def resolve_weights(
         raise FileNotFoundError(f"{path}: no such weights file or run directory")
     option = option or (pass_file_as[1] if pass_file_as else None)
     run_weights = "its final weights" if pass_file_as else "its final, ema or best weights with --weights"
-    _refuse_states_folder(path, f"{option} {path}" if option else str(path), run_weights)
-    if path.is_file() and path.name in RUN_RECORDS:  # not a checkpoint that torch.load refuses: say what it is
-        raise ValueError(
-            f"{path} is the run's {path.name}, not a weights file: pass the run folder {path.parent} (its final, ema "
-            "or best weights), or a weights file"
-        )
+    refuse_what_holds_no_weights(path, f"{option} {path}" if option else str(path), run_weights)
     state = training_state(path)
-    if state is not None and path.is_file() and (path.name in _STATE_OTHER_FILES or path.name.startswith("random_")):
-        raise ValueError(
-            f"{path} is the {_STATE_OTHER_FILES.get(path.name, 'random number state')} of the training state "
-            f"{state}, not weights: pass the state folder (its model's weights), or {state / 'model.safetensors'}"
-        )
     info = read_run_info(path)
     folder = path if path.is_dir() else path.parent
     if info is None and is_export_folder(folder):
