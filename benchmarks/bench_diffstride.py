@@ -18,7 +18,7 @@ from torch import nn
 from timm_zerosnet.layers.diffstride import DiffStride, FixedSpectralPooling, Subsample
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import check_ranges  # noqa: E402
+from benchmark import check_device, check_ranges  # noqa: E402
 
 
 def _fwd_bwd(layer: nn.Module, x: torch.Tensor) -> tuple[float, tuple[int, int]]:
@@ -49,8 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     check_ranges(parser, args, counts=("batch", "channels", "size", "reps"), at_least_0=("warmup",))
     if not args.stride >= 1:  # nan too
         parser.error(f"--stride {args.stride}: a downsampling stride is at least 1")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: torch sees no CUDA device here; pass --device cpu")
+    check_device(parser, args.device)
 
     torch.manual_seed(0)
     x = torch.randn(args.batch, args.channels, args.size, args.size, device=args.device, requires_grad=True)

@@ -82,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, help="(default 2)")
     p.add_argument("--batch-size", "-b", type=int, default=8, help="batch of 224-style models")
     p.add_argument("--batch-size-cifar", type=int, default=None, help="batch of 32x32 models (default 64)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads, at least 1 (default: all cores)")
     p.add_argument(
         "--out",
         default=None,
@@ -100,14 +100,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     quick = dict(models="lmresnet20_cifar", rounds=1, steps=1, warmup=1, batch_size_cifar=2)
     quick.update(out=str(bench.QUICK_RESULTS / "keep_heap.md"))  # a smoke run never replaces the published result
     fill_defaults(args, quick if args.quick else full)
-    if args.rounds < 1 or args.steps < 1 or args.warmup < 1:
-        p.error("--rounds, --steps and --warmup must be >= 1")
+    # before the first worker: a batch of 0 timed empty steps into the table, --threads 0 meant all cores (every other
+    # script refuses it), and a misspelt model, or an --out that cannot be written, lost the models measured before it
+    bench.check_ranges(p, args, counts=("rounds", "steps", "warmup", "batch_size", "batch_size_cifar", "threads"))
     args.threads = args.threads or bench.core_count()
-    if Path(args.out).is_dir():
+    args.model_list = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not args.model_list:
+        p.error(f"--models {args.models!r} names no model; give comma separated names, e.g. lmresnet20_cifar")
+    if sized := [m for m in args.model_list if "@" in m]:
+        p.error(f"--models: {', '.join(sized)}: this script takes no NAME@SIZE (32x32 for *_cifar, 224 otherwise)")
+    if unknown := [m for m in args.model_list if not bench.is_known(m)]:
         p.error(
-            f"--out {args.out} is a folder; give the markdown file to write, e.g. {Path(args.out) / 'keep_heap.md'}"
+            f"--models: unknown {', '.join(map(repr, unknown))} (timm's models, ours or timm-resnet<depth>_cifar); "
+            "check the spelling"
         )
-    bench.refuse_file_in_the_way(p, "--out", args.out, Path(args.out).parent)
+    if args.worker is None:  # a worker writes nothing
+        bench.check_output(p, "--out", args.out, file_example="keep_heap.md")
     return args
 
 
@@ -125,7 +133,7 @@ def run(args: argparse.Namespace, log=print) -> dict[str, dict[str, float]]:
         "| faults/step kept | peak RSS MB default | peak RSS MB kept |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for spec in [m.strip() for m in args.models.split(",") if m.strip()]:
+    for spec in args.model_list:
         cifar = spec.endswith("_cifar")
         batch, size = (args.batch_size_cifar, 32) if cifar else (args.batch_size, 224)
         runs = []

@@ -228,7 +228,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "--workers >= 1"
         )
     check_numbers(p, args)
-    bench.refuse_file_in_the_way(p, "--out-dir", args.out_dir)
+    if args.worker is None:  # a worker writes nothing
+        bench.check_output(p, "--out-dir", args.out_dir)
     return args
 
 

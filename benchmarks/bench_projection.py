@@ -5,7 +5,8 @@ input, at the shapes of the registered networks' projections.
 For each shape the three forms run in alternation (A B C A B C ...), so that machine drift hits them alike, in
 inference (``no_grad``) and in training (forward + backward of x and W). It prints the median time of each and the
 ratio strided conv / package (> 1: the package's form is faster), first checking that all three agree, and which
-form ``Projection`` picks at that shape.
+form ``Projection`` picks at that shape. The forms run on the heap that zerosnet-train keeps on CPU
+(``cpu_heap.keep_heap``; ``--no-keep-heap``: glibc's defaults).
 
 Usage::
 
@@ -109,12 +110,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--inner", type=int, default=5, help="calls per repetition")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--shapes", type=int, default=len(SHAPES), help="the first N shapes only")
+    p.add_argument(
+        "--keep-heap",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time on the heap zerosnet-train keeps on CPU (cpu_heap.keep_heap); --no-keep-heap: glibc's defaults",
+    )
     args = p.parse_args(argv)
     check_ranges(p, args, counts=("reps", "inner", "threads", "shapes"))  # 0: tracebacks or an empty table
     if args.shapes > len(SHAPES):
         p.error(f"--shapes {args.shapes}: there are {len(SHAPES)} shapes; pass at most {len(SHAPES)}")
     torch.set_num_threads(args.threads)
-    print(f"CPU allocator: {keep_heap()}; {args.threads} threads, torch {torch.__version__}")
+    allocator = keep_heap() if args.keep_heap else "glibc's defaults (--no-keep-heap)"
+    print(f"CPU allocator: {allocator}; {args.threads} threads, torch {torch.__version__}")
     print(
         "| batch, in -> out channels, size, stride | phase | "
         + " | ".join(f"{n} ms" for n in FORMS)

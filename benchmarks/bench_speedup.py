@@ -200,9 +200,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.reps < 2 or args.warmup < 1 or args.workers < 1:
         p.error("--reps must be >= 2, --warmup >= 1 (the first step compiles) and --workers >= 1")
     check_numbers(p, args)
-    bench.refuse_file_in_the_way(p, "--out-dir", args.out_dir)
-    if args.worker is None:  # a worker: its parent did
+    if args.worker is None:  # a worker: its parent did, and it writes nothing
         bench.check_compile(p, args.backend, None, f"--backend {args.backend!r}")
+        bench.check_output(p, "--out-dir", args.out_dir)
     return args
 
 

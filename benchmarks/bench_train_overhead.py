@@ -37,12 +37,20 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark import check_ranges, refuse_file_in_the_way  # noqa: E402
+from benchmark import check_output, check_ranges  # noqa: E402
 
 import timm_zerosnet  # noqa: E402,F401  (registers the models)
 from timm_zerosnet.cpu_heap import keep_heap  # noqa: E402
 from timm_zerosnet.data import TransformDataset  # noqa: E402
 from timm_zerosnet.train import Trainer, parse_args  # noqa: E402
+
+RECIPE = "digits_demo"
+
+
+def recipe_batch() -> int:
+    """The images of one optimizer update in the recipe both arms train with (its batch size and accumulation)."""
+    recipe = parse_args(["-c", RECIPE])
+    return recipe.batch_size * recipe.grad_accum_steps
 
 
 def bare_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer) -> int:
@@ -69,7 +77,9 @@ def timed(fn) -> tuple[float, float]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="timed epochs per arm")
-    parser.add_argument("--train-num-samples", type=int, default=None, help="a subset per epoch (default: all)")
+    parser.add_argument(
+        "--train-num-samples", type=int, default=None, help="a subset per epoch, at least one batch (default: all)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument(
@@ -86,21 +96,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # before the warm-up epochs: --rounds 0 and --threads 0 were tracebacks (statistics, torch), --train-num-samples 0
-    # silently meant all of them, and a --json that cannot be written lost the run at its end
+    # silently meant all of them, a subset smaller than one batch was zerosnet-train's traceback naming its own
+    # --batch-size, and a --json that cannot be written lost the run at its end
     check_ranges(parser, args, counts=("rounds", "threads", "train_num_samples"))
-    if args.json is not None and Path(args.json).is_dir():
+    batch = recipe_batch()
+    if args.train_num_samples is not None and args.train_num_samples < batch:
         parser.error(
-            f"--json {args.json} is a folder; give the file to write, e.g. {Path(args.json) / 'overhead.json'}"
+            f"--train-num-samples {args.train_num_samples}: an epoch needs at least one batch of the {RECIPE} recipe "
+            f"({batch} images); pass at least {batch}, or leave it out for the whole training set"
         )
     if args.json is not None:
-        refuse_file_in_the_way(parser, "--json", args.json, Path(args.json).parent)
+        check_output(parser, "--json", args.json, file_example="overhead.json")
     if args.threads:
         torch.set_num_threads(args.threads)
     # the allocator zerosnet-train's entry point runs under (Trainer itself leaves it alone), for both arms alike
     allocator = keep_heap() if args.keep_heap else "glibc's defaults (--no-keep-heap)"
 
     with tempfile.TemporaryDirectory() as tmp:
-        argv_train = ["-c", "digits_demo", "--output", tmp, "--experiment", "bench", "--epochs", str(args.rounds + 1)]
+        argv_train = ["-c", RECIPE, "--output", tmp, "--experiment", "bench", "--epochs", str(args.rounds + 1)]
         if args.train_num_samples is not None:
             argv_train += ["--train-num-samples", str(args.train_num_samples)]
         trainer = Trainer.from_args(parse_args(argv_train))
@@ -154,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['ratio_images_per_cpu_s']:.3f} (CPU time)"
     )
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
 

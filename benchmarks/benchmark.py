@@ -20,8 +20,10 @@ See benchmarks/README.md for what each column means and how the pairs are chosen
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import ctypes
+import errno
 import fnmatch
 import gc
 import json
@@ -32,13 +34,14 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import weakref
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import timm
 import torch
@@ -1317,14 +1320,76 @@ def check_compile(p: argparse.ArgumentParser, backend: str, mode: str | None, op
         p.error(f"{options}: {reason}")
 
 
-def refuse_file_in_the_way(
-    p: argparse.ArgumentParser, option: str, value: str, folder: str | Path | None = None
+def _refuse(p: argparse.ArgumentParser | None, message: str) -> NoReturn:
+    """A usage error of ``p`` (exit status 2), or without a parser a SystemExit with the message."""
+    if p is None:
+        raise SystemExit(message)
+    p.error(message)
+
+
+def check_output(
+    p: argparse.ArgumentParser | None, option: str, value: str | Path, file_example: str | None = None
 ) -> None:
-    """Refuse an output folder (``folder``, default ``value``, what ``option`` was given) that is a file or lies under
-    one, before any work: writing the results there failed with a NotADirectoryError / FileExistsError traceback after
-    the whole measurement."""
-    if (blocker := file_in_the_way(value if folder is None else folder)) is not None:
-        p.error(f"{option} {value}: {blocker} is a file, and the results are written into a folder; choose a folder")
+    """Refuse, before any measurement, an output that cannot be written: the folder ``option`` names (``value``), or
+    with ``file_example`` the file it names (then a folder is refused, ``file_example`` being the file name the
+    message suggests in it). A file where a folder must be, and a folder that cannot be made or written in (read-only,
+    /proc, no permission), are found by making the missing folders and a probe file, which are removed again: every
+    benchmark script writes its results only after the whole measurement, which such a path lost in a traceback.
+    ``p`` None (a check outside the parse step): a SystemExit with the message instead of a usage error."""
+    path = Path(value).expanduser()
+    if file_example is not None and path.is_dir():
+        _refuse(p, f"{option} {value} is a folder; give the file to write, e.g. {path / file_example}")
+    folder = path.parent if file_example is not None else path
+    if (blocker := file_in_the_way(folder)) is not None:
+        if file_example is None:
+            _refuse(
+                p, f"{option} {value}: {blocker} is a file, and the results are written into a folder; choose a folder"
+            )
+        _refuse(
+            p, f"{option} {value}: {blocker} is a file, and {path.name} is written into a folder; choose another path"
+        )
+    missing = [d for d in (folder, *folder.parents) if not d.exists()]  # deepest first
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+            pass
+        if file_example is not None and path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, f"{path.name} is read-only")
+    except OSError as e:
+        kind = "file" if file_example is not None else "folder"
+        _refuse(p, f"{option} {value}: cannot write there ({e.strerror or e}); pass another {kind}")
+    finally:
+        for d in missing:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
+def check_device(p: argparse.ArgumentParser | None, value: str, option: str = "--device") -> torch.device:
+    """The torch device ``value`` names, refused before any work where torch cannot parse it ('foo') or cannot use
+    it here (CUDA without a GPU or beyond the GPUs there are, MPS or XLA in a build without them; 'meta' holds no
+    data to time). Every worker ended in the same error row otherwise, after the whole sweep, or the in-process run
+    in a traceback. CUDA is asked without making a context in this process (the workers make their own)."""
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError, TypeError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        _refuse(p, f"{option} {value}: not a device torch knows ({reason}); pass e.g. --device cpu or --device cuda")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            _refuse(p, f"{option} {value}: torch sees no CUDA device here; run on a GPU machine or pass --device cpu")
+        if device.index is not None and device.index >= count:
+            which = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+            _refuse(p, f"{option} {value}: torch sees {count} CUDA device(s) here; pass {which}")
+        return device
+    if device.type == "meta":
+        _refuse(p, f"{option} {value}: meta tensors hold no data, there is nothing to run; pass --device cpu")
+    try:
+        torch.empty(1, device=device)
+    except Exception as e:  # NotImplementedError, ModuleNotFoundError, RuntimeError, by backend
+        reason = str(e).strip().splitlines()[0].split(". ")[0][:160] if str(e).strip() else type(e).__name__
+        _refuse(p, f"{option} {value}: not available here ({reason}); pass --device cpu")
+    return device
 
 
 def check_references(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -1509,16 +1574,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(str(e.code))
         if any(m.startswith("compile") for m in args.mode_list):
             check_compile(p, args.compile_backend, args.compile_mode, "--compile-backend / --compile-mode")
-        elif args.compile_mode is not None or args.compile_backend != "inductor":  # would compile nothing
-            p.error(
-                f"--compile-backend / --compile-mode apply to the compiled modes, and --modes {args.modes} has none; "
-                "add compile (or compile_cl) to --modes, or leave them out"
+        elif args.compile_mode is not None or args.compile_backend != "inductor" or args.compile_models != "auto":
+            p.error(  # they would compile nothing
+                f"--compile-backend / --compile-mode / --compile-models apply to the compiled modes, and --modes "
+                f"{args.modes} has none; add compile (or compile_cl) to --modes, or leave them out"
             )
     # a file name stem: '' wrote hidden files (.md, .csv), a '/' put them in a folder that did not exist
     if not args.tag or args.tag.startswith(".") or any(c in args.tag for c in "/\\"):
         p.error(f"--tag {args.tag!r}: give a file name stem (no '/', not starting with '.'), e.g. benchmark_gpu")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        p.error(f"--device {args.device}: torch sees no CUDA device here; run on a GPU machine or pass --device cpu")
+    check_device(p, args.device)
     if args.baseline and not is_known(args.baseline):
         p.error(f"--baseline {args.baseline!r} is not a known model (timm's, ours or timm-resnet<depth>_cifar)")
     return args
@@ -1663,14 +1727,7 @@ def memory_at_batches(infos: dict[str, dict[str, Any]], args: argparse.Namespace
 
 def run_benchmark(args: argparse.Namespace, log=print) -> dict[str, Any]:
     """Measure every (model, mode), then compute the rows, the checks and write the outputs. Returns them all."""
-    out_dir = Path(args.out_dir)
-    try:  # before the sweep, not after it: an unwritable --out-dir would lose the whole run
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".{args.tag}.probe"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise SystemExit(f"--out-dir {out_dir}: cannot write there ({e.strerror or e}); pass another folder") from None
+    check_output(None, "--out-dir", args.out_dir)  # before the sweep, not after it: that would lose the whole run
     machine = machine_info(args)
     infos = resolve_models(args)
     for spec in unreferenced(infos, args):

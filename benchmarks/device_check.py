@@ -45,9 +45,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from timm_zerosnet import DiffStride  # importing the package registers the families
-from timm_zerosnet.layers import fused_combine
-from timm_zerosnet.schemes import multistep_updates
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark import check_device, check_output, check_ranges  # noqa: E402  (also makes the repository importable)
+
+from timm_zerosnet import DiffStride  # noqa: E402  (importing the package registers the families)
+from timm_zerosnet.layers import fused_combine  # noqa: E402
+from timm_zerosnet.schemes import multistep_updates  # noqa: E402
 
 # (model, input size): every family and variant at the size it is built for; the bottleneck nets at 64x64 (their
 # arithmetic is the same at 224, the check is about the ops)
@@ -341,13 +344,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--models", default=",".join(m for m, _ in MODELS), help="comma separated (default: %(default)s)")
-    p.add_argument("--compile-models", default=",".join(COMPILE_MODELS), help="comma separated; '' for none")
+    p.add_argument(
+        "--compile-models",
+        default=None,
+        help="comma separated, from --models; '' for none (default: those of --models among "
+        f"{','.join(COMPILE_MODELS)})",
+    )
     p.add_argument("--no-compile", action="store_true", help="same as --compile-models ''")
     p.add_argument("--compile-backend", default="inductor")
     p.add_argument("--allow-graph-breaks", action="store_true", help="compile without fullgraph=True")
     p.add_argument("--cpu-amp", action="store_true", help="also run the bf16 / fp16 checks on a CPU device")
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--fp16-steps", type=int, default=10)
+    p.add_argument("--fp16-steps", type=int, default=10, help="GradScaler steps of the fp16 check (at least 1)")
     p.add_argument("--out", default=None, help="JSON file for the results and the environment")
     args = p.parse_args(argv)
     sizes = dict(MODELS)
@@ -356,9 +364,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         p.error(f"--models: {unknown} are not in this script's list; choose from {sorted(sizes)}")
     args.sizes = sizes
-    args.compile_list = [] if args.no_compile else [m.strip() for m in args.compile_models.split(",") if m.strip()]
+    if args.compile_models is None:  # the default: those of the chosen models that compile checks are meant for
+        args.compile_list = [] if args.no_compile else [m for m in COMPILE_MODELS if m in args.model_list]
+    else:  # named: each must be one this run checks (a misspelt one skipped the compile check, and all passed)
+        args.compile_list = [m.strip() for m in args.compile_models.split(",") if m.strip()]
+        if args.no_compile and args.compile_list:
+            p.error(f"--no-compile and --compile-models {args.compile_models} contradict each other; pass one of them")
+        if unknown := [m for m in args.compile_list if m not in sizes]:
+            p.error(
+                f"--compile-models: {unknown} are not models this script checks; name models of this run's --models "
+                f"({','.join(args.model_list)})"
+            )
+        if outside := [m for m in args.compile_list if m not in args.model_list]:
+            p.error(
+                f"--compile-models: {', '.join(map(repr, outside))} not in --models, which checks "
+                f"{','.join(args.model_list)}; name models from there (add them to --models if need be)"
+            )
     if args.batch < 2:
         p.error("--batch must be at least 2 (BatchNorm in training mode needs more than one value per channel)")
+    check_ranges(p, args, counts=("fp16_steps",))  # 0: no step to judge, a crash filed as the model's
+    check_device(p, args.device)
+    if args.out is not None:  # written after every model: a bad path failed after the first one
+        check_output(p, "--out", args.out, file_example="device_check.json")
     return args
 
 
@@ -366,8 +393,6 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> i
     args = parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SystemExit("--device cuda: torch sees no CUDA device here; use --device cpu")
         # the fp32 comparisons are about float32 arithmetic; TF32 (cuDNN's default for convs) would be ~1e-3
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False

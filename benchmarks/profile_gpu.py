@@ -27,6 +27,9 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark import check_device, check_ranges  # noqa: E402
+
 import timm_zerosnet  # noqa: E402,F401  (registers the families)
 from timm_zerosnet.layers import fused_combine  # noqa: E402
 from timm_zerosnet.schemes import multistep_updates  # noqa: E402
@@ -122,8 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=12)
     p.add_argument("--plain", action="store_true", help="also profile with TIMM_ZEROSNET_TRITON=0")
     args = p.parse_args(argv)
-    device = torch.device(args.device)
+    # before the first model: an unusable device was a traceback from torch, --steps 0 an empty profile, --batch 0 the
+    # profile of an empty batch, and a misspelt model timm's error after the models before it had been profiled
+    check_ranges(p, args, counts=("batch", "steps", "top", "img_size"), at_least_0=("warmup",))
+    device = check_device(p, args.device)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        p.error(f"--models {args.models!r} names no model; give comma separated names, e.g. zerosnet50,resnetv2_50")
+    if unknown := [m for m in models if not timm.is_model(m)]:
+        p.error(f"--models: unknown {', '.join(map(repr, unknown))} (timm's models or ours); check the spelling")
     what = "training step" if args.phase == "train" else "inference forward"
     layout = "channels_last" if args.channels_last else "NCHW"
     print(f"# bf16 autocast {what}, {layout}, batch {args.batch}, {device}, torch {torch.__version__}")

@@ -79,12 +79,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark import (  # noqa: E402
+    check_output,
     check_ranges,
     create_bench_model,
     is_known,
     peak_rss_mb,
     pin_malloc,
-    refuse_file_in_the_way,
     reset_peak_rss,
     rss_mb,
     saved_activation_mb,
@@ -538,6 +538,29 @@ def ablate(name: str, args: argparse.Namespace) -> None:
         )
 
 
+# the options of one mode and their defaults; the parser's default is None, so that an option given is told apart
+PROFILE_ONLY = dict(steps=2, row_limit=20, trace_dir=None)
+ABLATE_ONLY = dict(variants=",".join(VARIANTS), reps=7, timer="wall", malloc="pinned", mem_steps=6)
+
+
+def _given(args: argparse.Namespace, keys) -> list[str]:
+    return [f"--{k.replace('_', '-')}" for k in keys if getattr(args, k) is not None]
+
+
+def check_mode_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse the options given explicitly (not None) that the chosen mode would ignore: the ablation's without
+    ``--ablate``, the profile's with it, ``--mem-steps`` without ``--malloc glibc``. They were accepted and had no
+    effect, so a run that looked like it timed the variants (or wrote traces) did not."""
+    if not args.ablate and (given := _given(args, ABLATE_ONLY)):
+        p.error(
+            f"{', '.join(given)}: only --ablate reads them (they set up its timing); add --ablate or leave them out"
+        )
+    if args.ablate and (given := _given(args, PROFILE_ONLY)):
+        p.error(f"{', '.join(given)}: only the profile reads them, and --ablate times the variants instead; drop them")
+    if args.mem_steps is not None and args.malloc != "glibc":
+        p.error("--mem-steps: only --malloc glibc takes steps after the warm-up; add --malloc glibc or leave it out")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -551,39 +574,50 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--steps", type=int, default=2, help="profiled steps (averaged)")
-    p.add_argument("--row-limit", type=int, default=20, help="rows of each table (-1: all)")
-    p.add_argument("--trace-dir", default=None, help="write chrome traces here")
+    p.add_argument("--steps", type=int, default=None, help="profiled steps, averaged (default 2; not with --ablate)")
+    p.add_argument(
+        "--row-limit", type=int, default=None, help="rows of each table (-1: all; default 20; not with --ablate)"
+    )
+    p.add_argument("--trace-dir", default=None, help="write chrome traces here (not with --ablate)")
     p.add_argument(
         "--ablate",
         action="store_true",
         help="time the candidate changes instead of profiling "
         "(default models then: lmresnet50,zerosnet50_tra,zerosnet50)",
     )
-    p.add_argument("--reps", type=int, default=7, help="--ablate: alternated repetitions per variant")
+    p.add_argument("--reps", type=int, default=None, help="--ablate: alternated repetitions per variant (default 7)")
     p.add_argument(
         "--timer",
         choices=("wall", "cpu"),
-        default="wall",
-        help="--ablate: wall-clock or process CPU time (with --threads 1: robust on a busy machine)",
+        default=None,
+        help="--ablate: wall-clock or process CPU time (with --threads 1: robust on a busy machine; default wall)",
     )
     p.add_argument(
         "--variants",
-        default=",".join(VARIANTS),
+        default=None,
         help="--ablate: comma separated, from " + ", ".join(VARIANTS + COST_VARIANTS) + " (the last three change the "
-        "network: they bound what the scheme's combination and its history projections cost)",
+        "network: they bound what the scheme's combination and its history projections cost; default: "
+        + ",".join(VARIANTS)
+        + ")",
     )
     p.add_argument(
         "--malloc",
         choices=("pinned", "glibc"),
-        default="pinned",
+        default=None,
         help="--ablate memory, in a fresh process per variant: 'pinned': the peak RSS growth of one step after glibc's "
         "mmap threshold is pinned (it follows the live tensors); 'glibc': the process's peak RSS over its baseline "
-        "after the warm-up and --mem-steps steps with glibc's defaults (heap fragmentation included)",
+        "after the warm-up and --mem-steps steps with glibc's defaults (heap fragmentation included) (default pinned)",
     )
-    p.add_argument("--mem-steps", type=int, default=6, help="--malloc glibc: training steps after the warm-up")
+    p.add_argument(
+        "--mem-steps", type=int, default=None, help="--malloc glibc: training steps after the warm-up (default 6)"
+    )
     p.add_argument("--mem-worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if not args.mem_worker:  # (a memory worker gets its settings in the payload)
+        check_mode_options(p, args)
+    for key, value in (PROFILE_ONLY | ABLATE_ONLY).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
     if bad := [v for v in chosen if v not in VARIANTS + COST_VARIANTS]:
         p.error(f"--variants: unknown {bad}; choose from {VARIANTS + COST_VARIANTS}")
@@ -610,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
             "check the spelling"
         )
     if args.trace_dir:
-        refuse_file_in_the_way(p, "--trace-dir", args.trace_dir)
+        check_output(p, "--trace-dir", args.trace_dir)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.ablate:

@@ -26,6 +26,7 @@ def _load(name: str, path: Path):
 bench = _load("zerosnet_benchmark", ROOT / "benchmarks" / "benchmark.py")
 
 TINY = ["--threads", "1", "--batch-size-cifar", "2", "--reps", "2", "--warmup", "1", "--min-rep-s", "0"]
+UNWRITABLE = Path("/proc/zerosnet-no-such-folder")  # Linux refuses every folder made in /proc, even to root
 
 
 def test_quick_run_writes_table_csv_png_and_ratios(tmp_path):
@@ -967,6 +968,12 @@ def test_quick_keeps_224_style_models_in_their_style():
         # a compile option without a compiled mode compiled nothing, silently
         (["--modes", "eager", "--compile-mode", "max-autotune"], "--modes eager has none; add compile"),
         (["--modes", "eager,channels_last", "--compile-backend", "aot_eager"], "--modes eager,channels_last has none"),
+        (["--modes", "eager", "--compile-models", "zerosnet20_cifar"], "--compile-models apply to the compiled modes"),
+        # any device string is checked here: 'foo' ended every worker in an error row (a report of them), and a device
+        # torch cannot use here in a traceback from the in-process warm-up (--quick)
+        (["--device", "foo"], "--device foo: not a device torch knows (Expected one of cpu, cuda"),
+        (["--device", "cuda:x"], "--device cuda:x: not a device torch knows"),
+        (["--device", "meta"], "--device meta: meta tensors hold no data"),
         # '' wrote hidden .md / .csv files, a '/' was "cannot write there" about --out-dir
         (["--tag", ""], "--tag '': give a file name stem"),
         (["--tag", "gpu/run1"], "--tag 'gpu/run1': give a file name stem (no '/'"),
@@ -1030,9 +1037,9 @@ def test_output_folders_under_a_file_and_unknown_names_are_refused_before_anythi
         (speedup.parse_args, ["--quick", "--out-dir", str(taken / "sub")], "and the results are written into a folder"),
         (speedup.parse_args, ["--quick", "--backend", "inductr"], "--backend 'inductr': Invalid backend: 'inductr'"),
         (keep.parse_args, ["--quick", "--out", str(taken / "k.md")], f"--out {taken / 'k.md'}: {taken} is a file"),
-        (keep.parse_args, ["--quick", "--out", str(tmp_path)], f"--out {tmp_path} is a folder; give the markdown"),
+        (keep.parse_args, ["--quick", "--out", str(tmp_path)], f"--out {tmp_path} is a folder; give the file to"),
         (prof.main, ["--models", "zerosnet20_cifar,nosuchnet", *profile], "--models: unknown 'nosuchnet'"),
-        (prof.main, ["--ablate", "--models", "nosuchnet", *profile], "--models: unknown 'nosuchnet'"),
+        (prof.main, ["--ablate", "--models", "nosuchnet", "--batch", "1"], "--models: unknown 'nosuchnet'"),
         (prof.main, ["--models", ",", *profile], "--models ',' names no model"),
         (prof.main, ["--models", "zerosnet20_cifar@64", *profile], "takes no NAME@SIZE; pass --img-size instead"),
         (prof.main, ["--models", "zerosnet20_cifar", "--trace-dir", str(taken / "t"), *profile], f"{taken} is a file"),
@@ -1091,7 +1098,7 @@ def test_an_unwritable_out_dir_is_refused_before_the_sweep(tmp_path, monkeypatch
 
     monkeypatch.setattr(bench, "machine_info", never)
     args = bench.parse_args(["--quick", "--models", "zerosnet20_cifar", "--out-dir", str(blocker / "sub")])
-    with pytest.raises(SystemExit, match="cannot write there"):
+    with pytest.raises(SystemExit, match="file is a file, and the results are written into a folder; choose a folder"):
         bench.run_benchmark(args, log=lambda *a: None)
 
 
@@ -1133,7 +1140,7 @@ def test_train_overhead_names_the_allocator_both_arms_ran_on(tmp_path, capsys):
     """The wrapper arm stood for zerosnet-train's loop but ran on glibc's defaults, where zerosnet-train keeps the
     heap on CPU; the allocator is now chosen (--keep-heap by default) and reported with the ratio."""
     overhead = _load("zerosnet_bench_train_overhead", ROOT / "benchmarks" / "bench_train_overhead.py")
-    out = tmp_path / "overhead.json"
+    out = tmp_path / "new" / "overhead.json"  # a folder that does not exist yet is made (it was a traceback)
     argv = ["--rounds", "1", "--train-num-samples", "64", "--json", str(out), "--no-keep-heap"]
     assert overhead.main(argv) == 0
     result = json.loads(out.read_text())
@@ -1157,6 +1164,9 @@ def test_train_overhead_refuses_bad_numbers_and_outputs_before_training(tmp_path
         (["--rounds", "0"], "--rounds 0 (must be at least 1)"),
         (["--threads", "0"], "--threads 0 (must be at least 1)"),
         (["--train-num-samples", "0"], "--train-num-samples 0 (must be at least 1)"),
+        # was zerosnet-train's ValueError traceback, advising its --batch-size, which this script does not take
+        (["--train-num-samples", "31"], "--train-num-samples 31: an epoch needs at least one batch of the digits_demo"),
+        (["--json", str(UNWRITABLE / "o.json")], f"--json {UNWRITABLE / 'o.json'}: cannot write there"),
         (["--json", str(taken / "o.json")], f"--json {taken / 'o.json'}: {taken} is a file"),
         (["--json", str(tmp_path)], f"--json {tmp_path} is a folder; give the file to write"),
     ]
@@ -1184,6 +1194,7 @@ def test_train_overhead_refuses_bad_numbers_and_outputs_before_training(tmp_path
         ("bench_diffstride", ["--batch", "0", "--size", "-1"], "--batch 0 (must be at least 1); --size -1"),
         ("bench_diffstride", ["--stride", "nan"], "--stride nan: a downsampling stride is at least 1"),
         ("bench_diffstride", ["--stride", "0.5"], "--stride 0.5: a downsampling stride is at least 1"),
+        ("bench_diffstride", ["--device", "foo"], "--device foo: not a device torch knows"),  # was a traceback
         ("bench_projection", ["--inner", "0"], "--inner 0 (must be at least 1)"),
         ("bench_projection", ["--shapes", "999"], "--shapes 999: there are"),
     ],
@@ -1199,3 +1210,130 @@ def test_small_benchmark_scripts_refuse_bad_options_before_anything_runs(script,
         module.main(argv)
     err = capsys.readouterr().err
     assert exc.value.code == 2 and message in err, err
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
+    """bench_pairs, bench_speedup, bench_keep_heap and profile_multistep checked only for a file in the way: a folder
+    that cannot be made or written in (here in /proc) ended the run in a traceback when it wrote its results, after
+    the whole measurement. benchmark.check_output is the one check of them all, benchmark.py's included."""
+    prof = _load("zerosnet_profile_multistep", ROOT / "benchmarks" / "profile_multistep.py")
+    monkeypatch.setattr(prof, "build", lambda *a: pytest.fail("built a model before refusing the options"))
+    cases = [
+        (pairs.parse_args, ["--quick", "--out-dir", str(UNWRITABLE)], f"--out-dir {UNWRITABLE}: cannot write there"),
+        (speedup.parse_args, ["--quick", "--out-dir", str(UNWRITABLE / "a")], "cannot write there"),
+        (keep.parse_args, ["--quick", "--out", str(UNWRITABLE / "k.md")], f"--out {UNWRITABLE / 'k.md'}: cannot write"),
+        (prof.main, ["--models", "zerosnet20_cifar", "--trace-dir", str(UNWRITABLE)], "cannot write there"),
+    ]
+    for parse, argv, message in cases:
+        with pytest.raises(SystemExit) as exc:
+            parse(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err and "pass another" in err, (argv, err)
+    monkeypatch.setattr(bench, "machine_info", lambda args: pytest.fail("measured before checking --out-dir"))
+    args = bench.parse_args(["--quick", "--models", "zerosnet20_cifar", "--out-dir", str(UNWRITABLE)])
+    with pytest.raises(SystemExit, match=f"--out-dir {UNWRITABLE}: cannot write there"):
+        bench.run_benchmark(args, log=lambda *a: None)
+
+
+def test_check_output_leaves_nothing_behind_and_accepts_new_folders(tmp_path):
+    """The probe makes the missing folders and a file, and removes them again: a check that passes (or a usage
+    error found after it) leaves no trace; the scripts make the folders when they write."""
+    bench.check_output(None, "--out-dir", tmp_path / "a" / "b")
+    bench.check_output(None, "--out", tmp_path / "c" / "r.json", file_example="r.json")
+    (tmp_path / "r.md").write_text("earlier result")
+    bench.check_output(None, "--out", tmp_path / "r.md", file_example="r.md")  # an earlier result is written over
+    assert (
+        sorted(p.name for p in tmp_path.iterdir()) == ["r.md"] and (tmp_path / "r.md").read_text() == "earlier result"
+    )
+    with pytest.raises(SystemExit, match=f"--out {tmp_path} is a folder; give the file to write, e.g. {tmp_path}/r.md"):
+        bench.check_output(None, "--out", tmp_path, file_example="r.md")
+    with pytest.raises(SystemExit, match=f"{tmp_path / 'r.md'} is a file, and the results are written into a folder"):
+        bench.check_output(None, "--out-dir", tmp_path / "r.md" / "sub")
+
+
+def test_keep_heap_refuses_bad_sizes_threads_and_models_before_the_first_worker(monkeypatch, capsys):
+    """--batch-size-cifar 0 wrote a table of empty-batch timings, --threads 0 silently meant all cores (benchmark.py
+    and the others refuse it), and a misspelt second model threw away the first one's measurement."""
+    # (keep imports benchmark.py as a module of its own: patch that one)
+    monkeypatch.setattr(keep.bench, "run_isolated", lambda *a, **k: pytest.fail("started a worker before refusing"))
+    cases = [
+        (["--batch-size-cifar", "0"], "--batch-size-cifar 0 (must be at least 1)"),
+        (["--batch-size", "-2"], "--batch-size -2 (must be at least 1)"),
+        (["--threads", "0"], "--threads 0 (must be at least 1)"),
+        (["--models", "lmresnet20_cifar,lmresnet20_cifr"], "--models: unknown 'lmresnet20_cifr'"),
+        (["--models", ","], "--models ',' names no model"),
+        (["--models", "lmresnet20_cifar@64"], "this script takes no NAME@SIZE"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exc:
+            keep.run(keep.parse_args(["--quick", *argv]))
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err, (argv, err)
+    assert keep.parse_args(["--quick", "--models", "lmresnet20_cifar,timm-resnet20_cifar"]).model_list == [
+        "lmresnet20_cifar",
+        "timm-resnet20_cifar",
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        # options of the ablation without --ablate: the run profiled as if they had not been given
+        (["--variants", "strided", "--reps", "3"], "--variants, --reps: only --ablate reads them"),
+        (["--timer", "cpu"], "--timer: only --ablate reads them"),
+        (["--malloc", "glibc", "--mem-steps", "2"], "--malloc, --mem-steps: only --ablate reads them"),
+        (["--timer", "wall"], "--timer: only --ablate reads them"),  # given, though it is the default
+        # and the profile's with it
+        (["--ablate", "--steps", "3"], "--steps: only the profile reads them"),
+        (["--ablate", "--row-limit", "5", "--trace-dir", "/tmp/t"], "--row-limit, --trace-dir: only the profile"),
+        (["--ablate", "--mem-steps", "3"], "--mem-steps: only --malloc glibc takes steps after the warm-up"),
+    ],
+)
+def test_profile_script_refuses_options_of_the_other_mode(argv, message, monkeypatch, capsys):
+    prof = _load("zerosnet_profile_multistep", ROOT / "benchmarks" / "profile_multistep.py")
+    monkeypatch.setattr(prof, "build", lambda *a: pytest.fail("built a model before refusing the options"))
+    with pytest.raises(SystemExit) as exc:
+        prof.main(["--models", "zerosnet20_cifar", *argv])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err, err
+
+
+def test_profile_script_takes_the_options_of_its_mode(monkeypatch):
+    """The documented ablation (README: --variants, --malloc glibc, --reps) still runs, with the defaults filled in."""
+    prof = _load("zerosnet_profile_multistep", ROOT / "benchmarks" / "profile_multistep.py")
+    seen = []
+    monkeypatch.setattr(prof, "ablate", lambda name, args: seen.append((name, args)))
+    argv = ["--ablate", "--models", "zerosnet20_cifar", "--variants", "strided", "--malloc", "glibc"]
+    assert prof.main([*argv, "--mem-steps", "2", "--reps", "3"]) == 0
+    args = seen[0][1]
+    assert (args.variant_list, args.reps, args.mem_steps, args.timer) == (["current", "strided"], 3, 2, "wall")
+    assert prof.main(["--ablate", "--models", "zerosnet20_cifar"]) == 0
+    assert (seen[1][1].reps, seen[1][1].malloc, seen[1][1].mem_steps, seen[1][1].steps) == (7, "pinned", 6, 2)
+
+
+def test_projection_benchmark_names_only_options_it_takes(capsys):
+    """It printed keep_heap()'s '(--no-keep-heap: off)', an option it refused; it takes the option now."""
+    proj = _load("zerosnet_bench_projection", ROOT / "benchmarks" / "bench_projection.py")
+    tiny = ["--reps", "1", "--inner", "1", "--shapes", "1", "--threads", "1"]
+
+    def allocator_line(argv):
+        proj.main([*tiny, *argv])
+        return next(line for line in capsys.readouterr().out.splitlines() if line.startswith("CPU allocator:"))
+
+    named = re.findall(r"--[a-z][a-z-]+", allocator_line([]))  # '--no-keep-heap' where glibc keeps the heap
+    assert allocator_line(named)  # each option the line names is one the script takes
+    assert allocator_line(["--no-keep-heap"]).startswith("CPU allocator: glibc's defaults (--no-keep-heap);")
+
+
+def test_a_device_torch_knows_but_cannot_use_here_is_refused(monkeypatch):
+    """--quick --device mps ended in a traceback from the in-process warm-up; a GPU index past the last one is
+    refused without making a CUDA context in this process."""
+    if not torch.backends.mps.is_available():
+        with pytest.raises(SystemExit, match="--device mps: not available here"):
+            bench.check_device(None, "mps")
+    assert bench.check_device(None, "cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert bench.check_device(None, "cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(SystemExit, match=r"--device cuda:1: torch sees 1 CUDA device\(s\) here; pass cuda:0$"):
+        bench.check_device(None, "cuda:1")

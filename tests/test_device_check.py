@@ -122,6 +122,53 @@ def test_bad_arguments_are_refused():
         dc.parse_args(["--batch", "1"])
 
 
+UNWRITABLE = Path("/proc/zerosnet-no-such-folder")  # Linux refuses every folder made in /proc, even to root
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        # a misspelt --compile-models was never compiled: no compile row, and "8 of 8 checks passed"
+        (
+            ["--compile-models", "zerosnet20_cifr"],
+            "--compile-models: ['zerosnet20_cifr'] are not models this script checks; name models of this run's "
+            "--models (zerosnet20_cifar,lmresnet20_cifar)",
+        ),
+        (
+            ["--compile-models", "preresnet20_cifar"],
+            "'preresnet20_cifar' not in --models, which checks zerosnet20_cifar",
+        ),
+        (
+            ["--no-compile", "--compile-models", "zerosnet20_cifar"],
+            "--no-compile and --compile-models zerosnet20_cifar",
+        ),
+        # --fp16-steps 0 was an IndexError filed as the model crashing
+        (["--cpu-amp", "--fp16-steps", "0"], "--fp16-steps 0 (must be at least 1)"),
+        # the device was checked for 'cuda' only, and the --out path when the first model had been checked
+        (["--device", "foo"], "--device foo: not a device torch knows"),
+        (["--out", "."], "--out . is a folder; give the file to write, e.g. device_check.json"),
+        (["--out", str(UNWRITABLE / "dc.json")], f"--out {UNWRITABLE / 'dc.json'}: cannot write there"),
+    ],
+)
+def test_options_are_refused_before_the_first_model(argv, message, monkeypatch, capsys):
+    monkeypatch.setattr(dc, "check_model", lambda *a: pytest.fail("checked a model before refusing the options"))
+    models = ["--models", "zerosnet20_cifar,lmresnet20_cifar"] if "zerosnet20_cifr" in argv else []
+    with pytest.raises(SystemExit) as exc:
+        dc.main(["--device", "cpu", "--models", "zerosnet20_cifar", *models, *argv], print)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err, err
+
+
+def test_compile_models_default_to_those_of_the_run():
+    """The default compile list is COMPILE_MODELS among --models; a named one is compiled as named."""
+    args = dc.parse_args(["--device", "cpu", "--models", "preresnet20_cifar,lmresnet20_cifar,zerosnet20_cifar"])
+    assert args.compile_list == ["zerosnet20_cifar", "lmresnet20_cifar"]  # in COMPILE_MODELS' order
+    assert dc.parse_args(["--device", "cpu", "--models", "preresnet20_cifar"]).compile_list == []
+    assert dc.parse_args(["--device", "cpu", "--no-compile"]).compile_list == []
+    argv = ["--device", "cpu", "--models", "preresnet20_cifar", "--compile-models", "preresnet20_cifar"]
+    assert dc.parse_args(argv).compile_list == ["preresnet20_cifar"]
+
+
 def test_compile_check_runs_fullgraph_and_matches_eager(tmp_path):
     out = tmp_path / "dc.json"
     argv = ["--device", "cpu", "--models", "zerosnet20_tra_cifar", "--compile-models", "zerosnet20_tra_cifar"]
@@ -204,6 +251,30 @@ def test_profile_gpu_rehearsal_on_cpu(capsys):
     assert out.startswith("# bf16 autocast inference forward, channels_last, batch 2, cpu")
     assert out.count("## zerosnet20_cifar:") == 2 and "backward" not in out and "| optimizer |" not in out
     assert "| batch norm |" in out  # eval batch norm is still timed
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        # a GPU-only device on a CPU machine was torch's traceback, 'foo' too
+        (["--device", "cuda"], "--device cuda: torch sees no CUDA device here"),
+        (["--device", "foo"], "--device foo: not a device torch knows"),
+        # --steps 0 printed an empty profile, --batch 0 the profile of an empty batch
+        (["--steps", "0", "--batch", "0"], "--batch 0 (must be at least 1); --steps 0 (must be at least 1)"),
+        (["--top", "0", "--warmup", "-1"], "--top 0 (must be at least 1); --warmup -1 (must be at least 0)"),
+        # a misspelt model failed after the ones before it had been profiled
+        (["--models", "zerosnet20_cifar,zerosnet20_cifr"], "--models: unknown 'zerosnet20_cifr'"),
+        (["--models", ","], "--models ',' names no model"),
+    ],
+)
+def test_profile_gpu_refuses_bad_options_before_profiling(argv, message, monkeypatch, capsys):
+    if argv[:2] == ["--device", "cuda"] and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    monkeypatch.setattr(profile_gpu, "profile_one", lambda *a: pytest.fail("profiled before refusing the options"))
+    with pytest.raises(SystemExit) as exc:
+        profile_gpu.main(["--device", "cpu", "--models", "zerosnet20_cifar", *argv])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err, err
 
 
 def test_bottleneck_nets_have_their_own_autocast_gradient_limits():
