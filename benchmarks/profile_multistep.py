@@ -561,7 +561,9 @@ def check_mode_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> 
         p.error("--mem-steps: only --malloc glibc takes steps after the warm-up; add --malloc glibc or leave it out")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, checked before anything is built or timed (``args.names``: the models, ``args.variant_list``:
+    the ablation's variants; a memory worker's own settings come in its payload, ``args.mem_worker``)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--models",
@@ -627,8 +629,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.row_limit == 0 or args.row_limit < -1:
         p.error(f"--row-limit {args.row_limit}: give a number of rows (at least 1), or -1 for all of them")
     if args.mem_worker:
-        _mem_worker(args.mem_worker)
-        return 0
+        return args
     if args.models is None:
         args.models = "lmresnet50,zerosnet50_tra,zerosnet50" if args.ablate else "zerosnet50,preresnet50"
     names = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -645,6 +646,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.trace_dir:
         check_output(p, "--trace-dir", args.trace_dir)
+    args.names = names
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.mem_worker:
+        _mem_worker(args.mem_worker)
+        return 0
+    names = args.names
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.ablate:

@@ -522,3 +522,50 @@ def test_finetune_fine_tunes_a_source_as_the_architecture_it_holds(tmp_path, mon
     assert finetune.main(["--source", str(bare), "--output", out]) == 2
     assert [a.model for a in seen] == ["preresnet20_cifar", "lmresnet20_cifar", "zerosnet20_cifar"]
     assert [Path(a.pretrained_path) for a in seen] == [run, bare, bare]
+
+
+def _documented_script_commands() -> list[tuple[str, list[str]]]:
+    """(script, arguments) of every `python benchmarks/<name>.py ...` command in inline code of the README and
+    benchmarks/README.md (an inline span may wrap over lines)."""
+    import re
+    import shlex
+
+    spans = []
+    for doc in (ROOT / "README.md", ROOT / "benchmarks" / "README.md"):
+        text = doc.read_text()
+        spans += [ln for block in re.findall(r"```\w*\n(.*?)```", text, re.S) for ln in block.splitlines()]
+        text = re.sub(r"```.*?```", "", text, flags=re.S)  # the blocks' fences would pair with inline backticks
+        spans += [" ".join(s.split()) for s in re.findall(r"`([^`]+)`", text)]
+    commands = []
+    for span in spans:
+        match = re.match(r"(?:\S+=\S+ )*(?:(?:python3?|\.venv/bin/python) )?(benchmarks/\w+\.py)(.*)", span.strip())
+        if match:
+            commands.append((match.group(1), shlex.split(match.group(2), comments=True)))
+    return commands
+
+
+def test_every_documented_benchmark_command_is_accepted_by_its_script():
+    """The benchmark commands the READMEs show parse with the script's own parser (its range, model and output
+    checks included), as the zerosnet-* ones do; a GPU's command is refused here in the one line that says so."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        commands = _documented_script_commands()
+        scripts = {}
+        for script, _ in commands:
+            module = importlib.import_module(Path(script).stem)
+            if hasattr(module, "parse_args"):
+                scripts[script] = module.parse_args
+        checked = [(script, argv) for script, argv in commands if script in scripts]
+        assert len(checked) >= 15 and {"benchmarks/benchmark.py", "benchmarks/bench_pairs.py"} <= set(scripts)
+        for script, argv in checked:
+            cuda = any(a.startswith("cuda") for a in argv) and not torch.cuda.is_available()
+            try:
+                scripts[script](argv)
+            except SystemExit as e:
+                assert cuda and e.code == 2, (script, argv)
+            else:
+                assert not cuda, (script, argv)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
