@@ -1607,3 +1607,52 @@ def test_file_beside_a_config_loads_without_a_warning_for_how_the_model_is_used(
         model = timm.create_model("zerosnet20_cifar", pretrained=True, pretrained_cfg_overlay=overlay, output_stride=2)
         timm.create_model("zerosnet20_cifar", pretrained=True, pretrained_cfg_overlay=overlay, num_classes=5)
     assert any(m.dilation != (1, 1) for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+@pytest.mark.parametrize(
+    "name, trained_with",
+    [
+        ("zerosnet20_tra_cifar", dict(lam=0.5)),  # a trainable lambda's initial value
+        ("lmresnet20_cifar", dict(k_init=(-0.3, -0.2))),
+        ("tauresnet20_nobn_cifar", dict(tau=0.5)),  # the learnable tau's initial value
+        ("zerosnet20_cifar", dict(downsample="diffstride", strides=(1, 1.5, 2), stem_stride=1.5)),
+    ],
+)
+def test_arguments_that_only_initialise_parameters_the_file_holds_give_no_warning(tmp_path, name, trained_with):
+    """The model-args warning fired for arguments that only set the initial value of a parameter (a trainable lambda,
+    k, a learnable tau, DiffStride's strides): the file overwrites them, and the outputs are the trained network's."""
+    import json
+    import warnings
+
+    torch.manual_seed(0)
+    trained = timm.create_model(name, **trained_with).eval()
+    folder = tmp_path / "export"
+    folder.mkdir()
+    torch.save(trained.state_dict(), folder / "model.pth")
+    model_args = {**trained_with, "num_classes": 1000, "in_chans": 3, "global_pool": "avg"}
+    (folder / "config.json").write_text(json.dumps(dict(model_args=model_args, pretrained_cfg={})))
+    kept = {"downsample": "diffstride"} if "downsample" in trained_with else {}  # a layer, not an initial value
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = timm.create_model(
+            name, pretrained=True, pretrained_cfg_overlay=dict(file=str(folder / "model.pth")), **kept
+        )
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(x), trained(x))
+
+
+def test_a_runs_pooling_is_compared_too(tmp_path):
+    """A run trained with --gp max records the pooling beside its model_kwargs: loading its file into an avg-pooled
+    model gave other outputs without a word (an export's config.json, which has it in model_args, warned)."""
+    import json
+
+    trained = timm.create_model("zerosnet20_cifar", num_classes=10, global_pool="max").eval()
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save(trained.state_dict(), run / "model.pth")
+    info = {"model": "zerosnet20_cifar", "model_kwargs": {}, "num_classes": 10, "global_pool": "max"}
+    (run / "run.json").write_text(json.dumps(info))
+    overlay = dict(file=str(run / "model.pth"))
+    with pytest.warns(UserWarning, match=r"global_pool='max' recorded, 'avg' built.* global_pool='max'"):
+        timm.create_model("zerosnet20_cifar", pretrained=True, num_classes=10, pretrained_cfg_overlay=overlay)

@@ -1452,7 +1452,10 @@ def _recorded_model_args(file: Path) -> tuple[str, dict] | None:
         return None
     if not info or not isinstance(info.get("model_kwargs") or {}, dict):
         return None
-    return "its run's run.json", architecture_options(info.get("model_kwargs"))
+    args = architecture_options(info.get("model_kwargs"))
+    if isinstance(info.get("global_pool"), str):  # zerosnet-train --gp: recorded beside the family's options
+        args["global_pool"] = info["global_pool"]
+    return "its run's run.json", args
 
 
 def _network(model: nn.Module) -> dict[str, Any]:
@@ -1470,8 +1473,26 @@ def _network(model: nn.Module) -> dict[str, Any]:
     )
 
 
-def _differences(ours: dict, theirs: dict) -> list[str]:
-    """The entries of two ``_network`` that differ, with the dataclass fields (``lam``, ``downsample``) that do."""
+def _initial_values(model: nn.Module) -> set[str]:
+    """The fields of a model's scheme and skeleton that only set the initial value of a parameter, which a weights
+    file overwrites: a trainable lambda's ``lam``, LM-ResNet's ``k_init``, a learnable tau's ``step_size``
+    (tau-ResNet without BN), DiffStride's initial ``strides`` / ``stem_stride``."""
+    scheme = getattr(model, "scheme", None)
+    names = set()
+    if isinstance(getattr(scheme, "k_init", None), tuple):
+        names.add("k_init")
+    if getattr(scheme, "trainable", False):
+        names.add("lam")
+    if isinstance(getattr(model, "tau", None), nn.Parameter):
+        names.add("step_size")
+    if any(isinstance(m, DiffStride) for m in model.modules()):
+        names |= {"strides", "stem_stride"}
+    return names
+
+
+def _differences(ours: dict, theirs: dict, initial: set[str] = frozenset()) -> list[str]:
+    """The entries of two ``_network`` that differ, with the dataclass fields (``lam``, ``downsample``) that do;
+    ``initial``: fields that only initialise parameters (``_initial_values``), whose values the weights replace."""
     out = []
     for key in ours:
         a, b = ours[key], theirs[key]
@@ -1481,7 +1502,7 @@ def _differences(ours: dict, theirs: dict) -> list[str]:
             out += [
                 f"{f.name}={getattr(b, f.name)!r} recorded, {getattr(a, f.name)!r} built"
                 for f in fields(a)
-                if getattr(a, f.name) != getattr(b, f.name)
+                if f.name not in initial and getattr(a, f.name) != getattr(b, f.name)
             ]
         elif key == "strides":
             out.append("the strides of its convolutions")
@@ -1516,7 +1537,7 @@ def warn_of_other_model_args(model: nn.Module, used: Mapping[str, Any] | None = 
             theirs = timm.create_model(variant, pretrained=False, **{**args, **(used or {})})
     except Exception:  # arguments of another model: the strict load says what does not fit
         return
-    differ = _differences(_network(model), _network(theirs))
+    differ = _differences(_network(model), _network(theirs), _initial_values(model))
     if not differ:
         return
     shown = {k: v for k, v in args.items() if k not in _ADAPTED_ARGS and not (k == "global_pool" and v == "avg")}
