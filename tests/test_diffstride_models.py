@@ -225,6 +225,30 @@ def test_tau_resnet_takes_stage_strides_and_a_stem_stride_as_the_other_families(
         timm.create_model(name, strides=2)
 
 
+def test_tau_resnet_diffstride_weights_from_before_the_stem_layer_are_refused_in_words(tmp_path):
+    """downsample='diffstride' weights of a tau-ResNet saved before a DiffStride layer followed its stem lack
+    stem_pool.strides: the load said the checkpoint was of another model, and pretrained_strict=False gives other
+    outputs. The error says what they are."""
+    from safetensors.torch import save_file
+
+    new = timm.create_model("tauresnet20_cifar", downsample="diffstride")
+    old = {k: v for k, v in new.state_dict().items() if not k.startswith("stem_pool.")}
+    save_file(old, tmp_path / "old.safetensors")
+    overlay = dict(file=str(tmp_path / "old.safetensors"))
+    with pytest.raises(ValueError, match=r"no stem_pool\.strides: .* from before a DiffStride layer followed its stem"):
+        timm.create_model("tauresnet20_cifar", downsample="diffstride", pretrained=True, pretrained_cfg_overlay=overlay)
+    strided = {k: v for k, v in timm.create_model("tauresnet20_cifar").state_dict().items()}
+    save_file(strided, tmp_path / "strided.safetensors")  # no learned strides at all: the usual missing-key error
+    with pytest.raises(Exception, match=r"stem_pool\.strides|pool\.strides") as e:
+        timm.create_model(
+            "tauresnet20_cifar",
+            downsample="diffstride",
+            pretrained=True,
+            pretrained_cfg_overlay=dict(file=str(tmp_path / "strided.safetensors")),
+        )
+    assert "from before a DiffStride layer" not in str(e.value)
+
+
 def test_export_tooling_with_learnable_strides():
     model = timm.create_model("zerosnet18_diffstride_cifar").eval()
     x = torch.randn(2, 3, 32, 32)

@@ -651,6 +651,16 @@ def checkpoint_filter_fn(
         if _FIXUP_SCALAR.search(key) and isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.reshape(())
         out[key] = value
+    learned_strides = any(k.endswith(".pool.strides") for k in out)  # a DiffStride network's weights
+    if strict and "stem_pool.strides" in ours and "stem_pool.strides" not in out and learned_strides:
+        # downsample='diffstride' before 2026-12-03 had no DiffStride after the stem: that network is no longer built
+        # (a stem layer at stride 1 is no identity), so its weights would give other outputs with any filling
+        raise ValueError(
+            "the weights have no stem_pool.strides: they are of a tau-ResNet with downsample='diffstride' from before "
+            "a DiffStride layer followed its stem (timm_zerosnet before 2026-12-03), a network this version no longer "
+            "builds. Train it again, or load them with that version; pretrained_strict=False would load them into "
+            "the new network, whose outputs differ."
+        )
     check_fit(out, ours, unexpected, model, drop_head, strict, "depth, CIFAR or ImageNet skeleton, BN or nobn", exact)
     return out
 
