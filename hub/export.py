@@ -324,9 +324,11 @@ _TAG_CLASSES = {"c10": 10, "c100": 100, "in1k": 1000, "digits": 10}
 
 def _check_tag_names_the_data(tag: str, ds: Any, info: RunInfo) -> None:
     """Refuse a tag that names a known dataset (a default tag: ``c10``, ``c100``, ``in1k``, ``digits``, alone or with a
-    suffix, ``c10_s1``) other than the one the weights were trained on, or whose class count the weights do not have:
-    a published tag never changes weights, and ``zerosnet20_cifar.c10`` would be a CIFAR-100 model."""
-    base = tag.split("_", 1)[0]
+    suffix, ``c10_s1``, or after timm's ``_ft_``: ``in1k_ft_c10``) other than the one the weights were trained on,
+    or whose class count the weights do not have: a published tag never changes weights, and ``zerosnet20_cifar.c10``
+    would be a CIFAR-100 model."""
+    # timm names a fine-tune '<pretraining>_ft_<data>' (in22k_ft_in1k): the data the weights end on comes after _ft_
+    base = tag.rsplit("_ft_", 1)[-1].split("_", 1)[0]
     claimed = next(
         (d for d in (dataset_info(k) for k in ("cifar10", "cifar100", "imagenet", "digits")) if d.tag == base), None
     )

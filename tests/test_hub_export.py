@@ -1829,6 +1829,10 @@ def test_a_tag_that_names_another_dataset_is_refused(tmp_path, capsys):
     assert "--tag c10 names CIFAR-10, but the weights were trained on CIFAR-100" in capsys.readouterr().err
     assert export(c100, tmp_path / "ok", tag="c100_s1").tag == "c100_s1"
     assert export(c100, tmp_path / "mine", tag="mine").tag == "mine"
+    # timm's fine-tune tags name the data the weights end on after _ft_ (in22k_ft_in1k)
+    assert export(c100, tmp_path / "ft", tag="in1k_ft_c100").tag == "in1k_ft_c100"
+    with pytest.raises(HubError, match=r"--tag c100_ft_c10 names CIFAR-10, but the weights were trained on CIFAR-100"):
+        export(c100, tmp_path / "ft10", tag="c100_ft_c10")
     unnamed = make_run(tmp_path / "unnamed", num_classes=100, dataset=dict(name="", val_split="validation"))
     with pytest.raises(HubError, match=r"--tag c10 names CIFAR-10 \(10 classes\), but the weights have 100 classes"):
         export(unnamed, tmp_path / "u", tag="c10")
