@@ -337,7 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--train-crop-mode", default=None, choices=("rrc", "rkrc", "rkrr"))
     g.add_argument("--scale", type=float, nargs=2, default=None)
     g.add_argument("--ratio", type=float, nargs=2, default=None)
-    g.add_argument("--crop-padding", type=int, default=0, help="CIFAR-style random crop after padding by N pixels")
+    g.add_argument(
+        "--crop-padding",
+        type=int,
+        default=0,
+        help="CIFAR-style random crop after padding by N pixels, of the view evaluation takes (the short side resized "
+        "to size / crop_pct, the centre cropped) instead of the random-resized crop",
+    )
     g.add_argument("--hflip", type=float, default=0.5)
     g.add_argument("--vflip", type=float, default=0.0)
     g.add_argument("--color-jitter", type=float, default=0.0)
