@@ -535,7 +535,7 @@ def _folder_split(data_dir: str, split: str, option: str, dataset: str = "") -> 
     with; a bare name of one of timm's torch/ datasets (cifar10) is an ImageFolder as timm reads it, and the error
     names the torch/ one, which reads torchvision's files (cifar-10-batches-py/)."""
     name = split.split("[")[0]
-    candidates = [name] + [s for group in (_TRAIN_SYNONYM, _EVAL_SYNONYM) if name in group for s in group if s != name]
+    candidates = [name] + [s for s in _split_synonyms(name) if s != name]
     if any(os.path.isdir(os.path.join(data_dir, c)) for c in candidates):
         return
     folders = sorted(d for d in os.listdir(data_dir) if os.path.isdir(os.path.join(data_dir, d)))
@@ -566,19 +566,17 @@ def _is_split_folder(folder: str) -> bool:
     return bool(subfolders) and (not _holds_images(folder) or any(_holds_images(f) for f in subfolders))
 
 
-#: The folder names timm's split search takes for a training / an evaluation split, in its order.
-_TRAIN_SPLIT_NAMES = tuple(_TRAIN_SYNONYM)
-_EVAL_SPLIT_NAMES = tuple(_EVAL_SYNONYM)
+def _split_synonyms(name: str) -> tuple[str, ...]:
+    """The folder names timm's split search takes for the split ``name`` (a training or an evaluation one), in its
+    order; () for a name it has no synonyms for."""
+    return next((tuple(group) for group in (_TRAIN_SYNONYM, _EVAL_SYNONYM) if name in group), ())
 
 
 def _other_split_folders(root: str, split: str, found: str, option: str) -> str | None:
     """A note when ``root`` holds more than one folder that timm's search takes for ``split`` (val/ and
     validation/, train/ and training/): the one read is the split's own name, else the first synonym."""
-    split_name = split.split("[")[0]
-    for synonyms in (_TRAIN_SPLIT_NAMES, _EVAL_SPLIT_NAMES):
-        if split_name in synonyms:
-            break
-    else:
+    synonyms = _split_synonyms(split.split("[")[0])
+    if not synonyms:
         return None
     present = [s for s in synonyms if os.path.isdir(os.path.join(root, s))]
     read = os.path.basename(os.path.normpath(found))
@@ -596,8 +594,6 @@ def holds_split_folders(data_dir: str, names: Sequence[str] = ()) -> bool:
     """Whether a folder has a sub-folder named as a split (train/, val/, validation/, test/, ..., or one of
     ``names``: a split asked for by name, such as holdout/) that holds class folders: it is a dataset root, not a
     split folder (whose class folders may bear such names)."""
-    from timm.data.dataset_factory import _EVAL_SYNONYM, _TRAIN_SYNONYM
-
     splits = [os.path.join(data_dir, s) for s in (*_TRAIN_SYNONYM, *_EVAL_SYNONYM, "test", *names) if s]
     return any(os.path.isdir(s) and _is_split_folder(s) for s in splits)
 
