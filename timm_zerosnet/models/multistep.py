@@ -1403,17 +1403,25 @@ def require_released_weights(variant: str, kwargs: dict) -> None:
     )
 
 
+def _folder_config(file: Path) -> dict | None:
+    """The config.json beside a weights file, where it is an export's (a dict with a ``pretrained_cfg`` dict); None
+    where there is none, or it cannot be read."""
+    import json
+
+    try:
+        config = json.loads((file.parent / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) and isinstance(config.get("pretrained_cfg"), dict) else None
+
+
 def _warn_of_another_folder_cfg(variant: str, cfg: Any, file: Path) -> None:
     """A weights file beside a config.json (an export folder) loads into the pretrained cfg of ``variant``, not the
     folder's: warn when the two disagree on what a user reads from it (classes, label names, normalisation)."""
-    import json
     import warnings
 
-    try:
-        folder_cfg = json.loads((file.parent / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if not isinstance(folder_cfg, dict) or not isinstance(folder_cfg.get("pretrained_cfg"), dict):
+    folder_cfg = _folder_config(file)
+    if folder_cfg is None:
         return
     theirs = {**folder_cfg["pretrained_cfg"], "label_names": folder_cfg.get("label_names")}
     ours = {"label_names": getattr(cfg, "label_names", None), "mean": cfg.mean, "std": cfg.std}
@@ -1435,15 +1443,10 @@ _ADAPTED_ARGS = ("num_classes", "in_chans")
 def _recorded_model_args(file: Path) -> tuple[str, dict] | None:
     """The model arguments recorded beside a weights file, and where: the ``model_args`` of the config.json beside it
     (an export), else the ``model_kwargs`` of the run.json of the run (or training state) it is a file of."""
-    import json
-
     from ..run_layout import architecture_options, read_run_info
 
-    try:
-        config = json.loads((file.parent / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = None
-    if isinstance(config, dict) and isinstance(config.get("pretrained_cfg"), dict):
+    config = _folder_config(file)
+    if config is not None:
         args = config.get("model_args")
         return (str(file.parent / "config.json"), dict(args)) if isinstance(args, dict) else None
     try:
