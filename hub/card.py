@@ -16,20 +16,21 @@ __all__ = ["DatasetInfo", "dataset_info", "default_image_mode", "model_stats", "
 
 
 class DatasetInfo:
-    """A dataset's display name, Hub dataset id and the default weight tag for it."""
+    """A dataset's display name, Hub dataset id, the default weight tag for it and its number of classes (where
+    known)."""
 
-    def __init__(self, key: str, name: str, hub_id: str | None, tag: str | None):
-        self.key, self.name, self.hub_id, self.tag = key, name, hub_id, tag
+    def __init__(self, key: str, name: str, hub_id: str | None, tag: str | None, num_classes: int | None = None):
+        self.key, self.name, self.hub_id, self.tag, self.num_classes = key, name, hub_id, tag, num_classes
 
     def __repr__(self) -> str:
         return f"DatasetInfo({self.key!r}, {self.name!r}, {self.hub_id!r}, {self.tag!r})"
 
 
 _DATASETS = {
-    "cifar10": DatasetInfo("cifar10", "CIFAR-10", "uoft-cs/cifar10", "c10"),
-    "cifar100": DatasetInfo("cifar100", "CIFAR-100", "uoft-cs/cifar100", "c100"),
-    "imagenet": DatasetInfo("imagenet", "ImageNet-1k", "ILSVRC/imagenet-1k", "in1k"),
-    "digits": DatasetInfo("digits", "scikit-learn digits (8x8 images upsampled to 32x32)", None, "digits"),
+    "cifar10": DatasetInfo("cifar10", "CIFAR-10", "uoft-cs/cifar10", "c10", 10),
+    "cifar100": DatasetInfo("cifar100", "CIFAR-100", "uoft-cs/cifar100", "c100", 100),
+    "imagenet": DatasetInfo("imagenet", "ImageNet-1k", "ILSVRC/imagenet-1k", "in1k", 1000),
+    "digits": DatasetInfo("digits", "scikit-learn digits (8x8 images upsampled to 32x32)", None, "digits", 10),
 }
 _ALIASES = {
     "imagenet-1k": "imagenet",
@@ -77,6 +78,11 @@ def dataset_info(name: str | None) -> DatasetInfo | None:
     # hfds/ORG/NAME names a Hub dataset; torch/, tfds/ and wds/ name none (a bare ORG/NAME is taken as one)
     hub = rest if prefix in ("hfds", "hfids", "hf-hub") else name if not prefix and "/" in name else None
     return DatasetInfo(key, name, _hub_repo_id(hub), None)
+
+
+def dataset_of_tag(tag: str) -> DatasetInfo | None:
+    """The known dataset whose default weight tag is ``tag`` (c10, c100, in1k, digits), or None."""
+    return next((info for info in _DATASETS.values() if info.tag == tag), None)
 
 
 # ----- numbers -----

@@ -54,7 +54,7 @@ from timm_zerosnet.run_layout import (
 )
 
 from . import HubError
-from .card import dataset_info, model_card, model_stats
+from .card import dataset_info, dataset_of_tag, model_card, model_stats
 
 __all__ = [
     "RunInfo",
@@ -319,9 +319,6 @@ def read_run(
 
 
 # the classes of the datasets whose default tags (card.dataset_info) name them
-_TAG_CLASSES = {"c10": 10, "c100": 100, "in1k": 1000, "digits": 10}
-
-
 def _check_tag_names_the_data(tag: str, ds: Any, info: RunInfo) -> None:
     """Refuse a tag that names a known dataset (a default tag: ``c10``, ``c100``, ``in1k``, ``digits``, alone or with a
     suffix, ``c10_s1``, or after timm's ``_ft_``: ``in1k_ft_c10``) other than the one the weights were trained on,
@@ -329,9 +326,7 @@ def _check_tag_names_the_data(tag: str, ds: Any, info: RunInfo) -> None:
     would be a CIFAR-100 model."""
     # timm names a fine-tune '<pretraining>_ft_<data>' (in22k_ft_in1k): the data the weights end on comes after _ft_
     base = tag.rsplit("_ft_", 1)[-1].split("_", 1)[0]
-    claimed = next(
-        (d for d in (dataset_info(k) for k in ("cifar10", "cifar100", "imagenet", "digits")) if d.tag == base), None
-    )
+    claimed = dataset_of_tag(base)
     if claimed is None:
         return
     if ds is not None and ds.tag and ds.key != claimed.key:
@@ -339,7 +334,7 @@ def _check_tag_names_the_data(tag: str, ds: Any, info: RunInfo) -> None:
             f"--tag {tag} names {claimed.name}, but the weights were trained on {ds.name} ({info.dataset}): pass "
             f"--tag {ds.tag} (or a suffixed one, e.g. {ds.tag}_s1), or leave --tag out for {ds.tag}."
         )
-    classes = _TAG_CLASSES[claimed.tag]
+    classes = claimed.num_classes
     if (ds is None or not ds.tag) and info.num_classes and info.num_classes != classes:
         raise HubError(
             f"--tag {tag} names {claimed.name} ({classes} classes), but the weights have {info.num_classes} classes"
