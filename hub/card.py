@@ -238,20 +238,6 @@ TIMM_CITATION = r"""@misc{rw2019timm,
 
 DIFFSTRIDE_PAPER = "2202.01653"
 
-# model arguments a pretrained cfg carries itself (timm adapts the weights to others): no option of the network
-_CFG_ARGS = ("num_classes", "in_chans")
-
-
-def model_options(model_args: Any) -> dict[str, Any]:
-    """The model arguments of config.json's ``model_args`` that build another network than the architecture's
-    defaults (``lam``, ``downsample``, ...): all but num_classes, in_chans and timm's default global_pool 'avg'."""
-    if not isinstance(model_args, Mapping):
-        return {}
-    options = {k: v for k, v in model_args.items() if k not in _CFG_ARGS and v is not None}
-    if options.get("global_pool") == "avg":
-        del options["global_pool"]
-    return options
-
 
 def _arxiv_ids(paper_ids: Any) -> list[str]:
     if not paper_ids:
@@ -479,6 +465,8 @@ def model_card(
         stats: ``model_stats`` of the architecture.
         repo_id: the Hub repo the folder is meant for (the usage snippets load it); default: release['repo_id'].
     """
+    from timm_zerosnet.models.multistep import network_options
+
     architecture = config["architecture"]
     cfg = config.get("pretrained_cfg") or {}
     tag = release.get("tag") or cfg.get("tag")
@@ -496,7 +484,7 @@ def model_card(
     name = f"{architecture}.{tag}"
     model_id = f"hf-hub:{repo_id}" if repo_id else name
     papers = _arxiv_ids(cfg.get("paper_ids"))
-    options = model_options(config.get("model_args"))
+    options = network_options(config.get("model_args"))
     if options.get("downsample") == "diffstride" and DIFFSTRIDE_PAPER not in papers:
         papers.append(DIFFSTRIDE_PAPER)  # learned strides: the registered *_diffstride_* models cite it too
 

@@ -1440,6 +1440,19 @@ def _warn_of_another_folder_cfg(variant: str, cfg: Any, file: Path) -> None:
 _ADAPTED_ARGS = ("num_classes", "in_chans")
 
 
+def network_options(model_args: Any) -> dict[str, Any]:
+    """The model arguments that build another network than the architecture's defaults (``lam``,
+    ``downsample``, ...): all but num_classes and in_chans (timm adapts the weights to them), unset ones and timm's
+    default global_pool 'avg'. What a weights file needs passed to build its network."""
+    if not isinstance(model_args, Mapping):
+        return {}
+    return {
+        k: v
+        for k, v in model_args.items()
+        if k not in _ADAPTED_ARGS and v is not None and not (k == "global_pool" and v == "avg")
+    }
+
+
 def _recorded_model_args(file: Path) -> tuple[str, dict] | None:
     """The model arguments recorded beside a weights file, and where: the ``model_args`` of the config.json beside it
     (an export), else the ``model_kwargs`` of the run.json of the run (or training state) it is a file of."""
@@ -1543,8 +1556,7 @@ def warn_of_other_model_args(model: nn.Module, used: Mapping[str, Any] | None = 
     differ = _differences(_network(model), _network(theirs), _initial_values(model))
     if not differ:
         return
-    shown = {k: v for k, v in args.items() if k not in _ADAPTED_ARGS and not (k == "global_pool" and v == "avg")}
-    call = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+    call = ", ".join(f"{k}={v!r}" for k, v in network_options(args).items())
     warnings.warn(
         f"{variant}: {file} was trained as another network than the one it is loaded into ({'; '.join(differ)}): "
         f"{where} records its model arguments {args}. The weights load all the same and give other outputs; build "
