@@ -525,8 +525,7 @@ def _check_split_folder(args: argparse.Namespace, data_args: dict) -> None:
     """An ImageFolder --data-dir that is a split folder itself (class folders, no train/ or val/) is read whole, as
     timm's validate.py reads it: --split has nothing to choose there (it was ignored, and recorded in the results),
     and the run's split is not what is evaluated."""
-    name, data_dir = data_args["dataset"] or "", data_args["data_dir"]
-    name = dataset_name({"dataset": name, "data_dir": "-"})  # torch/folder is an ImageFolder too
+    name, data_dir = dataset_name({"dataset": data_args["dataset"] or ""}), data_args["data_dir"]  # torch/folder too
     if "/" in name or name == "digits" or data_dir is None:
         return
     data_dir = os.path.expanduser(str(data_dir))
