@@ -218,6 +218,29 @@ def test_image_folder_with_two_folders_for_a_split_notes_the_one_read(tmp_path):
     )
 
 
+def test_image_files_of_suffixes_not_read_are_counted_in_a_note(tmp_path):
+    """timm's reader leaves out images of other suffixes (.tga, .jfif, .heic) without a word: a note counts them per
+    split, names one, and says what to do; evaluation of the split folder itself notes them too."""
+    _write_split(tmp_path, "train", ("cat", "dog"))
+    _write_split(tmp_path, "val", ("cat", "dog"))
+    base = {"dataset": "folder", "data_dir": str(tmp_path)}
+    assert create_datasets(base).notes == ()
+    for name in ("a.tga", "b.TGA"):
+        Image.new("RGB", (10, 12)).save(tmp_path / "train" / "cat" / name, format="TGA")
+    (tmp_path / "train" / "dog" / "c.jfif").write_bytes(b"")
+    (tmp_path / "val" / "dog" / "d.heic").write_bytes(b"")
+    (tmp_path / "val" / "dog" / "notes.txt").write_text("not an image")
+    splits = create_datasets(base)
+    assert (len(splits.train), len(splits.val)) == (4, 4)  # still left out
+    train_note, val_note = splits.notes
+    assert train_note.startswith(f"{tmp_path / 'train'} (the 'train' split): 3 image file(s) are left out, as their ")
+    assert "(2 .tga, 1 .jfif; e.g. " in train_note and train_note.endswith(".gif to use them")
+    assert val_note.startswith(f"{tmp_path / 'val'} (the 'validation' split): 1 image file(s) are left out")
+    assert f"(1 .heic; e.g. {tmp_path / 'val' / 'dog' / 'd.heic'})" in val_note
+    alone = create_datasets({**base, "data_dir": str(tmp_path / "val")}, train=False)
+    assert alone.notes == (val_note,)
+
+
 def test_image_folder_val_labels_follow_the_train_classes_by_name(tmp_path):
     """A val split with fewer classes: its 'emu' images are class 2 (train's), not 1 (its own folder order)."""
     _write_split(tmp_path, "train", ("cat", "dog", "emu"))

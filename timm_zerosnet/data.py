@@ -157,6 +157,35 @@ def _reason(path: str, error: Exception) -> str:
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
 
+#: Suffixes of image formats that a split folder may hold and that are not read (PIL opens most of them; HEIC and
+#: JPEG XL need plugins). timm's reader leaves them out without a word, so a note counts them.
+UNREAD_IMAGE_SUFFIXES = (
+    ".jfif", ".jpe", ".pbm", ".pnm", ".dib", ".tga", ".ico", ".avif", ".apng", ".jp2", ".j2k", ".jpx", ".qoi",
+    ".psd", ".pcx", ".xbm", ".xpm", ".sgi", ".ras", ".dds", ".icns", ".heic", ".heif", ".jxl",
+)  # fmt: skip
+
+
+def _unread_images_note(root: str, split: str) -> str | None:
+    """A note when the split folder ``root`` holds files of :data:`UNREAD_IMAGE_SUFFIXES`, which the split leaves
+    out: how many of each suffix, and one of them."""
+    counts: collections.Counter = collections.Counter()
+    example = ""
+    for folder, _, files in os.walk(root, followlinks=True):  # as timm's reader walks
+        for file in files:
+            suffix = os.path.splitext(file)[1].lower()
+            if suffix in UNREAD_IMAGE_SUFFIXES:
+                counts[suffix] += 1
+                example = example or os.path.join(folder, file)
+    if not counts:
+        return None
+    total = sum(counts.values())
+    kinds = ", ".join(f"{n} {suffix}" for suffix, n in counts.most_common())
+    return (
+        f"{root} (the {split!r} split): {total} image file(s) are left out, as their suffixes are not read ({kinds}; "
+        f"e.g. {example}); convert them to one of {', '.join(IMAGE_EXTENSIONS)} to use them"
+    )
+
+
 class _FolderImages(ImageDataset):
     """timm's ImageFolder dataset, with the images converted by :func:`convert_image` (timm's ``input_img_mode``
     converts with PIL's, which clips 16-bit images) and read from every suffix of :data:`IMAGE_EXTENSIONS`. Takes no
@@ -1108,7 +1137,11 @@ def create_datasets(args: Any, train: bool = True, val: bool = True) -> DatasetS
             notes.append(_past_the_split(splits[key], count, option, split))
             splits[key] = _evenly_spaced_subset(splits[key], count)
     read_from = val_split
-    if name != "digits" and folder:  # the folder timm's search found, or none: the split folder itself
+    if name != "digits" and folder:
+        for key, split in (("train", train_split), ("val", val_split)):
+            if splits[key] is not None:
+                notes.append(_unread_images_note(split_dirs[split], split))
+        # the folder timm's search found, or none: the split folder itself
         read_from = os.path.basename(os.path.normpath(split_dirs[val_split])) if is_root else None
         if is_root:
             for key, split, option in (("train", train_split, "--train-split"), ("val", val_split, val_option)):
