@@ -127,6 +127,30 @@ def test_a_state_without_its_ema_says_where_the_ema_is(lam_run, tmp_path):
     assert f"--resume {state.absolute()}" in message and "--weights ema (its model_ema.safetensors)" in message
 
 
+def test_a_state_of_a_run_that_recorded_no_ema_setting_and_holds_none(tmp_path):
+    """An older run.json records no model_ema: where neither the state nor its run holds an EMA, the refusal says so
+    and names the state's model weights, not a resume or the run's EMA file, which cannot work; a missing best file
+    of both names no run file either."""
+    run = tmp_path / "old"
+    state = run / "checkpoints" / "state-e0001-b000000"
+    state.mkdir(parents=True)
+    info = {"model": MODEL, "model_kwargs": {}, "training": {}, "weights": {}}
+    (run / "run.json").write_text(json.dumps(info))
+    (state / "model.safetensors").write_bytes(b"")
+    with pytest.raises(FileNotFoundError) as e:
+        resolve_weights(state, "ema")
+    assert str(e.value) == (
+        f"{state} has no ema weights: neither it ({EMA_FILE}) nor its run (model_ema.safetensors) holds an EMA: "
+        f"trained without --model-ema?; use the state's model weights (--weights final, or "
+        f"{state / 'model.safetensors'})"
+    )
+    with pytest.raises(FileNotFoundError, match=r"has no best weights .*: pass another state$"):
+        resolve_weights(state, "best")
+    (run / "best.safetensors").write_bytes(b"")  # the run's own: named
+    with pytest.raises(FileNotFoundError, match=rf"pass another state, or the run folder {run} with --weights best"):
+        resolve_weights(state, "best")
+
+
 def test_a_state_of_a_run_without_ema_refuses_weights_ema(tmp_path):
     """A state written by hand as train lays it out, of a run that recorded no --model-ema."""
     run = tmp_path / "plain"

@@ -467,7 +467,9 @@ def _state_weights(state: Path, which: str, info: dict | None, pass_file_as: tup
     run's are (FileNotFoundError)."""
     run_dir, path = state.parent.parent, state / STATE_WEIGHT_FILES[which]
     run_file = run_dir / weights_file_name(info, which)
-    if pass_file_as:
+    if not run_file.is_file():
+        elsewhere = f"{pass_file_as[0]} another state's weights" if pass_file_as else "pass another state"
+    elif pass_file_as:
         verb, option = pass_file_as
         elsewhere = f"{verb} another state's weights, or the run's {which} weights with {option} {run_file}"
     else:
@@ -476,8 +478,15 @@ def _state_weights(state: Path, which: str, info: dict | None, pass_file_as: tup
         recorded = ((info or {}).get("training") or {}).get("model_ema")
         recorded = (_state_settings(state) or {}).get("model_ema", recorded)
         if recorded is False:
+            why = "its run was trained without --model-ema"
+        elif recorded is None and not path.is_file() and not run_file.is_file():
+            # a run that recorded nothing (an older run.json) and holds no EMA either was trained without one
+            why = f"neither it ({path.name}) nor its run ({run_file.name}) holds an EMA: trained without --model-ema?"
+        else:
+            why = None
+        if why is not None:
             raise FileNotFoundError(
-                f"{state} has no ema weights: its run was trained without --model-ema; use the state's model weights "
+                f"{state} has no ema weights: {why}; use the state's model weights "
                 f"(--weights final, or {state / STATE_WEIGHT_FILES['final']})"
             )
         if not path.is_file():
