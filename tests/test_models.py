@@ -276,6 +276,57 @@ def test_feature_indices_that_select_no_level_are_refused_naming_the_levels(name
     assert copy.deepcopy(model).prune_intermediate_layers(np.int64(1)) == [levels - 1]
 
 
+@pytest.mark.parametrize("name", ["preresnet20_cifar", "lmresnet20_cifar", "zerosnet20_cifar", "zerosnet20_tra_cifar"])
+def test_a_tau_the_weights_dtype_cannot_hold_is_refused_in_every_family(name):
+    """tau-ResNet refused a step size its dtype cannot hold; the multistep families built the model: tau=1e-50 made
+    every residual branch 0 in float32 without a word, tau=1e5 in float16 gave NaN logits."""
+    for tau, dtype, match in (
+        (1e-50, None, r"^tau=1e-50 is below what the model's torch\.float32 holds \(1\.18e-38 to .* underflow to 0"),
+        (1e39, None, r"^tau=1e\+39 is above what the model's torch\.float32 holds .* and would be inf"),
+        (1e5, torch.float16, r"^tau=100000\.0 is above what the model's torch\.float16 holds .* and would be inf"),
+    ):
+        with pytest.raises(ValueError, match=match + r" there: pass a tau in that range, or leave tau out for the"):
+            timm.create_model(name, tau=tau, dtype=dtype, device="meta")
+    model = timm.create_model(name, tau=1e39, dtype=torch.float64, device="meta")  # a dtype that holds it
+    assert model.scheme.step_size == 1e39
+
+
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "tauresnet50"])
+def test_hook_wrapper_options_that_run_the_modules_as_a_chain_are_refused(name):
+    """feature_cls='hook' with flatten_sequential=True or no_rewrite=False calls the top-level modules one after
+    another, which these forwards are not: the first forward failed deep in torch ("Module [ModuleList] is missing
+    the required "forward" function"). Refused at create_model; the hook wrapper's own way still runs."""
+    for cfg in (dict(flatten_sequential=True), dict(no_rewrite=False), dict(flatten_sequential=True, no_rewrite=False)):
+        with pytest.raises(ValueError, match=r"^feature_cfg (flatten_sequential|no_rewrite)=.* not such a chain"):
+            timm.create_model(name, features_only=True, feature_cls="hook", feature_cfg=cfg, device="meta")
+    size = 32 if name.endswith("_cifar") else 64
+    for cfg in (dict(no_rewrite=True), dict(flatten_sequential=False)):
+        hook = timm.create_model(name, features_only=True, feature_cls="hook", feature_cfg=cfg).eval()
+        assert [m.shape[1] for m in hook(torch.zeros(1, 3, size, size))] == hook.feature_info.channels()
+
+
+@pytest.mark.parametrize("name", ["zerosnet20_cifar", "tauresnet50"])
+@pytest.mark.parametrize("feature_cls", [None, "hook", "fx"])
+def test_feature_info_lists_the_maps_in_the_order_they_come_out(name, feature_cls):
+    """out_indices out of network order: the getter and fx wrappers returned the maps in network order and
+    feature_info listed them as asked ((2, 0) gave the 16-channel map first and channels() [64, 16]); now both are
+    in network order, for every wrapper."""
+    size = 32 if name.endswith("_cifar") else 64
+    kwargs = {} if feature_cls is None else dict(feature_cls=feature_cls)
+    for out_indices in ((2, 0), (-1, 0)):
+        features = timm.create_model(name, features_only=True, out_indices=out_indices, **kwargs).eval()
+        maps = features(torch.zeros(1, 3, size, size))
+        maps = list(maps.values()) if isinstance(maps, dict) else maps
+        assert [m.shape[1] for m in maps] == features.feature_info.channels()
+        assert [size // m.shape[-1] for m in maps] == features.feature_info.reduction()
+    if feature_cls is not None:  # out_map names the maps of the levels in the order given (hook and fx wrappers)
+        cfg = dict(out_map=("last", "first"), return_dict=True)
+        features = timm.create_model(name, features_only=True, out_indices=(-1, 0), feature_cfg=cfg, **kwargs).eval()
+        maps = features(torch.zeros(1, 3, size, size))
+        full = timm.create_model(name, device="meta").feature_info
+        assert {k: m.shape[1] for k, m in maps.items()} == dict(last=full[-1]["num_chs"], first=full[0]["num_chs"])
+
+
 @pytest.mark.parametrize(
     "name", ["zerosnet20_cifar", "lmresnet20_cifar", "preresnet20_cifar", "tauresnet20_nobn_cifar"]
 )

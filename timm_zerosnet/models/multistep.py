@@ -564,6 +564,24 @@ def check_model_args(in_chans: Any, drop_rate: Any, drop_path_rate: Any) -> None
             raise ValueError(f"{name} is {what}, a probability in [0, 1); got {rate!r}. 0 turns it off.")
 
 
+def check_step_size_fits(tau: float, given: Any, dtype: Any, default: str) -> None:
+    """A step size tau that the weights' dtype cannot hold was 0 there (the branches silently gone) or inf (NaN
+    logits, or an overflow error in the first forward).
+
+    Raises:
+        ValueError: the range the dtype holds; ``default``: how to get the default tau.
+    """
+    float_dtype = dtype if isinstance(dtype, torch.dtype) and dtype.is_floating_point else torch.get_default_dtype()
+    info = torch.finfo(float_dtype)
+    if not info.tiny <= tau <= info.max:
+        low = tau < info.tiny
+        raise ValueError(
+            f"tau={given!r} is {'below' if low else 'above'} what the model's {float_dtype} holds ({info.tiny:.3g} "
+            f"to {info.max:.3g}) and would {'underflow to 0' if low else 'be inf'} there: pass a tau in that "
+            f"range, or {default}."
+        )
+
+
 def scheme_values_readable(model: nn.Module) -> None:
     """The scheme's trainable scalars hold values: a network built on the meta device has none to report until it
     is materialised (``Tensor.item() cannot be called on meta tensors`` before).
@@ -838,6 +856,7 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
         dd = dict(device=device, dtype=dtype)
         check_skeleton(net, shortcuts=("norm_act", "preact", "conv"))
         check_model_args(in_chans, drop_rate, drop_path_rate)
+        check_step_size_fits(scheme.step_size, scheme.step_size, dtype, "leave tau out for the default 1")
         check_downsample(net.downsample)
         check_stage_strides(net.stage_strides, len(net.layers), net.downsample)
         if output_stride is not None and net.downsample == "diffstride":
@@ -1710,6 +1729,15 @@ def check_feature_cfg(variant: str, feature_cls: Any, feature_cfg: Mapping) -> N
             f"{variant} here; it takes out_indices, feature_cls, {', '.join(sorted(taken))}. Leave "
             f"{', '.join(unknown)} out."
         )
+    chain = feature_cfg.get("flatten_sequential") or feature_cfg.get("no_rewrite") is False
+    if issubclass(cls, FeatureHookNet) and chain:
+        # the first forward failed deep in torch: "Module [ModuleList] is missing the required "forward" function"
+        given = ", ".join(f"{k}={feature_cfg[k]!r}" for k in ("flatten_sequential", "no_rewrite") if k in feature_cfg)
+        raise ValueError(
+            f"feature_cfg {given}: timm's {cls.__name__} then calls {variant}'s top-level modules one after another, "
+            f"and its forward is not such a chain (its stages sit in a ModuleList). Leave flatten_sequential and "
+            f"no_rewrite out: the hook wrapper then runs the whole model and hooks the feature_info modules."
+        )
     if issubclass(cls, FeatureGetterNet):
         ignored = [k for k in ("return_dict", "out_map") if feature_cfg.get(k)]
         if ignored:
@@ -1781,13 +1809,23 @@ def getter_feature_cfg(levels: int, kwargs: dict) -> dict:
     """The builder's ``feature_cfg`` of these networks: FeatureGetter over every level, also for an explicit
     ``feature_cls='getter'`` in ``kwargs`` (replaced there), with the other entries of a ``feature_cfg`` in ``kwargs``
     (taken from there). Refuses an ``out_indices`` of ``kwargs`` that selects
-    no level or one the network lacks (``check_feature_indices``)."""
+    no level or one the network lacks (``check_feature_indices``), and puts the levels it lists in network order."""
     if isinstance(kwargs.get("feature_cls"), str) and kwargs["feature_cls"].lower() == "getter":
         kwargs["feature_cls"] = FeatureGetter
+    feature_cfg = dict(kwargs.pop("feature_cfg", None) or {})  # a user's, its out_indices and feature_cls moved
     if kwargs.get("features_only") and kwargs.get("out_indices") is not None:
-        kwargs["out_indices"] = check_feature_indices(levels, kwargs["out_indices"], "out_indices")
-    # a user's feature_cfg, its out_indices and feature_cls moved to kwargs (check_create_kwargs)
-    return dict(feature_cls=FeatureGetter, out_indices=tuple(range(levels)), **(kwargs.pop("feature_cfg", None) or {}))
+        indices = check_feature_indices(levels, kwargs["out_indices"], "out_indices")
+        if isinstance(indices, list):
+            # the getter and fx wrappers return the maps in network order whatever the order asked, and feature_info
+            # listed them as asked: (2, 0) gave the level-0 map first and feature_info.channels() the level-2 width
+            # first. The names of out_map (hook, fx) follow their levels
+            order = sorted(range(len(indices)), key=lambda j: indices[j] % levels)
+            out_map = feature_cfg.get("out_map")
+            if isinstance(out_map, Sequence) and not isinstance(out_map, str) and len(out_map) == len(indices):
+                feature_cfg["out_map"] = [out_map[j] for j in order]
+            indices = [indices[j] for j in order]
+        kwargs["out_indices"] = indices
+    return dict(feature_cls=FeatureGetter, out_indices=tuple(range(levels)), **feature_cfg)
 
 
 def pretrained_filter(filter_fn: Callable, kwargs: dict) -> Callable:

@@ -60,6 +60,7 @@ from .multistep import (
     check_skeleton,
     check_stage_strides,
     check_stem_stride,
+    check_step_size_fits,
     cifar_cfg,
     conv3x3,
     default_stage_strides,
@@ -356,17 +357,7 @@ class TauResNet(ResNetHeadMixin, nn.Module):
                 f"tau is the step size and must be a finite number > 0, got {given!r}; None gives the "
                 f"default {default_tau(net):.4g}."
             )
-        # a tau the weights' dtype cannot hold was 0 there (the branches silently gone) or inf (NaN logits, or an
-        # overflow error in the first forward)
-        float_dtype = dtype if isinstance(dtype, torch.dtype) and dtype.is_floating_point else torch.get_default_dtype()
-        info = torch.finfo(float_dtype)
-        if not info.tiny <= tau <= info.max:
-            low = tau < info.tiny
-            raise ValueError(
-                f"tau={given!r} is {'below' if low else 'above'} what the model's {float_dtype} holds ({info.tiny:.3g} "
-                f"to {info.max:.3g}) and would {'underflow to 0' if low else 'be inf'} there: pass a tau in that "
-                f"range, or None for the default {default_tau(net):.4g}."
-            )
+        check_step_size_fits(tau, given, dtype, f"None for the default {default_tau(net):.4g}")
         self.net = net
         self.scheme = Euler(step_size=tau)  # without BN: the initial step size; the live one is self.tau
         self.tau_init = tau  # the constant with BN, the learnable tau's initial value without
