@@ -1052,3 +1052,22 @@ def test_the_folder_of_training_states_and_its_latest_pointer_name_what_to_pass(
         f"(state-e0001-b000000, {name}), or the run folder {run_dir}",
     )
     assert run_json(capsys, "stability", "--checkpoint", str(states / name))["zero_stable"] is True
+
+
+def test_scan_text_prints_grid_points_apart_from_the_boundary(capsys):
+    """--scan -1.0001 -0.9999 --family lm (step 1e-7) printed its grid values with 6 (and in the table 4) digits: the
+    zero-stable points began at "-1" although the region is -1 < k, and the table listed k = -1 both as unstable and
+    as stable, with the unstable moduli 1.00005 as "1". The digits now follow the grid step."""
+    code, out, err = run(capsys, "stability", "--scan", "-1.0001", "-0.9999", "--num", "2001", "--family", "lm")
+    assert code == 0, err
+    assert "zero-stable grid points: [-0.9999999, -0.9999]" in out
+    lines = out.splitlines()
+    table = lines[lines.index(f"{'k':>10}  {'max spurious |z|':>16}  zero stable") + 1 :]
+    values = [line.split()[0] for line in table]
+    assert len(set(values)) == len(values) == 13 and "-1" not in values
+    unstable = [line for line in table if line.endswith(" no")]
+    assert len(unstable) == 7 and all(" 1 + " in line for line in unstable[1:])
+    assert [float(v) for v in values] == pytest.approx([-1.0001 + 1.66e-5 * i for i in range(13)], abs=1e-12)
+    # an ordinary scan prints as before
+    code, out, err = run(capsys, "stability", "--scan", "-3", "3")
+    assert "zero-stable grid points: [-3, -1], [0.34, 3]" in out and "\n      -2.5            0.3873  yes\n" in out

@@ -491,6 +491,15 @@ def test_cell_needs_input_output_and_forward_edges_inside_it(num_nodes, edges):
         Cell(num_nodes, edges)
 
 
+@pytest.mark.parametrize("bounds", [(math.nan, 2.51), (0.99, math.nan)])
+def test_a_nan_bound_is_named_as_such(bounds):
+    """keep_cell(1, 1, (nan, 2.51)) said "depth_range must satisfy lo <= hi, got (nan, 2.51)": the bounds were not
+    out of order, one was not a number."""
+    for call in (lambda: keep_cell(1.0, 1.0, depth_range=bounds), lambda: enumerate_nb201(width_range=bounds)):
+        with pytest.raises(ValueError, match=r"_range must be two numbers \(lo, hi\), got \(.*nan.*\); use -inf"):
+            call()
+
+
 def test_a_range_with_equal_bounds_is_valid():
     # the ranges are inclusive and only lo > hi is an error ("lo <= hi")
     assert keep_cell(1.0, 2.0, depth_range=(1.0, 1.0), width_range=(2.0, 2.0))
@@ -632,6 +641,34 @@ def test_pruning_search_needs_a_whole_number_of_reserved_candidates(reserve):
 def test_supernet_rejects_unknown_ops():
     with pytest.raises(ValueError, match="unknown op 'conv_7x7' on edge 0->1"):
         nb201_supernet_connectivity({(0, 1): ["conv_7x7"]})
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: Cell(3, (Edge(0, 2, "conv"),)), "edge 0->2: kind 'conv' is not an edge kind; use EdgeKind.BROKEN"),
+        (lambda: Cell(3, (Edge(0, 2, 3),)), "edge 0->2: kind 3 is not an edge kind"),
+        (lambda: Cell(3, (Edge(0, 2, True),)), "edge 0->2: kind True is not an edge kind"),
+        (lambda: Cell(3, (Edge(0.0, 2, EdgeKind.PARAM),)), "edge 0.0->2: node ids are ints, got src=0.0"),
+        (lambda: Cell(2.5, ()), "num_nodes is the number of nodes of the cell, an int >= 2, got 2.5"),
+        (lambda: supernet_connectivity(2, {(0, 1): "skip_connect"}), "must be a list of op names, got the string"),
+        (lambda: supernet_connectivity(2, {(0, 1): ["x"]}, {"x": 5}), "op_kinds['x'] = 5 is not an edge kind"),
+        (
+            lambda: nb201_supernet_connectivity({(0, 1): ["nor_conv_3x3"], (0, 3): ["skip_connect"]}),
+            "edge_ops gives no ops for 0->2, 1->2, 1->3, 2->3; give every edge its active ops",
+        ),
+    ],
+    ids=["str-kind", "int-kind-3", "bool-kind", "float-node", "float-nodes", "str-ops", "bad-op-kind", "nb201-missing"],
+)
+def test_cells_and_supernets_refuse_what_they_would_misread(call, message):
+    """Edge(0, 2, 'conv') and kind 3 counted as non-parameterised edges (d = 0 for a conv) and an op kind 5 gave its
+    edge probability 0 of every kind, all without a word; a float node id or node count failed with Python's bare
+    'list indices must be integers'; a string of ops was read letter by letter ("unknown op 's'"); and an NAS-Bench-201
+    supernet without some of its six edges was measured on another skeleton. (Integers 0..2 are kinds: Edge(0, 1, 2)
+    is a parameterised edge.)"""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call()
+    assert Cell(2, (Edge(0, 1, 2),)).connectivity().depth == 1.0
 
 
 class _SharedLinear(torch.nn.Module):

@@ -306,6 +306,23 @@ def test_scheme_defaults_are_the_documented_ones():
     assert bool(((ks >= -0.1) & (ks <= 0.0)).all()) and float(ks.min()) < -0.09 and float(ks.max()) > -0.01
 
 
+def test_a_tra_block_held_at_the_guard_reports_the_guards_lambda():
+    """A trained lambda inside the guard band runs at lambda = lam_eps = 1/3, the edge of the zero-stable region (a
+    triple root at 1). Its coefficients were read from the float32 guard, 1/3 + 1e-8, just inside the region: the
+    analysis called the block zero stable. They are now those of the guard's lambda itself."""
+    from timm_zerosnet.analysis.stability import analyze_scheme
+
+    upd = ZeroStableUpdate(lam_init=0.1)
+    a, b = upd.coefficients()
+    assert (*a, b[0]) == zeros_coefficients(1 / 3)
+    report = analyze_scheme(a, b)
+    assert not report.zero_stable and report.reason == "repeated root 1 on the unit circle"
+    for lam, expected in ((-0.2, -1 / 3), (0.5, 0.5), (-1.8, -1.8)):  # the negative guard; lambdas outside the band
+        with torch.no_grad():
+            upd.lam.fill_(lam)
+        assert upd.coefficients()[0][1] == pytest.approx(-1 / expected, rel=1e-6)
+
+
 @pytest.mark.parametrize("name", ["zerosnet20_tra_cifar", "lmresnet20_cifar", "zerosnet18_tra"])
 def test_scheme_parameters_are_not_weight_decayed(name):
     model = timm.create_model(name)

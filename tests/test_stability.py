@@ -643,6 +643,32 @@ def test_tolerance_zero_admits_simple_roots_on_the_circle_up_to_rounding():
     assert outside.reason.startswith("root -1 lies outside the unit circle (|z| = 1 + 1e-12")
 
 
+@pytest.mark.parametrize(
+    ("a", "tol"),
+    [
+        (lm_scheme(-0.999).a, 0.0),  # roots 1 and 0.999: numpy's root 1 is 1 + 1.5e-13
+        (zeros_scheme(0.334).a, 0.0),  # near the triple root 1 of lambda = 1/3: 1 + 4e-14
+        (zeros_scheme(0.33333344124173775).a, DEFAULT_TOL),  # lambda = 1/3 + 1.1e-7: 1 + 2e-9
+        ((Q(-999, 1000), Q(1), Q(999, 1000)), 0.0),  # (z - 1)(z + 1)(z + 0.999), exact: its -1 is -1 - 1.5e-13
+        ((-0.9999, 1.0, 0.9999), 0.0),  # the same in floats, with 0.9999: -1 - 1.3e-12
+    ],
+)
+def test_a_simple_root_next_to_a_close_one_is_judged_up_to_rounding(a, tol):
+    """A simple root with a close neighbour comes out of numpy less accurately than one alone: these zero-stable schemes
+    (LM-ResNet k > -1, ZeroSNet lambda > 1/3) were "not zero stable" because their root on the unit circle came out
+    just outside it, and at the default tol the verdict said it lay outside by less than tol. The principal root of a
+    consistent scheme is now 1 (as the report shows it), and a root near the circle is refined in exact arithmetic."""
+    report = analyze_scheme(a, tol=tol)
+    assert report.zero_stable and is_zero_stable(a, tol=tol)
+    assert report.reason == "all roots in the closed unit disc, those on the unit circle simple"
+    # roots outside the circle next to close ones still fail: k = -1 - 1e-6 (root 1 + 1e-6 next to 1), lambda just
+    # below 1/3 (a spurious root 1 + 2e-5 next to 1 and to 1 - 2e-5), and lambda = 1e-300 (a root 7.5e299)
+    for outside in (lm_scheme(-1 - 1e-6).a, zeros_scheme(1 / 3 - 1e-10).a, zeros_scheme(Q(1, 3) - Q(1, 10**10)).a):
+        assert not is_zero_stable(outside, tol=0)
+        assert analyze_scheme(outside, tol=0).reason.startswith("root 1")
+    assert not is_zero_stable(zeros_scheme(Q(1, 10**300)).a, tol=0)
+
+
 @pytest.mark.parametrize("lam", [-10.0, -3.0, -1.8, -1.5, -1.2, 0.5, 1.0, 2.0, 10.0])
 def test_float_zerosnet_at_tolerance_zero_follows_the_exact_region(lam):
     """A float lambda gives float coefficients whose root 1 numpy returns off by rounding (1 + 4e-16 at -1.8): with
@@ -873,4 +899,25 @@ def test_coefficients_that_are_not_an_ordered_list_of_numbers_are_refused(call, 
     a 0-d array raised numpy's bare 'iteration over a 0-d array', and exact_zero_stable said "could not convert string
     to float: 'x'" or called NaN unstable."""
     with pytest.raises(ValueError, match=re.escape(message)):
+        call()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: analyze_scheme((np.complex128(0.5 + 2j), 0.5)),
+        lambda: analyze_scheme(np.array([0.5 + 2j, 0.5])),
+        lambda: analyze_scheme((1.0,), (np.complex64(1 + 0j),)),
+        lambda: zeros_scheme(np.complex128(-1.8 + 0.1j)),
+        lambda: lm_scheme(np.array(0.5 + 1j)),
+        lambda: analyze_scheme((torch.tensor(0.5 + 2j), 0.5)),
+        lambda: analyze_scheme((1j, 0.5)),
+    ],
+    ids=["numpy-complex", "complex-array", "complex-b", "complex-lambda", "0d-complex-k", "torch-complex", "python"],
+)
+def test_complex_coefficients_are_refused(call):
+    """The schemes have real coefficients. numpy's complex values went through float(), which keeps the real part with
+    only a ComplexWarning: a = (0.5 + 2j, 0.5) was analysed as (0.5, 0.5), zero stable; a complex tensor raised torch's
+    bare RuntimeError 'value cannot be converted to type double without overflow'."""
+    with pytest.raises(ValueError, match=r"must be a real number, got the complex "):
         call()

@@ -488,7 +488,12 @@ class ZeroStableUpdate(nn.Module):
 
     def coefficients(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         if self.lam is not None:
-            a0, a1, a2, b0 = zeros_coefficients(float(self.safe_lam().detach()))
+            lam = float(self.safe_lam().detach())
+            if abs(float(self.lam.detach())) <= self.lam_eps:
+                # the guard's own lambda: float32 rounds 1/3 up to 1/3 + 1e-8, inside the zero-stable region, while a
+                # block held at the guard sits on its edge (lambda = 1/3: a triple root at 1)
+                lam = math.copysign(self.lam_eps, lam)
+            a0, a1, a2, b0 = zeros_coefficients(lam)
             return (a0, a1, a2), (b0, 0.0, 0.0)
         return (self.a0, self.a1, self.a2), (self.hb0 / self.step_size, 0.0, 0.0)
 

@@ -403,24 +403,38 @@ def _run_scan(args: argparse.Namespace) -> int:
         _print_json(scan.to_dict())
         return 0
     name = scan.parameter
+    # as many digits as tell neighbouring grid points apart: with 6, k = -1 + 1e-7 printed as -1 (the stable points
+    # of --scan -1.0001 -0.9999 --family lm began at "-1", and the table listed -1 as unstable and as stable)
+    wide, narrow = _grid_digits(scan.values, 6), _grid_digits(scan.values, 4)
     print(f"family: {args.family} ({name} from {_show(lo)} to {_show(hi)}, {args.num} points)")
     print(f"exact zero-stable region: {scan.region}")
-    runs = ", ".join(f"[{a:g}, {b:g}]" for a, b in scan.intervals) or "none"
+    runs = ", ".join(f"[{a:.{wide}g}, {b:.{wide}g}]" for a, b in scan.intervals) or "none"
     print(f"zero-stable grid points: {runs}")
     print(
         "scan agrees with the exact region"
         if not scan.mismatches
         else f"scan disagrees with the exact region at {len(scan.mismatches)} points: "
-        + ", ".join(f"{v:g}" for v in scan.mismatches[:10])
+        + ", ".join(f"{v:.{wide}g}" for v in scan.mismatches[:10])
     )
     print(f"{name:>10}  {'max spurious |z|':>16}  zero stable")
     step = max(1, (len(scan.values) - 1) // 12)
     for i in range(0, len(scan.values), step):
-        modulus = scan.max_spurious_modulus[i]
-        print(f"{scan.values[i]:>10.4g}  {modulus:>16.4g}  {'yes' if scan.zero_stable[i] else 'no'}")
+        modulus = f"{scan.max_spurious_modulus[i]:.4g}"
+        if scan.max_spurious_modulus[i] > 1 and float(modulus) <= 1:  # 1.00005 is not 1: '1 + 5e-05'
+            modulus = stab._fmt_modulus(scan.max_spurious_modulus[i])
+        print(f"{scan.values[i]:>10.{narrow}g}  {modulus:>16}  {'yes' if scan.zero_stable[i] else 'no'}")
     if args.plot:
         print(f"plot: {args.plot}")
     return 0
+
+
+def _grid_digits(values: Sequence[float], least: int) -> int:
+    """Significant digits (at least ``least``, at most 17) that print neighbouring points of an even grid apart."""
+    try:
+        needed = math.ceil(math.log10(max(abs(values[0]), abs(values[-1])) / abs(values[1] - values[0]))) + 1
+    except (ValueError, ZeroDivisionError, OverflowError):  # a step too small or too large for a float
+        needed = least
+    return min(17, max(least, needed))
 
 
 def _run_model(args: argparse.Namespace) -> int:

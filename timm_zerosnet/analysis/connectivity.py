@@ -117,6 +117,21 @@ class Edge:
     kind: EdgeKind
     op: str = ""
 
+    def __post_init__(self) -> None:
+        # kind='conv' or 3 counted as a non-parameterised edge without a word; a float node id failed as a list index
+        for name in ("src", "dst"):
+            node = getattr(self, name)
+            if isinstance(node, bool) or not isinstance(node, numbers.Integral):
+                raise ValueError(f"edge {self.src!r}->{self.dst!r}: node ids are ints, got {name}={node!r}.")
+            object.__setattr__(self, name, int(node))
+        kind = self.kind
+        if isinstance(kind, bool) or not isinstance(kind, numbers.Integral) or kind not in tuple(EdgeKind):
+            raise ValueError(
+                f"edge {self.src}->{self.dst}: kind {kind!r} is not an edge kind; use EdgeKind.BROKEN (0: none), "
+                "EdgeKind.NONPARAM (1: skip, pooling) or EdgeKind.PARAM (2: conv, Linear+ReLU)."
+            )
+        object.__setattr__(self, "kind", EdgeKind(int(kind)))
+
 
 @dataclass(frozen=True)
 class Connectivity:
@@ -156,6 +171,9 @@ class Cell:
     edges: tuple[Edge, ...]
 
     def __post_init__(self) -> None:
+        if isinstance(self.num_nodes, bool) or not isinstance(self.num_nodes, numbers.Integral):
+            raise ValueError(f"num_nodes is the number of nodes of the cell, an int >= 2, got {self.num_nodes!r}.")
+        object.__setattr__(self, "num_nodes", int(self.num_nodes))
         if self.num_nodes < 2:
             raise ValueError(f"a cell needs at least an input and an output node, got num_nodes={self.num_nodes}.")
         for e in self.edges:
@@ -320,6 +338,8 @@ def _check_range(bounds: Sequence[float], name: str) -> tuple[float, float]:
         lo, hi = (float(v) for v in bounds)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be two numbers (lo, hi), got {bounds!r}.") from None
+    if math.isnan(lo) or math.isnan(hi):  # it was reported as "must satisfy lo <= hi"
+        raise ValueError(f"{name} must be two numbers (lo, hi), got {bounds!r}; use -inf or inf for no bound.")
     if not lo <= hi:
         raise ValueError(f"{name} must satisfy lo <= hi, got ({lo}, {hi}).")
     return lo, hi
@@ -660,9 +680,18 @@ def supernet_connectivity(
     probs = {}
     edges = []
     for (src, dst), ops in edge_ops.items():
+        if isinstance(ops, str | bytes):  # its characters were taken for ops ("unknown op 's'")
+            raise ValueError(f"the ops of edge {src}->{dst} must be a list of op names, got the string {ops!r}.")
         unknown = [op for op in ops if op not in op_kinds]
         if unknown:
             raise ValueError(f"unknown op {unknown[0]!r} on edge {src}->{dst}; valid ops: {', '.join(op_kinds)}.")
+        # a kind outside EdgeKind (5, 'conv') fell in no class: the edge silently had probability 0 of every kind
+        untyped = [op for op in ops if isinstance(op_kinds[op], bool) or op_kinds[op] not in tuple(EdgeKind)]
+        if untyped:
+            raise ValueError(
+                f"op_kinds[{untyped[0]!r}] = {op_kinds[untyped[0]]!r} is not an edge kind; use EdgeKind.BROKEN, "
+                "EdgeKind.NONPARAM or EdgeKind.PARAM."
+            )
         n = len(ops)
         fractions = [
             sum(op_kinds[op] == kind for op in ops) / n if n else float(kind == EdgeKind.BROKEN) for kind in EdgeKind
@@ -686,10 +715,22 @@ def supernet_connectivity(
 
 
 def nb201_supernet_connectivity(edge_ops: Mapping[tuple[int, int], Sequence[str]] | None = None) -> Connectivity:
-    """:func:`supernet_connectivity` on the NAS-Bench-201 skeleton; by default every edge holds all five ops."""
+    """:func:`supernet_connectivity` on the NAS-Bench-201 skeleton; by default every edge holds all five ops.
+
+    Raises:
+        ValueError: For an unknown op, or if ``edge_ops`` lacks one of the six edges :data:`NB201_EDGES`.
+    """
     if edge_ops is None:
         edge_ops = {edge: list(NB201_OPS) for edge in NB201_EDGES}
-    return supernet_connectivity(4, edge_ops, NB201_OPS)
+    result = supernet_connectivity(4, edge_ops, NB201_OPS)  # unknown ops first
+    missing = [edge for edge in NB201_EDGES if edge not in edge_ops]
+    if missing:  # a missing edge had no route through it: (d, m) of another skeleton, without a word
+        raise ValueError(
+            f"the NAS-Bench-201 supernet has the six edges {', '.join(f'{i}->{j}' for i, j in NB201_EDGES)}, and "
+            f"edge_ops gives no ops for {', '.join(f'{i}->{j}' for i, j in missing)}; give every edge its active ops "
+            "(an empty list, or ['none'], for a broken edge)."
+        )
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -187,9 +187,11 @@ def characteristic_polynomial(a: Sequence[Number]) -> tuple[Number, ...]:
 def polynomial_roots(a: Sequence[Number]) -> np.ndarray:
     """Roots of rho, repeated by multiplicity, in no particular order.
 
-    Float coefficients: numpy's companion-matrix eigenvalues. Exact rational coefficients: rho is first split
-    into square-free factors by exact gcds, so a multiple root (the triple root 1 of ZeroSNet at lambda = 1/3,
-    the double root -1/3 at lambda = -9/5) comes out as one accurate value repeated, and a root at 1 is exactly 1.
+    Float coefficients: numpy's companion-matrix eigenvalues; the root at 1 of a consistent scheme (rho(1) = 0 up to
+    rounding) is exactly 1. Exact rational coefficients: rho is first split into square-free factors by exact gcds,
+    so a multiple root (the triple root 1 of ZeroSNet at lambda = 1/3, the double root -1/3 at lambda = -9/5) comes
+    out as one accurate value repeated, and a root at 1 is exactly 1. Either way a simple root near the unit circle is
+    refined in exact arithmetic (numpy's is off by much more than rounding next to a close root).
     """
     return _roots_and_groups(a)[0]
 
@@ -684,6 +686,14 @@ def _as_number(value: Any, what: str) -> Number:
             f"{what} must be a real number, got the string {value!r}; convert it first (float(text), or "
             "fractions.Fraction(text) for an exact '-9/5')."
         )
+    dtype = getattr(value, "dtype", None)  # numpy and torch complex values: float() kept the real part (or overflowed)
+    if (isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real)) or (
+        getattr(dtype, "is_complex", False) is True or getattr(dtype, "kind", None) == "c"
+    ):
+        raise ValueError(
+            f"{what} must be a real number, got the complex {value!r}; the schemes here have real coefficients "
+            "(pass the real part if the imaginary part is 0)."
+        )
     if isinstance(value, numbers.Rational):
         number = Fraction(int(value.numerator), int(value.denominator))
         if not _fits_float(number):
@@ -786,6 +796,41 @@ def _rounding(z: complex) -> float:
     return _ROUNDING * max(1.0, abs(z))
 
 
+#: Computed roots within this distance of the unit circle are refined (see :func:`_polish`): only they can be judged
+#: differently through rounding.
+_POLISH_BAND = 2.0**-10
+
+
+def _polish(poly: list[Fraction], z: complex, roots: np.ndarray) -> complex:
+    """A computed simple root ``z`` of ``poly`` near the unit circle, refined by Newton steps evaluated in exact
+    rational arithmetic, so that it lies within float rounding of the exact root; ``z`` itself elsewhere, and where a
+    step would take it halfway to another computed root. numpy's roots next to a close root are off by much more than
+    rounding: at lambda = 0.334 (near the triple root 1 of lambda = 1/3) the spurious roots, and the root -1 of
+    (z - 1)(z + 1)(z + 0.999) came out as -1 - 1.5e-13, which the root condition took for a root outside the circle."""
+    if abs(abs(z) - 1) > _POLISH_BAND or not poly:
+        return z
+    others = np.delete(roots, int(np.argmin(np.abs(roots - z))))
+    reach = 0.5 * float(np.min(np.abs(others - z))) if others.size else math.inf
+    w = z
+    try:
+        for _ in range(12):
+            x, y = Fraction(w.real), Fraction(w.imag)
+            pr = pi = dr = di = Fraction(0)
+            for c in poly:  # Horner for rho and rho' at x + iy
+                dr, di = dr * x - di * y + pr, dr * y + di * x + pi
+                pr, pi = pr * x - pi * y + c, pr * y + pi * x
+            den = dr * dr + di * di
+            if den == 0:
+                return z
+            new = w - complex(float((pr * dr + pi * di) / den), float((pi * dr - pr * di) / den))
+            if new == w:
+                break
+            w = new
+    except OverflowError:
+        return z
+    return w if abs(w - z) <= reach else z
+
+
 class _Root(NamedTuple):
     """A distinct root of rho: its value, its computed copies (as many as its multiplicity) and how far from the
     exact root the value may lie (rounding for a simple root; more for a multiple root of float coefficients)."""
@@ -828,7 +873,19 @@ def _roots_and_groups(a: Sequence[Number]) -> tuple[np.ndarray, list[_Root]]:
         return roots, groups
     roots = np.roots(floats).astype(complex)
     _check_roots(floats, roots)
-    return roots, _float_root_groups(floats, roots)
+    groups = _float_root_groups(floats, roots)
+    exact = [Fraction(c) for c in floats]
+    principal = None
+    if float(np.prod(np.abs(1 - roots) / (1 + np.abs(roots)))) <= _ROUNDING:  # rho(1) = 0 up to rounding (split_roots)
+        principal = min(range(len(groups)), key=lambda i: abs(groups[i].value - 1))
+    for i, g in enumerate(groups):
+        if len(g.copies) == 1:
+            # the root of a consistent scheme at 1 is exactly 1, as split_roots reports it: numpy put it at 1 + 1.5e-13
+            # for LM-ResNet k = -0.999 and at 1 + 2e-9 for ZeroSNet lambda = 1/3 + 1e-7 (next to close roots), which
+            # the root condition took for a root outside the unit circle
+            value = 1 + 0j if i == principal else _polish(exact, g.value, roots)
+            groups[i] = _Root(value, (value,), _rounding(value))
+    return np.array([z for g in groups for z in g.copies], dtype=complex), groups
 
 
 def _check_roots(poly: list[float], roots: np.ndarray) -> None:
@@ -932,7 +989,8 @@ def _exact_root_groups(poly: list[Fraction]) -> list[tuple[complex, int]]:
     for i in range(1, len(squarefree)):
         exactly_i = _poly_div(squarefree[i - 1], squarefree[i])
         if len(exactly_i) > 1:
-            groups += [(complex(z), i) for z in np.roots([float(c) for c in exactly_i])]
+            found = np.roots([float(c) for c in exactly_i]).astype(complex)
+            groups += [(_polish(exactly_i, complex(z), found), i) for z in found]  # simple roots of exactly_i
     return groups
 
 
