@@ -805,6 +805,30 @@ def test_a_checkpoint_with_a_nan_lambda_names_the_checkpoint_and_its_blocks(caps
     assert_one_line_error(capsys, argv, message)
 
 
+def test_a_tra_checkpoint_held_at_the_guard_shows_the_lambda_used_in_an_aligned_table(capsys, tmp_path):
+    """A trained lambda inside the guard band (|lambda| <= lam_eps = 1/3) runs at +-1/3: the table's param showed the
+    raw 0.1 beside the guard's coefficients; it now shows lam_used too, and the param column widens to fit it (it was
+    16 characters wide whatever it held)."""
+    state = timm.create_model("zerosnet20_tra_cifar").state_dict()
+    lams = [name for name in state if name.endswith(".update.lam")]
+    state[lams[0]], state[lams[1]] = torch.tensor(0.1), torch.tensor(-0.2)
+    path = tmp_path / "guarded.pth"
+    torch.save(state, path)
+    argv = ["stability", "--model", "zerosnet20_tra_cifar", "--checkpoint", str(path)]
+    blocks = {b["block"]: b for b in run_json(capsys, *argv)["blocks"]}
+    first, second = (blocks[name.rsplit(".update", 1)[0]] for name in lams[:2])
+    assert first["param"]["lam"] == pytest.approx(0.1) and first["param"]["lam_used"] == pytest.approx(1 / 3)
+    assert second["param"]["lam_used"] == pytest.approx(-1 / 3) and "lam_used" not in blocks["stages.2.2"]["param"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("block "))
+    table = lines[header : header + 1 + len(blocks)]
+    assert "step_size=1, lam=0.1, lam_used=0.3333 " in table[1 + list(blocks).index(first["block"])]
+    assert len({line.index(" (") for line in table[1:]}) == 1  # the a column starts at one place in every row
+    assert table[0].index(" a ") + 1 == table[1].index(" (") + 1
+
+
 def test_a_learnable_tau_checkpoint_gets_no_note(capsys, tmp_path):
     """A nobn tau-ResNet learns tau, so its checkpoint stores it: no note that the step size comes from the model
     arguments (the BN model fixes tau, and gets that note)."""

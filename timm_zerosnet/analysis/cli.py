@@ -486,14 +486,15 @@ def _run_model(args: argparse.Namespace) -> int:
     verdict = "yes" if report.zero_stable else f"NO (blocks: {', '.join(report.unstable_blocks)})"
     print(f"model: {args.model} ({len(report.blocks)} blocks)")
     print(f"zero stable: {verdict}; max |z| over all blocks = {report.max_modulus:.6g}")
-    print(f"{'block':<14} {'param':<16} {'a':<34} {'max |z|':>9} {'spurious':>9} {'order':>5}  zero stable")
-    for blk in report.blocks:
+    params = [", ".join(f"{k}={v:.4g}" for k, v in blk.param.items()) or "-" for blk in report.blocks]
+    wide = max(16, *map(len, params))  # LM-ResNet's 'step_size=1, k=-0.999' overran a fixed 16
+    print(f"{'block':<14} {'param':<{wide}} {'a':<34} {'max |z|':>9} {'spurious':>9} {'order':>5}  zero stable")
+    for blk, param in zip(report.blocks, params):
         r = blk.report
-        param = ", ".join(f"{k}={v:.4g}" for k, v in blk.param.items()) or "-"
         a = "(" + ", ".join(f"{v:.4g}" for v in r.a) + ")"
         order = "-" if r.consistency_order is None else str(r.consistency_order)
         print(
-            f"{blk.block:<14} {param:<16} {a:<34} {r.max_modulus:>9.4g} {r.max_spurious_modulus:>9.4g} "
+            f"{blk.block:<14} {param:<{wide}} {a:<34} {r.max_modulus:>9.4g} {r.max_spurious_modulus:>9.4g} "
             f"{order:>5}  {'yes' if r.zero_stable else 'no'}"
         )
     if args.plot:

@@ -1051,7 +1051,8 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
     def block_coefficients(self) -> list[dict[str, Any]]:
         """Per block: its role and current coefficients a (weights of x_n, x_{n-1}, ...) and b (of F(x_n)).
 
-        b excludes the step size h, which is reported in ``param``; trained lambda / k values are read live.
+        b excludes the step size h, which is reported in ``param``; trained lambda / k values are read live, and a
+        trained lambda held at the guard (|lambda| <= lam_eps) also reports the lambda used, ``lam_used``.
         """
         scheme_values_readable(self)
         rows = []
@@ -1060,6 +1061,9 @@ class MultistepResNet(ResNetHeadMixin, nn.Module):
             param: dict[str, float] = {"step_size": float(self.scheme.step_size)}
             for pname, p in block.update.named_parameters():
                 param[pname] = float(p.detach())
+            lam, eps = param.get("lam"), getattr(block.update, "lam_eps", None)
+            if lam is not None and eps is not None and abs(lam) <= eps:  # the guard's lambda runs (safe_lam)
+                param["lam_used"] = -eps if lam < 0 else eps
             rows.append(dict(block=name, role=role, a=tuple(a), b=tuple(b), param=param))
         return rows
 
