@@ -525,6 +525,23 @@ def test_args_yaml_resumes_its_run_from_any_directory_and_resume_auto_needs_an_e
     assert not (tmp_path / "out").exists()
 
 
+def test_args_yaml_of_a_moved_run_does_not_resume_in_the_old_place(tmp_path, monkeypatch):
+    """`-c <run>/args.yaml --resume auto` (the command a stopped run names) of a run folder moved to another disk
+    trained a new run from scratch in the folder args.yaml records, where nothing was left, without a word."""
+    _stop_in_evaluation(monkeypatch, 1, _raise_keyboard_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "old", "mv", "--epochs", "2", "--save-state-every-n-steps", "2")
+    monkeypatch.undo()
+    reset_accelerate()
+    shutil.move(tmp_path / "old" / "mv", tmp_path / "new" / "mv")
+    args_yaml = tmp_path / "new" / "mv" / "args.yaml"
+    with pytest.raises(ValueError, match=f"run was moved.*Pass --output {tmp_path / 'new'} --experiment mv to contin"):
+        train(parse_args(["-c", str(args_yaml), "--resume", "auto"]))
+    assert not (tmp_path / "old" / "mv").exists()
+    summary = train(parse_args(["-c", str(args_yaml), "--resume", "auto", "--output", str(tmp_path / "new")]))
+    assert summary["status"] == "finished" and summary["training"]["num_updates"] == 8
+
+
 def test_args_yaml_records_the_options_as_given_not_as_resolved(tmp_path):
     """The channels, image mode, class count and the lr scaled to the global batch are resolved from the data and
     the launch; args.yaml recorded the resolved values as if typed, so `-c args.yaml --in-chans 1` failed on the
@@ -685,6 +702,17 @@ def test_a_diverged_run_names_a_state_with_finite_weights_that_resumes_with_clip
     ) in capsys.readouterr().out
 
 
+def test_the_states_of_a_resumed_run_record_the_settings_it_trains_with(source_run, tmp_path):
+    """A resumed run's states recorded the settings of the state it resumed: --clip-grad given on the resume was
+    recorded as none, so a resume of them with it was noted as a change, and one without it was not."""
+    state = source_run / "checkpoints" / "state-e0001-b000000"
+    same = "--epochs 2 --model-ema --model-ema-decay 0.5 --model-kwargs tau=0.5 --resume".split()
+    run(tmp_path, "clipped", *same, str(state), "--clip-grad", "1.0", "--threads", "2")
+    saved = CheckpointManager(tmp_path / "clipped").latest() / "custom_checkpoint_1.pkl"
+    settings = torch.load(saved, weights_only=True)["settings"]
+    assert (settings["clip_grad"], settings["threads"]) == (1.0, 2)
+
+
 def test_args_yaml_resumes_a_run_of_relative_paths_from_another_directory(source_run, tmp_path, monkeypatch):
     """The resume command a stopped run names (`-c <run>/args.yaml --resume auto`) failed from another directory
     for a run given relative paths: args.yaml kept --pretrained-path src as given ('no such weights file'), and the
@@ -712,6 +740,22 @@ def test_resume_with_another_mixed_precision_is_refused_naming_it(source_run, tm
     with pytest.raises(ValueError, match=r"mixed precision \(--mixed-precision\) bf16 \(the state: mixed precision "):
         train(parse_args([*argv, "--resume", str(state), "--mixed-precision", "bf16"]))
     assert not (tmp_path / "bf16" / "model.safetensors").exists()
+
+
+def test_resume_advice_names_what_args_yaml_does_not_set(source_run, tmp_path):
+    """The advice to resume a state saved by two processes (or under another mixed precision) was `-c args.yaml
+    --resume STATE`, which was refused again: args.yaml sets neither; the launch that does is named."""
+    shutil.copytree(source_run, tmp_path / "two")
+    state = tmp_path / "two" / "checkpoints" / "state-e0001-b000000"
+    progress = torch.load(state / "custom_checkpoint_1.pkl", weights_only=True)
+    progress["settings"]["num_processes"] = 2  # as a launch of two processes saved it
+    torch.save(progress, state / "custom_checkpoint_1.pkl")
+    shutil.copy(state / "random_states_0.pkl", state / "random_states_1.pkl")
+    same = "--epochs 2 --model-ema --model-ema-decay 0.5 --model-kwargs tau=0.5 --resume".split()
+    with pytest.raises(ValueError, match="number of processes 1 \\(the state: number of processes 2\\)") as e:
+        run(tmp_path, "two", *same, str(state), "--mixed-precision", "bf16")
+    assert f"--resume {state}` repeats them) and 2 process(es) (`accelerate launch --num_processes 2 " in str(e.value)
+    assert "and its mixed precision (--mixed-precision no)" in str(e.value)
 
 
 def test_resume_of_a_state_without_settings_still_checks_the_processes(source_run, tmp_path, capsys):
@@ -777,6 +821,21 @@ def test_gradient_accumulation_counts_updates_and_steps_schedule_per_update(tmp_
     assert [n for n in lrs if n > 0] == [1, 2, 3, 4]
     training = json.loads((trainer.run_dir / "run.json").read_text())["training"]
     assert (training["batch_size"], training["grad_accum_steps"], training["global_batch_size"]) == (16, 2, 32)
+
+
+def test_a_nan_validation_loss_is_never_the_best(tmp_path, monkeypatch):
+    """With --eval-metric loss, a NaN loss (batch-norm statistics gone infinite) of the model was the best of its
+    epoch over the EMA's finite one, and, being first, stayed the best for good (nothing is below NaN)."""
+    real_evaluate = Trainer.evaluate
+    scripted = {"val": iter([float("nan"), 3.0]), "val ema": iter([2.0, 4.0])}
+    monkeypatch.setattr(
+        Trainer,
+        "evaluate",
+        lambda self, model=None, desc="val": dict(real_evaluate(self, model, desc), loss=next(scripted[desc])),
+    )
+    extra = "--epochs 2 --eval-metric loss --model-ema --model-ema-decay 0.5".split()
+    best = run(tmp_path, "nan", *extra)["metrics"]["best"]
+    assert (best["epoch"], best["source"], best["ema_val_loss"]) == (1, "ema", 2.0)
 
 
 def test_best_weights_follow_the_eval_metric_and_its_source(tmp_path, monkeypatch):
@@ -1043,6 +1102,22 @@ def test_impossible_options_are_refused_before_anything_is_built(tmp_path, monke
         Trainer.from_args(parse_args([*tiny_argv(tmp_path, "bad"), *extra.format(tmp=tmp_path).split()]))
     assert problem in str(e.value)
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize(
+    "flag, advice",
+    [
+        ("--resume", "name a training state or run directory to continue"),
+        ("--pretrained-path", "name the weights file or run directory to fine-tune"),
+        ("--data-dir", "name the dataset's folder; leave --data-dir out for the embedded digits"),
+    ],
+)
+def test_an_empty_path_is_refused_not_read_as_left_out(tmp_path, flag, advice):
+    """`--resume "$STATE"` of an empty variable trained a new run from scratch, `--pretrained-path ""` from a random
+    initialisation and `--data-dir ""` on the embedded digits, each without a word."""
+    with pytest.raises(ValueError, match=f"{flag} '': {advice}"):
+        train(parse_args(tiny_argv(tmp_path, "empty", flag, "")))
+    assert not (tmp_path / "empty").exists()
 
 
 def test_every_process_seed_is_one_numpy_takes():
@@ -1530,6 +1605,33 @@ def test_finetune_from_a_run_keeps_its_model_kwargs_under_the_ones_given(tmp_pat
         reset_accelerate()
 
 
+def test_finetune_from_a_run_keeps_its_global_pool_unless_gp_is_given(tmp_path, source_run):
+    """A --gp max run was fine-tuned with avg pooling (its classifier learned on max-pooled features) without a word:
+    the source run's global pool is the default, as its family options are, and --gp goes over it."""
+    other = tmp_path / "maxpool"
+    shutil.copytree(source_run, other, ignore=shutil.ignore_patterns("checkpoints"))
+    info = json.loads((other / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps(dict(info, global_pool="max")))  # the weights of a pool load the same
+    for given, pooled in (([], "max"), (["--gp", "avg"], "avg")):
+        trainer = Trainer.from_args(parse_args(tiny_argv(tmp_path, "ft", "--pretrained-path", str(other), *given)))
+        assert trainer.unwrapped_model.global_pool.pool_type == pooled, given
+        assert trainer.run_summary("running")["global_pool"] == trainer.settings()["gp"] == pooled, given
+        reset_accelerate()
+    # a state saved before (with the model's own pool, recording neither) still resumes, with the pool it trained with
+    run(tmp_path, "before", "--pretrained-path", str(other), "--epochs", "2", "--gp", "avg")
+    reset_accelerate()
+    state = tmp_path / "before" / "checkpoints" / "state-e0001-b000000"
+    progress = torch.load(state / "custom_checkpoint_1.pkl", weights_only=True)
+    progress["settings"]["gp"] = None
+    del progress["settings"]["pretrained_source"]["global_pool"]
+    torch.save(progress, state / "custom_checkpoint_1.pkl")
+    summary = run(tmp_path, "again", "--pretrained-path", str(other), "--epochs", "2", "--resume", str(state))
+    assert summary["status"] == "finished" and summary["global_pool"] is None
+    reset_accelerate()  # and so do the states of the run that continued it
+    latest = CheckpointManager(tmp_path / "again").latest()
+    assert run(tmp_path, "third", "--pretrained-path", str(other), "--epochs", "2", "--resume", str(latest))["status"]
+
+
 def test_finetune_from_a_run_normalises_as_the_source_was_trained(tmp_path, source_run):
     """A run's weights were fine-tuned with the model's default mean / std, interpolation and crop, not those its
     run.json records (the ones its weights learned, which validate and the examples read): they are the fine-tune's
@@ -1710,6 +1812,24 @@ def test_non_finite_loss_stops_with_epoch_step_and_checkpoint(tmp_path, monkeypa
     assert CheckpointManager(tmp_path / "nan").latest() == good
 
 
+def test_a_run_continuing_another_runs_state_that_diverges_at_once_names_that_state(source_run, tmp_path, monkeypatch):
+    """A non-finite loss before the run's own first state said that nothing could be resumed, although the state of
+    the other run that it continues has finite weights: that one is named, and resumes with --clip-grad."""
+    real = train_mod.build_loss_fns
+    monkeypatch.setattr(
+        train_mod, "build_loss_fns", lambda *a, **k: lambda logits, y: real(*a, **k)(logits, y) * float("nan")
+    )
+    state = source_run / "checkpoints" / "state-e0001-b000000"
+    same = "--epochs 2 --model-ema --model-ema-decay 0.5 --model-kwargs tau=0.5 --resume".split()
+    with pytest.raises(NonFiniteLossError) as e:
+        run(tmp_path, "branch", *same, str(state))
+    assert e.value.checkpoint == state and f"resume it with --resume {state} and --clip-grad" in str(e.value)
+    monkeypatch.undo()
+    reset_accelerate()
+    summary = run(tmp_path, "branch", *same, str(state), "--clip-grad", "1.0")
+    assert summary["status"] == "finished" and summary["epochs"]["completed"] == 2
+
+
 def test_states_mid_epoch_every_n_updates_and_at_the_last_epoch(tmp_path):
     """--save-state-every-n-steps counts updates over the run and names a state by the batches done in its epoch
     (none at an epoch's end, where the epoch's own state follows); --checkpoint-every 2 of 3 epochs still saves the
@@ -1796,6 +1916,25 @@ def test_a_run_killed_in_its_first_epoch_keeps_its_folder(tmp_path):
     state = CheckpointManager(first).latest()
     again = run(tmp_path, "cont", "--resume", str(state))
     assert again["status"] == "finished" and again["epochs"] == {"completed": 1, "planned": 1}
+
+
+def test_a_run_continuing_another_runs_state_stopped_before_its_first_save_starts_again_from_it(
+    source_run, tmp_path, monkeypatch
+):
+    """Stopped (Ctrl-C, SIGTERM) before its first state, a run continuing another run's state said that --resume auto
+    starts it again, which trained it from scratch, and the same command was refused: the run.json of the stop made
+    its directory hold a run."""
+    state = source_run / "checkpoints" / "state-e0001-b000000"
+    same = "--epochs 2 --model-ema --model-ema-decay 0.5 --model-kwargs tau=0.5 --resume".split()
+    monkeypatch.setattr(Trainer, "train_one_epoch", lambda self, epoch: _raise_keyboard_interrupt())
+    with pytest.raises(KeyboardInterrupt, match=rf"the same command \(--resume {state}\) starts it again from that"):
+        run(tmp_path, "cont", *same, str(state))
+    assert json.loads((tmp_path / "cont" / "run.json").read_text())["status"] == "interrupted"
+    monkeypatch.undo()
+    reset_accelerate()
+    again = run(tmp_path, "cont", *same, str(state))
+    assert again["status"] == "finished" and again["epochs"] == {"completed": 2, "planned": 2}
+    assert again["training"]["num_updates"] == 8  # epoch 2 trained on the state's 4 updates, not from scratch
 
 
 def _stop_in_evaluation(monkeypatch, call: int, stop) -> None:
@@ -2081,6 +2220,29 @@ def test_resume_of_an_earlier_state_of_a_finished_run_is_refused(source_run, tmp
     summary = run(tmp_path, "branch", *extra, str(earlier))
     assert summary["status"] == "finished" and summary["epochs"]["completed"] == 2
     assert _files(tmp_path / "done") == before
+
+
+def test_a_run_resumed_from_an_earlier_state_of_its_own_continues_that_branch_after_a_stop(tmp_path, monkeypatch):
+    """Resuming an earlier state of a run (the last finite one after a NaN, say) left `latest` on the abandoned later
+    state: a stop before the next save named that one to continue, and --resume auto continued it."""
+    real, stops = Trainer.train_one_epoch, {"epoch": 2}
+
+    def train_one_epoch(self, epoch):
+        if epoch == stops["epoch"]:
+            raise KeyboardInterrupt
+        return real(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_one_epoch", train_one_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "branch", "--epochs", "3")
+    states = tmp_path / "branch" / "checkpoints"
+    assert CheckpointManager(tmp_path / "branch").latest() == states / "state-e0002-b000000"
+    reset_accelerate()
+    earlier, stops["epoch"] = states / "state-e0001-b000000", 1
+    with pytest.raises(KeyboardInterrupt, match=f"the latest complete state is {earlier}:"):
+        run(tmp_path, "branch", "--epochs", "3", "--resume", str(earlier))
+    assert CheckpointManager(tmp_path / "branch").resolve("auto") == earlier
+    assert f"the latest complete state is {earlier}:" in json.loads((states.parent / "run.json").read_text())["error"]
 
 
 def test_resume_accepts_a_run_dir_a_state_dir_or_the_pointer_folder(source_run):

@@ -819,6 +819,7 @@ def test_bad_values_are_refused_before_anything_is_evaluated(trained_run, tmp_pa
         (["--noise", "randn:0.1,,"], "--noise 'randn:0.1,,': an empty condition; list conditions such as"),
         (["--noise", ""], "--noise '': an empty condition"),
         (["--noise-seed", "5"], "--noise-seed seeds the draws of --noise: add --noise"),
+        (["--data-dir", ""], "--data-dir '': name the dataset's folder, or leave --data-dir out"),  # "$DATA" unset
         (["--results-file", str(tmp_path / "folder")], f"--results-file {tmp_path / 'folder'} is a folder"),
         (["--results-file", str(tmp_path / "file" / "r.json")], f"{tmp_path / 'file'} is a file, not a folder"),
     ):

@@ -250,7 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pretrained-path", default=None, help="weights file or run directory to fine-tune from")
     g.add_argument("--num-classes", type=int, default=None, help="default: number of classes of the dataset")
     g.add_argument("--in-chans", type=int, default=None, help="input channels (1 for grey images)")
-    g.add_argument("--gp", default=None, choices=POOL_TYPES, help="global pool type (timm's; '' is no pooling)")
+    g.add_argument(
+        "--gp",
+        default=None,
+        choices=POOL_TYPES,
+        help="global pool type (timm's; '' is no pooling); default: a --pretrained-path run's, else the model's",
+    )
     g.add_argument("--model-kwargs", nargs="*", default={}, action=_KeyValueAction, help="family options k=v ...")
     g.add_argument("--freeze-backbone", **_ON_OFF, help="train the classifier only (BN stats frozen too)")
     g.add_argument("--img-size", type=int, default=None)
@@ -553,10 +558,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.set_defaults(**loaded)
     args = parser.parse_args(argv)
     if args.config:
+        config = find_recipe(args.config)
+        check_moved_run(config, loaded, args)
         # a run's args.yaml names the recipe it was made from (its own -c): that stays the recipe of a run it starts,
         # e.g. a resume with `-c <run>/args.yaml`, instead of the args.yaml itself
-        args.config = loaded.get("config") or str(find_recipe(args.config))
+        args.config = loaded.get("config") or str(config)
     return args
+
+
+def check_moved_run(config: Path, loaded: dict[str, Any], args: argparse.Namespace) -> None:
+    """Refuse `-c <run>/args.yaml --resume ...` where the run's folder was moved (or copied) away from the --output
+    and --experiment its args.yaml records, and nothing is left there: --resume auto trained a new run from scratch in
+    the old place without a word, and a state of the moved run was continued there."""
+    folder = config.parent.absolute()
+    if args.resume is None or config.name != "args.yaml" or not (folder / "run.json").is_file():
+        return
+    if not args.experiment or (args.output, args.experiment) != (loaded.get("output"), loaded.get("experiment")):
+        return  # the command line names the run directory
+    recorded = Path(args.output).expanduser().absolute() / args.experiment
+    if recorded.resolve() == folder.resolve() or (recorded / "run.json").is_file():
+        return
+    raise ValueError(
+        f"-c {config} is the args.yaml of the run in {folder}, which it records in {recorded} (its --output and "
+        f"--experiment), where no run is: the run was moved, and --resume {args.resume} would train in {recorded}. "
+        f"Pass --output {folder.parent} --experiment {folder.name} to continue the run where it is now"
+    )
 
 
 _AT_LEAST_ONE = (
@@ -617,6 +643,25 @@ def check_ranges(args: argparse.Namespace) -> None:
                     f"--{name.replace('_', '-')} must be in {bounds.replace(' each', '')}{each}, got {bad[0]}"
                     + (" (leave it out for no clipping)" if name == "clip_grad" else "")
                 )
+
+
+# options naming a path that are unset by default, with what an empty value did: "$STATE" of an empty shell variable
+_PATH_OPTIONS = {
+    "resume": "name a training state or run directory to continue, or auto / latest (with --experiment); leave "
+    "--resume out to start a new run (it started one without a word)",
+    "pretrained_path": "name the weights file or run directory to fine-tune; leave --pretrained-path out to train "
+    "from a random initialisation (it did so without a word)",
+    "data_dir": "name the dataset's folder; leave --data-dir out for the embedded digits (it read them without a word)",
+}
+
+
+def check_empty_paths(args: argparse.Namespace, options: dict[str, str]) -> None:
+    """Refuse an empty value of a path option that is unset by default (``{dest: what to do}``): an empty shell
+    variable left it as unset as if it had not been given."""
+    for name, advice in options.items():
+        value = getattr(args, name, None)
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(f"--{name.replace('_', '-')} {value!r}: {advice}")
 
 
 def check_compile_backend(name: str | None) -> None:
@@ -1001,6 +1046,7 @@ def check_args(args: argparse.Namespace) -> None:
     check_schedule(args)
     check_augment_policy(args.aa)
     check_output(args)
+    check_empty_paths(args, _PATH_OPTIONS)
     if args.input_size is not None:
         if min(args.input_size) < 1:
             raise ValueError(f"--input-size takes channels, height and width, each at least 1; got {args.input_size}")
@@ -1187,11 +1233,14 @@ _SOURCE_PREPROCESSING = ("mean", "std", "interpolation", "crop_pct", "crop_mode"
 
 def pretrained_source(path: str | Path, model: str) -> dict:
     """What the ``--pretrained-path`` source at ``path`` gives ``model`` besides its weights, as JSON: timm's
-    ``pretrained_cfg_overlay`` (:func:`pretrained_overlay`) and the family options of a source run (None for a bare
-    file). Training states record it, so that a resume builds the same model when the source is gone."""
+    ``pretrained_cfg_overlay`` (:func:`pretrained_overlay`) and the family options and global pool of a source run
+    (None for a bare file). Training states record it, so that a resume builds the same model when the source is
+    gone."""
     overlay, info = pretrained_overlay(path, model)
     model_kwargs = None if info is None else _jsonable(info.get("model_kwargs") or {})
-    return {"overlay": _jsonable(overlay), "model_kwargs": model_kwargs}
+    # a run's global pool, which its classifier learned on: --gp max fine-tuned with avg pooling without a word
+    global_pool = None if info is None else info.get("global_pool")
+    return {"overlay": _jsonable(overlay), "model_kwargs": model_kwargs, "global_pool": global_pool}
 
 
 def checkpoint_choice_note(source: dict | None) -> str | None:
@@ -1254,6 +1303,15 @@ def recorded_pretrained_source(state: Path, pretrained_path: str) -> tuple[dict,
     )
 
 
+def _trained_with_own_pool(state: Path) -> bool:
+    """Whether training state ``state`` of a ``--pretrained-path`` run trained the model with its own global pool:
+    no --gp recorded, nor a source's pool (saved before a source run's pool became the default, or continuing one)."""
+    saved, complete = _saved_settings(state)
+    return not complete or (
+        saved.get("gp") is None and (saved.get("pretrained_source") or {}).get("global_pool") is None
+    )
+
+
 def _source_missing(path: str) -> bool:
     """Whether no weights are at ``--pretrained-path`` ``path`` (moved or deleted): a file that is there but
     unusable is not missing (building the model says what is wrong with it)."""
@@ -1277,8 +1335,8 @@ def create_model_from_args(
 
     A ``--pretrained-path`` inside a run directory (run.json) must name the same architecture; its family options
     (``model_kwargs``) are used, ``--model-kwargs`` going over them key by key (``lam=null`` for a default), as over
-    a published model's. For a bare .safetensors file the classes and input channels are read from its classifier
-    and first conv.
+    a published model's, and so is its global pool where ``--gp`` is not given. For a bare .safetensors file the
+    classes and input channels are read from its classifier and first conv.
 
     ``source``: the ``--pretrained-path`` source as :func:`pretrained_source` read it (default: read it now);
     ``read_weights=False`` builds the model with its pretrained cfg and family options but without its weights
@@ -1292,6 +1350,8 @@ def create_model_from_args(
             # (--model-kwargs pretrained_strict=False alone dropped them: a tau=0.5 source fine-tuned with the
             # default tau, without a word)
             args.model_kwargs = {**source["model_kwargs"], **(args.model_kwargs or {})}
+        if args.gp is None and source.get("global_pool") is not None:  # --gp goes over it
+            args.gp = source["global_pool"]
     try:
         return _create_model(args, overlay, num_classes, in_chans, read_weights)
     except (EOFError, pickle.UnpicklingError) as e:  # a damaged pickle file (torch.load)
@@ -1721,6 +1781,15 @@ def _saved_at(state: Path) -> int:
         return 0
 
 
+def _has_finite_weights(state: Path) -> bool:
+    """Whether the model weights and buffers of training state ``state`` are all there and finite."""
+    try:
+        tensors = load_file(str(state / "model.safetensors"))
+    except (OSError, SafetensorError):
+        return False
+    return all(t.isfinite().all() for t in tensors.values() if t.is_floating_point())
+
+
 class CheckpointManager:
     """Accelerate states under ``<run>/checkpoints``, each complete or absent.
 
@@ -1768,11 +1837,7 @@ class CheckpointManager:
         newest = self.latest()
         states = [p for p in reversed(self.states()) if p != newest]
         for state in [newest, *states] if newest is not None else states:
-            try:
-                tensors = load_file(str(state / "model.safetensors"))
-            except (OSError, SafetensorError):
-                continue
-            if all(t.isfinite().all() for t in tensors.values() if t.is_floating_point()):
+            if _has_finite_weights(state):
                 return state
         return None
 
@@ -1898,6 +1963,13 @@ def check_run_dir(run_dir: Path, resume_from: Path | None, resume: str | None) -
     if resume_from.resolve().parent != (run_dir / "checkpoints").resolve():
         if held == ["args.yaml"]:  # the same command stopped in its first epoch: it starts again from that state
             return f"{run_dir} holds only the args.yaml of a run that stopped before saving anything: starting it again"
+        if CheckpointManager(run_dir).latest() is None and not (run_dir / "model.safetensors").exists():
+            # the same command stopped (Ctrl-C, SIGTERM: run.json records it) before its first state: refused, and
+            # the --resume auto advised started the run from scratch, not from the state it continues
+            return (
+                f"{run_dir} holds a run that stopped before saving a training state or final weights: starting it "
+                f"again from {resume_from}"
+            )
         raise FileExistsError(
             f"--resume {resume} is a state of another run ({resume_from.parent.parent}), but {what}, which resuming "
             f"would overwrite; to continue that run in a new directory pass an --experiment / --output that holds no "
@@ -1981,6 +2053,13 @@ _DERIVED_SETTINGS = {
     "train_samples": "training images",
     "threads": "torch intra-op threads",
     "mixed_precision": "mixed precision (--mixed-precision)",
+}
+# derived settings that no option of args.yaml sets, and how a resume gives the state's
+_LAUNCH_SETTINGS = {
+    "num_processes": "{saved} process(es) (`accelerate launch --num_processes {saved} -m timm_zerosnet.train ...`, "
+    "with --cpu on CPUs)",
+    "mixed_precision": "its mixed precision (--mixed-precision {saved})",
+    "train_samples": "the training data it was saved with ({saved} images)",
 }
 # recorded with a state but not checked on a resume: what --pretrained-path gave the model besides its weights, to
 # build it again where the source is gone; a source that is there is read as it is now, as it always was
@@ -2142,6 +2221,7 @@ class Trainer:
     num_samples: dict = field(default_factory=dict)  # --train/val-num-samples as used (None: the whole split)
     pretrained_source: dict | None = None  # what --pretrained-path gave besides weights (pretrained_source())
     val_split: str | None = None  # the split the val set was read from (an ImageFolder's folder found: val/, ...)
+    resumed_from: Path | None = None  # the state this launch resumed (resume())
 
     @classmethod
     def from_args(
@@ -2391,6 +2471,9 @@ class Trainer:
         elsewhere = "" if target.parent == source.parent else f" --output {target.parent}"
         elsewhere += "" if target.name == source.name else f" --experiment {self.run_dir.name}"
         again = f" (`-c {args_yaml}{elsewhere} --resume {path}` repeats them)" if args_yaml.is_file() else ""
+        # what args.yaml does not repeat: the suggested command alone was refused again
+        launch = [_LAUNCH_SETTINGS[n].format(saved=saved[n]) for n in changed if n in _LAUNCH_SETTINGS]
+        again += f" and {' and '.join(launch)}" if launch else ""
         raise ValueError(
             f"Cannot resume {path} with changed settings, which the restored state would not honour: {diffs}. "
             f"Resume with the settings it was saved with{again}, or start a new run from its weights with "
@@ -2399,17 +2482,39 @@ class Trainer:
 
     def resume(self, path: str | Path) -> None:
         """Load an accelerate state (model, optimizer, scheduler, EMA, progress, RNG states of every process)."""
-        path = Path(path)
+        path = self.resumed_from = Path(path)
         check_rng_states(path)  # first: accelerate would skip a damaged one without a word
         self.check_resume_settings(path)
         with _reading_state(path):
             self.accelerator.load_state(str(path))
+        # the settings this run trains with from here on, for the states it saves: the loaded ones are the state's
+        # (a --clip-grad or --threads given on the resume was recorded as the state's)
+        self.state.settings = self.settings()
         self.check_not_rewinding_finished(path)
         self.restore_best(path)
+        self.point_latest_at(path)
         self.log(
             f"Resumed from {path}: epoch {self.state.epoch + 1}, batch {self.state.step_in_epoch}, "
             f"{self.state.num_updates} updates done"
         )
+
+    def last_finite_state(self) -> Path | None:
+        """The run's latest state with finite weights, else the one it continues of another run where finite (a run
+        continuing another run's state that diverged before its own first save said there was nothing to resume)."""
+        found = self.checkpoints.latest_finite()
+        if found is None and self.resumed_from is not None and _has_finite_weights(self.resumed_from):
+            return self.resumed_from
+        return found
+
+    def point_latest_at(self, path: Path) -> None:
+        """Point this run's ``latest`` at the state it continues from: after resuming an earlier state of its own
+        (the last finite one after a NaN, say), ``latest`` still named the abandoned later state, which a stop before
+        the next save then named to continue from, and which ``--resume auto`` continued."""
+        if self.accelerator.is_main_process and path.resolve().parent == self.checkpoints.dir.resolve():
+            latest = self.checkpoints.latest()  # a pointer naming it already is left as it is (nothing written)
+            if latest is None or latest.resolve() != path.resolve():
+                _atomic_write_text(self.checkpoints.dir / CheckpointManager.POINTER, path.name + "\n")
+        self.accelerator.wait_for_everyone()
 
     def check_not_rewinding_finished(self, path: Path) -> None:
         """Refuse to continue an earlier state of a finished run in its own directory: training its last epochs
@@ -2533,7 +2638,7 @@ class Trainer:
                         batch_idx,
                         num_batches,
                         state.num_updates,
-                        self.checkpoints.latest_finite(),
+                        self.last_finite_state(),
                     )
                 acc.backward(
                     loss * (args.grad_accum_steps / tail) if tail and batch_idx >= num_batches - tail else loss
@@ -2659,9 +2764,12 @@ class Trainer:
                     images_per_s=train_metrics["images_per_s"],
                     **self.scheme_state(),
                 )
-                metric = {k: v[args.eval_metric] for k, v in candidates.items()}
-                source = min(metric, key=metric.get) if args.eval_metric == "loss" else max(metric, key=metric.get)
-                improved = self._better(metric[source])
+                # a NaN loss (batch-norm statistics gone infinite) is never the best: a first one stayed the best for
+                # good (nothing compares below NaN), and one of the model hid the EMA's finite loss
+                metric = {k: v[args.eval_metric] for k, v in candidates.items() if math.isfinite(v[args.eval_metric])}
+                pick = min if args.eval_metric == "loss" else max
+                source = pick(metric, key=metric.get) if metric else None
+                improved = source is not None and self._better(metric[source])
                 if improved:
                     state.best_metric, state.best_epoch, state.best_source = metric[source], epoch + 1, source
                 state.history.append(row)
@@ -2737,6 +2845,9 @@ class Trainer:
             f"--resume auto (or `zerosnet-train -c {self.run_dir.absolute() / 'args.yaml'} --resume auto`) "
             "continues from it"
             if latest is not None
+            else f"no training state of this run was saved yet: the same command (--resume {self.resumed_from}) "
+            "starts it again from that state"
+            if self.resumed_from is not None
             else "no training state was saved yet (nothing to resume: --resume auto starts it again)"
         )
         if state.epoch >= self.total_epochs:
@@ -2971,6 +3082,9 @@ def train(args: argparse.Namespace) -> dict:
                 f"from what {where} recorded of it (its pretrained cfg and family options), without reading it; "
                 "the state gives every weight"
             )
+    if resume_from is not None and args.pretrained_path and args.gp is None and _trained_with_own_pool(resume_from):
+        # the model it trained, with its own global pool, not the source run's (the state gives every weight)
+        recorded = dict(recorded or pretrained_source(args.pretrained_path, args.model), global_pool=None)
     trainer = Trainer.from_args(args, accelerator, recorded)
     for note in filter(None, notes):
         trainer.log(f"note: {note}")

@@ -58,6 +58,7 @@ from .train import (
     _KeyValueAction,
     built_model_kwargs,
     check_compile_backend,
+    check_empty_paths,
     check_minimums,
     check_ranges,
     check_stat_counts,
@@ -619,6 +620,8 @@ def validate(args: argparse.Namespace) -> dict:
     check_minimums(args, dict(num_samples=0, batch_size=1, workers=0, threads=1, num_classes=1, in_chans=1, img_size=1))
     check_ranges(args)
     check_compile_backend(args.torchcompile)
+    # "$DATA" of an empty shell variable evaluated the run's data (or the digits) without a word
+    check_empty_paths(args, {"data_dir": "name the dataset's folder, or leave --data-dir out for the run's data"})
     if args.noise_seed is not None and args.noise is None:
         raise ValueError("--noise-seed seeds the draws of --noise: add --noise (e.g. randn:0.1), or leave it out")
     parse_noise(args.noise)  # a malformed --noise fails here, before the model and data are loaded
