@@ -144,6 +144,9 @@ def test_config_values_are_converted_like_the_command_line(tmp_path):
 def test_model_kwargs_values_are_literals():
     args = parse_args(["--model-kwargs", "a=1", "b=(2, 3)", "c=name", "d=true", "e=1e-4", "f=[1,2]", "g=-0.5"])
     assert args.model_kwargs == {"a": 1, "b": (2, 3), "c": "name", "d": True, "e": 1e-4, "f": [1, 2], "g": -0.5}
+    # a fraction, as the papers write lambda and zerosnet-analyze --lam takes it: the float (it was the string)
+    fractions = parse_args(["--model-kwargs", "lam=-9/5", "k=1/3", "x=1/0", "p=a/b"]).model_kwargs
+    assert fractions == {"lam": -1.8, "k": 1 / 3, "x": "1/0", "p": "a/b"}
     with pytest.raises(SystemExit):
         parse_args(["--model-kwargs", "novalue"])
 

@@ -173,8 +173,16 @@ def _raise_on_stop_signal(signum: int, frame: Any) -> None:
 # --------------------------------------------------------------------------------------------------------------------
 
 
+# a fraction of two numbers, as the papers write lambda (-9/5) and zerosnet-analyze --lam takes it
+_FRACTION = re.compile(r"\s*([+-]?\d+(?:\.\d*)?)\s*/\s*(\d+(?:\.\d*)?)\s*")
+
+
 def _literal(text: str) -> Any:
-    """A command-line value as a Python literal, else YAML (true/null/1e-4), else the string itself."""
+    """A command-line value as a Python literal, else a fraction p/q as its float, else YAML (true/null/1e-4), else
+    the string itself."""
+    fraction = _FRACTION.fullmatch(text)
+    if fraction and float(fraction.group(2)) != 0:  # lam=-9/5 was the string '-9/5', which the model refused
+        return float(fraction.group(1)) / float(fraction.group(2))
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
