@@ -279,6 +279,53 @@ def test_fixed_spectral_pooling_follows_the_spec_at_odd_and_even_sizes(hw, strid
     np.testing.assert_allclose(out.numpy(), ref, atol=1e-10)
 
 
+def _diffstride_reference(x: np.ndarray, strides: tuple[float, float], shared: bool, cropping: bool) -> np.ndarray:
+    """DIFFSTRIDE.md steps 1-7 in NumPy (R = 4, limits [1, inf))."""
+    height, width = x.shape[-2:]
+    bounds = [size / (size - 4.0) if size > 4.0 else 1.0 for size in (height, width)]
+    if shared:
+        s_h = s_w = max(strides[0], *bounds, 1.0)
+    else:
+        s_h, s_w = max(strides[0], bounds[0], 1.0), max(strides[1], bounds[1], 1.0)
+    t_h, t_w = max(height / s_h, 2) / 2, max(width / s_w, 2) / 2 + 1
+    v = np.arange(height // 2 + height % 2)
+    mask_h = np.clip((4.0 + t_h - np.fft.fftshift(np.concatenate([v[height % 2 :][::-1], v]))) / 4.0, 0, 1)
+    mask_w = np.clip((4.0 + t_w - np.arange(width // 2 + 1)) / 4.0, 0, 1)
+    spectrum = np.fft.rfft2(x) * np.outer(mask_h, mask_w)
+    if not cropping:
+        return np.fft.irfft2(spectrum, s=(height, width))
+    return np.fft.irfft2(spectrum[..., mask_h > 0, :][..., mask_w > 0])
+
+
+@pytest.mark.parametrize("hw", [(2, 2), (3, 5), (7, 7), (9, 13), (16, 9), (31, 32), (33, 17)])
+@pytest.mark.parametrize(
+    "strides, shared, cropping",
+    [((1.0, 1.0), False, True), ((1.25, 2.75), False, True), ((2.5, 2.5), True, True), ((7.5, 4.25), False, True)]
+    + [((1.25, 2.75), False, False), ((2.5, 2.5), True, False)],
+)
+def test_forward_matches_a_numpy_reference_at_odd_even_and_tiny_sizes(hw, strides, shared, cropping):
+    """Values (not only sizes) of the spec's algorithm at non-square, odd (reference fftshift quirk) and 2x2 maps."""
+    x = np.random.default_rng(0).standard_normal((2, 3, *hw))
+    layer = DiffStride(strides[0] if shared else strides, shared_stride=shared, cropping=cropping).double()
+    expected = _diffstride_reference(x, strides, shared, cropping)
+    assert layer.output_size(hw) == expected.shape[-2:]
+    np.testing.assert_allclose(layer(torch.as_tensor(x)).detach().numpy(), expected, atol=1e-10)
+
+
+def test_state_dict_round_trip_channels_last_and_batch_independence():
+    layer = DiffStride((1.25, 2.75))
+    x = _randn(3, 4, 20, 18)
+    out = layer(x)
+    assert list(layer.state_dict()) == ["strides"]
+    restored = DiffStride(2.0)
+    restored.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(restored(x), out, rtol=0, atol=0)
+    torch.testing.assert_close(layer(x.to(memory_format=torch.channels_last)), out, rtol=0, atol=0)
+    torch.testing.assert_close(layer(x[1:2]), out[1:2])  # one image of a batch is pooled on its own
+    with pytest.raises(RuntimeError, match="size mismatch for strides"):
+        DiffStride(2.0, shared_stride=True).load_state_dict(layer.state_dict())
+
+
 def test_diffstride_defaults_are_the_specs():
     """R = 4.0, cropping on, strides clipped to [1, +inf) by default (no upper limit: None)."""
     layer = DiffStride(2.0)
@@ -552,6 +599,21 @@ def test_sizes_at_the_edges_of_the_ramp():
     assert DiffStride(2.0, smoothness=0.0)(_randn(1, 1, 16, 16)).shape[-2:] == (10, 10)
 
 
+@pytest.mark.parametrize("cropping", [True, False])
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_hard_window_gives_the_strides_a_zero_gradient(cropping, shared):
+    """R = 0 passes no gradient to the strides, but it left them out of the graph: backward on a lone layer failed with
+    "element 0 of tensors does not require grad", and in a network the strides' grad stayed None (DDP without
+    find_unused_parameters refuses that), where past max(., 2) they get a zero gradient."""
+    layer = DiffStride(2.0, smoothness=0.0, cropping=cropping, shared_stride=shared)
+    x = _randn(2, 3, 16, 12)
+    out = layer(x)
+    # the window of a ramp of width 2^-10 at integer thresholds (T_h = 16 / 4, T_w = 12 / 4 + 1), bit for bit
+    torch.testing.assert_close(out, DiffStride(2.0, smoothness=2**-10, cropping=cropping)(x), atol=0, rtol=0)
+    out.square().sum().backward()
+    assert layer.strides.grad.tolist() == [0.0] * (1 if shared else 2)
+
+
 def test_a_training_forward_that_clips_nothing_leaves_the_strides_version_alone():
     """A loss term that saved the strides themselves before the forward still backpropagates: the in-place clip
     writes only when it changes something."""
@@ -641,6 +703,29 @@ def test_device_and_dtype_reach_the_strides():
     # J of a model without DiffStride is a zero on the model's device
     assert stride_regularizer(nn.Linear(1, 1, device="meta")).is_meta
     assert lowpass.output_size((16, 15)) == (16, 15)
+
+
+def test_strides_follow_torchs_default_dtype_as_every_other_parameter():
+    """Under torch.set_default_dtype(torch.float64) every parameter of a network was float64 but the strides, which
+    stayed float32: float32 thresholds in a float64 network, and a float64 finite-difference check of them failed."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        layer = DiffStride(2.3)
+        assert layer.strides.dtype == torch.float64 and layer.strides.tolist() == [2.3, 2.3]
+        assert DiffStride(2.0, dtype=torch.float32).strides.dtype == torch.float32  # an explicit dtype still wins
+        x = _randn(1, 2, 32, 32, dtype=torch.float64)
+        layer(x).square().sum().backward()
+        grad = layer.strides.grad[0].item()
+        with torch.no_grad():
+            layer.strides[0] += 1e-6
+            plus = layer(x).square().sum().item()
+            layer.strides[0] -= 2e-6
+            minus = layer(x).square().sum().item()
+        assert grad == pytest.approx((plus - minus) / 2e-6, rel=1e-6)
+    finally:
+        torch.set_default_dtype(previous)
+    assert DiffStride(2.0).strides.dtype == torch.float32
 
 
 def test_a_layer_on_the_meta_device_prints_and_says_why_it_has_no_output_size():

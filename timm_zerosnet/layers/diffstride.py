@@ -21,7 +21,11 @@ for the usual tooling:
   the break specialises on the crop sizes: it recompiles when a stride crosses a size boundary, until Dynamo's
   automatic dynamic shapes take over after the first such recompile. Inductor does not generate code for the
   complex FFT ops (it warns), so the spectral part runs as in eager. ``cropping=False`` and frozen layers (see
-  below) have a static shape and compile with ``fullgraph=True``.
+  below) have a static shape and compile with ``fullgraph=True``. A compiled training forward always writes the
+  in-place stride clip (eager writes only when a value changes), so a loss term that saved the ``strides``
+  parameter before that forward (e.g. ``layer.strides.square().sum()``) fails in backward with torch's in-place
+  modification error: compute it after the forward, or from ``layer.strides.clone()`` as
+  :func:`stride_regularizer` does.
 - TorchScript: not supported. ``torch.jit.script`` raises a ``RuntimeError`` that says so (TorchScript is
   deprecated in the PyTorch versions this package supports); use ``torch.compile`` or ``torch.export``.
 - FX symbolic tracing: works. The data-dependent part is a ``torch.fx.wrap``-ed function, so tracing a network
@@ -215,8 +219,10 @@ def _vertical_positions(height: int, device: torch.device, dtype: torch.dtype) -
 def _ramp(threshold: torch.Tensor, positions: torch.Tensor, smoothness: float) -> torch.Tensor:
     """Adaptive-span mask clip((R + T - pos) / R, 0, 1): 1 up to T, linear down to 0 at T + R."""
     if smoothness == 0:
-        # Limit R -> 0 of the ramp: a hard window, which gives the strides no gradient.
-        return (positions <= threshold).to(positions.dtype)
+        # Limit R -> 0 of the ramp: a hard window, which gives the strides no gradient: a zero one, as past max(., 2).
+        # T >= 1, so the clamp adds an exact 0 (nan stays nan) that keeps them in the graph: a lone layer's output
+        # could not be backpropagated, and DDP without find_unused_parameters refused strides with no gradient.
+        return (positions <= threshold).to(positions.dtype) + threshold.clamp(max=0.0)
     return torch.clamp((smoothness + threshold - positions) / smoothness, 0.0, 1.0)
 
 
@@ -445,7 +451,9 @@ class DiffStride(nn.Module):
         if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
             raise TypeError(f"DiffStride strides are real numbers: dtype must be a floating-point dtype, got {dtype}.")
         init = [stride_h] if shared_stride else [stride_h, stride_w]
-        self.strides = nn.Parameter(torch.tensor(init, dtype=dtype or torch.float32, device=device))
+        # dtype None: torch's default dtype, as for every other parameter (float32 strides in a model built under
+        # torch.set_default_dtype(torch.float64) put float32 thresholds in a float64 network)
+        self.strides = nn.Parameter(torch.tensor(init, dtype=dtype or torch.get_default_dtype(), device=device))
         self.smoothness = smoothness
         self.cropping = cropping
         self.shared_stride = shared_stride
