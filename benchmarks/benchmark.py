@@ -186,7 +186,16 @@ def timm_cifar_resnet(depth: int, num_classes: int = 10, device=None, preact: bo
 
 
 def split_name(spec: str) -> tuple[str, int | None]:
-    """'resnet18@32' -> ('resnet18', 32): an explicit input resolution; 'resnet18' -> ('resnet18', None)."""
+    """'resnet18@32' -> ('resnet18', 32): an explicit input resolution; 'resnet18' -> ('resnet18', None). A name of
+    weights (a pretrained tag, hf-hub: / local-dir:) is refused: weights do not change what is measured."""
+    arch = spec.rsplit("@", 1)[0]
+    if ":" in arch or "." in arch:
+        # a tag failed deep in timm where its reference pair has no such tag (preresnet20_cifar.digits)
+        plain = "its model name (e.g. zerosnet50)" if ":" in arch else arch.split(".")[0]
+        raise ValueError(
+            f"{spec!r} names weights, not an architecture: the benchmarks build untrained models, as weights do not "
+            f"change speed or memory; pass {plain}"
+        )
     if "@" in spec:
         name, size = spec.rsplit("@", 1)
         if not size.isdigit() or int(size) < 1:

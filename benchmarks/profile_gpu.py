@@ -28,7 +28,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import check_device, check_ranges  # noqa: E402
+from benchmark import check_device, check_ranges, split_name  # noqa: E402
 
 import timm_zerosnet  # noqa: E402,F401  (registers the families)
 from timm_zerosnet.layers import fused_combine  # noqa: E402
@@ -132,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         p.error(f"--models {args.models!r} names no model; give comma separated names, e.g. zerosnet50,resnetv2_50")
+    for name in models:  # a name of weights: refused as benchmark.py refuses it
+        try:
+            split_name(name)
+        except ValueError as e:
+            p.error(f"--models: {e}")
     if unknown := [m for m in models if not timm.is_model(m)]:
         p.error(f"--models: unknown {', '.join(map(repr, unknown))} (timm's models or ours); check the spelling")
     what = "training step" if args.phase == "train" else "inference forward"

@@ -965,6 +965,11 @@ def test_quick_keeps_224_style_models_in_their_style():
         # an empty --models ran no model and wrote empty tables; an unknown one was refused only after --out-dir
         (["--models", ","], "--models ',' names no model; give names, wildcards or a set (default, imagenet-basic)"),
         (["--models", "zerosnet20_cifar,zerosnet21_cifar"], "--models: unknown model 'zerosnet21_cifar'"),
+        # a name of weights: a tag was timm's 'Invalid pretrained tag' traceback for its reference pair, hf-hub:
+        # 'unknown model'; what is measured does not depend on weights
+        (["--models", "zerosnet20_cifar.digits"], "'zerosnet20_cifar.digits' names weights, not an architecture"),
+        (["--models", "hf-hub:timm/resnet50.a1_in1k"], "names weights, not an architecture: the benchmarks build"),
+        (["--models", "zerosnet20_cifar.digits@32"], "; pass zerosnet20_cifar"),
         # a compile option without a compiled mode compiled nothing, silently
         (["--modes", "eager", "--compile-mode", "max-autotune"], "--modes eager has none; add compile"),
         (["--modes", "eager,channels_last", "--compile-backend", "aot_eager"], "--modes eager,channels_last has none"),

@@ -265,6 +265,8 @@ def test_profile_gpu_rehearsal_on_cpu(capsys):
         # a misspelt model failed after the ones before it had been profiled
         (["--models", "zerosnet20_cifar,zerosnet20_cifr"], "--models: unknown 'zerosnet20_cifr'"),
         (["--models", ","], "--models ',' names no model"),
+        # weights, not an architecture: hf-hub: was 'unknown ... check the spelling'
+        (["--models", "hf-hub:timm/resnet50.a1_in1k"], "'hf-hub:timm/resnet50.a1_in1k' names weights, not an arch"),
     ],
 )
 def test_profile_gpu_refuses_bad_options_before_profiling(argv, message, monkeypatch, capsys):
